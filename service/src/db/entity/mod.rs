@@ -1,0 +1,9 @@
+//! One module per table (see migrations/ for the schema).
+pub mod api_token;
+pub mod hosting;
+pub mod hosting_event;
+pub mod node;
+pub mod port_lease;
+pub mod session;
+pub mod ssh_key;
+pub mod user;

@@ -1,0 +1,14 @@
+//! vm-webhoster's service layer: accounts, VMs (libvirt), the nginx proxy and the hosting
+//! lifecycle. A plain library: no web framework in here. Leptos server functions and the REST
+//! API both call it.
+pub mod accounts;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod hosting;
+pub mod proxy;
+pub mod vm;
+
+pub use config::ServiceConfig;
+pub use error::{Error, Result};
