@@ -44,6 +44,12 @@ pub struct ServiceConfig {
     pub app_upstream: String,
     /// Name of the node this instance manages.
     pub node_name: String,
+    /// Prefix of libvirt domain names ("vmw-" + hosting id). Tests use a unique one.
+    pub domain_prefix: String,
+    /// Interval of the background reconciliation (database vs libvirt vs disk vs nginx).
+    pub reconcile_interval_secs: u64,
+    /// Interval of the per-VM stats sampler feeding the live charts.
+    pub stats_interval_secs: u64,
 }
 
 impl Default for ServiceConfig {
@@ -73,6 +79,9 @@ impl Default for ServiceConfig {
             nginx_listen: "127.0.0.1:80".into(),
             app_upstream: "127.0.0.1:3000".into(),
             node_name: "local".into(),
+            domain_prefix: "vmw-".into(),
+            reconcile_interval_secs: 60,
+            stats_interval_secs: 5,
         }
     }
 }
