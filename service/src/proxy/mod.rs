@@ -1,0 +1,312 @@
+//! nginx, owned by the project: the app at `/`, each site at `/{slug}/`, `/{user_id}/` and
+//! `http://{slug}.{base_domain}/`. Per-site files are written atomically, `nginx -t` runs
+//! before every reload, and a config nginx refuses is rolled back to the previous one.
+mod render;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::sync::Mutex;
+
+use crate::ServiceConfig;
+pub use render::{SiteRoute, validate_slug};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("nginx refused the configuration: {0}")]
+    Rejected(String),
+    #[error("nginx: {0}")]
+    Nginx(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<ProxyError> for crate::Error {
+    fn from(e: ProxyError) -> Self {
+        crate::Error::Proxy(e.to_string())
+    }
+}
+
+fn io(what: &str, p: &Path, e: std::io::Error) -> ProxyError {
+    ProxyError::Io(format!("{what} {}: {e}", p.display()))
+}
+
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ServiceConfig,
+    prefix: PathBuf,
+    /// Serialises every change of the nginx configuration.
+    lock: Mutex<()>,
+    invalid: AtomicBool,
+    generation: AtomicU64,
+}
+
+impl Proxy {
+    pub fn new(cfg: &ServiceConfig) -> Self {
+        let prefix = cfg.data_dir.join("nginx");
+        let prefix = std::path::absolute(&prefix).unwrap_or(prefix);
+        Self {
+            inner: Arc::new(Inner {
+                cfg: cfg.clone(),
+                prefix,
+                lock: Mutex::new(()),
+                invalid: AtomicBool::new(false),
+                generation: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn prefix(&self) -> &Path {
+        &self.inner.prefix
+    }
+
+    fn sites(&self) -> PathBuf {
+        self.inner.prefix.join("sites")
+    }
+
+    /// The site's path-route file (its subdomain file sits beside it).
+    pub fn site_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.locations.conf"))
+    }
+
+    fn server_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.server.conf"))
+    }
+
+    fn conf(&self) -> PathBuf {
+        self.inner.prefix.join("nginx.conf")
+    }
+
+    /// Fault injection for rollback tests: the next site configs written are ones nginx rejects.
+    #[doc(hidden)]
+    pub fn inject_invalid_config(&self, on: bool) {
+        self.inner.invalid.store(on, Ordering::SeqCst);
+    }
+
+    /// Writes the main configuration from the project's templates and starts nginx, or
+    /// reloads it when it already runs.
+    pub async fn ensure_running(&self) -> Result<(), ProxyError> {
+        let _g = self.inner.lock.lock().await;
+        let p = &self.inner.prefix;
+        for d in ["sites", "logs", "tmp", "html/__vmw"] {
+            let d = p.join(d);
+            tokio::fs::create_dir_all(&d).await.map_err(|e| io("creating", &d, e))?;
+        }
+        let files = render::main_files(&self.inner.cfg, p)?;
+        for (name, content) in files {
+            write_atomic(&p.join(name), &content).await?;
+        }
+        self.write_generation().await?;
+        self.test().await?;
+        if self.running_pid().await.is_some() {
+            self.signal("reload").await?;
+        } else {
+            let out = self.nginx().output().await.map_err(|e| ProxyError::Nginx(format!("starting: {e}")))?;
+            if !out.status.success() {
+                return Err(ProxyError::Nginx(format!("could not start: {}", String::from_utf8_lossy(&out.stderr).trim())));
+            }
+        }
+        self.wait_generation().await;
+        tracing::info!(prefix = %p.display(), listen = self.inner.cfg.nginx_listen, "nginx running");
+        Ok(())
+    }
+
+    /// Publishes a site. On any failure the previous files (or none) are put back.
+    pub async fn add_route(&self, route: &SiteRoute) -> Result<(), ProxyError> {
+        let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, route)?;
+        let poison = self.inner.invalid.load(Ordering::SeqCst);
+        let locations = if poison { format!("{locations}\nthis_is_not_an_nginx_directive on;\n") } else { locations };
+        let _g = self.inner.lock.lock().await;
+        let lf = self.site_file(route.hosting_id);
+        let sf = self.server_file(route.hosting_id);
+        let before = (read_opt(&lf).await?, read_opt(&sf).await?);
+        write_atomic(&lf, &locations).await?;
+        write_atomic(&sf, &server).await?;
+        if let Err(e) = self.apply().await {
+            restore(&lf, before.0).await?;
+            restore(&sf, before.1).await?;
+            // Put nginx back on the last good configuration (it still runs it: reload never happened).
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Unpublishes a site. Missing: fine.
+    pub async fn remove_route(&self, hosting_id: i32) -> Result<(), ProxyError> {
+        let _g = self.inner.lock.lock().await;
+        let lf = self.site_file(hosting_id);
+        let sf = self.server_file(hosting_id);
+        let before = (read_opt(&lf).await?, read_opt(&sf).await?);
+        if before.0.is_none() && before.1.is_none() {
+            return Ok(());
+        }
+        restore(&lf, None).await?;
+        restore(&sf, None).await?;
+        if let Err(e) = self.apply().await {
+            restore(&lf, before.0).await?;
+            restore(&sf, before.1).await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Hosting ids that have route files (for reconciliation).
+    pub async fn list_routes(&self) -> Result<Vec<i32>, ProxyError> {
+        let dir = self.sites();
+        let mut out = Vec::new();
+        let mut rd = match tokio::fs::read_dir(&dir).await {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io("reading", &dir, e)),
+        };
+        while let Some(entry) = rd.next_entry().await.map_err(|e| io("reading", &dir, e))? {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let id = name
+                .strip_prefix("hosting-")
+                .and_then(|r| r.strip_suffix(".locations.conf").or_else(|| r.strip_suffix(".server.conf")))
+                .and_then(|n| n.parse::<i32>().ok());
+            if let Some(id) = id {
+                if !out.contains(&id) {
+                    out.push(id);
+                }
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Stops this nginx (tests, shutdown).
+    pub async fn stop(&self) -> Result<(), ProxyError> {
+        let Some(pid) = self.running_pid().await else { return Ok(()) };
+        self.signal("quit").await?;
+        for _ in 0..100 {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Err(ProxyError::Nginx(format!("nginx (pid {pid}) did not stop")))
+    }
+
+    /// Whether nginx answers on its listen address (health checks).
+    pub async fn is_running(&self) -> bool {
+        self.running_pid().await.is_some()
+    }
+
+    /// `nginx -t`, then reload, then wait until the new configuration serves.
+    async fn apply(&self) -> Result<(), ProxyError> {
+        self.write_generation().await?;
+        self.test().await?;
+        if self.running_pid().await.is_some() {
+            self.signal("reload").await?;
+            self.wait_generation().await;
+        }
+        Ok(())
+    }
+
+    fn nginx(&self) -> Command {
+        let mut c = Command::new(&self.inner.cfg.nginx_bin);
+        c.arg("-p").arg(&self.inner.prefix).arg("-c").arg(self.conf());
+        c.kill_on_drop(false);
+        c
+    }
+
+    async fn test(&self) -> Result<(), ProxyError> {
+        let out = self.nginx().arg("-t").arg("-q").output().await.map_err(|e| ProxyError::Nginx(format!("running nginx -t: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            let msg = String::from_utf8_lossy(&out.stderr);
+            let first = msg.lines().find(|l| l.contains("[emerg]")).unwrap_or(msg.trim());
+            Err(ProxyError::Rejected(first.trim().to_owned()))
+        }
+    }
+
+    async fn signal(&self, sig: &str) -> Result<(), ProxyError> {
+        let out = self.nginx().args(["-s", sig]).output().await.map_err(|e| ProxyError::Nginx(format!("nginx -s {sig}: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(ProxyError::Nginx(format!("nginx -s {sig}: {}", String::from_utf8_lossy(&out.stderr).trim())))
+        }
+    }
+
+    async fn running_pid(&self) -> Option<u32> {
+        let pid: u32 = tokio::fs::read_to_string(self.inner.prefix.join("nginx.pid")).await.ok()?.trim().parse().ok()?;
+        let cmdline = tokio::fs::read(format!("/proc/{pid}/cmdline")).await.ok()?;
+        String::from_utf8_lossy(&cmdline).contains("nginx").then_some(pid)
+    }
+
+    /// Each change gets a number that nginx serves at /__vmw_generation, so a caller can wait
+    /// until a reload has really taken effect (reload is asynchronous).
+    async fn write_generation(&self) -> Result<(), ProxyError> {
+        let g = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let f = self.sites().join("_generation.locations.conf");
+        write_atomic(&f, &format!("location = /__vmw_generation {{\n    allow 127.0.0.0/8;\n    deny all;\n    default_type text/plain;\n    return 200 \"{g}\";\n}}\n"))
+            .await
+    }
+
+    async fn wait_generation(&self) {
+        let want = self.inner.generation.load(Ordering::SeqCst).to_string();
+        let addr = self.inner.cfg.nginx_listen.replace("0.0.0.0", "127.0.0.1");
+        for _ in 0..100 {
+            if fetch_generation(&addr).await.as_deref() == Some(want.as_str()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!("nginx did not report configuration generation {want} within 2 s");
+    }
+}
+
+async fn fetch_generation(addr: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(b"GET /__vmw_generation HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.ok()?;
+        let text = String::from_utf8_lossy(&buf);
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        head.starts_with("HTTP/1.1 200").then(|| body.trim().to_owned())
+    };
+    tokio::time::timeout(Duration::from_millis(500), fut).await.ok().flatten()
+}
+
+async fn read_opt(p: &Path) -> Result<Option<String>, ProxyError> {
+    match tokio::fs::read_to_string(p).await {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("reading", p, e)),
+    }
+}
+
+/// Puts a file back as it was (None: removes it).
+async fn restore(p: &Path, content: Option<String>) -> Result<(), ProxyError> {
+    match content {
+        Some(c) => write_atomic(p, &c).await,
+        None => match tokio::fs::remove_file(p).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("removing", p, e)),
+        },
+    }
+}
+
+/// Write to a temporary file beside the target, then rename: readers never see half a file.
+/// The temporary name does not end in `.conf`, so nginx's include globs never pick it up.
+async fn write_atomic(p: &Path, content: &str) -> Result<(), ProxyError> {
+    let tmp = p.with_extension("tmp");
+    tokio::fs::write(&tmp, content).await.map_err(|e| io("writing", &tmp, e))?;
+    tokio::fs::rename(&tmp, p).await.map_err(|e| io("renaming", p, e))
+}

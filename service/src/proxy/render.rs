@@ -1,0 +1,159 @@
+//! Rendering nginx files from the templates in the project's `nginx/` folder (compiled in).
+//! Only validated values reach a template: slugs ([a-z0-9-]), numbers, the configured
+//! addresses (parsed as socket addresses) and the base domain (a host name).
+use std::net::SocketAddr;
+use std::path::Path;
+
+use super::ProxyError;
+use crate::ServiceConfig;
+
+const MAIN: &str = include_str!("../../../nginx/nginx.conf.template");
+const APP_PROXY: &str = include_str!("../../../nginx/app-proxy.conf");
+const SITE_PROXY: &str = include_str!("../../../nginx/site-proxy.conf");
+const SITE_DOWN: &str = include_str!("../../../nginx/site-down.html");
+const LOCATIONS: &str = include_str!("../../../nginx/site.locations.template");
+const SERVER: &str = include_str!("../../../nginx/site.server.template");
+
+/// What nginx needs to publish one site.
+#[derive(Clone, Debug)]
+pub struct SiteRoute {
+    pub hosting_id: i32,
+    pub slug: String,
+    pub user_id: i32,
+    /// Whether `/{user_id}/` leads here (the user's first site).
+    pub serve_user_path: bool,
+    pub http_port: u16,
+}
+
+/// Site names as nginx sees them: 1-40 of [a-z0-9-], starting with a letter or digit.
+pub fn validate_slug(slug: &str) -> Result<(), ProxyError> {
+    let ok = (1..=40).contains(&slug.len())
+        && slug.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-');
+    if ok { Ok(()) } else { Err(ProxyError::Invalid(format!("'{slug}' is not a valid site name"))) }
+}
+
+fn validate_host(h: &str) -> Result<(), ProxyError> {
+    let ok = !h.is_empty()
+        && h.len() <= 200
+        && h.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if ok { Ok(()) } else { Err(ProxyError::Invalid(format!("'{h}' is not a valid base domain"))) }
+}
+
+fn socket(s: &str, what: &str) -> Result<SocketAddr, ProxyError> {
+    s.parse().map_err(|_| ProxyError::Invalid(format!("{what} '{s}' is not an address:port")))
+}
+
+fn fill(template: &str, vars: &[(&str, String)]) -> String {
+    let mut out = template.to_owned();
+    for (k, v) in vars {
+        out = out.replace(&format!("{{{{{k}}}}}"), v);
+    }
+    out
+}
+
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// The main config and its includes, as (file name in the prefix, content).
+pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path) -> Result<Vec<(&'static str, String)>, ProxyError> {
+    let listen = socket(&cfg.nginx_listen, "nginx listen")?;
+    let app = socket(&cfg.app_upstream, "app upstream")?;
+    let vars = [
+        ("prefix", prefix.display().to_string()),
+        ("listen", listen.to_string()),
+        ("app_upstream", app.to_string()),
+        ("user", if is_root() { "user www-data;".into() } else { String::new() }),
+    ];
+    Ok(vec![
+        ("nginx.conf", fill(MAIN, &vars)),
+        ("app-proxy.conf", APP_PROXY.to_owned()),
+        ("site-proxy.conf", SITE_PROXY.to_owned()),
+        ("html/__vmw/site-down.html", SITE_DOWN.to_owned()),
+    ])
+}
+
+/// (locations file, server file) of one site.
+pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> Result<(String, String), ProxyError> {
+    validate_slug(&r.slug)?;
+    validate_host(&cfg.base_domain)?;
+    let listen = socket(&cfg.nginx_listen, "nginx listen")?;
+    let bind: std::net::IpAddr = cfg
+        .forward_bind
+        .parse()
+        .map_err(|_| ProxyError::Invalid(format!("forward bind '{}' is not an IP address", cfg.forward_bind)))?;
+    if r.http_port == 0 {
+        return Err(ProxyError::Invalid("no HTTP port".into()));
+    }
+    let backend = SocketAddr::new(bind, r.http_port).to_string();
+    let common = |path: String| {
+        fill(
+            LOCATIONS,
+            &[
+                ("id", r.hosting_id.to_string()),
+                ("slug", r.slug.clone()),
+                ("path", path),
+                ("backend", backend.clone()),
+                ("prefix", prefix.display().to_string()),
+            ],
+        )
+    };
+    let mut locations = common(r.slug.clone());
+    if r.serve_user_path {
+        locations.push_str(&common(r.user_id.to_string()));
+    }
+    let server = fill(
+        SERVER,
+        &[
+            ("id", r.hosting_id.to_string()),
+            ("slug", r.slug.clone()),
+            ("listen", listen.to_string()),
+            ("base_domain", cfg.base_domain.clone()),
+            ("backend", backend.clone()),
+            ("prefix", prefix.display().to_string()),
+        ],
+    );
+    Ok((locations, server))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route() -> SiteRoute {
+        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003 }
+    }
+
+    #[test]
+    fn a_site_is_routed_by_slug_user_id_and_subdomain_to_its_loopback_port() {
+        let cfg = ServiceConfig::default();
+        let (loc, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
+        assert!(loc.contains("location ^~ /my-site/ {"));
+        assert!(loc.contains("location ^~ /42/ {"));
+        assert!(loc.contains("proxy_pass http://127.0.0.1:20003/;"));
+        assert!(srv.contains("server_name my-site.localhost;"));
+        assert!(srv.contains("proxy_pass http://127.0.0.1:20003;"));
+        let mut r = route();
+        r.serve_user_path = false;
+        let (loc, _) = site_files(&cfg, Path::new("/p"), &r).unwrap();
+        assert!(!loc.contains("/42/"));
+    }
+
+    #[test]
+    fn nothing_unvalidated_reaches_a_config() {
+        let cfg = ServiceConfig::default();
+        for bad in ["", "a;b", "a b", "A", "x/../y", "-lead", "a}\nserver{", &"a".repeat(41)] {
+            let mut r = route();
+            r.slug = bad.into();
+            assert!(site_files(&cfg, Path::new("/p"), &r).is_err(), "{bad:?}");
+        }
+        let mut c = ServiceConfig::default();
+        c.base_domain = "x; include /etc/passwd".into();
+        assert!(site_files(&c, Path::new("/p"), &route()).is_err());
+        let mut c = ServiceConfig::default();
+        c.nginx_listen = "80; evil".into();
+        assert!(main_files(&c, Path::new("/p")).is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! Per-VM files: the qcow2 overlay on the base image, the NoCloud seed ISO, the console log.
+use std::path::Path;
+
+use tokio::process::Command;
+
+use super::VmError;
+
+/// What the guest's first-boot agent (or cloud-init) sets up. See guest/README.md for the
+/// seed layout both read.
+#[derive(Clone, Debug)]
+pub struct SeedSpec {
+    pub hostname: String,
+    pub user: String,
+    pub authorized_keys: Vec<String>,
+    pub index_html: String,
+}
+
+fn io(what: &str, p: &Path, e: std::io::Error) -> VmError {
+    VmError::Io(format!("{what} {}: {e}", p.display()))
+}
+
+/// The folder must be readable by QEMU, which libvirt runs as an unprivileged user.
+async fn ensure_dir(dir: &Path) -> Result<(), VmError> {
+    tokio::fs::create_dir_all(dir).await.map_err(|e| io("creating", dir, e))?;
+    use std::os::unix::fs::PermissionsExt;
+    tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+        .await
+        .map_err(|e| io("chmod", dir, e))
+}
+
+async fn run(cmd: &mut Command, what: &str) -> Result<(), VmError> {
+    let out = cmd.output().await.map_err(|e| VmError::Io(format!("{what}: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(VmError::Io(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+    }
+}
+
+/// `qemu-img create -f qcow2 -F qcow2 -b BASE disk.qcow2 SIZE`. Already there: kept.
+pub(super) async fn create_overlay(dir: &Path, base: &Path, disk_gib: u64) -> Result<(), VmError> {
+    ensure_dir(dir).await?;
+    let disk = dir.join("disk.qcow2");
+    if disk.exists() {
+        return Ok(());
+    }
+    let tmp = dir.join("disk.qcow2.tmp");
+    run(
+        Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
+            .arg(base)
+            .arg(&tmp)
+            .arg(format!("{}G", disk_gib.max(1))),
+        "qemu-img create",
+    )
+    .await?;
+    tokio::fs::rename(&tmp, &disk).await.map_err(|e| io("renaming", &disk, e))
+}
+
+fn cloud_config(s: &SeedSpec) -> String {
+    // JSON is valid YAML: serde_json does the quoting, so no value can break out of its field.
+    let user = serde_json::json!({
+        "name": s.user,
+        "sudo": "ALL=(ALL) NOPASSWD:ALL",
+        "shell": "/bin/bash",
+        "lock_passwd": true,
+        "ssh_authorized_keys": s.authorized_keys,
+    });
+    let doc = serde_json::json!({
+        "hostname": s.hostname,
+        "ssh_pwauth": false,
+        "users": [user],
+        "write_files": [{
+            "path": "/var/www/html/index.html",
+            "content": s.index_html,
+            "owner": format!("{}:{}", s.user, s.user),
+            "permissions": "0644",
+            "defer": true,
+        }],
+    });
+    format!("#cloud-config\n{doc}\n")
+}
+
+/// Writes the NoCloud seed ISO (volume label `cidata`). Rewritten every time (cheap).
+pub(super) async fn write_seed(dir: &Path, instance_id: &str, s: &SeedSpec) -> Result<(), VmError> {
+    for (what, v) in [("hostname", &s.hostname), ("user", &s.user)] {
+        let ok = !v.is_empty()
+            && v.len() <= 63
+            && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !ok {
+            return Err(VmError::Invalid(format!("seed {what} '{v}' is not a safe name")));
+        }
+    }
+    if s.authorized_keys.iter().any(|k| k.contains('\n') || k.contains('\r')) {
+        return Err(VmError::Invalid("an SSH key line contains a line break".into()));
+    }
+    ensure_dir(dir).await?;
+    let staging = dir.join("seed.d");
+    let _ = tokio::fs::remove_dir_all(&staging).await;
+    let wh = staging.join("webhoster");
+    tokio::fs::create_dir_all(&wh).await.map_err(|e| io("creating", &wh, e))?;
+    let files: [(std::path::PathBuf, String); 6] = [
+        (staging.join("meta-data"), format!("instance-id: {instance_id}\nlocal-hostname: {}\n", s.hostname)),
+        (staging.join("user-data"), cloud_config(s)),
+        (wh.join("hostname"), format!("{}\n", s.hostname)),
+        (wh.join("user"), format!("{}\n", s.user)),
+        (wh.join("authorized_keys"), s.authorized_keys.iter().map(|k| format!("{k}\n")).collect()),
+        (wh.join("index.html"), s.index_html.clone()),
+    ];
+    for (p, content) in files {
+        tokio::fs::write(&p, content).await.map_err(|e| io("writing", &p, e))?;
+    }
+    let tmp = dir.join("seed.iso.tmp");
+    run(
+        Command::new("genisoimage")
+            .arg("-quiet")
+            .arg("-output")
+            .arg(&tmp)
+            .args(["-volid", "cidata", "-joliet", "-rock"])
+            .arg(&staging),
+        "genisoimage",
+    )
+    .await?;
+    let _ = tokio::fs::remove_dir_all(&staging).await;
+    let iso = dir.join("seed.iso");
+    tokio::fs::rename(&tmp, &iso).await.map_err(|e| io("renaming", &iso, e))
+}
+
+pub(super) async fn remove_dir(dir: &Path) -> Result<(), VmError> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io("removing", dir, e)),
+    }
+}
+
+/// The last `n` lines of a text file (a missing file has none). Reads at most the last 256 KiB.
+pub(super) async fn tail(p: &Path, n: usize) -> Result<Vec<String>, VmError> {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let mut f = match tokio::fs::File::open(p).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io("opening", p, e)),
+    };
+    let len = f.metadata().await.map_err(|e| io("reading", p, e))?.len();
+    let start = len.saturating_sub(256 * 1024);
+    f.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| io("reading", p, e))?;
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).await.map_err(|e| io("reading", p, e))?;
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<String> = text
+        .lines()
+        .skip(if start > 0 { 1 } else { 0 })
+        .map(|l| l.trim_end_matches('\r').chars().filter(|c| !c.is_control() || *c == '\t').collect())
+        .collect();
+    Ok(lines[lines.len().saturating_sub(n)..].to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cloud_config_quotes_every_value() {
+        let s = SeedSpec {
+            hostname: "site".into(),
+            user: "ubuntu".into(),
+            authorized_keys: vec!["ssh-ed25519 AAAA x: y".into()],
+            index_html: "<h1>\"hi\"\nthere: yes</h1>".into(),
+        };
+        let c = cloud_config(&s);
+        assert!(c.starts_with("#cloud-config\n"));
+        let v: serde_json::Value = serde_json::from_str(c.trim_start_matches("#cloud-config\n")).unwrap();
+        assert_eq!(v["users"][0]["ssh_authorized_keys"][0], "ssh-ed25519 AAAA x: y");
+        assert_eq!(v["write_files"][0]["content"], s.index_html);
+    }
+
+    #[tokio::test]
+    async fn seed_refuses_unsafe_names_and_writes_an_iso() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = SeedSpec { hostname: "a b".into(), user: "ubuntu".into(), authorized_keys: vec![], index_html: String::new() };
+        assert!(write_seed(dir.path(), "vmw-1", &bad).await.is_err());
+        let ok = SeedSpec { hostname: "site".into(), user: "ubuntu".into(), authorized_keys: vec!["ssh-ed25519 AAAA c".into()], index_html: "hi".into() };
+        write_seed(dir.path(), "vmw-1", &ok).await.unwrap();
+        let iso = std::fs::read(dir.path().join("seed.iso")).unwrap();
+        // ISO 9660 primary volume descriptor at 32 KiB: volume id "cidata".
+        assert_eq!(&iso[32768 + 40..32768 + 46], b"cidata");
+        assert!(!dir.path().join("seed.d").exists());
+    }
+
+    #[tokio::test]
+    async fn tail_returns_the_last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("console.log");
+        assert!(tail(&p, 5).await.unwrap().is_empty());
+        std::fs::write(&p, "a\nb\r\nc\x1b[0m\nd\n").unwrap();
+        assert_eq!(tail(&p, 2).await.unwrap(), vec!["c[0m".to_string(), "d".to_string()]);
+    }
+}

@@ -1,0 +1,358 @@
+//! Virtual machines through libvirt (the `virt` crate, blocking FFI run on
+//! `spawn_blocking`): per-VM overlay disks and NoCloud seeds, domain XML, lifecycle, state,
+//! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
+mod files;
+mod ready;
+mod xml;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use virt::connect::Connect;
+use virt::domain::{Domain, DomainState};
+use virt::error::ErrorNumber;
+
+use crate::ServiceConfig;
+pub use files::SeedSpec;
+pub use xml::{DomainXml, ImageInfo};
+
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error("libvirt: {0}")]
+    Libvirt(String),
+    #[error("{0}")]
+    Io(String),
+    #[error("the guest image is missing or incomplete: {0}")]
+    Image(String),
+    #[error("{0}")]
+    NotReady(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl From<virt::error::Error> for VmError {
+    fn from(e: virt::error::Error) -> Self {
+        VmError::Libvirt(e.message().to_owned())
+    }
+}
+
+impl From<VmError> for crate::Error {
+    fn from(e: VmError) -> Self {
+        crate::Error::Vm(e.to_string())
+    }
+}
+
+/// What one VM needs. Ports are loopback ports (see `ServiceConfig::forward_bind`).
+#[derive(Clone, Debug)]
+pub struct VmSpec {
+    pub hosting_id: i32,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub http_port: u16,
+    pub ssh_port: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum VmState {
+    Running,
+    Paused,
+    ShutOff,
+    Crashed,
+    Missing,
+    Other,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct VmStats {
+    pub cpu_time_ns: u64,
+    pub vcpus: u32,
+    pub memory_max_kib: u64,
+    /// Resident memory of the VM's QEMU process on the host.
+    pub memory_rss_kib: u64,
+    pub disk_rd_bytes: u64,
+    pub disk_wr_bytes: u64,
+    /// Not reported with QEMU user networking (libvirt has no <interface> for it).
+    pub net_rx_bytes: u64,
+    pub net_tx_bytes: u64,
+    pub sampled_at_ms: i64,
+}
+
+#[derive(Clone)]
+pub struct VmManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: ServiceConfig,
+    domain_type: String,
+    conn: Mutex<Option<Arc<Connect>>>,
+}
+
+impl VmManager {
+    /// Connects to libvirt (the first connection to qemu:///system takes seconds: capability
+    /// probe) and settles the domain type: the configured one, or `kvm` only where KVM works.
+    pub async fn connect(cfg: &ServiceConfig) -> Result<Self, VmError> {
+        let domain_type = match cfg.domain_type.as_deref() {
+            Some(t @ ("kvm" | "qemu")) => t.to_owned(),
+            Some(other) => return Err(VmError::Invalid(format!("domain type '{other}' is not kvm or qemu"))),
+            None => detect_domain_type().to_owned(),
+        };
+        xml::validate_bind(&cfg.forward_bind)?;
+        let mgr = Self {
+            inner: Arc::new(Inner { cfg: cfg.clone(), domain_type, conn: Mutex::new(None) }),
+        };
+        virt::error::clear_error_callback();
+        mgr.blocking(|_| Ok(())).await?;
+        tracing::info!(uri = cfg.libvirt_uri, domain_type = mgr.inner.domain_type, "connected to libvirt");
+        Ok(mgr)
+    }
+
+    pub fn domain_type(&self) -> &str {
+        &self.inner.domain_type
+    }
+
+    pub fn config(&self) -> &ServiceConfig {
+        &self.inner.cfg
+    }
+
+    pub fn domain_name(&self, hosting_id: i32) -> String {
+        format!("{}{hosting_id}", self.inner.cfg.domain_prefix)
+    }
+
+    /// `{data_dir}/vms/{id}`: the overlay disk, the seed and the console log.
+    pub fn vm_dir(&self, hosting_id: i32) -> PathBuf {
+        self.inner.cfg.data_dir.join("vms").join(hosting_id.to_string())
+    }
+
+    /// Runs `f` with a live connection on the blocking pool, reconnecting once if it died.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connect) -> Result<T, VmError> + Send + 'static,
+    ) -> Result<T, VmError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = {
+                let mut guard = inner.conn.lock().unwrap();
+                let alive = guard.as_ref().map(|c| c.is_alive().unwrap_or(false)).unwrap_or(false);
+                if !alive {
+                    *guard = Some(Arc::new(Connect::open(Some(&inner.cfg.libvirt_uri))?));
+                }
+                guard.as_ref().unwrap().clone()
+            };
+            f(&conn)
+        })
+        .await
+        .map_err(|e| VmError::Libvirt(format!("libvirt task failed: {e}")))?
+    }
+
+    /// Looks a domain up; Ok(None) when it does not exist.
+    fn lookup(conn: &Connect, name: &str) -> Result<Option<Domain>, VmError> {
+        match conn.lookup_domain_by_name(name) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) if e.code() == ErrorNumber::NoDomain.into() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn create_disk(&self, spec: &VmSpec) -> Result<(), VmError> {
+        let image = ImageInfo::load(&self.inner.cfg.guest_image_dir)?;
+        files::create_overlay(&self.vm_dir(spec.hosting_id), &image.base, spec.disk_gib).await
+    }
+
+    pub async fn write_seed(&self, hosting_id: i32, seed: &SeedSpec) -> Result<(), VmError> {
+        let instance_id = self.domain_name(hosting_id);
+        files::write_seed(&self.vm_dir(hosting_id), &instance_id, seed).await
+    }
+
+    pub async fn remove_files(&self, hosting_id: i32) -> Result<(), VmError> {
+        files::remove_dir(&self.vm_dir(hosting_id)).await
+    }
+
+    /// Defines the domain. Already defined under this name: left as it is.
+    pub async fn define(&self, spec: &VmSpec) -> Result<(), VmError> {
+        let image = ImageInfo::load(&self.inner.cfg.guest_image_dir)?;
+        let dir = self.vm_dir(spec.hosting_id);
+        let xml = DomainXml {
+            name: self.domain_name(spec.hosting_id),
+            domain_type: self.inner.domain_type.clone(),
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            disk: dir.join("disk.qcow2"),
+            seed: dir.join("seed.iso"),
+            console_log: dir.join("console.log"),
+            image,
+            forward_bind: self.inner.cfg.forward_bind.clone(),
+            http_port: spec.http_port,
+            ssh_port: spec.ssh_port,
+            tb_cache_mib: 64,
+        }
+        .render()?;
+        let name = self.domain_name(spec.hosting_id);
+        self.blocking(move |c| {
+            if Self::lookup(c, &name)?.is_none() {
+                c.define_domain_xml(&xml)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn start(&self, hosting_id: i32) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
+            if !d.is_active()? {
+                d.create()?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// ACPI shutdown, then a hard stop if the guest has not powered off within `timeout`.
+    pub async fn shutdown(&self, hosting_id: i32, timeout: Duration) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        let asked = {
+            let name = name.clone();
+            self.blocking(move |c| match Self::lookup(c, &name)? {
+                Some(d) if d.is_active()? => {
+                    d.shutdown()?;
+                    Ok(true)
+                }
+                _ => Ok(false),
+            })
+            .await?
+        };
+        if !asked {
+            return Ok(());
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match self.state(hosting_id).await? {
+                VmState::ShutOff | VmState::Missing | VmState::Crashed => return Ok(()),
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+        tracing::warn!(hosting_id, "guest did not power off in {timeout:?}; forcing it off");
+        self.destroy(hosting_id).await
+    }
+
+    pub async fn destroy(&self, hosting_id: i32) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| {
+            if let Some(d) = Self::lookup(c, &name)? {
+                if d.is_active()? {
+                    d.destroy()?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Stops and removes the domain definition (and any managed save). Missing: fine.
+    pub async fn undefine(&self, hosting_id: i32) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| {
+            if let Some(d) = Self::lookup(c, &name)? {
+                if d.is_active()? {
+                    d.destroy()?;
+                }
+                let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                    | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
+                d.undefine_flags(flags)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn state(&self, hosting_id: i32) -> Result<VmState, VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| match Self::lookup(c, &name)? {
+            Some(d) => Ok(map_state(&d)?),
+            None => Ok(VmState::Missing),
+        })
+        .await
+    }
+
+    pub async fn stats(&self, hosting_id: i32) -> Result<VmStats, VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
+            let info = d.info()?;
+            let mut s = VmStats {
+                cpu_time_ns: info.cpu_time,
+                vcpus: info.nr_virt_cpu,
+                memory_max_kib: info.max_mem,
+                sampled_at_ms: crate::db::now_ms(),
+                ..Default::default()
+            };
+            if let Ok(mem) = d.memory_stats(0) {
+                for m in mem {
+                    if m.tag == virt::sys::VIR_DOMAIN_MEMORY_STAT_RSS as u32 {
+                        s.memory_rss_kib = m.val;
+                    }
+                }
+            }
+            if let Ok(b) = d.block_stats("vda") {
+                s.disk_rd_bytes = b.rd_bytes.max(0) as u64;
+                s.disk_wr_bytes = b.wr_bytes.max(0) as u64;
+            }
+            Ok(s)
+        })
+        .await
+    }
+
+    /// Our domains (by prefix) with their hosting ids and states.
+    pub async fn list_domains(&self) -> Result<Vec<(i32, VmState)>, VmError> {
+        let prefix = self.inner.cfg.domain_prefix.clone();
+        self.blocking(move |c| {
+            let mut out = Vec::new();
+            for d in c.list_all_domains(0)? {
+                let name = d.name()?;
+                if let Some(id) = name.strip_prefix(&prefix).and_then(|r| r.parse::<i32>().ok()) {
+                    out.push((id, map_state(&d)?));
+                }
+            }
+            out.sort_by_key(|(id, _)| *id);
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The last `max_lines` lines of the VM's serial console log.
+    pub async fn console_tail(&self, hosting_id: i32, max_lines: usize) -> Result<Vec<String>, VmError> {
+        files::tail(&self.vm_dir(hosting_id).join("console.log"), max_lines).await
+    }
+
+    /// Waits until the guest's web server answers 200 and its SSH server sends a banner.
+    pub async fn wait_ready(&self, http_port: u16, ssh_port: u16, timeout: Duration) -> Result<(), VmError> {
+        ready::wait(&self.inner.cfg.forward_bind, http_port, ssh_port, timeout).await
+    }
+}
+
+fn map_state(d: &Domain) -> Result<VmState, VmError> {
+    let (state, _) = d.state()?;
+    Ok(match Result::<DomainState, _>::from(state) {
+        Ok(DomainState::Running | DomainState::Blocked) => VmState::Running,
+        Ok(DomainState::Paused | DomainState::PMSuspended) => VmState::Paused,
+        Ok(DomainState::Shutoff | DomainState::Shutdown) => VmState::ShutOff,
+        Ok(DomainState::Crashed) => VmState::Crashed,
+        _ => VmState::Other,
+    })
+}
+
+/// `kvm` only where KVM can really run a guest: /dev/kvm present and not the PVM flavour
+/// (kvm_pvm), under which stock guest kernels hang (shared/FACTS.md). Otherwise `qemu` (TCG).
+pub fn detect_domain_type() -> &'static str {
+    let kvm = std::path::Path::new("/dev/kvm");
+    let pvm = std::path::Path::new("/sys/module/kvm_pvm");
+    if kvm.exists() && !pvm.exists() && std::fs::OpenOptions::new().read(true).write(true).open(kvm).is_ok() {
+        "kvm"
+    } else {
+        "qemu"
+    }
+}

@@ -1,0 +1,250 @@
+//! Libvirt domain XML for one VM. Every interpolated value is escaped, although all of them
+//! come from ids, numbers, configuration and paths the service made.
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use super::VmError;
+
+/// The guest image: a base disk and, for direct kernel boot, a kernel and initrd
+/// (`guest/build-image.sh` writes these and `image.json`). An operator-supplied image with no
+/// kernel beside it boots through firmware instead.
+#[derive(Clone, Debug)]
+pub struct ImageInfo {
+    pub base: PathBuf,
+    pub kernel: Option<PathBuf>,
+    pub initrd: Option<PathBuf>,
+    pub cmdline: String,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ImageJson {
+    cmdline: Option<String>,
+}
+
+impl ImageInfo {
+    pub fn load(dir: &Path) -> Result<Self, VmError> {
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| VmError::Image(format!("{}: {e}", dir.display())))?;
+        let base = dir.join("base.qcow2");
+        if !base.is_file() {
+            return Err(VmError::Image(format!("{} not found", base.display())));
+        }
+        let kernel = Some(dir.join("vmlinuz")).filter(|p| p.is_file());
+        let initrd = Some(dir.join("initrd.img")).filter(|p| p.is_file());
+        let meta: ImageJson = std::fs::read_to_string(dir.join("image.json"))
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        Ok(Self {
+            base,
+            kernel,
+            initrd,
+            cmdline: meta.cmdline.unwrap_or_else(|| "root=/dev/vda rw console=ttyS0".into()),
+        })
+    }
+}
+
+pub struct DomainXml {
+    pub name: String,
+    pub domain_type: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk: PathBuf,
+    pub seed: PathBuf,
+    pub console_log: PathBuf,
+    pub image: ImageInfo,
+    pub forward_bind: String,
+    pub http_port: u16,
+    pub ssh_port: u16,
+    /// TCG translation-block cache cap: without it each QEMU grows to ~1 GiB (FACTS.md).
+    pub tb_cache_mib: u32,
+}
+
+pub(super) fn validate_bind(bind: &str) -> Result<IpAddr, VmError> {
+    bind.parse::<IpAddr>()
+        .map_err(|_| VmError::Invalid(format!("forward bind address '{bind}' is not an IP address")))
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
+}
+
+fn path(p: &Path) -> String {
+    esc(&p.display().to_string())
+}
+
+impl DomainXml {
+    pub fn render(&self) -> Result<String, VmError> {
+        let bind = validate_bind(&self.forward_bind)?;
+        if !matches!(self.domain_type.as_str(), "kvm" | "qemu") {
+            return Err(VmError::Invalid(format!("domain type '{}'", self.domain_type)));
+        }
+        if self.http_port == 0 || self.ssh_port == 0 || self.http_port == self.ssh_port {
+            return Err(VmError::Invalid("HTTP and SSH need two distinct ports".into()));
+        }
+        let boot = match (&self.image.kernel, &self.image.initrd) {
+            (Some(k), Some(i)) => format!(
+                "    <kernel>{}</kernel>\n    <initrd>{}</initrd>\n    <cmdline>{}</cmdline>\n",
+                path(k),
+                path(i),
+                esc(&self.image.cmdline)
+            ),
+            _ => "    <boot dev='hd'/>\n".to_owned(),
+        };
+        let tcg = if self.domain_type == "qemu" {
+            format!("    <tcg>\n      <tb-cache unit='MiB'>{}</tb-cache>\n    </tcg>\n", self.tb_cache_mib)
+        } else {
+            String::new()
+        };
+        // libvirt 9.0 has no XML for user-mode forwards: pass them to QEMU directly.
+        let netdev = format!(
+            "user,id=n0,restrict=on,hostfwd=tcp:{bind}:{}-:80,hostfwd=tcp:{bind}:{}-:22",
+            self.http_port, self.ssh_port
+        );
+        Ok(format!(
+            r#"<domain type='{dtype}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
+  <name>{name}</name>
+  <memory unit='MiB'>{mem}</memory>
+  <currentMemory unit='MiB'>{mem}</currentMemory>
+  <vcpu placement='static'>{vcpus}</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+{boot}  </os>
+  <features>
+    <acpi/>
+{tcg}  </features>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2' discard='unmap'/>
+      <source file='{disk}'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='raw'/>
+      <source file='{seed}'/>
+      <target dev='vdb' bus='virtio'/>
+      <readonly/>
+    </disk>
+    <serial type='pty'>
+      <log file='{log}' append='on'/>
+      <target port='0'/>
+    </serial>
+    <console type='pty'>
+      <target type='serial' port='0'/>
+    </console>
+    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+    <rng model='virtio'>
+      <backend model='random'>/dev/urandom</backend>
+    </rng>
+    <memballoon model='virtio'>
+      <stats period='5'/>
+    </memballoon>
+    <video>
+      <model type='none'/>
+    </video>
+  </devices>
+  <qemu:commandline>
+    <qemu:arg value='-netdev'/>
+    <qemu:arg value='{netdev}'/>
+    <qemu:arg value='-device'/>
+    <qemu:arg value='virtio-net-pci,netdev=n0,bus=pci.0,addr=0x1e'/>
+  </qemu:commandline>
+</domain>
+"#,
+            dtype = self.domain_type,
+            name = esc(&self.name),
+            mem = self.memory_mib,
+            vcpus = self.vcpus.max(1),
+            disk = path(&self.disk),
+            seed = path(&self.seed),
+            log = path(&self.console_log),
+            netdev = esc(&netdev),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> DomainXml {
+        DomainXml {
+            name: "vmw-7".into(),
+            domain_type: "qemu".into(),
+            vcpus: 1,
+            memory_mib: 256,
+            disk: "/d/vms/7/disk.qcow2".into(),
+            seed: "/d/vms/7/seed.iso".into(),
+            console_log: "/d/vms/7/console.log".into(),
+            image: ImageInfo {
+                base: "/d/images/base.qcow2".into(),
+                kernel: Some("/d/images/vmlinuz".into()),
+                initrd: Some("/d/images/initrd.img".into()),
+                cmdline: "root=/dev/vda rw console=ttyS0".into(),
+            },
+            forward_bind: "127.0.0.1".into(),
+            http_port: 20001,
+            ssh_port: 10001,
+            tb_cache_mib: 64,
+        }
+    }
+
+    #[test]
+    fn forwards_are_bound_to_loopback_and_the_guest_network_is_restricted() {
+        let x = sample().render().unwrap();
+        assert!(x.contains("restrict=on"));
+        assert!(x.contains("hostfwd=tcp:127.0.0.1:20001-:80"));
+        assert!(x.contains("hostfwd=tcp:127.0.0.1:10001-:22"));
+        assert!(!x.contains("<interface"), "no libvirt network, so no NAT network either");
+    }
+
+    #[test]
+    fn tcg_guests_get_a_capped_translation_cache_and_kvm_guests_do_not() {
+        let x = sample().render().unwrap();
+        assert!(x.contains("<tb-cache unit='MiB'>64</tb-cache>"));
+        assert!(x.starts_with("<domain type='qemu'"));
+        let mut k = sample();
+        k.domain_type = "kvm".into();
+        let x = k.render().unwrap();
+        assert!(!x.contains("tb-cache"));
+        assert!(x.starts_with("<domain type='kvm'"));
+    }
+
+    #[test]
+    fn direct_kernel_boot_when_the_image_has_a_kernel_and_firmware_otherwise() {
+        let x = sample().render().unwrap();
+        assert!(x.contains("<kernel>/d/images/vmlinuz</kernel>"));
+        let mut fw = sample();
+        fw.image.kernel = None;
+        let x = fw.render().unwrap();
+        assert!(!x.contains("<kernel>"));
+        assert!(x.contains("<boot dev='hd'/>"));
+    }
+
+    #[test]
+    fn values_are_escaped_and_bad_settings_refused() {
+        let mut s = sample();
+        s.disk = "/d/<x>&'/disk.qcow2".into();
+        let x = s.render().unwrap();
+        assert!(x.contains("/d/&lt;x&gt;&amp;&apos;/disk.qcow2"));
+        let mut s = sample();
+        s.forward_bind = "127.0.0.1,hostfwd=tcp::1-:22".into();
+        assert!(s.render().is_err(), "the bind address cannot smuggle extra QEMU options");
+        let mut s = sample();
+        s.domain_type = "xen".into();
+        assert!(s.render().is_err());
+        let mut s = sample();
+        s.ssh_port = s.http_port;
+        assert!(s.render().is_err());
+    }
+}
