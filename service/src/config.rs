@@ -90,4 +90,17 @@ impl ServiceConfig {
     pub fn plan(&self, name: &str) -> Option<&Plan> {
         self.plans.iter().find(|p| p.name == name)
     }
+
+    /// ":8080" when nginx listens on a port other than 80, else "".
+    pub fn nginx_port_suffix(&self) -> String {
+        match self.nginx_listen.rsplit_once(':').map(|(_, p)| p) {
+            Some("80") | None => String::new(),
+            Some(p) => format!(":{p}"),
+        }
+    }
+
+    /// The host users type in a browser, with nginx's port when it is not 80.
+    pub fn public_host_with_port(&self) -> String {
+        format!("{}{}", self.public_host, self.nginx_port_suffix())
+    }
 }

@@ -1,0 +1,493 @@
+//! Accounts: users, passwords, login limits, API tokens and SSH keys. Every per-object call
+//! takes the calling [`Actor`]; objects of other users answer NotFound.
+mod limiter;
+pub mod password;
+pub mod session_store;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use rand::RngCore;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::db::entity::{api_token, hosting, ssh_key, user};
+use crate::db::now_ms;
+use crate::domain::{Email, Password, SshPublicKey, Username};
+use crate::{Error, Result};
+use limiter::Limiter;
+
+/// Who is calling. Built by the web layer from a session or a bearer token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: i32,
+    pub is_admin: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserView {
+    pub id: i32,
+    pub email: String,
+    pub username: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+impl From<&user::Model> for UserView {
+    fn from(u: &user::Model) -> Self {
+        Self { id: u.id, email: u.email.clone(), username: u.username.clone(), is_admin: u.is_admin, created_at: u.created_at }
+    }
+}
+
+impl UserView {
+    pub fn actor(&self) -> Actor {
+        Actor { user_id: self.id, is_admin: self.is_admin }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SshKeyView {
+    pub id: i32,
+    pub name: String,
+    pub fingerprint: String,
+    pub public_key: String,
+    pub created_at: i64,
+}
+
+impl From<ssh_key::Model> for SshKeyView {
+    fn from(k: ssh_key::Model) -> Self {
+        Self { id: k.id, name: k.name, fingerprint: k.fingerprint, public_key: k.public_key, created_at: k.created_at }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApiTokenView {
+    pub id: i32,
+    pub name: String,
+    pub kind: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl From<api_token::Model> for ApiTokenView {
+    fn from(t: api_token::Model) -> Self {
+        Self { id: t.id, name: t.name, kind: t.kind, created_at: t.created_at, expires_at: t.expires_at, last_used_at: t.last_used_at }
+    }
+}
+
+pub struct NewUser {
+    pub email: String,
+    pub username: String,
+    pub password: String,
+}
+
+const MAX_API_TOKENS: u64 = 20;
+const MAX_SSH_KEYS: u64 = 50;
+
+#[derive(Clone)]
+pub struct Accounts {
+    db: DatabaseConnection,
+    per_account: Arc<Limiter>,
+    per_client: Arc<Limiter>,
+}
+
+/// `vmw_` + 32 random bytes, base64url. Only its SHA-256 is stored.
+fn new_token() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    format!("vmw_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b))
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+fn short_name(field: &'static str, raw: &str) -> Result<String> {
+    let s = raw.trim();
+    if s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control) {
+        return Err(Error::validation(field, "give it a name of 1 to 64 characters"));
+    }
+    Ok(s.to_owned())
+}
+
+impl Accounts {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            db,
+            per_account: Arc::new(Limiter::new(5, Duration::from_secs(15 * 60))),
+            per_client: Arc::new(Limiter::new(20, Duration::from_secs(15 * 60))),
+        }
+    }
+
+    pub fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Creates an account. The first account ever made is an administrator.
+    pub async fn register(&self, new: NewUser) -> Result<UserView> {
+        let email = Email::parse(&new.email)?;
+        let username = Username::parse(&new.username)?;
+        let password = Password::parse(&new.password)?;
+        if password.expose().eq_ignore_ascii_case(email.as_ref()) || password.expose().eq_ignore_ascii_case(username.as_ref()) {
+            return Err(Error::validation("password", "the password cannot be your email or username"));
+        }
+        self.check_free(&email, &username).await?;
+        let hash = password::hash(password.expose().to_owned()).await?;
+        let first = user::Entity::find().count(&self.db).await? == 0;
+        let now = now_ms();
+        let row = user::ActiveModel {
+            email: Set(email.as_ref().to_owned()),
+            username: Set(username.as_ref().to_owned()),
+            password_hash: Set(hash),
+            is_admin: Set(first),
+            auth_version: Set(1),
+            created_at: Set(now),
+            updated_at: Set(now),
+            ..Default::default()
+        };
+        match row.insert(&self.db).await {
+            Ok(u) => {
+                tracing::info!(user_id = u.id, admin = u.is_admin, "account created");
+                Ok(UserView::from(&u))
+            }
+            // Lost a race with a simultaneous sign-up: say which field, like the check above.
+            Err(e) if unique_violation(&e) => {
+                self.check_free(&email, &username).await?;
+                Err(Error::conflict(None, "that email or username was just taken"))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn check_free(&self, email: &Email, username: &Username) -> Result<()> {
+        if !self.email_free(email).await? {
+            return Err(Error::conflict(Some("email"), "an account with this email already exists"));
+        }
+        if !self.username_free(username).await? {
+            return Err(Error::conflict(Some("username"), "this username is taken"));
+        }
+        Ok(())
+    }
+
+    async fn email_free(&self, email: &Email) -> Result<bool> {
+        Ok(user::Entity::find().filter(user::Column::Email.eq(email.as_ref())).count(&self.db).await? == 0)
+    }
+
+    async fn username_free(&self, username: &Username) -> Result<bool> {
+        Ok(user::Entity::find().filter(user::Column::Username.eq(username.as_ref())).count(&self.db).await? == 0)
+    }
+
+    pub async fn email_available(&self, email: &str) -> Result<bool> {
+        self.email_free(&Email::parse(email)?).await
+    }
+
+    pub async fn username_available(&self, username: &str) -> Result<bool> {
+        self.username_free(&Username::parse(username)?).await
+    }
+
+    /// Logs in with email or username. One error for unknown accounts and wrong passwords;
+    /// limited per account and per client address.
+    pub async fn authenticate(&self, login: &str, password: &str, client: Option<IpAddr>) -> Result<UserView> {
+        let login = login.trim().to_ascii_lowercase();
+        if login.is_empty() {
+            return Err(Error::validation("login", "enter your email or username"));
+        }
+        if password.is_empty() {
+            return Err(Error::validation("password", "enter your password"));
+        }
+        let account_key = format!("acct:{login}");
+        let client_key = client.map(|ip| format!("ip:{ip}"));
+        let blocked = self
+            .per_account
+            .blocked_for(&account_key)
+            .into_iter()
+            .chain(client_key.as_deref().and_then(|k| self.per_client.blocked_for(k)))
+            .max();
+        if let Some(secs) = blocked {
+            return Err(Error::RateLimited { retry_after_secs: secs });
+        }
+        let found = user::Entity::find()
+            .filter(Condition::any().add(user::Column::Email.eq(login.as_str())).add(user::Column::Username.eq(login.as_str())))
+            .one(&self.db)
+            .await?;
+        let ok = password::verify(password.to_owned(), found.as_ref().map(|u| u.password_hash.clone())).await?;
+        match found {
+            Some(u) if ok => {
+                self.per_account.clear(&account_key);
+                Ok(UserView::from(&u))
+            }
+            _ => {
+                self.per_account.record_failure(&account_key);
+                if let Some(k) = &client_key {
+                    self.per_client.record_failure(k);
+                }
+                tracing::info!(client = ?client, "failed login");
+                Err(Error::InvalidCredentials)
+            }
+        }
+    }
+
+    async fn user_row(&self, user_id: i32) -> Result<user::Model> {
+        user::Entity::find_by_id(user_id).one(&self.db).await?.ok_or(Error::NotFound("user"))
+    }
+
+    pub async fn get_user(&self, user_id: i32) -> Result<UserView> {
+        Ok(UserView::from(&self.user_row(user_id).await?))
+    }
+
+    /// Sessions store it; a password change bumps it, which voids older sessions and tokens.
+    pub async fn auth_version(&self, user_id: i32) -> Result<i32> {
+        Ok(self.user_row(user_id).await?.auth_version)
+    }
+
+    pub async fn change_password(&self, actor: &Actor, current: &str, new: &str) -> Result<()> {
+        let u = self.user_row(actor.user_id).await?;
+        if !password::verify(current.to_owned(), Some(u.password_hash.clone())).await? {
+            return Err(Error::validation("current_password", "the current password is not correct"));
+        }
+        let new = Password::parse_field("new_password", new)?;
+        if new.expose() == current {
+            return Err(Error::validation("new_password", "choose a password different from the current one"));
+        }
+        let hash = password::hash(new.expose().to_owned()).await?;
+        let version = u.auth_version + 1;
+        let mut am: user::ActiveModel = u.into();
+        am.password_hash = Set(hash);
+        am.auth_version = Set(version);
+        am.updated_at = Set(now_ms());
+        am.update(&self.db).await?;
+        // Login tokens die with the old password; named API tokens are the user's to revoke.
+        api_token::Entity::delete_many()
+            .filter(api_token::Column::UserId.eq(actor.user_id))
+            .filter(api_token::Column::Kind.eq("login"))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Checks the password before the caller deletes the user's hostings.
+    pub async fn check_password(&self, actor: &Actor, password: &str) -> Result<()> {
+        let u = self.user_row(actor.user_id).await?;
+        if password::verify(password.to_owned(), Some(u.password_hash)).await? {
+            Ok(())
+        } else {
+            Err(Error::validation("password", "the password is not correct"))
+        }
+    }
+
+    /// Deletes the account (keys and tokens go with it). Its hostings must be gone first.
+    pub async fn delete_user(&self, actor: &Actor, password: &str) -> Result<()> {
+        self.check_password(actor, password).await?;
+        let left = hosting::Entity::find().filter(hosting::Column::UserId.eq(actor.user_id)).count(&self.db).await?;
+        if left > 0 {
+            return Err(Error::conflict(None, "delete your hostings before deleting the account"));
+        }
+        ssh_key::Entity::delete_many().filter(ssh_key::Column::UserId.eq(actor.user_id)).exec(&self.db).await?;
+        api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(actor.user_id)).exec(&self.db).await?;
+        user::Entity::delete_by_id(actor.user_id).exec(&self.db).await?;
+        tracing::info!(user_id = actor.user_id, "account deleted");
+        Ok(())
+    }
+
+    /// For the `grant-admin` command.
+    pub async fn set_admin(&self, login: &str, admin: bool) -> Result<UserView> {
+        let login = login.trim().to_ascii_lowercase();
+        let u = user::Entity::find()
+            .filter(Condition::any().add(user::Column::Email.eq(login.as_str())).add(user::Column::Username.eq(login.as_str())))
+            .one(&self.db)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        let mut am: user::ActiveModel = u.into();
+        am.is_admin = Set(admin);
+        am.updated_at = Set(now_ms());
+        Ok(UserView::from(&am.update(&self.db).await?))
+    }
+
+    pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>> {
+        if !actor.is_admin {
+            return Err(Error::Forbidden);
+        }
+        Ok(user::Entity::find().order_by_asc(user::Column::Id).all(&self.db).await?.iter().map(UserView::from).collect())
+    }
+
+    // ---- tokens ----
+
+    /// A bearer token from a login (expires; dies with a password change).
+    pub async fn issue_login_token(&self, user_id: i32, ttl: Duration) -> Result<(String, i64)> {
+        let token = new_token();
+        let expires = now_ms() + ttl.as_millis() as i64;
+        api_token::ActiveModel {
+            user_id: Set(user_id),
+            name: Set("login".into()),
+            kind: Set("login".into()),
+            token_hash: Set(token_hash(&token)),
+            expires_at: Set(Some(expires)),
+            last_used_at: Set(None),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        // Expired login tokens are dead weight.
+        api_token::Entity::delete_many()
+            .filter(api_token::Column::Kind.eq("login"))
+            .filter(api_token::Column::ExpiresAt.lt(now_ms()))
+            .exec(&self.db)
+            .await?;
+        Ok((token, expires))
+    }
+
+    /// A named, long-lived API token. The secret is returned once, never stored.
+    pub async fn create_api_token(&self, actor: &Actor, name: &str) -> Result<(String, ApiTokenView)> {
+        let name = short_name("name", name)?;
+        let count = api_token::Entity::find()
+            .filter(api_token::Column::UserId.eq(actor.user_id))
+            .filter(api_token::Column::Kind.eq("api"))
+            .count(&self.db)
+            .await?;
+        if count >= MAX_API_TOKENS {
+            return Err(Error::QuotaExceeded(format!("at most {MAX_API_TOKENS} API tokens; revoke one first")));
+        }
+        let token = new_token();
+        let row = api_token::ActiveModel {
+            user_id: Set(actor.user_id),
+            name: Set(name),
+            kind: Set("api".into()),
+            token_hash: Set(token_hash(&token)),
+            expires_at: Set(None),
+            last_used_at: Set(None),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        Ok((token, row.into()))
+    }
+
+    pub async fn list_api_tokens(&self, actor: &Actor) -> Result<Vec<ApiTokenView>> {
+        Ok(api_token::Entity::find()
+            .filter(api_token::Column::UserId.eq(actor.user_id))
+            .filter(api_token::Column::Kind.eq("api"))
+            .order_by_asc(api_token::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    pub async fn revoke_api_token(&self, actor: &Actor, token_id: i32) -> Result<()> {
+        let res = api_token::Entity::delete_many()
+            .filter(api_token::Column::Id.eq(token_id))
+            .filter(api_token::Column::UserId.eq(actor.user_id))
+            .filter(api_token::Column::Kind.eq("api"))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound("token"));
+        }
+        Ok(())
+    }
+
+    /// The user a bearer token belongs to, or Unauthorized.
+    pub async fn user_for_token(&self, token: &str) -> Result<UserView> {
+        if !token.starts_with("vmw_") || token.len() > 100 {
+            return Err(Error::Unauthorized);
+        }
+        let now = now_ms();
+        let t = api_token::Entity::find()
+            .filter(api_token::Column::TokenHash.eq(token_hash(token)))
+            .one(&self.db)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        if t.expires_at.is_some_and(|e| e <= now) {
+            return Err(Error::Unauthorized);
+        }
+        let u = self.user_row(t.user_id).await.map_err(|_| Error::Unauthorized)?;
+        if t.last_used_at.is_none_or(|l| now - l > 60_000) {
+            let mut am: api_token::ActiveModel = t.into();
+            am.last_used_at = Set(Some(now));
+            am.update(&self.db).await?;
+        }
+        Ok(UserView::from(&u))
+    }
+
+    // ---- SSH keys ----
+
+    pub async fn add_ssh_key(&self, actor: &Actor, name: &str, public_key: &str) -> Result<SshKeyView> {
+        let key = SshPublicKey::parse(public_key)?;
+        let name = match name.trim() {
+            "" => key.line().split_whitespace().nth(2).unwrap_or(key.kind()).chars().take(64).collect(),
+            n => short_name("name", n)?,
+        };
+        let existing = ssh_key::Entity::find().filter(ssh_key::Column::UserId.eq(actor.user_id)).all(&self.db).await?;
+        if let Some(k) = existing.iter().find(|k| k.fingerprint == key.fingerprint()) {
+            return Err(Error::conflict(Some("public_key"), format!("you already added this key (as '{}')", k.name)));
+        }
+        if existing.len() as u64 >= MAX_SSH_KEYS {
+            return Err(Error::QuotaExceeded(format!("at most {MAX_SSH_KEYS} SSH keys")));
+        }
+        let row = ssh_key::ActiveModel {
+            user_id: Set(actor.user_id),
+            name: Set(name),
+            public_key: Set(key.line().to_owned()),
+            fingerprint: Set(key.fingerprint().to_owned()),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        match row.insert(&self.db).await {
+            Ok(k) => Ok(k.into()),
+            Err(e) if unique_violation(&e) => Err(Error::conflict(Some("public_key"), "you already added this key")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn list_ssh_keys(&self, actor: &Actor) -> Result<Vec<SshKeyView>> {
+        Ok(ssh_key::Entity::find()
+            .filter(ssh_key::Column::UserId.eq(actor.user_id))
+            .order_by_asc(ssh_key::Column::Id)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// The actor's keys with these ids; NotFound if any id is not theirs.
+    pub async fn ssh_keys_by_ids(&self, actor: &Actor, ids: &[i32]) -> Result<Vec<SshKeyView>> {
+        let keys = ssh_key::Entity::find()
+            .filter(ssh_key::Column::UserId.eq(actor.user_id))
+            .filter(ssh_key::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.db)
+            .await?;
+        let mut want: Vec<i32> = ids.to_vec();
+        want.sort_unstable();
+        want.dedup();
+        if keys.len() != want.len() {
+            return Err(Error::NotFound("ssh key"));
+        }
+        Ok(keys.into_iter().map(Into::into).collect())
+    }
+
+    pub async fn delete_ssh_key(&self, actor: &Actor, key_id: i32) -> Result<()> {
+        let res = ssh_key::Entity::delete_many()
+            .filter(ssh_key::Column::Id.eq(key_id))
+            .filter(ssh_key::Column::UserId.eq(actor.user_id))
+            .exec(&self.db)
+            .await?;
+        if res.rows_affected == 0 {
+            return Err(Error::NotFound("ssh key"));
+        }
+        Ok(())
+    }
+}

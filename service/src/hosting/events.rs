@@ -1,0 +1,123 @@
+//! Hosting events: written to the database (audit trail, catch-up after a dropped connection)
+//! and broadcast to live subscribers (event streams, the dashboard).
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
+use tokio::sync::broadcast;
+
+use super::view::{EventView, StatSample};
+use crate::Result;
+use crate::db::{entity::hosting_event, now_ms};
+
+/// Something that happened, live. Subscribers filter by user (authorization) themselves.
+#[derive(Clone, Debug)]
+pub enum LiveEvent {
+    Event(EventView),
+    Stats(StatSample),
+}
+
+impl LiveEvent {
+    pub fn user_id(&self) -> i32 {
+        match self {
+            LiveEvent::Event(e) => e.user_id,
+            LiveEvent::Stats(s) => s.user_id,
+        }
+    }
+    pub fn hosting_id(&self) -> i32 {
+        match self {
+            LiveEvent::Event(e) => e.hosting_id,
+            LiveEvent::Stats(s) => s.hosting_id,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct EventBus {
+    db: DatabaseConnection,
+    tx: broadcast::Sender<LiveEvent>,
+}
+
+pub struct NewEvent<'a> {
+    pub hosting_id: i32,
+    pub user_id: i32,
+    pub kind: &'a str,
+    pub step: Option<&'a str>,
+    pub status: &'a str,
+    pub message: String,
+    pub duration_ms: Option<i64>,
+}
+
+impl EventBus {
+    pub fn new(db: DatabaseConnection) -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        Self { db, tx }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
+        self.tx.subscribe()
+    }
+
+    pub fn publish_stats(&self, s: StatSample) {
+        let _ = self.tx.send(LiveEvent::Stats(s));
+    }
+
+    /// Stores the event, then broadcasts it. A failure to store is logged, not fatal: the
+    /// operation itself must not fail because its audit line could not be written.
+    pub async fn record(&self, e: NewEvent<'_>) -> Option<EventView> {
+        let row = hosting_event::ActiveModel {
+            hosting_id: Set(e.hosting_id),
+            user_id: Set(e.user_id),
+            kind: Set(e.kind.to_owned()),
+            step: Set(e.step.map(str::to_owned)),
+            status: Set(e.status.to_owned()),
+            message: Set(e.message.clone()),
+            duration_ms: Set(e.duration_ms),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        };
+        tracing::info!(
+            hosting_id = e.hosting_id,
+            kind = e.kind,
+            step = e.step,
+            status = e.status,
+            duration_ms = e.duration_ms,
+            "{}",
+            e.message
+        );
+        match row.insert(&self.db).await {
+            Ok(m) => {
+                let v = EventView::from(m);
+                let _ = self.tx.send(LiveEvent::Event(v.clone()));
+                Some(v)
+            }
+            Err(err) => {
+                tracing::error!(hosting_id = e.hosting_id, %err, "could not store hosting event");
+                None
+            }
+        }
+    }
+
+    /// Events of one hosting with id > `after`, oldest first (catch-up for reconnecting clients).
+    pub async fn list(&self, hosting_id: i32, after: i32, limit: u64) -> Result<Vec<EventView>> {
+        Ok(hosting_event::Entity::find()
+            .filter(hosting_event::Column::HostingId.eq(hosting_id))
+            .filter(hosting_event::Column::Id.gt(after))
+            .order_by_asc(hosting_event::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(EventView::from)
+            .collect())
+    }
+
+    /// The newest events across all hostings (admin page), newest first.
+    pub async fn recent(&self, limit: u64) -> Result<Vec<EventView>> {
+        Ok(hosting_event::Entity::find()
+            .order_by_desc(hosting_event::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(EventView::from)
+            .collect())
+    }
+}

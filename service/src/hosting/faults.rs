@@ -1,0 +1,40 @@
+//! Failure injection for rollback tests (omicron's `action_failure_can_unwind` idea): tell a
+//! provisioning step to fail, or to hang, and watch everything before it be undone.
+//! Off unless a test or the `--fault-inject` developer flag turns it on.
+use std::sync::Mutex;
+
+use super::steps::Step;
+
+#[derive(Default)]
+pub struct Faults {
+    fail: Mutex<Option<Step>>,
+    /// Test hook for libvirt's in-memory `test:///default` driver, whose domains run nothing:
+    /// treat "the domain is running" as ready instead of probing HTTP and SSH.
+    skip_ready_probe: Mutex<bool>,
+}
+
+impl Faults {
+    /// The next provisioning that reaches `step` fails there (once).
+    pub fn fail_at(&self, step: Option<Step>) {
+        *self.fail.lock().unwrap() = step;
+    }
+
+    pub fn set_skip_ready_probe(&self, on: bool) {
+        *self.skip_ready_probe.lock().unwrap() = on;
+    }
+
+    pub fn skip_ready_probe(&self) -> bool {
+        *self.skip_ready_probe.lock().unwrap()
+    }
+
+    /// Consumes the injected failure if it is for `step`.
+    pub(crate) fn take(&self, step: Step) -> bool {
+        let mut f = self.fail.lock().unwrap();
+        if *f == Some(step) {
+            *f = None;
+            true
+        } else {
+            false
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Loopback port leases for VM forwards. The (node_id, port) primary key of `port_leases`
+//! makes a double allocation impossible, even with several app instances.
+use std::collections::HashSet;
+use std::net::{IpAddr, TcpListener};
+
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+
+use crate::db::{entity::port_lease, now_ms};
+use crate::{Error, Result};
+
+pub struct PortRange {
+    pub base: u16,
+    pub len: u16,
+}
+
+/// Leases the lowest free port of `range` to `hosting_id`. A port the host already uses
+/// (another program listening) is skipped, so `virsh start` cannot fail on it.
+pub async fn lease(
+    db: &impl ConnectionTrait,
+    node_id: i32,
+    hosting_id: i32,
+    purpose: &str,
+    range: &PortRange,
+    bind: IpAddr,
+) -> Result<u16> {
+    let taken: HashSet<i32> = port_lease::Entity::find()
+        .filter(port_lease::Column::NodeId.eq(node_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| l.port)
+        .collect();
+    let end = range.base.saturating_add(range.len);
+    for port in range.base..end {
+        if taken.contains(&(port as i32)) || !bindable(bind, port) {
+            continue;
+        }
+        let row = port_lease::ActiveModel {
+            node_id: Set(node_id),
+            port: Set(port as i32),
+            hosting_id: Set(hosting_id),
+            purpose: Set(purpose.to_owned()),
+            created_at: Set(now_ms()),
+        };
+        match row.insert(db).await {
+            Ok(_) => return Ok(port),
+            // Someone else leased it between our read and our insert: try the next one.
+            Err(e) if is_unique_violation(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::QuotaExceeded(format!(
+        "no free {purpose} port left in {}..{end} on this node",
+        range.base
+    )))
+}
+
+/// Releases every port held by a hosting. Releasing nothing is fine.
+pub async fn release_all(db: &impl ConnectionTrait, hosting_id: i32) -> Result<u64> {
+    Ok(port_lease::Entity::delete_many()
+        .filter(port_lease::Column::HostingId.eq(hosting_id))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
+pub async fn leased_by(db: &impl ConnectionTrait, hosting_id: i32) -> Result<Vec<port_lease::Model>> {
+    Ok(port_lease::Entity::find()
+        .filter(port_lease::Column::HostingId.eq(hosting_id))
+        .all(db)
+        .await?)
+}
+
+fn bindable(ip: IpAddr, port: u16) -> bool {
+    TcpListener::bind((ip, port)).is_ok()
+}
+
+pub(crate) fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(
+        e.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}

@@ -1,0 +1,348 @@
+//! The hosting lifecycle against libvirt's in-memory `test:///default` driver (the real libvirt
+//! API, no daemon), a real nginx in a temporary prefix and a real database (SQLite, or
+//! PostgreSQL when TEST_DATABASE_URL is set). Failure injection fails each provisioning step in
+//! turn and checks that nothing is left behind (omicron's `action_failure_can_unwind`).
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use service::accounts::{Accounts, Actor, NewUser};
+use service::db::entity::{hosting, hosting_event, port_lease};
+use service::hosting::{CreateHosting, HostingService, Operation, Step};
+use service::proxy::Proxy;
+use service::vm::{VmManager, VmState};
+use service::{Error, ServiceConfig};
+
+struct Env {
+    _dir: tempfile::TempDir,
+    db: common::TestDb,
+    svc: HostingService,
+    accounts: Accounts,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let proxy = self.svc.proxy().clone();
+        // Stop this test's nginx; domains live in this process's test driver and vanish with it.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(proxy.stop())
+        })
+        .join();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn rand_u16() -> u16 {
+    (uuid::Uuid::new_v4().as_u128() & 0xffff) as u16
+}
+
+async fn env_with(tweak: impl FnOnce(&mut ServiceConfig)) -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images/current");
+    std::fs::create_dir_all(&images).unwrap();
+    // A tiny base image and kernel files: the test driver never runs them.
+    let st = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(images.join("base.qcow2"))
+        .arg("64M")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(images.join("vmlinuz"), b"kernel").unwrap();
+    std::fs::write(images.join("initrd.img"), b"initrd").unwrap();
+
+    let mut cfg = ServiceConfig {
+        data_dir: dir.path().to_path_buf(),
+        guest_image_dir: images,
+        libvirt_uri: "test:///default".into(),
+        domain_type: Some("qemu".into()),
+        domain_prefix: format!("vmwt{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        nginx_listen: format!("127.0.0.1:{}", free_port()),
+        app_upstream: format!("127.0.0.1:{}", free_port()),
+        // Each test gets its own port window so parallel tests never compete for leases.
+        http_port_base: 30000 + (rand_u16() % 200) * 100,
+        ssh_port_base: 50000 + (rand_u16() % 100) * 100,
+        port_range_len: 100,
+        ready_timeout_secs: 3,
+        ..ServiceConfig::default()
+    };
+    tweak(&mut cfg);
+    let cfg = Arc::new(cfg);
+    let db = common::TestDb::new().await;
+    let conn = db.conn();
+    let accounts = Accounts::new(conn.clone());
+    let vm = VmManager::connect(&cfg).await.expect("libvirt test driver");
+    let proxy = Proxy::new(&cfg);
+    proxy.ensure_running().await.expect("nginx starts");
+    let svc = HostingService::new(conn.clone(), cfg.clone(), vm, proxy, accounts.clone())
+        .await
+        .unwrap();
+    svc.faults().set_skip_ready_probe(true);
+    Env { _dir: dir, db, svc, accounts }
+}
+
+async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+async fn user(e: &Env, name: &str) -> Actor {
+    let u = e
+        .accounts
+        .register(NewUser {
+            email: format!("{name}@example.com"),
+            username: name.into(),
+            password: "correct horse battery".into(),
+        })
+        .await
+        .unwrap();
+    Actor { user_id: u.id, is_admin: u.is_admin }
+}
+
+async fn settle(e: &Env, a: &Actor, id: i32) -> Option<service::hosting::HostingView> {
+    e.svc.wait_settled(a, id, Duration::from_secs(60)).await.unwrap()
+}
+
+/// Nothing of hosting `id` remains: no domain, no disk folder, no nginx file, no port lease.
+async fn assert_clean_slate(e: &Env, id: i32) {
+    let domains = e.svc.vm().list_domains().await.unwrap();
+    assert!(!domains.iter().any(|(d, _)| *d == id), "domain of hosting {id} left behind: {domains:?}");
+    let dir = e.svc.vm().vm_dir(id);
+    assert!(!dir.exists(), "VM folder {} left behind", dir.display());
+    let site = e.svc.proxy().site_file(id);
+    assert!(!site.exists(), "nginx file {} left behind", site.display());
+    assert!(!e.svc.proxy().list_routes().await.unwrap().contains(&id));
+    let leases = port_lease::Entity::find()
+        .filter(port_lease::Column::HostingId.eq(id))
+        .all(&e.db.conn())
+        .await
+        .unwrap();
+    assert!(leases.is_empty(), "ports still leased: {leases:?}");
+}
+
+async fn step_events(e: &Env, id: i32) -> Vec<(String, Option<String>, String)> {
+    use sea_orm::QueryOrder;
+    hosting_event::Entity::find()
+        .filter(hosting_event::Column::HostingId.eq(id))
+        .order_by_asc(hosting_event::Column::Id)
+        .all(&e.db.conn())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|ev| (ev.kind, ev.step, ev.status))
+        .collect()
+}
+
+#[tokio::test]
+async fn create_goes_through_every_step_to_running_and_publishes_the_route() {
+    let e = env().await;
+    let alice = user(&e, "alice").await;
+    let h = e.svc.create(&alice, CreateHosting::default()).await.unwrap();
+    assert_eq!(h.slug, "alice", "the slug defaults to the username");
+    assert!(matches!(h.state.as_str(), "queued" | "provisioning"));
+
+    let h = settle(&e, &alice, h.id).await.unwrap();
+    assert_eq!(h.state, "running", "reason: {:?}", h.state_reason);
+    assert!(h.ssh_port.is_some() && h.http_port.is_some());
+    assert!(h.ssh_command.as_deref().unwrap().starts_with(&format!("ssh -p {} ubuntu@", h.ssh_port.unwrap())));
+    assert!(e.svc.proxy().site_file(h.id).exists());
+    let domains = e.svc.vm().list_domains().await.unwrap();
+    assert!(domains.contains(&(h.id, VmState::Running)), "{domains:?}");
+
+    let evs = step_events(&e, h.id).await;
+    let succeeded: Vec<String> = evs
+        .iter()
+        .filter(|(k, _, s)| k == "step" && s == "succeeded")
+        .filter_map(|(_, st, _)| st.clone())
+        .collect();
+    let expected: Vec<String> = Step::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    assert_eq!(succeeded, expected, "every step succeeded, in order");
+}
+
+#[tokio::test]
+async fn each_failing_step_is_rolled_back_and_leaves_nothing_behind() {
+    let e = env_with(|c| c.max_hostings_per_user = 20).await;
+    let bob = user(&e, "bob").await;
+    for (i, step) in Step::ALL.into_iter().enumerate() {
+        e.svc.faults().fail_at(Some(step));
+        let h = e
+            .svc
+            .create(&bob, CreateHosting { slug: Some(format!("fail-{i}")), ..Default::default() })
+            .await
+            .unwrap();
+        let h = settle(&e, &bob, h.id).await.unwrap();
+        assert_eq!(h.state, "failed", "step {step:?}");
+        let reason = h.state_reason.unwrap();
+        assert!(reason.contains(step.label()), "reason names the step: {reason}");
+        assert!(reason.contains("removed"), "reason says it was rolled back: {reason}");
+        assert!(h.ssh_port.is_none() && h.http_port.is_none());
+        assert_clean_slate(&e, h.id).await;
+
+        // Each finished step was undone, in reverse order.
+        let evs = step_events(&e, h.id).await;
+        let undone: Vec<String> = evs
+            .iter()
+            .filter(|(k, _, s)| k == "undo" && s == "undone")
+            .filter_map(|(_, st, _)| st.clone())
+            .collect();
+        let mut expected: Vec<String> = Step::ALL[..i].iter().map(|s| s.as_str().to_owned()).collect();
+        expected.reverse();
+        assert_eq!(undone, expected, "undo order after failing {step:?}");
+    }
+    // The failed hostings can be deleted, which removes their rows.
+    for h in e.svc.list(&bob).await.unwrap() {
+        e.svc.action(&bob, h.id, Operation::Delete).await.unwrap();
+        assert!(settle(&e, &bob, h.id).await.is_none());
+    }
+    assert!(e.svc.list(&bob).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn nginx_refusing_the_site_config_rolls_back_and_keeps_other_sites() {
+    let e = env().await;
+    let carol = user(&e, "carol").await;
+    let dave = user(&e, "dave").await;
+    let ok = e.svc.create(&dave, CreateHosting::default()).await.unwrap();
+    assert_eq!(settle(&e, &dave, ok.id).await.unwrap().state, "running");
+
+    e.svc.proxy().inject_invalid_config(true);
+    let h = e.svc.create(&carol, CreateHosting::default()).await.unwrap();
+    let h = settle(&e, &carol, h.id).await.unwrap();
+    e.svc.proxy().inject_invalid_config(false);
+    assert_eq!(h.state, "failed");
+    assert!(h.state_reason.as_deref().unwrap().contains(Step::AddRoute.label()));
+    assert_clean_slate(&e, h.id).await;
+    assert!(e.svc.proxy().site_file(ok.id).exists(), "the other site's route survived");
+}
+
+#[tokio::test]
+async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
+    let e = env().await;
+    e.svc.faults().set_skip_ready_probe(false); // nothing listens on the forwarded ports
+    let erin = user(&e, "erin").await;
+    let h = e.svc.create(&erin, CreateHosting::default()).await.unwrap();
+    let h = settle(&e, &erin, h.id).await.unwrap();
+    assert_eq!(h.state, "failed");
+    let reason = h.state_reason.unwrap();
+    assert!(reason.contains(Step::WaitReady.label()), "{reason}");
+    assert_clean_slate(&e, h.id).await;
+}
+
+#[tokio::test]
+async fn stop_start_restart_and_delete_follow_the_vm() {
+    let e = env().await;
+    let fay = user(&e, "fay").await;
+    let h = e.svc.create(&fay, CreateHosting::default()).await.unwrap();
+    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, "running");
+
+    let v = e.svc.action(&fay, h.id, Operation::Stop).await.unwrap();
+    assert_eq!(v.operation.as_deref(), Some("stop"));
+    // One operation at a time.
+    let busy = e.svc.action(&fay, h.id, Operation::Restart).await;
+    assert!(matches!(busy, Err(Error::Busy(_))), "{busy:?}");
+    let v = settle(&e, &fay, h.id).await.unwrap();
+    assert_eq!(v.state, "stopped");
+    assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff);
+    // Stopping a stopped one is refused with the reason; starting it works.
+    let again = e.svc.action(&fay, h.id, Operation::Stop).await;
+    assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
+    e.svc.action(&fay, h.id, Operation::Start).await.unwrap();
+    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, "running");
+    assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::Running);
+    e.svc.action(&fay, h.id, Operation::Restart).await.unwrap();
+    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, "running");
+
+    e.svc.action(&fay, h.id, Operation::Delete).await.unwrap();
+    assert!(settle(&e, &fay, h.id).await.is_none(), "the row is gone");
+    assert_clean_slate(&e, h.id).await;
+    // The audit trail outlives the hosting.
+    let evs = e.svc.events(&fay, h.id, 0).await.unwrap();
+    assert!(evs.iter().any(|ev| ev.status == "deleted"));
+}
+
+#[tokio::test]
+async fn another_user_can_neither_see_nor_touch_a_hosting() {
+    let e = env().await;
+    let gus = user(&e, "gus").await;
+    let mallory = user(&e, "mallory").await;
+    let h = e.svc.create(&gus, CreateHosting::default()).await.unwrap();
+    settle(&e, &gus, h.id).await;
+
+    assert!(matches!(e.svc.get(&mallory, h.id).await, Err(Error::NotFound(_))));
+    assert!(matches!(e.svc.events(&mallory, h.id, 0).await, Err(Error::NotFound(_))));
+    assert!(matches!(e.svc.stats_history(&mallory, h.id).await, Err(Error::NotFound(_))));
+    assert!(matches!(e.svc.console(&mallory, h.id, 10).await, Err(Error::NotFound(_))));
+    for op in [Operation::Stop, Operation::Restart, Operation::Delete] {
+        assert!(matches!(e.svc.action(&mallory, h.id, op).await, Err(Error::NotFound(_))));
+    }
+    assert!(e.svc.list(&mallory).await.unwrap().is_empty());
+    assert!(matches!(e.svc.list_all(&mallory).await, Err(Error::Forbidden)));
+    assert_eq!(e.svc.get(&gus, h.id).await.unwrap().state, "running", "untouched");
+}
+
+#[tokio::test]
+async fn bad_requests_get_specific_errors_and_store_nothing() {
+    let e = env_with(|c| c.max_hostings_per_user = 1).await;
+    let hal = user(&e, "hal").await;
+    let ivy = user(&e, "ivy").await;
+    let bad_slug = e.svc.create(&hal, CreateHosting { slug: Some("Bad Slug!".into()), ..Default::default() }).await;
+    assert!(matches!(bad_slug, Err(Error::Validation { field: "slug", .. })), "{bad_slug:?}");
+    let reserved = e.svc.create(&hal, CreateHosting { slug: Some("admin".into()), ..Default::default() }).await;
+    assert!(matches!(reserved, Err(Error::Validation { field: "slug", .. })), "{reserved:?}");
+    let squat = e.svc.create(&hal, CreateHosting { slug: Some("ivy".into()), ..Default::default() }).await;
+    assert!(matches!(squat, Err(Error::Conflict { field: Some("slug"), .. })), "{squat:?}");
+    let plan = e.svc.create(&hal, CreateHosting { plan: Some("huge".into()), ..Default::default() }).await;
+    assert!(matches!(plan, Err(Error::Validation { field: "plan", .. })), "{plan:?}");
+    let key = e
+        .svc
+        .create(&hal, CreateHosting { public_keys: vec!["ssh-rsa not-a-key".into()], ..Default::default() })
+        .await;
+    assert!(matches!(key, Err(Error::Validation { .. })), "{key:?}");
+    let other_key = e.svc.create(&hal, CreateHosting { ssh_key_ids: vec![424242], ..Default::default() }).await;
+    assert!(matches!(other_key, Err(Error::NotFound(_))), "{other_key:?}");
+    assert!(e.svc.list(&hal).await.unwrap().is_empty(), "no failed request stored a row");
+
+    let first = e.svc.create(&hal, CreateHosting::default()).await.unwrap();
+    let taken = e.svc.create(&ivy, CreateHosting { slug: Some("hal".into()), ..Default::default() }).await;
+    assert!(matches!(taken, Err(Error::Conflict { field: Some("slug"), .. })), "{taken:?}");
+    let over = e.svc.create(&hal, CreateHosting { slug: Some("second".into()), ..Default::default() }).await;
+    assert!(matches!(over, Err(Error::QuotaExceeded(_))), "{over:?}");
+    assert_eq!(e.svc.list(&hal).await.unwrap().len(), 1);
+    settle(&e, &hal, first.id).await;
+}
+
+#[tokio::test]
+async fn reconciliation_requeues_interrupted_creates_and_removes_orphans() {
+    let e = env().await;
+    let joan = user(&e, "joan").await;
+    let h = e.svc.create(&joan, CreateHosting::default()).await.unwrap();
+    assert_eq!(settle(&e, &joan, h.id).await.unwrap().state, "running");
+
+    // Pretend the service died in the middle of provisioning: the row says provisioning and
+    // the VM exists. An orphan domain and folder exist for an id with no row at all.
+    use sea_orm::{ActiveModelTrait, Set};
+    let row = hosting::Entity::find_by_id(h.id).one(&e.db.conn()).await.unwrap().unwrap();
+    let mut am: hosting::ActiveModel = row.into();
+    am.state = Set("provisioning".into());
+    am.operation = Set(Some("create".into()));
+    am.update(&e.db.conn()).await.unwrap();
+    let orphan = service::vm::VmSpec { hosting_id: 9999, vcpus: 1, memory_mib: 128, disk_gib: 1, http_port: 1, ssh_port: 2 };
+    e.svc.vm().create_disk(&orphan).await.unwrap();
+    e.svc.vm().define(&orphan).await.unwrap();
+
+    let report = e.svc.reconcile().await.unwrap();
+    assert_eq!(report.requeued, vec![h.id]);
+    assert!(report.orphan_domains.contains(&9999), "{report:?}");
+    assert!(!e.svc.vm().vm_dir(9999).exists());
+    assert!(!e.svc.vm().list_domains().await.unwrap().iter().any(|(id, _)| *id == 9999));
+
+    let v = settle(&e, &joan, h.id).await.unwrap();
+    assert_eq!(v.state, "running", "the interrupted create was finished: {:?}", v.state_reason);
+    let domains = e.svc.vm().list_domains().await.unwrap();
+    assert_eq!(domains.iter().filter(|(id, _)| *id == h.id).count(), 1);
+}
