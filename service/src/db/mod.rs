@@ -2,7 +2,8 @@
 pub mod entity;
 
 use migrations::{Migrator, MigratorTrait};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{ConnectOptions, Database, DbErr};
+pub use sea_orm::DatabaseConnection;
 
 /// Milliseconds since the unix epoch: the one timestamp format in the schema.
 pub fn now_ms() -> i64 {
