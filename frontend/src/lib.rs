@@ -1,1 +1,7 @@
-
+#![recursion_limit = "512"]
+//! The browser build: hydrates the server-rendered page.
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

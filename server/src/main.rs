@@ -1,1 +1,23 @@
-fn main() {}
+#![recursion_limit = "512"]
+//! vm-webhoster: `serve` (default) runs the web app, REST API, provisioning and nginx;
+//! `grant-admin` makes an account an administrator.
+use clap::Parser;
+use server::config::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    server::telemetry::init(&cli.log_level, cli.log_format_json);
+    match cli.command.clone().unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = server::Application::build(cli.settings()).await?;
+            app.run_until_stopped().await?;
+        }
+        Command::GrantAdmin { login } => {
+            let db = service::db::connect_and_migrate(&cli.settings().database_url).await?;
+            let user = service::accounts::Accounts::new(db).set_admin(&login, true).await?;
+            println!("{} ({}) is now an administrator", user.username, user.email);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,72 @@
+# vm-webhoster. The two commands: `make run` (set up this host, build, start) and `make test`.
+SHELL := /bin/bash
+.ONESHELL:
+.SHELLFLAGS := -euo pipefail -c
+
+DATA_DIR     ?= $(CURDIR)/data
+SITE         := target/site
+PKG          := $(SITE)/pkg
+NAME         := vm-webhoster
+WASM         := target/wasm32-unknown-unknown/debug/frontend.wasm
+SERVER       := target/debug/vm-webhoster
+export CARGO_TARGET_DIR := $(CURDIR)/target
+
+.PHONY: run test setup image host build wasm css server test-unit test-pg test-vm test-e2e bench clean-vms
+
+## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
+run: setup image host build
+	$(SERVER) serve --data-dir $(DATA_DIR) --site-root $(SITE)
+
+## Run every test: unit + integration (SQLite and PostgreSQL), real VMs, browser end-to-end.
+test: setup image host build
+	$(MAKE) test-unit test-pg test-vm test-e2e
+
+setup:
+	ops/setup-host.sh
+	ops/setup-toolchain.sh
+
+image:
+	guest/build-image.sh $(DATA_DIR)
+
+host:
+	ops/start-host-services.sh
+
+build: wasm css server
+	mkdir -p $(SITE) && cp -r public/. $(SITE)/
+
+wasm:
+	cargo build -p frontend --target wasm32-unknown-unknown
+	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name $(NAME) $(WASM)
+
+css:
+	mkdir -p $(PKG)
+	npx --no-install @tailwindcss/cli -i style/main.css -o $(PKG)/$(NAME).css --minify 2>/dev/null
+
+server:
+	cargo build -p server
+
+## Unit and integration tests on SQLite (libvirt's test driver, real nginx in temp prefixes).
+test-unit:
+	cargo nextest run --workspace --exclude frontend --no-fail-fast
+
+## The same database-touching tests against a throwaway PostgreSQL.
+test-pg:
+	url=$$(ops/pg-test.sh start)
+	trap 'ops/pg-test.sh stop' EXIT
+	TEST_DATABASE_URL=$$url cargo nextest run --workspace --exclude frontend --no-fail-fast -E 'not test(/^(vm|proxy|hosting::|ready)/)' -E 'binary(accounts_db) | binary(hosting_lifecycle) | binary(api)'
+
+## Real VMs under qemu:///system (a few minutes under TCG).
+test-vm:
+	VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current cargo nextest run -p service -p server --run-ignored only --test-threads 1 --no-fail-fast
+
+## Browser tests in Chromium (Playwright) against a real server + nginx + VMs.
+test-e2e:
+	node --test end2end/
+
+## Benchmarks (not part of the test run): prints a table.
+bench: setup image host build
+	ops/bench.sh
+
+## Remove every VM, disk and nginx file this data dir holds (the service reconciles anyway).
+clean-vms:
+	for d in $$(virsh -c qemu:///system list --all --name | grep '^vmw'); do virsh -c qemu:///system destroy $$d || true; virsh -c qemu:///system undefine --managed-save $$d || true; done

@@ -1,0 +1,133 @@
+use leptos::prelude::*;
+
+use crate::error::AppError;
+use crate::model::{ApiToken, SshKey, User};
+#[cfg(feature = "ssr")]
+use crate::auth;
+
+/// The logged-in user, if any (None for visitors: not an error).
+#[server(prefix = "/api/fn")]
+pub async fn current_user() -> Result<Option<User>, AppError> {
+    let state = auth::state()?;
+    let session = auth::session().await?;
+    Ok(auth::session_user(&session, &state).await?.map(Into::into))
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn signup(email: String, username: String, password: String) -> Result<(), AppError> {
+    let state = auth::state()?;
+    let user = state
+        .accounts
+        .register(service::accounts::NewUser { email, username, password })
+        .await?;
+    let session = auth::session().await?;
+    auth::login_session(&session, &state, &user).await?;
+    leptos_axum::redirect("/dashboard");
+    Ok(())
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn login(login: String, password: String) -> Result<(), AppError> {
+    let state = auth::state()?;
+    let ip = auth::client_ip().await;
+    let user = state.accounts.authenticate(&login, &password, ip).await?;
+    let session = auth::session().await?;
+    auth::login_session(&session, &state, &user).await?;
+    leptos_axum::redirect("/dashboard");
+    Ok(())
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn logout() -> Result<(), AppError> {
+    let session = auth::session().await?;
+    auth::logout_session(&session).await?;
+    leptos_axum::redirect("/login");
+    Ok(())
+}
+
+/// Availability of an email or username while the person types.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Availability {
+    Available,
+    Taken(String),
+    Invalid(String),
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn check_signup_field(field: String, value: String) -> Result<Availability, AppError> {
+    let state = auth::state()?;
+    let res = match field.as_str() {
+        "email" => state.accounts.email_available(&value).await,
+        "username" => state.accounts.username_available(&value).await,
+        _ => return Err(AppError::Validation { field, message: "unknown field".into() }),
+    };
+    Ok(match res {
+        Ok(true) => Availability::Available,
+        Ok(false) if field == "email" => Availability::Taken("An account with this email already exists.".into()),
+        Ok(false) => Availability::Taken("This username is taken.".into()),
+        Err(service::Error::Validation { message, .. }) => Availability::Invalid(message),
+        Err(e) => return Err(e.into()),
+    })
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn change_password(current_password: String, new_password: String) -> Result<String, AppError> {
+    let (state, user, actor) = auth::require_user().await?;
+    state.accounts.change_password(&actor, &current_password, &new_password).await?;
+    let session = auth::session().await?;
+    auth::refresh_session(&session, &state, user.id).await?;
+    Ok("Password changed. Other sessions and login tokens were signed out.".into())
+}
+
+/// Deletes the account: first every hosting (VMs, disks, routes), then the account itself.
+#[server(prefix = "/api/fn")]
+pub async fn delete_account(password: String) -> Result<(), AppError> {
+    let (state, _user, actor) = auth::require_user().await?;
+    state.accounts.check_password(&actor, &password).await?;
+    if let Some(h) = &state.hosting {
+        h.delete_all_for_user(&actor, std::time::Duration::from_secs(180)).await?;
+    }
+    state.accounts.delete_user(&actor, &password).await?;
+    let session = auth::session().await?;
+    auth::logout_session(&session).await?;
+    leptos_axum::redirect("/");
+    Ok(())
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn list_ssh_keys() -> Result<Vec<SshKey>, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(state.accounts.list_ssh_keys(&actor).await?.into_iter().map(Into::into).collect())
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn add_ssh_key(name: String, public_key: String) -> Result<SshKey, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(state.accounts.add_ssh_key(&actor, &name, &public_key).await?.into())
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn delete_ssh_key(id: i32) -> Result<(), AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(state.accounts.delete_ssh_key(&actor, id).await?)
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn list_api_tokens() -> Result<Vec<ApiToken>, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(state.accounts.list_api_tokens(&actor).await?.into_iter().map(Into::into).collect())
+}
+
+/// Creates a named API token; the secret is shown once.
+#[server(prefix = "/api/fn")]
+pub async fn create_api_token(name: String) -> Result<(ApiToken, String), AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    let (secret, view) = state.accounts.create_api_token(&actor, &name).await?;
+    Ok((view.into(), secret))
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn revoke_api_token(id: i32) -> Result<(), AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(state.accounts.revoke_api_token(&actor, id).await?)
+}

@@ -1,0 +1,106 @@
+use leptos::prelude::*;
+
+use crate::error::AppError;
+use crate::model::{Hosting, HostingPageData, Plan};
+#[cfg(feature = "ssr")]
+use crate::model::StepInfo;
+#[cfg(feature = "ssr")]
+use crate::auth;
+
+#[server(prefix = "/api/fn")]
+pub async fn list_hostings() -> Result<Vec<Hosting>, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    let Some(h) = &state.hosting else { return Ok(Vec::new()) };
+    Ok(h.list(&actor).await?.into_iter().map(Into::into).collect())
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn plans() -> Result<Vec<Plan>, AppError> {
+    let state = auth::state()?;
+    Ok(state
+        .config
+        .plans
+        .iter()
+        .map(|p| Plan { name: p.name.clone(), vcpus: p.vcpus, memory_mib: p.memory_mib, disk_gib: p.disk_gib })
+        .collect())
+}
+
+/// Whether a site name is valid and free, while the person types.
+#[server(prefix = "/api/fn")]
+pub async fn check_slug(slug: String) -> Result<Option<String>, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    let h = auth::hosting(&state)?;
+    match h.slug_available(&actor, &slug).await {
+        Ok(true) => Ok(None),
+        Ok(false) => Ok(Some(format!("'{}' is taken.", slug.trim().to_ascii_lowercase()))),
+        Err(service::Error::Validation { message, .. }) => Ok(Some(message)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Creates a hosting and lands on its live page.
+#[server(prefix = "/api/fn")]
+pub async fn create_hosting(slug: String, plan: String, ssh_key_ids: Option<Vec<i32>>) -> Result<Hosting, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    let h = auth::hosting(&state)?;
+    let created = h
+        .create(
+            &actor,
+            service::hosting::CreateHosting {
+                slug: Some(slug),
+                plan: Some(plan),
+                ssh_key_ids: ssh_key_ids.unwrap_or_default(),
+                public_keys: Vec::new(),
+            },
+        )
+        .await?;
+    leptos_axum::redirect(&format!("/hostings/{}", created.id));
+    Ok(created.into())
+}
+
+/// Everything the live page needs at load; updates then arrive over the event stream.
+#[server(prefix = "/api/fn")]
+pub async fn hosting_page(id: i32) -> Result<HostingPageData, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    let h = auth::hosting(&state)?;
+    let hosting = h.get(&actor, id).await?;
+    let events = h.events(&actor, id, 0).await?;
+    let samples = h.stats_history(&actor, id).await?;
+    Ok(HostingPageData {
+        hosting: hosting.into(),
+        events: events.into_iter().map(Into::into).collect(),
+        steps: service::hosting::Step::ALL
+            .iter()
+            .map(|s| StepInfo { name: s.as_str().into(), label: s.label().into() })
+            .collect(),
+        samples: samples.into_iter().map(Into::into).collect(),
+    })
+}
+
+#[server(prefix = "/api/fn")]
+pub async fn get_hosting(id: i32) -> Result<Hosting, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(auth::hosting(&state)?.get(&actor, id).await?.into())
+}
+
+/// start | stop | restart | delete
+#[server(prefix = "/api/fn")]
+pub async fn hosting_action(id: i32, action: String) -> Result<Hosting, AppError> {
+    use service::hosting::Operation;
+    let (state, _, actor) = auth::require_user().await?;
+    let op = match action.as_str() {
+        "start" => Operation::Start,
+        "stop" => Operation::Stop,
+        "restart" => Operation::Restart,
+        "delete" => Operation::Delete,
+        _ => return Err(AppError::Validation { field: "action".into(), message: format!("unknown action '{action}'") }),
+    };
+    Ok(auth::hosting(&state)?.action(&actor, id, op).await?.into())
+}
+
+/// The last lines of the VM's serial console.
+#[server(prefix = "/api/fn")]
+pub async fn hosting_console(id: i32, lines: usize) -> Result<Vec<String>, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(auth::hosting(&state)?.console(&actor, id, lines).await?)
+}

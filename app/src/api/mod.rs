@@ -1,0 +1,5 @@
+//! Server functions, grouped by domain. Each one: authenticate, call the service layer,
+//! map the result. No SQL, no libvirt, no nginx here.
+pub mod accounts;
+pub mod admin;
+pub mod hostings;

@@ -1,0 +1,125 @@
+//! Sessions (server side): who is logged in, login with a new session id, logout that ends the
+//! session on the server. Shared by server functions and the REST API.
+use leptos::prelude::*;
+use service::accounts::{Actor, UserView};
+use tower_sessions::Session;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+const USER_ID: &str = "uid";
+const AUTH_VERSION: &str = "av";
+const LOGIN_AT: &str = "login_at";
+
+fn internal(e: impl std::fmt::Display) -> AppError {
+    tracing::error!(error = %e, "session store error");
+    AppError::Internal("Session error. Please log in again.".into())
+}
+
+/// The logged-in user of this session, if any. Sessions of an older password (auth version)
+/// or past the absolute lifetime are ended here.
+pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<UserView>, AppError> {
+    let Some(uid) = session.get::<i32>(USER_ID).await.map_err(internal)? else {
+        return Ok(None);
+    };
+    let av = session.get::<i32>(AUTH_VERSION).await.map_err(internal)?.unwrap_or(0);
+    let login_at = session.get::<i64>(LOGIN_AT).await.map_err(internal)?.unwrap_or(0);
+    let too_old = service::db::now_ms() - login_at > state.session_max_age_ms;
+    let current = match state.accounts.auth_version(uid).await {
+        Ok(v) => Some(v),
+        Err(service::Error::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if too_old || current != Some(av) {
+        session.flush().await.map_err(internal)?;
+        return Ok(None);
+    }
+    Ok(Some(state.accounts.get_user(uid).await?))
+}
+
+/// Starts an authenticated session under a new id (no session fixation).
+pub async fn login_session(session: &Session, state: &AppState, user: &UserView) -> Result<(), AppError> {
+    session.cycle_id().await.map_err(internal)?;
+    let av = state.accounts.auth_version(user.id).await?;
+    session.insert(USER_ID, user.id).await.map_err(internal)?;
+    session.insert(AUTH_VERSION, av).await.map_err(internal)?;
+    session.insert(LOGIN_AT, service::db::now_ms()).await.map_err(internal)?;
+    Ok(())
+}
+
+/// Ends the session on the server (the old cookie is worthless afterwards).
+pub async fn logout_session(session: &Session) -> Result<(), AppError> {
+    session.flush().await.map_err(internal)
+}
+
+/// After a password change: the session continues with the new auth version.
+pub async fn refresh_session(session: &Session, state: &AppState, user_id: i32) -> Result<(), AppError> {
+    let av = state.accounts.auth_version(user_id).await?;
+    session.cycle_id().await.map_err(internal)?;
+    session.insert(AUTH_VERSION, av).await.map_err(internal)
+}
+
+// ---- helpers for server functions ----
+
+pub fn state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| AppError::Internal("server state missing".into()))
+}
+
+pub async fn session() -> Result<Session, AppError> {
+    leptos_axum::extract::<Session>().await.map_err(internal)
+}
+
+/// The logged-in user, or Unauthorized. Every server function that reads or changes a
+/// user's data starts here: pages' redirects are only a convenience.
+pub async fn require_user() -> Result<(AppState, UserView, Actor), AppError> {
+    let state = state()?;
+    let session = session().await?;
+    match session_user(&session, &state).await? {
+        Some(u) => {
+            let actor = u.actor();
+            Ok((state, u, actor))
+        }
+        None => {
+            if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
+                opts.set_status(http::StatusCode::UNAUTHORIZED);
+            }
+            Err(AppError::Unauthorized)
+        }
+    }
+}
+
+pub async fn require_admin() -> Result<(AppState, UserView, Actor), AppError> {
+    let (state, user, actor) = require_user().await?;
+    if !user.is_admin {
+        return Err(AppError::Forbidden);
+    }
+    Ok((state, user, actor))
+}
+
+/// The hosting service, or a clear error when this server runs without VMs.
+pub fn hosting(state: &AppState) -> Result<service::hosting::HostingService, AppError> {
+    state
+        .hosting
+        .clone()
+        .ok_or_else(|| AppError::Internal("Hosting is disabled on this server (started with --no-libvirt).".into()))
+}
+
+/// The client's address for login limits: the socket peer, or nginx's X-Real-IP when the
+/// peer is loopback (nginx in front).
+pub async fn client_ip() -> Option<std::net::IpAddr> {
+    use axum::extract::ConnectInfo;
+    let peer = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0.ip());
+    let headers = leptos_axum::extract::<http::HeaderMap>().await.ok();
+    crate::auth::client_from(peer, headers.as_ref())
+}
+
+pub fn client_from(peer: Option<std::net::IpAddr>, headers: Option<&http::HeaderMap>) -> Option<std::net::IpAddr> {
+    let forwarded = headers
+        .and_then(|h| h.get("x-real-ip"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    match peer {
+        Some(p) if p.is_loopback() => forwarded.or(Some(p)),
+        other => other,
+    }
+}

@@ -1,0 +1,3 @@
+pub mod charts;
+pub mod layout;
+pub mod ui;

@@ -1,0 +1,122 @@
+//! The one error type that crosses the server-function boundary. `From<service::Error>` is the
+//! only mapping from the service layer (internal details stay in the server's log).
+use leptos::server_fn::codec::JsonEncoding;
+use leptos::server_fn::error::{FromServerFnError, ServerFnErrorErr};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AppError {
+    Unauthorized,
+    Forbidden,
+    NotFound(String),
+    Validation { field: String, message: String },
+    Conflict { field: Option<String>, message: String },
+    RateLimited { retry_after_secs: u64 },
+    Busy(String),
+    Internal(String),
+}
+
+impl AppError {
+    /// The message for a form field, if this error is about `field`.
+    pub fn for_field(&self, field: &str) -> Option<String> {
+        match self {
+            AppError::Validation { field: f, message } if f == field => Some(message.clone()),
+            AppError::Conflict { field: Some(f), message } if f == field => Some(message.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether the error belongs to one of these fields (so it is shown there, not on top).
+    pub fn is_field_error(&self, fields: &[&str]) -> bool {
+        fields.iter().any(|f| self.for_field(f).is_some())
+    }
+}
+
+impl std::fmt::Display for AppError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AppError::Unauthorized => f.write_str("Please log in."),
+            AppError::Forbidden => f.write_str("You are not allowed to do that."),
+            AppError::NotFound(what) => write!(f, "That {what} does not exist."),
+            AppError::Validation { message, .. } => f.write_str(message),
+            AppError::Conflict { message, .. } => f.write_str(message),
+            AppError::RateLimited { retry_after_secs } => {
+                write!(f, "Too many attempts. Try again in {}.", human_secs(*retry_after_secs))
+            }
+            AppError::Busy(m) => f.write_str(m),
+            AppError::Internal(m) => f.write_str(m),
+        }
+    }
+}
+
+fn human_secs(s: u64) -> String {
+    if s >= 120 { format!("{} minutes", s.div_ceil(60)) } else { format!("{s} seconds") }
+}
+
+impl std::error::Error for AppError {}
+
+impl FromServerFnError for AppError {
+    type Encoder = JsonEncoding;
+
+    fn from_server_fn_error(value: ServerFnErrorErr) -> Self {
+        AppError::Internal(match value {
+            ServerFnErrorErr::Request(_) => "The server could not be reached. Check your connection.".into(),
+            other => other.to_string(),
+        })
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl From<service::Error> for AppError {
+    fn from(e: service::Error) -> Self {
+        use service::Error as E;
+        let status = |code: http::StatusCode| {
+            if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+                opts.set_status(code);
+            }
+        };
+        match e {
+            E::Validation { field, message } => {
+                status(http::StatusCode::UNPROCESSABLE_ENTITY);
+                AppError::Validation { field: field.into(), message }
+            }
+            E::Conflict { field, message } => {
+                status(http::StatusCode::CONFLICT);
+                AppError::Conflict { field: field.map(Into::into), message }
+            }
+            E::NotFound(what) => {
+                status(http::StatusCode::NOT_FOUND);
+                AppError::NotFound(what.into())
+            }
+            E::Unauthorized => {
+                status(http::StatusCode::UNAUTHORIZED);
+                AppError::Unauthorized
+            }
+            E::InvalidCredentials => {
+                status(http::StatusCode::UNAUTHORIZED);
+                AppError::Validation { field: "login".into(), message: "Wrong email/username or password.".into() }
+            }
+            E::Forbidden => {
+                status(http::StatusCode::FORBIDDEN);
+                AppError::Forbidden
+            }
+            E::RateLimited { retry_after_secs } => {
+                status(http::StatusCode::TOO_MANY_REQUESTS);
+                AppError::RateLimited { retry_after_secs }
+            }
+            E::QuotaExceeded(m) => {
+                status(http::StatusCode::CONFLICT);
+                AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") }
+            }
+            E::Busy(m) => {
+                status(http::StatusCode::CONFLICT);
+                AppError::Busy(m)
+            }
+            other => {
+                tracing::error!(error = %other, "internal error in a server function");
+                status(http::StatusCode::INTERNAL_SERVER_ERROR);
+                AppError::Internal("Something went wrong on our side. Please try again.".into())
+            }
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! The live page of one hosting: provisioning steps as they happen, then the running view with
+//! addresses, SSH/SFTP lines, live charts and the serial console. Updates arrive over a
+//! server-sent event stream; a dropped connection reconnects and catches up from the last id.
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+
+use super::RequireUser;
+use crate::api::hostings::{hosting_action, hosting_console, hosting_page};
+use crate::components::charts::{Sparkline, human_bytes};
+use crate::components::ui::{CopyLine, StateBadge, format_time, human_duration, js_now, toasts};
+use crate::model::{Event, Hosting, HostingPageData, Sample, StepInfo, User};
+
+#[component]
+pub fn HostingDetailPage() -> impl IntoView {
+    view! {
+        <Title text="Site · vm-webhoster"/>
+        <RequireUser child=|_u: User| view! { <HostingLoader/> }/>
+    }
+}
+
+#[component]
+fn HostingLoader() -> impl IntoView {
+    let params = use_params_map();
+    let id = move || params.read().get("id").and_then(|s| s.parse::<i32>().ok()).unwrap_or(0);
+    let page = Resource::new_blocking(id, hosting_page);
+    view! {
+        <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
+            {move || Suspend::new(async move {
+                match page.await {
+                    Ok(p) => view! { <Live page=p/> }.into_any(),
+                    Err(e) => view! {
+                        <div class="card p-8 text-center">
+                            <h1 class="text-xl font-semibold">"Site not found"</h1>
+                            <p class="mt-1 text-slate-500" data-testid="not-found">{e.to_string()}</p>
+                            <a href="/dashboard" class="btn-secondary mt-4 inline-block">"Back to the dashboard"</a>
+                        </div>
+                    }.into_any(),
+                }
+            })}
+        </Suspense>
+    }
+}
+
+#[component]
+fn Live(page: HostingPageData) -> impl IntoView {
+    let hosting = RwSignal::new(page.hosting.clone());
+    let events = RwSignal::new(page.events.clone());
+    let samples = RwSignal::new(page.samples.clone());
+    let gone = RwSignal::new(false);
+    let connected = RwSignal::new(false);
+    let steps = StoredValue::new(page.steps.clone());
+    let id = page.hosting.id;
+
+    #[cfg(feature = "hydrate")]
+    stream::connect(id, hosting, events, samples, gone, connected);
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (&connected, &gone);
+
+    let state = Signal::derive(move || hosting.get().state);
+    let op = Signal::derive(move || hosting.get().operation);
+    let provisioning = move || matches!(state.get().as_str(), "queued" | "provisioning") || (state.get() == "failed");
+
+    view! {
+        <Title text=move || format!("{} · vm-webhoster", hosting.get().slug)/>
+        <div class="flex flex-wrap items-center gap-3">
+            <a href="/dashboard" class="text-sm text-slate-500 hover:underline">"← Dashboard"</a>
+        </div>
+        <div class="mt-2 flex flex-wrap items-center gap-3">
+            <h1 class="text-2xl font-semibold" data-testid="hosting-slug">{move || hosting.get().slug}</h1>
+            <StateBadge state operation=op/>
+            <span class="text-xs text-slate-500" title="live updates">
+                {move || if connected.get() { "● live" } else { "○ connecting…" }}
+            </span>
+        </div>
+        <Show when=move || gone.get()>
+            <div class="card mt-6 p-6" data-testid="deleted">
+                <p class="font-medium">"This site was deleted. Its VM, disk, ports and route are gone."</p>
+                <a href="/dashboard" class="btn-secondary mt-3 inline-block">"Back to the dashboard"</a>
+            </div>
+        </Show>
+        <Show when=move || !gone.get()>
+            <Actions hosting/>
+            <Show when=provisioning>
+                <Progress steps=steps.get_value() events hosting/>
+            </Show>
+            <Show when=move || matches!(state.get().as_str(), "running" | "stopped")>
+                <Running hosting samples/>
+            </Show>
+            <Console id/>
+            <History events/>
+        </Show>
+    }
+}
+
+#[component]
+fn Actions(hosting: RwSignal<Hosting>) -> impl IntoView {
+    let confirm = RwSignal::new(false);
+    let typed = RwSignal::new(String::new());
+    let q = toasts();
+    let run = move |action: &'static str| {
+        let id = hosting.get_untracked().id;
+        leptos::task::spawn_local(async move {
+            match hosting_action(id, action.to_string()).await {
+                Ok(h) => hosting.set(h),
+                Err(e) => q.push(e.to_string()),
+            }
+        });
+    };
+    let busy = move || hosting.get().busy() || matches!(hosting.get().state.as_str(), "queued" | "provisioning" | "deleting");
+    let st = move || hosting.get().state;
+    view! {
+        <div class="mt-4 flex flex-wrap gap-2" data-testid="actions">
+            <button class="btn-secondary" data-testid="action-start" disabled=move || busy() || st() != "stopped" on:click=move |_| run("start")>"Start"</button>
+            <button class="btn-secondary" data-testid="action-stop" disabled=move || busy() || st() != "running" on:click=move |_| run("stop")>"Stop"</button>
+            <button class="btn-secondary" data-testid="action-restart" disabled=move || busy() || !matches!(st().as_str(), "running" | "stopped") on:click=move |_| run("restart")>"Restart"</button>
+            <button class="btn-danger" data-testid="action-delete" disabled=move || busy() on:click=move |_| confirm.set(true)>"Delete…"</button>
+        </div>
+        <Show when=move || confirm.get()>
+            <div class="card mt-3 space-y-2 border-rose-300 p-4 dark:border-rose-900" data-testid="delete-confirm">
+                <p class="text-sm">"This deletes the VM, its disk and everything on it. Type "
+                    <strong class="font-mono">{move || hosting.get().slug}</strong> " to confirm."</p>
+                <input class="input" data-testid="delete-confirm-input" prop:value=move || typed.get()
+                    on:input=move |ev| typed.set(event_target_value(&ev))/>
+                <div class="flex gap-2">
+                    <button class="btn-danger" data-testid="delete-confirm-button"
+                        disabled=move || typed.get().trim() != hosting.get().slug
+                        on:click=move |_| { confirm.set(false); typed.set(String::new()); run("delete"); }>
+                        {move || format!("Delete {}", hosting.get().slug)}
+                    </button>
+                    <button class="btn-secondary" on:click=move |_| { confirm.set(false); typed.set(String::new()); }>"Cancel"</button>
+                </div>
+            </div>
+        </Show>
+    }
+}
+
+/// The latest provisioning attempt: events after the last "queued" state event.
+fn current_attempt(events: &[Event]) -> Vec<Event> {
+    let start = events.iter().rposition(|e| e.kind == "state" && e.status == "queued").unwrap_or(0);
+    events[start..].to_vec()
+}
+
+#[component]
+fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<Event>>, hosting: RwSignal<Hosting>) -> impl IntoView {
+    view! {
+        <section class="card mt-6 p-5" data-testid="progress">
+            <h2 class="font-semibold">"Provisioning"</h2>
+            {move || hosting.get().queue_position.filter(|_| hosting.get().state == "queued").map(|p| view! {
+                <p class="mt-1 text-sm text-slate-500" data-testid="queue-position">
+                    {if p == 0 { "Next in line for a provisioning slot.".to_string() } else { format!("Waiting: {p} site(s) ahead in the queue.") }}
+                </p>
+            })}
+            <ol class="mt-4 space-y-2">
+                {steps.into_iter().map(|s| {
+                    let name = s.name.clone();
+                    let status = Signal::derive(move || {
+                        let evs = current_attempt(&events.get());
+                        let mine: Vec<&Event> = evs.iter().filter(|e| e.step.as_deref() == Some(name.as_str())).collect();
+                        let last = mine.iter().rev().find(|e| e.kind == "undo").or_else(|| mine.last()).map(|e| (e.status.clone(), e.duration_ms, e.message.clone()));
+                        last
+                    });
+                    view! {
+                        <li class="flex items-start gap-3" data-testid="step" data-step=s.name.clone()
+                            data-status=move || status.get().map(|(s, _, _)| s).unwrap_or_else(|| "pending".into())>
+                            <span class="mt-0.5 flex h-5 w-5 shrink-0 items-center justify-center rounded-full text-xs"
+                                class=("bg-emerald-500 text-white", move || matches!(status.get(), Some((ref s, _, _)) if s == "succeeded"))
+                                class=("bg-indigo-500 text-white animate-pulse", move || matches!(status.get(), Some((ref s, _, _)) if s == "started"))
+                                class=("bg-rose-500 text-white", move || matches!(status.get(), Some((ref s, _, _)) if s == "failed"))
+                                class=("bg-amber-400 text-white", move || matches!(status.get(), Some((ref s, _, _)) if s == "undone"))
+                                class=("bg-slate-200 dark:bg-slate-700", move || status.get().is_none())>
+                                {move || match status.get().map(|(s, _, _)| s).as_deref() {
+                                    Some("succeeded") => "✓", Some("failed") => "✕", Some("undone") => "↺", Some("started") => "…", _ => "",
+                                }}
+                            </span>
+                            <div class="flex-1">
+                                <p class="text-sm">{s.label.clone()}</p>
+                                {move || status.get().and_then(|(st, d, msg)| match st.as_str() {
+                                    "failed" => Some(view! { <p class="text-xs text-rose-600 dark:text-rose-400">{msg}</p> }.into_any()),
+                                    "undone" => Some(view! { <p class="text-xs text-amber-600">"Rolled back"</p> }.into_any()),
+                                    _ => d.map(|d| view! { <p class="text-xs text-slate-500">{human_duration(d)}</p> }.into_any()),
+                                })}
+                            </div>
+                        </li>
+                    }
+                }).collect_view()}
+            </ol>
+            {move || (hosting.get().state == "failed").then(|| view! {
+                <div class="mt-4 rounded-lg border border-rose-200 bg-rose-50 p-3 text-sm text-rose-700 dark:border-rose-900 dark:bg-rose-950 dark:text-rose-300" data-testid="failure-reason">
+                    {hosting.get().state_reason.unwrap_or_default()}
+                </div>
+            })}
+        </section>
+    }
+}
+
+#[component]
+fn Running(hosting: RwSignal<Hosting>, samples: RwSignal<Vec<Sample>>) -> impl IntoView {
+    let now = RwSignal::new(js_now() as i64);
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(move || now.set(js_now() as i64), std::time::Duration::from_secs(1)).ok();
+        on_cleanup(move || if let Some(h) = handle { h.clear() });
+    }
+    let uptime = move || hosting.get().running_since.filter(|_| now.get() > 0).map(|s| human_duration((now.get() - s).max(0)));
+    let cpu = Signal::derive(move || samples.get().iter().map(|s| s.cpu_percent).collect::<Vec<_>>());
+    let mem = Signal::derive(move || samples.get().iter().map(|s| s.memory_used_kib as f64 * 1024.0).collect::<Vec<_>>());
+    let io = Signal::derive(move || samples.get().iter().map(|s| s.disk_read_bps + s.disk_write_bps).collect::<Vec<_>>());
+    let last = move || samples.get().last().cloned();
+    view! {
+        <section class="mt-6 grid gap-4 md:grid-cols-2" data-testid="running-view">
+            <div class="card space-y-3 p-5">
+                <h2 class="font-semibold">"Your site"</h2>
+                <p class="text-sm text-slate-500">
+                    {move || match hosting.get().state.as_str() {
+                        "running" => format!("Running{}", uptime().map(|u| format!(" for {u}")).unwrap_or_default()),
+                        other => format!("The VM is {other}."),
+                    }}
+                </p>
+                <ul class="space-y-1 text-sm">
+                    <li><a class="link" target="_blank" rel="noopener" data-testid="site-url" href=move || hosting.get().site_url>{move || hosting.get().site_url}</a></li>
+                    <li><a class="link" target="_blank" rel="noopener" href=move || hosting.get().subdomain_url>{move || hosting.get().subdomain_url}</a></li>
+                    <li><a class="link" target="_blank" rel="noopener" href=move || hosting.get().user_url>{move || hosting.get().user_url}</a></li>
+                </ul>
+            </div>
+            <div class="card space-y-3 p-5">
+                <h2 class="font-semibold">"SSH and SFTP"</h2>
+                {move || hosting.get().ssh_command.map(|c| view! { <CopyLine text=c testid="ssh-command"/> })}
+                {move || hosting.get().sftp_command.map(|c| view! { <CopyLine text=c testid="sftp-command"/> })}
+                <p class="text-xs text-slate-500">"Upload into /var/www/html: it is your site's web root."</p>
+            </div>
+        </section>
+        <section class="mt-4 grid gap-4 md:grid-cols-3" data-testid="charts">
+            <Sparkline title="CPU" points=cpu label=Signal::derive(move || last().map(|s| format!("{:.1} %", s.cpu_percent)).unwrap_or_else(|| "–".into())) max=100.0/>
+            <Sparkline title="Memory" color="stroke-emerald-500" points=mem label=Signal::derive(move || last().map(|s| human_bytes(s.memory_used_kib as f64 * 1024.0)).unwrap_or_else(|| "–".into()))/>
+            <Sparkline title="Disk IO" color="stroke-amber-500" points=io label=Signal::derive(move || last().map(|s| format!("{}/s", human_bytes(s.disk_read_bps + s.disk_write_bps))).unwrap_or_else(|| "–".into()))/>
+        </section>
+    }
+}
+
+#[component]
+fn Console(id: i32) -> impl IntoView {
+    let open = RwSignal::new(false);
+    let lines = RwSignal::new(Vec::<String>::new());
+    #[cfg(feature = "hydrate")]
+    {
+        let fetch = move || {
+            if open.get_untracked() {
+                leptos::task::spawn_local(async move {
+                    if let Ok(l) = hosting_console(id, 200).await {
+                        lines.set(l);
+                    }
+                });
+            }
+        };
+        Effect::new(move |_| {
+            if open.get() {
+                fetch();
+            }
+        });
+        let handle = set_interval_with_handle(fetch, std::time::Duration::from_secs(3)).ok();
+        on_cleanup(move || if let Some(h) = handle { h.clear() });
+    }
+    let _ = (id, hosting_console);
+    view! {
+        <section class="card mt-6 p-5">
+            <div class="flex items-center justify-between">
+                <h2 class="font-semibold">"Serial console"</h2>
+                <button class="btn-secondary" data-testid="console-toggle" on:click=move |_| open.update(|o| *o = !*o)>
+                    {move || if open.get() { "Hide" } else { "Show" }}
+                </button>
+            </div>
+            <Show when=move || open.get()>
+                <pre class="mt-3 max-h-80 overflow-auto rounded-lg bg-black p-3 text-xs leading-relaxed text-emerald-300" data-testid="console">
+                    {move || { let l = lines.get(); if l.is_empty() { "(no output yet)".to_string() } else { l.join("\n") } }}
+                </pre>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn History(events: RwSignal<Vec<Event>>) -> impl IntoView {
+    view! {
+        <section class="card mt-6 p-5">
+            <h2 class="font-semibold">"Activity"</h2>
+            <ul class="mt-3 max-h-72 space-y-1 overflow-auto text-sm" data-testid="events">
+                <For each=move || { let mut e = events.get(); e.reverse(); e } key=|e| e.id let:e>
+                    <li class="flex gap-3">
+                        <span class="shrink-0 font-mono text-xs text-slate-400">{format_time(e.created_at)}</span>
+                        <span class:text-rose-600=e.status == "failed">{e.message.clone()}</span>
+                        {e.duration_ms.map(|d| view! { <span class="text-xs text-slate-400">{human_duration(d)}</span> })}
+                    </li>
+                </For>
+            </ul>
+        </section>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod stream {
+    use leptos::prelude::*;
+    use wasm_bindgen::JsCast;
+    use wasm_bindgen::prelude::Closure;
+    use web_sys::{EventSource, MessageEvent};
+
+    use crate::model::{Event, Hosting, Sample};
+
+    /// Subscribes to `/api/v1/hostings/{id}/stream`. EventSource reconnects by itself and
+    /// sends Last-Event-ID, from which the server replays what was missed.
+    pub fn connect(
+        id: i32,
+        hosting: RwSignal<Hosting>,
+        events: RwSignal<Vec<Event>>,
+        samples: RwSignal<Vec<Sample>>,
+        gone: RwSignal<bool>,
+        connected: RwSignal<bool>,
+    ) {
+        let after = events.get_untracked().last().map(|e| e.id).unwrap_or(0);
+        let Ok(es) = EventSource::new(&format!("/api/v1/hostings/{id}/stream?after={after}")) else { return };
+        let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
+            if let Some(ev) = m.data().as_string().and_then(|s| serde_json::from_str::<Event>(&s).ok()) {
+                events.update(|v| {
+                    if !v.iter().any(|e| e.id == ev.id) {
+                        v.push(ev);
+                    }
+                });
+            }
+        });
+        let on_hosting = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
+            if let Some(h) = m.data().as_string().and_then(|s| serde_json::from_str::<Hosting>(&s).ok()) {
+                hosting.set(h);
+            }
+        });
+        let on_stats = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
+            if let Some(s) = m.data().as_string().and_then(|s| serde_json::from_str::<Sample>(&s).ok()) {
+                samples.update(|v| {
+                    v.push(s);
+                    let extra = v.len().saturating_sub(180);
+                    v.drain(..extra);
+                });
+            }
+        });
+        let es_gone = es.clone();
+        let on_deleted = Closure::<dyn FnMut(MessageEvent)>::new(move |_m: MessageEvent| {
+            gone.set(true);
+            es_gone.close();
+        });
+        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| connected.set(true));
+        let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| connected.set(false));
+        let _ = es.add_event_listener_with_callback("event", on_event.as_ref().unchecked_ref());
+        let _ = es.add_event_listener_with_callback("hosting", on_hosting.as_ref().unchecked_ref());
+        let _ = es.add_event_listener_with_callback("stats", on_stats.as_ref().unchecked_ref());
+        let _ = es.add_event_listener_with_callback("deleted", on_deleted.as_ref().unchecked_ref());
+        es.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        es.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        let keep = send_wrapper::SendWrapper::new((on_event, on_hosting, on_stats, on_deleted, on_open, on_error, es.clone()));
+        on_cleanup(move || {
+            let k = keep.take();
+            k.6.close();
+        });
+    }
+}

@@ -1,0 +1,169 @@
+use leptos::form::ActionForm;
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+use super::RequireUser;
+use crate::api::accounts::{
+    AddSshKey, ChangePassword, CreateApiToken, DeleteAccount, delete_ssh_key, list_api_tokens, list_ssh_keys,
+    revoke_api_token,
+};
+use crate::components::ui::{Field, FormError, field_error, format_time, general_error, toasts};
+use crate::model::User;
+
+#[component]
+pub fn SettingsPage() -> impl IntoView {
+    view! {
+        <Title text="Settings · vm-webhoster"/>
+        <RequireUser child=|u: User| view! { <Settings user=u/> }/>
+    }
+}
+
+#[component]
+fn Settings(user: User) -> impl IntoView {
+    view! {
+        <h1 class="text-2xl font-semibold">"Settings"</h1>
+        <p class="text-sm text-slate-500">{user.email.clone()}</p>
+        <div class="mt-6 grid gap-6 lg:grid-cols-2">
+            <SshKeys/>
+            <ApiTokens/>
+            <PasswordForm/>
+            <DeleteAccountForm/>
+        </div>
+    }
+}
+
+#[component]
+fn SshKeys() -> impl IntoView {
+    let add = ServerAction::<AddSshKey>::new();
+    let removed = RwSignal::new(0u32);
+    let keys = Resource::new(move || (add.version().get(), removed.get()), |_| list_ssh_keys());
+    let value = add.value();
+    let q = toasts();
+    view! {
+        <section class="card space-y-4 p-5">
+            <h2 class="text-lg font-semibold">"SSH keys"</h2>
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    let list = keys.await.unwrap_or_default();
+                    if list.is_empty() {
+                        view! { <p class="text-sm text-slate-500" data-testid="no-keys">"No keys yet."</p> }.into_any()
+                    } else {
+                        view! {
+                            <ul class="divide-y divide-slate-200 dark:divide-slate-800" data-testid="ssh-keys">
+                                {list.into_iter().map(|k| {
+                                    let id = k.id;
+                                    view! {
+                                        <li class="flex items-center gap-3 py-2 text-sm">
+                                            <div class="min-w-0 flex-1">
+                                                <p class="font-medium">{k.name}</p>
+                                                <p class="truncate font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
+                                            </div>
+                                            <button class="btn-ghost text-rose-600" on:click=move |_| {
+                                                leptos::task::spawn_local(async move {
+                                                    match delete_ssh_key(id).await {
+                                                        Ok(()) => removed.update(|n| *n += 1),
+                                                        Err(e) => q.push(e.to_string()),
+                                                    }
+                                                });
+                                            }>"Remove"</button>
+                                        </li>
+                                    }
+                                }).collect_view()}
+                            </ul>
+                        }.into_any()
+                    }
+                })}
+            </Transition>
+            <ActionForm action=add attr:class="space-y-2" attr:data-testid="add-key-form">
+                <FormError error=general_error(value, &["name", "public_key"])/>
+                <Field label="Name" name="name" error=field_error(value, "name") hint="For example: laptop"/>
+                <div class="space-y-1">
+                    <label for="f-public_key" class="block text-sm font-medium">"Public key"</label>
+                    <textarea id="f-public_key" name="public_key" rows="3" class="input font-mono text-xs"
+                        placeholder="ssh-ed25519 AAAA… you@laptop"></textarea>
+                    <p class="min-h-4 text-sm text-rose-600" data-field-error="public_key">{move || field_error(value, "public_key").get()}</p>
+                </div>
+                <button type="submit" class="btn-primary" data-testid="add-key-submit">"Add key"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn ApiTokens() -> impl IntoView {
+    let create = ServerAction::<CreateApiToken>::new();
+    let revoked = RwSignal::new(0u32);
+    let tokens = Resource::new(move || (create.version().get(), revoked.get()), |_| list_api_tokens());
+    let value = create.value();
+    let q = toasts();
+    view! {
+        <section class="card space-y-4 p-5">
+            <h2 class="text-lg font-semibold">"API tokens"</h2>
+            <p class="text-sm text-slate-500">"Use them as " <code>"Authorization: Bearer …"</code> " with the " <a class="link" href="/api/v1/docs">"REST API"</a> "."</p>
+            {move || value.get().and_then(|r| r.ok()).map(|(_, secret)| view! {
+                <div class="rounded-lg border border-emerald-300 bg-emerald-50 p-3 text-sm dark:border-emerald-900 dark:bg-emerald-950" data-testid="new-token">
+                    <p class="font-medium">"Copy this token now: it is not shown again."</p>
+                    <code class="mt-1 block break-all font-mono text-xs">{secret}</code>
+                </div>
+            })}
+            <Transition fallback=|| ()>
+                {move || Suspend::new(async move {
+                    tokens.await.unwrap_or_default().into_iter().map(|t| {
+                        let id = t.id;
+                        view! {
+                            <div class="flex items-center gap-3 text-sm">
+                                <span class="flex-1 font-medium">{t.name}</span>
+                                <span class="text-xs text-slate-500">{t.last_used_at.map(|l| format!("used {}", format_time(l))).unwrap_or_else(|| "never used".into())}</span>
+                                <button class="btn-ghost text-rose-600" on:click=move |_| {
+                                    leptos::task::spawn_local(async move {
+                                        match revoke_api_token(id).await {
+                                            Ok(()) => revoked.update(|n| *n += 1),
+                                            Err(e) => q.push(e.to_string()),
+                                        }
+                                    });
+                                }>"Revoke"</button>
+                            </div>
+                        }
+                    }).collect_view()
+                })}
+            </Transition>
+            <ActionForm action=create attr:class="flex items-end gap-2">
+                <div class="flex-1"><Field label="Token name" name="name" error=field_error(value, "name")/></div>
+                <button type="submit" class="btn-primary mb-5">"Create"</button>
+            </ActionForm>
+        </section>
+    }
+}
+
+#[component]
+fn PasswordForm() -> impl IntoView {
+    let action = ServerAction::<ChangePassword>::new();
+    let value = action.value();
+    view! {
+        <ActionForm action=action attr:class="card space-y-3 p-5">
+            <h2 class="text-lg font-semibold">"Change password"</h2>
+            {move || value.get().and_then(|r| r.ok()).map(|m| view! { <p class="text-sm text-emerald-700 dark:text-emerald-400" data-testid="password-changed">{m}</p> })}
+            <FormError error=general_error(value, &["current_password", "new_password"])/>
+            <Field label="Current password" name="current_password" kind="password" autocomplete="current-password" error=field_error(value, "current_password")/>
+            <Field label="New password" name="new_password" kind="password" autocomplete="new-password" error=field_error(value, "new_password")/>
+            <button type="submit" class="btn-primary">"Change password"</button>
+        </ActionForm>
+    }
+}
+
+#[component]
+fn DeleteAccountForm() -> impl IntoView {
+    let action = ServerAction::<DeleteAccount>::new();
+    let value = action.value();
+    view! {
+        <ActionForm action=action attr:class="card space-y-3 border-rose-200 p-5 dark:border-rose-900">
+            <h2 class="text-lg font-semibold text-rose-700 dark:text-rose-400">"Delete account"</h2>
+            <p class="text-sm text-slate-500">"Deletes every site you own (VMs, disks, routes) and then your account. This cannot be undone."</p>
+            <FormError error=general_error(value, &["password"])/>
+            <Field label="Password" name="password" kind="password" autocomplete="current-password" error=field_error(value, "password")/>
+            <button type="submit" class="btn-danger" disabled=move || action.pending().get()>
+                {move || if action.pending().get() { "Deleting…" } else { "Delete my account" }}
+            </button>
+        </ActionForm>
+    }
+}

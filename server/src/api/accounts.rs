@@ -1,0 +1,121 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use service::accounts::{ApiTokenView, NewUser, SshKeyView, UserView};
+use utoipa::ToSchema;
+
+use super::extract::{ApiUser, Form, Json};
+use super::ApiResult;
+use app::state::AppState;
+
+/// Login tokens last a day (API tokens until revoked).
+const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
+
+#[derive(Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    pub email: String,
+    pub password: String,
+    pub username: String,
+}
+
+/// `POST /api/v1/auth/register` (JSON), as the original system's scripts call it.
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses((status = 201, description = "The new account"), (status = 409, description = "Email or username taken (`field` says which)"), (status = 422, description = "A field is invalid")))]
+pub async fn register(State(state): State<AppState>, Json(req): Json<RegisterRequest>) -> ApiResult<(StatusCode, axum::Json<UserView>)> {
+    let user = state
+        .accounts
+        .register(NewUser { email: req.email, username: req.username, password: req.password })
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(user)))
+}
+
+/// The OAuth2 password form: `username` may be the email or the username.
+#[derive(Deserialize, ToSchema)]
+pub struct LoginForm {
+    pub username: String,
+    pub password: String,
+    #[serde(default)]
+    pub grant_type: Option<String>,
+}
+
+/// `POST /api/v1/auth/login` (application/x-www-form-urlencoded) -> a bearer token.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+    request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
+    responses((status = 200, description = "{access_token, token_type: bearer, expires_in}"), (status = 401, description = "Wrong credentials"), (status = 429, description = "Too many attempts (Retry-After)")))]
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> ApiResult<axum::Json<serde_json::Value>> {
+    let ip = app::auth::client_from(Some(peer.ip()), Some(&headers));
+    let user = state.accounts.authenticate(&f.username, &f.password, ip).await?;
+    let (token, _expires) = state.accounts.issue_login_token(user.id, LOGIN_TOKEN_TTL).await?;
+    Ok(axum::Json(serde_json::json!({
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": LOGIN_TOKEN_TTL.as_secs(),
+    })))
+}
+
+/// `GET /api/v1/users/me`
+#[utoipa::path(get, path = "/api/v1/users/me", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "The calling user"), (status = 401, description = "No or bad token")))]
+pub async fn me(user: ApiUser) -> axum::Json<UserView> {
+    axum::Json(user.0)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct TokenRequest {
+    pub name: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), responses((status = 200, description = "Your named API tokens (never their secrets)")))]
+pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<ApiTokenView>>> {
+    Ok(axum::Json(state.accounts.list_api_tokens(&user.actor()).await?))
+}
+
+/// Creates a long-lived API token; its secret is in this response only.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenRequest,
+    responses((status = 201, description = "{token, ...}: the secret is shown once"), (status = 429, description = "Too many tokens created recently")))]
+pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req): Json<TokenRequest>) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
+    let (secret, view) = state.accounts.create_api_token(&user.actor(), &req.name).await?;
+    let mut v = serde_json::to_value(view).unwrap_or_default();
+    v["token"] = serde_json::Value::from(secret);
+    Ok((StatusCode::CREATED, axum::Json(v)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 204, description = "Revoked"), (status = 404, description = "No such token of yours")))]
+pub async fn revoke_token(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
+    state.accounts.revoke_api_token(&user.actor(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SshKeyRequest {
+    #[serde(default)]
+    pub name: String,
+    pub public_key: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), responses((status = 200, description = "Your SSH keys")))]
+pub async fn list_keys(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<SshKeyView>>> {
+    Ok(axum::Json(state.accounts.list_ssh_keys(&user.actor()).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), request_body = SshKeyRequest,
+    responses((status = 201, description = "The key with its fingerprint"), (status = 422, description = "Not a valid OpenSSH public key"), (status = 409, description = "Already added")))]
+pub async fn add_key(State(state): State<AppState>, user: ApiUser, Json(req): Json<SshKeyRequest>) -> ApiResult<(StatusCode, axum::Json<SshKeyView>)> {
+    Ok((StatusCode::CREATED, axum::Json(state.accounts.add_ssh_key(&user.actor(), &req.name, &req.public_key).await?)))
+}
+
+#[utoipa::path(delete, path = "/api/v1/ssh-keys/{id}", tag = "ssh-keys", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such key of yours")))]
+pub async fn delete_key(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
+    state.accounts.delete_ssh_key(&user.actor(), id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

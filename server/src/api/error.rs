@@ -1,0 +1,81 @@
+//! The REST API's one error shape: `{"error": {"code", "message", "field"?}}`, mapped once
+//! from the service layer's errors.
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug)]
+pub enum ApiError {
+    Service(service::Error),
+    /// Bad request bodies (not JSON, wrong types, missing fields).
+    BadRequest { code: &'static str, message: String },
+}
+
+impl From<service::Error> for ApiError {
+    fn from(e: service::Error) -> Self {
+        ApiError::Service(e)
+    }
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+}
+
+pub fn status_of(e: &service::Error) -> StatusCode {
+    use service::Error as E;
+    match e {
+        E::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        E::Conflict { .. } | E::Busy(_) => StatusCode::CONFLICT,
+        E::NotFound(_) => StatusCode::NOT_FOUND,
+        E::Unauthorized | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
+        E::Forbidden | E::QuotaExceeded(_) => StatusCode::FORBIDDEN,
+        E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        E::Db(_) | E::Vm(_) | E::Proxy(_) | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::BadRequest { code, message } => {
+                let body = serde_json::json!({"error": {"code": code, "message": message}});
+                (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            }
+            ApiError::Service(e) => {
+                let status = status_of(&e);
+                let message = if e.is_internal() {
+                    tracing::error!(error = %e, "internal error in the REST API");
+                    "internal error; it was logged".to_string()
+                } else {
+                    e.to_string()
+                };
+                let mut err = serde_json::json!({"code": e.code(), "message": message});
+                let field = match &e {
+                    service::Error::Validation { field, .. } => Some(*field),
+                    service::Error::Conflict { field, .. } => *field,
+                    _ => None,
+                };
+                if let Some(f) = field {
+                    err["field"] = serde_json::Value::from(f);
+                }
+                let mut resp = (status, Json(serde_json::json!({ "error": err }))).into_response();
+                match &e {
+                    service::Error::RateLimited { retry_after_secs } => {
+                        if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {
+                            resp.headers_mut().insert(header::RETRY_AFTER, v);
+                        }
+                    }
+                    service::Error::Unauthorized | service::Error::InvalidCredentials => {
+                        resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                    }
+                    _ => {}
+                }
+                resp
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

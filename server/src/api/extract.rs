@@ -1,0 +1,107 @@
+//! Extractors: the calling user (bearer token or session cookie), and JSON/form bodies whose
+//! rejections use the API's error shape.
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use service::accounts::{Actor, UserView};
+
+use super::error::ApiError;
+use app::state::AppState;
+
+/// The authenticated caller.
+pub struct ApiUser(pub UserView);
+
+impl ApiUser {
+    pub fn actor(&self) -> Actor {
+        self.0.actor()
+    }
+}
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        if let Some(auth) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+            let token = auth
+                .strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
+                .ok_or(service::Error::Unauthorized)?;
+            return Ok(ApiUser(state.accounts.user_for_token(token.trim()).await?));
+        }
+        let session = tower_sessions::Session::from_request_parts(parts, state)
+            .await
+            .map_err(|_| service::Error::Unauthorized)?;
+        match app::auth::session_user(&session, state).await {
+            Ok(Some(u)) => Ok(ApiUser(u)),
+            _ => Err(service::Error::Unauthorized.into()),
+        }
+    }
+}
+
+/// `axum::Json` with our error shape for bad bodies.
+pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(Json(v)),
+            Err(rej) => {
+                use axum::extract::rejection::JsonRejection as R;
+                let (code, msg) = match &rej {
+                    R::MissingJsonContentType(_) => ("unsupported_media_type", "send Content-Type: application/json".to_string()),
+                    R::JsonSyntaxError(e) => ("invalid_json", format!("the body is not valid JSON: {}", e.body_text())),
+                    R::JsonDataError(e) => ("invalid_body", e.body_text()),
+                    other => ("invalid_body", other.body_text()),
+                };
+                Err(ApiError::bad(code, msg))
+            }
+        }
+    }
+}
+
+/// An optional JSON body: empty is None (the original `POST /host` takes no body).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad("invalid_body", e.to_string()))?;
+        if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+            return Ok(OptionalJson(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| OptionalJson(Some(v)))
+            .map_err(|e| ApiError::bad("invalid_json", format!("the body is not valid JSON: {e}")))
+    }
+}
+
+/// `axum::Form` with our error shape.
+pub struct Form<T>(pub T);
+
+impl<T, S> FromRequest<S> for Form<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        axum::Form::<T>::from_request(req, state)
+            .await
+            .map(|axum::Form(v)| Form(v))
+            .map_err(|e| ApiError::bad("invalid_form", e.body_text()))
+    }
+}

@@ -1,0 +1,49 @@
+//! REST API v1: the original system's paths (`/auth/*`, `/host`, `/users/me`, `/health`), a
+//! collection API for several hostings, API tokens, SSH keys, event streams and the OpenAPI
+//! document. One module per resource.
+pub mod accounts;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod host;
+pub mod hostings;
+pub mod openapi;
+pub mod stream;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+
+use app::state::AppState;
+pub use error::{ApiError, ApiResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/auth/register", post(accounts::register))
+        .route("/auth/login", post(accounts::login))
+        .route("/users/me", get(accounts::me))
+        .route("/tokens", get(accounts::list_tokens).post(accounts::create_token))
+        .route("/tokens/{id}", delete(accounts::revoke_token))
+        .route("/ssh-keys", get(accounts::list_keys).post(accounts::add_key))
+        .route("/ssh-keys/{id}", delete(accounts::delete_key))
+        .route("/host", post(host::create).get(host::get).delete(host::delete))
+        .route("/host/{action}", post(host::action))
+        .route("/hostings", get(hostings::list).post(hostings::create))
+        .route("/hostings/{id}", get(hostings::get).delete(hostings::delete))
+        .route("/hostings/{id}/events", get(hostings::events))
+        .route("/hostings/{id}/stats", get(hostings::stats))
+        .route("/hostings/{id}/console", get(hostings::console))
+        .route("/hostings/{id}/stream", get(stream::stream))
+        .route("/hostings/{id}/{action}", post(hostings::action))
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::docs_page))
+        .fallback(|| async { ApiError::from(service::Error::NotFound("endpoint")) })
+}
+
+/// The hosting service, or 503 when the server runs without libvirt.
+pub(crate) fn hosting(state: &AppState) -> ApiResult<service::hosting::HostingService> {
+    state
+        .hosting
+        .clone()
+        .ok_or_else(|| ApiError::from(service::Error::Internal("hosting is disabled on this server (--no-libvirt)".into())))
+}

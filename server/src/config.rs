@@ -1,0 +1,135 @@
+//! Configuration in one place: CLI flags with environment fallbacks and defaults that run out
+//! of the box. `Settings` is what the application is built from (tests fill it directly).
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use service::ServiceConfig;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "vm-webhoster", version, about = "Self-hosted VM web hosting: one button, one VM, one live site.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Folder for everything the service writes: database, guest images, VM disks, nginx files.
+    #[arg(long, env = "VMW_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+    /// Database URL: sqlite://PATH?mode=rwc (default: a file in the data dir) or postgres://...
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Address the app listens on (nginx proxies to it).
+    #[arg(long, env = "VMW_LISTEN", default_value = "127.0.0.1:3000", global = true)]
+    pub listen: SocketAddr,
+    /// Log filter, e.g. info or vm_webhoster=debug,info (RUST_LOG wins when set).
+    #[arg(long, env = "VMW_LOG", default_value = "info", global = true)]
+    pub log_level: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "VMW_LOG_JSON", global = true)]
+    pub log_format_json: bool,
+    /// libvirt URI of this node's hypervisor.
+    #[arg(long, env = "VMW_LIBVIRT_URI", default_value = "qemu:///system", global = true)]
+    pub libvirt_uri: String,
+    /// Domain type: auto (kvm only where KVM really works, else qemu/TCG), kvm or qemu.
+    #[arg(long, env = "VMW_DOMAIN_TYPE", default_value = "auto", global = true)]
+    pub domain_type: String,
+    /// Sites also answer at http://{slug}.{base-domain}/ (*.localhost resolves to loopback).
+    #[arg(long, env = "VMW_BASE_DOMAIN", default_value = "localhost", global = true)]
+    pub base_domain: String,
+    /// Host name shown to users in site URLs and ssh/sftp commands.
+    #[arg(long, env = "VMW_PUBLIC_HOST", default_value = "127.0.0.1", global = true)]
+    pub public_host: String,
+    /// Where nginx, the front door, listens.
+    #[arg(long, env = "VMW_NGINX_LISTEN", default_value = "127.0.0.1:80", global = true)]
+    pub nginx_listen: String,
+    /// Address VM port forwards (HTTP for nginx, SSH for users) bind to.
+    #[arg(long, env = "VMW_FORWARD_BIND", default_value = "127.0.0.1", global = true)]
+    pub forward_bind: String,
+    /// Guest image folder (base.qcow2 [+ vmlinuz, initrd.img]); default: DATA_DIR/images/current.
+    #[arg(long, env = "VMW_GUEST_IMAGE", global = true)]
+    pub guest_image: Option<PathBuf>,
+    /// Login user inside the VMs.
+    #[arg(long, env = "VMW_GUEST_USER", default_value = "ubuntu", global = true)]
+    pub guest_user: String,
+    /// How many VMs may be provisioned at once (boots are CPU-bound).
+    #[arg(long, env = "VMW_PROVISION_CONCURRENCY", default_value_t = 2, global = true)]
+    pub provision_concurrency: usize,
+    /// Hostings per user.
+    #[arg(long, env = "VMW_MAX_HOSTINGS_PER_USER", default_value_t = 3, global = true)]
+    pub max_hostings_per_user: u32,
+    /// Seconds a new VM has to answer HTTP and SSH before provisioning fails and rolls back.
+    #[arg(long, env = "VMW_READY_TIMEOUT", default_value_t = 180, global = true)]
+    pub ready_timeout_secs: u64,
+    /// Folder with the built site assets (pkg/ with wasm, js, css; favicon).
+    #[arg(long, env = "VMW_SITE_ROOT", default_value = "target/site", global = true)]
+    pub site_root: PathBuf,
+    /// Run without libvirt (accounts only; hosting calls answer that hosting is disabled).
+    #[arg(long, env = "VMW_NO_LIBVIRT", global = true)]
+    pub no_libvirt: bool,
+    /// Do not start or manage nginx (implied by --no-libvirt).
+    #[arg(long, env = "VMW_NO_NGINX", global = true)]
+    pub no_nginx: bool,
+    /// Mark session cookies Secure (behind HTTPS).
+    #[arg(long, env = "VMW_SECURE_COOKIES", global = true)]
+    pub secure_cookies: bool,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Run the service (default).
+    Serve,
+    /// Make an existing account an administrator.
+    GrantAdmin {
+        /// Email or username.
+        login: String,
+    },
+}
+
+/// Everything the application is built from.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub site_root: PathBuf,
+    pub service: ServiceConfig,
+    pub hosting_enabled: bool,
+    pub nginx_enabled: bool,
+    pub secure_cookies: bool,
+}
+
+impl Cli {
+    pub fn settings(&self) -> Settings {
+        let data_dir = self.data_dir.clone();
+        let database_url = self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", data_dir.join("vm-webhoster.sqlite").display())
+        });
+        let service = ServiceConfig {
+            guest_image_dir: self.guest_image.clone().unwrap_or_else(|| data_dir.join("images/current")),
+            data_dir,
+            libvirt_uri: self.libvirt_uri.clone(),
+            domain_type: match self.domain_type.as_str() {
+                "auto" | "" => None,
+                t => Some(t.to_owned()),
+            },
+            base_domain: self.base_domain.clone(),
+            public_host: self.public_host.clone(),
+            forward_bind: self.forward_bind.clone(),
+            guest_user: self.guest_user.clone(),
+            max_hostings_per_user: self.max_hostings_per_user,
+            provision_concurrency: self.provision_concurrency,
+            ready_timeout_secs: self.ready_timeout_secs,
+            nginx_listen: self.nginx_listen.clone(),
+            app_upstream: self.listen.to_string(),
+            ..ServiceConfig::default()
+        };
+        Settings {
+            listen: self.listen,
+            database_url,
+            site_root: self.site_root.clone(),
+            service,
+            hosting_enabled: !self.no_libvirt,
+            nginx_enabled: !self.no_libvirt && !self.no_nginx,
+            secure_cookies: self.secure_cookies,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+#![recursion_limit = "512"]
+//! Start-up wiring: database and migrations, sessions, the service layer (libvirt, nginx,
+//! provisioning), the Leptos app, the REST API, and graceful shutdown. `main.rs` only parses
+//! the command line; tests build exactly the same application.
+pub mod api;
+pub mod config;
+pub mod csrf;
+pub mod telemetry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderName, Request};
+use leptos::prelude::*;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::services::ServeDir;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::cookie::time::Duration as CookieDuration;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use app::state::AppState;
+use app::{App, shell};
+pub use config::Settings;
+use service::accounts::Accounts;
+use service::accounts::session_store::DbSessionStore;
+use service::hosting::HostingService;
+use service::proxy::Proxy;
+use service::vm::VmManager;
+
+pub struct Application {
+    listener: tokio::net::TcpListener,
+    router: Router,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&settings.service.data_dir)?;
+        let db = service::db::connect_and_migrate(&settings.database_url).await?;
+        let accounts = Accounts::new(db.clone());
+        let cfg = Arc::new(settings.service.clone());
+        let listener = tokio::net::TcpListener::bind(settings.listen).await?;
+        let addr = listener.local_addr()?;
+
+        let mut background = Vec::new();
+        let hosting = if settings.hosting_enabled {
+            // The app's real port (tests bind port 0) is nginx's upstream.
+            let mut c = (*cfg).clone();
+            c.app_upstream = addr.to_string();
+            let cfg = Arc::new(c);
+            let vm = VmManager::connect(&cfg).await?;
+            let proxy = Proxy::new(&cfg);
+            if settings.nginx_enabled {
+                proxy.ensure_running().await?;
+            }
+            let svc = HostingService::new(db.clone(), cfg.clone(), vm, proxy, accounts.clone()).await?;
+            background.extend(svc.start_background().await?);
+            Some(svc)
+        } else {
+            None
+        };
+
+        let store = DbSessionStore::new(db.clone());
+        background.push(tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+                loop {
+                    tick.tick().await;
+                    if let Err(err) = store.delete_expired().await {
+                        tracing::warn!(%err, "could not delete expired sessions");
+                    }
+                }
+            }
+        }));
+        let sessions = SessionManagerLayer::new(store)
+            .with_name("vmw_session")
+            .with_http_only(true)
+            .with_same_site(SameSite::Lax)
+            .with_secure(settings.secure_cookies)
+            .with_expiry(Expiry::OnInactivity(CookieDuration::days(7)));
+
+        let leptos_options = LeptosOptions::builder()
+            .output_name("vm-webhoster")
+            .site_root(settings.site_root.display().to_string())
+            .site_pkg_dir("pkg")
+            .site_addr(addr)
+            .build();
+        let state = AppState {
+            leptos_options: leptos_options.clone(),
+            db,
+            accounts,
+            hosting,
+            config: cfg,
+            session_max_age_ms: 30 * 24 * 3600 * 1000,
+        };
+
+        let routes = generate_route_list(App);
+        let request_id = HeaderName::from_static("x-request-id");
+        let router = Router::new()
+            .nest("/api/v1", api::router())
+            .route("/auth/register", axum::routing::get(|| async { axum::response::Redirect::permanent("/signup") }))
+            .route("/auth/login", axum::routing::get(|| async { axum::response::Redirect::permanent("/login") }))
+            .leptos_routes_with_context(
+                &state,
+                routes,
+                {
+                    let state = state.clone();
+                    move || provide_context(state.clone())
+                },
+                {
+                    let opts = leptos_options.clone();
+                    move || shell(opts.clone())
+                },
+            )
+            .nest_service("/pkg", ServeDir::new(settings.site_root.join("pkg")))
+            .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+            .with_state(state.clone())
+            .layer(axum::middleware::from_fn(csrf::guard))
+            .layer(sessions)
+            .layer(
+                TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }),
+            )
+            .layer(PropagateRequestIdLayer::new(request_id.clone()))
+            .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+
+        tracing::info!(%addr, hosting = settings.hosting_enabled, "vm-webhoster listening");
+        Ok(Self { listener, router, background, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let background = self.background;
+        let res = axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown_signal())
+            .await;
+        for t in background {
+            t.abort();
+        }
+        res
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}
