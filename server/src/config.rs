@@ -99,7 +99,7 @@ pub struct Settings {
 
 impl Cli {
     pub fn settings(&self) -> Settings {
-        let data_dir = self.data_dir.clone();
+        let data_dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
         let database_url = self.database_url.clone().unwrap_or_else(|| {
             format!("sqlite://{}?mode=rwc", data_dir.join("vm-webhoster.sqlite").display())
         });

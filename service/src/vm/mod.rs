@@ -100,12 +100,15 @@ impl VmManager {
             None => detect_domain_type().to_owned(),
         };
         xml::validate_bind(&cfg.forward_bind)?;
+        // libvirt resolves paths in its own working directory: hand it absolute ones.
+        let mut cfg = cfg.clone();
+        cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(|e| VmError::Io(format!("data dir: {e}")))?;
         let mgr = Self {
-            inner: Arc::new(Inner { cfg: cfg.clone(), domain_type, conn: Mutex::new(None) }),
+            inner: Arc::new(Inner { cfg, domain_type, conn: Mutex::new(None) }),
         };
         virt::error::clear_error_callback();
         mgr.blocking(|_| Ok(())).await?;
-        tracing::info!(uri = cfg.libvirt_uri, domain_type = mgr.inner.domain_type, "connected to libvirt");
+        tracing::info!(uri = mgr.inner.cfg.libvirt_uri, domain_type = mgr.inner.domain_type, "connected to libvirt");
         Ok(mgr)
     }
 
