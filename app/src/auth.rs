@@ -79,12 +79,7 @@ pub async fn require_user() -> Result<(AppState, UserView, Actor), AppError> {
             let actor = u.actor();
             Ok((state, u, actor))
         }
-        None => {
-            if let Some(opts) = use_context::<leptos_axum::ResponseOptions>() {
-                opts.set_status(http::StatusCode::UNAUTHORIZED);
-            }
-            Err(AppError::Unauthorized)
-        }
+        None => Err(AppError::Unauthorized),
     }
 }
 

@@ -68,53 +68,42 @@ impl FromServerFnError for AppError {
 
 #[cfg(feature = "ssr")]
 impl From<service::Error> for AppError {
+    /// The HTTP status follows the error for fetch calls. A no-JavaScript form post gets none:
+    /// leptos answers it with a redirect back to the form (the error in the URL), which a
+    /// status would break.
     fn from(e: service::Error) -> Self {
         use service::Error as E;
-        let status = |code: http::StatusCode| {
+        let from_plain_form = leptos::prelude::use_context::<http::request::Parts>()
+            .and_then(|p| p.headers.get(http::header::ACCEPT).and_then(|v| v.to_str().ok()).map(|v| v.contains("text/html")))
+            .unwrap_or(false);
+        if !from_plain_form {
             if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
+                let code = match &e {
+                    E::Validation { .. } => http::StatusCode::UNPROCESSABLE_ENTITY,
+                    E::Conflict { .. } | E::Busy(_) | E::QuotaExceeded(_) => http::StatusCode::CONFLICT,
+                    E::NotFound(_) => http::StatusCode::NOT_FOUND,
+                    E::Unauthorized | E::InvalidCredentials => http::StatusCode::UNAUTHORIZED,
+                    E::Forbidden => http::StatusCode::FORBIDDEN,
+                    E::RateLimited { .. } => http::StatusCode::TOO_MANY_REQUESTS,
+                    _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+                };
                 opts.set_status(code);
             }
-        };
+        }
         match e {
-            E::Validation { field, message } => {
-                status(http::StatusCode::UNPROCESSABLE_ENTITY);
-                AppError::Validation { field: field.into(), message }
-            }
-            E::Conflict { field, message } => {
-                status(http::StatusCode::CONFLICT);
-                AppError::Conflict { field: field.map(Into::into), message }
-            }
-            E::NotFound(what) => {
-                status(http::StatusCode::NOT_FOUND);
-                AppError::NotFound(what.into())
-            }
-            E::Unauthorized => {
-                status(http::StatusCode::UNAUTHORIZED);
-                AppError::Unauthorized
-            }
+            E::Validation { field, message } => AppError::Validation { field: field.into(), message },
+            E::Conflict { field, message } => AppError::Conflict { field: field.map(Into::into), message },
+            E::NotFound(what) => AppError::NotFound(what.into()),
+            E::Unauthorized => AppError::Unauthorized,
             E::InvalidCredentials => {
-                status(http::StatusCode::UNAUTHORIZED);
                 AppError::Validation { field: "login".into(), message: "Wrong email/username or password.".into() }
             }
-            E::Forbidden => {
-                status(http::StatusCode::FORBIDDEN);
-                AppError::Forbidden
-            }
-            E::RateLimited { retry_after_secs } => {
-                status(http::StatusCode::TOO_MANY_REQUESTS);
-                AppError::RateLimited { retry_after_secs }
-            }
-            E::QuotaExceeded(m) => {
-                status(http::StatusCode::CONFLICT);
-                AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") }
-            }
-            E::Busy(m) => {
-                status(http::StatusCode::CONFLICT);
-                AppError::Busy(m)
-            }
+            E::Forbidden => AppError::Forbidden,
+            E::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
+            E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },
+            E::Busy(m) => AppError::Busy(m),
             other => {
                 tracing::error!(error = %other, "internal error in a server function");
-                status(http::StatusCode::INTERNAL_SERVER_ERROR);
                 AppError::Internal("Something went wrong on our side. Please try again.".into())
             }
         }

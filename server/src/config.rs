@@ -51,6 +51,12 @@ pub struct Cli {
     /// Login user inside the VMs.
     #[arg(long, env = "VMW_GUEST_USER", default_value = "ubuntu", global = true)]
     pub guest_user: String,
+    /// First loopback port for VM HTTP forwards (nginx's upstreams).
+    #[arg(long, env = "VMW_HTTP_PORT_BASE", default_value_t = 20000, global = true)]
+    pub http_port_base: u16,
+    /// First loopback port for VM SSH forwards (the original system started at 10001).
+    #[arg(long, env = "VMW_SSH_PORT_BASE", default_value_t = 10001, global = true)]
+    pub ssh_port_base: u16,
     /// How many VMs may be provisioned at once (boots are CPU-bound).
     #[arg(long, env = "VMW_PROVISION_CONCURRENCY", default_value_t = 2, global = true)]
     pub provision_concurrency: usize,
@@ -72,6 +78,10 @@ pub struct Cli {
     /// Mark session cookies Secure (behind HTTPS).
     #[arg(long, env = "VMW_SECURE_COOKIES", global = true)]
     pub secure_cookies: bool,
+    /// Testing only: make the next provisioning fail at this step (e.g. wait_ready) to see
+    /// the rollback.
+    #[arg(long, env = "VMW_FAIL_STEP", hide = true, global = true)]
+    pub fail_step: Option<String>,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -95,6 +105,7 @@ pub struct Settings {
     pub hosting_enabled: bool,
     pub nginx_enabled: bool,
     pub secure_cookies: bool,
+    pub fail_step: Option<String>,
 }
 
 impl Cli {
@@ -119,6 +130,8 @@ impl Cli {
             provision_concurrency: self.provision_concurrency,
             ready_timeout_secs: self.ready_timeout_secs,
             nginx_listen: self.nginx_listen.clone(),
+            http_port_base: self.http_port_base,
+            ssh_port_base: self.ssh_port_base,
             app_upstream: self.listen.to_string(),
             ..ServiceConfig::default()
         };
@@ -130,6 +143,7 @@ impl Cli {
             hosting_enabled: !self.no_libvirt,
             nginx_enabled: !self.no_libvirt && !self.no_nginx,
             secure_cookies: self.secure_cookies,
+            fail_step: self.fail_step.clone(),
         }
     }
 }

@@ -59,6 +59,12 @@ impl Application {
                 proxy.ensure_running().await?;
             }
             let svc = HostingService::new(db.clone(), cfg.clone(), vm, proxy, accounts.clone()).await?;
+            if let Some(step) = &settings.fail_step {
+                let step = service::hosting::Step::parse(step)
+                    .ok_or_else(|| anyhow::anyhow!("--fail-step: unknown step '{step}'"))?;
+                tracing::warn!(step = step.as_str(), "fault injection: the next provisioning fails at this step");
+                svc.faults().fail_at(Some(step));
+            }
             background.extend(svc.start_background().await?);
             Some(svc)
         } else {

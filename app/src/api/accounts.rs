@@ -6,14 +6,14 @@ use crate::model::{ApiToken, SshKey, User};
 use crate::auth;
 
 /// The logged-in user, if any (None for visitors: not an error).
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<User>, AppError> {
     let state = auth::state()?;
     let session = auth::session().await?;
     Ok(auth::session_user(&session, &state).await?.map(Into::into))
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "signup")]
 pub async fn signup(email: String, username: String, password: String) -> Result<(), AppError> {
     let state = auth::state()?;
     let user = state
@@ -26,7 +26,7 @@ pub async fn signup(email: String, username: String, password: String) -> Result
     Ok(())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "login")]
 pub async fn login(login: String, password: String) -> Result<(), AppError> {
     let state = auth::state()?;
     let ip = auth::client_ip().await;
@@ -37,7 +37,7 @@ pub async fn login(login: String, password: String) -> Result<(), AppError> {
     Ok(())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
     let session = auth::session().await?;
     auth::logout_session(&session).await?;
@@ -53,7 +53,7 @@ pub enum Availability {
     Invalid(String),
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "check_signup_field")]
 pub async fn check_signup_field(field: String, value: String) -> Result<Availability, AppError> {
     let state = auth::state()?;
     let res = match field.as_str() {
@@ -70,7 +70,7 @@ pub async fn check_signup_field(field: String, value: String) -> Result<Availabi
     })
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "change_password")]
 pub async fn change_password(current_password: String, new_password: String) -> Result<String, AppError> {
     let (state, user, actor) = auth::require_user().await?;
     state.accounts.change_password(&actor, &current_password, &new_password).await?;
@@ -80,7 +80,7 @@ pub async fn change_password(current_password: String, new_password: String) -> 
 }
 
 /// Deletes the account: first every hosting (VMs, disks, routes), then the account itself.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "delete_account")]
 pub async fn delete_account(password: String) -> Result<(), AppError> {
     let (state, _user, actor) = auth::require_user().await?;
     state.accounts.check_password(&actor, &password).await?;
@@ -94,39 +94,39 @@ pub async fn delete_account(password: String) -> Result<(), AppError> {
     Ok(())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "list_ssh_keys")]
 pub async fn list_ssh_keys() -> Result<Vec<SshKey>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(state.accounts.list_ssh_keys(&actor).await?.into_iter().map(Into::into).collect())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "add_ssh_key")]
 pub async fn add_ssh_key(name: String, public_key: String) -> Result<SshKey, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(state.accounts.add_ssh_key(&actor, &name, &public_key).await?.into())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "delete_ssh_key")]
 pub async fn delete_ssh_key(id: i32) -> Result<(), AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(state.accounts.delete_ssh_key(&actor, id).await?)
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "list_api_tokens")]
 pub async fn list_api_tokens() -> Result<Vec<ApiToken>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(state.accounts.list_api_tokens(&actor).await?.into_iter().map(Into::into).collect())
 }
 
 /// Creates a named API token; the secret is shown once.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "create_api_token")]
 pub async fn create_api_token(name: String) -> Result<(ApiToken, String), AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let (secret, view) = state.accounts.create_api_token(&actor, &name).await?;
     Ok((view.into(), secret))
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "revoke_api_token")]
 pub async fn revoke_api_token(id: i32) -> Result<(), AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(state.accounts.revoke_api_token(&actor, id).await?)

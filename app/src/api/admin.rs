@@ -5,7 +5,7 @@ use crate::model::AdminData;
 #[cfg(feature = "ssr")]
 use crate::auth;
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "admin_overview")]
 pub async fn admin_overview() -> Result<AdminData, AppError> {
     let (state, _, actor) = auth::require_admin().await?;
     let users = state.accounts.list_users(&actor).await?.len();

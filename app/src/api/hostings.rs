@@ -7,14 +7,14 @@ use crate::model::StepInfo;
 #[cfg(feature = "ssr")]
 use crate::auth;
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "list_hostings")]
 pub async fn list_hostings() -> Result<Vec<Hosting>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let Some(h) = &state.hosting else { return Ok(Vec::new()) };
     Ok(h.list(&actor).await?.into_iter().map(Into::into).collect())
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "plans")]
 pub async fn plans() -> Result<Vec<Plan>, AppError> {
     let state = auth::state()?;
     Ok(state
@@ -26,7 +26,7 @@ pub async fn plans() -> Result<Vec<Plan>, AppError> {
 }
 
 /// Whether a site name is valid and free, while the person types.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "check_slug")]
 pub async fn check_slug(slug: String) -> Result<Option<String>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let h = auth::hosting(&state)?;
@@ -39,7 +39,7 @@ pub async fn check_slug(slug: String) -> Result<Option<String>, AppError> {
 }
 
 /// Creates a hosting and lands on its live page.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "create_hosting")]
 pub async fn create_hosting(slug: String, plan: String, ssh_key_ids: Option<Vec<i32>>) -> Result<Hosting, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let h = auth::hosting(&state)?;
@@ -59,7 +59,7 @@ pub async fn create_hosting(slug: String, plan: String, ssh_key_ids: Option<Vec<
 }
 
 /// Everything the live page needs at load; updates then arrive over the event stream.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "hosting_page")]
 pub async fn hosting_page(id: i32) -> Result<HostingPageData, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let h = auth::hosting(&state)?;
@@ -77,14 +77,14 @@ pub async fn hosting_page(id: i32) -> Result<HostingPageData, AppError> {
     })
 }
 
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "get_hosting")]
 pub async fn get_hosting(id: i32) -> Result<Hosting, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(auth::hosting(&state)?.get(&actor, id).await?.into())
 }
 
 /// start | stop | restart | delete
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "hosting_action")]
 pub async fn hosting_action(id: i32, action: String) -> Result<Hosting, AppError> {
     use service::hosting::Operation;
     let (state, _, actor) = auth::require_user().await?;
@@ -99,7 +99,7 @@ pub async fn hosting_action(id: i32, action: String) -> Result<Hosting, AppError
 }
 
 /// The last lines of the VM's serial console.
-#[server(prefix = "/api/fn")]
+#[server(prefix = "/api/fn", endpoint = "hosting_console")]
 pub async fn hosting_console(id: i32, lines: usize) -> Result<Vec<String>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(auth::hosting(&state)?.console(&actor, id, lines).await?)

@@ -6,7 +6,9 @@ use crate::api::accounts::{Logout, current_user};
 
 #[component]
 pub fn Nav() -> impl IntoView {
-    let user = Resource::new(|| (), |_| current_user());
+    // Refetched on every navigation, so logging in or out (client-side) updates the bar.
+    let location = leptos_router::hooks::use_location();
+    let user = Resource::new(move || location.pathname.get(), |_| current_user());
     let logout = ServerAction::<Logout>::new();
     view! {
         <header class="border-b border-slate-200 bg-white/80 backdrop-blur dark:border-slate-800 dark:bg-slate-900/80">

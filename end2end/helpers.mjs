@@ -1,0 +1,100 @@
+// Shared set-up for the browser tests: a real server (fresh data dir, free ports) and Debian's
+// Chromium driven by playwright-core. baseURL is decided here, in one place.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, chmodSync, symlinkSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const ARTIFACTS = join(ROOT, 'end2end', 'artifacts');
+mkdirSync(ARTIFACTS, { recursive: true });
+
+export function freePort() {
+  return new Promise((res, rej) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); });
+    s.on('error', rej);
+  });
+}
+
+/** Starts vm-webhoster. hosting=false runs accounts only (no libvirt, no nginx). */
+export async function startServer({ hosting = false, env = {} } = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'vmw-e2e-'));
+  chmodSync(dataDir, 0o755); // QEMU runs as an unprivileged user and must reach the VM disks
+  const appPort = await freePort();
+  const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${appPort}`, '--site-root', join(ROOT, 'target/site')];
+  let base = `http://127.0.0.1:${appPort}`;
+  let nginxPort;
+  if (hosting) {
+    nginxPort = await freePort();
+    const image = process.env.VMW_GUEST_IMAGE_DIR || join(ROOT, 'data/images/current');
+    if (!existsSync(join(image, 'base.qcow2'))) throw new Error(`guest image missing at ${image} (make image)`);
+    const seed = Math.floor(Math.random() * 40);
+    args.push('--nginx-listen', `127.0.0.1:${nginxPort}`, '--guest-image', image,
+      '--public-host', '127.0.0.1');
+    env = { VMW_HTTP_PORT_BASE: String(46000 + seed * 20), VMW_SSH_PORT_BASE: String(47000 + seed * 20), ...env };
+    base = `http://127.0.0.1:${nginxPort}`; // users come in through nginx
+  } else {
+    args.push('--no-libvirt');
+  }
+  const proc = spawn(join(ROOT, 'target/debug/vm-webhoster'), args, {
+    env: { ...process.env, VMW_LOG: 'warn', ...env }, stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  for (let i = 0; i < 200; i++) {
+    try { const r = await fetch(`${base}/api/v1/health`); if (r.ok) break; } catch {}
+    if (proc.exitCode !== null) throw new Error(`server exited with ${proc.exitCode}`);
+    await new Promise(r => setTimeout(r, 100));
+  }
+  return {
+    base, dataDir, nginxPort, proc,
+    async stop() {
+      proc.kill('SIGTERM');
+      await new Promise(r => proc.exitCode !== null ? r() : proc.once('exit', r));
+      if (hosting) {
+        // nginx is a daemon of its own: stop this run's instance.
+        spawn('nginx', ['-p', join(dataDir, 'nginx'), '-c', join(dataDir, 'nginx/nginx.conf'), '-s', 'quit'], { stdio: 'ignore' });
+      }
+    },
+  };
+}
+
+export async function launch({ javaScriptEnabled = true } = {}) {
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    // playwright gives every launch a fresh, empty profile directory of its own
+  });
+  const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const errors = [];
+  // The browser logs every 4xx answer (e.g. a refused password) as a console error: those are
+  // expected answers to bad input, not defects. Everything else counts.
+  page.on('console', m => {
+    if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) errors.push(m.text());
+  });
+  page.on('pageerror', e => errors.push(String(e)));
+  return { browser, context, page, errors };
+}
+
+/** Waits until the wasm app has hydrated (interactive), so clicks reach Rust handlers. */
+export async function hydrated(page) {
+  await page.waitForFunction(() => !!window.__vmw_hydrated || document.querySelector('body')?.dataset.hydrated === '1', null, { timeout: 30000 });
+}
+
+let n = 0;
+export function uniqueUser(prefix = 'user') {
+  n += 1;
+  const id = `${prefix}${Date.now().toString(36)}${n}`.toLowerCase().replace(/[^a-z0-9]/g, '');
+  return { username: id, email: `${id}@example.com`, password: 'correct horse battery' };
+}
+
+export async function signup(page, base, u) {
+  await page.goto(`${base}/signup`);
+  await page.fill('#f-email', u.email);
+  await page.fill('#f-username', u.username);
+  await page.fill('#f-password', u.password);
+  await Promise.all([page.waitForURL(/\/dashboard$/), page.click('[data-testid=signup-submit]')]);
+}
