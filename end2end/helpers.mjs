@@ -32,8 +32,9 @@ export async function startServer({ hosting = false, env = {} } = {}) {
     const image = process.env.VMW_GUEST_IMAGE_DIR || join(ROOT, 'data/images/current');
     if (!existsSync(join(image, 'base.qcow2'))) throw new Error(`guest image missing at ${image} (make image)`);
     const seed = Math.floor(Math.random() * 40);
+    const prefix = `vmwe2e${Math.random().toString(16).slice(2, 8)}-`;
     args.push('--nginx-listen', `127.0.0.1:${nginxPort}`, '--guest-image', image,
-      '--public-host', '127.0.0.1');
+      '--public-host', '127.0.0.1', '--domain-prefix', prefix);
     env = { VMW_HTTP_PORT_BASE: String(46000 + seed * 20), VMW_SSH_PORT_BASE: String(47000 + seed * 20), ...env };
     base = `http://127.0.0.1:${nginxPort}`; // users come in through nginx
   } else {

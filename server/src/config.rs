@@ -57,6 +57,13 @@ pub struct Cli {
     /// First loopback port for VM SSH forwards (the original system started at 10001).
     #[arg(long, env = "VMW_SSH_PORT_BASE", default_value_t = 10001, global = true)]
     pub ssh_port_base: u16,
+    /// Name of this node (hypervisor) in the database.
+    #[arg(long, env = "VMW_NODE_NAME", default_value = "local", global = true)]
+    pub node_name: String,
+    /// Prefix of libvirt domain names (prefix + hosting id). Two instances sharing one libvirt
+    /// must use different prefixes: each reconciles away domains of its prefix it does not know.
+    #[arg(long, env = "VMW_DOMAIN_PREFIX", default_value = "vmw-", global = true)]
+    pub domain_prefix: String,
     /// How many VMs may be provisioned at once (boots are CPU-bound).
     #[arg(long, env = "VMW_PROVISION_CONCURRENCY", default_value_t = 2, global = true)]
     pub provision_concurrency: usize,
@@ -131,6 +138,8 @@ impl Cli {
             ready_timeout_secs: self.ready_timeout_secs,
             nginx_listen: self.nginx_listen.clone(),
             http_port_base: self.http_port_base,
+            node_name: self.node_name.clone(),
+            domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,
             app_upstream: self.listen.to_string(),
             ..ServiceConfig::default()

@@ -163,12 +163,14 @@ fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<Event>>, hosting: RwSigna
                     view! {
                         <li class="flex items-start gap-3" data-testid="step" data-step=s.name.clone()
                             data-status=move || status.get().map(|(s, _, _)| s).unwrap_or_else(|| "pending".into())>
-                            <span class="mt-0.5 flex h-5 w-5 shrink-0 items-center justify-center rounded-full text-xs"
-                                class=("bg-emerald-500 text-white", move || matches!(status.get(), Some((ref s, _, _)) if s == "succeeded"))
-                                class=("bg-indigo-500 text-white animate-pulse", move || matches!(status.get(), Some((ref s, _, _)) if s == "started"))
-                                class=("bg-rose-500 text-white", move || matches!(status.get(), Some((ref s, _, _)) if s == "failed"))
-                                class=("bg-amber-400 text-white", move || matches!(status.get(), Some((ref s, _, _)) if s == "undone"))
-                                class=("bg-slate-200 dark:bg-slate-700", move || status.get().is_none())>
+                            <span class=move || format!("mt-0.5 flex h-5 w-5 shrink-0 items-center justify-center rounded-full text-xs {}",
+                                match status.get().map(|(s, _, _)| s).as_deref() {
+                                    Some("succeeded") => "bg-emerald-500 text-white",
+                                    Some("started") => "bg-indigo-500 text-white animate-pulse",
+                                    Some("failed") => "bg-rose-500 text-white",
+                                    Some("undone") => "bg-amber-400 text-white",
+                                    _ => "bg-slate-200 dark:bg-slate-700",
+                                })>
                                 {move || match status.get().map(|(s, _, _)| s).as_deref() {
                                     Some("succeeded") => "✓", Some("failed") => "✕", Some("undone") => "↺", Some("started") => "…", _ => "",
                                 }}
@@ -285,7 +287,7 @@ fn History(events: RwSignal<Vec<Event>>) -> impl IntoView {
         <section class="card mt-6 p-5">
             <h2 class="font-semibold">"Activity"</h2>
             <ul class="mt-3 max-h-72 space-y-1 overflow-auto text-sm" data-testid="events">
-                <For each=move || { let mut e = events.get(); e.reverse(); e } key=|e| e.id let:e>
+                <For each=move || { let mut e: Vec<Event> = events.get().into_iter().filter(|e| !(e.kind == "step" && e.status == "started")).collect(); e.reverse(); e } key=|e| e.id let:e>
                     <li class="flex gap-3">
                         <span class="shrink-0 font-mono text-xs text-slate-400">{format_time(e.created_at)}</span>
                         <span class:text-rose-600=e.status == "failed">{e.message.clone()}</span>

@@ -100,6 +100,10 @@ impl VmManager {
             None => detect_domain_type().to_owned(),
         };
         xml::validate_bind(&cfg.forward_bind)?;
+        let p = &cfg.domain_prefix;
+        if p.is_empty() || p.len() > 32 || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(VmError::Invalid(format!("domain prefix '{p}' must be 1-32 of a-z, 0-9 and '-'")));
+        }
         // libvirt resolves paths in its own working directory: hand it absolute ones.
         let mut cfg = cfg.clone();
         cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(|e| VmError::Io(format!("data dir: {e}")))?;

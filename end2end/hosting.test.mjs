@@ -1,0 +1,111 @@
+// The whole journey in a real browser against real VMs: sign up, add an SSH key, create a
+// site, watch the live page go through the steps to running without reloading, open the site
+// through nginx, stop and start it, delete it. Screenshots go to end2end/artifacts/.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, launch, hydrated, uniqueUser, signup, ARTIFACTS } from './helpers.mjs';
+
+const BOOT = 300_000; // a cold boot under TCG takes 20-40 s; several may queue
+
+let server;
+before(async () => { server = await startServer({ hosting: true }); });
+after(async () => { await server?.stop(); });
+
+function keygen() {
+  const dir = mkdtempSync(join(tmpdir(), 'vmw-key-'));
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'e2e@laptop', '-f', join(dir, 'id')]);
+  return { path: join(dir, 'id'), pub: readFileSync(join(dir, 'id.pub'), 'utf8').trim() };
+}
+
+function ssh(key, port, cmd) {
+  return execFileSync('ssh', ['-i', key, '-p', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+    '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=20', 'ubuntu@127.0.0.1', cmd], { encoding: 'utf8' });
+}
+
+const stateOf = page => page.getAttribute('[data-testid=state-badge]', 'data-state');
+
+test('create a site from the browser and run it', { timeout: 900_000 }, async () => {
+  const { browser, page, errors } = await launch();
+  try {
+    const u = uniqueUser('web');
+    await signup(page, server.base, u);
+
+    // An SSH key, added in settings, with its fingerprint shown.
+    const key = keygen();
+    await page.goto(`${server.base}/settings`);
+    await hydrated(page);
+    await page.fill('#f-name', 'laptop');
+    await page.fill('#f-public_key', key.pub);
+    await page.click('[data-testid=add-key-submit]');
+    await page.waitForSelector('[data-testid=fingerprint]');
+    const fp = execFileSync('ssh-keygen', ['-lf', `${key.path}.pub`], { encoding: 'utf8' }).split(' ')[1];
+    assert.equal((await page.textContent('[data-testid=fingerprint]')).trim(), fp);
+
+    // Create: lands on the live page at once.
+    await page.goto(`${server.base}/dashboard`);
+    await hydrated(page);
+    assert.equal(await page.inputValue('#f-slug'), u.username, 'the site name defaults to the username');
+    await Promise.all([page.waitForURL(/\/hostings\/\d+$/), page.click('[data-testid=create-submit]')]);
+    await hydrated(page);
+    await page.waitForSelector('[data-testid=progress]');
+    // Steps turn green live, without a reload: wait until at least the VM is started.
+    await page.waitForSelector('[data-step=start_vm][data-status=succeeded]', { timeout: BOOT });
+    await page.screenshot({ path: `${ARTIFACTS}/progress.png`, fullPage: true });
+    const navigations = [];
+    page.on('framenavigated', f => { if (f === page.mainFrame()) navigations.push(f.url()); });
+    await page.waitForSelector('[data-testid=state-badge][data-state=running]', { timeout: BOOT });
+    assert.deepEqual(navigations, [], 'the page followed the provisioning without reloading');
+    await page.waitForSelector('[data-testid=running-view]');
+    await page.screenshot({ path: `${ARTIFACTS}/running.png`, fullPage: true });
+
+    // The site through nginx, in the browser.
+    const siteUrl = await page.getAttribute('[data-testid=site-url]', 'href');
+    assert.ok(siteUrl.includes(`/${u.username}/`));
+    const site = await browser.newPage();
+    await site.goto(siteUrl.replace('http://127.0.0.1/', `${server.base}/`));
+    assert.match(await site.textContent('h1'), new RegExp(`Welcome to ${u.username}`));
+    await site.close();
+
+    // SSH with the key from settings, on the port the page shows.
+    const sshCmd = (await page.textContent('[data-testid=ssh-command]')).trim();
+    const port = Number(sshCmd.match(/-p (\d+)/)[1]);
+    assert.equal(ssh(key.path, port, 'hostname').trim(), u.username);
+
+    // Stop, then start: the badge follows live.
+    await page.click('[data-testid=action-stop]');
+    await page.waitForSelector('[data-testid=state-badge][data-state=stopped]:not(:has-text("…"))', { timeout: 120_000 });
+    assert.equal(await page.isDisabled('[data-testid=action-stop]'), true);
+    await page.click('[data-testid=action-start]');
+    await page.waitForSelector('[data-testid=state-badge][data-state=running]:not(:has-text("…"))', { timeout: BOOT });
+
+    // The console shows the VM's boot.
+    await page.click('[data-testid=console-toggle]');
+    await page.waitForFunction(() => (document.querySelector('[data-testid=console]')?.textContent || '').includes('login:'), null, { timeout: 30_000 });
+
+    // The admin page (the first account is the administrator) lists it.
+    const admin = await page.context().newPage();
+    await admin.goto(`${server.base}/admin`);
+    await admin.waitForSelector('[data-testid=admin-hostings]');
+    assert.match(await admin.textContent('[data-testid=admin-hostings]'), new RegExp(u.username));
+    await admin.screenshot({ path: `${ARTIFACTS}/admin.png`, fullPage: true });
+    await admin.close();
+
+    // Delete, confirming with the slug.
+    await page.click('[data-testid=action-delete]');
+    assert.equal(await page.isDisabled('[data-testid=delete-confirm-button]'), true);
+    await page.fill('[data-testid=delete-confirm-input]', u.username);
+    await page.click('[data-testid=delete-confirm-button]');
+    await page.waitForSelector('[data-testid=deleted]', { timeout: 120_000 });
+    const gone = await fetch(`${server.base}/${u.username}/`);
+    assert.equal(gone.headers.get('x-webhoster-site'), null, 'nginx no longer routes to the VM');
+    await page.goto(`${server.base}/dashboard`);
+    await page.waitForSelector('[data-testid=empty-state]');
+    assert.deepEqual(errors, [], 'no console errors');
+  } finally {
+    await browser.close();
+  }
+});
