@@ -35,7 +35,7 @@ test('a failed create shows the reason and the rollback, and leaves nothing behi
     const sites = readdirSync(join(server.dataDir, 'nginx/sites')).filter(f => f.startsWith('hosting-'));
     assert.deepEqual(sites, [], 'no nginx route left');
     const domains = execFileSync('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'], { encoding: 'utf8' });
-    const prefix = server.proc.spawnargs[server.proc.spawnargs.indexOf('--domain-prefix') + 1];
+    const prefix = server.prefix;
     assert.ok(!domains.split('\n').some(d => d.startsWith(prefix)), `no domain ${prefix}* left`);
     assert.deepEqual(errors, []);
   } finally {

@@ -1,6 +1,6 @@
 // Shared set-up for the browser tests: a real server (fresh data dir, free ports) and Debian's
 // Chromium driven by playwright-core. baseURL is decided here, in one place.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, chmodSync, symlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,12 +27,12 @@ export async function startServer({ hosting = false, env = {} } = {}) {
   const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${appPort}`, '--site-root', join(ROOT, 'target/site')];
   let base = `http://127.0.0.1:${appPort}`;
   let nginxPort;
+  const prefix = `vmwe2e${Math.random().toString(16).slice(2, 8)}-`;
   if (hosting) {
     nginxPort = await freePort();
     const image = process.env.VMW_GUEST_IMAGE_DIR || join(ROOT, 'data/images/current');
     if (!existsSync(join(image, 'base.qcow2'))) throw new Error(`guest image missing at ${image} (make image)`);
     const seed = Math.floor(Math.random() * 40);
-    const prefix = `vmwe2e${Math.random().toString(16).slice(2, 8)}-`;
     args.push('--nginx-listen', `127.0.0.1:${nginxPort}`, '--guest-image', image,
       '--public-host', '127.0.0.1', '--domain-prefix', prefix);
     env = { VMW_HTTP_PORT_BASE: String(46000 + seed * 20), VMW_SSH_PORT_BASE: String(47000 + seed * 20), ...env };
@@ -49,13 +49,19 @@ export async function startServer({ hosting = false, env = {} } = {}) {
     await new Promise(r => setTimeout(r, 100));
   }
   return {
-    base, dataDir, nginxPort, proc,
+    base, dataDir, nginxPort, proc, prefix,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise(r => proc.exitCode !== null ? r() : proc.once('exit', r));
       if (hosting) {
-        // nginx is a daemon of its own: stop this run's instance.
-        spawn('nginx', ['-p', join(dataDir, 'nginx'), '-c', join(dataDir, 'nginx/nginx.conf'), '-s', 'quit'], { stdio: 'ignore' });
+        // nginx is a daemon of its own: stop this run's instance. VMs a failed test left
+        // behind (this run's prefix only) are removed too.
+        spawnSync('nginx', ['-p', join(dataDir, 'nginx'), '-c', join(dataDir, 'nginx/nginx.conf'), '-s', 'quit'], { stdio: 'ignore' });
+        const names = spawnSync('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'], { encoding: 'utf8' }).stdout || '';
+        for (const d of names.split('\n').filter(n => n.startsWith(prefix))) {
+          spawnSync('virsh', ['-c', 'qemu:///system', 'destroy', d], { stdio: 'ignore' });
+          spawnSync('virsh', ['-c', 'qemu:///system', 'undefine', '--managed-save', d], { stdio: 'ignore' });
+        }
       }
     },
   };
