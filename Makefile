@@ -4,12 +4,14 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
 DATA_DIR     ?= $(CURDIR)/data
-SITE         := target/site
+# The build layout, in one place. TARGET may be overridden (e.g. TARGET=/work/targets/me).
+TARGET       ?= $(CURDIR)/target
+SITE         := $(TARGET)/site
 PKG          := $(SITE)/pkg
 NAME         := vm-webhoster
-WASM         := target/wasm32-unknown-unknown/debug/frontend.wasm
-SERVER       := target/debug/vm-webhoster
-export CARGO_TARGET_DIR := $(CURDIR)/target
+WASM         := $(TARGET)/wasm32-unknown-unknown/debug/frontend.wasm
+SERVER       := $(TARGET)/debug/vm-webhoster
+export CARGO_TARGET_DIR := $(TARGET)
 
 .PHONY: run test setup image host build wasm css server test-unit test-pg test-vm test-e2e bench clean-vms
 
@@ -53,7 +55,7 @@ test-unit:
 test-pg:
 	url=$$(ops/pg-test.sh start)
 	trap 'ops/pg-test.sh stop' EXIT
-	TEST_DATABASE_URL=$$url cargo nextest run --workspace --exclude frontend --no-fail-fast -E 'not test(/^(vm|proxy|hosting::|ready)/)' -E 'binary(accounts_db) | binary(hosting_lifecycle) | binary(api)'
+	TEST_DATABASE_URL=$$url cargo nextest run --workspace --exclude frontend --no-fail-fast -E 'kind(test) & !binary(real_vm)'
 
 ## Real VMs under qemu:///system (a few minutes under TCG).
 test-vm:

@@ -64,6 +64,10 @@ pub struct Cli {
     /// must use different prefixes: each reconciles away domains of its prefix it does not know.
     #[arg(long, env = "VMW_DOMAIN_PREFIX", default_value = "vmw-", global = true)]
     pub domain_prefix: String,
+    /// Warm spare VMs kept ready (booted once, saved to disk, no RAM held): a create claims one
+    /// and the site is live in about a second. 0 turns the pool off.
+    #[arg(long, env = "VMW_POOL_SIZE", default_value_t = 2, global = true)]
+    pub pool_size: usize,
     /// How many VMs may be provisioned at once (boots are CPU-bound).
     #[arg(long, env = "VMW_PROVISION_CONCURRENCY", default_value_t = 2, global = true)]
     pub provision_concurrency: usize,
@@ -139,6 +143,7 @@ impl Cli {
             nginx_listen: self.nginx_listen.clone(),
             http_port_base: self.http_port_base,
             node_name: self.node_name.clone(),
+            pool_size: self.pool_size,
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,
             app_upstream: self.listen.to_string(),

@@ -287,3 +287,43 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
     }
     st.svc.proxy().stop().await.unwrap();
 }
+
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
+    let dir = data_dir();
+    let mut cfg = config(dir.path(), "warm");
+    cfg.pool_size = 1;
+    let nginx = cfg.nginx_listen.clone();
+    let db_url = format!("sqlite://{}/t.sqlite?mode=rwc", dir.path().display());
+    let st = stack(cfg, &db_url).await;
+
+    // The pool makes a spare: booted once, then saved to disk.
+    assert!(st.svc.fill_pool_once().await.unwrap(), "a spare was made");
+    assert_eq!(st.svc.spares_ready().await.unwrap(), 1);
+    assert!(!st.svc.fill_pool_once().await.unwrap(), "the pool is full");
+
+    let user = register(&st.accounts, "wendy").await;
+    let (key, public) = keygen(dir.path());
+    let t0 = Instant::now();
+    let h = st.svc.create(&user, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
+    let h = st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
+    let took = t0.elapsed();
+    assert_eq!(h.state, "running", "{:?}", h.state_reason);
+    eprintln!("warm create -> running: {took:?}");
+    assert_eq!(st.svc.spares_ready().await.unwrap(), 0, "the spare was claimed");
+    let evs = st.svc.events(&user, h.id, 0).await.unwrap();
+    assert!(evs.iter().any(|e| e.message.contains("warm pool")), "the events say it came from the pool");
+
+    // It is wendy's site now: her page, her hostname, her key.
+    let (status, body) = get(&format!("http://{nginx}/wendy/"), None).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("Welcome to wendy"), "{body}");
+    let out = ssh(&key, h.ssh_port.unwrap() as u16, "ubuntu", "hostname; cat /etc/machine-id");
+    assert_eq!(out.lines().next(), Some("wendy"));
+
+    st.svc.action(&user, h.id, Operation::Delete).await.unwrap();
+    assert!(st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().is_none());
+    assert_gone(&st, h.id).await;
+    st.svc.proxy().stop().await.unwrap();
+}

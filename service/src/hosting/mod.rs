@@ -8,6 +8,7 @@ pub mod faults;
 mod metrics;
 mod ops;
 mod ports;
+mod pool;
 mod provision;
 mod reconcile;
 pub mod state;
@@ -119,6 +120,7 @@ impl HostingService {
                 }
             }
         });
+        let pool = self.spawn_pool_filler();
         let this = self.clone();
         let every = Duration::from_secs(self.inner.cfg.stats_interval_secs.max(1));
         let sampler = tokio::spawn(async move {
@@ -128,7 +130,7 @@ impl HostingService {
                 this.sample_stats().await;
             }
         });
-        Ok(vec![reconciler, sampler])
+        Ok(vec![reconciler, sampler, pool])
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -247,6 +249,25 @@ impl HostingService {
             None => self.default_slug(actor, &me.username).await?,
         };
 
+        let keys_json = serde_json::to_string(&keys).map_err(Error::internal)?;
+        if let Some(row) = self.claim_spare(actor, &slug, &plan.name, &keys_json).await? {
+            drop(_guard);
+            self.inner
+                .events
+                .record(events::NewEvent {
+                    hosting_id: row.id,
+                    user_id: row.user_id,
+                    kind: "state",
+                    step: None,
+                    status: HostingState::Queued.as_str(),
+                    message: format!("Hosting '{slug}' queued ({} plan, warm VM)", plan.name),
+                    duration_ms: None,
+                })
+                .await;
+            self.spawn_claimed(row.id);
+            return self.view(&row).await;
+        }
+
         let now = now_ms();
         let row = hosting::ActiveModel {
             user_id: Set(actor.user_id),
@@ -258,7 +279,7 @@ impl HostingService {
             operation: Set(Some(Operation::Create.as_str().into())),
             http_port: Set(None),
             ssh_port: Set(None),
-            ssh_keys: Set(serde_json::to_string(&keys).map_err(Error::internal)?),
+            ssh_keys: Set(keys_json),
             created_at: Set(now),
             updated_at: Set(now),
             running_since: Set(None),

@@ -29,23 +29,43 @@ impl HostingService {
         let _inflight = self.mark_inflight(id);
         let permits = self.inner.permits.clone();
         let _permit = permits.acquire_owned().await.map_err(Error::internal)?;
+        self.run_saga(id, false).await
+    }
 
+    /// A claimed warm VM: no boot, so no provisioning slot is needed.
+    pub(super) fn spawn_claimed(&self, id: i32) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let _inflight = this.mark_inflight(id);
+            if let Err(err) = this.run_saga(id, true).await {
+                tracing::error!(hosting_id = id, %err, "provisioning a claimed warm VM failed");
+            }
+        });
+    }
+
+    /// Runs the steps of a create (cold, or `warm` from a spare), then marks the hosting
+    /// running, or undoes what was done and marks it failed with the reason.
+    async fn run_saga(&self, id: i32, warm: bool) -> Result<()> {
         let Some(row) = self
             .update_row(id, |am| am.state = Set(HostingState::Provisioning.as_str().into()))
             .await?
         else {
             return Ok(()); // deleted while queued
         };
-        self.event(&row, "state", None, "provisioning", "Provisioning started".into(), None).await;
+        let how = if warm { "Provisioning from the warm pool (a VM booted ahead of time)" } else { "Provisioning started" };
+        self.event(&row, "state", None, "provisioning", how.into(), None).await;
         let started = Instant::now();
 
         let mut done: Vec<Step> = Vec::new();
         let mut failure: Option<(Step, Error)> = None;
-        for step in Step::ALL {
+        let order: &[Step] = if warm { &super::pool::WARM_ORDER } else { &Step::ALL };
+        for &step in order {
             self.event(&row, "step", Some(step), "started", step.label().into(), None).await;
             let t = Instant::now();
             let result = if self.inner.faults.take(step) {
                 Err(Error::Internal(format!("injected failure at step {}", step.as_str())))
+            } else if warm {
+                self.do_warm_step(step, id).await
             } else {
                 self.do_step(step, id).await
             };
@@ -128,7 +148,7 @@ impl HostingService {
         errors
     }
 
-    async fn load(&self, id: i32) -> Result<hosting::Model> {
+    pub(super) async fn load(&self, id: i32) -> Result<hosting::Model> {
         use sea_orm::EntityTrait;
         hosting::Entity::find_by_id(id)
             .one(&self.inner.db)
@@ -174,7 +194,7 @@ impl HostingService {
         })
     }
 
-    fn seed(&self, row: &hosting::Model) -> Result<SeedSpec> {
+    pub(super) fn seed(&self, row: &hosting::Model) -> Result<SeedSpec> {
         let keys: Vec<String> = serde_json::from_str(&row.ssh_keys).map_err(Error::internal)?;
         Ok(SeedSpec {
             hostname: row.slug.clone(),
@@ -184,7 +204,7 @@ impl HostingService {
         })
     }
 
-    async fn do_step(&self, step: Step, id: i32) -> Result<()> {
+    pub(super) async fn do_step(&self, step: Step, id: i32) -> Result<()> {
         let vm = &self.inner.vm;
         match step {
             Step::AllocatePorts => {

@@ -27,6 +27,8 @@ pub struct ReconcileReport {
     pub orphan_routes: Vec<i32>,
     pub orphan_leases: Vec<i32>,
     pub routes_restored: Vec<i32>,
+    /// Warm spares that were half-made or lost their saved state.
+    pub spares_removed: Vec<i32>,
 }
 
 impl HostingService {
@@ -129,6 +131,18 @@ impl HostingService {
                         let route = self.site_route(row).await?;
                         if self.inner.proxy.add_route(&route).await.is_ok() {
                             rep.routes_restored.push(row.id);
+                        }
+                    }
+                }
+                (Some(HostingState::Spare), op) => {
+                    // A spare is either being made (by a process that died: remove it) or saved
+                    // and waiting (its domain must exist with its saved state).
+                    let saved = op.is_none() && self.inner.vm.has_managed_save(row.id).await.unwrap_or(false);
+                    if !saved {
+                        let errors = self.scrub(row).await;
+                        if errors.is_empty() {
+                            hosting::Entity::delete_by_id(row.id).exec(db).await?;
+                            rep.spares_removed.push(row.id);
                         }
                     }
                 }

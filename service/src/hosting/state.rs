@@ -12,16 +12,19 @@ pub enum HostingState {
     Stopped,
     Failed,
     Deleting,
+    /// A warm VM of the pool: booted once, then saved to disk, waiting to be claimed.
+    Spare,
 }
 
 impl HostingState {
-    pub const ALL: [HostingState; 6] = [
+    pub const ALL: [HostingState; 7] = [
         Self::Queued,
         Self::Provisioning,
         Self::Running,
         Self::Stopped,
         Self::Failed,
         Self::Deleting,
+        Self::Spare,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -32,6 +35,7 @@ impl HostingState {
             Self::Stopped => "stopped",
             Self::Failed => "failed",
             Self::Deleting => "deleting",
+            Self::Spare => "spare",
         }
     }
 

@@ -363,3 +363,78 @@ pub fn detect_domain_type() -> &'static str {
         "qemu"
     }
 }
+
+/// The QEMU guest agent (warm-pool personalisation). Blocking calls, run on spawn_blocking.
+impl VmManager {
+    fn agent(d: &Domain, cmd: &serde_json::Value, timeout_s: i32) -> Result<serde_json::Value, VmError> {
+        let out = d.qemu_agent_command(&cmd.to_string(), timeout_s, 0)?;
+        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| VmError::Libvirt(format!("guest agent answer: {e}")))?;
+        Ok(v["return"].clone())
+    }
+
+    /// Saves the running VM's memory to disk and stops it (frees its RAM); the next `start`
+    /// restores it in well under a second.
+    pub async fn managed_save(&self, hosting_id: i32) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
+            d.managed_save(0)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn has_managed_save(&self, hosting_id: i32) -> Result<bool, VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| match Self::lookup(c, &name)? {
+            Some(d) => Ok(d.has_managed_save(0)?),
+            None => Ok(false),
+        })
+        .await
+    }
+
+    /// Waits for the guest agent, sets the guest clock (a restored VM's clock is behind), then
+    /// runs `path args...` in the guest and waits for it to exit 0.
+    pub async fn agent_exec(&self, hosting_id: i32, path: &str, args: Vec<String>, timeout: Duration) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        let path = path.to_owned();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
+            let deadline = Instant::now() + timeout;
+            loop {
+                match Self::agent(&d, &serde_json::json!({"execute": "guest-ping"}), 2) {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() >= deadline => return Err(VmError::NotReady(format!("guest agent: {e}"))),
+                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+            let now_ns = (time::OffsetDateTime::now_utc().unix_timestamp_nanos()) as i64;
+            let _ = Self::agent(&d, &serde_json::json!({"execute": "guest-set-time", "arguments": {"time": now_ns}}), 5);
+            let started = Self::agent(
+                &d,
+                &serde_json::json!({"execute": "guest-exec", "arguments": {"path": path, "arg": args, "capture-output": true}}),
+                10,
+            )?;
+            let pid = started["pid"].as_i64().ok_or_else(|| VmError::Libvirt("guest-exec returned no pid".into()))?;
+            loop {
+                let st = Self::agent(&d, &serde_json::json!({"execute": "guest-exec-status", "arguments": {"pid": pid}}), 5)?;
+                if st["exited"].as_bool() == Some(true) {
+                    let code = st["exitcode"].as_i64().unwrap_or(-1);
+                    if code == 0 {
+                        return Ok(());
+                    }
+                    let err = st["err-data"].as_str().map(|b| {
+                        use base64::Engine;
+                        String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default()).into_owned()
+                    });
+                    return Err(VmError::Io(format!("{path} exited with {code}: {}", err.unwrap_or_default().trim())));
+                }
+                if Instant::now() >= deadline {
+                    return Err(VmError::NotReady(format!("{path} did not finish within {timeout:?}")));
+                }
+                std::thread::sleep(Duration::from_millis(30));
+            }
+        })
+        .await
+    }
+}
