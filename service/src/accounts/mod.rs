@@ -205,7 +205,15 @@ impl Accounts {
         if password.is_empty() {
             return Err(Error::validation("password", "enter your password"));
         }
-        let account_key = format!("acct:{login}");
+        let found = user::Entity::find()
+            .filter(Condition::any().add(user::Column::Email.eq(login.as_str())).add(user::Column::Username.eq(login.as_str())))
+            .one(&self.db)
+            .await?;
+        // One counter per account, whether it is named by email or by username.
+        let account_key = match &found {
+            Some(u) => format!("uid:{}", u.id),
+            None => format!("login:{login}"),
+        };
         let client_key = client.map(|ip| format!("ip:{ip}"));
         let blocked = self
             .per_account
@@ -216,10 +224,6 @@ impl Accounts {
         if let Some(secs) = blocked {
             return Err(Error::RateLimited { retry_after_secs: secs });
         }
-        let found = user::Entity::find()
-            .filter(Condition::any().add(user::Column::Email.eq(login.as_str())).add(user::Column::Username.eq(login.as_str())))
-            .one(&self.db)
-            .await?;
         let ok = password::verify(password.to_owned(), found.as_ref().map(|u| u.password_hash.clone())).await?;
         match found {
             Some(u) if ok => {
