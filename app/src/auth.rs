@@ -99,8 +99,8 @@ pub fn hosting(state: &AppState) -> Result<service::hosting::HostingService, App
         .ok_or_else(|| AppError::Internal("Hosting is disabled on this server (started with --no-libvirt).".into()))
 }
 
-/// The client's address for login limits: the socket peer, or nginx's X-Real-IP when the
-/// peer is loopback (nginx in front).
+/// The client's address for login limits: the socket peer, or what nginx says when the peer is
+/// loopback (nginx in front).
 pub async fn client_ip() -> Option<std::net::IpAddr> {
     use axum::extract::ConnectInfo;
     let peer = leptos_axum::extract::<ConnectInfo<std::net::SocketAddr>>().await.ok().map(|c| c.0.ip());
@@ -108,13 +108,43 @@ pub async fn client_ip() -> Option<std::net::IpAddr> {
     crate::auth::client_from(peer, headers.as_ref())
 }
 
+/// Forwarding headers are believed only from a loopback peer (our nginx): `X-Real-IP`, else
+/// the last `X-Forwarded-For` entry (the one nginx appended; earlier ones are the client's
+/// own claims). Anyone else is judged by the socket address.
 pub fn client_from(peer: Option<std::net::IpAddr>, headers: Option<&http::HeaderMap>) -> Option<std::net::IpAddr> {
-    let forwarded = headers
-        .and_then(|h| h.get("x-real-ip"))
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok());
+    let header = |name: &str| headers.and_then(|h| h.get(name)).and_then(|v| v.to_str().ok());
+    let real_ip = header("x-real-ip").and_then(|v| v.trim().parse().ok());
+    let forwarded_for = || header("x-forwarded-for").and_then(|v| v.rsplit(',').next()).and_then(|v| v.trim().parse().ok());
     match peer {
-        Some(p) if p.is_loopback() => forwarded.or(Some(p)),
+        Some(p) if p.is_loopback() => real_ip.or_else(forwarded_for).or(Some(p)),
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::client_from;
+    use std::net::IpAddr;
+
+    fn h(pairs: &[(&'static str, &'static str)]) -> http::HeaderMap {
+        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), http::HeaderValue::from_static(v))).collect()
+    }
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn forwarding_headers_count_only_behind_a_loopback_proxy() {
+        let lo = Some(ip("127.0.0.1"));
+        let remote = Some(ip("203.0.113.9"));
+        assert_eq!(client_from(lo, Some(&h(&[("x-real-ip", "198.51.100.7")]))), Some(ip("198.51.100.7")));
+        assert_eq!(
+            client_from(lo, Some(&h(&[("x-forwarded-for", "1.2.3.4, 198.51.100.8")]))),
+            Some(ip("198.51.100.8")),
+            "the entry nginx appended, not the client's claim"
+        );
+        assert_eq!(client_from(lo, Some(&h(&[]))), lo);
+        assert_eq!(client_from(remote, Some(&h(&[("x-real-ip", "198.51.100.7")]))), remote, "a remote peer cannot pick its address");
+        assert_eq!(client_from(Some(ip("::1")), Some(&h(&[("x-real-ip", "garbage")]))), Some(ip("::1")));
     }
 }

@@ -66,6 +66,24 @@ impl FromServerFnError for AppError {
     }
 }
 
+/// The HTTP status of a service error: the one table, used by server functions (here) and by
+/// the REST API (`server::api::error`). QuotaExceeded is 403: the request is understood and
+/// well-formed, but this account may not have more of the thing (the original API's choice).
+#[cfg(feature = "ssr")]
+pub fn http_status(e: &service::Error) -> http::StatusCode {
+    use http::StatusCode as S;
+    use service::Error as E;
+    match e {
+        E::Validation { .. } => S::UNPROCESSABLE_ENTITY,
+        E::Conflict { .. } | E::Busy(_) => S::CONFLICT,
+        E::NotFound(_) => S::NOT_FOUND,
+        E::Unauthorized | E::InvalidCredentials => S::UNAUTHORIZED,
+        E::Forbidden | E::QuotaExceeded(_) => S::FORBIDDEN,
+        E::RateLimited { .. } => S::TOO_MANY_REQUESTS,
+        E::Db(_) | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
+    }
+}
+
 #[cfg(feature = "ssr")]
 impl From<service::Error> for AppError {
     /// The HTTP status follows the error for fetch calls. A no-JavaScript form post gets none:
@@ -78,16 +96,7 @@ impl From<service::Error> for AppError {
             .unwrap_or(false);
         if !from_plain_form {
             if let Some(opts) = leptos::prelude::use_context::<leptos_axum::ResponseOptions>() {
-                let code = match &e {
-                    E::Validation { .. } => http::StatusCode::UNPROCESSABLE_ENTITY,
-                    E::Conflict { .. } | E::Busy(_) | E::QuotaExceeded(_) => http::StatusCode::CONFLICT,
-                    E::NotFound(_) => http::StatusCode::NOT_FOUND,
-                    E::Unauthorized | E::InvalidCredentials => http::StatusCode::UNAUTHORIZED,
-                    E::Forbidden => http::StatusCode::FORBIDDEN,
-                    E::RateLimited { .. } => http::StatusCode::TOO_MANY_REQUESTS,
-                    _ => http::StatusCode::INTERNAL_SERVER_ERROR,
-                };
-                opts.set_status(code);
+                opts.set_status(http_status(&e));
             }
         }
         match e {

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use service::ServiceConfig;
 
 #[derive(Parser, Debug, Clone)]
@@ -24,14 +24,14 @@ pub struct Cli {
     /// Log filter, e.g. info or vm_webhoster=debug,info (RUST_LOG wins when set).
     #[arg(long, env = "VMW_LOG", default_value = "info", global = true)]
     pub log_level: String,
-    /// Log as JSON lines instead of text.
-    #[arg(long, env = "VMW_LOG_JSON", global = true)]
-    pub log_format_json: bool,
+    /// Log format: text (for people) or json (one object per line, for log collectors).
+    #[arg(long, env = "VMW_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
     /// libvirt URI of this node's hypervisor.
     #[arg(long, env = "VMW_LIBVIRT_URI", default_value = "qemu:///system", global = true)]
     pub libvirt_uri: String,
     /// Domain type: auto (kvm only where KVM really works, else qemu/TCG), kvm or qemu.
-    #[arg(long, env = "VMW_DOMAIN_TYPE", default_value = "auto", global = true)]
+    #[arg(long, env = "VMW_DOMAIN_TYPE", default_value = "auto", value_parser = ["auto", "kvm", "qemu"], global = true)]
     pub domain_type: String,
     /// Sites also answer at http://{slug}.{base-domain}/ (*.localhost resolves to loopback).
     #[arg(long, env = "VMW_BASE_DOMAIN", default_value = "localhost", global = true)]
@@ -93,6 +93,12 @@ pub struct Cli {
     /// the rollback.
     #[arg(long, env = "VMW_FAIL_STEP", hide = true, global = true)]
     pub fail_step: Option<String>,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -159,5 +165,42 @@ impl Cli {
             secure_cookies: self.secure_cookies,
             fail_step: self.fail_step.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("vm-webhoster").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn defaults_run_out_of_the_box() {
+        let cli = parse(&["--data-dir", "/srv/vmw"]);
+        assert!(cli.command.is_none(), "serve is the default");
+        let s = cli.settings();
+        assert_eq!(s.database_url, "sqlite:///srv/vmw/vm-webhoster.sqlite?mode=rwc");
+        assert_eq!(s.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(s.service.data_dir, PathBuf::from("/srv/vmw"));
+        assert_eq!(s.service.guest_image_dir, PathBuf::from("/srv/vmw/images/current"));
+        assert_eq!(s.service.domain_type, None, "auto detects");
+        assert!(s.hosting_enabled && s.nginx_enabled && !s.secure_cookies);
+    }
+
+    #[test]
+    fn flags_reach_the_service_config() {
+        let s = parse(&[
+            "--database-url", "postgres://db/vmw", "--domain-type", "qemu", "--no-libvirt",
+            "--max-hostings-per-user", "1", "--listen", "127.0.0.1:0", "--log-format", "json",
+        ])
+        .settings();
+        assert_eq!(s.database_url, "postgres://db/vmw");
+        assert_eq!(s.service.domain_type.as_deref(), Some("qemu"));
+        assert_eq!(s.service.max_hostings_per_user, 1);
+        assert!(!s.hosting_enabled && !s.nginx_enabled, "--no-libvirt implies no nginx");
+        assert!(parse(&["grant-admin", "ann"]).command.is_some());
+        assert!(Cli::try_parse_from(["vm-webhoster", "--log-format", "xml"]).is_err());
     }
 }

@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::MatchedPath;
 use axum::http::{HeaderName, Request};
 use leptos::prelude::*;
 use leptos_axum::{LeptosRoutes, generate_route_list};
@@ -132,7 +133,9 @@ impl Application {
             .layer(
                 TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                    // The route pattern (/api/v1/hostings/{id}), not the raw path, when one matched.
+                    let path = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or(req.uri().path());
+                    tracing::info_span!("http", method = %req.method(), path, request_id = %id)
                 }),
             )
             .layer(PropagateRequestIdLayer::new(request_id.clone()))

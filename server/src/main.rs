@@ -7,7 +7,7 @@ use server::config::{Cli, Command};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    server::telemetry::init(&cli.log_level, cli.log_format_json);
+    server::telemetry::init(&cli.log_level, cli.log_format);
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = server::Application::build(cli.settings()).await?;

@@ -23,18 +23,10 @@ impl ApiError {
     }
 }
 
-pub fn status_of(e: &service::Error) -> StatusCode {
-    use service::Error as E;
-    match e {
-        E::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        E::Conflict { .. } | E::Busy(_) => StatusCode::CONFLICT,
-        E::NotFound(_) => StatusCode::NOT_FOUND,
-        E::Unauthorized | E::InvalidCredentials => StatusCode::UNAUTHORIZED,
-        E::Forbidden | E::QuotaExceeded(_) => StatusCode::FORBIDDEN,
-        E::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-        E::Db(_) | E::Vm(_) | E::Proxy(_) | E::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
+/// Status codes come from the one table in `app::error::http_status` (shared with the server
+/// functions): Validation 422, Conflict/Busy 409, NotFound 404, Unauthorized/InvalidCredentials
+/// 401, Forbidden/QuotaExceeded 403, RateLimited 429 (+ Retry-After), internal 500.
+pub use app::error::http_status as status_of;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -1,0 +1,55 @@
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn health_reports_the_database_and_carries_a_request_id() {
+    let app = spawn_app().await;
+    let r = app.client.get(app.url("/api/v1/health")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.headers().get("x-request-id").expect("a request id").to_str().unwrap().to_owned();
+    assert_eq!(id.len(), 36, "a uuid: {id}");
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "ok");
+    assert_eq!(body["database"], "ok");
+    assert_eq!(body["libvirt"], "disabled", "started with --no-libvirt");
+    assert_eq!(body["nginx"], "disabled");
+
+    // A request id the caller (or nginx) sent is kept.
+    let r = app.client.get(app.url("/api/v1/health")).header("x-request-id", "abc-123").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "abc-123");
+}
+
+#[tokio::test]
+async fn api_errors_have_one_json_shape() {
+    let app = spawn_app().await;
+    // Bad JSON body.
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_json");
+    // A field error from the service layer.
+    let r = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .json(&serde_json::json!({"email": "not-an-email", "username": "valid-name", "password": "long enough pw"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "validation_failed");
+    assert_eq!(body["error"]["field"], "email");
+    // Unknown endpoint and missing auth.
+    let r = app.client.get(app.url("/api/v1/nope")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
+    let r = app.client.get(app.url("/api/v1/users/me")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "unauthorized");
+}

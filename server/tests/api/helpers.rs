@@ -1,0 +1,198 @@
+//! `spawn_app()`: the real application (same `Application::build` as production) on
+//! 127.0.0.1:0 with a fresh data dir, accounts only (`--no-libvirt --no-nginx`). The database is
+//! a SQLite file in the data dir, or a fresh `test_<uuid>` database on the PostgreSQL server
+//! named by TEST_DATABASE_URL (dropped afterwards).
+#![allow(dead_code)]
+
+use std::sync::{Arc, LazyLock};
+
+use app::error::AppError;
+use clap::Parser;
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::{ACCEPT, HeaderValue, LOCATION, REFERER};
+use reqwest::{Response, StatusCode, Url, redirect};
+use sea_orm::{ConnectionTrait, Database};
+use server::config::{Cli, LogFormat};
+
+pub const SESSION_COOKIE: &str = "vmw_session";
+
+/// Logs only when TEST_LOG is set (`TEST_LOG=1 cargo nextest run -p server`).
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var_os("TEST_LOG").is_some() {
+        server::telemetry::init("info", LogFormat::Text);
+    }
+});
+
+pub struct TestApp {
+    pub address: String,
+    pub jar: Arc<Jar>,
+    /// Keeps cookies, follows no redirects (so tests see them).
+    pub client: reqwest::Client,
+    _data_dir: tempfile::TempDir,
+    _db: Option<PgDatabase>,
+}
+
+pub struct TestUser {
+    pub email: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl TestUser {
+    pub fn generate() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let username = format!("u{}", &id[..12]);
+        Self { email: format!("{username}@example.com"), username, password: "correct horse battery".into() }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    LazyLock::force(&TRACING);
+    let data_dir = tempfile::tempdir().unwrap();
+    let dir = data_dir.path().to_str().unwrap();
+    let mut args = vec!["vm-webhoster", "serve", "--data-dir", dir, "--site-root", dir, "--listen", "127.0.0.1:0"];
+    args.extend(["--no-libvirt", "--no-nginx"]);
+    let mut settings = Cli::parse_from(args).settings();
+    let pg = match std::env::var("TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+        Some(server) => {
+            let db = PgDatabase::create(&server).await;
+            settings.database_url = db.url.clone();
+            Some(db)
+        }
+        None => None,
+    };
+    let app = server::Application::build(settings).await.expect("the application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let jar = Arc::new(Jar::default());
+    TestApp { address, client: client_with(jar.clone()), jar, _data_dir: data_dir, _db: pg }
+}
+
+pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {
+    reqwest::Client::builder().cookie_provider(jar).redirect(redirect::Policy::none()).build().unwrap()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    /// The session cookie's value, if the client holds one.
+    pub fn session_cookie(&self) -> Option<String> {
+        let header = self.jar.cookies(&Url::parse(&self.address).unwrap())?;
+        header
+            .to_str()
+            .unwrap()
+            .split("; ")
+            .find_map(|c| c.strip_prefix(&format!("{SESSION_COOKIE}=")).map(str::to_owned))
+    }
+
+    /// A second client that carries only this session cookie (e.g. a stolen or stale one).
+    pub fn client_with_cookie(&self, value: &str) -> reqwest::Client {
+        let jar = Arc::new(Jar::default());
+        jar.add_cookie_str(&format!("{SESSION_COOKIE}={value}; Path=/"), &Url::parse(&self.address).unwrap());
+        client_with(jar)
+    }
+
+    /// Calls a server function the way the hydrated app does (fetch, form-encoded body).
+    pub async fn server_fn(&self, name: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(&format!("/api/fn/{name}")))
+            .header(ACCEPT, "application/json")
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Posts a form the way a browser without JavaScript does (from `page`).
+    pub async fn form_post(&self, page: &str, name: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(&format!("/api/fn/{name}")))
+            .header(ACCEPT, "text/html,application/xhtml+xml")
+            .header(REFERER, self.url(page))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_html(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).header(ACCEPT, "text/html").send().await.unwrap()
+    }
+
+    pub async fn signup(&self, u: &TestUser) -> Response {
+        self.server_fn("signup", &[("email", &u.email), ("username", &u.username), ("password", &u.password)]).await
+    }
+
+    pub async fn login(&self, login: &str, password: &str) -> Response {
+        self.server_fn("login", &[("login", login), ("password", password)]).await
+    }
+
+    pub async fn logout(&self) -> Response {
+        self.server_fn("logout", &[]).await
+    }
+
+    /// `GET /api/v1/users/me` with this client's session: the user's JSON, or None on 401.
+    pub async fn me(&self) -> Option<serde_json::Value> {
+        me_with(&self.client, &self.address).await
+    }
+}
+
+pub async fn me_with(client: &reqwest::Client, address: &str) -> Option<serde_json::Value> {
+    let r = client.get(format!("{address}/api/v1/users/me")).send().await.unwrap();
+    match r.status() {
+        StatusCode::OK => Some(r.json().await.unwrap()),
+        StatusCode::UNAUTHORIZED => None,
+        s => panic!("unexpected status {s} from /users/me"),
+    }
+}
+
+/// A server function's error, decoded as the app decodes it.
+pub async fn app_error(r: Response) -> AppError {
+    let body = r.text().await.unwrap();
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("not an AppError ({e}): {body}"))
+}
+
+pub fn location(r: &Response) -> &str {
+    r.headers().get(LOCATION).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or_else(|| panic!("no Location in {r:?}"))
+}
+
+pub fn assert_redirect_to(r: &Response, to: &str) {
+    assert!(r.status().is_redirection(), "expected a redirect to {to}, got {}", r.status());
+    assert_eq!(location(r), to);
+}
+
+/// A fresh database on the test PostgreSQL server, dropped at the end of the test.
+struct PgDatabase {
+    server: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create(server: &str) -> Self {
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin = Database::connect(server).await.expect("connect to TEST_DATABASE_URL");
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let _ = admin.close().await;
+        let (base, _) = server.rsplit_once('/').expect("TEST_DATABASE_URL needs a database path");
+        Self { server: server.to_owned(), url: format!("{base}/{name}"), name }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        // The test's runtime is shutting down: drop the database from a runtime of our own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(&server).await {
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                }
+            });
+        })
+        .join();
+    }
+}

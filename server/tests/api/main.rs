@@ -1,0 +1,11 @@
+#![recursion_limit = "512"]
+//! The HTTP surface against a real server on an ephemeral port: one test binary, one module
+//! per feature. SQLite by default; PostgreSQL when TEST_DATABASE_URL is set.
+mod helpers;
+
+mod csrf;
+mod health;
+mod login;
+mod pages;
+mod sessions;
+mod signup;
