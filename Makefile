@@ -51,11 +51,12 @@ server:
 test-unit:
 	cargo nextest run --workspace --exclude frontend --no-fail-fast
 
-## The same database-touching tests against a throwaway PostgreSQL.
+## The integration test binaries (they hold every database-touching test) against a throwaway
+## PostgreSQL, stopped again even when a test fails.
 test-pg:
 	url=$$(ops/pg-test.sh start)
 	trap 'ops/pg-test.sh stop' EXIT
-	TEST_DATABASE_URL=$$url cargo nextest run --workspace --exclude frontend --no-fail-fast -E 'kind(test) & !binary(real_vm)'
+	TEST_DATABASE_URL=$$url cargo nextest run --workspace --exclude frontend --no-fail-fast -E 'kind(test)'
 
 ## Real VMs under qemu:///system (a few minutes under TCG).
 test-vm:
@@ -63,7 +64,7 @@ test-vm:
 
 ## Browser tests in Chromium (Playwright) against a real server + nginx + VMs.
 test-e2e:
-	node --test end2end/
+	VMW_BIN=$(SERVER) VMW_SITE=$(SITE) node --test --test-concurrency=1 end2end/
 
 ## Benchmarks (not part of the test run): prints a table.
 bench: setup image host build

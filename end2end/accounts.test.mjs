@@ -70,6 +70,20 @@ test('dark mode is remembered across reloads', async () => {
   }
 });
 
+test('without a saved choice the theme follows the system setting', async () => {
+  for (const colorScheme of ['dark', 'light']) {
+    const { browser, page } = await launch({ javaScriptEnabled: true, colorScheme });
+    try {
+      await page.goto(`${server.base}/login`);
+      // The inline script in <head> decided this, before the page painted.
+      const dark = await page.evaluate(() => document.documentElement.classList.contains('dark'));
+      assert.equal(dark, colorScheme === 'dark', `system says ${colorScheme}`);
+    } finally {
+      await browser.close();
+    }
+  }
+});
+
 test('sign-up and log-in work with JavaScript disabled', async () => {
   const { browser, page } = await launch({ javaScriptEnabled: false });
   try {
@@ -83,6 +97,7 @@ test('sign-up and log-in work with JavaScript disabled', async () => {
     await page.click('[data-testid=login-submit]');
     await page.waitForLoadState();
     assert.match(await page.textContent('body'), /Wrong email\/username or password/);
+    await page.screenshot({ path: `${ARTIFACTS}/nojs-login-error.png` });
     await page.fill('#f-login', u.username);
     await page.fill('#f-password', u.password);
     await Promise.all([page.waitForURL(/\/dashboard$/), page.click('[data-testid=login-submit]')]);

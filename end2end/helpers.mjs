@@ -9,6 +9,9 @@ import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(import.meta.dirname, '..');
 export const ARTIFACTS = join(ROOT, 'end2end', 'artifacts');
+// The build layout comes from the Makefile (TARGET); these defaults match its default.
+const SERVER_BIN = process.env.VMW_BIN || join(ROOT, 'target/debug/vm-webhoster');
+const SITE_ROOT = process.env.VMW_SITE || join(ROOT, 'target/site');
 mkdirSync(ARTIFACTS, { recursive: true });
 
 export function freePort() {
@@ -24,7 +27,7 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0 } = 
   const dataDir = mkdtempSync(join(tmpdir(), 'vmw-e2e-'));
   chmodSync(dataDir, 0o755); // QEMU runs as an unprivileged user and must reach the VM disks
   const appPort = await freePort();
-  const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${appPort}`, '--site-root', join(ROOT, 'target/site')];
+  const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${appPort}`, '--site-root', SITE_ROOT];
   let base = `http://127.0.0.1:${appPort}`;
   let nginxPort;
   const prefix = `vmwe2e${Math.random().toString(16).slice(2, 8)}-`;
@@ -40,7 +43,7 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0 } = 
   } else {
     args.push('--no-libvirt');
   }
-  const proc = spawn(join(ROOT, 'target/debug/vm-webhoster'), args, {
+  const proc = spawn(SERVER_BIN, args, {
     env: { ...process.env, VMW_LOG: 'warn', ...env }, stdio: ['ignore', 'inherit', 'inherit'],
   });
   for (let i = 0; i < 200; i++) {
@@ -67,14 +70,14 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0 } = 
   };
 }
 
-export async function launch({ javaScriptEnabled = true } = {}) {
+export async function launch({ javaScriptEnabled = true, colorScheme = 'light' } = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     // playwright gives every launch a fresh, empty profile directory of its own
   });
-  const context = await browser.newContext({ javaScriptEnabled, viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ javaScriptEnabled, colorScheme, viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
   const errors = [];
   // The browser logs every 4xx answer (e.g. a refused password) as a console error: those are

@@ -84,6 +84,19 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
     }
 }
 
+/// The service layer words its messages for logs and APIs ("the password must be ..."); on a
+/// form they read as sentences.
+#[cfg(feature = "ssr")]
+fn sentence(message: String) -> String {
+    let mut chars = message.chars();
+    let Some(first) = chars.next() else { return message };
+    let mut out: String = first.to_uppercase().chain(chars).collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 #[cfg(feature = "ssr")]
 impl From<service::Error> for AppError {
     /// The HTTP status follows the error for fetch calls. A no-JavaScript form post gets none:
@@ -100,8 +113,8 @@ impl From<service::Error> for AppError {
             }
         }
         match e {
-            E::Validation { field, message } => AppError::Validation { field: field.into(), message },
-            E::Conflict { field, message } => AppError::Conflict { field: field.map(Into::into), message },
+            E::Validation { field, message } => AppError::Validation { field: field.into(), message: sentence(message) },
+            E::Conflict { field, message } => AppError::Conflict { field: field.map(Into::into), message: sentence(message) },
             E::NotFound(what) => AppError::NotFound(what.into()),
             E::Unauthorized => AppError::Unauthorized,
             E::InvalidCredentials => {
@@ -116,5 +129,22 @@ impl From<service::Error> for AppError {
                 AppError::Internal("Something went wrong on our side. Please try again.".into())
             }
         }
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_errors_become_form_messages() {
+        let e = AppError::from(service::Error::validation("password", "the password must be at least 8 characters long"));
+        assert_eq!(e.for_field("password").as_deref(), Some("The password must be at least 8 characters long."));
+        assert_eq!(e.for_field("email"), None);
+        let e = AppError::from(service::Error::InvalidCredentials);
+        assert_eq!(e.for_field("login").as_deref(), Some("Wrong email/username or password."));
+        let e = AppError::from(service::Error::Internal("db password is hunter2".into()));
+        assert!(!e.to_string().contains("hunter2"), "internal detail stays in the log");
+        assert_eq!(http_status(&service::Error::RateLimited { retry_after_secs: 3 }), http::StatusCode::TOO_MANY_REQUESTS);
     }
 }

@@ -19,6 +19,17 @@ async fn health_reports_the_database_and_carries_a_request_id() {
 }
 
 #[tokio::test]
+async fn health_is_503_and_names_the_database_when_it_is_gone() {
+    let app = spawn_app().await;
+    app.db.clone().close().await.unwrap();
+    let r = app.client.get(app.url("/api/v1/health")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["status"], "degraded");
+    assert!(body["database"].as_str().unwrap().starts_with("error"), "{body}");
+}
+
+#[tokio::test]
 async fn api_errors_have_one_json_shape() {
     let app = spawn_app().await;
     // Bad JSON body.

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub jar: Arc<Jar>,
     /// Keeps cookies, follows no redirects (so tests see them).
     pub client: reqwest::Client,
+    /// The application's own database handle (e.g. to close it and watch health go red).
+    pub db: sea_orm::DatabaseConnection,
     _data_dir: tempfile::TempDir,
     _db: Option<PgDatabase>,
 }
@@ -63,9 +65,10 @@ pub async fn spawn_app() -> TestApp {
     };
     let app = server::Application::build(settings).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let db = app.state().db.clone();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(Jar::default());
-    TestApp { address, client: client_with(jar.clone()), jar, _data_dir: data_dir, _db: pg }
+    TestApp { address, client: client_with(jar.clone()), jar, db, _data_dir: data_dir, _db: pg }
 }
 
 pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {
