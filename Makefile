@@ -42,7 +42,7 @@ wasm:
 
 css:
 	mkdir -p $(PKG)
-	npx --no-install @tailwindcss/cli -i style/main.css -o $(PKG)/$(NAME).css --minify 2>/dev/null
+	out=$$(npx --no-install @tailwindcss/cli -i style/main.css -o $(PKG)/$(NAME).css --minify 2>&1) || { echo "$$out"; exit 1; }
 
 server:
 	cargo build -p server

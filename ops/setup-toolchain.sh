@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build tools: the wasm target, wasm-bindgen-cli matching the pinned wasm-bindgen, and the npm
-# packages (Tailwind CSS, Playwright). Safe to re-run; does nothing when all is there.
+# packages (Tailwind CSS, Playwright) and Debian's Chromium. Safe to re-run; does nothing when all
+# is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +15,18 @@ if [ "$have" != "$want" ]; then
   echo "setup-toolchain: installing wasm-bindgen-cli $want (about 2 minutes, once)"
   cargo install wasm-bindgen-cli --version "$want"
 fi
-if [ ! -x node_modules/.bin/tailwindcss ] || [ package.json -nt node_modules/.stamp ]; then
+# `npm install` (not `npm ci`): the registry reached here has no other platforms' optional
+# packages (@tailwindcss/oxide-darwin-*), so no lock file can list them and `npm ci` refuses
+# every lock as "out of sync". `npm install` installs exactly the locked versions.
+if [ ! -x node_modules/.bin/tailwindcss ] || [ ! -d node_modules/playwright-core ] \
+   || [ package.json -nt node_modules/.stamp ] || [ package-lock.json -nt node_modules/.stamp ]; then
   echo "setup-toolchain: installing npm packages"
-  if [ -f package-lock.json ]; then npm ci --no-audit --no-fund; else npm install --no-audit --no-fund; fi
+  npm install --no-audit --no-fund
   touch node_modules/.stamp
+fi
+# The browser tests drive Debian's Chromium (Playwright cannot download browsers here).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "setup-toolchain: installing Debian's chromium"
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver
 fi
 echo "setup-toolchain: ok"
