@@ -240,11 +240,13 @@ async fn stop_start_restart_and_delete_follow_the_vm() {
     let h = e.svc.create(&fay, CreateHosting::default()).await.unwrap();
     assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, "running");
 
+    // One operation at a time: while the stop is in flight, a restart is refused as busy.
+    e.svc.faults().set_op_delay(Duration::from_millis(800));
     let v = e.svc.action(&fay, h.id, Operation::Stop).await.unwrap();
     assert_eq!(v.operation.as_deref(), Some("stop"));
-    // One operation at a time.
     let busy = e.svc.action(&fay, h.id, Operation::Restart).await;
     assert!(matches!(busy, Err(Error::Busy(_))), "{busy:?}");
+    e.svc.faults().set_op_delay(Duration::ZERO);
     let v = settle(&e, &fay, h.id).await.unwrap();
     assert_eq!(v.state, "stopped");
     assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff);

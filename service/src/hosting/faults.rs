@@ -11,6 +11,9 @@ pub struct Faults {
     /// Test hook for libvirt's in-memory `test:///default` driver, whose domains run nothing:
     /// treat "the domain is running" as ready instead of probing HTTP and SSH.
     skip_ready_probe: Mutex<bool>,
+    /// Keeps start/stop/restart/delete in flight this long before they act (tests of the
+    /// one-operation-at-a-time rule need an operation that is still running).
+    op_delay: Mutex<std::time::Duration>,
 }
 
 impl Faults {
@@ -21,6 +24,14 @@ impl Faults {
 
     pub fn set_skip_ready_probe(&self, on: bool) {
         *self.skip_ready_probe.lock().unwrap() = on;
+    }
+
+    pub fn set_op_delay(&self, d: std::time::Duration) {
+        *self.op_delay.lock().unwrap() = d;
+    }
+
+    pub(crate) fn op_delay(&self) -> std::time::Duration {
+        *self.op_delay.lock().unwrap()
     }
 
     pub fn skip_ready_probe(&self) -> bool {

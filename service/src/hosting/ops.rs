@@ -28,6 +28,10 @@ impl HostingService {
         let this = self.clone();
         tokio::spawn(async move {
             let _inflight = this.mark_inflight(id);
+            let delay = this.inner.faults.op_delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let res = match op {
                 Operation::Start => this.run_start(id).await,
                 Operation::Stop => this.run_stop(id).await,

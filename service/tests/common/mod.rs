@@ -46,11 +46,11 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         if let Some((server, name)) = self.pg.take() {
-            let conn = self.conn.clone();
+            // FORCE ends this test's own connections (their pool lives on the test's runtime,
+            // which is blocked here, so closing them from this thread could deadlock).
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
                 rt.block_on(async {
-                    let _ = conn.close().await;
                     if let Ok(admin) = Database::connect(&server).await {
                         let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
                     }
