@@ -314,6 +314,9 @@ async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
     assert_eq!(st.svc.spares_ready().await.unwrap(), 0, "the spare was claimed");
     let evs = st.svc.events(&user, h.id, 0).await.unwrap();
     assert!(evs.iter().any(|e| e.message.contains("warm pool")), "the events say it came from the pool");
+    for e in evs.iter().filter(|e| e.status == "succeeded") {
+        eprintln!("  {:<16} {:>6} ms", e.step.as_deref().unwrap_or("-"), e.duration_ms.unwrap_or(0));
+    }
 
     // It is wendy's site now: her page, her hostname, her key.
     let (status, body) = get(&format!("http://{nginx}/wendy/"), None).await;

@@ -98,6 +98,15 @@ impl HostingService {
                     self.event(&row, "state", None, "running", format!("Site is live ({total} ms)"), Some(total))
                         .await;
                 }
+                if warm {
+                    // The restored clock is behind; fix it now that the site is live.
+                    let vm = self.inner.vm.clone();
+                    tokio::spawn(async move {
+                        if let Err(err) = vm.agent_sync_clock(id).await {
+                            tracing::warn!(hosting_id = id, %err, "could not set the guest clock");
+                        }
+                    });
+                }
             }
             Some((step, err)) => {
                 let undo_errors = self.unwind(&row, &done).await;

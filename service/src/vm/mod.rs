@@ -393,8 +393,22 @@ impl VmManager {
         .await
     }
 
-    /// Waits for the guest agent, sets the guest clock (a restored VM's clock is behind), then
-    /// runs `path args...` in the guest and waits for it to exit 0.
+    /// Sets the guest clock from the host's (a restored VM's clock is behind by as long as it
+    /// was saved). Slow under TCG (the agent also writes the hardware clock): keep it off the
+    /// path to a live site.
+    pub async fn agent_sync_clock(&self, hosting_id: i32) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
+            let now_ns = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
+            Self::agent(&d, &serde_json::json!({"execute": "guest-set-time", "arguments": {"time": now_ns}}), 30)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Waits for the guest agent, then runs `path args...` in the guest and waits for it to
+    /// exit 0.
     pub async fn agent_exec(&self, hosting_id: i32, path: &str, args: Vec<String>, timeout: Duration) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         let path = path.to_owned();
@@ -408,8 +422,6 @@ impl VmManager {
                     Err(_) => std::thread::sleep(Duration::from_millis(50)),
                 }
             }
-            let now_ns = (time::OffsetDateTime::now_utc().unix_timestamp_nanos()) as i64;
-            let _ = Self::agent(&d, &serde_json::json!({"execute": "guest-set-time", "arguments": {"time": now_ns}}), 5);
             let started = Self::agent(
                 &d,
                 &serde_json::json!({"execute": "guest-exec", "arguments": {"path": path, "arg": args, "capture-output": true}}),
