@@ -12,12 +12,12 @@ pub fn Nav() -> impl IntoView {
     let logout = ServerAction::<Logout>::new();
     view! {
         <header class="border-b border-slate-200 bg-white/80 backdrop-blur dark:border-slate-800 dark:bg-slate-900/80">
-            <nav class="mx-auto flex max-w-6xl items-center gap-4 px-4 py-3 sm:px-6">
+            <nav class="mx-auto flex max-w-6xl flex-wrap items-center gap-2 px-3 py-3 sm:gap-4 sm:px-6">
                 <a href="/" class="flex items-center gap-2 font-semibold tracking-tight">
                     <span class="inline-flex h-7 w-7 items-center justify-center rounded-md bg-indigo-600 text-sm font-bold text-white">"v"</span>
-                    <span>"vm-webhoster"</span>
+                    <span class="hidden sm:inline">"vm-webhoster"</span>
                 </a>
-                <div class="ml-auto flex items-center gap-2 text-sm">
+                <div class="ml-auto flex flex-wrap items-center justify-end gap-1 text-sm sm:gap-2">
                     <Suspense fallback=|| ()>
                         {move || Suspend::new(async move {
                             match user.await {
@@ -27,7 +27,7 @@ pub fn Nav() -> impl IntoView {
                                     {u.is_admin.then(|| view! { <a href="/admin" class="nav-link">"Admin"</a> })}
                                     <span class="hidden text-slate-500 sm:inline dark:text-slate-400" data-testid="nav-user">{u.username}</span>
                                     <ActionForm action=logout>
-                                        <button type="submit" class="btn-secondary" data-testid="logout">"Log out"</button>
+                                        <button type="submit" class="btn-secondary whitespace-nowrap" data-testid="logout">"Log out"</button>
                                     </ActionForm>
                                 }.into_any(),
                                 _ => view! {

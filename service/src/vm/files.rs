@@ -77,6 +77,8 @@ fn cloud_config(s: &SeedSpec) -> String {
             "permissions": "0644",
             "defer": true,
         }],
+        // SFTP uploads go into the web root: it belongs to the login user.
+        "runcmd": [["chown", format!("{}:{}", s.user, s.user), "/var/www/html"]],
     });
     format!("#cloud-config\n{doc}\n")
 }
