@@ -12,6 +12,7 @@ use base64::Engine;
 use rand::RngCore;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+    TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -112,6 +113,34 @@ fn unique_violation(e: &sea_orm::DbErr) -> bool {
     matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
+fn foreign_key_violation(e: &sea_orm::DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_)))
+}
+
+/// The key failed logins from one client are counted under. An IPv6 client usually holds a
+/// whole /64, so that is what is counted; IPv4-mapped addresses count as the IPv4 address.
+fn client_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// A password may not be the account's own email or username.
+fn not_own_name(field: &'static str, password: &Password, email: &str, username: &str) -> Result<()> {
+    let p = password.expose();
+    if p.eq_ignore_ascii_case(email) || p.eq_ignore_ascii_case(username) {
+        return Err(Error::validation(field, "the password cannot be your email or username"));
+    }
+    Ok(())
+}
+
 fn short_name(field: &'static str, raw: &str) -> Result<String> {
     let s = raw.trim();
     if s.is_empty() || s.chars().count() > 64 || s.chars().any(char::is_control) {
@@ -138,9 +167,7 @@ impl Accounts {
         let email = Email::parse(&new.email)?;
         let username = Username::parse(&new.username)?;
         let password = Password::parse(&new.password)?;
-        if password.expose().eq_ignore_ascii_case(email.as_ref()) || password.expose().eq_ignore_ascii_case(username.as_ref()) {
-            return Err(Error::validation("password", "the password cannot be your email or username"));
-        }
+        not_own_name("password", &password, email.as_ref(), username.as_ref())?;
         self.check_free(&email, &username).await?;
         let hash = password::hash(password.expose().to_owned()).await?;
         let first = user::Entity::find().count(&self.db).await? == 0;
@@ -205,6 +232,10 @@ impl Accounts {
         if password.is_empty() {
             return Err(Error::validation("password", "enter your password"));
         }
+        // No account has a login or password this long: refuse without a lookup or a hash.
+        if login.len() > 254 || password.len() > 1024 {
+            return Err(Error::InvalidCredentials);
+        }
         let found = user::Entity::find()
             .filter(Condition::any().add(user::Column::Email.eq(login.as_str())).add(user::Column::Username.eq(login.as_str())))
             .one(&self.db)
@@ -214,7 +245,7 @@ impl Accounts {
             Some(u) => format!("uid:{}", u.id),
             None => format!("login:{login}"),
         };
-        let client_key = client.map(|ip| format!("ip:{ip}"));
+        let client_key = client.map(client_key);
         let blocked = self
             .per_account
             .blocked_for(&account_key)
@@ -263,19 +294,24 @@ impl Accounts {
         if new.expose() == current {
             return Err(Error::validation("new_password", "choose a password different from the current one"));
         }
+        not_own_name("new_password", &new, &u.email, &u.username)?;
         let hash = password::hash(new.expose().to_owned()).await?;
         let version = u.auth_version + 1;
         let mut am: user::ActiveModel = u.into();
         am.password_hash = Set(hash);
         am.auth_version = Set(version);
         am.updated_at = Set(now_ms());
-        am.update(&self.db).await?;
+        // One transaction: the new password never lives alongside the old login tokens.
+        let txn = self.db.begin().await?;
+        am.update(&txn).await?;
         // Login tokens die with the old password; named API tokens are the user's to revoke.
         api_token::Entity::delete_many()
             .filter(api_token::Column::UserId.eq(actor.user_id))
             .filter(api_token::Column::Kind.eq("login"))
-            .exec(&self.db)
+            .exec(&txn)
             .await?;
+        txn.commit().await?;
+        tracing::info!(user_id = actor.user_id, "password changed");
         Ok(())
     }
 
@@ -292,13 +328,25 @@ impl Accounts {
     /// Deletes the account (keys and tokens go with it). Its hostings must be gone first.
     pub async fn delete_user(&self, actor: &Actor, password: &str) -> Result<()> {
         self.check_password(actor, password).await?;
-        let left = hosting::Entity::find().filter(hosting::Column::UserId.eq(actor.user_id)).count(&self.db).await?;
+        let hostings_left = || Error::conflict(None, "delete your hostings before deleting the account");
+        let txn = self.db.begin().await?;
+        let left = hosting::Entity::find().filter(hosting::Column::UserId.eq(actor.user_id)).count(&txn).await?;
         if left > 0 {
-            return Err(Error::conflict(None, "delete your hostings before deleting the account"));
+            return Err(hostings_left());
         }
-        ssh_key::Entity::delete_many().filter(ssh_key::Column::UserId.eq(actor.user_id)).exec(&self.db).await?;
-        api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(actor.user_id)).exec(&self.db).await?;
-        user::Entity::delete_by_id(actor.user_id).exec(&self.db).await?;
+        ssh_key::Entity::delete_many().filter(ssh_key::Column::UserId.eq(actor.user_id)).exec(&txn).await?;
+        api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(actor.user_id)).exec(&txn).await?;
+        // A hosting created since the count above keeps the user row (the foreign key restricts).
+        match user::Entity::delete_by_id(actor.user_id).exec(&txn).await {
+            Ok(_) => {}
+            Err(e) if foreign_key_violation(&e) => return Err(hostings_left()),
+            Err(e) => return Err(e.into()),
+        }
+        match txn.commit().await {
+            Ok(()) => {}
+            Err(e) if foreign_key_violation(&e) => return Err(hostings_left()),
+            Err(e) => return Err(e.into()),
+        }
         tracing::info!(user_id = actor.user_id, "account deleted");
         Ok(())
     }

@@ -1,0 +1,88 @@
+//! The database session store behind tower-sessions: a login survives a restart of the app (the
+//! record is in the database), ends at its expiry, and logging out removes it.
+mod common;
+
+use std::collections::HashMap;
+
+use sea_orm::{EntityTrait, PaginatorTrait};
+use service::accounts::session_store::DbSessionStore;
+use service::db::entity::session;
+use time::{Duration, OffsetDateTime};
+use tower_sessions::session::{Id, Record};
+use tower_sessions::session_store::{ExpiredDeletion, SessionStore};
+
+fn record(user_id: i64, expires_in: Duration) -> Record {
+    let mut data = HashMap::new();
+    data.insert("user_id".to_owned(), serde_json::json!(user_id));
+    data.insert("auth_version".to_owned(), serde_json::json!(1));
+    // Millisecond precision is what the store keeps.
+    let expiry = OffsetDateTime::now_utc() + expires_in;
+    let expiry_date = expiry.replace_nanosecond(expiry.millisecond() as u32 * 1_000_000).unwrap();
+    Record { id: Id::default(), data, expiry_date }
+}
+
+#[tokio::test]
+async fn a_session_is_stored_loaded_updated_and_deleted() {
+    let db = common::TestDb::new().await;
+    let store = DbSessionStore::new(db.conn());
+    let mut rec = record(7, Duration::hours(1));
+    store.create(&mut rec).await.unwrap();
+
+    // Another store on the same database (another app instance, or after a restart) sees it.
+    let other = DbSessionStore::new(db.conn());
+    assert_eq!(other.load(&rec.id).await.unwrap(), Some(rec.clone()));
+
+    rec.data.insert("flash".into(), serde_json::json!("Password changed."));
+    rec.expiry_date += Duration::hours(1);
+    store.save(&rec).await.unwrap();
+    assert_eq!(other.load(&rec.id).await.unwrap(), Some(rec.clone()));
+
+    store.delete(&rec.id).await.unwrap();
+    assert_eq!(other.load(&rec.id).await.unwrap(), None, "logged out");
+    store.delete(&rec.id).await.unwrap();
+    assert_eq!(store.load(&Id::default()).await.unwrap(), None);
+
+    // save() of a record the store has never seen (tower-sessions does this after cycle_id).
+    let fresh = record(8, Duration::minutes(5));
+    store.save(&fresh).await.unwrap();
+    assert_eq!(store.load(&fresh.id).await.unwrap(), Some(fresh));
+}
+
+#[tokio::test]
+async fn a_colliding_id_gets_a_new_one_and_leaves_the_old_session_alone() {
+    let db = common::TestDb::new().await;
+    let store = DbSessionStore::new(db.conn());
+    let mut first = record(1, Duration::hours(1));
+    store.create(&mut first).await.unwrap();
+    let mut second = record(2, Duration::hours(1));
+    second.id = first.id;
+    store.create(&mut second).await.unwrap();
+    assert_ne!(second.id, first.id);
+    assert_eq!(store.load(&first.id).await.unwrap(), Some(first));
+    assert_eq!(store.load(&second.id).await.unwrap(), Some(second));
+}
+
+#[tokio::test]
+async fn expired_sessions_do_not_load_and_are_swept() {
+    let db = common::TestDb::new().await;
+    let store = DbSessionStore::new(db.conn());
+    let mut old = record(1, Duration::seconds(-5));
+    let mut live = record(2, Duration::hours(1));
+    store.create(&mut old).await.unwrap();
+    store.create(&mut live).await.unwrap();
+    assert_eq!(store.load(&old.id).await.unwrap(), None, "an expired login does not count");
+    assert_eq!(session::Entity::find().count(&db.conn()).await.unwrap(), 2);
+
+    store.delete_expired().await.unwrap();
+    let left: Vec<String> = session::Entity::find().all(&db.conn()).await.unwrap().into_iter().map(|s| s.id).collect();
+    assert_eq!(left, vec![live.id.to_string()]);
+    assert_eq!(store.load(&live.id).await.unwrap(), Some(live));
+}
+
+#[test]
+fn test_database_urls_keep_their_server_and_options() {
+    use common::with_database;
+    assert_eq!(with_database("postgres://u@127.0.0.1:5/postgres", "t"), "postgres://u@127.0.0.1:5/t");
+    assert_eq!(with_database("postgres://u@127.0.0.1:5", "t"), "postgres://u@127.0.0.1:5/t");
+    assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "t"), "postgres://u:p@h/t?sslmode=disable");
+}

@@ -1,0 +1,275 @@
+//! Accounts as a person meets them: sign-up, log-in, limits on guessing, password change,
+//! account deletion and administrators. On a real database: a temporary SQLite file, or a
+//! fresh PostgreSQL database when TEST_DATABASE_URL is set.
+mod common;
+
+use std::net::IpAddr;
+
+use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
+use service::Error;
+use service::accounts::{Accounts, NewUser, UserView};
+use service::db::entity::{api_token, hosting, node, ssh_key, user};
+
+const PASSWORD: &str = "correct horse battery";
+const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop";
+
+fn new_user(email: &str, username: &str) -> NewUser {
+    NewUser { email: email.into(), username: username.into(), password: PASSWORD.into() }
+}
+
+fn ip(s: &str) -> Option<IpAddr> {
+    Some(s.parse().unwrap())
+}
+
+async fn setup() -> (common::TestDb, Accounts) {
+    let db = common::TestDb::new().await;
+    let acc = Accounts::new(db.conn());
+    (db, acc)
+}
+
+async fn user_count(db: &common::TestDb) -> u64 {
+    user::Entity::find().count(&db.conn()).await.unwrap()
+}
+
+#[tokio::test]
+async fn sign_up_stores_a_normalised_account_and_the_first_one_is_admin() {
+    let (db, acc) = setup().await;
+    let ann = acc.register(new_user("  Ann@Example.COM ", "Ann")).await.unwrap();
+    assert_eq!((ann.email.as_str(), ann.username.as_str()), ("ann@example.com", "ann"));
+    assert!(ann.is_admin, "the first account administers the service");
+    let bob = acc.register(new_user("bob@example.com", "bob")).await.unwrap();
+    assert!(!bob.is_admin);
+    assert_eq!(acc.get_user(ann.id).await.unwrap(), ann);
+    assert!(matches!(acc.get_user(bob.id + 100).await, Err(Error::NotFound(_))));
+
+    // Only an Argon2id hash is at rest, never the password.
+    let row = user::Entity::find_by_id(ann.id).one(&db.conn()).await.unwrap().unwrap();
+    assert!(row.password_hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", row.password_hash);
+    assert!(!row.password_hash.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn a_second_sign_up_with_a_taken_email_or_username_is_refused_and_changes_nothing() {
+    let (db, acc) = setup().await;
+    let ann = acc.register(new_user("ann@example.com", "ann")).await.unwrap();
+    let before = user::Entity::find_by_id(ann.id).one(&db.conn()).await.unwrap();
+
+    let same_email = acc
+        .register(NewUser { email: "ANN@example.com".into(), username: "ann2".into(), password: "another password".into() })
+        .await;
+    assert!(matches!(same_email, Err(Error::Conflict { field: Some("email"), .. })), "{same_email:?}");
+    let same_name = acc
+        .register(NewUser { email: "ann2@example.com".into(), username: "ANN".into(), password: "another password".into() })
+        .await;
+    assert!(matches!(same_name, Err(Error::Conflict { field: Some("username"), .. })), "{same_name:?}");
+
+    assert_eq!(user_count(&db).await, 1);
+    assert_eq!(user::Entity::find_by_id(ann.id).one(&db.conn()).await.unwrap(), before, "Ann's row is untouched");
+    assert_eq!(acc.authenticate("ann", PASSWORD, None).await.unwrap().id, ann.id);
+    assert!(matches!(acc.authenticate("ann", "another password", None).await, Err(Error::InvalidCredentials)));
+}
+
+#[tokio::test]
+async fn simultaneous_sign_ups_with_one_email_end_with_one_account_and_a_conflict() {
+    let (db, acc) = setup().await;
+    for round in 0..3 {
+        let email = format!("race{round}@example.com");
+        let (a, b) = tokio::join!(
+            acc.register(new_user(&email, &format!("first{round}"))),
+            acc.register(new_user(&email, &format!("second{round}"))),
+        );
+        let (ok, err) = match (a, b) {
+            (Ok(u), Err(e)) | (Err(e), Ok(u)) => (u, e),
+            other => panic!("expected one account and one refusal, got {other:?}"),
+        };
+        assert_eq!(ok.email, email);
+        assert!(matches!(err, Error::Conflict { field: Some("email"), .. }), "{err:?}");
+    }
+    assert_eq!(user_count(&db).await, 3);
+}
+
+#[tokio::test]
+async fn the_first_invalid_field_is_the_one_reported_and_nothing_is_stored() {
+    let (db, acc) = setup().await;
+    let field = |r: Result<UserView, Error>| match r {
+        Err(Error::Validation { field, .. }) => field,
+        other => panic!("expected a validation error, got {other:?}"),
+    };
+    let reg = |e: &str, u: &str, p: &str| acc.register(NewUser { email: e.into(), username: u.into(), password: p.into() });
+    assert_eq!(field(reg("not-an-email", "x", "short").await), "email");
+    assert_eq!(field(reg("a@example.com", "x", "short").await), "username");
+    assert_eq!(field(reg("a@example.com", "admin", PASSWORD).await), "username", "reserved");
+    assert_eq!(field(reg("a@example.com", "alice", "short").await), "password");
+    assert_eq!(field(reg("a@example.com", "alice", "zzzzzzzzzz").await), "password");
+    assert_eq!(field(reg("a@example.com", "alicealice", "AliceAlice").await), "password", "the username as password");
+    assert_eq!(field(reg("al@example.com", "alice", "AL@example.com").await), "password", "the email as password");
+    assert_eq!(user_count(&db).await, 0);
+
+    assert!(matches!(acc.email_available("nope").await, Err(Error::Validation { field: "email", .. })));
+    assert!(matches!(acc.username_available("no").await, Err(Error::Validation { field: "username", .. })));
+    acc.register(new_user("a@example.com", "alice")).await.unwrap();
+    assert!(!acc.email_available(" A@Example.com").await.unwrap());
+    assert!(!acc.username_available("Alice").await.unwrap());
+    assert!(acc.email_available("b@example.com").await.unwrap());
+    assert!(acc.username_available("bob").await.unwrap());
+}
+
+#[tokio::test]
+async fn login_by_email_or_username_and_one_answer_for_unknown_accounts_and_wrong_passwords() {
+    let (_db, acc) = setup().await;
+    let cat = acc.register(new_user("cat@example.com", "cat")).await.unwrap();
+    assert_eq!(acc.authenticate("cat", PASSWORD, None).await.unwrap(), cat);
+    assert_eq!(acc.authenticate(" CAT@example.com ", PASSWORD, None).await.unwrap(), cat);
+    assert!(matches!(acc.authenticate("cat", "Correct horse battery", None).await, Err(Error::InvalidCredentials)));
+    assert!(matches!(acc.authenticate("nobody", PASSWORD, None).await, Err(Error::InvalidCredentials)));
+    // An unknown account is checked against a dummy hash; its password never logs anyone in.
+    assert!(matches!(
+        acc.authenticate("nobody", "an unguessable dummy password", None).await,
+        Err(Error::InvalidCredentials)
+    ));
+    assert!(matches!(acc.authenticate(&"x".repeat(300), PASSWORD, None).await, Err(Error::InvalidCredentials)));
+    assert!(matches!(acc.authenticate("", PASSWORD, None).await, Err(Error::Validation { field: "login", .. })));
+    assert!(matches!(acc.authenticate("cat", "", None).await, Err(Error::Validation { field: "password", .. })));
+}
+
+#[tokio::test]
+async fn five_failed_logins_lock_the_account_even_for_the_right_password() {
+    let (_db, acc) = setup().await;
+    acc.register(new_user("cat@example.com", "cat")).await.unwrap();
+    let dog = acc.register(new_user("dog@example.com", "dog")).await.unwrap();
+    // Failures count per account, whether it was named by email or by username, from any address.
+    for (i, login) in ["cat", "cat@example.com", "CAT", "cat", "cat@example.com"].iter().enumerate() {
+        let r = acc.authenticate(login, "wrong password", ip(&format!("127.0.1.{i}"))).await;
+        assert!(matches!(r, Err(Error::InvalidCredentials)), "attempt {i}: {r:?}");
+    }
+    let locked = acc.authenticate("cat", PASSWORD, ip("127.0.2.1")).await;
+    match locked {
+        Err(Error::RateLimited { retry_after_secs }) => assert!((1..=15 * 60).contains(&retry_after_secs), "{retry_after_secs}"),
+        other => panic!("expected a lock-out, got {other:?}"),
+    }
+    assert_eq!(acc.authenticate("dog", PASSWORD, ip("127.0.1.0")).await.unwrap(), dog, "others are unaffected");
+}
+
+#[tokio::test]
+async fn a_successful_login_clears_the_account_counter() {
+    let (_db, acc) = setup().await;
+    acc.register(new_user("eve@example.com", "eve")).await.unwrap();
+    for _ in 0..3 {
+        for _ in 0..4 {
+            let _ = acc.authenticate("eve", "wrong password", None).await;
+        }
+        acc.authenticate("eve", PASSWORD, None).await.expect("four misses, then the right password");
+    }
+}
+
+#[tokio::test]
+async fn twenty_failures_from_one_address_block_that_address_for_every_account() {
+    let (_db, acc) = setup().await;
+    acc.register(new_user("dan@example.com", "dan")).await.unwrap();
+    let attacker = ip("127.0.0.9");
+    for i in 0..20 {
+        let r = acc.authenticate(&format!("someone{i}"), "wrong password", attacker).await;
+        assert!(matches!(r, Err(Error::InvalidCredentials)), "attempt {i}: {r:?}");
+    }
+    assert!(matches!(acc.authenticate("dan", PASSWORD, attacker).await, Err(Error::RateLimited { .. })));
+    assert!(acc.authenticate("dan", PASSWORD, ip("127.0.0.10")).await.is_ok(), "other addresses still log in");
+    assert!(acc.authenticate("dan", PASSWORD, None).await.is_ok());
+
+    // An IPv6 client holds a whole /64: changing the last bits does not reset the count.
+    for i in 0..20 {
+        let _ = acc.authenticate(&format!("someone{i}"), "wrong password", ip(&format!("fd00:1:2:3::{i:x}"))).await;
+    }
+    assert!(matches!(acc.authenticate("dan", PASSWORD, ip("fd00:1:2:3::beef")).await, Err(Error::RateLimited { .. })));
+    assert!(acc.authenticate("dan", PASSWORD, ip("fd00:1:2:4::1")).await.is_ok());
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_bumps_the_auth_version() {
+    let (_db, acc) = setup().await;
+    let fay = acc.register(new_user("fay@example.com", "fay")).await.unwrap();
+    let actor = fay.actor();
+    let v1 = acc.auth_version(fay.id).await.unwrap();
+
+    let wrong = acc.change_password(&actor, "not my password", "a new password").await;
+    assert!(matches!(wrong, Err(Error::Validation { field: "current_password", .. })), "{wrong:?}");
+    let short = acc.change_password(&actor, PASSWORD, "short").await;
+    assert!(matches!(short, Err(Error::Validation { field: "new_password", .. })), "{short:?}");
+    let own_name = acc.change_password(&actor, PASSWORD, "fay@example.com").await;
+    assert!(matches!(own_name, Err(Error::Validation { field: "new_password", .. })), "{own_name:?}");
+    assert_eq!(acc.auth_version(fay.id).await.unwrap(), v1, "refused changes change nothing");
+    assert!(acc.authenticate("fay", PASSWORD, None).await.is_ok());
+
+    acc.change_password(&actor, PASSWORD, "a new password").await.unwrap();
+    assert!(acc.auth_version(fay.id).await.unwrap() > v1, "older sessions are void");
+    assert!(matches!(acc.authenticate("fay", PASSWORD, None).await, Err(Error::InvalidCredentials)));
+    assert!(acc.authenticate("fay", "a new password", None).await.is_ok());
+}
+
+#[tokio::test]
+async fn deleting_an_account_needs_the_password_and_no_hostings_left() {
+    let (db, acc) = setup().await;
+    let ivy = acc.register(new_user("ivy@example.com", "ivy")).await.unwrap();
+    let actor = ivy.actor();
+    acc.add_ssh_key(&actor, "laptop", KEY).await.unwrap();
+    let (token, _) = acc.create_api_token(&actor, "ci").await.unwrap();
+
+    let wrong = acc.delete_user(&actor, "not my password").await;
+    assert!(matches!(wrong, Err(Error::Validation { field: "password", .. })), "{wrong:?}");
+
+    // A hosting row left behind keeps the account.
+    let now = service::db::now_ms();
+    let n = node::ActiveModel {
+        name: Set("test-node".into()),
+        libvirt_uri: Set("test:///default".into()),
+        memory_mib: Set(1024),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&db.conn())
+    .await
+    .unwrap();
+    let h = hosting::ActiveModel {
+        user_id: Set(ivy.id),
+        node_id: Set(n.id),
+        slug: Set("ivy-site".into()),
+        plan: Set("small".into()),
+        state: Set("stopped".into()),
+        ssh_keys: Set("[]".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&db.conn())
+    .await
+    .unwrap();
+    let blocked = acc.delete_user(&actor, PASSWORD).await;
+    assert!(matches!(blocked, Err(Error::Conflict { .. })), "{blocked:?}");
+    assert!(acc.authenticate("ivy", PASSWORD, None).await.is_ok(), "the account is still there");
+    assert_eq!(acc.list_ssh_keys(&actor).await.unwrap().len(), 1, "and its keys");
+
+    hosting::Entity::delete_by_id(h.id).exec(&db.conn()).await.unwrap();
+    acc.delete_user(&actor, PASSWORD).await.unwrap();
+    assert!(matches!(acc.authenticate("ivy", PASSWORD, None).await, Err(Error::InvalidCredentials)));
+    assert!(matches!(acc.user_for_token(&token).await, Err(Error::Unauthorized)));
+    assert!(matches!(acc.get_user(ivy.id).await, Err(Error::NotFound(_))));
+    assert_eq!(ssh_key::Entity::find().count(&db.conn()).await.unwrap(), 0);
+    assert_eq!(api_token::Entity::find().count(&db.conn()).await.unwrap(), 0);
+    assert!(acc.email_available("ivy@example.com").await.unwrap(), "the address can sign up again");
+}
+
+#[tokio::test]
+async fn only_administrators_list_users_and_grant_admin_finds_accounts_by_email_or_username() {
+    let (_db, acc) = setup().await;
+    let root = acc.register(new_user("root@example.com", "boss")).await.unwrap();
+    let bob = acc.register(new_user("bob@example.com", "bob")).await.unwrap();
+    assert!(matches!(acc.list_users(&bob.actor()).await, Err(Error::Forbidden)));
+    let all = acc.list_users(&root.actor()).await.unwrap();
+    assert_eq!(all.iter().map(|u| u.id).collect::<Vec<_>>(), vec![root.id, bob.id]);
+
+    let promoted = acc.set_admin("BOB@example.com", true).await.unwrap();
+    assert!(promoted.is_admin);
+    assert!(acc.get_user(bob.id).await.unwrap().is_admin);
+    assert_eq!(acc.list_users(&promoted.actor()).await.unwrap().len(), 2);
+    assert!(!acc.set_admin("bob", false).await.unwrap().is_admin);
+    assert!(matches!(acc.set_admin("nobody", true).await, Err(Error::NotFound(_))));
+}
