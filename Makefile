@@ -56,7 +56,7 @@ test-unit:
 test-pg:
 	url=$$(ops/pg-test.sh start)
 	trap 'ops/pg-test.sh stop' EXIT
-	TEST_DATABASE_URL=$$url cargo nextest run --workspace --exclude frontend --no-fail-fast -E 'kind(test)'
+	TEST_DATABASE_URL=$$url cargo nextest run --workspace --exclude frontend --no-fail-fast -E 'kind(test) & !binary(real_vm)'
 
 ## Real VMs under qemu:///system (a few minutes under TCG).
 test-vm:
