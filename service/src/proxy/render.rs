@@ -142,6 +142,17 @@ mod tests {
     }
 
     #[test]
+    fn sites_never_get_the_dashboard_session() {
+        // /{slug}/ shares the dashboard's origin: no cookies go to the VM, none come back, and
+        // the page runs sandboxed (an opaque origin).
+        assert!(SITE_PROXY.contains("proxy_set_header Cookie \"\";"));
+        assert!(SITE_PROXY.contains("proxy_hide_header Set-Cookie;"));
+        let (loc, srv) = site_files(&ServiceConfig::default(), Path::new("/p"), &route()).unwrap();
+        assert!(loc.contains("Content-Security-Policy \"sandbox"));
+        assert!(loc.contains("include /p/site-proxy.conf;") && srv.contains("include /p/site-proxy.conf;"));
+    }
+
+    #[test]
     fn nothing_unvalidated_reaches_a_config() {
         let cfg = ServiceConfig::default();
         for bad in ["", "a;b", "a b", "A", "x/../y", "-lead", "a}\nserver{", &"a".repeat(41)] {
