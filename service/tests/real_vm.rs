@@ -238,6 +238,8 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
         db_url.clone(),
     ))
     .unwrap();
+    // Migrate before the child starts: two processes migrating one SQLite file at once race.
+    let db = service::db::connect_and_migrate(&db_url).await.unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--ignored", "--nocapture"])
         .env("VMW_CRASH_CHILD", spec)
@@ -245,7 +247,6 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
         .unwrap();
 
     // Kill -9 the service as soon as the VM has started booting.
-    let db = service::db::connect_and_migrate(&db_url).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let started = hosting_event::Entity::find()

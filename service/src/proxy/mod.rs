@@ -259,13 +259,14 @@ impl Proxy {
     async fn wait_generation(&self) {
         let want = self.inner.generation.load(Ordering::SeqCst).to_string();
         let addr = self.inner.cfg.nginx_listen.replace("0.0.0.0", "127.0.0.1");
-        for _ in 0..100 {
+        // Usually a few milliseconds; a busy host can take seconds to start the new workers.
+        for _ in 0..750 {
             if fetch_generation(&addr).await.as_deref() == Some(want.as_str()) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        tracing::warn!("nginx did not report configuration generation {want} within 2 s");
+        tracing::warn!("nginx did not report configuration generation {want} within 15 s");
     }
 }
 
