@@ -96,6 +96,8 @@ pub struct Accounts {
     db: DatabaseConnection,
     per_account: Arc<Limiter>,
     per_client: Arc<Limiter>,
+    /// API tokens created per user per hour.
+    token_creation: Arc<Limiter>,
 }
 
 /// `vmw_` + 32 random bytes, base64url. Only its SHA-256 is stored.
@@ -155,6 +157,7 @@ impl Accounts {
             db,
             per_account: Arc::new(Limiter::new(5, Duration::from_secs(15 * 60))),
             per_client: Arc::new(Limiter::new(20, Duration::from_secs(15 * 60))),
+            token_creation: Arc::new(Limiter::new(10, Duration::from_secs(3600))),
         }
     }
 
@@ -401,6 +404,11 @@ impl Accounts {
 
     /// A named, long-lived API token. The secret is returned once, never stored.
     pub async fn create_api_token(&self, actor: &Actor, name: &str) -> Result<(String, ApiTokenView)> {
+        let limit_key = format!("uid:{}", actor.user_id);
+        if let Some(secs) = self.token_creation.blocked_for(&limit_key) {
+            return Err(Error::RateLimited { retry_after_secs: secs });
+        }
+        self.token_creation.record_failure(&limit_key); // counts every creation attempt
         let name = short_name("name", name)?;
         let count = api_token::Entity::find()
             .filter(api_token::Column::UserId.eq(actor.user_id))
