@@ -91,6 +91,44 @@ pub struct NewUser {
 const MAX_API_TOKENS: u64 = 20;
 const MAX_SSH_KEYS: u64 = 50;
 
+/// How many attempts are allowed in how long. `Limits::default()` is what the service runs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rate {
+    pub max: usize,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub const fn new(max: usize, per: Duration) -> Self {
+        Self { max, per }
+    }
+}
+
+/// In-memory limits on guessing passwords and minting tokens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Failed logins per account (by email or username alike).
+    pub login_per_account: Rate,
+    /// Failed logins per client address (IPv6: per /64).
+    pub login_per_client: Rate,
+    /// API tokens created per user (every attempt counts).
+    pub token_creation: Rate,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            login_per_account: Rate::new(5, Duration::from_secs(15 * 60)),
+            login_per_client: Rate::new(20, Duration::from_secs(15 * 60)),
+            token_creation: Rate::new(10, Duration::from_secs(3600)),
+        }
+    }
+}
+
+fn limiter(r: Rate) -> Arc<Limiter> {
+    Arc::new(Limiter::new(r.max, r.per))
+}
+
 #[derive(Clone)]
 pub struct Accounts {
     db: DatabaseConnection,
@@ -153,11 +191,15 @@ fn short_name(field: &'static str, raw: &str) -> Result<String> {
 
 impl Accounts {
     pub fn new(db: DatabaseConnection) -> Self {
+        Self::with_limits(db, Limits::default())
+    }
+
+    pub fn with_limits(db: DatabaseConnection, limits: Limits) -> Self {
         Self {
             db,
-            per_account: Arc::new(Limiter::new(5, Duration::from_secs(15 * 60))),
-            per_client: Arc::new(Limiter::new(20, Duration::from_secs(15 * 60))),
-            token_creation: Arc::new(Limiter::new(10, Duration::from_secs(3600))),
+            per_account: limiter(limits.login_per_account),
+            per_client: limiter(limits.login_per_client),
+            token_creation: limiter(limits.token_creation),
         }
     }
 
