@@ -89,6 +89,23 @@ async fn simultaneous_sign_ups_with_one_email_end_with_one_account_and_a_conflic
 }
 
 #[tokio::test]
+async fn simultaneous_first_sign_ups_make_exactly_one_administrator() {
+    let (_db, acc) = setup().await;
+    let (a, b, c) = tokio::join!(
+        acc.register(new_user("a@example.com", "amy")),
+        acc.register(new_user("b@example.com", "ben")),
+        acc.register(new_user("c@example.com", "cid")),
+    );
+    let mut users = vec![a.unwrap(), b.unwrap(), c.unwrap()];
+    users.sort_by_key(|u| u.id);
+    let admins: Vec<bool> = users.iter().map(|u| u.is_admin).collect();
+    assert_eq!(admins, vec![true, false, false], "the earliest account, and only it");
+    for u in &users {
+        assert_eq!(acc.get_user(u.id).await.unwrap().is_admin, u.is_admin);
+    }
+}
+
+#[tokio::test]
 async fn the_first_invalid_field_is_the_one_reported_and_nothing_is_stored() {
     let (db, acc) = setup().await;
     let field = |r: Result<UserView, Error>| match r {

@@ -215,13 +215,12 @@ impl Accounts {
         not_own_name("password", &password, email.as_ref(), username.as_ref())?;
         self.check_free(&email, &username).await?;
         let hash = password::hash(password.expose().to_owned()).await?;
-        let first = user::Entity::find().count(&self.db).await? == 0;
         let now = now_ms();
         let row = user::ActiveModel {
             email: Set(email.as_ref().to_owned()),
             username: Set(username.as_ref().to_owned()),
             password_hash: Set(hash),
-            is_admin: Set(first),
+            is_admin: Set(false),
             auth_version: Set(1),
             created_at: Set(now),
             updated_at: Set(now),
@@ -229,6 +228,7 @@ impl Accounts {
         };
         match row.insert(&self.db).await {
             Ok(u) => {
+                let u = self.promote_if_first(u).await?;
                 tracing::info!(user_id = u.id, admin = u.is_admin, "account created");
                 Ok(UserView::from(&u))
             }
@@ -239,6 +239,19 @@ impl Accounts {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The first account (no account with a lower id) administers the service. Decided after
+    /// the insert, so two simultaneous first sign-ups cannot both count an empty table: the
+    /// later id sees the earlier one (ids only grow).
+    async fn promote_if_first(&self, u: user::Model) -> Result<user::Model> {
+        let lower = user::Entity::find().filter(user::Column::Id.lt(u.id)).count(&self.db).await?;
+        if lower > 0 {
+            return Ok(u);
+        }
+        let mut am: user::ActiveModel = u.into();
+        am.is_admin = Set(true);
+        Ok(am.update(&self.db).await?)
     }
 
     async fn check_free(&self, email: &Email, username: &Username) -> Result<()> {
