@@ -311,6 +311,7 @@ impl Accounts {
             .chain(client_key.as_deref().and_then(|k| self.per_client.blocked_for(k)))
             .max();
         if let Some(secs) = blocked {
+            tracing::warn!(client = ?client, user_id = found.as_ref().map(|u| u.id), retry_after_secs = secs, "login refused: too many failures");
             return Err(Error::RateLimited { retry_after_secs: secs });
         }
         let ok = password::verify(password.to_owned(), found.as_ref().map(|u| u.password_hash.clone())).await?;
@@ -324,7 +325,7 @@ impl Accounts {
                 if let Some(k) = &client_key {
                     self.per_client.record_failure(k);
                 }
-                tracing::info!(client = ?client, "failed login");
+                tracing::info!(client = ?client, user_id = found.as_ref().map(|u| u.id), "failed login");
                 Err(Error::InvalidCredentials)
             }
         }
