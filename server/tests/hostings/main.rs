@@ -1,0 +1,350 @@
+#![recursion_limit = "512"]
+//! The hosting API end to end over HTTP against the real application with hosting on:
+//! libvirt's in-memory `test:///default` driver, a real nginx on a loopback port, SQLite or
+//! PostgreSQL (TEST_DATABASE_URL). The original system's journey, every error case with its JSON
+//! shape, and that a second user can neither see nor touch the first one's hosting, through the
+//! REST API, the UI's server functions and the event stream.
+use std::time::Duration;
+
+use clap::Parser;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct App {
+    base: String,
+    client: reqwest::Client,
+    data: tempfile::TempDir,
+    _pg: Option<(String, String)>,
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        let prefix = self.data.path().join("nginx");
+        let _ = std::process::Command::new("nginx")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(prefix.join("nginx.conf"))
+            .args(["-s", "quit"])
+            .output();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn spawn(max_per_user: u32) -> App {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path();
+    let images = dir.join("images/current");
+    std::fs::create_dir_all(&images).unwrap();
+    assert!(std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(images.join("base.qcow2"))
+        .arg("64M")
+        .status()
+        .unwrap()
+        .success());
+    std::fs::write(images.join("vmlinuz"), b"k").unwrap();
+    std::fs::write(images.join("initrd.img"), b"i").unwrap();
+    let r = uuid::Uuid::new_v4().as_u128();
+    let prefix = format!("vmwapi{:06x}-", r & 0xffffff);
+    let (http, ssh) = (30000 + (r % 150) as u16 * 100, 15000 + ((r >> 20) % 100) as u16 * 100);
+    let nginx = format!("127.0.0.1:{}", free_port());
+    let d = dir.to_str().unwrap().to_owned();
+    let (max, http, ssh) = (max_per_user.to_string(), http.to_string(), ssh.to_string());
+    let args = vec![
+        "vm-webhoster", "serve", "--data-dir", &d, "--site-root", &d, "--listen", "127.0.0.1:0",
+        "--libvirt-uri", "test:///default", "--domain-type", "qemu", "--nginx-listen", &nginx,
+        "--domain-prefix", &prefix, "--pool-size", "0", "--max-hostings-per-user", &max,
+        "--http-port-base", &http, "--ssh-port-base", &ssh,
+    ];
+    let mut settings = server::config::Cli::parse_from(args).settings();
+    let mut pg = None;
+    if let Some(server) = std::env::var("TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
+        use sea_orm::ConnectionTrait;
+        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(&server).await.unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
+        settings.database_url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
+        pg = Some((server, name));
+    }
+    let app = server::Application::build(settings).await.expect("builds");
+    // The test driver's domains run nothing: count "running" as ready.
+    app.state().hosting.as_ref().unwrap().faults().set_skip_ready_probe(true);
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    App { base, client, data, _pg: pg }
+}
+
+impl App {
+    fn url(&self, p: &str) -> String {
+        format!("{}{p}", self.base)
+    }
+
+    async fn register(&self, name: &str) -> String {
+        let r = self
+            .client
+            .post(self.url("/api/v1/auth/register"))
+            .json(&json!({"email": format!("{name}@example.com"), "password": "correct horse battery", "username": name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::CREATED);
+        let r = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .form(&[("username", format!("{name}@example.com")), ("password", "correct horse battery".into())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["token_type"], "bearer");
+        v["access_token"].as_str().unwrap().to_owned()
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status();
+        let text = r.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn wait_for(&self, token: &str, want: &str) -> Value {
+        for _ in 0..300 {
+            let (s, v) = self.call(reqwest::Method::GET, "/api/v1/host", token, None).await;
+            if s == StatusCode::OK && v["status"] == want && v["operation"].is_null() {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("hosting never became {want}");
+    }
+}
+
+fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
+
+use reqwest::Method as M;
+
+#[tokio::test]
+async fn the_original_scripts_journey_works() {
+    let app = spawn(3).await;
+    let tok = app.register("scripter").await;
+    let (s, me) = app.call(M::GET, "/api/v1/users/me", &tok, None).await;
+    assert_eq!((s, me["username"].as_str()), (StatusCode::OK, Some("scripter")));
+
+    // POST /host with no body at all, as the original's scripts do.
+    let r = app.client.post(app.url("/api/v1/host")).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "queued", "create returns at once");
+    let v = app.wait_for(&tok, "running").await;
+    assert_eq!(v["user_url"], format!("http://127.0.0.1/{}/", me["id"]).replace("127.0.0.1/", &format!("127.0.0.1:{}/", v["site_url"].as_str().unwrap().split(':').nth(2).unwrap().split('/').next().unwrap())));
+    assert!(v["ssh_command"].as_str().unwrap().starts_with("ssh -p "));
+
+    let (s, b) = app.call(M::POST, "/api/v1/host", &tok, None).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+
+    let (s, _) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    app.wait_for(&tok, "stopped").await;
+    let (s, b) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    let (s, _) = app.call(M::POST, "/api/v1/host/start", &tok, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    app.wait_for(&tok, "running").await;
+    let (s, b) = app.call(M::POST, "/api/v1/host/reboot-now", &tok, None).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+
+    let (s, _) = app.call(M::DELETE, "/api/v1/host?wait=60", &tok, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, b) = app.call(M::GET, "/api/v1/host", &tok, None).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn bad_requests_get_one_error_shape_and_change_nothing() {
+    let app = spawn(1).await;
+    let post_raw = |path: &'static str, body: &'static str| {
+        app.client.post(app.url(path)).header("content-type", "application/json").body(body).send()
+    };
+    let r = post_raw("/api/v1/auth/register", "{not json").await.unwrap();
+    let (s, b) = (r.status(), r.json::<Value>().await.unwrap());
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_json");
+    let r = post_raw("/api/v1/auth/register", r#"{"email":"a@example.com"}"#).await.unwrap();
+    let (s, b) = (r.status(), r.json::<Value>().await.unwrap());
+    assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_body");
+    for (body, field) in [
+        (json!({"email":"nope","password":"correct horse","username":"val"}), "email"),
+        (json!({"email":"v@example.com","password":"short","username":"val"}), "password"),
+        (json!({"email":"v@example.com","password":"correct horse","username":"9lives"}), "username"),
+    ] {
+        let r = app.client.post(app.url("/api/v1/auth/register")).json(&body).send().await.unwrap();
+        let (s, b) = (r.status(), r.json::<Value>().await.unwrap());
+        assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+        assert_eq!(b["error"]["field"], field);
+    }
+    let tok = app.register("first").await;
+    for (body, field) in [
+        (json!({"email":"first@example.com","password":"other password","username":"second"}), "email"),
+        (json!({"email":"second@example.com","password":"other password","username":"first"}), "username"),
+    ] {
+        let r = app.client.post(app.url("/api/v1/auth/register")).json(&body).send().await.unwrap();
+        let (s, b) = (r.status(), r.json::<Value>().await.unwrap());
+        assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+        assert_eq!(b["error"]["field"], field);
+    }
+    // The first account is untouched: its password still works.
+    let r = app.client.post(app.url("/api/v1/auth/login")).form(&[("username", "first"), ("password", "correct horse battery")]).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let (s, b) = app.call(M::POST, "/api/v1/hostings", &tok, Some(json!({"slug": "Not OK!"}))).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(b["error"]["field"], "slug");
+    let (s, b) = app.call(M::POST, "/api/v1/hostings", &tok, Some(json!({"slug": "admin"}))).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let (s, b) = app.call(M::POST, "/api/v1/host", &tok, Some(json!({"ssh_public_key": "nope"}))).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(b["error"]["field"], "public_key");
+    let (s, b) = app.call(M::GET, "/api/v1/hostings", &tok, None).await;
+    assert_eq!((s, b.as_array().unwrap().len()), (StatusCode::OK, 0), "no bad request stored anything");
+
+    let (s, _) = app.call(M::POST, "/api/v1/hostings", &tok, Some(json!({"slug": "site-one"}))).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let (s, b) = app.call(M::POST, "/api/v1/hostings", &tok, Some(json!({"slug": "site-two"}))).await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "quota_exceeded");
+    let (s, b) = app.call(M::GET, "/api/v1/hostings/999999", &tok, None).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+
+    let r = app.client.get(app.url("/api/v1/users/me")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers().get("www-authenticate").unwrap(), "Bearer");
+    let (s, b) = app.call(M::GET, "/api/v1/users/me", "vmw_not_a_token", None).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn another_user_gets_404_everywhere_and_changes_nothing() {
+    let app = spawn(3).await;
+    let alice = app.register("alice").await;
+    let mallory = app.register("mallory").await;
+    let (_, h) = app.call(M::POST, "/api/v1/host", &alice, None).await;
+    let id = h["id"].as_i64().unwrap();
+    app.wait_for(&alice, "running").await;
+
+    for (m, path) in [
+        (M::GET, format!("/api/v1/hostings/{id}")),
+        (M::GET, format!("/api/v1/hostings/{id}/events")),
+        (M::GET, format!("/api/v1/hostings/{id}/stats")),
+        (M::GET, format!("/api/v1/hostings/{id}/console")),
+        (M::GET, format!("/api/v1/hostings/{id}/stream")),
+        (M::POST, format!("/api/v1/hostings/{id}/stop")),
+        (M::POST, format!("/api/v1/hostings/{id}/restart")),
+        (M::DELETE, format!("/api/v1/hostings/{id}")),
+    ] {
+        let (s, b) = app.call(m.clone(), &path, &mallory, None).await;
+        assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    }
+    let (_, list) = app.call(M::GET, "/api/v1/hostings", &mallory, None).await;
+    assert_eq!(list.as_array().unwrap().len(), 0);
+
+    // The UI's server functions, with mallory's session.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    let ui = reqwest::Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = ui.post(app.url("/api/fn/login")).header("accept", "application/json").form(&[("login", "mallory"), ("password", "correct horse battery")]).send().await.unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
+    let sid = id.to_string();
+    for (f, form) in [
+        ("get_hosting", vec![("id", sid.as_str())]),
+        ("hosting_page", vec![("id", sid.as_str())]),
+        ("hosting_console", vec![("id", sid.as_str()), ("lines", "10")]),
+        ("hosting_action", vec![("id", sid.as_str()), ("action", "stop")]),
+        ("hosting_action", vec![("id", sid.as_str()), ("action", "delete")]),
+    ] {
+        let r = ui.post(app.url(&format!("/api/fn/{f}"))).header("accept", "application/json").form(&form).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{f}");
+    }
+    // Nothing happened to alice's site.
+    let (s, v) = app.call(M::GET, &format!("/api/v1/hostings/{id}"), &alice, None).await;
+    assert_eq!((s, v["state"].as_str(), v["operation"].is_null()), (StatusCode::OK, Some("running"), true));
+    let (_, evs) = app.call(M::GET, &format!("/api/v1/hostings/{id}/events"), &alice, None).await;
+    assert!(!evs.as_array().unwrap().iter().any(|e| e["kind"] == "action"), "no action was ever started");
+}
+
+#[tokio::test]
+async fn the_event_stream_replays_then_follows_and_resumes_from_last_event_id() {
+    let app = spawn(3).await;
+    let tok = app.register("streamer").await;
+    let (_, h) = app.call(M::POST, "/api/v1/host", &tok, None).await;
+    let id = h["id"].as_i64().unwrap();
+    app.wait_for(&tok, "running").await;
+
+    async fn first_chunk(app: &App, tok: &str, id: i64, last: Option<&str>) -> String {
+        let mut req = app.client.get(app.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(tok);
+        if let Some(l) = last {
+            req = req.header("last-event-id", l);
+        }
+        let mut r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+        let mut text = String::new();
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_millis(500), r.chunk()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    }
+    let all = first_chunk(&app, &tok, id, None).await;
+    let ids: Vec<i64> = all.lines().filter_map(|l| l.strip_prefix("id: ")).map(|v| v.parse().unwrap()).collect();
+    assert!(ids.len() >= 10, "the backlog of provisioning events: {all}");
+    assert!(all.contains("event: hosting"), "the current hosting follows the backlog");
+    let mid = ids[ids.len() / 2];
+    let rest = first_chunk(&app, &tok, id, Some(&mid.to_string())).await;
+    let rest_ids: Vec<i64> = rest.lines().filter_map(|l| l.strip_prefix("id: ")).map(|v| v.parse().unwrap()).collect();
+    assert!(!rest_ids.is_empty() && rest_ids.iter().all(|i| *i > mid), "only what came after {mid}: {rest_ids:?}");
+
+    // Live: a stop made while connected arrives on the stream.
+    let mut r = app.client.get(app.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(&tok).send().await.unwrap();
+    let (s, _) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let mut text = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !text.contains("\"status\":\"stopped\"") {
+        assert!(tokio::time::Instant::now() < deadline, "no stop on the stream: {text}");
+        if let Ok(Ok(Some(chunk))) = tokio::time::timeout(Duration::from_secs(1), r.chunk()).await {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_endpoint() {
+    let app = spawn(1).await;
+    let r = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let doc: Value = r.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths: Vec<&str> = doc["paths"].as_object().unwrap().keys().map(String::as_str).collect();
+    for p in [
+        "/api/v1/health", "/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/users/me", "/api/v1/tokens",
+        "/api/v1/tokens/{id}", "/api/v1/ssh-keys", "/api/v1/ssh-keys/{id}", "/api/v1/host", "/api/v1/host/{action}",
+        "/api/v1/hostings", "/api/v1/hostings/{id}", "/api/v1/hostings/{id}/events", "/api/v1/hostings/{id}/stats",
+        "/api/v1/hostings/{id}/console", "/api/v1/hostings/{id}/stream", "/api/v1/hostings/{id}/{action}",
+    ] {
+        assert!(paths.contains(&p), "{p} missing from {paths:?}");
+    }
+    assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    let docs = app.client.get(app.url("/api/v1/docs")).send().await.unwrap();
+    assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(docs.text().await.unwrap().contains("/api/v1/openapi.json"));
+}
