@@ -107,7 +107,7 @@ pub fn CopyLine(#[prop(into)] text: String, #[prop(optional)] testid: &'static s
         {
             let _ = window().navigator().clipboard().write_text(&t);
             copied.set(true);
-            set_timeout(move || copied.set(false), std::time::Duration::from_millis(1500));
+            set_timeout(move || { copied.try_set(false); }, std::time::Duration::from_millis(1500));
         }
         let _ = &t;
     };

@@ -82,17 +82,18 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
     let live = RwSignal::new(None::<String>);
     let seq = StoredValue::new(0u64);
     let on_slug = Callback::new(move |v: String| {
-        seq.update_value(|s| *s += 1);
-        let mine = seq.get_value();
+        // try_*: the page may be gone (navigated away) when a timer or answer arrives.
+        seq.try_update_value(|s| *s += 1);
+        let Some(mine) = seq.try_get_value() else { return };
         set_timeout(
             move || {
-                if seq.get_value() != mine {
+                if seq.try_get_value() != Some(mine) {
                     return;
                 }
                 leptos::task::spawn_local(async move {
                     let r = check_slug(v).await;
-                    if seq.get_value() == mine {
-                        live.set(r.ok().flatten());
+                    if seq.try_get_value() == Some(mine) {
+                        live.try_set(r.ok().flatten());
                     }
                 });
             },

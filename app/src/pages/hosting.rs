@@ -102,7 +102,7 @@ fn Actions(hosting: RwSignal<Hosting>) -> impl IntoView {
         let id = hosting.get_untracked().id;
         leptos::task::spawn_local(async move {
             match hosting_action(id, action.to_string()).await {
-                Ok(h) => hosting.set(h),
+                Ok(h) => { hosting.try_set(h); }
                 Err(e) => q.push(e.to_string()),
             }
         });
@@ -250,7 +250,7 @@ fn Console(id: i32) -> impl IntoView {
             if open.get_untracked() {
                 leptos::task::spawn_local(async move {
                     if let Ok(l) = hosting_console(id, 200).await {
-                        lines.set(l);
+                        lines.try_set(l);
                     }
                 });
             }

@@ -61,7 +61,7 @@ fn SshKeys() -> impl IntoView {
                                             <button class="btn-ghost text-rose-600" on:click=move |_| {
                                                 leptos::task::spawn_local(async move {
                                                     match delete_ssh_key(id).await {
-                                                        Ok(()) => removed.update(|n| *n += 1),
+                                                        Ok(()) => { removed.try_update(|n| *n += 1); }
                                                         Err(e) => q.push(e.to_string()),
                                                     }
                                                 });
@@ -117,7 +117,7 @@ fn ApiTokens() -> impl IntoView {
                                 <button class="btn-ghost text-rose-600" on:click=move |_| {
                                     leptos::task::spawn_local(async move {
                                         match revoke_api_token(id).await {
-                                            Ok(()) => revoked.update(|n| *n += 1),
+                                            Ok(()) => { revoked.try_update(|n| *n += 1); }
                                             Err(e) => q.push(e.to_string()),
                                         }
                                     });

@@ -10,23 +10,24 @@ fn live_check(field: &'static str) -> (Callback<String>, RwSignal<Option<String>
     let msg = RwSignal::new(None::<String>);
     let seq = StoredValue::new(0u64);
     let cb = Callback::new(move |value: String| {
-        seq.update_value(|s| *s += 1);
-        let mine = seq.get_value();
+        // try_*: the page may be gone (navigated away) when a timer or answer arrives.
+        seq.try_update_value(|s| *s += 1);
+        let Some(mine) = seq.try_get_value() else { return };
         if value.trim().is_empty() {
-            msg.set(None);
+            msg.try_set(None);
             return;
         }
         set_timeout(
             move || {
-                if seq.get_value() != mine {
+                if seq.try_get_value() != Some(mine) {
                     return;
                 }
                 leptos::task::spawn_local(async move {
                     let answer = check_signup_field(field.to_string(), value).await;
-                    if seq.get_value() != mine {
+                    if seq.try_get_value() != Some(mine) {
                         return;
                     }
-                    msg.set(match answer {
+                    msg.try_set(match answer {
                         Ok(Availability::Available) | Err(_) => None,
                         Ok(Availability::Taken(m)) | Ok(Availability::Invalid(m)) => Some(m),
                     });
