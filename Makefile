@@ -68,7 +68,8 @@ test-e2e:
 
 ## Benchmarks (not part of the test run): prints a table.
 bench: setup image host build
-	ops/bench.sh
+	ops/bench-create.sh 3
+	if [ -x ops/bench.sh ]; then ops/bench.sh; fi
 
 ## Remove every VM, disk and nginx file this data dir holds (the service reconciles anyway).
 clean-vms:
