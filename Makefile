@@ -47,9 +47,11 @@ css:
 server:
 	cargo build -p server
 
-## Unit and integration tests on SQLite (libvirt's test driver, real nginx in temp prefixes).
+## Unit and integration tests on SQLite (libvirt's test driver, real nginx in temp prefixes),
+## then the generated OpenAPI document through a validator.
 test-unit:
 	cargo nextest run --workspace --exclude frontend --no-fail-fast
+	VMW_BIN=$(SERVER) ops/validate-openapi.sh
 
 ## The integration test binaries (they hold every database-touching test) against a throwaway
 ## PostgreSQL, stopped again even when a test fails.

@@ -22,7 +22,7 @@ pub struct RegisterRequest {
 }
 
 /// `POST /api/v1/auth/register` (JSON), as the original system's scripts call it.
-#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+#[utoipa::path(operation_id = "accounts_register", post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, description = "The new account"), (status = 409, description = "Email or username taken (`field` says which)"), (status = 422, description = "A field is invalid")))]
 pub async fn register(State(state): State<AppState>, Json(req): Json<RegisterRequest>) -> ApiResult<(StatusCode, axum::Json<UserView>)> {
     let user = state
@@ -42,7 +42,7 @@ pub struct LoginForm {
 }
 
 /// `POST /api/v1/auth/login` (application/x-www-form-urlencoded) -> a bearer token.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth",
+#[utoipa::path(operation_id = "accounts_login", post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "{access_token, token_type: bearer, expires_in}"), (status = 401, description = "Wrong credentials"), (status = 429, description = "Too many attempts (Retry-After)")))]
 pub async fn login(
@@ -62,7 +62,7 @@ pub async fn login(
 }
 
 /// `GET /api/v1/users/me`
-#[utoipa::path(get, path = "/api/v1/users/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(operation_id = "accounts_me", get, path = "/api/v1/users/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, description = "The calling user"), (status = 401, description = "No or bad token")))]
 pub async fn me(user: ApiUser) -> axum::Json<UserView> {
     axum::Json(user.0)
@@ -73,13 +73,13 @@ pub struct TokenRequest {
     pub name: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), responses((status = 200, description = "Your named API tokens (never their secrets)")))]
+#[utoipa::path(operation_id = "accounts_list_tokens", get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), responses((status = 200, description = "Your named API tokens (never their secrets)")))]
 pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<ApiTokenView>>> {
     Ok(axum::Json(state.accounts.list_api_tokens(&user.actor()).await?))
 }
 
 /// Creates a long-lived API token; its secret is in this response only.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenRequest,
+#[utoipa::path(operation_id = "accounts_create_token", post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenRequest,
     responses((status = 201, description = "{token, ...}: the secret is shown once"), (status = 429, description = "Too many tokens created recently")))]
 pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req): Json<TokenRequest>) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
     let (secret, view) = state.accounts.create_api_token(&user.actor(), &req.name).await?;
@@ -88,7 +88,7 @@ pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req
     Ok((StatusCode::CREATED, axum::Json(v)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])), params(("id" = i32, Path)),
+#[utoipa::path(operation_id = "accounts_revoke_token", delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])), params(("id" = i32, Path)),
     responses((status = 204, description = "Revoked"), (status = 404, description = "No such token of yours")))]
 pub async fn revoke_token(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
     state.accounts.revoke_api_token(&user.actor(), id).await?;
@@ -102,18 +102,18 @@ pub struct SshKeyRequest {
     pub public_key: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), responses((status = 200, description = "Your SSH keys")))]
+#[utoipa::path(operation_id = "accounts_list_keys", get, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), responses((status = 200, description = "Your SSH keys")))]
 pub async fn list_keys(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<SshKeyView>>> {
     Ok(axum::Json(state.accounts.list_ssh_keys(&user.actor()).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), request_body = SshKeyRequest,
+#[utoipa::path(operation_id = "accounts_add_key", post, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), request_body = SshKeyRequest,
     responses((status = 201, description = "The key with its fingerprint"), (status = 422, description = "Not a valid OpenSSH public key"), (status = 409, description = "Already added")))]
 pub async fn add_key(State(state): State<AppState>, user: ApiUser, Json(req): Json<SshKeyRequest>) -> ApiResult<(StatusCode, axum::Json<SshKeyView>)> {
     Ok((StatusCode::CREATED, axum::Json(state.accounts.add_ssh_key(&user.actor(), &req.name, &req.public_key).await?)))
 }
 
-#[utoipa::path(delete, path = "/api/v1/ssh-keys/{id}", tag = "ssh-keys", security(("bearer" = [])), params(("id" = i32, Path)),
+#[utoipa::path(operation_id = "accounts_delete_key", delete, path = "/api/v1/ssh-keys/{id}", tag = "ssh-keys", security(("bearer" = [])), params(("id" = i32, Path)),
     responses((status = 204, description = "Removed"), (status = 404, description = "No such key of yours")))]
 pub async fn delete_key(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
     state.accounts.delete_ssh_key(&user.actor(), id).await?;

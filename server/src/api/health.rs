@@ -6,7 +6,7 @@ use sea_orm::ConnectionTrait;
 use app::state::AppState;
 
 /// `GET /api/v1/health`: database, libvirt and nginx, each "ok", "disabled" or an error.
-#[utoipa::path(get, path = "/api/v1/health", tag = "health",
+#[utoipa::path(operation_id = "health", get, path = "/api/v1/health", tag = "health",
     responses((status = 200, description = "Everything answers"), (status = 503, description = "A part is down (named in the body)")))]
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<serde_json::Value>) {
     let db = match state.db.execute_unprepared("SELECT 1").await {

@@ -50,7 +50,7 @@ pub(crate) async fn maybe_wait(state: &AppState, user: &ApiUser, id: i32, wait: 
 
 /// Creates the caller's hosting. Returns at once (202, state `queued`); poll `GET /host`
 /// until `status` is `running`, or pass `?wait=300`.
-#[utoipa::path(post, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
+#[utoipa::path(operation_id = "host_create", post, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
     request_body(content = Option<HostRequest>, description = "Optional; an empty body is fine"),
     responses((status = 202, description = "Created and queued (or finished, with ?wait)"), (status = 409, description = "You already have a hosting"), (status = 422, description = "Bad slug, plan or key"), (status = 403, description = "Over quota")))]
 pub async fn create(
@@ -84,7 +84,7 @@ pub async fn create(
 }
 
 /// The caller's hosting and its status.
-#[utoipa::path(get, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
+#[utoipa::path(operation_id = "host_get", get, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
     responses((status = 200, description = "The hosting: status, site URLs, ssh_port, ssh_command"), (status = 404, description = "No hosting yet")))]
 pub async fn get(State(state): State<AppState>, user: ApiUser, Query(q): Query<WaitQuery>) -> ApiResult<axum::Json<serde_json::Value>> {
     let h = hosting(&state)?;
@@ -94,7 +94,7 @@ pub async fn get(State(state): State<AppState>, user: ApiUser, Query(q): Query<W
 }
 
 /// Deletes the caller's hosting (VM, disk, route, ports). 202; with `?wait=` 204 when gone.
-#[utoipa::path(delete, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
+#[utoipa::path(operation_id = "host_delete", delete, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
     responses((status = 202, description = "Deletion started"), (status = 204, description = "Deleted (with ?wait)"), (status = 404, description = "No hosting"), (status = 409, description = "Busy with another operation")))]
 pub async fn delete(State(state): State<AppState>, user: ApiUser, Query(q): Query<WaitQuery>) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
@@ -118,7 +118,7 @@ pub fn parse_action(action: &str) -> ApiResult<Operation> {
 }
 
 /// `POST /api/v1/host/{start|stop|restart}`
-#[utoipa::path(post, path = "/api/v1/host/{action}", tag = "host", security(("bearer" = [])),
+#[utoipa::path(operation_id = "host_action", post, path = "/api/v1/host/{action}", tag = "host", security(("bearer" = [])),
     params(("action" = String, Path, description = "start, stop or restart"), WaitQuery),
     responses((status = 202, description = "Started"), (status = 409, description = "Not possible in this state, or busy"), (status = 404, description = "No hosting or unknown action")))]
 pub async fn action(

@@ -22,12 +22,12 @@ pub struct CreateRequest {
     pub ssh_public_keys: Vec<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/hostings", tag = "hostings", security(("bearer" = [])), responses((status = 200, description = "Your hostings")))]
+#[utoipa::path(operation_id = "hostings_list", get, path = "/api/v1/hostings", tag = "hostings", security(("bearer" = [])), responses((status = 200, description = "Your hostings")))]
 pub async fn list(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<HostingView>>> {
     Ok(axum::Json(hosting(&state)?.list(&user.actor()).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/hostings", tag = "hostings", security(("bearer" = [])), request_body = CreateRequest, params(WaitQuery),
+#[utoipa::path(operation_id = "hostings_create", post, path = "/api/v1/hostings", tag = "hostings", security(("bearer" = [])), request_body = CreateRequest, params(WaitQuery),
     responses((status = 202, description = "Created and queued"), (status = 409, description = "Slug taken"), (status = 422, description = "Invalid input"), (status = 403, description = "Over quota")))]
 pub async fn create(
     State(state): State<AppState>,
@@ -46,20 +46,20 @@ pub async fn create(
     Ok((StatusCode::ACCEPTED, axum::Json(v)))
 }
 
-#[utoipa::path(get, path = "/api/v1/hostings/{id}", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), WaitQuery),
+#[utoipa::path(operation_id = "hostings_get", get, path = "/api/v1/hostings/{id}", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), WaitQuery),
     responses((status = 200, description = "The hosting"), (status = 404, description = "Not found (or not yours)")))]
 pub async fn get(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>, Query(q): Query<WaitQuery>) -> ApiResult<axum::Json<HostingView>> {
     let v = maybe_wait(&state, &user, id, q.wait).await?.ok_or(service::Error::NotFound("hosting"))?;
     Ok(axum::Json(v))
 }
 
-#[utoipa::path(delete, path = "/api/v1/hostings/{id}", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)),
+#[utoipa::path(operation_id = "hostings_delete", delete, path = "/api/v1/hostings/{id}", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)),
     responses((status = 202, description = "Deletion started"), (status = 404, description = "Not found (or not yours)"), (status = 409, description = "Busy")))]
 pub async fn delete(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<(StatusCode, axum::Json<HostingView>)> {
     Ok((StatusCode::ACCEPTED, axum::Json(hosting(&state)?.action(&user.actor(), id, Operation::Delete).await?)))
 }
 
-#[utoipa::path(post, path = "/api/v1/hostings/{id}/{action}", tag = "hostings", security(("bearer" = [])),
+#[utoipa::path(operation_id = "hostings_action", post, path = "/api/v1/hostings/{id}/{action}", tag = "hostings", security(("bearer" = [])),
     params(("id" = i32, Path), ("action" = String, Path, description = "start, stop or restart"), WaitQuery),
     responses((status = 202, description = "Started"), (status = 404, description = "Not found"), (status = 409, description = "Not possible now")))]
 pub async fn action(
@@ -80,13 +80,13 @@ pub struct AfterQuery {
     pub after: Option<i32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/hostings/{id}/events", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), AfterQuery),
+#[utoipa::path(operation_id = "hostings_events", get, path = "/api/v1/hostings/{id}/events", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), AfterQuery),
     responses((status = 200, description = "Events, oldest first: each step with its status and duration")))]
 pub async fn events(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>, Query(q): Query<AfterQuery>) -> ApiResult<axum::Json<Vec<EventView>>> {
     Ok(axum::Json(hosting(&state)?.events(&user.actor(), id, q.after.unwrap_or(0)).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/hostings/{id}/stats", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)),
+#[utoipa::path(operation_id = "hostings_stats", get, path = "/api/v1/hostings/{id}/stats", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)),
     responses((status = 200, description = "CPU, memory and disk I/O samples of the last minutes")))]
 pub async fn stats(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<Vec<StatSample>>> {
     Ok(axum::Json(hosting(&state)?.stats_history(&user.actor(), id).await?))
@@ -97,7 +97,7 @@ pub struct LinesQuery {
     pub lines: Option<usize>,
 }
 
-#[utoipa::path(get, path = "/api/v1/hostings/{id}/console", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), LinesQuery),
+#[utoipa::path(operation_id = "hostings_console", get, path = "/api/v1/hostings/{id}/console", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), LinesQuery),
     responses((status = 200, description = "The last lines of the serial console")))]
 pub async fn console(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>, Query(q): Query<LinesQuery>) -> ApiResult<axum::Json<Vec<String>>> {
     Ok(axum::Json(hosting(&state)?.console(&user.actor(), id, q.lines.unwrap_or(200)).await?))

@@ -17,7 +17,7 @@ use super::hostings::AfterQuery;
 use super::{ApiResult, hosting};
 use app::state::AppState;
 
-#[utoipa::path(get, path = "/api/v1/hostings/{id}/stream", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), AfterQuery),
+#[utoipa::path(operation_id = "hostings_stream", get, path = "/api/v1/hostings/{id}/stream", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), AfterQuery),
     responses((status = 200, description = "text/event-stream of `event`, `hosting`, `stats` and `deleted` messages")))]
 pub async fn stream(
     State(state): State<AppState>,

@@ -344,6 +344,18 @@ async fn the_openapi_document_lists_every_endpoint() {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
     assert_eq!(doc["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    // Operation ids must be unique (an OpenAPI validity rule client generators rely on).
+    let mut ids: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .filter_map(|op| op["operationId"].as_str())
+        .collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "duplicate operationId");
     let docs = app.client.get(app.url("/api/v1/docs")).send().await.unwrap();
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(docs.text().await.unwrap().contains("/api/v1/openapi.json"));
