@@ -252,18 +252,8 @@ impl HostingService {
         let keys_json = serde_json::to_string(&keys).map_err(Error::internal)?;
         if let Some(row) = self.claim_spare(actor, &slug, &plan.name, &keys_json).await? {
             drop(_guard);
-            self.inner
-                .events
-                .record(events::NewEvent {
-                    hosting_id: row.id,
-                    user_id: row.user_id,
-                    kind: "state",
-                    step: None,
-                    status: HostingState::Queued.as_str(),
-                    message: format!("Hosting '{slug}' queued ({} plan, warm VM)", plan.name),
-                    duration_ms: None,
-                })
-                .await;
+            let msg = format!("Hosting '{slug}' queued ({} plan, warm VM)", plan.name);
+            self.event(&row, "state", None, HostingState::Queued.as_str(), msg, None).await;
             self.spawn_claimed(row.id);
             return self.view(&row).await;
         }
@@ -294,18 +284,8 @@ impl HostingService {
         };
         drop(_guard);
 
-        self.inner
-            .events
-            .record(events::NewEvent {
-                hosting_id: row.id,
-                user_id: row.user_id,
-                kind: "state",
-                step: None,
-                status: HostingState::Queued.as_str(),
-                message: format!("Hosting '{slug}' queued ({} plan)", plan.name),
-                duration_ms: None,
-            })
-            .await;
+        let msg = format!("Hosting '{slug}' queued ({} plan)", plan.name);
+        self.event(&row, "state", None, HostingState::Queued.as_str(), msg, None).await;
         self.spawn_create(row.id);
         self.view(&row).await
     }
