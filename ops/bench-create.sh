@@ -48,13 +48,82 @@ run_mode() { # mode pool_size
   rm -rf "$data"
 }
 
+# Steady state on one running site (cold server, pool off): SSH, stop -> start, idle cost,
+# latency under load with wrk, and what nginx adds in front of a VM.
+steady() {
+  local data; data=$(mktemp -d); chmod 755 "$data"
+  local app ng; app=$(free_port); ng=$(free_port)
+  local prefix="vmwbench$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')-"
+  "$bin" serve --data-dir "$data" --listen "127.0.0.1:$app" --nginx-listen "127.0.0.1:$ng" --guest-image "$image" \
+    --domain-prefix "$prefix" --pool-size 0 --http-port-base 48500 --ssh-port-base 49500 --log-level warn &
+  local pid=$!
+  for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ng/api/v1/health" >/dev/null && break; sleep 0.2; done
+  local H="http://127.0.0.1:$ng" u="steady$(date +%s)"
+  ssh-keygen -q -t ed25519 -N '' -f "$data/key"
+  curl -sf -X POST "$H/api/v1/auth/register" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$u@example.com\",\"password\":\"correct horse\",\"username\":\"$u\"}" >/dev/null
+  local tok; tok=$(curl -sf -X POST "$H/api/v1/auth/login" -d "username=$u&password=correct horse" | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')
+  local t0; t0=$(now)
+  curl -sf -X POST "$H/api/v1/host" -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
+    -d "{\"ssh_public_key\": \"$(cat "$data/key.pub")\"}" >/dev/null
+  local port=""
+  until [ -n "$port" ] && ssh -i "$data/key" -p "$port" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o BatchMode=yes -o LogLevel=ERROR -o ConnectTimeout=5 ubuntu@127.0.0.1 true 2>/dev/null; do
+    sleep 0.2
+    port=$(curl -sf "$H/api/v1/host" -H "Authorization: Bearer $tok" | python3 -c 'import sys,json;print(json.load(sys.stdin)["ssh_port"] or "")')
+  done
+  echo "steady create_to_ssh $(echo "$(now) - $t0" | bc)" >> "$results"
+  curl -sf "$H/api/v1/host?wait=300" -H "Authorization: Bearer $tok" >/dev/null
+  curl -sf -X POST "$H/api/v1/host/stop?wait=120" -H "Authorization: Bearer $tok" >/dev/null
+  t0=$(now)
+  curl -sf -X POST "$H/api/v1/host/start" -H "Authorization: Bearer $tok" >/dev/null
+  until curl -sf "$H/$u/" 2>/dev/null | grep -q "Welcome to $u"; do sleep 0.05; done
+  echo "steady stop_start_to_http $(echo "$(now) - $t0" | bc)" >> "$results"
+  sleep 20 # let it settle to idle
+  local qpid; qpid=$(pgrep -f "guest=${prefix}" | head -n1)
+  local rss; rss=$(ps -o rss= -p "$qpid")
+  local c1 c2; c1=$(awk '{print $14+$15}' "/proc/$qpid/stat"); sleep 10; c2=$(awk '{print $14+$15}' "/proc/$qpid/stat")
+  echo "steady idle_rss_mib $(echo "$rss / 1024" | bc)" >> "$results"
+  echo "steady idle_cpu_pct $(echo "scale=1; ($c2 - $c1) / $(getconf CLK_TCK) * 10" | bc)" >> "$results"
+  echo "steady fit_idle_vms $(( $(awk '/MemAvailable/{print $2}' /proc/meminfo) / rss ))" >> "$results"
+  ulimit -n 65536 || true
+  local http; http=$(curl -sf "$H/api/v1/host" -H "Authorization: Bearer $tok" | python3 -c 'import sys,json;print(json.load(sys.stdin)["http_port"])')
+  for c in 10 100 1000; do
+    for target in "api_host|$H/api/v1/host" "home_page|$H/" "site_via_nginx|$H/$u/" "site_direct|http://127.0.0.1:$http/"; do
+      local name=${target%%|*} url=${target#*|}
+      wrk -t2 -c "$c" -d5s --latency -H "Authorization: Bearer $tok" "$url" > "$data/wrk.txt" 2>&1 || true
+      python3 - "$data/wrk.txt" "$name" "$c" >> "$results" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v):
+    m = re.match(r"([\d.]+)(us|ms|s)", v)
+    return float(m[1]) * {"us": 0.001, "ms": 1, "s": 1000}[m[2]] if m else float("nan")
+p50 = re.search(r"50%\s+(\S+)", t); p99 = re.search(r"99%\s+(\S+)", t); rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
+non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+print(f"load {sys.argv[2]}@{sys.argv[3]} {ms(p50[1]) if p50 else 'nan'} {ms(p99[1]) if p99 else 'nan'} {rps[1] if rps else 'nan'} {non2xx[1] if non2xx else 0}")
+PY
+    done
+  done
+  curl -sf -X DELETE "$H/api/v1/host?wait=120" -H "Authorization: Bearer $tok" >/dev/null || true
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  nginx -p "$data/nginx" -c "$data/nginx/nginx.conf" -s quit 2>/dev/null || true
+  for d in $(virsh -c qemu:///system list --all --name | grep "^$prefix" || true); do
+    virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
+    virsh -c qemu:///system undefine --managed-save "$d" >/dev/null 2>&1 || true
+  done
+  rm -rf "$data"
+}
+
 run_mode cold 0
 run_mode warm 1
+steady
 python3 - "$results" "$runs" <<'PY'
 import sys, statistics as st
 rows = {}
 for line in open(sys.argv[1]):
-    mode, step, v = line.split()
+    parts = line.split()
+    if parts[0] in ("steady", "load"):
+        continue
+    mode, step, v = parts
     rows.setdefault(step, {}).setdefault(mode, []).append(float(v))
 def fmt(vs, unit):
     if not vs: return "-"
@@ -67,5 +136,28 @@ print(f"| **total**, median (min-max) | {fmt(rows['total'].get('cold', []), 's')
 for step in ["allocate_ports", "create_disk", "write_seed", "define_domain", "start_vm", "wait_ready", "add_route"]:
     r = rows.get(step, {})
     print(f"| step {step}, median | {fmt(r.get('cold', []), 'ms')} | {fmt(r.get('warm', []), 'ms')} |")
+steady = {}
+load = []
+for line in open(sys.argv[1]):
+    parts = line.split()
+    if parts[0] == "steady":
+        steady[parts[1]] = parts[2]
+    elif parts[0] == "load":
+        load.append(parts[1:])
+print()
+print("| one running site (cold boot, pool off) | value |")
+print("|---|---|")
+for k, label, unit in [("create_to_ssh", "create -> SSH login works", " s"), ("stop_start_to_http", "stop -> start -> HTTP 200", " s"),
+                       ("idle_rss_mib", "idle VM: host RSS of its QEMU", " MiB"), ("idle_cpu_pct", "idle VM: CPU (of one core, 10 s)", " %"),
+                       ("fit_idle_vms", "idle VMs that fit in MemAvailable", "")]:
+    if k in steady:
+        v = steady[k]
+        print(f"| {label} | {float(v):.1f}{unit} |" if unit.strip() in ('s', '%') else f"| {label} | {v}{unit} |")
+print()
+print("| wrk, 5 s, 2 threads | connections | p50 ms | p99 ms | requests/s | non-2xx |")
+print("|---|---|---|---|---|---|")
+for name_c, p50, p99, rps, bad in load:
+    name, c = name_c.split("@")
+    print(f"| {name} | {c} | {float(p50):.2f} | {float(p99):.2f} | {float(rps):.0f} | {bad} |")
 PY
 rm -f "$results"
