@@ -85,7 +85,7 @@ steady() {
   echo "steady idle_rss_mib $(echo "$rss / 1024" | bc)" >> "$results"
   echo "steady idle_cpu_pct $(echo "scale=1; ($c2 - $c1) / $(getconf CLK_TCK) * 10" | bc)" >> "$results"
   echo "steady fit_idle_vms $(( $(awk '/MemAvailable/{print $2}' /proc/meminfo) / rss ))" >> "$results"
-  ulimit -n 65536 || true
+  ulimit -n 65536 2>/dev/null || true
   local http; http=$(curl -sf "$H/api/v1/host" -H "Authorization: Bearer $tok" | python3 -c 'import sys,json;print(json.load(sys.stdin)["http_port"])')
   for c in 10 100 1000; do
     for target in "api_host|$H/api/v1/host" "home_page|$H/" "site_via_nginx|$H/$u/" "site_direct|http://127.0.0.1:$http/"; do
