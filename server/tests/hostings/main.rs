@@ -148,7 +148,9 @@ async fn the_original_scripts_journey_works() {
     let r = app.client.post(app.url("/api/v1/host")).bearer_auth(&tok).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let v: Value = r.json().await.unwrap();
-    assert_eq!(v["status"], "queued", "create returns at once");
+    // It answers at once, before the VM exists (the test driver may already be provisioning).
+    assert!(matches!(v["status"].as_str(), Some("queued" | "provisioning" | "running")), "{v}");
+    assert!(v["state_reason"].is_null());
     let v = app.wait_for(&tok, "running").await;
     assert_eq!(v["user_url"], format!("http://127.0.0.1/{}/", me["id"]).replace("127.0.0.1/", &format!("127.0.0.1:{}/", v["site_url"].as_str().unwrap().split(':').nth(2).unwrap().split('/').next().unwrap())));
     assert!(v["ssh_command"].as_str().unwrap().starts_with("ssh -p "));
