@@ -253,7 +253,12 @@ impl HostingService {
             Step::AddRoute => {
                 let row = self.load(id).await?;
                 let route = self.site_route(&row).await?;
-                Ok(self.inner.proxy.add_route(&route).await?)
+                self.inner.proxy.add_route(&route).await?;
+                if !self.inner.faults.skip_ready_probe() {
+                    // The VM answered on its port; make sure it also answers through nginx.
+                    self.inner.proxy.check_route(&row.slug, Duration::from_secs(15)).await?;
+                }
+                Ok(())
             }
         }
     }

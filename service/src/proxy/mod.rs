@@ -140,6 +140,28 @@ impl Proxy {
         Ok(())
     }
 
+    /// Waits until nginx really serves the site at `/{slug}/` (any answer but a gateway error),
+    /// so "running" means reachable. On failure, the reason names nginx's last error line.
+    pub async fn check_route(&self, slug: &str, timeout: Duration) -> Result<(), ProxyError> {
+        validate_slug(slug)?;
+        let addr = self.inner.cfg.nginx_listen.replace("0.0.0.0", "127.0.0.1");
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last: String;
+        loop {
+            match fetch_status(&addr, &format!("/{slug}/")).await {
+                Some(code) if !(502..=504).contains(&code) => return Ok(()),
+                Some(code) => last = format!("HTTP {code}"),
+                None => last = "no answer".into(),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let log = tokio::fs::read_to_string(self.inner.prefix.join("logs/error.log")).await.unwrap_or_default();
+                let hint = log.lines().rev().find(|l| l.contains("[error]")).unwrap_or("").to_owned();
+                return Err(ProxyError::Nginx(format!("/{slug}/ answers {last} through nginx: {hint}")));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Unpublishes a site. Missing: fine.
     pub async fn remove_route(&self, hosting_id: i32) -> Result<(), ProxyError> {
         let _g = self.inner.lock.lock().await;
@@ -282,6 +304,26 @@ async fn fetch_generation(addr: &str) -> Option<String> {
         head.starts_with("HTTP/1.1 200").then(|| body.trim().to_owned())
     };
     tokio::time::timeout(Duration::from_millis(500), fut).await.ok().flatten()
+}
+
+/// The status code of `GET path` on nginx, if it answers.
+async fn fetch_status(addr: &str, path: &str) -> Option<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
+        let mut buf = vec![0u8; 64];
+        let mut n = 0;
+        while n < 12 {
+            let r = s.read(&mut buf[n..]).await.ok()?;
+            if r == 0 {
+                break;
+            }
+            n += r;
+        }
+        std::str::from_utf8(&buf[..n]).ok()?.get(9..12)?.parse().ok()
+    };
+    tokio::time::timeout(Duration::from_secs(3), fut).await.ok().flatten()
 }
 
 async fn read_opt(p: &Path) -> Result<Option<String>, ProxyError> {
