@@ -12,6 +12,13 @@ NAME         := vm-webhoster
 WASM         := $(TARGET)/wasm32-unknown-unknown/debug/frontend.wasm
 SERVER       := $(TARGET)/debug/vm-webhoster
 export CARGO_TARGET_DIR := $(TARGET)
+# Every test stage builds the same package set, so they share one build (a different set unifies
+# features differently and rebuilds everything, a second copy of ~10 GB).
+TEST_PKGS    := --workspace --exclude frontend
+# CI builds once from a fresh clone: incremental caches would only double target/.
+ifdef CI
+export CARGO_INCREMENTAL := 0
+endif
 
 .PHONY: run test setup image host build wasm css server test-unit test-pg test-vm test-e2e bench clean-vms
 
@@ -50,7 +57,7 @@ server:
 ## Unit and integration tests on SQLite (libvirt's test driver, real nginx in temp prefixes),
 ## then the generated OpenAPI document through a validator.
 test-unit:
-	cargo nextest run --workspace --exclude frontend --no-fail-fast
+	cargo nextest run $(TEST_PKGS) --no-fail-fast
 	VMW_BIN=$(SERVER) ops/validate-openapi.sh
 
 ## The integration test binaries (they hold every database-touching test) against a throwaway
@@ -58,11 +65,11 @@ test-unit:
 test-pg:
 	url=$$(ops/pg-test.sh start)
 	trap 'ops/pg-test.sh stop' EXIT
-	TEST_DATABASE_URL=$$url cargo nextest run --workspace --exclude frontend --no-fail-fast -E 'kind(test) & !binary(real_vm)'
+	TEST_DATABASE_URL=$$url cargo nextest run $(TEST_PKGS) --no-fail-fast -E 'kind(test) & !binary(real_vm)'
 
 ## Real VMs under qemu:///system (a few minutes under TCG).
 test-vm:
-	VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current cargo nextest run -p service -p server --run-ignored only --test-threads 1 --no-fail-fast
+	VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current cargo nextest run $(TEST_PKGS) --run-ignored only --test-threads 1 --no-fail-fast
 
 ## Browser tests in Chromium (Playwright) against a real server + nginx + VMs.
 test-e2e:
