@@ -323,8 +323,16 @@ async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
     let (status, body) = get(&format!("http://{nginx}/wendy/"), None).await;
     assert_eq!(status, 200);
     assert!(body.contains("Welcome to wendy"), "{body}");
-    let out = ssh(&key, h.ssh_port.unwrap() as u16, "ubuntu", "hostname; cat /etc/machine-id");
-    assert_eq!(out.lines().next(), Some("wendy"));
+    let out = ssh(
+        &key,
+        h.ssh_port.unwrap() as u16,
+        "ubuntu",
+        "hostname; cat /etc/hostname; stat -c %U /var/www/html/index.html; echo edited > /var/www/html/index.html",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..3], ["wendy", "wendy", "ubuntu"], "hostname now and after a reboot, and she owns her page: {out}");
+    let (_, body) = get(&format!("http://{nginx}/wendy/"), None).await;
+    assert_eq!(body.trim(), "edited", "her own edit is served");
 
     st.svc.action(&user, h.id, Operation::Delete).await.unwrap();
     assert!(st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().is_none());

@@ -5,7 +5,6 @@
 //! host keys and machine-id are its own (FACTS.md: clones of one save would share them).
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, sea_query::Expr};
 
 use super::{HostingService, HostingState, Operation, Step};
@@ -156,7 +155,13 @@ impl HostingService {
 
     /// Hands a ready spare of `plan` to the actor (atomically: two creates never get the same
     /// one). Returns the claimed row.
-    pub(super) async fn claim_spare(&self, actor: &Actor, slug: &str, plan: &str, keys_json: &str) -> Result<Option<hosting::Model>> {
+    pub(super) async fn claim_spare(
+        &self,
+        actor: &Actor,
+        slug: &str,
+        plan: &str,
+        keys_json: &str,
+    ) -> Result<Option<(hosting::Model, super::InflightGuard)>> {
         if self.inner.cfg.pool_size == 0 {
             return Ok(None);
         }
@@ -173,6 +178,12 @@ impl HostingService {
             else {
                 return Ok(None);
             };
+            // Busy before the claim is written (reconciliation must never see a claimed spare
+            // unguarded); a spare reconciliation is looking at is skipped.
+            let Some(busy) = self.try_mark_inflight(cand.id) else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            };
             let now = now_ms();
             let res = hosting::Entity::update_many()
                 .col_expr(hosting::Column::UserId, Expr::value(actor.user_id))
@@ -188,7 +199,7 @@ impl HostingService {
                 .exec(db)
                 .await?;
             if res.rows_affected == 1 {
-                return Ok(hosting::Entity::find_by_id(cand.id).one(db).await?);
+                return Ok(hosting::Entity::find_by_id(cand.id).one(db).await?.map(|row| (row, busy)));
             }
         }
         Ok(None)
@@ -201,17 +212,11 @@ impl HostingService {
             Step::AllocatePorts | Step::CreateDisk | Step::DefineDomain => Ok(()),
             // Restores the saved VM.
             Step::StartVm => Ok(self.inner.vm.start(id).await?),
+            // Rewrites the spare's SSH keys, welcome page and hostname through the guest agent.
             Step::WriteSeed => {
                 let row = self.load(id).await?;
                 let seed = self.seed(&row)?;
-                let b64 = base64::engine::general_purpose::STANDARD;
-                let keys: String = seed.authorized_keys.iter().map(|k| format!("{k}\n")).collect();
-                let args = vec![seed.hostname, seed.user, b64.encode(keys), b64.encode(seed.index_html)];
-                Ok(self
-                    .inner
-                    .vm
-                    .agent_exec(id, "/usr/local/sbin/webhoster-personalise", args, Duration::from_secs(60))
-                    .await?)
+                Ok(self.inner.vm.personalise(id, &seed, Duration::from_secs(60)).await?)
             }
             Step::WaitReady | Step::AddRoute => self.do_step(step, id).await,
         }

@@ -83,19 +83,41 @@ fn cloud_config(s: &SeedSpec) -> String {
     format!("#cloud-config\n{doc}\n")
 }
 
+impl SeedSpec {
+    /// Hostname and user are plain names and each key is one line: they go into files the
+    /// guest reads line by line.
+    pub fn validate(&self) -> Result<(), VmError> {
+        for (what, v) in [("hostname", &self.hostname), ("user", &self.user)] {
+            let ok = !v.is_empty()
+                && v.len() <= 63
+                && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(VmError::Invalid(format!("seed {what} '{v}' is not a safe name")));
+            }
+        }
+        if self.authorized_keys.iter().any(|k| k.contains('\n') || k.contains('\r')) {
+            return Err(VmError::Invalid("an SSH key line contains a line break".into()));
+        }
+        Ok(())
+    }
+
+    /// The guest files a warm spare gets rewritten on claim (paths in the guest, contents).
+    /// All of them exist in a spare: its first boot made them, owned by the login user.
+    pub(super) fn personal_files(&self) -> Vec<(String, Vec<u8>)> {
+        let home = if self.user == "root" { "/root".to_owned() } else { format!("/home/{}", self.user) };
+        let keys: String = self.authorized_keys.iter().map(|k| format!("{k}\n")).collect();
+        vec![
+            (format!("{home}/.ssh/authorized_keys"), keys.into_bytes()),
+            ("/var/www/html/index.html".into(), self.index_html.clone().into_bytes()),
+            ("/etc/hostname".into(), format!("{}\n", self.hostname).into_bytes()),
+            ("/etc/hosts".into(), format!("127.0.0.1 localhost\n127.0.1.1 {}\n::1 localhost\n", self.hostname).into_bytes()),
+        ]
+    }
+}
+
 /// Writes the NoCloud seed ISO (volume label `cidata`). Rewritten every time (cheap).
 pub(super) async fn write_seed(dir: &Path, instance_id: &str, s: &SeedSpec) -> Result<(), VmError> {
-    for (what, v) in [("hostname", &s.hostname), ("user", &s.user)] {
-        let ok = !v.is_empty()
-            && v.len() <= 63
-            && v.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !ok {
-            return Err(VmError::Invalid(format!("seed {what} '{v}' is not a safe name")));
-        }
-    }
-    if s.authorized_keys.iter().any(|k| k.contains('\n') || k.contains('\r')) {
-        return Err(VmError::Invalid("an SSH key line contains a line break".into()));
-    }
+    s.validate()?;
     ensure_dir(dir).await?;
     let staging = dir.join("seed.d");
     let _ = tokio::fs::remove_dir_all(&staging).await;

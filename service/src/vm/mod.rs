@@ -407,46 +407,83 @@ impl VmManager {
         .await
     }
 
-    /// Waits for the guest agent, then runs `path args...` in the guest and waits for it to
-    /// exit 0.
-    pub async fn agent_exec(&self, hosting_id: i32, path: &str, args: Vec<String>, timeout: Duration) -> Result<(), VmError> {
+    /// Makes a restored warm spare someone's site through the guest agent, without a shell:
+    /// rewrites its personal files (SSH keys, welcome page, hostname files; see
+    /// `SeedSpec::personal_files`), then runs `hostname NAME`. A handful of agent round trips
+    /// where a script spawning a dozen processes under TCG took ~1.8 s.
+    pub async fn personalise(&self, hosting_id: i32, seed: &SeedSpec, timeout: Duration) -> Result<(), VmError> {
+        seed.validate()?;
         let name = self.domain_name(hosting_id);
-        let path = path.to_owned();
+        let files = seed.personal_files();
+        let hostname = seed.hostname.clone();
         self.blocking(move |c| {
             let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
             let deadline = Instant::now() + timeout;
-            loop {
-                match Self::agent(&d, &serde_json::json!({"execute": "guest-ping"}), 2) {
-                    Ok(_) => break,
-                    Err(e) if Instant::now() >= deadline => return Err(VmError::NotReady(format!("guest agent: {e}"))),
-                    Err(_) => std::thread::sleep(Duration::from_millis(50)),
-                }
+            Self::agent_wait(&d, deadline)?;
+            for (path, bytes) in &files {
+                Self::agent_write_existing(&d, path, bytes)?;
             }
-            let started = Self::agent(
-                &d,
-                &serde_json::json!({"execute": "guest-exec", "arguments": {"path": path, "arg": args, "capture-output": true}}),
-                10,
-            )?;
-            let pid = started["pid"].as_i64().ok_or_else(|| VmError::Libvirt("guest-exec returned no pid".into()))?;
-            loop {
-                let st = Self::agent(&d, &serde_json::json!({"execute": "guest-exec-status", "arguments": {"pid": pid}}), 5)?;
-                if st["exited"].as_bool() == Some(true) {
-                    let code = st["exitcode"].as_i64().unwrap_or(-1);
-                    if code == 0 {
-                        return Ok(());
-                    }
-                    let err = st["err-data"].as_str().map(|b| {
-                        use base64::Engine;
-                        String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default()).into_owned()
-                    });
-                    return Err(VmError::Io(format!("{path} exited with {code}: {}", err.unwrap_or_default().trim())));
-                }
-                if Instant::now() >= deadline {
-                    return Err(VmError::NotReady(format!("{path} did not finish within {timeout:?}")));
-                }
-                std::thread::sleep(Duration::from_millis(30));
-            }
+            Self::agent_run(&d, "/usr/bin/hostname", vec![hostname], deadline)
         })
         .await
+    }
+
+    /// Waits until the guest agent answers a ping.
+    fn agent_wait(d: &Domain, deadline: Instant) -> Result<(), VmError> {
+        loop {
+            match Self::agent(d, &serde_json::json!({"execute": "guest-ping"}), 2) {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => return Err(VmError::NotReady(format!("guest agent: {e}"))),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// Replaces the content of an existing guest file. `w` truncates an existing file and
+    /// keeps its owner and mode, but would create a missing one as root with mode 0600 (the
+    /// login user could not edit it, sshd could not read it): so check it exists first.
+    fn agent_write_existing(d: &Domain, path: &str, bytes: &[u8]) -> Result<(), VmError> {
+        use base64::Engine;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let open = |mode: &str| -> Result<i64, VmError> {
+            let h = Self::agent(d, &serde_json::json!({"execute": "guest-file-open", "arguments": {"path": path, "mode": mode}}), 10)
+                .map_err(|e| VmError::Io(format!("{path} in the guest: {e}")))?;
+            h.as_i64().ok_or_else(|| VmError::Libvirt("guest-file-open returned no handle".into()))
+        };
+        let close = |h: i64| Self::agent(d, &serde_json::json!({"execute": "guest-file-close", "arguments": {"handle": h}}), 10).map(|_| ());
+        close(open("r")?)?;
+        let h = open("w")?;
+        let written = Self::agent(d, &serde_json::json!({"execute": "guest-file-write", "arguments": {"handle": h, "buf-b64": b64.encode(bytes)}}), 10);
+        let closed = close(h);
+        written?;
+        closed
+    }
+
+    /// Runs `path args...` in the guest and waits for it to exit 0.
+    fn agent_run(d: &Domain, path: &str, args: Vec<String>, deadline: Instant) -> Result<(), VmError> {
+        let started = Self::agent(
+            d,
+            &serde_json::json!({"execute": "guest-exec", "arguments": {"path": path, "arg": args, "capture-output": true}}),
+            10,
+        )?;
+        let pid = started["pid"].as_i64().ok_or_else(|| VmError::Libvirt("guest-exec returned no pid".into()))?;
+        loop {
+            let st = Self::agent(d, &serde_json::json!({"execute": "guest-exec-status", "arguments": {"pid": pid}}), 5)?;
+            if st["exited"].as_bool() == Some(true) {
+                let code = st["exitcode"].as_i64().unwrap_or(-1);
+                if code == 0 {
+                    return Ok(());
+                }
+                let err = st["err-data"].as_str().map(|b| {
+                    use base64::Engine;
+                    String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default()).into_owned()
+                });
+                return Err(VmError::Io(format!("{path} exited with {code}: {}", err.unwrap_or_default().trim())));
+            }
+            if Instant::now() >= deadline {
+                return Err(VmError::NotReady(format!("{path} did not finish in time")));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }

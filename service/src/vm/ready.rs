@@ -43,12 +43,9 @@ pub(super) async fn wait(bind: &str, http_port: u16, ssh_port: u16, timeout: Dur
     let deadline = Instant::now() + timeout;
     let (mut http, mut ssh) = (false, false);
     loop {
-        if !http {
-            http = http_ok(bind, http_port).await;
-        }
-        if !ssh {
-            ssh = ssh_banner(bind, ssh_port).await;
-        }
+        // Both at once: a restored warm VM answers each within milliseconds.
+        let (h, s) = tokio::join!(async { http || http_ok(bind, http_port).await }, async { ssh || ssh_banner(bind, ssh_port).await });
+        (http, ssh) = (h, s);
         if http && ssh {
             return Ok(());
         }
@@ -63,7 +60,7 @@ pub(super) async fn wait(bind: &str, http_port: u16, ssh_port: u16, timeout: Dur
                 missing.join(" and no ")
             )));
         }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
