@@ -8,12 +8,36 @@ use service::accounts::{Actor, UserView};
 use super::error::ApiError;
 use app::state::AppState;
 
-/// The authenticated caller.
-pub struct ApiUser(pub UserView);
+/// The authenticated caller, and the credential it came with (long-lived responses such as
+/// the event stream check it again).
+pub struct ApiUser(pub UserView, pub Credential);
+
+#[derive(Clone)]
+pub enum Credential {
+    Token(String),
+    /// A browser session: its id and the user's auth version when it was checked.
+    Session(Option<tower_sessions::session::Id>, i32),
+}
 
 impl ApiUser {
     pub fn actor(&self) -> Actor {
         self.0.actor()
+    }
+
+    /// Whether the credential still holds: the token is not revoked or expired; the session
+    /// was not logged out and the password (auth version) did not change; the account exists.
+    pub async fn still_valid(&self, state: &AppState) -> bool {
+        match &self.1 {
+            Credential::Token(t) => state.accounts.user_for_token(t).await.is_ok_and(|u| u.id == self.0.id && u.is_admin == self.0.is_admin),
+            Credential::Session(id, av) => {
+                use tower_sessions::SessionStore;
+                let Some(id) = id else { return false };
+                let alive = service::accounts::session_store::DbSessionStore::new(state.db.clone()).load(id).await.is_ok_and(|r| r.is_some());
+                let same_password = state.accounts.auth_version(self.0.id).await.is_ok_and(|v| v == *av);
+                let same_role = state.accounts.get_user(self.0.id).await.is_ok_and(|u| u.is_admin == self.0.is_admin);
+                alive && same_password && same_role
+            }
+        }
     }
 }
 
@@ -26,13 +50,17 @@ impl FromRequestParts<AppState> for ApiUser {
                 .strip_prefix("Bearer ")
                 .or_else(|| auth.strip_prefix("bearer "))
                 .ok_or(service::Error::Unauthorized)?;
-            return Ok(ApiUser(state.accounts.user_for_token(token.trim()).await?));
+            let token = token.trim();
+            return Ok(ApiUser(state.accounts.user_for_token(token).await?, Credential::Token(token.to_owned())));
         }
         let session = tower_sessions::Session::from_request_parts(parts, state)
             .await
             .map_err(|_| service::Error::Unauthorized)?;
         match app::auth::session_user(&session, state).await {
-            Ok(Some(u)) => Ok(ApiUser(u)),
+            Ok(Some(u)) => {
+                let av = state.accounts.auth_version(u.id).await?;
+                Ok(ApiUser(u, Credential::Session(session.id(), av)))
+            }
             _ => Err(service::Error::Unauthorized.into()),
         }
     }

@@ -1,7 +1,8 @@
 //! `GET /api/v1/hostings/{id}/stream`: server-sent events for one hosting. Sends what was
 //! missed first (after `Last-Event-ID` or `?after=`), then live events (`event`), the hosting
 //! after each change (`hosting`), resource samples (`stats`) and `deleted`. Only the owner
-//! (or an admin) can subscribe; every live item is checked again before it is sent.
+//! (or an admin) can subscribe; every live item is checked again before it is sent, and the
+//! stream ends within `RECHECK` once the caller's token or session no longer holds.
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -16,6 +17,9 @@ use super::extract::ApiUser;
 use super::hostings::AfterQuery;
 use super::{ApiResult, hosting};
 use app::state::AppState;
+
+/// How often an open stream checks that its caller may still see it.
+const RECHECK: Duration = Duration::from_secs(10);
 
 #[utoipa::path(operation_id = "hostings_stream", get, path = "/api/v1/hostings/{id}/stream", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), AfterQuery),
     responses((status = 200, description = "text/event-stream of `event`, `hosting`, `stats` and `deleted` messages")))]
@@ -73,7 +77,20 @@ pub async fn stream(
             }
         })
         .flat_map(futures::stream::iter);
-    let stream = futures::stream::iter(first).chain(live);
+    // A stream outlives its request: end it once the token is revoked, the session logged out,
+    // the password changed or the role changed (checked every RECHECK).
+    let ended = async move {
+        let mut tick = tokio::time::interval(RECHECK);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if !user.still_valid(&state).await {
+                tracing::info!(hosting_id = id, "event stream ended: its credential no longer holds");
+                return;
+            }
+        }
+    };
+    let stream = futures::stream::iter(first).chain(live).take_until(Box::pin(ended));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 

@@ -76,3 +76,24 @@ async fn bearer_requests_and_cookie_less_posts_are_not_csrf() {
         .unwrap();
     assert_eq!(r.status(), 201, "bearer-authenticated requests carry no ambient credentials");
 }
+
+#[tokio::test]
+async fn a_foreign_page_cannot_log_a_visitor_into_another_account() {
+    let app = spawn_app().await;
+    let attacker = TestUser::generate();
+    app.signup(&attacker).await;
+    app.logout().await;
+    // A hostile page's auto-submitting form: the visitor has no cookie for this site yet.
+    let visitor = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (path, fields) in [
+        ("/api/fn/login", vec![("login", attacker.username.as_str()), ("password", attacker.password.as_str())]),
+        ("/api/fn/signup", vec![("email", "v@example.com"), ("username", "planted"), ("password", "planted password")]),
+    ] {
+        let r = visitor.post(app.url(path)).header("origin", "https://evil.example").form(&fields).send().await.unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert!(r.headers().get("set-cookie").is_none(), "{path} set no session");
+    }
+    // Nothing was made by the refused sign-up: the name is still free for its real owner.
+    let planted = TestUser { username: "planted".into(), email: "v@example.com".into(), password: "planted password".into() };
+    assert_eq!(app.signup(&planted).await.status(), 200);
+}

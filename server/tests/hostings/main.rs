@@ -330,6 +330,33 @@ async fn the_event_stream_replays_then_follows_and_resumes_from_last_event_id() 
 }
 
 #[tokio::test]
+async fn an_open_event_stream_ends_when_its_token_is_revoked() {
+    let app = spawn(3).await;
+    let login = app.register("revoker").await;
+    let (_, h) = app.call(M::POST, "/api/v1/host", &login, None).await;
+    let id = h["id"].as_i64().unwrap();
+    let (s, t) = app.call(M::POST, "/api/v1/tokens", &login, Some(serde_json::json!({"name": "dashboard-tv"}))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let api = t["token"].as_str().unwrap().to_owned();
+    let mut r = app.client.get(app.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(&api).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, _) = app.call(M::DELETE, &format!("/api/v1/tokens/{}", t["id"]), &login, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // The stream keeps sending what happens (keep-alives, events) until it notices, then ends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the stream outlived its revoked token");
+        match tokio::time::timeout(Duration::from_secs(1), r.chunk()).await {
+            Ok(Ok(None)) | Ok(Err(_)) => break,
+            _ => {}
+        }
+    }
+    // And the revoked token opens no new one.
+    let r = app.client.get(app.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(&api).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_endpoint() {
     let app = spawn(1).await;
     let r = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap();

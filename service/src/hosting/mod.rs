@@ -15,7 +15,7 @@ pub mod state;
 pub mod steps;
 pub mod view;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,8 +67,9 @@ struct Inner {
     node_id: i32,
     permits: Arc<Semaphore>,
     faults: faults::Faults,
-    /// Hostings with an operation running in this process (reconciliation leaves them alone).
-    inflight: Mutex<HashSet<i32>>,
+    /// Hostings with an operation (or a reconciliation look) running in this process, with
+    /// how many guards hold each: reconciliation leaves held ones alone.
+    inflight: Mutex<HashMap<i32, usize>>,
     /// Serialises quota checks per user.
     user_locks: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
     metrics: metrics::Metrics,
@@ -96,7 +97,7 @@ impl HostingService {
                 accounts,
                 node_id,
                 faults: faults::Faults::default(),
-                inflight: Mutex::new(HashSet::new()),
+                inflight: Mutex::new(HashMap::new()),
                 user_locks: Mutex::new(HashMap::new()),
                 metrics: metrics::Metrics::default(),
             }),
@@ -115,7 +116,7 @@ impl HostingService {
             tick.tick().await;
             loop {
                 tick.tick().await;
-                if let Err(err) = this.reconcile().await {
+                if let Err(err) = this.reconcile_periodic().await {
                     tracing::warn!(%err, "periodic reconciliation failed");
                 }
             }
@@ -250,11 +251,11 @@ impl HostingService {
         };
 
         let keys_json = serde_json::to_string(&keys).map_err(Error::internal)?;
-        if let Some(row) = self.claim_spare(actor, &slug, &plan.name, &keys_json).await? {
+        if let Some((row, busy)) = self.claim_spare(actor, &slug, &plan.name, &keys_json).await? {
             drop(_guard);
             let msg = format!("Hosting '{slug}' queued ({} plan, warm VM)", plan.name);
             self.event(&row, "state", None, HostingState::Queued.as_str(), msg, None).await;
-            self.spawn_claimed(row.id);
+            self.spawn_claimed(row.id, busy);
             return self.view(&row).await;
         }
 
@@ -282,11 +283,12 @@ impl HostingService {
             }
             Err(e) => return Err(e.into()),
         };
+        let busy = self.mark_inflight(row.id);
         drop(_guard);
 
         let msg = format!("Hosting '{slug}' queued ({} plan)", plan.name);
         self.event(&row, "state", None, HostingState::Queued.as_str(), msg, None).await;
-        self.spawn_create(row.id);
+        self.spawn_create(row.id, busy);
         self.view(&row).await
     }
 
@@ -476,14 +478,39 @@ impl HostingService {
         }
     }
 
+    /// Marks a hosting busy in this process until the guard drops. Take it before the
+    /// database write that starts the work, and move it into the task that does the work, so
+    /// reconciliation never sees the work started but unguarded.
     fn mark_inflight(&self, id: i32) -> InflightGuard {
-        self.inner.inflight.lock().unwrap().insert(id);
+        *self.inner.inflight.lock().unwrap().entry(id).or_insert(0) += 1;
         InflightGuard { svc: self.clone(), id }
     }
 
-    fn is_inflight(&self, id: i32) -> bool {
-        self.inner.inflight.lock().unwrap().contains(&id)
+    /// Marks a hosting busy only when nothing else holds it.
+    fn try_mark_inflight(&self, id: i32) -> Option<InflightGuard> {
+        let mut map = self.inner.inflight.lock().unwrap();
+        if map.get(&id).copied().unwrap_or(0) > 0 {
+            return None;
+        }
+        map.insert(id, 1);
+        Some(InflightGuard { svc: self.clone(), id })
     }
+
+    /// Like `try_mark_inflight`, waiting up to `patience` for a reconciliation look to end.
+    async fn mark_inflight_patiently(&self, id: i32, patience: Duration) -> InflightGuard {
+        let deadline = tokio::time::Instant::now() + patience;
+        loop {
+            if let Some(g) = self.try_mark_inflight(id) {
+                return g;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                // Another operation holds it: the claim that follows refuses with its reason.
+                return self.mark_inflight(id);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
 
     async fn update_row(&self, id: i32, f: impl FnOnce(&mut hosting::ActiveModel)) -> Result<Option<hosting::Model>> {
         let Some(row) = hosting::Entity::find_by_id(id).one(&self.inner.db).await? else {
@@ -518,7 +545,13 @@ struct InflightGuard {
 
 impl Drop for InflightGuard {
     fn drop(&mut self) {
-        self.svc.inner.inflight.lock().unwrap().remove(&self.id);
+        let mut map = self.svc.inner.inflight.lock().unwrap();
+        if let Some(n) = map.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.id);
+            }
+        }
     }
 }
 

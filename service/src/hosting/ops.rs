@@ -21,13 +21,14 @@ impl HostingService {
             return Err(Error::validation("action", "use create to make a new hosting"));
         }
         let row = self.owned(actor, id).await?;
+        let busy = self.mark_inflight_patiently(id, Duration::from_secs(5)).await;
         self.claim(&row, op).await?;
         let claimed = self.load_row(id).await?;
         self.event(&claimed, "action", None, "started", format!("{} requested", capitalise(op.as_str())), None)
             .await;
         let this = self.clone();
         tokio::spawn(async move {
-            let _inflight = this.mark_inflight(id);
+            let _busy = busy;
             let delay = this.inner.faults.op_delay();
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
@@ -201,8 +202,9 @@ impl HostingService {
         Ok(())
     }
 
-    /// After a user's first site is gone, `/{user_id}/` moves to their next live one.
-    async fn reroute_user_path(&self, user_id: i32) {
+    /// After a user's first site is gone (deleted, or its create failed), `/{user_id}/` moves
+    /// to their next live one.
+    pub(super) async fn reroute_user_path(&self, user_id: i32) {
         let next = hosting::Entity::find()
             .filter(hosting::Column::UserId.eq(user_id))
             .filter(hosting::Column::State.is_in([HostingState::Running.as_str(), HostingState::Stopped.as_str()]))

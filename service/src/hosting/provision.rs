@@ -16,9 +16,12 @@ use crate::vm::{SeedSpec, VmSpec, VmState};
 use crate::{Error, Result};
 
 impl HostingService {
-    pub(super) fn spawn_create(&self, id: i32) {
+    /// Provisions in the background; `busy` (the hosting's in-flight mark) lives as long as
+    /// the task.
+    pub(super) fn spawn_create(&self, id: i32, busy: super::InflightGuard) {
         let this = self.clone();
         tokio::spawn(async move {
+            let _busy = busy;
             if let Err(err) = this.run_create(id).await {
                 tracing::error!(hosting_id = id, %err, "provisioning task failed");
             }
@@ -26,17 +29,16 @@ impl HostingService {
     }
 
     async fn run_create(&self, id: i32) -> Result<()> {
-        let _inflight = self.mark_inflight(id);
         let permits = self.inner.permits.clone();
         let _permit = permits.acquire_owned().await.map_err(Error::internal)?;
         self.run_saga(id, false).await
     }
 
     /// A claimed warm VM: no boot, so no provisioning slot is needed.
-    pub(super) fn spawn_claimed(&self, id: i32) {
+    pub(super) fn spawn_claimed(&self, id: i32, busy: super::InflightGuard) {
         let this = self.clone();
         tokio::spawn(async move {
-            let _inflight = this.mark_inflight(id);
+            let _busy = busy;
             if let Err(err) = this.run_saga(id, true).await {
                 tracing::error!(hosting_id = id, %err, "provisioning a claimed warm VM failed");
             }
@@ -132,6 +134,9 @@ impl HostingService {
                 {
                     self.event(&row, "state", None, "failed", reason, None).await;
                 }
+                // A younger site of this user may have been routed without `/{user_id}/`
+                // while this one came first.
+                self.reroute_user_path(row.user_id).await;
             }
         }
         Ok(())

@@ -31,22 +31,51 @@ pub struct ReconcileReport {
     pub spares_removed: Vec<i32>,
 }
 
+/// A periodic pass leaves alone hostings in the middle of something that changed this
+/// recently (their work may have been started a moment ago by this process).
+const PERIODIC_MIN_IDLE_MS: i64 = 10_000;
+
 impl HostingService {
+    /// Reconciles everything not in flight in this process: at start-up, nothing is.
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        self.reconcile_pass(0).await
+    }
+
+    /// The periodic pass (see `PERIODIC_MIN_IDLE_MS`).
+    pub(super) async fn reconcile_periodic(&self) -> Result<ReconcileReport> {
+        self.reconcile_pass(PERIODIC_MIN_IDLE_MS).await
+    }
+
+    async fn reconcile_pass(&self, min_idle_ms: i64) -> Result<ReconcileReport> {
         let mut rep = ReconcileReport::default();
         let db = &self.inner.db;
-        let rows = hosting::Entity::find()
+        let ids: Vec<i32> = hosting::Entity::find()
             .filter(hosting::Column::NodeId.eq(self.inner.node_id))
             .all(db)
-            .await?;
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         let domains: Vec<(i32, VmState)> = self.inner.vm.list_domains().await?;
         let routes: HashSet<i32> = self.inner.proxy.list_routes().await?.into_iter().collect();
 
-        for row in &rows {
-            if self.is_inflight(row.id) {
+        for id in ids {
+            // Held while this row is looked at: operations wait for it, claims skip it.
+            let Some(busy) = self.try_mark_inflight(id) else {
+                continue;
+            };
+            // Read again under the mark: the list above may be seconds old by now.
+            let Some(row) = hosting::Entity::find_by_id(id).one(db).await? else {
+                continue;
+            };
+            let row = &row;
+            let state = HostingState::parse(&row.state);
+            let settled = matches!(state, Some(HostingState::Running | HostingState::Stopped | HostingState::Failed))
+                && row.operation.is_none()
+                || state == Some(HostingState::Spare) && row.operation.is_none();
+            if !settled && crate::db::now_ms() - row.updated_at < min_idle_ms {
                 continue;
             }
-            let state = HostingState::parse(&row.state);
             let op = row.operation.as_deref();
             match (state, op) {
                 (Some(HostingState::Queued | HostingState::Provisioning), _) => {
@@ -65,7 +94,7 @@ impl HostingService {
                             self.event(&r, "state", None, "queued", "Provisioning was interrupted (service restart); cleaned up and starting over".into(), None)
                                 .await;
                         }
-                        self.spawn_create(row.id);
+                        self.spawn_create(row.id, busy);
                         rep.requeued.push(row.id);
                     } else {
                         tracing::warn!(hosting_id = row.id, ?errors, "could not clean an interrupted create");
@@ -76,7 +105,7 @@ impl HostingService {
                     let id = row.id;
                     let _ = self.update_row(id, |am| am.operation = Set(Some(Operation::Delete.as_str().into()))).await?;
                     tokio::spawn(async move {
-                        let _g = this.mark_inflight(id);
+                        let _busy = busy;
                         if let Err(err) = this.run_delete(id).await {
                             tracing::warn!(hosting_id = id, %err, "could not finish an interrupted delete");
                         }
@@ -150,8 +179,23 @@ impl HostingService {
             }
         }
 
-        // Orphans: things named after a hosting id that has no row.
-        let known: HashSet<i32> = rows.iter().map(|r| r.id).collect();
+        // Orphans: things named after a hosting id that has no row. List them first, then the
+        // rows: a hosting's row is made before anything named after it and removed after it.
+        let domains: Vec<(i32, VmState)> = self.inner.vm.list_domains().await?;
+        let dirs = self.vm_dirs().await;
+        let routes: HashSet<i32> = self.inner.proxy.list_routes().await?.into_iter().collect();
+        let leases = port_lease::Entity::find()
+            .filter(port_lease::Column::NodeId.eq(self.inner.node_id))
+            .all(db)
+            .await?;
+        let mut known: HashSet<i32> = hosting::Entity::find()
+            .filter(hosting::Column::NodeId.eq(self.inner.node_id))
+            .all(db)
+            .await?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        known.extend(self.inner.inflight.lock().unwrap().keys().copied());
         for (id, _) in &domains {
             if !known.contains(id) {
                 let _ = self.inner.vm.undefine(*id).await;
@@ -159,7 +203,7 @@ impl HostingService {
                 rep.orphan_domains.push(*id);
             }
         }
-        for id in self.vm_dirs().await {
+        for id in dirs {
             if !known.contains(&id) {
                 if self.inner.vm.remove_files(id).await.is_ok() {
                     rep.orphan_dirs.push(id);
@@ -173,10 +217,6 @@ impl HostingService {
                 }
             }
         }
-        let leases = port_lease::Entity::find()
-            .filter(port_lease::Column::NodeId.eq(self.inner.node_id))
-            .all(db)
-            .await?;
         for l in leases {
             if !known.contains(&l.hosting_id) && !rep.orphan_leases.contains(&l.hosting_id) {
                 ports::release_all(db, l.hosting_id).await?;
