@@ -11,6 +11,29 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 now() { date +%s.%N; }
 results=$(mktemp)
 
+# Registers a user and prints a login token for it.
+register() { # H username
+  curl -sf -X POST "$1/api/v1/auth/register" -H 'Content-Type: application/json' \
+    -d "{\"email\":\"$2@example.com\",\"password\":\"correct horse\",\"username\":\"$2\"}" >/dev/null
+  curl -sf -X POST "$1/api/v1/auth/login" -d "username=$2&password=correct horse" | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])'
+}
+
+# Waits until the data dir's warm pool holds N ready spares (none still booting).
+wait_spares() { # data N
+  until [ "$(sqlite3 "$1/vm-webhoster.sqlite" "select count(*) from hostings where state='spare' and operation is null")" -ge "$2" ]; do sleep 1; done
+}
+
+# One create and its wait for the welcome page through nginx; prints "total SECONDS" and the
+# succeeded steps' durations ("STEP MS") for the results file.
+create_and_time() { # H username token
+  local t0; t0=$(now)
+  local id; id=$(curl -sf -X POST "$1/api/v1/host" -H "Authorization: Bearer $3" | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
+  until curl -sf "$1/$2/" 2>/dev/null | grep -q "Welcome to $2"; do sleep 0.05; done
+  echo "total $(echo "$(now) - $t0" | bc)"
+  curl -sf "$1/api/v1/hostings/$id/events" -H "Authorization: Bearer $3" \
+    | python3 -c "import sys,json; [print(e['step'], e['duration_ms']) for e in json.load(sys.stdin) if e['kind']=='step' and e['status']=='succeeded']"
+}
+
 run_mode() { # mode pool_size
   local mode=$1 pool=$2
   local data; data=$(mktemp -d); chmod 755 "$data"
@@ -22,22 +45,27 @@ run_mode() { # mode pool_size
   local pid=$!
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ng/api/v1/health" >/dev/null && break; sleep 0.2; done
   local H="http://127.0.0.1:$ng"
+  # One at a time; with the pool on, each starts with the pool full (no spare booting beside it).
   for i in $(seq 1 "$runs"); do
-    if [ "$pool" -gt 0 ]; then # wait for a ready spare, as a running service would have one
-      until [ "$(sqlite3 "$data/vm-webhoster.sqlite" "select count(*) from hostings where state='spare' and operation is null")" -ge 1 ]; do sleep 1; done
-    fi
+    [ "$pool" -gt 0 ] && wait_spares "$data" "$pool"
     local u="b${mode}${i}$(date +%s)"
-    curl -sf -X POST "$H/api/v1/auth/register" -H 'Content-Type: application/json' \
-      -d "{\"email\":\"$u@example.com\",\"password\":\"correct horse\",\"username\":\"$u\"}" >/dev/null
-    local tok; tok=$(curl -sf -X POST "$H/api/v1/auth/login" -d "username=$u&password=correct horse" | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')
-    local t0; t0=$(now)
-    local id; id=$(curl -sf -X POST "$H/api/v1/host" -H "Authorization: Bearer $tok" | python3 -c 'import sys,json;print(json.load(sys.stdin)["id"])')
-    until curl -sf "$H/$u/" 2>/dev/null | grep -q "Welcome to $u"; do sleep 0.05; done
-    local t; t=$(echo "$(now) - $t0" | bc)
-    curl -sf "$H/api/v1/hostings/$id/events" -H "Authorization: Bearer $tok" \
-      | python3 -c "import sys,json; [print('$mode', e['step'], e['duration_ms']) for e in json.load(sys.stdin) if e['kind']=='step' and e['status']=='succeeded']" >> "$results"
-    echo "$mode total $t" >> "$results"
+    local tok; tok=$(register "$H" "$u")
+    create_and_time "$H" "$u" "$tok" | sed "s/^/$mode /" >> "$results"
     curl -sf -X DELETE "$H/api/v1/host?wait=120" -H "Authorization: Bearer $tok" >/dev/null || true
+  done
+  # Three users pressing create at the same moment.
+  [ "$pool" -gt 0 ] && wait_spares "$data" "$pool"
+  local users=() toks=() pids=()
+  for i in 1 2 3; do
+    users+=("c${mode}${i}$(date +%s)"); toks+=("$(register "$H" "${users[-1]}")")
+  done
+  for i in 0 1 2; do
+    ( create_and_time "$H" "${users[$i]}" "${toks[$i]}" | grep '^total' | sed "s/^total/$mode together/" >> "$results" ) &
+    pids+=($!)
+  done
+  wait "${pids[@]}"
+  for i in 0 1 2; do
+    curl -sf -X DELETE "$H/api/v1/host?wait=120" -H "Authorization: Bearer ${toks[$i]}" >/dev/null || true
   done
   kill "$pid"; wait "$pid" 2>/dev/null || true
   nginx -p "$data/nginx" -c "$data/nginx/nginx.conf" -s quit 2>/dev/null || true
@@ -87,16 +115,22 @@ steady() {
   echo "steady fit_idle_vms $(( $(awk '/MemAvailable/{print $2}' /proc/meminfo) / rss ))" >> "$results"
   ulimit -n 65536 2>/dev/null || true
   local http; http=$(curl -sf "$H/api/v1/host" -H "Authorization: Bearer $tok" | python3 -c 'import sys,json;print(json.load(sys.stdin)["http_port"])')
+  # The dashboard as a logged-in person sees it: a browser session from the log-in form.
+  curl -sf -c "$data/jar" -o /dev/null -X POST "$H/api/fn/login" --data-urlencode "login=$u" --data-urlencode "password=correct horse"
+  local cookie; cookie=$(awk '$6 == "vmw_session" {print $7}' "$data/jar")
+  curl -sf -H "Cookie: vmw_session=$cookie" "$H/dashboard" | grep -q "$u" || echo "bench: warning: the dashboard did not show $u's hosting (rows below measure something else)" >&2
   for c in 10 100 1000; do
-    for target in "api_host|$H/api/v1/host" "home_page|$H/" "site_via_nginx|$H/$u/" "site_direct|http://127.0.0.1:$http/"; do
-      local name=${target%%|*} url=${target#*|}
-      wrk -t2 -c "$c" -d5s --latency -H "Authorization: Bearer $tok" "$url" > "$data/wrk.txt" 2>&1 || true
+    for target in "api_host|$H/api/v1/host|Authorization: Bearer $tok" "dashboard|$H/dashboard|Cookie: vmw_session=$cookie" \
+                  "home_page|$H/|X-Bench: 1" "site_via_nginx|$H/$u/|X-Bench: 1" "site_direct|http://127.0.0.1:$http/|X-Bench: 1"; do
+      local name=${target%%|*} rest=${target#*|}
+      local url=${rest%%|*} header=${rest#*|}
+      wrk -t2 -c "$c" -d5s --latency -H "$header" "$url" > "$data/wrk.txt" 2>&1 || true
       python3 - "$data/wrk.txt" "$name" "$c" >> "$results" <<'PY'
 import re, sys
 t = open(sys.argv[1]).read()
 def ms(v):
-    m = re.match(r"([\d.]+)(us|ms|s)", v)
-    return float(m[1]) * {"us": 0.001, "ms": 1, "s": 1000}[m[2]] if m else float("nan")
+    m = re.match(r"([\d.]+)(us|ms|s|m)\b", v)
+    return float(m[1]) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m[2]] if m else float("nan")
 p50 = re.search(r"50%\s+(\S+)", t); p99 = re.search(r"99%\s+(\S+)", t); rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(f"load {sys.argv[2]}@{sys.argv[3]} {ms(p50[1]) if p50 else 'nan'} {ms(p99[1]) if p99 else 'nan'} {rps[1] if rps else 'nan'} {non2xx[1] if non2xx else 0}")
@@ -114,7 +148,7 @@ PY
 }
 
 run_mode cold 0
-run_mode warm 1
+run_mode warm 3
 steady
 python3 - "$results" "$runs" <<'PY'
 import sys, statistics as st
@@ -132,7 +166,8 @@ def fmt(vs, unit):
     return f"{med:.2f} s ({vs[0]:.2f}-{vs[-1]:.2f})" if unit == "s" else f"{med/1000:.2f} s"
 print(f"| create -> HTTP 200 through nginx (N={sys.argv[2]} each) | before: cold boot (pool off) | after: warm pool |")
 print("|---|---|---|")
-print(f"| **total**, median (min-max) | {fmt(rows['total'].get('cold', []), 's')} | {fmt(rows['total'].get('warm', []), 's')} |")
+print(f"| **total**, one create alone, median (min-max) | {fmt(rows['total'].get('cold', []), 's')} | {fmt(rows['total'].get('warm', []), 's')} |")
+print(f"| **total**, 3 creates at once, median (min-max) | {fmt(rows.get('together', {}).get('cold', []), 's')} | {fmt(rows.get('together', {}).get('warm', []), 's')} |")
 for step in ["allocate_ports", "create_disk", "write_seed", "define_domain", "start_vm", "wait_ready", "add_route"]:
     r = rows.get(step, {})
     print(f"| step {step}, median | {fmt(r.get('cold', []), 'ms')} | {fmt(r.get('warm', []), 'ms')} |")
