@@ -21,7 +21,13 @@ impl HostingService {
             return Err(Error::validation("action", "use create to make a new hosting"));
         }
         let row = self.owned(actor, id).await?;
-        let busy = self.mark_inflight_patiently(id, Duration::from_secs(5)).await;
+        // An operation in flight: the claim refuses at once. Otherwise only a reconciliation
+        // look can hold the hosting, for a moment: wait it out.
+        let busy = if row.operation.is_some() {
+            self.mark_inflight(id)
+        } else {
+            self.mark_inflight_patiently(id, Duration::from_secs(5)).await
+        };
         self.claim(&row, op).await?;
         let claimed = self.load_row(id).await?;
         self.event(&claimed, "action", None, "started", format!("{} requested", capitalise(op.as_str())), None)
