@@ -131,7 +131,8 @@ t = open(sys.argv[1]).read()
 def ms(v):
     m = re.match(r"([\d.]+)(us|ms|s|m)\b", v)
     return float(m[1]) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m[2]] if m else float("nan")
-p50 = re.search(r"50%\s+(\S+)", t); p99 = re.search(r"99%\s+(\S+)", t); rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
+# The latency distribution's own lines ("     50%   12.54ms"), not a "+/- Stdev" cell ending in 50%.
+p50 = re.search(r"^\s+50%\s+(\S+)", t, re.M); p99 = re.search(r"^\s+99%\s+(\S+)", t, re.M); rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 print(f"load {sys.argv[2]}@{sys.argv[3]} {ms(p50[1]) if p50 else 'nan'} {ms(p99[1]) if p99 else 'nan'} {rps[1] if rps else 'nan'} {non2xx[1] if non2xx else 0}")
 PY

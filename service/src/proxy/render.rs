@@ -132,9 +132,10 @@ mod tests {
         let (loc, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
         assert!(loc.contains("location ^~ /my-site/ {"));
         assert!(loc.contains("location ^~ /42/ {"));
-        assert!(loc.contains("proxy_pass http://127.0.0.1:20003/;"));
+        assert!(loc.contains("proxy_pass http://vmw_site_3/;"));
         assert!(srv.contains("server_name my-site.localhost;"));
-        assert!(srv.contains("proxy_pass http://127.0.0.1:20003;"));
+        assert!(srv.contains("proxy_pass http://vmw_site_3;"));
+        assert!(srv.contains("upstream vmw_site_3 {\n    server 127.0.0.1:20003 max_fails=0;\n    keepalive 8;"));
         let mut r = route();
         r.serve_user_path = false;
         let (loc, _) = site_files(&cfg, Path::new("/p"), &r).unwrap();
