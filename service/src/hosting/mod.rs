@@ -511,7 +511,6 @@ impl HostingService {
         }
     }
 
-
     async fn update_row(&self, id: i32, f: impl FnOnce(&mut hosting::ActiveModel)) -> Result<Option<hosting::Model>> {
         let Some(row) = hosting::Entity::find_by_id(id).one(&self.inner.db).await? else {
             return Ok(None);

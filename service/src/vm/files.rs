@@ -220,4 +220,22 @@ mod tests {
         std::fs::write(&p, "a\nb\r\nc\x1b[0m\nd\n").unwrap();
         assert_eq!(tail(&p, 2).await.unwrap(), vec!["c[0m".to_string(), "d".to_string()]);
     }
+
+    #[test]
+    fn a_claimed_spare_gets_the_users_keys_page_and_hostname_in_their_own_files() {
+        let s = SeedSpec {
+            hostname: "wendy".into(),
+            user: "ubuntu".into(),
+            authorized_keys: vec!["ssh-ed25519 AAAA a".into(), "ssh-ed25519 BBBB b".into()],
+            index_html: "<h1>hi</h1>".into(),
+        };
+        let files = s.personal_files();
+        let get = |p: &str| files.iter().find(|(path, _)| path == p).map(|(_, b)| String::from_utf8(b.clone()).unwrap());
+        assert_eq!(get("/home/ubuntu/.ssh/authorized_keys").as_deref(), Some("ssh-ed25519 AAAA a\nssh-ed25519 BBBB b\n"));
+        assert_eq!(get("/var/www/html/index.html").as_deref(), Some("<h1>hi</h1>"));
+        assert_eq!(get("/etc/hostname").as_deref(), Some("wendy\n"));
+        assert!(get("/etc/hosts").unwrap().contains("127.0.1.1 wendy\n"));
+        let root = SeedSpec { user: "root".into(), ..s };
+        assert!(root.personal_files().iter().any(|(p, _)| p == "/root/.ssh/authorized_keys"));
+    }
 }
