@@ -1,0 +1,20 @@
+//! Types shared by the service layer, the server and the browser build (wasm-safe): the
+//! hosting state machine's enums, the provisioning steps, event kinds and statuses, token kinds,
+//! the views clients see, the one live message of the event stream, and the name rule for
+//! usernames and site names.
+//!
+//! Every enum is stored as its snake_case name (one schema for SQLite and PostgreSQL): with the
+//! `db` feature each one is also a sea-orm `ActiveEnum`, so entity fields are typed, not text.
+#[macro_use]
+mod string_enum;
+mod event;
+mod name;
+mod state;
+mod step;
+mod view;
+
+pub use event::{EventKind, EventStatus, EventView, LiveMessage};
+pub use name::{RESERVED_NAMES, check_name};
+pub use state::{HostingState, Operation, TokenKind};
+pub use step::Step;
+pub use view::{ApiTokenView, HostingView, NodeView, PlanView, SshKeyView, StatSample, StepInfo, UserView};

@@ -1,0 +1,112 @@
+//! The hosting state machine's values.
+
+string_enum! {
+    /// `queued -> provisioning -> running <-> stopped`, `failed` (after rollback, with the
+    /// reason), `deleting -> (row gone)`; `spare` is a warm VM that belongs to no one yet.
+    pub enum HostingState {
+        Queued = "queued",
+        Provisioning = "provisioning",
+        Running = "running",
+        Stopped = "stopped",
+        Failed = "failed",
+        Deleting = "deleting",
+        /// A warm VM of the pool: booted once, then saved to disk, waiting to be claimed.
+        Spare = "spare",
+    }
+}
+
+impl HostingState {
+    /// Human label for badges.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Queued => "Queued",
+            Self::Provisioning => "Provisioning",
+            Self::Running => "Running",
+            Self::Stopped => "Stopped",
+            Self::Failed => "Failed",
+            Self::Deleting => "Deleting",
+            Self::Spare => "Spare",
+        }
+    }
+
+    /// A state in which the hosting is a user's site that exists (not failed, not going away).
+    pub fn is_live(self) -> bool {
+        matches!(self, Self::Queued | Self::Provisioning | Self::Running | Self::Stopped)
+    }
+}
+
+string_enum! {
+    /// What a user (or the system) asked a hosting to do. One runs at a time per hosting.
+    pub enum Operation {
+        Create = "create",
+        Start = "start",
+        Stop = "stop",
+        Restart = "restart",
+        Delete = "delete",
+    }
+}
+
+impl Operation {
+    /// States from which this operation may begin (a create begins with a new row or a spare).
+    pub fn allowed_from(self) -> &'static [HostingState] {
+        use HostingState::*;
+        match self {
+            Self::Create => &[],
+            Self::Start => &[Stopped],
+            Self::Stop => &[Running],
+            Self::Restart => &[Running, Stopped],
+            Self::Delete => &[Running, Stopped, Failed],
+        }
+    }
+
+    /// The state the hosting shows while the operation runs (delete shows `deleting`).
+    pub fn state_while_running(self, from: HostingState) -> HostingState {
+        match self {
+            Self::Delete => HostingState::Deleting,
+            _ => from,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Create => "Create",
+            Self::Start => "Start",
+            Self::Stop => "Stop",
+            Self::Restart => "Restart",
+            Self::Delete => "Delete",
+        }
+    }
+}
+
+string_enum! {
+    /// A bearer token: a short-lived one minted at login, or a named long-lived API token.
+    pub enum TokenKind {
+        Login = "login",
+        Api = "api",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip_through_their_names_in_json_and_text() {
+        for st in HostingState::ALL {
+            assert_eq!(HostingState::parse(st.as_str()), Some(*st));
+            assert_eq!(serde_json::to_string(st).unwrap(), format!("\"{}\"", st.as_str()));
+            assert_eq!(st.as_str().parse::<HostingState>().unwrap(), *st);
+        }
+        assert_eq!(HostingState::parse("gone"), None);
+        assert!("gone".parse::<HostingState>().unwrap_err().to_string().contains("HostingState"));
+    }
+
+    #[test]
+    fn a_running_hosting_cannot_be_started_and_a_queued_one_cannot_be_deleted() {
+        assert!(!Operation::Start.allowed_from().contains(&HostingState::Running));
+        assert!(!Operation::Delete.allowed_from().contains(&HostingState::Queued));
+        assert!(Operation::Delete.allowed_from().contains(&HostingState::Failed));
+        assert_eq!(Operation::Delete.state_while_running(HostingState::Running), HostingState::Deleting);
+        assert_eq!(Operation::Stop.state_while_running(HostingState::Running), HostingState::Running);
+    }
+}

@@ -1,0 +1,64 @@
+//! `string_enum!`: an enum whose values are stable snake_case strings, in JSON (serde), in the
+//! database (sea-orm `ActiveEnum`, with the `db` feature) and in logs (`Display`).
+
+/// The name was not one of the enum's values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownValue {
+    pub of: &'static str,
+    pub value: String,
+}
+
+impl std::fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "'{}' is not a {}", self.value, self.of)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+macro_rules! string_enum {
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        #[cfg_attr(feature = "db", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
+        #[cfg_attr(feature = "db", sea_orm(rs_type = "String", db_type = "String(sea_orm::sea_query::StringLen::None)"))]
+        pub enum $name {
+            $(
+                $(#[$vmeta])*
+                #[serde(rename = $value)]
+                #[cfg_attr(feature = "db", sea_orm(string_value = $value))]
+                $variant,
+            )+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $value,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($value => Some($name::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::string_enum::UnknownValue;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::parse(s).ok_or_else(|| $crate::string_enum::UnknownValue { of: stringify!($name), value: s.to_owned() })
+            }
+        }
+    };
+}

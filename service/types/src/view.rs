@@ -1,0 +1,110 @@
+//! What clients see (REST JSON, server functions, the event stream). Never carries secrets.
+use serde::{Deserialize, Serialize};
+
+use crate::{HostingState, Operation, TokenKind};
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct HostingView {
+    pub id: i32,
+    pub user_id: i32,
+    pub node_id: i32,
+    pub slug: String,
+    pub plan: String,
+    pub state: HostingState,
+    pub state_reason: Option<String>,
+    /// The operation in progress, if any.
+    pub operation: Option<Operation>,
+    pub ssh_port: Option<i32>,
+    pub http_port: Option<i32>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub running_since: Option<i64>,
+    /// `http://{public_host}/{slug}/`
+    pub site_url: String,
+    /// `http://{public_host}/{user_id}/` (the original system's address); only the user's first site.
+    pub user_url: String,
+    /// `http://{slug}.{base_domain}/`
+    pub subdomain_url: String,
+    pub ssh_command: Option<String>,
+    pub sftp_command: Option<String>,
+    /// Hostings waiting ahead of this one for a provisioning slot (0 = next or running).
+    pub queue_position: Option<u32>,
+}
+
+impl HostingView {
+    /// An operation is in progress.
+    pub fn busy(&self) -> bool {
+        self.operation.is_some()
+    }
+}
+
+/// One sample of a running VM's resource use, for the live charts.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StatSample {
+    pub hosting_id: i32,
+    pub user_id: i32,
+    pub t: i64,
+    /// Percent of one host core used since the previous sample.
+    pub cpu_percent: f64,
+    pub memory_used_kib: u64,
+    pub memory_max_kib: u64,
+    pub disk_read_bps: f64,
+    pub disk_write_bps: f64,
+}
+
+/// What the admin page shows about the host.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct NodeView {
+    pub id: i32,
+    pub name: String,
+    pub libvirt_uri: String,
+    pub domain_type: String,
+    pub memory_total_kib: u64,
+    pub memory_available_kib: u64,
+    pub hostings_total: u64,
+    pub vms_running: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UserView {
+    pub id: i32,
+    pub email: String,
+    pub username: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SshKeyView {
+    pub id: i32,
+    pub name: String,
+    pub fingerprint: String,
+    pub public_key: String,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ApiTokenView {
+    pub id: i32,
+    pub name: String,
+    pub kind: TokenKind,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// A size a user can choose for a new hosting.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PlanView {
+    pub name: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+}
+
+/// A provisioning step with its label (the progress view lists them in order).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct StepInfo {
+    pub step: crate::Step,
+    pub label: String,
+}
