@@ -1,15 +1,16 @@
 //! Database schema for vm-webhoster, applied at start-up (`Migrator::up`).
 //! One schema serves SQLite and PostgreSQL: timestamps are unix milliseconds (BIGINT),
-//! enums are strings checked by the service layer.
+//! enums are stored as their snake_case names (sea-orm string-backed `ActiveEnum`s from vmw-types).
 pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
+mod m20261201_000001_typed_core;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_initial::Migration)]
+        vec![Box::new(m20261124_000001_initial::Migration), Box::new(m20261201_000001_typed_core::Migration)]
     }
 }

@@ -44,6 +44,10 @@ pub struct ServiceConfig {
     pub app_upstream: String,
     /// Name of the node this instance manages.
     pub node_name: String,
+    /// A stable name of this app instance: the prefix of the leases it takes on hostings.
+    /// Replicas on one database need distinct ones; a restarted instance with the same name
+    /// knows its previous boot's leases are dead.
+    pub instance_id: String,
     /// Prefix of libvirt domain names ("vmw-" + hosting id). Tests use a unique one.
     pub domain_prefix: String,
     /// Interval of the background reconciliation (database vs libvirt vs disk vs nginx).
@@ -82,6 +86,7 @@ impl Default for ServiceConfig {
             nginx_listen: "127.0.0.1:80".into(),
             app_upstream: "127.0.0.1:3000".into(),
             node_name: "local".into(),
+            instance_id: "main".into(),
             domain_prefix: "vmw-".into(),
             reconcile_interval_secs: 60,
             stats_interval_secs: 5,

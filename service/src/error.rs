@@ -26,6 +26,10 @@ pub enum Error {
     /// Another operation is running on this object.
     #[error("{0}")]
     Busy(String),
+    /// This process no longer holds the hosting's lease (it stalled past the expiry and
+    /// another took over): it must stop changing the hosting.
+    #[error("hosting {hosting_id}: its lease was lost to another process")]
+    LeaseLost { hosting_id: i32 },
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     #[error("virtualisation error: {0}")]
@@ -61,7 +65,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::Busy(_) => "busy",
-            Error::Db(_) | Error::Vm(_) | Error::Proxy(_) | Error::Internal(_) => "internal",
+            Error::Db(_) | Error::LeaseLost { .. } | Error::Vm(_) | Error::Proxy(_) | Error::Internal(_) => "internal",
         }
     }
 

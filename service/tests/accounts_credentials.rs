@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sea_orm::EntityTrait;
 use service::Error;
+use service::accounts::AsActor;
 use service::accounts::{Accounts, Actor, Limits, NewUser, Rate, UserView};
 use service::db::entity::api_token;
 
@@ -93,7 +94,7 @@ async fn login_tokens_expire_and_die_with_a_password_change_while_api_tokens_sta
     assert!(unauthorized(acc.user_for_token(&short).await), "expired");
 
     // A login token is not revocable as an API token (it ends with its expiry or the password).
-    let login_row = api_token::Entity::find().all(&db.conn()).await.unwrap().into_iter().find(|r| r.kind == "login").unwrap();
+    let login_row = api_token::Entity::find().all(&db.conn()).await.unwrap().into_iter().find(|r| r.kind == service::accounts::TokenKind::Login).unwrap();
     assert!(matches!(acc.revoke_api_token(&eve.actor(), login_row.id).await, Err(Error::NotFound(_))));
 
     acc.change_password(&eve.actor(), PASSWORD, "a new password").await.unwrap();

@@ -2,6 +2,7 @@
 mod common;
 
 use service::Error;
+use service::accounts::AsActor;
 use service::accounts::{Accounts, NewUser};
 
 #[tokio::test]

@@ -7,8 +7,9 @@ use std::net::IpAddr;
 
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
 use service::Error;
+use service::accounts::AsActor;
 use service::accounts::{Accounts, NewUser, UserView};
-use service::db::entity::{api_token, hosting, node, ssh_key, user};
+use service::db::entity::{api_token, node, ssh_key, user};
 
 const PASSWORD: &str = "correct horse battery";
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop";
@@ -245,26 +246,21 @@ async fn deleting_an_account_needs_the_password_and_no_hostings_left() {
     .insert(&db.conn())
     .await
     .unwrap();
-    let h = hosting::ActiveModel {
-        user_id: Set(ivy.id),
-        node_id: Set(n.id),
-        slug: Set("ivy-site".into()),
-        plan: Set("small".into()),
-        state: Set("stopped".into()),
-        ssh_keys: Set("[]".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    }
-    .insert(&db.conn())
-    .await
-    .unwrap();
+    let store = service::hosting::Store::new(db.conn(), n.id, "test").unwrap();
+    let new = service::hosting::store::NewHosting {
+        user_id: ivy.id,
+        slug: "ivy-site",
+        plan: "small",
+        keys_json: "[]",
+        max_per_user: 3,
+    };
+    let (_h, lease, _) = store.insert_for_user(new, false).await.unwrap();
     let blocked = acc.delete_user(&actor, PASSWORD).await;
     assert!(matches!(blocked, Err(Error::Conflict { .. })), "{blocked:?}");
     assert!(acc.authenticate("ivy", PASSWORD, None).await.is_ok(), "the account is still there");
     assert_eq!(acc.list_ssh_keys(&actor).await.unwrap().len(), 1, "and its keys");
 
-    hosting::Entity::delete_by_id(h.id).exec(&db.conn()).await.unwrap();
+    store.delete(&lease).await.unwrap();
     acc.delete_user(&actor, PASSWORD).await.unwrap();
     assert!(matches!(acc.authenticate("ivy", PASSWORD, None).await, Err(Error::InvalidCredentials)));
     assert!(matches!(acc.user_for_token(&token).await, Err(Error::Unauthorized)));

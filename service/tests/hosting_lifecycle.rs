@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use service::accounts::{Accounts, Actor, NewUser};
-use service::db::entity::{hosting, hosting_event, port_lease};
-use service::hosting::{CreateHosting, HostingService, Operation, Step};
+use service::db::entity::{hosting_event, port_lease};
+use service::hosting::{CreateHosting, EventKind, EventStatus, HostingService, HostingState, Operation, Step};
 use service::proxy::Proxy;
 use service::vm::{VmManager, VmState};
 use service::{Error, ServiceConfig};
@@ -125,7 +125,7 @@ async fn assert_clean_slate(e: &Env, id: i32) {
     assert!(leases.is_empty(), "ports still leased: {leases:?}");
 }
 
-async fn step_events(e: &Env, id: i32) -> Vec<(String, Option<String>, String)> {
+async fn step_events(e: &Env, id: i32) -> Vec<(EventKind, Option<Step>, EventStatus)> {
     use sea_orm::QueryOrder;
     hosting_event::Entity::find()
         .filter(hosting_event::Column::HostingId.eq(id))
@@ -147,7 +147,7 @@ async fn create_goes_through_every_step_to_running_and_publishes_the_route() {
     assert!(matches!(h.state.as_str(), "queued" | "provisioning"));
 
     let h = settle(&e, &alice, h.id).await.unwrap();
-    assert_eq!(h.state, "running", "reason: {:?}", h.state_reason);
+    assert_eq!(h.state, HostingState::Running, "reason: {:?}", h.state_reason);
     assert!(h.ssh_port.is_some() && h.http_port.is_some());
     assert!(h.ssh_command.as_deref().unwrap().starts_with(&format!("ssh -p {} ubuntu@", h.ssh_port.unwrap())));
     assert!(e.svc.proxy().site_file(h.id).exists());
@@ -155,12 +155,12 @@ async fn create_goes_through_every_step_to_running_and_publishes_the_route() {
     assert!(domains.contains(&(h.id, VmState::Running)), "{domains:?}");
 
     let evs = step_events(&e, h.id).await;
-    let succeeded: Vec<String> = evs
+    let succeeded: Vec<Step> = evs
         .iter()
-        .filter(|(k, _, s)| k == "step" && s == "succeeded")
-        .filter_map(|(_, st, _)| st.clone())
+        .filter(|(k, _, s)| *k == EventKind::Step && *s == EventStatus::Succeeded)
+        .filter_map(|(_, st, _)| *st)
         .collect();
-    let expected: Vec<String> = Step::ALL.iter().map(|s| s.as_str().to_owned()).collect();
+    let expected = HostingService::create_steps(false);
     assert_eq!(succeeded, expected, "every step succeeded, in order");
 }
 
@@ -168,7 +168,8 @@ async fn create_goes_through_every_step_to_running_and_publishes_the_route() {
 async fn each_failing_step_is_rolled_back_and_leaves_nothing_behind() {
     let e = env_with(|c| c.max_hostings_per_user = 20).await;
     let bob = user(&e, "bob").await;
-    for (i, step) in Step::ALL.into_iter().enumerate() {
+    let steps = HostingService::create_steps(false);
+    for (i, step) in steps.iter().copied().enumerate() {
         e.svc.faults().fail_at(Some(step));
         let h = e
             .svc
@@ -176,7 +177,7 @@ async fn each_failing_step_is_rolled_back_and_leaves_nothing_behind() {
             .await
             .unwrap();
         let h = settle(&e, &bob, h.id).await.unwrap();
-        assert_eq!(h.state, "failed", "step {step:?}");
+        assert_eq!(h.state, HostingState::Failed, "step {step:?}");
         let reason = h.state_reason.unwrap();
         assert!(reason.contains(step.label()), "reason names the step: {reason}");
         assert!(reason.contains("removed"), "reason says it was rolled back: {reason}");
@@ -185,12 +186,12 @@ async fn each_failing_step_is_rolled_back_and_leaves_nothing_behind() {
 
         // Each finished step was undone, in reverse order.
         let evs = step_events(&e, h.id).await;
-        let undone: Vec<String> = evs
+        let undone: Vec<Step> = evs
             .iter()
-            .filter(|(k, _, s)| k == "undo" && s == "undone")
-            .filter_map(|(_, st, _)| st.clone())
+            .filter(|(k, _, s)| *k == EventKind::Undo && *s == EventStatus::Undone)
+            .filter_map(|(_, st, _)| *st)
             .collect();
-        let mut expected: Vec<String> = Step::ALL[..i].iter().map(|s| s.as_str().to_owned()).collect();
+        let mut expected: Vec<Step> = steps[..i].to_vec();
         expected.reverse();
         assert_eq!(undone, expected, "undo order after failing {step:?}");
     }
@@ -208,13 +209,13 @@ async fn nginx_refusing_the_site_config_rolls_back_and_keeps_other_sites() {
     let carol = user(&e, "carol").await;
     let dave = user(&e, "dave").await;
     let ok = e.svc.create(&dave, CreateHosting::default()).await.unwrap();
-    assert_eq!(settle(&e, &dave, ok.id).await.unwrap().state, "running");
+    assert_eq!(settle(&e, &dave, ok.id).await.unwrap().state, HostingState::Running);
 
     e.svc.proxy().inject_invalid_config(true);
     let h = e.svc.create(&carol, CreateHosting::default()).await.unwrap();
     let h = settle(&e, &carol, h.id).await.unwrap();
     e.svc.proxy().inject_invalid_config(false);
-    assert_eq!(h.state, "failed");
+    assert_eq!(h.state, HostingState::Failed);
     assert!(h.state_reason.as_deref().unwrap().contains(Step::AddRoute.label()));
     assert_clean_slate(&e, h.id).await;
     assert!(e.svc.proxy().site_file(ok.id).exists(), "the other site's route survived");
@@ -227,7 +228,7 @@ async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
     let erin = user(&e, "erin").await;
     let h = e.svc.create(&erin, CreateHosting::default()).await.unwrap();
     let h = settle(&e, &erin, h.id).await.unwrap();
-    assert_eq!(h.state, "failed");
+    assert_eq!(h.state, HostingState::Failed);
     let reason = h.state_reason.unwrap();
     assert!(reason.contains(Step::WaitReady.label()), "{reason}");
     assert_clean_slate(&e, h.id).await;
@@ -238,33 +239,33 @@ async fn stop_start_restart_and_delete_follow_the_vm() {
     let e = env().await;
     let fay = user(&e, "fay").await;
     let h = e.svc.create(&fay, CreateHosting::default()).await.unwrap();
-    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, "running");
+    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, HostingState::Running);
 
     // One operation at a time: while the stop is in flight, a restart is refused as busy.
     e.svc.faults().set_op_delay(Duration::from_millis(800));
     let v = e.svc.action(&fay, h.id, Operation::Stop).await.unwrap();
-    assert_eq!(v.operation.as_deref(), Some("stop"));
+    assert_eq!(v.operation, Some(Operation::Stop));
     let busy = e.svc.action(&fay, h.id, Operation::Restart).await;
     assert!(matches!(busy, Err(Error::Busy(_))), "{busy:?}");
     e.svc.faults().set_op_delay(Duration::ZERO);
     let v = settle(&e, &fay, h.id).await.unwrap();
-    assert_eq!(v.state, "stopped");
+    assert_eq!(v.state, HostingState::Stopped);
     assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff);
     // Stopping a stopped one is refused with the reason; starting it works.
     let again = e.svc.action(&fay, h.id, Operation::Stop).await;
     assert!(matches!(again, Err(Error::Conflict { .. })), "{again:?}");
     e.svc.action(&fay, h.id, Operation::Start).await.unwrap();
-    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, "running");
+    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, HostingState::Running);
     assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::Running);
     e.svc.action(&fay, h.id, Operation::Restart).await.unwrap();
-    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, "running");
+    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, HostingState::Running);
 
     e.svc.action(&fay, h.id, Operation::Delete).await.unwrap();
     assert!(settle(&e, &fay, h.id).await.is_none(), "the row is gone");
     assert_clean_slate(&e, h.id).await;
     // The audit trail outlives the hosting.
     let evs = e.svc.events(&fay, h.id, 0).await.unwrap();
-    assert!(evs.iter().any(|ev| ev.status == "deleted"));
+    assert!(evs.iter().any(|ev| ev.status == EventStatus::Deleted));
 }
 
 #[tokio::test]
@@ -284,7 +285,7 @@ async fn another_user_can_neither_see_nor_touch_a_hosting() {
     }
     assert!(e.svc.list(&mallory).await.unwrap().is_empty());
     assert!(matches!(e.svc.list_all(&mallory).await, Err(Error::Forbidden)));
-    assert_eq!(e.svc.get(&gus, h.id).await.unwrap().state, "running", "untouched");
+    assert_eq!(e.svc.get(&gus, h.id).await.unwrap().state, HostingState::Running, "untouched");
 }
 
 #[tokio::test]
@@ -323,16 +324,11 @@ async fn reconciliation_requeues_interrupted_creates_and_removes_orphans() {
     let e = env().await;
     let joan = user(&e, "joan").await;
     let h = e.svc.create(&joan, CreateHosting::default()).await.unwrap();
-    assert_eq!(settle(&e, &joan, h.id).await.unwrap().state, "running");
+    assert_eq!(settle(&e, &joan, h.id).await.unwrap().state, HostingState::Running);
 
     // Pretend the service died in the middle of provisioning: the row says provisioning and
     // the VM exists. An orphan domain and folder exist for an id with no row at all.
-    use sea_orm::{ActiveModelTrait, Set};
-    let row = hosting::Entity::find_by_id(h.id).one(&e.db.conn()).await.unwrap().unwrap();
-    let mut am: hosting::ActiveModel = row.into();
-    am.state = Set("provisioning".into());
-    am.operation = Set(Some("create".into()));
-    am.update(&e.db.conn()).await.unwrap();
+    e.svc.store().pretend_abandoned(h.id, HostingState::Provisioning, Some(Operation::Create)).await.unwrap();
     let orphan = service::vm::VmSpec { hosting_id: 9999, vcpus: 1, memory_mib: 128, disk_gib: 1, http_port: 1, ssh_port: 2 };
     e.svc.vm().create_disk(&orphan).await.unwrap();
     e.svc.vm().define(&orphan).await.unwrap();
@@ -344,7 +340,7 @@ async fn reconciliation_requeues_interrupted_creates_and_removes_orphans() {
     assert!(!e.svc.vm().list_domains().await.unwrap().iter().any(|(id, _)| *id == 9999));
 
     let v = settle(&e, &joan, h.id).await.unwrap();
-    assert_eq!(v.state, "running", "the interrupted create was finished: {:?}", v.state_reason);
+    assert_eq!(v.state, HostingState::Running, "the interrupted create was finished: {:?}", v.state_reason);
     let domains = e.svc.vm().list_domains().await.unwrap();
     assert_eq!(domains.iter().filter(|(id, _)| *id == h.id).count(), 1);
 }

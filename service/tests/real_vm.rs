@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use service::accounts::{Accounts, Actor, NewUser};
 use service::db::entity::{hosting_event, port_lease};
-use service::hosting::{CreateHosting, HostingService, Operation};
+use service::hosting::{CreateHosting, EventStatus, HostingService, HostingState, Operation};
 use service::proxy::Proxy;
 use service::vm::VmManager;
 use service::ServiceConfig;
@@ -162,7 +162,7 @@ async fn a_real_vm_serves_its_site_through_nginx_and_takes_ssh_and_sftp() {
     let t0 = Instant::now();
     let h = st.svc.create(&user, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
     let h = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
-    assert_eq!(h.state, "running", "{:?}", h.state_reason);
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
     eprintln!("create -> running: {:?}", t0.elapsed());
 
     // The welcome page at all three addresses.
@@ -271,7 +271,7 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
     let user = Actor { user_id: 1, is_admin: true };
     let h = st.svc.list(&user).await.unwrap().pop().expect("the hosting row survived");
     let h = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
-    assert_eq!(h.state, "running", "{:?}", h.state_reason);
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
     let domains = st.svc.vm().list_domains().await.unwrap();
     assert_eq!(domains.iter().filter(|(id, _)| *id == h.id).count(), 1, "{domains:?}");
     let evs = st.svc.events(&user, h.id, 0).await.unwrap();
@@ -310,13 +310,13 @@ async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
     let h = st.svc.create(&user, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
     let h = st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
     let took = t0.elapsed();
-    assert_eq!(h.state, "running", "{:?}", h.state_reason);
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
     eprintln!("warm create -> running: {took:?}");
     assert_eq!(st.svc.spares_ready().await.unwrap(), 0, "the spare was claimed");
     let evs = st.svc.events(&user, h.id, 0).await.unwrap();
     assert!(evs.iter().any(|e| e.message.contains("warm pool")), "the events say it came from the pool");
-    for e in evs.iter().filter(|e| e.status == "succeeded") {
-        eprintln!("  {:<16} {:>6} ms", e.step.as_deref().unwrap_or("-"), e.duration_ms.unwrap_or(0));
+    for e in evs.iter().filter(|e| e.status == EventStatus::Succeeded) {
+        eprintln!("  {:<16} {:>6} ms", e.step.map(|s| s.as_str()).unwrap_or("-"), e.duration_ms.unwrap_or(0));
     }
 
     // It is wendy's site now: her page, her hostname, her key.

@@ -14,10 +14,9 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
     TransactionTrait,
 };
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::db::entity::{api_token, hosting, ssh_key, user};
+use crate::db::entity::{api_token, ssh_key, user};
 use crate::db::now_ms;
 use crate::domain::{Email, Password, SshPublicKey, Username};
 use crate::{Error, Result};
@@ -30,14 +29,7 @@ pub struct Actor {
     pub is_admin: bool,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct UserView {
-    pub id: i32,
-    pub email: String,
-    pub username: String,
-    pub is_admin: bool,
-    pub created_at: i64,
-}
+pub use vmw_types::{ApiTokenView, SshKeyView, TokenKind, UserView};
 
 impl From<&user::Model> for UserView {
     fn from(u: &user::Model) -> Self {
@@ -45,35 +37,21 @@ impl From<&user::Model> for UserView {
     }
 }
 
-impl UserView {
-    pub fn actor(&self) -> Actor {
-        Actor { user_id: self.id, is_admin: self.is_admin }
-    }
+/// The caller a user view stands for.
+pub trait AsActor {
+    fn actor(&self) -> Actor;
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct SshKeyView {
-    pub id: i32,
-    pub name: String,
-    pub fingerprint: String,
-    pub public_key: String,
-    pub created_at: i64,
+impl AsActor for UserView {
+    fn actor(&self) -> Actor {
+        Actor { user_id: self.id, is_admin: self.is_admin }
+    }
 }
 
 impl From<ssh_key::Model> for SshKeyView {
     fn from(k: ssh_key::Model) -> Self {
         Self { id: k.id, name: k.name, fingerprint: k.fingerprint, public_key: k.public_key, created_at: k.created_at }
     }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ApiTokenView {
-    pub id: i32,
-    pub name: String,
-    pub kind: String,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub last_used_at: Option<i64>,
 }
 
 impl From<api_token::Model> for ApiTokenView {
@@ -147,10 +125,6 @@ fn new_token() -> String {
 
 fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn unique_violation(e: &sea_orm::DbErr) -> bool {
-    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
 }
 
 fn foreign_key_violation(e: &sea_orm::DbErr) -> bool {
@@ -233,7 +207,7 @@ impl Accounts {
                 Ok(UserView::from(&u))
             }
             // Lost a race with a simultaneous sign-up: say which field, like the check above.
-            Err(e) if unique_violation(&e) => {
+            Err(e) if crate::db::is_unique_violation(&e) => {
                 self.check_free(&email, &username).await?;
                 Err(Error::conflict(None, "that email or username was just taken"))
             }
@@ -366,7 +340,7 @@ impl Accounts {
         // Login tokens die with the old password; named API tokens are the user's to revoke.
         api_token::Entity::delete_many()
             .filter(api_token::Column::UserId.eq(actor.user_id))
-            .filter(api_token::Column::Kind.eq("login"))
+            .filter(api_token::Column::Kind.eq(TokenKind::Login))
             .exec(&txn)
             .await?;
         txn.commit().await?;
@@ -389,7 +363,7 @@ impl Accounts {
         self.check_password(actor, password).await?;
         let hostings_left = || Error::conflict(None, "delete your hostings before deleting the account");
         let txn = self.db.begin().await?;
-        let left = hosting::Entity::find().filter(hosting::Column::UserId.eq(actor.user_id)).count(&txn).await?;
+        let left = crate::hosting::Store::count_for_user(&txn, actor.user_id).await?;
         if left > 0 {
             return Err(hostings_left());
         }
@@ -440,7 +414,7 @@ impl Accounts {
         api_token::ActiveModel {
             user_id: Set(user_id),
             name: Set("login".into()),
-            kind: Set("login".into()),
+            kind: Set(TokenKind::Login),
             token_hash: Set(token_hash(&token)),
             expires_at: Set(Some(expires)),
             last_used_at: Set(None),
@@ -451,7 +425,7 @@ impl Accounts {
         .await?;
         // Expired login tokens are dead weight.
         api_token::Entity::delete_many()
-            .filter(api_token::Column::Kind.eq("login"))
+            .filter(api_token::Column::Kind.eq(TokenKind::Login))
             .filter(api_token::Column::ExpiresAt.lt(now_ms()))
             .exec(&self.db)
             .await?;
@@ -468,7 +442,7 @@ impl Accounts {
         let name = short_name("name", name)?;
         let count = api_token::Entity::find()
             .filter(api_token::Column::UserId.eq(actor.user_id))
-            .filter(api_token::Column::Kind.eq("api"))
+            .filter(api_token::Column::Kind.eq(TokenKind::Api))
             .count(&self.db)
             .await?;
         if count >= MAX_API_TOKENS {
@@ -478,7 +452,7 @@ impl Accounts {
         let row = api_token::ActiveModel {
             user_id: Set(actor.user_id),
             name: Set(name),
-            kind: Set("api".into()),
+            kind: Set(TokenKind::Api),
             token_hash: Set(token_hash(&token)),
             expires_at: Set(None),
             last_used_at: Set(None),
@@ -493,7 +467,7 @@ impl Accounts {
     pub async fn list_api_tokens(&self, actor: &Actor) -> Result<Vec<ApiTokenView>> {
         Ok(api_token::Entity::find()
             .filter(api_token::Column::UserId.eq(actor.user_id))
-            .filter(api_token::Column::Kind.eq("api"))
+            .filter(api_token::Column::Kind.eq(TokenKind::Api))
             .order_by_asc(api_token::Column::Id)
             .all(&self.db)
             .await?
@@ -506,7 +480,7 @@ impl Accounts {
         let res = api_token::Entity::delete_many()
             .filter(api_token::Column::Id.eq(token_id))
             .filter(api_token::Column::UserId.eq(actor.user_id))
-            .filter(api_token::Column::Kind.eq("api"))
+            .filter(api_token::Column::Kind.eq(TokenKind::Api))
             .exec(&self.db)
             .await?;
         if res.rows_affected == 0 {
@@ -563,7 +537,7 @@ impl Accounts {
         };
         match row.insert(&self.db).await {
             Ok(k) => Ok(k.into()),
-            Err(e) if unique_violation(&e) => Err(Error::conflict(Some("public_key"), "you already added this key")),
+            Err(e) if crate::db::is_unique_violation(&e) => Err(Error::conflict(Some("public_key"), "you already added this key")),
             Err(e) => Err(e.into()),
         }
     }

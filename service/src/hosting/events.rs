@@ -4,6 +4,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 use tokio::sync::broadcast;
 
 use super::view::{EventView, StatSample};
+use vmw_types::{EventKind, EventStatus, Step};
 use crate::Result;
 use crate::db::{entity::hosting_event, now_ms};
 
@@ -35,12 +36,12 @@ pub struct EventBus {
     tx: broadcast::Sender<LiveEvent>,
 }
 
-pub struct NewEvent<'a> {
+pub struct NewEvent {
     pub hosting_id: i32,
     pub user_id: i32,
-    pub kind: &'a str,
-    pub step: Option<&'a str>,
-    pub status: &'a str,
+    pub kind: EventKind,
+    pub step: Option<Step>,
+    pub status: EventStatus,
     pub message: String,
     pub duration_ms: Option<i64>,
 }
@@ -61,13 +62,13 @@ impl EventBus {
 
     /// Stores the event, then broadcasts it. A failure to store is logged, not fatal: the
     /// operation itself must not fail because its audit line could not be written.
-    pub async fn record(&self, e: NewEvent<'_>) -> Option<EventView> {
+    pub async fn record(&self, e: NewEvent) -> Option<EventView> {
         let row = hosting_event::ActiveModel {
             hosting_id: Set(e.hosting_id),
             user_id: Set(e.user_id),
-            kind: Set(e.kind.to_owned()),
-            step: Set(e.step.map(str::to_owned)),
-            status: Set(e.status.to_owned()),
+            kind: Set(e.kind),
+            step: Set(e.step),
+            status: Set(e.status),
             message: Set(e.message.clone()),
             duration_ms: Set(e.duration_ms),
             created_at: Set(now_ms()),
@@ -75,9 +76,9 @@ impl EventBus {
         };
         tracing::info!(
             hosting_id = e.hosting_id,
-            kind = e.kind,
-            step = e.step,
-            status = e.status,
+            kind = %e.kind,
+            step = e.step.map(Step::as_str),
+            status = %e.status,
             duration_ms = e.duration_ms,
             "{}",
             e.message
@@ -97,27 +98,22 @@ impl EventBus {
 
     /// Events of one hosting with id > `after`, oldest first (catch-up for reconnecting clients).
     pub async fn list(&self, hosting_id: i32, after: i32, limit: u64) -> Result<Vec<EventView>> {
-        Ok(hosting_event::Entity::find()
-            .filter(hosting_event::Column::HostingId.eq(hosting_id))
-            .filter(hosting_event::Column::Id.gt(after))
-            .order_by_asc(hosting_event::Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(EventView::from)
-            .collect())
+        self.fetch(
+            hosting_event::Entity::find()
+                .filter(hosting_event::Column::HostingId.eq(hosting_id))
+                .filter(hosting_event::Column::Id.gt(after))
+                .order_by_asc(hosting_event::Column::Id),
+            limit,
+        )
+        .await
     }
 
     /// The newest events across all hostings (admin page), newest first.
     pub async fn recent(&self, limit: u64) -> Result<Vec<EventView>> {
-        Ok(hosting_event::Entity::find()
-            .order_by_desc(hosting_event::Column::Id)
-            .limit(limit)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(EventView::from)
-            .collect())
+        self.fetch(hosting_event::Entity::find().order_by_desc(hosting_event::Column::Id), limit).await
+    }
+
+    async fn fetch(&self, q: sea_orm::Select<hosting_event::Entity>, limit: u64) -> Result<Vec<EventView>> {
+        Ok(q.limit(limit).all(&self.db).await?.into_iter().map(EventView::from).collect())
     }
 }

@@ -3,7 +3,7 @@
 //! Off unless a test or the `--fault-inject` developer flag turns it on.
 use std::sync::Mutex;
 
-use super::steps::Step;
+use vmw_types::Step;
 
 #[derive(Default)]
 pub struct Faults {
@@ -14,6 +14,8 @@ pub struct Faults {
     /// Keeps start/stop/restart/delete in flight this long before they act (tests of the
     /// one-operation-at-a-time rule need an operation that is still running).
     op_delay: Mutex<std::time::Duration>,
+    /// Every undo of a rollback runs twice (undos must be idempotent).
+    undo_twice: Mutex<bool>,
 }
 
 impl Faults {
@@ -28,6 +30,14 @@ impl Faults {
 
     pub fn set_op_delay(&self, d: std::time::Duration) {
         *self.op_delay.lock().unwrap() = d;
+    }
+
+    pub fn set_undo_twice(&self, on: bool) {
+        *self.undo_twice.lock().unwrap() = on;
+    }
+
+    pub(crate) fn undo_twice(&self) -> bool {
+        *self.undo_twice.lock().unwrap()
     }
 
     pub(crate) fn op_delay(&self) -> std::time::Duration {

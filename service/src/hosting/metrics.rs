@@ -3,10 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-
 use super::{HostingService, HostingState, StatSample};
-use crate::db::entity::hosting;
 use crate::vm::VmStats;
 
 /// 15 minutes at the default 5 s interval.
@@ -74,12 +71,7 @@ fn derive(id: i32, user_id: i32, prev: &VmStats, cur: &VmStats) -> Option<StatSa
 
 impl HostingService {
     pub(super) async fn sample_stats(&self) {
-        let rows = match hosting::Entity::find()
-            .filter(hosting::Column::NodeId.eq(self.inner.node_id))
-            .filter(hosting::Column::State.eq(HostingState::Running.as_str()))
-            .all(&self.inner.db)
-            .await
-        {
+        let rows = match self.inner.store.on_node_in(&[HostingState::Running]).await {
             Ok(r) => r,
             Err(err) => {
                 tracing::warn!(%err, "stats sampler could not list hostings");
@@ -89,7 +81,8 @@ impl HostingService {
         for row in rows {
             match self.inner.vm.stats(row.id).await {
                 Ok(raw) => {
-                    if let Some(sample) = self.inner.metrics.push(row.id, row.user_id, raw) {
+                    let Some(owner) = row.user_id else { continue };
+                    if let Some(sample) = self.inner.metrics.push(row.id, owner, raw) {
                         self.inner.events.publish_stats(sample);
                     }
                 }

@@ -11,21 +11,18 @@ mod ports;
 mod pool;
 mod provision;
 mod reconcile;
-pub mod state;
-pub mod steps;
+pub mod store;
+mod units;
 pub mod view;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::accounts::{Accounts, Actor};
-use crate::db::entity::{hosting, node, user};
+use crate::db::entity::{node, user};
 use crate::db::now_ms;
 use crate::domain::Slug;
 use crate::proxy::Proxy;
@@ -34,8 +31,8 @@ use crate::{Error, Result, ServiceConfig};
 
 pub use events::LiveEvent;
 pub use reconcile::ReconcileReport;
-pub use state::{HostingState, Operation};
-pub use steps::Step;
+pub use store::{HostingRow, Store};
+pub use vmw_types::{EventKind, EventStatus, HostingState, Operation, Step};
 pub use view::{EventView, HostingView, NodeView, StatSample};
 
 /// What a user asks for when creating a hosting. Everything is optional: the slug defaults to
@@ -58,20 +55,16 @@ pub struct HostingService {
 }
 
 struct Inner {
-    db: DatabaseConnection,
+    /// The hosting rows: every read and every transition goes through it.
+    store: Store,
     cfg: Arc<ServiceConfig>,
     vm: VmManager,
     proxy: Proxy,
     accounts: Accounts,
     events: events::EventBus,
-    node_id: i32,
+    /// Provisioning slots (boots are CPU-bound).
     permits: Arc<Semaphore>,
     faults: faults::Faults,
-    /// Hostings with an operation (or a reconciliation look) running in this process, with
-    /// how many guards hold each: reconciliation leaves held ones alone.
-    inflight: Mutex<HashMap<i32, usize>>,
-    /// Serialises quota checks per user.
-    user_locks: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
     metrics: metrics::Metrics,
 }
 
@@ -86,19 +79,17 @@ impl HostingService {
         accounts: Accounts,
     ) -> Result<Self> {
         let node_id = ensure_node(&db, &cfg).await?;
+        let store = Store::new(db.clone(), node_id, &cfg.instance_id)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                events: events::EventBus::new(db.clone()),
+                events: events::EventBus::new(db),
                 permits: Arc::new(Semaphore::new(cfg.provision_concurrency.max(1))),
-                db,
+                store,
                 cfg,
                 vm,
                 proxy,
                 accounts,
-                node_id,
                 faults: faults::Faults::default(),
-                inflight: Mutex::new(HashMap::new()),
-                user_locks: Mutex::new(HashMap::new()),
                 metrics: metrics::Metrics::default(),
             }),
         })
@@ -139,7 +130,12 @@ impl HostingService {
     }
 
     pub fn node_id(&self) -> i32 {
-        self.inner.node_id
+        self.inner.store.node_id()
+    }
+
+    /// The hosting rows (tests and the admin tools read them through it).
+    pub fn store(&self) -> &Store {
+        &self.inner.store
     }
 
     /// Failure injection for tests (see [`faults::Faults`]).
@@ -173,19 +169,13 @@ impl HostingService {
 
     /// Returns the reason a slug cannot be used by `actor`, if any.
     async fn slug_conflict(&self, actor: &Actor, slug: &str) -> Result<Option<String>> {
-        let db = &self.inner.db;
-        if hosting::Entity::find()
-            .filter(hosting::Column::Slug.eq(slug))
-            .one(db)
-            .await?
-            .is_some()
-        {
+        if self.inner.store.slug_taken(slug).await? {
             return Ok(Some(format!("the site name '{slug}' is taken")));
         }
         // A slug equal to another user's username would squat their natural site name.
         if let Some(u) = user::Entity::find()
             .filter(user::Column::Username.eq(slug))
-            .one(db)
+            .one(self.inner.store.db())
             .await?
         {
             if u.id != actor.user_id {
@@ -198,7 +188,6 @@ impl HostingService {
     /// Creates a hosting and queues its provisioning; returns at once with state `queued`.
     pub async fn create(&self, actor: &Actor, req: CreateHosting) -> Result<HostingView> {
         let cfg = &self.inner.cfg;
-        let db = &self.inner.db;
         let me = self.inner.accounts.get_user(actor.user_id).await?;
 
         let plan = match req.plan.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
@@ -225,20 +214,6 @@ impl HostingService {
         }
         keys.dedup();
 
-        let lock = self.user_lock(actor.user_id);
-        let _guard = lock.lock().await;
-
-        let count = hosting::Entity::find()
-            .filter(hosting::Column::UserId.eq(actor.user_id))
-            .count(db)
-            .await?;
-        if count >= cfg.max_hostings_per_user as u64 {
-            return Err(Error::QuotaExceeded(format!(
-                "you already have {count} hosting(s); the limit is {}",
-                cfg.max_hostings_per_user
-            )));
-        }
-
         let slug = match req.slug.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => {
                 let slug = Slug::parse(s)?;
@@ -251,44 +226,22 @@ impl HostingService {
         };
 
         let keys_json = serde_json::to_string(&keys).map_err(Error::internal)?;
-        if let Some((row, busy)) = self.claim_spare(actor, &slug, &plan.name, &keys_json).await? {
-            drop(_guard);
-            let msg = format!("Hosting '{slug}' queued ({} plan, warm VM)", plan.name);
-            self.event(&row, "state", None, HostingState::Queued.as_str(), msg, None).await;
-            self.spawn_claimed(row.id, busy);
-            return self.view(&row).await;
+        let new = store::NewHosting {
+            user_id: actor.user_id,
+            slug: &slug,
+            plan: &plan.name,
+            keys_json: &keys_json,
+            max_per_user: cfg.max_hostings_per_user,
+        };
+        let (row, lease, warm) = self.inner.store.insert_for_user(new, cfg.pool_size > 0).await?;
+        let how = if warm { ", warm VM" } else { "" };
+        let msg = format!("Hosting '{slug}' queued ({} plan{how})", plan.name);
+        self.event(&row, EventKind::State, None, EventStatus::Queued, msg, None).await;
+        if warm {
+            self.spawn_claimed(lease);
+        } else {
+            self.spawn_create(lease);
         }
-
-        let now = now_ms();
-        let row = hosting::ActiveModel {
-            user_id: Set(actor.user_id),
-            node_id: Set(self.inner.node_id),
-            slug: Set(slug.clone()),
-            plan: Set(plan.name.clone()),
-            state: Set(HostingState::Queued.as_str().into()),
-            state_reason: Set(None),
-            operation: Set(Some(Operation::Create.as_str().into())),
-            http_port: Set(None),
-            ssh_port: Set(None),
-            ssh_keys: Set(keys_json),
-            created_at: Set(now),
-            updated_at: Set(now),
-            running_since: Set(None),
-            ..Default::default()
-        };
-        let row = match row.insert(db).await {
-            Ok(r) => r,
-            Err(e) if ports::is_unique_violation(&e) => {
-                return Err(Error::conflict(Some("slug"), format!("the site name '{slug}' is taken")));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let busy = self.mark_inflight(row.id);
-        drop(_guard);
-
-        let msg = format!("Hosting '{slug}' queued ({} plan)", plan.name);
-        self.event(&row, "state", None, HostingState::Queued.as_str(), msg, None).await;
-        self.spawn_create(row.id, busy);
         self.view(&row).await
     }
 
@@ -305,23 +258,9 @@ impl HostingService {
         Err(Error::conflict(Some("slug"), "choose a site name: the default one is taken"))
     }
 
-    fn user_lock(&self, user_id: i32) -> Arc<tokio::sync::Mutex<()>> {
-        self.inner
-            .user_locks
-            .lock()
-            .unwrap()
-            .entry(user_id)
-            .or_default()
-            .clone()
-    }
-
     /// The caller's hostings, oldest first.
     pub async fn list(&self, actor: &Actor) -> Result<Vec<HostingView>> {
-        let rows = hosting::Entity::find()
-            .filter(hosting::Column::UserId.eq(actor.user_id))
-            .order_by_asc(hosting::Column::Id)
-            .all(&self.inner.db)
-            .await?;
+        let rows = self.inner.store.list_for_user(actor.user_id).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             out.push(self.view(r).await?);
@@ -334,9 +273,7 @@ impl HostingService {
         if !actor.is_admin {
             return Err(Error::Forbidden);
         }
-        let rows = hosting::Entity::find()
-            .find_also_related_user(&self.inner.db)
-            .await?;
+        let rows = self.inner.store.list_all_with_owner().await?;
         let mut out = Vec::with_capacity(rows.len());
         for (h, owner) in rows {
             out.push((self.view(&h).await?, owner));
@@ -346,19 +283,14 @@ impl HostingService {
 
     /// The caller's first hosting (the original API's "my hosting"), if any.
     pub async fn default_for(&self, actor: &Actor) -> Result<Option<HostingView>> {
-        let row = hosting::Entity::find()
-            .filter(hosting::Column::UserId.eq(actor.user_id))
-            .order_by_asc(hosting::Column::Id)
-            .one(&self.inner.db)
-            .await?;
-        match row {
+        match self.inner.store.first_for_user(actor.user_id).await? {
             Some(r) => Ok(Some(self.view(&r).await?)),
             None => Ok(None),
         }
     }
 
     pub async fn get(&self, actor: &Actor, id: i32) -> Result<HostingView> {
-        let row = self.owned(actor, id).await?;
+        let row = self.inner.store.owned(actor, id).await?;
         self.view(&row).await
     }
 
@@ -373,7 +305,7 @@ impl HostingService {
             return Ok(evs);
         }
         // No events: still refuse hostings that are not the caller's.
-        self.owned(actor, id).await?;
+        self.inner.store.owned(actor, id).await?;
         Ok(evs)
     }
 
@@ -387,13 +319,13 @@ impl HostingService {
 
     /// Recent resource samples of a running hosting (oldest first) for the charts.
     pub async fn stats_history(&self, actor: &Actor, id: i32) -> Result<Vec<StatSample>> {
-        self.owned(actor, id).await?;
+        self.inner.store.owned(actor, id).await?;
         Ok(self.inner.metrics.history(id))
     }
 
     /// The last lines of the VM's serial console.
     pub async fn console(&self, actor: &Actor, id: i32, lines: usize) -> Result<Vec<String>> {
-        self.owned(actor, id).await?;
+        self.inner.store.owned(actor, id).await?;
         Ok(self.inner.vm.console_tail(id, lines.clamp(1, 2000)).await?)
     }
 
@@ -402,15 +334,12 @@ impl HostingService {
         if !actor.is_admin {
             return Err(Error::Forbidden);
         }
-        let db = &self.inner.db;
-        let node = node::Entity::find_by_id(self.inner.node_id)
-            .one(db)
+        let store = &self.inner.store;
+        let node = node::Entity::find_by_id(store.node_id())
+            .one(store.db())
             .await?
             .ok_or(Error::NotFound("node"))?;
-        let hostings_total = hosting::Entity::find()
-            .filter(hosting::Column::NodeId.eq(node.id))
-            .count(db)
-            .await?;
+        let hostings_total = store.count_on_node().await?;
         let vms_running = self
             .inner
             .vm
@@ -424,7 +353,7 @@ impl HostingService {
             id: node.id,
             name: node.name,
             libvirt_uri: node.libvirt_uri,
-            domain_type: self.inner.vm.domain_type().to_owned(),
+            domain_type: self.inner.vm.domain_type().to_string(),
             memory_total_kib: total,
             memory_available_kib: avail,
             hostings_total,
@@ -432,125 +361,63 @@ impl HostingService {
         })
     }
 
-    /// Loads a hosting the actor may act on, or NotFound.
-    async fn owned(&self, actor: &Actor, id: i32) -> Result<hosting::Model> {
-        let row = hosting::Entity::find_by_id(id)
-            .one(&self.inner.db)
-            .await?
-            .ok_or(Error::NotFound("hosting"))?;
-        if row.user_id != actor.user_id && !actor.is_admin {
-            return Err(Error::NotFound("hosting"));
-        }
-        Ok(row)
-    }
-
-    async fn view(&self, row: &hosting::Model) -> Result<HostingView> {
-        let pos = if row.state == HostingState::Queued.as_str() {
-            Some(
-                hosting::Entity::find()
-                    .filter(hosting::Column::NodeId.eq(row.node_id))
-                    .filter(hosting::Column::State.eq(HostingState::Queued.as_str()))
-                    .filter(hosting::Column::Id.lt(row.id))
-                    .count(&self.inner.db)
-                    .await? as u32,
-            )
-        } else {
-            None
+    async fn view(&self, row: &HostingRow) -> Result<HostingView> {
+        let pos = match row.state {
+            HostingState::Queued => Some(self.inner.store.queue_position(row).await?),
+            _ => None,
         };
-        Ok(HostingView::from_model(row, &self.inner.cfg, pos))
+        Ok(view::hosting_view(row, &self.inner.cfg, pos))
     }
 
     /// Waits until no operation runs on the hosting (or it is gone), for tests and `?wait=`.
-    /// Returns None when the hosting no longer exists.
+    /// Wakes on the hosting's own events; looks again every second for work done by another
+    /// app instance. Returns None when the hosting no longer exists.
     pub async fn wait_settled(&self, actor: &Actor, id: i32, timeout: Duration) -> Result<Option<HostingView>> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut rx = self.inner.events.subscribe();
         loop {
-            match self.owned(actor, id).await {
+            match self.inner.store.owned(actor, id).await {
                 Ok(row) if row.operation.is_none() => return Ok(Some(self.view(&row).await?)),
                 Ok(_) => {}
                 Err(Error::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
-            if tokio::time::Instant::now() >= deadline {
+            let wake = async {
+                loop {
+                    match rx.recv().await {
+                        Ok(LiveEvent::Event(e)) if e.hosting_id == id && e.kind == EventKind::State => return,
+                        Ok(_) => {}
+                        Err(broadcast::error::RecvError::Lagged(_)) => return,
+                        Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
                 return Err(Error::Busy(format!("hosting {id} is still busy after {timeout:?}")));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            let _ = tokio::time::timeout(left.min(Duration::from_secs(1)), wake).await;
         }
     }
 
-    /// Marks a hosting busy in this process until the guard drops. Take it before the
-    /// database write that starts the work, and move it into the task that does the work, so
-    /// reconciliation never sees the work started but unguarded.
-    fn mark_inflight(&self, id: i32) -> InflightGuard {
-        *self.inner.inflight.lock().unwrap().entry(id).or_insert(0) += 1;
-        InflightGuard { svc: self.clone(), id }
-    }
-
-    /// Marks a hosting busy only when nothing else holds it.
-    fn try_mark_inflight(&self, id: i32) -> Option<InflightGuard> {
-        let mut map = self.inner.inflight.lock().unwrap();
-        if map.get(&id).copied().unwrap_or(0) > 0 {
-            return None;
-        }
-        map.insert(id, 1);
-        Some(InflightGuard { svc: self.clone(), id })
-    }
-
-    /// Like `try_mark_inflight`, waiting up to `patience` for a reconciliation look to end.
-    async fn mark_inflight_patiently(&self, id: i32, patience: Duration) -> InflightGuard {
-        let deadline = tokio::time::Instant::now() + patience;
-        loop {
-            if let Some(g) = self.try_mark_inflight(id) {
-                return g;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                // Another operation holds it: the claim that follows refuses with its reason.
-                return self.mark_inflight(id);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn update_row(&self, id: i32, f: impl FnOnce(&mut hosting::ActiveModel)) -> Result<Option<hosting::Model>> {
-        let Some(row) = hosting::Entity::find_by_id(id).one(&self.inner.db).await? else {
-            return Ok(None);
+    /// Records an event of a user's hosting (spares have no owner to tell).
+    async fn event(
+        &self,
+        h: &HostingRow,
+        kind: EventKind,
+        step: Option<Step>,
+        status: EventStatus,
+        message: String,
+        duration_ms: Option<i64>,
+    ) {
+        let Some(user_id) = h.user_id else {
+            tracing::debug!(hosting_id = h.id, %kind, ?step, %status, "{message}");
+            return;
         };
-        let mut am: hosting::ActiveModel = row.into();
-        f(&mut am);
-        am.updated_at = Set(now_ms());
-        Ok(Some(am.update(&self.inner.db).await?))
-    }
-
-    async fn event(&self, h: &hosting::Model, kind: &str, step: Option<Step>, status: &str, message: String, duration_ms: Option<i64>) {
         self.inner
             .events
-            .record(events::NewEvent {
-                hosting_id: h.id,
-                user_id: h.user_id,
-                kind,
-                step: step.map(Step::as_str),
-                status,
-                message,
-                duration_ms,
-            })
+            .record(events::NewEvent { hosting_id: h.id, user_id, kind, step, status, message, duration_ms })
             .await;
-    }
-}
-
-struct InflightGuard {
-    svc: HostingService,
-    id: i32,
-}
-
-impl Drop for InflightGuard {
-    fn drop(&mut self) {
-        let mut map = self.svc.inner.inflight.lock().unwrap();
-        if let Some(n) = map.get_mut(&self.id) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.id);
-            }
-        }
     }
 }
 
@@ -576,30 +443,4 @@ async fn ensure_node(db: &DatabaseConnection, cfg: &ServiceConfig) -> Result<i32
         ..Default::default()
     };
     Ok(row.insert(db).await?.id)
-}
-
-/// Join of hostings with their owners' usernames.
-trait FindAlsoUser {
-    async fn find_also_related_user(self, db: &DatabaseConnection) -> Result<Vec<(hosting::Model, String)>>;
-}
-
-impl FindAlsoUser for sea_orm::Select<hosting::Entity> {
-    async fn find_also_related_user(self, db: &DatabaseConnection) -> Result<Vec<(hosting::Model, String)>> {
-        let rows = self.order_by_asc(hosting::Column::Id).all(db).await?;
-        let ids: Vec<i32> = rows.iter().map(|h| h.user_id).collect();
-        let users: HashMap<i32, String> = user::Entity::find()
-            .filter(user::Column::Id.is_in(ids))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u.username))
-            .collect();
-        Ok(rows
-            .into_iter()
-            .map(|h| {
-                let owner = users.get(&h.user_id).cloned().unwrap_or_default();
-                (h, owner)
-            })
-            .collect())
-    }
 }

@@ -1,17 +1,16 @@
-//! start / stop / restart / delete: one operation at a time per hosting, run in the
-//! background; the call returns as soon as the operation is claimed.
+//! start / stop / restart / delete: one operation at a time per hosting (the store's lease),
+//! run in the background; the call returns as soon as the operation has begun.
 use std::time::{Duration, Instant};
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, sea_query::Expr};
-
 use super::provision::describe;
-use super::{HostingService, HostingState, HostingView, Operation, ports};
+use super::store::{Lease, Refusal};
+use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation, ports};
 use crate::accounts::Actor;
-use crate::db::entity::hosting;
-use crate::db::now_ms;
 use crate::{Error, Result};
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an operation waits for a reconciliation look at the hosting to end.
+const LOOK_PATIENCE: Duration = Duration::from_secs(5);
 
 impl HostingService {
     /// Starts `op` on a hosting the actor owns. Conflicts (another operation running, or a
@@ -20,48 +19,65 @@ impl HostingService {
         if op == Operation::Create {
             return Err(Error::validation("action", "use create to make a new hosting"));
         }
-        let row = self.owned(actor, id).await?;
-        // An operation in flight: the claim refuses at once. Otherwise only a reconciliation
-        // look can hold the hosting, for a moment: wait it out.
-        let busy = if row.operation.is_some() {
-            self.mark_inflight(id)
-        } else {
-            self.mark_inflight_patiently(id, Duration::from_secs(5)).await
-        };
-        self.claim(&row, op).await?;
-        let claimed = self.load_row(id).await?;
-        self.event(&claimed, "action", None, "started", format!("{} requested", capitalise(op.as_str())), None)
-            .await;
+        self.inner.store.owned(actor, id).await?;
+        let lease = self.begin(id, op).await?;
+        let row = self.inner.store.require(id).await?;
+        let msg = format!("{} requested", op.label());
+        self.event(&row, EventKind::Action, None, EventStatus::Started, msg, None).await;
         let this = self.clone();
         tokio::spawn(async move {
-            let _busy = busy;
             let delay = this.inner.faults.op_delay();
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;
             }
             let res = match op {
-                Operation::Start => this.run_start(id).await,
-                Operation::Stop => this.run_stop(id).await,
-                Operation::Restart => this.run_restart(id).await,
-                Operation::Delete => this.run_delete(id).await,
+                Operation::Start => this.run_start(lease).await,
+                Operation::Stop => this.run_stop(lease).await,
+                Operation::Restart => this.run_restart(lease).await,
+                Operation::Delete => this.run_delete(lease).await,
                 Operation::Create => Ok(()),
             };
             if let Err(err) = res {
-                tracing::error!(hosting_id = id, op = op.as_str(), %err, "operation failed");
+                tracing::error!(hosting_id = id, op = %op, %err, "operation failed");
             }
         });
-        self.view(&claimed).await
+        self.view(&row).await
+    }
+
+    /// Takes the hosting's lease for `op`, waiting out a reconciliation look for a moment;
+    /// refuses at once when another operation runs or the state does not allow it.
+    async fn begin(&self, id: i32, op: Operation) -> Result<Lease> {
+        let deadline = tokio::time::Instant::now() + LOOK_PATIENCE;
+        loop {
+            match self.inner.store.begin(id, op).await? {
+                Ok((_, lease)) => return Ok(lease),
+                Err(Refusal::Gone) => return Err(Error::NotFound("hosting")),
+                Err(Refusal::Busy(now)) => {
+                    let running = now.operation.map(|o| o.as_str()).unwrap_or("an operation");
+                    return Err(Error::Busy(format!(
+                        "'{}' is busy: {running} is in progress; try again when it finishes",
+                        now.slug
+                    )));
+                }
+                Err(Refusal::WrongState(now)) => {
+                    return Err(Error::conflict(
+                        Some("state"),
+                        format!("cannot {op} '{}' while it is {}", now.slug, now.state),
+                    ));
+                }
+                Err(Refusal::Looked(now)) if tokio::time::Instant::now() >= deadline => {
+                    return Err(Error::Busy(format!("'{}' is being checked; try again in a moment", now.slug)));
+                }
+                Err(Refusal::Looked(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// Deletes every hosting of the actor and waits until they are gone (account deletion).
     pub async fn delete_all_for_user(&self, actor: &Actor, timeout: Duration) -> Result<()> {
-        let rows = hosting::Entity::find()
-            .filter(hosting::Column::UserId.eq(actor.user_id))
-            .all(&self.inner.db)
-            .await?;
+        let rows = self.inner.store.list_for_user(actor.user_id).await?;
         for row in &rows {
-            let busy = row.operation.is_some();
-            if busy {
+            if row.operation.is_some() {
                 self.wait_settled(actor, row.id, timeout).await?;
             }
             match self.action(actor, row.id, Operation::Delete).await {
@@ -77,145 +93,100 @@ impl HostingService {
         Ok(())
     }
 
-    /// Atomically sets `operation` when none runs and the state allows it.
-    async fn claim(&self, row: &hosting::Model, op: Operation) -> Result<()> {
-        let allowed: Vec<&str> = op.allowed_from().iter().map(|s| s.as_str()).collect();
-        let mut upd = hosting::Entity::update_many()
-            .col_expr(hosting::Column::Operation, Expr::value(op.as_str()))
-            .col_expr(hosting::Column::UpdatedAt, Expr::value(now_ms()))
-            .filter(hosting::Column::Id.eq(row.id))
-            .filter(hosting::Column::Operation.is_null())
-            .filter(hosting::Column::State.is_in(allowed.clone()));
-        if op == Operation::Delete {
-            upd = upd.col_expr(hosting::Column::State, Expr::value(HostingState::Deleting.as_str()));
-        }
-        let res = upd.exec(&self.inner.db).await?;
-        if res.rows_affected == 1 {
-            return Ok(());
-        }
-        let now = self.load_row(row.id).await?;
-        if let Some(running) = now.operation {
-            return Err(Error::Busy(format!(
-                "'{}' is busy: {running} is in progress; try again when it finishes",
-                now.slug
-            )));
-        }
-        Err(Error::conflict(
-            Some("state"),
-            format!("cannot {} '{}' while it is {}", op.as_str(), now.slug, now.state),
-        ))
-    }
-
-    async fn load_row(&self, id: i32) -> Result<hosting::Model> {
-        hosting::Entity::find_by_id(id)
-            .one(&self.inner.db)
-            .await?
-            .ok_or(Error::NotFound("hosting"))
-    }
-
-    async fn finish(&self, id: i32, state: HostingState, reason: Option<String>, message: String, ms: i64) -> Result<()> {
-        let running = state == HostingState::Running;
-        if let Some(row) = self
-            .update_row(id, |am| {
-                am.state = Set(state.as_str().into());
-                am.state_reason = Set(reason);
-                am.operation = Set(None);
-                am.running_since = Set(running.then(now_ms));
-            })
-            .await?
-        {
-            self.event(&row, "state", None, state.as_str(), message, Some(ms)).await;
-        }
+    /// Settles the operation under `lease` in `state` and tells the owner.
+    pub(super) async fn finish(&self, lease: Lease, state: HostingState, reason: Option<String>, message: String, t: Instant) -> Result<()> {
+        let row = self.inner.store.finish(&lease, state, reason).await?;
+        let ms = Some(t.elapsed().as_millis() as i64);
+        self.event(&row, EventKind::State, None, state.into(), message, ms).await;
         Ok(())
     }
 
-    async fn run_start(&self, id: i32) -> Result<()> {
+    async fn run_start(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        let row = self.load_row(id).await?;
-        match self.boot(&row).await {
-            Ok(()) => self.finish(id, HostingState::Running, None, "Started".into(), t.elapsed().as_millis() as i64).await,
+        let id = lease.hosting_id();
+        match self.boot(id).await {
+            Ok(()) => self.finish(lease, HostingState::Running, None, "Started".into(), t).await,
             Err(err) => {
                 let _ = self.inner.vm.destroy(id).await;
                 let reason = format!("Start failed: {}", describe(&err));
-                self.finish(id, HostingState::Stopped, Some(reason.clone()), reason, t.elapsed().as_millis() as i64)
-                    .await
+                self.finish(lease, HostingState::Stopped, Some(reason.clone()), reason, t).await
             }
         }
     }
 
     /// Defines (if the domain went missing), starts and waits for readiness.
-    async fn boot(&self, row: &hosting::Model) -> Result<()> {
-        let spec = self.vm_spec(row)?;
+    async fn boot(&self, id: i32) -> Result<()> {
+        let row = self.inner.store.require(id).await?;
+        let spec = self.vm_spec(&row)?;
         self.inner.vm.define(&spec).await?;
-        self.inner.vm.start(row.id).await?;
-        self.wait_ready(row).await?;
+        self.inner.vm.start(id).await?;
+        self.wait_ready(&row).await?;
         // The route may have been dropped by a failed reload; make sure it is there.
-        if !self.inner.proxy.site_file(row.id).exists() {
-            let route = self.site_route(row).await?;
+        if !self.inner.proxy.site_file(id).exists() {
+            let route = self.site_route(&row).await?;
             self.inner.proxy.add_route(&route).await?;
         }
         Ok(())
     }
 
-    async fn run_stop(&self, id: i32) -> Result<()> {
+    async fn run_stop(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        match self.inner.vm.shutdown(id, SHUTDOWN_TIMEOUT).await.map_err(Error::from) {
-            Ok(()) => self.finish(id, HostingState::Stopped, None, "Stopped".into(), t.elapsed().as_millis() as i64).await,
+        match self.inner.vm.shutdown(lease.hosting_id(), SHUTDOWN_TIMEOUT).await {
+            Ok(()) => self.finish(lease, HostingState::Stopped, None, "Stopped".into(), t).await,
             Err(err) => {
-                let reason = format!("Stop failed: {}", describe(&err));
-                self.finish(id, HostingState::Running, Some(reason.clone()), reason, t.elapsed().as_millis() as i64)
-                    .await
+                let reason = format!("Stop failed: {}", describe(&err.into()));
+                self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
             }
         }
     }
 
-    async fn run_restart(&self, id: i32) -> Result<()> {
+    async fn run_restart(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        let row = self.load_row(id).await?;
+        let id = lease.hosting_id();
         let res = async {
             self.inner.vm.shutdown(id, SHUTDOWN_TIMEOUT).await?;
-            self.boot(&row).await
+            self.boot(id).await
         }
         .await;
         match res {
-            Ok(()) => self.finish(id, HostingState::Running, None, "Restarted".into(), t.elapsed().as_millis() as i64).await,
+            Ok(()) => self.finish(lease, HostingState::Running, None, "Restarted".into(), t).await,
             Err(err) => {
                 let _ = self.inner.vm.destroy(id).await;
                 let reason = format!("Restart failed: {}", describe(&err));
-                self.finish(id, HostingState::Stopped, Some(reason.clone()), reason, t.elapsed().as_millis() as i64)
-                    .await
+                self.finish(lease, HostingState::Stopped, Some(reason.clone()), reason, t).await
             }
         }
     }
 
-    pub(super) async fn run_delete(&self, id: i32) -> Result<()> {
+    /// Removes everything the hosting holds, then its row. A spare has no owner to tell.
+    pub(super) async fn run_delete(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        let row = self.load_row(id).await?;
-        let errors = self.scrub(&row).await;
+        let id = lease.hosting_id();
+        let row = self.inner.store.require(id).await?;
+        let errors = self.scrub(&lease).await;
         if !errors.is_empty() {
             let reason = format!("Delete incomplete: {}. Press delete again to retry.", errors.join("; "));
-            return self
-                .finish(id, HostingState::Failed, Some(reason.clone()), reason, t.elapsed().as_millis() as i64)
-                .await;
+            return self.finish(lease, HostingState::Failed, Some(reason.clone()), reason, t).await;
         }
-        let txn_db = &self.inner.db;
-        ports::release_all(txn_db, id).await?;
-        hosting::Entity::delete_by_id(id).exec(txn_db).await?;
-        self.event(&row, "state", None, "deleted", format!("Hosting '{}' deleted", row.slug), Some(t.elapsed().as_millis() as i64))
-            .await;
+        ports::release_all(self.inner.store.db(), id).await?;
+        self.inner.store.delete(&lease).await?;
+        let ms = Some(t.elapsed().as_millis() as i64);
+        let msg = format!("Hosting '{}' deleted", row.slug);
+        self.event(&row, EventKind::State, None, EventStatus::Deleted, msg, ms).await;
         self.inner.metrics.forget(id);
-        self.reroute_user_path(row.user_id).await;
+        if let Some(user_id) = row.user_id {
+            self.reroute_user_path(user_id).await;
+        }
         Ok(())
     }
 
     /// After a user's first site is gone (deleted, or its create failed), `/{user_id}/` moves
     /// to their next live one.
     pub(super) async fn reroute_user_path(&self, user_id: i32) {
-        let next = hosting::Entity::find()
-            .filter(hosting::Column::UserId.eq(user_id))
-            .filter(hosting::Column::State.is_in([HostingState::Running.as_str(), HostingState::Stopped.as_str()]))
-            .order_by_asc(hosting::Column::Id)
-            .one(&self.inner.db)
+        let next = self
+            .inner
+            .store
+            .first_for_user_in(user_id, &[HostingState::Running, HostingState::Stopped])
             .await;
         if let Ok(Some(next)) = next {
             if let Ok(route) = self.site_route(&next).await {
@@ -226,12 +197,3 @@ impl HostingService {
         }
     }
 }
-
-fn capitalise(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().collect::<String>() + c.as_str(),
-        None => String::new(),
-    }
-}
-

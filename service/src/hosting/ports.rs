@@ -45,7 +45,7 @@ pub async fn lease(
         match row.insert(db).await {
             Ok(_) => return Ok(port),
             // Someone else leased it between our read and our insert: try the next one.
-            Err(e) if is_unique_violation(&e) => continue,
+            Err(e) if crate::db::is_unique_violation(&e) => continue,
             Err(e) => return Err(e.into()),
         }
     }
@@ -71,13 +71,20 @@ pub async fn leased_by(db: &impl ConnectionTrait, hosting_id: i32) -> Result<Vec
         .await?)
 }
 
-fn bindable(ip: IpAddr, port: u16) -> bool {
-    TcpListener::bind((ip, port)).is_ok()
+/// Hosting ids holding a port on the node (reconciliation looks for ones without a row).
+pub async fn leased_on_node(db: &impl ConnectionTrait, node_id: i32) -> Result<Vec<i32>> {
+    let mut ids: Vec<i32> = port_lease::Entity::find()
+        .filter(port_lease::Column::NodeId.eq(node_id))
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| l.hosting_id)
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
 }
 
-pub(crate) fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
-    matches!(
-        e.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+fn bindable(ip: IpAddr, port: u16) -> bool {
+    TcpListener::bind((ip, port)).is_ok()
 }

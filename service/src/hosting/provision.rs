@@ -1,108 +1,82 @@
-//! Provisioning as undoable steps (the saga): each step does one thing and knows how to undo
-//! it; a failing step undoes the finished ones in reverse order. Every undo is idempotent and
-//! keyed on the hosting id, so reconciliation can also run them on a hosting whose progress is
-//! unknown (after a crash).
-use std::net::IpAddr;
+//! Provisioning as undoable steps (the saga): the units of an order run one by one, each
+//! recorded as an event with its duration; a failing unit undoes the finished ones in reverse
+//! order. Every undo is idempotent and keyed on the hosting id, so reconciliation can also run
+//! them on a hosting whose progress is unknown (after a crash). See `units.rs` for the steps.
 use std::time::{Duration, Instant};
 
-use sea_orm::Set;
-
-use super::ports::{self, PortRange};
-use super::{HostingService, HostingState, Step};
-use crate::db::entity::hosting;
-use crate::db::now_ms;
+use super::store::{HostingRow, Lease};
+use super::units::{self, Cx, Unit};
+use super::{EventKind, EventStatus, HostingService, HostingState};
 use crate::proxy::SiteRoute;
-use crate::vm::{SeedSpec, VmSpec, VmState};
+use crate::vm::{SeedSpec, VmSpec};
 use crate::{Error, Result};
 
-impl HostingService {
-    /// Provisions in the background; `busy` (the hosting's in-flight mark) lives as long as
-    /// the task.
-    pub(super) fn spawn_create(&self, id: i32, busy: super::InflightGuard) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let _busy = busy;
-            if let Err(err) = this.run_create(id).await {
-                tracing::error!(hosting_id = id, %err, "provisioning task failed");
-            }
-        });
-    }
+/// Where an order stopped: the step, its error, and the undos that failed (empty = clean).
+pub(super) struct Failure {
+    pub unit: &'static dyn Unit,
+    pub error: Error,
+    pub undo_errors: Vec<String>,
+}
 
-    async fn run_create(&self, id: i32) -> Result<()> {
-        let permits = self.inner.permits.clone();
-        let _permit = permits.acquire_owned().await.map_err(Error::internal)?;
-        self.run_saga(id, false).await
-    }
-
-    /// A claimed warm VM: no boot, so no provisioning slot is needed.
-    pub(super) fn spawn_claimed(&self, id: i32, busy: super::InflightGuard) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            let _busy = busy;
-            if let Err(err) = this.run_saga(id, true).await {
-                tracing::error!(hosting_id = id, %err, "provisioning a claimed warm VM failed");
-            }
-        });
-    }
-
-    /// Runs the steps of a create (cold, or `warm` from a spare), then marks the hosting
-    /// running, or undoes what was done and marks it failed with the reason.
-    async fn run_saga(&self, id: i32, warm: bool) -> Result<()> {
-        let Some(row) = self
-            .update_row(id, |am| am.state = Set(HostingState::Provisioning.as_str().into()))
-            .await?
-        else {
-            return Ok(()); // deleted while queued
-        };
-        let how = if warm { "Provisioning from the warm pool (a VM booted ahead of time)" } else { "Provisioning started" };
-        self.event(&row, "state", None, "provisioning", how.into(), None).await;
-        let started = Instant::now();
-
-        let mut done: Vec<Step> = Vec::new();
-        let mut failure: Option<(Step, Error)> = None;
-        let order: &[Step] = if warm { &super::pool::WARM_ORDER } else { &Step::ALL };
-        for &step in order {
-            self.event(&row, "step", Some(step), "started", step.label().into(), None).await;
-            let t = Instant::now();
-            let result = if self.inner.faults.take(step) {
-                Err(Error::Internal(format!("injected failure at step {}", step.as_str())))
-            } else if warm {
-                self.do_warm_step(step, id).await
-            } else {
-                self.do_step(step, id).await
-            };
-            let ms = t.elapsed().as_millis() as i64;
-            match result {
-                Ok(()) => {
-                    self.event(&row, "step", Some(step), "succeeded", step.label().into(), Some(ms)).await;
-                    done.push(step);
-                }
-                Err(err) => {
-                    self.event(&row, "step", Some(step), "failed", describe(&err), Some(ms)).await;
-                    failure = Some((step, err));
-                    break;
-                }
-            }
+impl Failure {
+    /// What the owner is told.
+    pub fn reason(&self) -> String {
+        let mut reason = format!("{} failed: {}", self.unit.step().label(), describe(&self.error));
+        if self.undo_errors.is_empty() {
+            reason.push_str(". Everything created so far was removed.");
+        } else {
+            reason.push_str(&format!(
+                ". Cleanup is incomplete ({}); it will be retried automatically.",
+                self.undo_errors.join("; ")
+            ));
         }
+        reason
+    }
+}
 
-        match failure {
-            None => {
+impl HostingService {
+    /// A cold create, in the background once a provisioning slot is free; the lease lives as
+    /// long as the task.
+    pub(super) fn spawn_create(&self, lease: Lease) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let permits = this.inner.permits.clone();
+            let Ok(_permit) = permits.acquire_owned().await else { return };
+            if let Err(err) = this.run_create(lease, units::COLD).await {
+                tracing::error!(%err, "provisioning task failed");
+            }
+        });
+    }
+
+    /// A claimed warm spare: no boot, so no provisioning slot is needed.
+    pub(super) fn spawn_claimed(&self, lease: Lease) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = this.run_create(lease, units::WARM).await {
+                tracing::error!(%err, "provisioning a claimed warm VM failed");
+            }
+        });
+    }
+
+    /// Runs a create's units, then marks the hosting running, or undoes what was done and
+    /// marks it failed with the reason.
+    async fn run_create(&self, lease: Lease, order: &'static [&'static dyn Unit]) -> Result<()> {
+        let store = &self.inner.store;
+        let warm = std::ptr::eq(order, units::WARM);
+        let row = store.set_state(&lease, HostingState::Provisioning).await?;
+        let how = if warm { "Provisioning from the warm pool (a VM booted ahead of time)" } else { "Provisioning started" };
+        self.event(&row, EventKind::State, None, EventStatus::Provisioning, how.into(), None).await;
+        let started = Instant::now();
+        match self.run_units(&row, &lease, order, true).await {
+            Ok(()) => {
                 let total = started.elapsed().as_millis() as i64;
-                if let Some(row) = self
-                    .update_row(id, |am| {
-                        am.state = Set(HostingState::Running.as_str().into());
-                        am.state_reason = Set(None);
-                        am.operation = Set(None);
-                        am.running_since = Set(Some(now_ms()));
-                    })
-                    .await?
-                {
-                    self.event(&row, "state", None, "running", format!("Site is live ({total} ms)"), Some(total))
-                        .await;
-                }
+                let row = store.finish(&lease, HostingState::Running, None).await?;
+                let msg = format!("Site is live ({total} ms)");
+                self.event(&row, EventKind::State, None, EventStatus::Running, msg, Some(total)).await;
                 if warm {
                     // The restored clock is behind; fix it now that the site is live.
                     let vm = self.inner.vm.clone();
+                    let id = row.id;
                     tokio::spawn(async move {
                         if let Err(err) = vm.agent_sync_clock(id).await {
                             tracing::warn!(hosting_id = id, %err, "could not set the guest clock");
@@ -110,51 +84,92 @@ impl HostingService {
                     });
                 }
             }
-            Some((step, err)) => {
-                let undo_errors = self.unwind(&row, &done).await;
-                let mut reason = format!("{} failed: {}", step.label(), describe(&err));
-                if undo_errors.is_empty() {
-                    reason.push_str(". Everything created so far was removed.");
-                } else {
-                    reason.push_str(&format!(
-                        ". Cleanup is incomplete ({}); it will be retried automatically.",
-                        undo_errors.join("; ")
-                    ));
-                }
-                if let Some(row) = self
-                    .update_row(id, |am| {
-                        am.state = Set(HostingState::Failed.as_str().into());
-                        am.state_reason = Set(Some(reason.clone()));
-                        am.operation = Set(None);
-                        am.http_port = Set(None);
-                        am.ssh_port = Set(None);
-                        am.running_since = Set(None);
-                    })
-                    .await?
-                {
-                    self.event(&row, "state", None, "failed", reason, None).await;
-                }
+            Err(failure) => {
+                let reason = failure.reason();
+                let row = store.finish(&lease, HostingState::Failed, Some(reason.clone())).await?;
+                self.event(&row, EventKind::State, None, EventStatus::Failed, reason, None).await;
                 // A younger site of this user may have been routed without `/{user_id}/`
                 // while this one came first.
-                self.reroute_user_path(row.user_id).await;
+                if let Some(user_id) = row.user_id {
+                    self.reroute_user_path(user_id).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `order` on the leased hosting (with a step event each when `events`). On failure,
+    /// undoes the finished units in reverse and says where it stopped.
+    pub(super) async fn run_units(
+        &self,
+        row: &HostingRow,
+        lease: &Lease,
+        order: &'static [&'static dyn Unit],
+        events: bool,
+    ) -> std::result::Result<(), Failure> {
+        let cx = Cx { svc: self, lease };
+        let mut done: Vec<&'static dyn Unit> = Vec::new();
+        for &unit in order {
+            let step = unit.step();
+            if events {
+                self.event(row, EventKind::Step, Some(step), EventStatus::Started, step.label().into(), None).await;
+            }
+            let t = Instant::now();
+            let result = if self.inner.faults.take(step) {
+                Err(Error::Internal(format!("injected failure at step {step}")))
+            } else {
+                unit.run(&cx).await
+            };
+            let ms = Some(t.elapsed().as_millis() as i64);
+            match result {
+                Ok(()) => {
+                    if events {
+                        self.event(row, EventKind::Step, Some(step), EventStatus::Succeeded, step.label().into(), ms).await;
+                    }
+                    done.push(unit);
+                }
+                Err(error) => {
+                    if events {
+                        self.event(row, EventKind::Step, Some(step), EventStatus::Failed, describe(&error), ms).await;
+                    }
+                    // The failed unit may have made part of its thing: undo that too (it
+                    // is no finished step, so no event), then the finished ones.
+                    let mut undo_errors = self.unwind(row, lease, &[unit], false).await;
+                    undo_errors.extend(self.unwind(row, lease, &done, events).await);
+                    return Err(Failure { unit, error, undo_errors });
+                }
             }
         }
         Ok(())
     }
 
     /// Undoes `done` in reverse order. Returns the undo errors (empty = clean slate).
-    pub(super) async fn unwind(&self, row: &hosting::Model, done: &[Step]) -> Vec<String> {
+    async fn unwind(&self, row: &HostingRow, lease: &Lease, done: &[&'static dyn Unit], events: bool) -> Vec<String> {
+        let cx = Cx { svc: self, lease };
+        let times = if self.inner.faults.undo_twice() { 2 } else { 1 };
         let mut errors = Vec::new();
-        for step in done.iter().rev() {
+        for unit in done.iter().rev() {
+            let step = unit.step();
             let t = Instant::now();
-            match self.undo_step(*step, row.id).await {
-                Ok(()) => {
-                    self.event(row, "undo", Some(*step), "undone", format!("Undid: {}", step.label()), Some(t.elapsed().as_millis() as i64))
-                        .await
+            let mut result = Ok(());
+            for _ in 0..times {
+                result = unit.undo(&cx).await;
+                if result.is_err() {
+                    break;
                 }
+            }
+            match result {
+                Ok(()) if events => {
+                    let ms = Some(t.elapsed().as_millis() as i64);
+                    let msg = format!("Undid: {}", step.label());
+                    self.event(row, EventKind::Undo, Some(step), EventStatus::Undone, msg, ms).await;
+                }
+                Ok(()) => {}
                 Err(err) => {
-                    let msg = format!("could not undo {}: {}", step.as_str(), describe(&err));
-                    self.event(row, "undo", Some(*step), "failed", msg.clone(), None).await;
+                    let msg = format!("could not undo {step}: {}", describe(&err));
+                    if events {
+                        self.event(row, EventKind::Undo, Some(step), EventStatus::Failed, msg.clone(), None).await;
+                    }
                     errors.push(msg);
                 }
             }
@@ -162,15 +177,25 @@ impl HostingService {
         errors
     }
 
-    pub(super) async fn load(&self, id: i32) -> Result<hosting::Model> {
-        use sea_orm::EntityTrait;
-        hosting::Entity::find_by_id(id)
-            .one(&self.inner.db)
-            .await?
-            .ok_or(Error::NotFound("hosting"))
+    /// The steps of a create, in order, as its progress view lists them.
+    pub fn create_steps(warm: bool) -> Vec<vmw_types::Step> {
+        let order = if warm { units::WARM } else { units::COLD };
+        order.iter().map(|u| u.step()).collect()
     }
 
-    pub(super) fn vm_spec(&self, row: &hosting::Model) -> Result<VmSpec> {
+    /// Removes whatever a hosting may hold, whatever its progress: every undo, in reverse.
+    pub(super) async fn scrub(&self, lease: &Lease) -> Vec<String> {
+        let cx = Cx { svc: self, lease };
+        let mut errors = Vec::new();
+        for unit in units::EVERYTHING.iter().rev() {
+            if let Err(err) = unit.undo(&cx).await {
+                errors.push(format!("{}: {}", unit.step(), describe(&err)));
+            }
+        }
+        errors
+    }
+
+    pub(super) fn vm_spec(&self, row: &HostingRow) -> Result<VmSpec> {
         let plan = self
             .inner
             .cfg
@@ -190,25 +215,27 @@ impl HostingService {
     }
 
     /// The route of a hosting; it also serves `/{user_id}/` when it is the user's first live one.
-    pub(super) async fn site_route(&self, row: &hosting::Model) -> Result<SiteRoute> {
-        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-        let first = hosting::Entity::find()
-            .filter(hosting::Column::UserId.eq(row.user_id))
-            .filter(hosting::Column::State.is_not_in([HostingState::Failed.as_str(), HostingState::Deleting.as_str()]))
-            .order_by_asc(hosting::Column::Id)
-            .one(&self.inner.db)
+    pub(super) async fn site_route(&self, row: &HostingRow) -> Result<SiteRoute> {
+        let user_id = row.user_id.ok_or_else(|| Error::internal("a spare has no route"))?;
+        let first = self
+            .inner
+            .store
+            .first_for_user_in(
+                user_id,
+                &[HostingState::Queued, HostingState::Provisioning, HostingState::Running, HostingState::Stopped],
+            )
             .await?;
         let http = row.http_port.ok_or_else(|| Error::internal("ports are not allocated"))?;
         Ok(SiteRoute {
             hosting_id: row.id,
             slug: row.slug.clone(),
-            user_id: row.user_id,
+            user_id,
             serve_user_path: first.map(|f| f.id) == Some(row.id),
             http_port: http as u16,
         })
     }
 
-    pub(super) fn seed(&self, row: &hosting::Model) -> Result<SeedSpec> {
+    pub(super) fn seed(&self, row: &HostingRow) -> Result<SeedSpec> {
         let keys: Vec<String> = serde_json::from_str(&row.ssh_keys).map_err(Error::internal)?;
         Ok(SeedSpec {
             hostname: row.slug.clone(),
@@ -218,111 +245,13 @@ impl HostingService {
         })
     }
 
-    pub(super) async fn do_step(&self, step: Step, id: i32) -> Result<()> {
-        let vm = &self.inner.vm;
-        match step {
-            Step::AllocatePorts => {
-                let cfg = &self.inner.cfg;
-                let bind: IpAddr = cfg
-                    .forward_bind
-                    .parse()
-                    .map_err(|_| Error::internal(format!("forward_bind '{}' is not an IP address", cfg.forward_bind)))?;
-                let db = &self.inner.db;
-                let node = self.inner.node_id;
-                let http = ports::lease(db, node, id, "http", &PortRange { base: cfg.http_port_base, len: cfg.port_range_len }, bind).await?;
-                let ssh = ports::lease(db, node, id, "ssh", &PortRange { base: cfg.ssh_port_base, len: cfg.port_range_len }, bind).await?;
-                self.update_row(id, |am| {
-                    am.http_port = Set(Some(http as i32));
-                    am.ssh_port = Set(Some(ssh as i32));
-                })
-                .await?;
-                Ok(())
-            }
-            Step::CreateDisk => {
-                let row = self.load(id).await?;
-                Ok(vm.create_disk(&self.vm_spec(&row)?).await?)
-            }
-            Step::WriteSeed => {
-                let row = self.load(id).await?;
-                Ok(vm.write_seed(id, &self.seed(&row)?).await?)
-            }
-            Step::DefineDomain => {
-                let row = self.load(id).await?;
-                Ok(vm.define(&self.vm_spec(&row)?).await?)
-            }
-            Step::StartVm => Ok(vm.start(id).await?),
-            Step::WaitReady => {
-                let row = self.load(id).await?;
-                self.wait_ready(&row).await
-            }
-            Step::AddRoute => {
-                let row = self.load(id).await?;
-                let route = self.site_route(&row).await?;
-                self.inner.proxy.add_route(&route).await?;
-                if !self.inner.faults.skip_ready_probe() {
-                    // The VM answered on its port; make sure it also answers through nginx.
-                    self.inner.proxy.check_route(&row.slug, Duration::from_secs(15)).await?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    pub(super) async fn wait_ready(&self, row: &hosting::Model) -> Result<()> {
-        let vm = &self.inner.vm;
+    pub(super) async fn wait_ready(&self, row: &HostingRow) -> Result<()> {
         if self.inner.faults.skip_ready_probe() {
-            return match vm.state(row.id).await? {
-                VmState::Running => Ok(()),
-                other => Err(Error::Vm(format!("the VM is {other:?}, not running"))),
-            };
+            return units::running_is_ready(self, row.id).await;
         }
         let spec = self.vm_spec(row)?;
         let timeout = Duration::from_secs(self.inner.cfg.ready_timeout_secs);
-        Ok(vm.wait_ready(spec.http_port, spec.ssh_port, timeout).await?)
-    }
-
-    pub(super) async fn undo_step(&self, step: Step, id: i32) -> Result<()> {
-        let vm = &self.inner.vm;
-        match step {
-            Step::AllocatePorts => {
-                ports::release_all(&self.inner.db, id).await?;
-                self.update_row(id, |am| {
-                    am.http_port = Set(None);
-                    am.ssh_port = Set(None);
-                })
-                .await?;
-                Ok(())
-            }
-            Step::CreateDisk => Ok(vm.remove_files(id).await?),
-            Step::WriteSeed => {
-                let seed = vm.vm_dir(id).join("seed.iso");
-                match tokio::fs::remove_file(&seed).await {
-                    Ok(()) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(Error::Vm(format!("removing {}: {e}", seed.display()))),
-                }
-            }
-            Step::DefineDomain => Ok(vm.undefine(id).await?),
-            Step::StartVm => Ok(vm.destroy(id).await?),
-            Step::WaitReady => Ok(()),
-            Step::AddRoute => {
-                if self.inner.proxy.site_file(id).exists() {
-                    self.inner.proxy.remove_route(id).await?;
-                }
-                Ok(())
-            }
-        }
-    }
-
-    /// Removes whatever a hosting may hold, whatever its progress: every undo, in reverse.
-    pub(super) async fn scrub(&self, row: &hosting::Model) -> Vec<String> {
-        let mut errors = Vec::new();
-        for step in Step::ALL.iter().rev() {
-            if let Err(err) = self.undo_step(*step, row.id).await {
-                errors.push(format!("{}: {}", step.as_str(), describe(&err)));
-            }
-        }
-        errors
+        Ok(self.inner.vm.wait_ready(spec.http_port, spec.ssh_port, timeout).await?)
     }
 }
 

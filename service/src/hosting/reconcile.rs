@@ -3,11 +3,9 @@
 //! clean failure) and periodically (orphans, VMs that stopped by themselves).
 use std::collections::HashSet;
 
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
-
-use super::{HostingService, HostingState, Operation, ports};
+use super::store::{HostingRow, Lease};
+use super::{EventKind, EventStatus, HostingService, HostingState, Operation, ports};
 use crate::Result;
-use crate::db::entity::{hosting, port_lease};
 use crate::vm::VmState;
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -31,171 +29,133 @@ pub struct ReconcileReport {
     pub spares_removed: Vec<i32>,
 }
 
-/// A periodic pass leaves alone hostings in the middle of something that changed this
-/// recently (their work may have been started a moment ago by this process).
-const PERIODIC_MIN_IDLE_MS: i64 = 10_000;
-
 impl HostingService {
-    /// Reconciles everything not in flight in this process: at start-up, nothing is.
+    /// Reconciles every hosting of this node that nobody holds a lease on: at start-up, the
+    /// leases of this instance's previous boot count as free (it is dead).
     pub async fn reconcile(&self) -> Result<ReconcileReport> {
-        self.reconcile_pass(0).await
-    }
-
-    /// The periodic pass (see `PERIODIC_MIN_IDLE_MS`).
-    pub(super) async fn reconcile_periodic(&self) -> Result<ReconcileReport> {
-        self.reconcile_pass(PERIODIC_MIN_IDLE_MS).await
-    }
-
-    async fn reconcile_pass(&self, min_idle_ms: i64) -> Result<ReconcileReport> {
         let mut rep = ReconcileReport::default();
-        let db = &self.inner.db;
-        let ids: Vec<i32> = hosting::Entity::find()
-            .filter(hosting::Column::NodeId.eq(self.inner.node_id))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
+        let store = &self.inner.store;
         let domains: Vec<(i32, VmState)> = self.inner.vm.list_domains().await?;
         let routes: HashSet<i32> = self.inner.proxy.list_routes().await?.into_iter().collect();
+        for id in store.ids_on_node().await? {
+            // Held by an operation or another look (in this process or another): theirs.
+            let Some((row, lease)) = store.look(id).await? else {
+                continue;
+            };
+            self.reconcile_row(row, lease, &domains, &routes, &mut rep).await?;
+        }
+        self.remove_orphans(&mut rep).await?;
+        Ok(rep)
+    }
 
-        for id in ids {
-            // Held while this row is looked at: operations wait for it, claims skip it.
-            let Some(busy) = self.try_mark_inflight(id) else {
-                continue;
-            };
-            // Read again under the mark: the list above may be seconds old by now.
-            let Some(row) = hosting::Entity::find_by_id(id).one(db).await? else {
-                continue;
-            };
-            let row = &row;
-            let state = HostingState::parse(&row.state);
-            let settled = matches!(state, Some(HostingState::Running | HostingState::Stopped | HostingState::Failed))
-                && row.operation.is_none()
-                || state == Some(HostingState::Spare) && row.operation.is_none();
-            if !settled && crate::db::now_ms() - row.updated_at < min_idle_ms {
-                continue;
+    /// The periodic pass is the same pass: leases keep it off hostings in the middle of work.
+    pub(super) async fn reconcile_periodic(&self) -> Result<ReconcileReport> {
+        self.reconcile().await
+    }
+
+    /// One hosting, under a look lease that nobody else held: any operation it shows was
+    /// abandoned by a holder that died.
+    async fn reconcile_row(
+        &self,
+        row: HostingRow,
+        lease: Lease,
+        domains: &[(i32, VmState)],
+        routes: &HashSet<i32>,
+        rep: &mut ReconcileReport,
+    ) -> Result<()> {
+        let store = &self.inner.store;
+        match row.state {
+            HostingState::Queued | HostingState::Provisioning => {
+                // A create nobody runs any more: start it over from a clean slate.
+                let errors = self.scrub(&lease).await;
+                if !errors.is_empty() {
+                    tracing::warn!(hosting_id = row.id, ?errors, "could not clean an interrupted create");
+                    return Ok(());
+                }
+                let r = store.requeue(&lease).await?;
+                let msg = "Provisioning was interrupted (service restart); cleaned up and starting over";
+                self.event(&r, EventKind::State, None, EventStatus::Queued, msg.into(), None).await;
+                self.spawn_create(lease);
+                rep.requeued.push(row.id);
             }
-            let op = row.operation.as_deref();
-            match (state, op) {
-                (Some(HostingState::Queued | HostingState::Provisioning), _) => {
-                    // A create that this process is not running: start it over from a clean slate.
-                    let errors = self.scrub(row).await;
-                    if errors.is_empty() {
-                        if let Some(r) = self
-                            .update_row(row.id, |am| {
-                                am.state = Set(HostingState::Queued.as_str().into());
-                                am.operation = Set(Some(Operation::Create.as_str().into()));
-                                am.http_port = Set(None);
-                                am.ssh_port = Set(None);
-                            })
-                            .await?
-                        {
-                            self.event(&r, "state", None, "queued", "Provisioning was interrupted (service restart); cleaned up and starting over".into(), None)
-                                .await;
-                        }
-                        self.spawn_create(row.id, busy);
-                        rep.requeued.push(row.id);
-                    } else {
-                        tracing::warn!(hosting_id = row.id, ?errors, "could not clean an interrupted create");
+            HostingState::Deleting => {
+                store.set_operation(&lease, Operation::Delete).await?;
+                let this = self.clone();
+                let id = row.id;
+                tokio::spawn(async move {
+                    if let Err(err) = this.run_delete(lease).await {
+                        tracing::warn!(hosting_id = id, %err, "could not finish an interrupted delete");
+                    }
+                });
+                rep.deletes_finished.push(row.id);
+            }
+            HostingState::Failed => {
+                let holds = domains.iter().any(|(id, _)| *id == row.id)
+                    || self.inner.vm.vm_dir(row.id).exists()
+                    || routes.contains(&row.id)
+                    || !ports::leased_by(store.db(), row.id).await?.is_empty();
+                if holds && self.scrub(&lease).await.is_empty() {
+                    rep.failed_scrubbed.push(row.id);
+                }
+                if row.operation.is_some() {
+                    store.finish(&lease, HostingState::Failed, row.state_reason.clone()).await?;
+                } else {
+                    store.release(&lease).await?;
+                }
+            }
+            HostingState::Running | HostingState::Stopped => {
+                let actual = domains.iter().find(|(id, _)| *id == row.id).map(|(_, s)| *s);
+                let want = match actual {
+                    Some(VmState::Running | VmState::Paused) => HostingState::Running,
+                    _ => HostingState::Stopped,
+                };
+                let changed = if row.operation.is_some() {
+                    rep.ops_settled.push(row.id);
+                    true
+                } else if row.state != want {
+                    rep.states_corrected.push(row.id);
+                    true
+                } else {
+                    false
+                };
+                if !routes.contains(&row.id) && row.http_port.is_some() {
+                    let route = self.site_route(&row).await?;
+                    if self.inner.proxy.add_route(&route).await.is_ok() {
+                        rep.routes_restored.push(row.id);
                     }
                 }
-                (Some(HostingState::Deleting), _) => {
-                    let this = self.clone();
-                    let id = row.id;
-                    let _ = self.update_row(id, |am| am.operation = Set(Some(Operation::Delete.as_str().into()))).await?;
-                    tokio::spawn(async move {
-                        let _busy = busy;
-                        if let Err(err) = this.run_delete(id).await {
-                            tracing::warn!(hosting_id = id, %err, "could not finish an interrupted delete");
-                        }
-                    });
-                    rep.deletes_finished.push(row.id);
+                if changed {
+                    let r = store.finish(&lease, want, row.state_reason.clone()).await?;
+                    let msg = format!("State read back from the hypervisor: {want}");
+                    self.event(&r, EventKind::State, None, want.into(), msg, None).await;
+                } else {
+                    store.release(&lease).await?;
                 }
-                (Some(HostingState::Failed), _) => {
-                    let holds = domains.iter().any(|(id, _)| *id == row.id)
-                        || self.inner.vm.vm_dir(row.id).exists()
-                        || routes.contains(&row.id)
-                        || !ports::leased_by(db, row.id).await?.is_empty();
-                    if holds {
-                        let errors = self.scrub(row).await;
-                        if errors.is_empty() {
-                            rep.failed_scrubbed.push(row.id);
-                        }
-                    }
-                    if row.operation.is_some() {
-                        self.update_row(row.id, |am| am.operation = Set(None)).await?;
-                    }
+            }
+            HostingState::Spare => {
+                // A spare is either being made (by a process that died: remove it) or saved
+                // and waiting (its domain must exist with its saved state).
+                let saved = row.operation.is_none() && self.inner.vm.has_managed_save(row.id).await.unwrap_or(false);
+                if saved {
+                    store.release(&lease).await?;
+                } else if self.scrub(&lease).await.is_empty() {
+                    store.delete(&lease).await?;
+                    rep.spares_removed.push(row.id);
                 }
-                (Some(HostingState::Running | HostingState::Stopped), _) => {
-                    let actual = domains.iter().find(|(id, _)| *id == row.id).map(|(_, s)| *s);
-                    let want = match actual {
-                        Some(VmState::Running) => HostingState::Running,
-                        Some(VmState::Paused) => HostingState::Running,
-                        _ => HostingState::Stopped,
-                    };
-                    let mut changed = state != Some(want);
-                    if op.is_some() {
-                        rep.ops_settled.push(row.id);
-                        changed = true;
-                    } else if changed {
-                        rep.states_corrected.push(row.id);
-                    }
-                    if changed {
-                        if let Some(r) = self
-                            .update_row(row.id, |am| {
-                                am.state = Set(want.as_str().into());
-                                am.operation = Set(None);
-                                if want != HostingState::Running {
-                                    am.running_since = Set(None);
-                                }
-                            })
-                            .await?
-                        {
-                            self.event(&r, "state", None, want.as_str(), format!("State read back from the hypervisor: {}", want.as_str()), None)
-                                .await;
-                        }
-                    }
-                    if !routes.contains(&row.id) && row.http_port.is_some() {
-                        let route = self.site_route(row).await?;
-                        if self.inner.proxy.add_route(&route).await.is_ok() {
-                            rep.routes_restored.push(row.id);
-                        }
-                    }
-                }
-                (Some(HostingState::Spare), op) => {
-                    // A spare is either being made (by a process that died: remove it) or saved
-                    // and waiting (its domain must exist with its saved state).
-                    let saved = op.is_none() && self.inner.vm.has_managed_save(row.id).await.unwrap_or(false);
-                    if !saved {
-                        let errors = self.scrub(row).await;
-                        if errors.is_empty() {
-                            hosting::Entity::delete_by_id(row.id).exec(db).await?;
-                            rep.spares_removed.push(row.id);
-                        }
-                    }
-                }
-                (None, _) => tracing::warn!(hosting_id = row.id, state = row.state, "unknown hosting state"),
             }
         }
+        Ok(())
+    }
 
-        // Orphans: things named after a hosting id that has no row. List them first, then the
-        // rows: a hosting's row is made before anything named after it and removed after it.
+    /// Things named after a hosting id that has no row. They are listed first, then the rows:
+    /// a hosting's row is made before anything named after it and removed after it.
+    async fn remove_orphans(&self, rep: &mut ReconcileReport) -> Result<()> {
+        let store = &self.inner.store;
         let domains: Vec<(i32, VmState)> = self.inner.vm.list_domains().await?;
         let dirs = self.vm_dirs().await;
         let routes: HashSet<i32> = self.inner.proxy.list_routes().await?.into_iter().collect();
-        let leases = port_lease::Entity::find()
-            .filter(port_lease::Column::NodeId.eq(self.inner.node_id))
-            .all(db)
-            .await?;
-        let mut known: HashSet<i32> = hosting::Entity::find()
-            .filter(hosting::Column::NodeId.eq(self.inner.node_id))
-            .all(db)
-            .await?
-            .into_iter()
-            .map(|r| r.id)
-            .collect();
-        known.extend(self.inner.inflight.lock().unwrap().keys().copied());
+        let leases = ports::leased_on_node(store.db(), store.node_id()).await?;
+        let known: HashSet<i32> = store.ids_on_node().await?.into_iter().collect();
         for (id, _) in &domains {
             if !known.contains(id) {
                 let _ = self.inner.vm.undefine(*id).await;
@@ -204,26 +164,22 @@ impl HostingService {
             }
         }
         for id in dirs {
-            if !known.contains(&id) {
-                if self.inner.vm.remove_files(id).await.is_ok() {
-                    rep.orphan_dirs.push(id);
-                }
+            if !known.contains(&id) && self.inner.vm.remove_files(id).await.is_ok() {
+                rep.orphan_dirs.push(id);
             }
         }
         for id in &routes {
-            if !known.contains(id) {
-                if self.inner.proxy.remove_route(*id).await.is_ok() {
-                    rep.orphan_routes.push(*id);
-                }
+            if !known.contains(id) && self.inner.proxy.remove_route(*id).await.is_ok() {
+                rep.orphan_routes.push(*id);
             }
         }
-        for l in leases {
-            if !known.contains(&l.hosting_id) && !rep.orphan_leases.contains(&l.hosting_id) {
-                ports::release_all(db, l.hosting_id).await?;
-                rep.orphan_leases.push(l.hosting_id);
+        for hosting_id in leases {
+            if !known.contains(&hosting_id) && !rep.orphan_leases.contains(&hosting_id) {
+                ports::release_all(store.db(), hosting_id).await?;
+                rep.orphan_leases.push(hosting_id);
             }
         }
-        Ok(rep)
+        Ok(())
     }
 
     /// Hosting ids that have a folder under `{data_dir}/vms/`.

@@ -173,6 +173,16 @@ impl VmManager {
         files::write_seed(&self.vm_dir(hosting_id), &instance_id, seed).await
     }
 
+    /// Removes the NoCloud seed. Missing: fine.
+    pub async fn remove_seed(&self, hosting_id: i32) -> Result<(), VmError> {
+        let seed = self.vm_dir(hosting_id).join("seed.iso");
+        match tokio::fs::remove_file(&seed).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(VmError::Io(format!("removing {}: {e}", seed.display()))),
+        }
+    }
+
     pub async fn remove_files(&self, hosting_id: i32) -> Result<(), VmError> {
         files::remove_dir(&self.vm_dir(hosting_id)).await
     }

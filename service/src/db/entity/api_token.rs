@@ -1,6 +1,7 @@
 use sea_orm::entity::prelude::*;
+use vmw_types::TokenKind;
 
-/// Bearer tokens, stored only as SHA-256 hashes. `kind` is "login" (expires) or "api" (named, long-lived).
+/// Bearer tokens, stored only as SHA-256 hashes. `kind`: a login token (expires) or a named API token.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "api_tokens")]
 pub struct Model {
@@ -8,7 +9,7 @@ pub struct Model {
     pub id: i32,
     pub user_id: i32,
     pub name: String,
-    pub kind: String,
+    pub kind: TokenKind,
     #[sea_orm(unique)]
     pub token_hash: String,
     pub expires_at: Option<i64>,

@@ -1,22 +1,24 @@
 use sea_orm::entity::prelude::*;
+use vmw_types::{HostingState, Operation};
 
-/// A user's site and its VM. Domain, disk and nginx names derive from `id`, never from `slug`.
+/// A user's site and its VM, or a warm spare (no owner yet). Domain, disk and nginx names derive
+/// from `id`, never from `slug`. Only `hosting::store` reads or writes these rows.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "hostings")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
-    pub user_id: i32,
+    /// None for a warm spare: it belongs to no account until a create claims it.
+    pub user_id: Option<i32>,
     pub node_id: i32,
     #[sea_orm(unique)]
     pub slug: String,
     pub plan: String,
-    /// queued | provisioning | running | stopped | failed | deleting (see hosting::state)
-    pub state: String,
+    pub state: HostingState,
     #[sea_orm(column_type = "Text", nullable)]
     pub state_reason: Option<String>,
-    /// The operation in progress (create/start/stop/restart/delete), one at a time.
-    pub operation: Option<String>,
+    /// The operation in progress, one at a time (held under the lease below).
+    pub operation: Option<Operation>,
     pub http_port: Option<i32>,
     pub ssh_port: Option<i32>,
     /// JSON array of OpenSSH public key lines installed in the VM.
@@ -25,9 +27,22 @@ pub struct Model {
     pub created_at: i64,
     pub updated_at: i64,
     pub running_since: Option<i64>,
+    /// Who may change this row now (an app instance's lease token), and until when (ms). A
+    /// lease whose time is past is free: its holder died.
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-pub enum Relation {}
+pub enum Relation {
+    #[sea_orm(belongs_to = "super::user::Entity", from = "Column::UserId", to = "super::user::Column::Id")]
+    User,
+}
+
+impl Related<super::user::Entity> for Entity {
+    fn to() -> RelationDef {
+        Relation::User.def()
+    }
+}
 
 impl ActiveModelBehavior for ActiveModel {}

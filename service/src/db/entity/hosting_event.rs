@@ -1,4 +1,5 @@
 use sea_orm::entity::prelude::*;
+use vmw_types::{EventKind, EventStatus, Step};
 
 /// Audit trail and live progress feed. Kept after the hosting is gone.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,11 +9,9 @@ pub struct Model {
     pub id: i32,
     pub hosting_id: i32,
     pub user_id: i32,
-    /// "step" (a provisioning/undo step), "state" (state change), "action" (user action)
-    pub kind: String,
-    pub step: Option<String>,
-    /// started | succeeded | failed | undone | info
-    pub status: String,
+    pub kind: EventKind,
+    pub step: Option<Step>,
+    pub status: EventStatus,
     #[sea_orm(column_type = "Text")]
     pub message: String,
     pub duration_ms: Option<i64>,

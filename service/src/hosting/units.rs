@@ -1,0 +1,294 @@
+//! Provisioning steps as units: each is declared once, with its action and its undo. The
+//! orders (a cold boot, a claimed warm spare, the making of a spare) are data: lists of units.
+//!
+//! Every undo is idempotent and keyed on the hosting id alone, so it can run after a crash on
+//! a hosting whose progress is unknown, and twice in a row without harm (the tests run each
+//! undo twice: omicron's `action_failure_can_unwind_idempotently`).
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::ports::{self, PortRange};
+use super::store::{HostingRow, Lease};
+use super::{HostingService, Step};
+use crate::vm::VmState;
+use crate::{Error, Result};
+
+/// What a unit works on: the service and the hosting it holds the lease of.
+pub(super) struct Cx<'a> {
+    pub svc: &'a HostingService,
+    pub lease: &'a Lease,
+}
+
+impl Cx<'_> {
+    pub fn id(&self) -> i32 {
+        self.lease.hosting_id()
+    }
+
+    async fn row(&self) -> Result<HostingRow> {
+        self.svc.inner.store.require(self.id()).await
+    }
+}
+
+#[async_trait]
+pub(super) trait Unit: Send + Sync {
+    /// The step the user sees for this unit.
+    fn step(&self) -> Step;
+    async fn run(&self, cx: &Cx<'_>) -> Result<()>;
+    /// Removes what `run` made (and what a half-done `run` may have made). Idempotent.
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()>;
+}
+
+/// A cold create: boot from the image.
+pub(super) const COLD: &[&dyn Unit] =
+    &[&AllocatePorts, &CreateDisk, &WriteSeed, &DefineDomain, &StartVm, &WaitReady, &AddRoute];
+
+/// The making of a warm spare: a cold boot without a route, then saved to disk.
+pub(super) const SPARE: &[&dyn Unit] =
+    &[&AllocatePorts, &CreateDisk, &WriteSeed, &DefineDomain, &StartVm, &WaitReady, &SaveSpare];
+
+/// A create that claimed a spare: what the spare was made with is inherited (nothing to do,
+/// but undone on failure like the rest), then it is restored and made the user's.
+pub(super) const WARM: &[&dyn Unit] = &[
+    &Inherited(&AllocatePorts),
+    &Inherited(&CreateDisk),
+    &Inherited(&DefineDomain),
+    &RestoreSpare,
+    &Personalise,
+    &WaitReady,
+    &AddRoute,
+];
+
+/// Whatever a hosting may hold, whatever its progress: undone in reverse (cleanup after a
+/// crash, delete, a spare that lost its saved state).
+pub(super) const EVERYTHING: &[&dyn Unit] = COLD;
+
+pub(super) struct AllocatePorts;
+pub(super) struct CreateDisk;
+pub(super) struct WriteSeed;
+pub(super) struct DefineDomain;
+pub(super) struct StartVm;
+pub(super) struct WaitReady;
+pub(super) struct AddRoute;
+pub(super) struct SaveSpare;
+pub(super) struct RestoreSpare;
+pub(super) struct Personalise;
+pub(super) struct Inherited(&'static dyn Unit);
+
+#[async_trait]
+impl Unit for AllocatePorts {
+    fn step(&self) -> Step {
+        Step::AllocatePorts
+    }
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        let cfg = &cx.svc.inner.cfg;
+        let store = &cx.svc.inner.store;
+        let bind: std::net::IpAddr = cfg.forward_bind.parse().map_err(Error::internal)?;
+        let (node, id) = (store.node_id(), cx.id());
+        let http_range = PortRange { base: cfg.http_port_base, len: cfg.port_range_len };
+        let ssh_range = PortRange { base: cfg.ssh_port_base, len: cfg.port_range_len };
+        let http = ports::lease(store.db(), node, id, "http", &http_range, bind).await?;
+        let ssh = ports::lease(store.db(), node, id, "ssh", &ssh_range, bind).await?;
+        store.set_ports(cx.lease, Some((http, ssh))).await?;
+        Ok(())
+    }
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+        let store = &cx.svc.inner.store;
+        ports::release_all(store.db(), cx.id()).await?;
+        store.set_ports(cx.lease, None).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Unit for CreateDisk {
+    fn step(&self) -> Step {
+        Step::CreateDisk
+    }
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        let spec = cx.svc.vm_spec(&cx.row().await?)?;
+        Ok(cx.svc.inner.vm.create_disk(&spec).await?)
+    }
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+        Ok(cx.svc.inner.vm.remove_files(cx.id()).await?)
+    }
+}
+
+#[async_trait]
+impl Unit for WriteSeed {
+    fn step(&self) -> Step {
+        Step::WriteSeed
+    }
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        let seed = cx.svc.seed(&cx.row().await?)?;
+        Ok(cx.svc.inner.vm.write_seed(cx.id(), &seed).await?)
+    }
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+        Ok(cx.svc.inner.vm.remove_seed(cx.id()).await?)
+    }
+}
+
+#[async_trait]
+impl Unit for DefineDomain {
+    fn step(&self) -> Step {
+        Step::DefineDomain
+    }
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        let spec = cx.svc.vm_spec(&cx.row().await?)?;
+        Ok(cx.svc.inner.vm.define(&spec).await?)
+    }
+    /// Also removes a saved state (a spare's, or one a stop left).
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+        Ok(cx.svc.inner.vm.undefine(cx.id()).await?)
+    }
+}
+
+#[async_trait]
+impl Unit for StartVm {
+    fn step(&self) -> Step {
+        Step::StartVm
+    }
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        Ok(cx.svc.inner.vm.start(cx.id()).await?)
+    }
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+        Ok(cx.svc.inner.vm.destroy(cx.id()).await?)
+    }
+}
+
+#[async_trait]
+impl Unit for WaitReady {
+    fn step(&self) -> Step {
+        Step::WaitReady
+    }
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        cx.svc.wait_ready(&cx.row().await?).await
+    }
+    /// Waiting makes nothing.
+    async fn undo(&self, _cx: &Cx<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Unit for AddRoute {
+    fn step(&self) -> Step {
+        Step::AddRoute
+    }
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        let row = cx.row().await?;
+        let proxy = &cx.svc.inner.proxy;
+        proxy.add_route(&cx.svc.site_route(&row).await?).await?;
+        if !cx.svc.inner.faults.skip_ready_probe() {
+            // The VM answered on its port; make sure it also answers through nginx.
+            proxy.check_route(&row.slug, Duration::from_secs(15)).await?;
+        }
+        Ok(())
+    }
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+        let proxy = &cx.svc.inner.proxy;
+        if proxy.site_file(cx.id()).exists() {
+            proxy.remove_route(cx.id()).await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Unit for SaveSpare {
+    fn step(&self) -> Step {
+        Step::SaveSpare
+    }
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        Ok(cx.svc.inner.vm.managed_save(cx.id()).await?)
+    }
+    /// The saved state goes with the domain (DefineDomain's undo); a save that failed half-way
+    /// leaves a running VM, which StartVm's undo stops.
+    async fn undo(&self, _cx: &Cx<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Unit for RestoreSpare {
+    fn step(&self) -> Step {
+        Step::StartVm
+    }
+    /// Starting a domain with a saved state restores it (~0.4 s).
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        Ok(cx.svc.inner.vm.start(cx.id()).await?)
+    }
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+        Ok(cx.svc.inner.vm.destroy(cx.id()).await?)
+    }
+}
+
+#[async_trait]
+impl Unit for Personalise {
+    fn step(&self) -> Step {
+        Step::WriteSeed
+    }
+    /// The user's SSH keys, welcome page and hostname, through the guest agent.
+    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+        let seed = cx.svc.seed(&cx.row().await?)?;
+        Ok(cx.svc.inner.vm.personalise(cx.id(), &seed, Duration::from_secs(60)).await?)
+    }
+    /// Writes inside the VM only; the VM itself goes with the undos after it.
+    async fn undo(&self, _cx: &Cx<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Unit for Inherited {
+    fn step(&self) -> Step {
+        self.0.step()
+    }
+    /// Done when the spare was made.
+    async fn run(&self, _cx: &Cx<'_>) -> Result<()> {
+        Ok(())
+    }
+    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+        self.0.undo(cx).await
+    }
+}
+
+/// With libvirt's in-memory test driver nothing runs in a domain: "running" is ready.
+pub(super) async fn running_is_ready(svc: &HostingService, id: i32) -> Result<()> {
+    match svc.inner.vm.state(id).await? {
+        VmState::Running => Ok(()),
+        other => Err(crate::vm::VmError::NotReady(format!("the VM is {other:?}, not running")).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn steps(order: &[&dyn Unit]) -> Vec<Step> {
+        order.iter().map(|u| u.step()).collect()
+    }
+
+    #[test]
+    fn sites_are_published_only_once_the_vm_answers() {
+        for order in [COLD, WARM] {
+            let s = steps(order);
+            assert_eq!(s.last(), Some(&Step::AddRoute));
+            let ready = s.iter().position(|x| *x == Step::WaitReady).unwrap();
+            assert_eq!(ready + 1, s.len() - 1, "{s:?}");
+        }
+        // A spare is never routed: it is saved right after it answered.
+        assert!(!steps(SPARE).contains(&Step::AddRoute));
+        assert_eq!(steps(SPARE).last(), Some(&Step::SaveSpare));
+    }
+
+    #[test]
+    fn everything_covers_every_step_that_makes_something() {
+        let all = steps(EVERYTHING);
+        for order in [COLD, WARM, SPARE] {
+            for s in steps(order) {
+                assert!(all.contains(&s) || s == Step::SaveSpare, "{s:?} is not scrubbed");
+            }
+        }
+    }
+}
