@@ -261,7 +261,7 @@ impl HostingService {
                 self.inner.proxy.add_route(&route).await?;
                 if !self.inner.faults.skip_ready_probe() {
                     // The VM answered on its port; make sure it also answers through nginx.
-                    self.inner.proxy.check_route(&row.slug, Duration::from_secs(15)).await?;
+                    self.inner.proxy.check_route(&route, Duration::from_secs(15)).await?;
                 }
                 Ok(())
             }
