@@ -184,7 +184,8 @@ async fn visit(client: &reqwest::Client, url: &str, slug: &str, path_routed: boo
     if path_routed {
         assert_none_of(&r, ORIGIN_WIDE, url);
         let csp: Vec<_> = r.headers().get_all("content-security-policy").iter().collect();
-        assert!(csp.len() == ours && csp.iter().all(|v| v.to_str().unwrap().starts_with("sandbox ")), "{url}: ours is the only policy: {csp:?}");
+        let only_ours = csp.len() == ours && csp.iter().all(|v| v.to_str().unwrap().starts_with("sandbox "));
+        assert!(only_ours, "{url}: ours is the only policy: {csp:?}");
     }
     let headers = r.headers().clone();
     let body = r.text().await.unwrap();
@@ -209,7 +210,8 @@ async fn a_vm_cannot_steer_nginx_or_plant_headers_on_the_visitor() {
     let h = e.svc.create(&actor, CreateHosting::default()).await.unwrap();
     let h = e.svc.wait_settled(&actor, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!(h.state, "running", "reason: {:?}", h.state_reason);
-    let vm = tokio::net::TcpListener::bind(("127.0.0.1", u16::try_from(h.http_port.unwrap()).unwrap())).await.expect("the VM's port is free");
+    let vm_port = u16::try_from(h.http_port.unwrap()).unwrap();
+    let vm = tokio::net::TcpListener::bind(("127.0.0.1", vm_port)).await.expect("the VM's port is free");
     serve(vm, hostile_vm);
 
     let port = e.nginx.port();
