@@ -141,8 +141,10 @@ impl Proxy {
     }
 
     /// Waits until nginx really serves the site at `/{slug}/` (any answer but a gateway error),
-    /// so "running" means reachable. On failure, the reason names nginx's last error line.
-    pub async fn check_route(&self, slug: &str, timeout: Duration) -> Result<(), ProxyError> {
+    /// so "running" means reachable. On failure, the reason names nginx's last error line about
+    /// this site's own upstream, if there is one.
+    pub async fn check_route(&self, route: &SiteRoute, timeout: Duration) -> Result<(), ProxyError> {
+        let slug = route.slug.as_str();
         validate_slug(slug)?;
         let addr = self.inner.cfg.nginx_listen.replace("0.0.0.0", "127.0.0.1");
         let deadline = tokio::time::Instant::now() + timeout;
@@ -155,8 +157,9 @@ impl Proxy {
             }
             if tokio::time::Instant::now() >= deadline {
                 let log = tokio::fs::read_to_string(self.inner.prefix.join("logs/error.log")).await.unwrap_or_default();
-                let hint = log.lines().rev().find(|l| l.contains("[error]")).unwrap_or("").to_owned();
-                return Err(ProxyError::Nginx(format!("/{slug}/ answers {last} through nginx: {hint}")));
+                let backend = self.inner.cfg.forward_bind.parse().map(|ip| std::net::SocketAddr::new(ip, route.http_port).to_string());
+                let hint = own_error_line(&log, route.hosting_id, backend.as_deref().unwrap_or("-")).map(|l| format!(": {l}"));
+                return Err(ProxyError::Nginx(format!("/{slug}/ answers {last} through nginx{}", hint.unwrap_or_default())));
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -292,6 +295,21 @@ impl Proxy {
     }
 }
 
+/// The last `[error]` line of nginx's log about this site's own upstream (`vmw_site_{id}` or its
+/// `backend` address). The log is shared by every site and its lines carry other tenants'
+/// visitors (addresses, URLs), so no other line may reach this site's owner. The request and
+/// referrer fields are the client's text: a line with a second `upstream: "` is a forgery.
+fn own_error_line<'a>(log: &'a str, hosting_id: i32, backend: &str) -> Option<&'a str> {
+    let named = format!("vmw_site_{hosting_id}");
+    log.lines().rev().filter(|l| l.contains("[error]")).find(|l| {
+        let mut fields = l.split("upstream: \"").skip(1);
+        let (Some(value), None) = (fields.next(), fields.next()) else { return false };
+        let host = value.split('"').next().unwrap_or("").strip_prefix("http://").unwrap_or("");
+        let host = host.split('/').next().unwrap_or("");
+        host == named || host == backend
+    })
+}
+
 async fn fetch_generation(addr: &str) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fut = async {
@@ -352,4 +370,28 @@ async fn write_atomic(p: &Path, content: &str) -> Result<(), ProxyError> {
     let tmp = p.with_extension("tmp");
     tokio::fs::write(&tmp, content).await.map_err(|e| io("writing", &tmp, e))?;
     tokio::fs::rename(&tmp, p).await.map_err(|e| io("renaming", p, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_error_line;
+
+    const OURS: &str = r#"2026/12/01 19:30:00 [error] 81#81: *7 connect() failed (111: Connection refused) while connecting to upstream, client: 127.0.0.1, server: _, request: "GET /alice/ HTTP/1.0", upstream: "http://127.0.0.1:30001/", host: "localhost""#;
+    const OTHERS: &str = r#"2026/12/01 19:30:01 [error] 81#81: *9 upstream prematurely closed connection while reading response header from upstream, client: 203.0.113.9, server: bob.localhost, request: "GET /bob-secret-page?token=abc HTTP/1.1", upstream: "http://127.0.0.1:30002/bob-secret-page?token=abc", host: "bob.localhost""#;
+
+    #[test]
+    fn a_failed_route_shows_only_its_own_nginx_error_lines() {
+        let log = format!("{OURS}\n{OTHERS}\n");
+        assert_eq!(own_error_line(&log, 3, "127.0.0.1:30001"), Some(OURS), "the other site's later line is skipped");
+        assert_eq!(own_error_line(&log, 5, "127.0.0.1:3000"), None, "port 3000 is not 30001");
+        assert_eq!(own_error_line(OTHERS, 3, "127.0.0.1:30001"), None);
+        let named = r#"2026/12/01 19:30:02 [error] 81#81: *11 no live upstreams while connecting to upstream, client: 127.0.0.1, server: _, request: "GET /alice/ HTTP/1.0", upstream: "http://vmw_site_3/", host: "localhost""#;
+        assert_eq!(own_error_line(named, 3, "127.0.0.1:30001"), Some(named));
+        assert_eq!(own_error_line(named, 31, "127.0.0.1:30031"), None, "vmw_site_3 is not vmw_site_31");
+        // A visitor of another site cannot make its line look like ours.
+        let forged = OTHERS.replace("?token=abc HTTP", "?\", upstream: \"http://127.0.0.1:30001/ HTTP");
+        assert_eq!(own_error_line(&forged, 3, "127.0.0.1:30001"), None);
+        let warn = OURS.replace("[error]", "[warn]");
+        assert_eq!(own_error_line(&warn, 3, "127.0.0.1:30001"), None);
+    }
 }

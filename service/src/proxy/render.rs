@@ -153,6 +153,66 @@ mod tests {
         assert!(loc.contains("include /p/site-proxy.conf;") && srv.contains("include /p/site-proxy.conf;"));
     }
 
+    /// The directives of an nginx file (comments dropped), each as its words without the `;`.
+    fn directives(text: &str) -> Vec<Vec<String>> {
+        text.lines()
+            .map(|l| l.split('#').next().unwrap().trim())
+            .filter(|l| l.ends_with(';'))
+            .map(|l| l.trim_end_matches(';').split_whitespace().map(str::to_owned).collect())
+            .collect()
+    }
+
+    fn hides(d: &[Vec<String>], header: &str) -> bool {
+        d.iter().any(|w| w.len() == 2 && w[0] == "proxy_hide_header" && w[1].eq_ignore_ascii_case(header))
+    }
+
+    #[test]
+    fn a_vms_answer_cannot_steer_nginx_or_act_on_the_dashboards_origin() {
+        let cfg = ServiceConfig::default();
+        let main = main_files(&cfg, Path::new("/p")).unwrap();
+        let proxy = &main.iter().find(|(n, _)| *n == "site-proxy.conf").unwrap().1;
+        let (loc, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
+        // Both ways to a site include the shared proxy settings in the location that proxies.
+        for f in [&loc, &srv] {
+            for block in f.split("location ").filter(|b| b.contains("proxy_pass")) {
+                assert!(block.contains("include /p/site-proxy.conf;"), "{block}");
+            }
+        }
+        let shared = directives(proxy);
+        let ignored: Vec<&str> = shared
+            .iter()
+            .filter(|w| w[0] == "proxy_ignore_headers")
+            .flat_map(|w| w[1..].iter().map(String::as_str))
+            .collect();
+        for h in ["X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset"] {
+            assert!(ignored.contains(&h), "{h} is obeyed: {ignored:?}");
+        }
+        for h in ["Set-Cookie", "Clear-Site-Data", "X-Webhoster-Site"] {
+            assert!(hides(&shared, h), "{h} reaches the visitor");
+        }
+        // Nothing puts them back.
+        assert!(!shared.iter().chain(&directives(&loc)).chain(&directives(&srv)).any(|w| w[0] == "proxy_pass_header"));
+        // On /{slug}/ (the dashboard's origin) the VM's origin-wide headers are dropped too.
+        let path = directives(&loc);
+        for h in [
+            "Content-Security-Policy",
+            "Strict-Transport-Security",
+            "Service-Worker-Allowed",
+            "Access-Control-Allow-Origin",
+            "Access-Control-Allow-Credentials",
+            "Alt-Svc",
+            "NEL",
+            "Report-To",
+            "Reporting-Endpoints",
+        ] {
+            assert!(hides(&path, h), "{h} reaches the visitor on /my-site/");
+        }
+        // ...while a site's ordinary headers pass.
+        for h in ["Content-Type", "Cache-Control", "Location", "Last-Modified", "ETag"] {
+            assert!(!hides(&shared, h) && !hides(&path, h), "{h} is hidden");
+        }
+    }
+
     #[test]
     fn nothing_unvalidated_reaches_a_config() {
         let cfg = ServiceConfig::default();

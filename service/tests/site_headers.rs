@@ -1,0 +1,245 @@
+//! A tenant's VM answers with headers meant to steer the shared nginx or to act on the
+//! dashboard's origin; through a real nginx the visitor gets none of them. libvirt's
+//! `test:///default` driver runs nothing, so once the hosting is running this test binds its
+//! own hostile "VM" web server on 127.0.0.1 at the hosting's HTTP port, and a stand-in for the
+//! app on the app upstream whose every answer is a secret that must never reach the visitor.
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use service::ServiceConfig;
+use service::accounts::{Accounts, Actor, NewUser};
+use service::hosting::{CreateHosting, HostingService};
+use service::proxy::Proxy;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const APP_SECRET: &str = "the-dashboard-api-answer-with-the-visitors-data";
+
+struct Env {
+    _dir: tempfile::TempDir,
+    _db: common::TestDb,
+    svc: HostingService,
+    accounts: Accounts,
+    nginx: SocketAddr,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let proxy = self.svc.proxy().clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(proxy.stop())
+        })
+        .join();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A minimal HTTP/1.x server on a loopback listener: one request per connection, then close.
+fn serve(listener: tokio::net::TcpListener, answer: fn(&str) -> String) {
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf);
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let _ = s.write_all(answer(&path).as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+}
+
+fn response(status: &str, headers: &[(&str, &str)], body: &str) -> String {
+    let mut r = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (k, v) in headers {
+        r.push_str(&format!("{k}: {v}\r\n"));
+    }
+    r.push_str("\r\n");
+    r.push_str(body);
+    r
+}
+
+/// Headers no site answer may carry to the visitor, whichever way it is reached.
+const HOSTILE: &[(&str, &str)] = &[
+    ("X-Accel-Redirect", "/api/v1/users/me"),
+    ("X-Accel-Expires", "3600"),
+    ("X-Accel-Limit-Rate", "1"),
+    ("X-Accel-Buffering", "no"),
+    ("X-Accel-Charset", "koi8-r"),
+    ("Set-Cookie", "vmw_session=evil; Path=/; HttpOnly"),
+    ("Set-Cookie", "tracker=1; Domain=localhost; Path=/"),
+    ("Clear-Site-Data", "\"*\""),
+    ("X-Webhoster-Site", "someone-else"),
+];
+
+/// Headers that act on a whole origin: hidden where the site shares the dashboard's.
+const ORIGIN_WIDE: &[(&str, &str)] = &[
+    ("Content-Security-Policy", "script-src * 'unsafe-inline'; report-uri /vm-csp-report"),
+    ("Strict-Transport-Security", "max-age=31536000; includeSubDomains"),
+    ("Service-Worker-Allowed", "/"),
+    ("Access-Control-Allow-Origin", "https://evil.example"),
+    ("Access-Control-Allow-Credentials", "true"),
+    ("Alt-Svc", "h2=\":8443\"; ma=86400"),
+    ("NEL", "{\"report_to\":\"t\",\"max_age\":86400,\"success_fraction\":1}"),
+    ("Report-To", "{\"group\":\"t\",\"max_age\":86400,\"endpoints\":[{\"url\":\"https://evil.example/r\"}]}"),
+];
+
+/// A site's own headers, which must keep working.
+const ORDINARY: &[(&str, &str)] =
+    &[("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "max-age=60"), ("X-Site-Own", "kept")];
+
+fn hostile_vm(path: &str) -> String {
+    let mut h: Vec<(&str, &str)> = HOSTILE.iter().chain(ORIGIN_WIDE).chain(ORDINARY).copied().collect();
+    match path {
+        "/moved" => {
+            h.retain(|(k, _)| *k != "Content-Type");
+            h.push(("Location", "/elsewhere"));
+            response("302 Found", &h, "")
+        }
+        // nginx shows its site-down page instead.
+        "/down" => response("503 Service Unavailable", &h, "vm-down-body"),
+        _ => response("200 OK", &h, "the-tenants-page"),
+    }
+}
+
+fn app_stand_in(_path: &str) -> String {
+    response("200 OK", &[("Content-Type", "application/json")], &format!("{{\"secret\":\"{APP_SECRET}\"}}"))
+}
+
+async fn env() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let images = dir.path().join("images/current");
+    std::fs::create_dir_all(&images).unwrap();
+    let st = std::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(images.join("base.qcow2"))
+        .arg("64M")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(images.join("vmlinuz"), b"kernel").unwrap();
+    std::fs::write(images.join("initrd.img"), b"initrd").unwrap();
+
+    let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let app_addr = app.local_addr().unwrap();
+    serve(app, app_stand_in);
+    let nginx: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let r = (uuid::Uuid::new_v4().as_u128() & 0xffff) as u16;
+    let cfg = Arc::new(ServiceConfig {
+        data_dir: dir.path().to_path_buf(),
+        guest_image_dir: images,
+        libvirt_uri: "test:///default".into(),
+        domain_type: Some("qemu".into()),
+        domain_prefix: format!("vmwh{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+        nginx_listen: nginx.to_string(),
+        app_upstream: app_addr.to_string(),
+        http_port_base: 30000 + (r % 200) * 100,
+        ssh_port_base: 50000 + (r % 100) * 100,
+        port_range_len: 100,
+        ready_timeout_secs: 3,
+        ..ServiceConfig::default()
+    });
+    let db = common::TestDb::new().await;
+    let accounts = Accounts::new(db.conn());
+    let vm = service::vm::VmManager::connect(&cfg).await.expect("libvirt test driver");
+    let proxy = Proxy::new(&cfg);
+    proxy.ensure_running().await.expect("nginx starts");
+    let svc = HostingService::new(db.conn(), cfg.clone(), vm, proxy, accounts.clone()).await.unwrap();
+    svc.faults().set_skip_ready_probe(true);
+    Env { _dir: dir, _db: db, svc, accounts, nginx }
+}
+
+fn assert_none_of(r: &reqwest::Response, headers: &[(&str, &str)], what: &str) {
+    for (k, v) in headers {
+        // nginx sets these two itself: the VM's value must not be among them.
+        let ours = ["X-Webhoster-Site", "Content-Security-Policy"].iter().any(|o| o.eq_ignore_ascii_case(k));
+        let leaked = r.headers().get_all(*k).iter().any(|got| !ours || got == v);
+        assert!(!leaked, "{what}: the VM's {k} reached the visitor: {:?}", r.headers());
+    }
+}
+
+/// Visits `url` as a signed-in visitor of the dashboard would (with its session cookie).
+async fn visit(client: &reqwest::Client, url: &str, slug: &str, path_routed: bool) -> (reqwest::StatusCode, String) {
+    let r = client.get(url).header("cookie", "vmw_session=the-visitors-own-session").send().await.unwrap();
+    let status = r.status();
+    assert_none_of(&r, HOSTILE, url);
+    // nginx's own site-down page (served for a 502-504) carries neither of our site headers.
+    let ours = if status == 503 { 0 } else { 1 };
+    let site: Vec<_> = r.headers().get_all("x-webhoster-site").iter().collect();
+    assert!(site.len() == ours && site.iter().all(|v| *v == slug), "{url}: only nginx names the site: {site:?}");
+    if path_routed {
+        assert_none_of(&r, ORIGIN_WIDE, url);
+        let csp: Vec<_> = r.headers().get_all("content-security-policy").iter().collect();
+        let only_ours = csp.len() == ours && csp.iter().all(|v| v.to_str().unwrap().starts_with("sandbox "));
+        assert!(only_ours, "{url}: ours is the only policy: {csp:?}");
+    }
+    let headers = r.headers().clone();
+    let body = r.text().await.unwrap();
+    assert!(!body.contains(APP_SECRET), "{url}: nginx served the dashboard's API under the site's URL");
+    if status == 200 {
+        for (k, v) in ORDINARY {
+            assert_eq!(headers.get(*k).and_then(|v| v.to_str().ok()), Some(*v), "{url}: the site's own {k}");
+        }
+    }
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_vm_cannot_steer_nginx_or_plant_headers_on_the_visitor() {
+    let e = env().await;
+    let u = e
+        .accounts
+        .register(NewUser { email: "mallory@example.com".into(), username: "mallory".into(), password: "correct horse battery".into() })
+        .await
+        .unwrap();
+    let actor = Actor { user_id: u.id, is_admin: u.is_admin };
+    let h = e.svc.create(&actor, CreateHosting::default()).await.unwrap();
+    let h = e.svc.wait_settled(&actor, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(h.state, "running", "reason: {:?}", h.state_reason);
+    let vm_port = u16::try_from(h.http_port.unwrap()).unwrap();
+    let vm = tokio::net::TcpListener::bind(("127.0.0.1", vm_port)).await.expect("the VM's port is free");
+    serve(vm, hostile_vm);
+
+    let port = e.nginx.port();
+    let sub = format!("{}.localhost", h.slug);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .resolve(&sub, e.nginx)
+        .build()
+        .unwrap();
+    let bases = [
+        (format!("http://127.0.0.1:{port}/{}", h.slug), true),
+        (format!("http://127.0.0.1:{port}/{}", u.id), true),
+        (format!("http://{sub}:{port}"), false),
+    ];
+    for (base, path_routed) in &bases {
+        let (s, body) = visit(&client, &format!("{base}/evil"), &h.slug, *path_routed).await;
+        assert_eq!((s.as_u16(), body.as_str()), (200, "the-tenants-page"), "{base}/evil");
+
+        let url = format!("{base}/moved");
+        let r = client.get(&url).send().await.unwrap();
+        let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_owned());
+        let (s, _) = visit(&client, &url, &h.slug, *path_routed).await;
+        assert_eq!(s, 302, "{url}");
+        assert_eq!(location.as_deref(), Some("/elsewhere"), "{url}: the site's own redirect still works");
+
+        let (s, body) = visit(&client, &format!("{base}/down"), &h.slug, *path_routed).await;
+        assert_eq!(s, 503, "{base}/down");
+        assert!(!body.contains("vm-down-body"), "{base}/down: nginx's site-down page is shown, not the VM's");
+    }
+}
