@@ -6,18 +6,18 @@ use super::RequireUser;
 use crate::api::accounts::list_ssh_keys;
 use crate::api::hostings::{CreateHosting, check_slug, list_hostings, plans};
 use crate::components::ui::{Field, FormError, StateBadge, field_error, format_time, general_error};
-use crate::model::{Hosting, User};
+use crate::model::{HostingState, HostingView, UserView};
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     view! {
         <Title text="Dashboard · vm-webhoster"/>
-        <RequireUser child=|u: User| view! { <Dashboard user=u/> }/>
+        <RequireUser child=|u: UserView| view! { <Dashboard user=u/> }/>
     }
 }
 
 #[component]
-fn Dashboard(user: User) -> impl IntoView {
+fn Dashboard(user: UserView) -> impl IntoView {
     let create = ServerAction::<CreateHosting>::new();
     let hostings = Resource::new(move || create.version().get(), |_| list_hostings());
     view! {
@@ -56,20 +56,20 @@ fn Dashboard(user: User) -> impl IntoView {
 }
 
 #[component]
-fn HostingRow(h: Hosting) -> impl IntoView {
+fn HostingRow(h: HostingView) -> impl IntoView {
     let href = format!("/hostings/{}", h.id);
     view! {
         <li class="card p-4" data-testid="hosting-row" data-slug=h.slug.clone()>
             <div class="flex flex-wrap items-center gap-3">
                 <a href=href class="text-lg font-medium hover:underline">{h.slug.clone()}</a>
-                <StateBadge state=h.state.clone() operation=h.operation.clone()/>
+                <StateBadge state=h.state operation=h.operation/>
                 <span class="text-xs text-slate-500">{h.plan.clone()} " plan · created " {format_time(h.created_at)}</span>
             </div>
             <div class="mt-2 flex flex-wrap gap-x-6 gap-y-1 text-sm">
                 <a href=h.site_url.clone() class="link" target="_blank" rel="noopener">{h.site_url.clone()}</a>
                 {h.ssh_command.clone().map(|c| view! { <code class="text-slate-600 dark:text-slate-300">{c}</code> })}
             </div>
-            {h.state_reason.clone().filter(|_| h.state == "failed").map(|r| view! { <p class="mt-2 text-sm text-rose-600 dark:text-rose-400">{r}</p> })}
+            {h.state_reason.clone().filter(|_| h.state == HostingState::Failed).map(|r| view! { <p class="mt-2 text-sm text-rose-600 dark:text-rose-400">{r}</p> })}
         </li>
     }
 }
@@ -85,6 +85,13 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
         // try_*: the page may be gone (navigated away) when a timer or answer arrives.
         seq.try_update_value(|s| *s += 1);
         let Some(mine) = seq.try_get_value() else { return };
+        // The name rule is the same here as on the server: say at once what is wrong with the
+        // name, and ask the server only whether a well-formed one is free.
+        if let Err(msg) = vmw_types::check_name("a site name", &v) {
+            live.try_set(Some(msg));
+            return;
+        }
+        live.try_set(None);
         set_timeout(
             move || {
                 if seq.try_get_value() != Some(mine) {
