@@ -10,7 +10,7 @@ use crate::api::hostings::{hosting_action, hosting_console, hosting_page};
 use crate::components::charts::{Sparkline, human_bytes};
 use crate::components::ui::{CopyLine, StateBadge, format_time, human_duration, js_now, toasts};
 use crate::model::{
-    EventKind, EventStatus, EventView, HostingPageData, HostingState, HostingView, Operation, StatSample, StepInfo, UserView,
+    EventKind, EventStatus, EventView, HostingPageData, HostingState, HostingView, Operation, StatSample, Step, StepInfo, UserView,
 };
 
 #[component]
@@ -147,6 +147,13 @@ fn current_attempt(events: &[EventView]) -> &[EventView] {
     &events[start..]
 }
 
+/// What a step came to in the latest attempt: its undo if it was rolled back, else its last event
+/// (None: not reached yet).
+fn step_outcome(events: &[EventView], step: Step) -> Option<&EventView> {
+    let mine = current_attempt(events).iter().filter(|e| e.step == Some(step));
+    mine.clone().rev().find(|e| e.kind == EventKind::Undo).or_else(|| mine.last())
+}
+
 #[component]
 fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<EventView>>, hosting: RwSignal<HostingView>) -> impl IntoView {
     view! {
@@ -160,12 +167,8 @@ fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<EventView>>, hosting: RwS
             <ol class="mt-4 space-y-2">
                 {steps.into_iter().map(|s| {
                     let step = s.step;
-                    // The step's outcome in this attempt: its undo if it was rolled back, else its last event.
                     let status = Signal::derive(move || {
-                        let evs = events.get();
-                        let mine: Vec<&EventView> = current_attempt(&evs).iter().filter(|e| e.step == Some(step)).collect();
-                        let last = mine.iter().rev().find(|e| e.kind == EventKind::Undo).or_else(|| mine.last());
-                        last.map(|e| (e.status, e.duration_ms, e.message.clone()))
+                        step_outcome(&events.get(), step).map(|e| (e.status, e.duration_ms, e.message.clone()))
                     });
                     let outcome = move || status.get().map(|(st, _, _)| st);
                     view! {
@@ -370,5 +373,46 @@ mod stream {
             let k = keep.take();
             k.3.close();
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: i32, kind: EventKind, step: Option<Step>, status: EventStatus, message: &str) -> EventView {
+        EventView { id, hosting_id: 1, user_id: 1, kind, step, status, message: message.into(), duration_ms: None, created_at: 0 }
+    }
+
+    /// A first attempt that failed at start_vm and was rolled back.
+    fn failed_attempt() -> Vec<EventView> {
+        use {EventKind as K, EventStatus as S};
+        vec![
+            ev(1, K::State, None, S::Queued, "queued"),
+            ev(2, K::Step, Some(Step::AllocatePorts), S::Started, ""),
+            ev(3, K::Step, Some(Step::AllocatePorts), S::Succeeded, ""),
+            ev(4, K::Step, Some(Step::StartVm), S::Started, ""),
+            ev(5, K::Step, Some(Step::StartVm), S::Failed, "no memory"),
+            ev(6, K::Undo, Some(Step::AllocatePorts), S::Undone, "Undid"),
+            ev(7, K::State, None, S::Failed, "no memory"),
+        ]
+    }
+
+    #[test]
+    fn a_failed_attempt_shows_the_failing_step_and_the_rolled_back_ones() {
+        let evs = failed_attempt();
+        let start_vm = step_outcome(&evs, Step::StartVm).unwrap();
+        assert_eq!((start_vm.status, start_vm.message.as_str()), (EventStatus::Failed, "no memory"));
+        assert_eq!(step_outcome(&evs, Step::AllocatePorts).unwrap().status, EventStatus::Undone);
+        assert!(step_outcome(&evs, Step::WaitReady).is_none(), "a step never reached is pending");
+    }
+
+    #[test]
+    fn a_retry_starts_the_steps_over() {
+        let mut evs = failed_attempt();
+        evs.push(ev(8, EventKind::State, None, EventStatus::Queued, "retry"));
+        evs.push(ev(9, EventKind::Step, Some(Step::AllocatePorts), EventStatus::Started, ""));
+        assert_eq!(step_outcome(&evs, Step::AllocatePorts).unwrap().status, EventStatus::Started);
+        assert!(step_outcome(&evs, Step::StartVm).is_none(), "the old failure is not shown on the new attempt");
     }
 }
