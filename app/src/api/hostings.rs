@@ -33,7 +33,7 @@ pub async fn check_slug(slug: String) -> Result<Option<String>, AppError> {
     match h.slug_available(&actor, &slug).await {
         Ok(true) => Ok(None),
         Ok(false) => Ok(Some(format!("'{}' is taken.", slug.trim().to_ascii_lowercase()))),
-        Err(service::Error::Validation { message, .. }) => Ok(Some(message)),
+        Err(service::Error::Validation { message, .. }) => Ok(Some(crate::error::sentence(message))),
         Err(e) => Err(e.into()),
     }
 }

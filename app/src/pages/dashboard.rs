@@ -6,6 +6,7 @@ use super::RequireUser;
 use crate::api::accounts::list_ssh_keys;
 use crate::api::hostings::{CreateHosting, check_slug, list_hostings, plans};
 use crate::components::ui::{Field, FormError, StateBadge, field_error, format_time, general_error};
+use crate::error::sentence;
 use crate::model::{HostingState, HostingView, UserView};
 
 #[component]
@@ -74,6 +75,12 @@ fn HostingRow(h: HostingView) -> impl IntoView {
     }
 }
 
+/// What is wrong with a site name by the shared name rule, as the form shows it (None: well
+/// formed; whether it is free only the server knows).
+fn malformed_slug(slug: &str) -> Option<String> {
+    vmw_types::check_name("a site name", slug).err().map(sentence)
+}
+
 #[component]
 fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl IntoView {
     let value = action.value();
@@ -87,8 +94,8 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
         let Some(mine) = seq.try_get_value() else { return };
         // The name rule is the same here as on the server: say at once what is wrong with the
         // name, and ask the server only whether a well-formed one is free.
-        if let Err(msg) = vmw_types::check_name("a site name", &v) {
-            live.try_set(Some(msg));
+        if let Some(problem) = malformed_slug(&v) {
+            live.try_set(Some(problem));
             return;
         }
         live.try_set(None);
@@ -157,5 +164,17 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
                 {move || if action.pending().get() { "Creating…" } else { "Create site" }}
             </button>
         </ActionForm>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::malformed_slug;
+
+    #[test]
+    fn a_malformed_site_name_is_explained_at_once() {
+        assert_eq!(malformed_slug("ab").as_deref(), Some("A site name must be 3 to 32 characters long."));
+        assert!(malformed_slug("api").unwrap().contains("reserved"));
+        assert_eq!(malformed_slug(" My-Site "), None, "a well-formed name goes to the server");
     }
 }
