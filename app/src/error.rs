@@ -84,10 +84,9 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
     }
 }
 
-/// The service layer words its messages for logs and APIs ("the password must be ..."); on a
-/// form they read as sentences.
-#[cfg(feature = "ssr")]
-fn sentence(message: String) -> String {
+/// The service layer (and the shared name rule) words its messages for logs and APIs ("the
+/// password must be ..."); on a form they read as sentences.
+pub fn sentence(message: String) -> String {
     let mut chars = message.chars();
     let Some(first) = chars.next() else { return message };
     let mut out: String = first.to_uppercase().chain(chars).collect();

@@ -1,27 +1,27 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::{Hosting, HostingPageData, Plan};
+use crate::model::{HostingPageData, HostingView, Operation, PlanView};
 #[cfg(feature = "ssr")]
-use crate::model::StepInfo;
+use crate::model::{StepInfo, from_service};
 #[cfg(feature = "ssr")]
 use crate::auth;
 
 #[server(prefix = "/api/fn", endpoint = "list_hostings")]
-pub async fn list_hostings() -> Result<Vec<Hosting>, AppError> {
+pub async fn list_hostings() -> Result<Vec<HostingView>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let Some(h) = &state.hosting else { return Ok(Vec::new()) };
-    Ok(h.list(&actor).await?.into_iter().map(Into::into).collect())
+    Ok(h.list(&actor).await?.into_iter().map(from_service::hosting).collect())
 }
 
 #[server(prefix = "/api/fn", endpoint = "plans")]
-pub async fn plans() -> Result<Vec<Plan>, AppError> {
+pub async fn plans() -> Result<Vec<PlanView>, AppError> {
     let state = auth::state()?;
     Ok(state
         .config
         .plans
         .iter()
-        .map(|p| Plan { name: p.name.clone(), vcpus: p.vcpus, memory_mib: p.memory_mib, disk_gib: p.disk_gib })
+        .map(|p| PlanView { name: p.name.clone(), vcpus: p.vcpus, memory_mib: p.memory_mib, disk_gib: p.disk_gib })
         .collect())
 }
 
@@ -33,14 +33,14 @@ pub async fn check_slug(slug: String) -> Result<Option<String>, AppError> {
     match h.slug_available(&actor, &slug).await {
         Ok(true) => Ok(None),
         Ok(false) => Ok(Some(format!("'{}' is taken.", slug.trim().to_ascii_lowercase()))),
-        Err(service::Error::Validation { message, .. }) => Ok(Some(message)),
+        Err(service::Error::Validation { message, .. }) => Ok(Some(crate::error::sentence(message))),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Creates a hosting and lands on its live page.
 #[server(prefix = "/api/fn", endpoint = "create_hosting")]
-pub async fn create_hosting(slug: String, plan: String, ssh_key_ids: Option<Vec<i32>>) -> Result<Hosting, AppError> {
+pub async fn create_hosting(slug: String, plan: String, ssh_key_ids: Option<Vec<i32>>) -> Result<HostingView, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let h = auth::hosting(&state)?;
     let created = h
@@ -55,7 +55,7 @@ pub async fn create_hosting(slug: String, plan: String, ssh_key_ids: Option<Vec<
         )
         .await?;
     leptos_axum::redirect(&format!("/hostings/{}", created.id));
-    Ok(created.into())
+    Ok(from_service::hosting(created))
 }
 
 /// Everything the live page needs at load; updates then arrive over the event stream.
@@ -67,35 +67,30 @@ pub async fn hosting_page(id: i32) -> Result<HostingPageData, AppError> {
     let events = h.events(&actor, id, 0).await?;
     let samples = h.stats_history(&actor, id).await?;
     Ok(HostingPageData {
-        hosting: hosting.into(),
-        events: events.into_iter().map(Into::into).collect(),
+        hosting: from_service::hosting(hosting),
+        events: events.into_iter().map(from_service::event).collect(),
         steps: service::hosting::Step::ALL
-            .iter()
-            .map(|s| StepInfo { name: s.as_str().into(), label: s.label().into() })
+            .into_iter()
+            .filter_map(from_service::step)
+            .map(|step| StepInfo { step, label: step.label().into() })
             .collect(),
-        samples: samples.into_iter().map(Into::into).collect(),
+        samples: samples.into_iter().map(from_service::sample).collect(),
     })
 }
 
 #[server(prefix = "/api/fn", endpoint = "get_hosting")]
-pub async fn get_hosting(id: i32) -> Result<Hosting, AppError> {
+pub async fn get_hosting(id: i32) -> Result<HostingView, AppError> {
     let (state, _, actor) = auth::require_user().await?;
-    Ok(auth::hosting(&state)?.get(&actor, id).await?.into())
+    Ok(from_service::hosting(auth::hosting(&state)?.get(&actor, id).await?))
 }
 
-/// start | stop | restart | delete
+/// Start, stop, restart or delete (a create is [`create_hosting`]). On the wire: `action=stop`.
 #[server(prefix = "/api/fn", endpoint = "hosting_action")]
-pub async fn hosting_action(id: i32, action: String) -> Result<Hosting, AppError> {
-    use service::hosting::Operation;
+pub async fn hosting_action(id: i32, action: Operation) -> Result<HostingView, AppError> {
     let (state, _, actor) = auth::require_user().await?;
-    let op = match action.as_str() {
-        "start" => Operation::Start,
-        "stop" => Operation::Stop,
-        "restart" => Operation::Restart,
-        "delete" => Operation::Delete,
-        _ => return Err(AppError::Validation { field: "action".into(), message: format!("unknown action '{action}'") }),
-    };
-    Ok(auth::hosting(&state)?.action(&actor, id, op).await?.into())
+    // The service refuses a create here (that is `create_hosting`).
+    let op = from_service::operation(action);
+    Ok(from_service::hosting(auth::hosting(&state)?.action(&actor, id, op).await?))
 }
 
 /// The last lines of the VM's serial console.

@@ -2,6 +2,7 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
+use crate::model::{HostingState, Operation};
 
 /// A labelled input whose error (from a server action) is shown beneath it.
 #[component]
@@ -72,26 +73,32 @@ where
     })
 }
 
+/// A hosting's state, with the operation in progress (`Running (Stop…)`); `data-state` is the
+/// state's stable name (`running`).
 #[component]
-pub fn StateBadge(#[prop(into)] state: Signal<String>, #[prop(into, optional)] operation: Signal<Option<String>>) -> impl IntoView {
+pub fn StateBadge(#[prop(into)] state: Signal<HostingState>, #[prop(into, optional)] operation: Signal<Option<Operation>>) -> impl IntoView {
     let class = move || {
         let base = "inline-flex items-center gap-1.5 rounded-full px-2.5 py-0.5 text-xs font-medium";
-        let color = match state.get().as_str() {
-            "running" => "bg-emerald-100 text-emerald-800 dark:bg-emerald-900/50 dark:text-emerald-300",
-            "stopped" => "bg-slate-200 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
-            "failed" => "bg-rose-100 text-rose-800 dark:bg-rose-900/50 dark:text-rose-300",
-            "deleting" => "bg-amber-100 text-amber-800 dark:bg-amber-900/50 dark:text-amber-300",
-            _ => "bg-indigo-100 text-indigo-800 dark:bg-indigo-900/50 dark:text-indigo-300",
+        let color = match state.get() {
+            HostingState::Running => "bg-emerald-100 text-emerald-800 dark:bg-emerald-900/50 dark:text-emerald-300",
+            HostingState::Stopped => "bg-slate-200 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
+            HostingState::Failed => "bg-rose-100 text-rose-800 dark:bg-rose-900/50 dark:text-rose-300",
+            HostingState::Deleting => "bg-amber-100 text-amber-800 dark:bg-amber-900/50 dark:text-amber-300",
+            HostingState::Queued | HostingState::Provisioning | HostingState::Spare => {
+                "bg-indigo-100 text-indigo-800 dark:bg-indigo-900/50 dark:text-indigo-300"
+            }
         };
         format!("{base} {color}")
     };
-    let busy = move || operation.get().is_some() || matches!(state.get().as_str(), "queued" | "provisioning" | "deleting");
+    // States that are themselves work in progress say so without naming the operation.
+    let in_progress = move || matches!(state.get(), HostingState::Queued | HostingState::Provisioning | HostingState::Deleting);
+    let busy = move || operation.get().is_some() || in_progress();
     view! {
-        <span class=class data-testid="state-badge" data-state=move || state.get()>
+        <span class=class data-testid="state-badge" data-state=move || state.get().as_str()>
             <span class="h-1.5 w-1.5 rounded-full bg-current" class:animate-pulse=busy></span>
             {move || match operation.get() {
-                Some(op) if state.get() != "provisioning" && state.get() != "queued" && state.get() != "deleting" => format!("{} ({op}…)", state.get()),
-                _ => state.get(),
+                Some(op) if !in_progress() => format!("{} ({}…)", state.get().label(), op.label()),
+                _ => state.get().label().to_string(),
             }}
         </span>
     }

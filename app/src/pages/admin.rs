@@ -5,13 +5,13 @@ use super::RequireUser;
 use crate::api::admin::admin_overview;
 use crate::components::charts::human_bytes;
 use crate::components::ui::{StateBadge, format_time};
-use crate::model::User;
+use crate::model::UserView;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
     view! {
         <Title text="Admin · vm-webhoster"/>
-        <RequireUser child=|_u: User| view! { <Admin/> }/>
+        <RequireUser child=|_u: UserView| view! { <Admin/> }/>
     }
 }
 
@@ -25,13 +25,14 @@ fn Admin() -> impl IntoView {
                 match data.await {
                     Err(e) => view! { <p class="mt-4 text-rose-600" data-testid="admin-error">{e.to_string()}</p> }.into_any(),
                     Ok(o) => {
-                        let used = o.memory_total_kib.saturating_sub(o.memory_available_kib);
-                        let pct = if o.memory_total_kib > 0 { used as f64 / o.memory_total_kib as f64 * 100.0 } else { 0.0 };
+                        let n = &o.node;
+                        let used = n.memory_total_kib.saturating_sub(n.memory_available_kib);
+                        let pct = if n.memory_total_kib > 0 { used as f64 / n.memory_total_kib as f64 * 100.0 } else { 0.0 };
                         view! {
                             <div class="mt-6 grid gap-4 sm:grid-cols-4" data-testid="admin-capacity">
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Node"</p><p class="text-lg font-semibold">{o.node_name.clone()}</p><p class="text-xs text-slate-500">{format!("domain type: {}", o.domain_type)}</p></div>
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Running VMs"</p><p class="text-lg font-semibold" data-testid="vms-running">{o.vms_running}</p></div>
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Host memory used"</p><p class="text-lg font-semibold">{format!("{:.0} %", pct)}</p><p class="text-xs text-slate-500">{format!("{} of {}", human_bytes(used as f64 * 1024.0), human_bytes(o.memory_total_kib as f64 * 1024.0))}</p></div>
+                                <div class="card p-4"><p class="text-xs text-slate-500">"Node"</p><p class="text-lg font-semibold">{n.name.clone()}</p><p class="text-xs text-slate-500">{format!("domain type: {}", n.domain_type)}</p></div>
+                                <div class="card p-4"><p class="text-xs text-slate-500">"Running VMs"</p><p class="text-lg font-semibold" data-testid="vms-running">{n.vms_running}</p></div>
+                                <div class="card p-4"><p class="text-xs text-slate-500">"Host memory used"</p><p class="text-lg font-semibold">{format!("{:.0} %", pct)}</p><p class="text-xs text-slate-500">{format!("{} of {}", human_bytes(used as f64 * 1024.0), human_bytes(n.memory_total_kib as f64 * 1024.0))}</p></div>
                                 <div class="card p-4"><p class="text-xs text-slate-500">"Users"</p><p class="text-lg font-semibold">{o.users}</p></div>
                             </div>
                             <section class="card mt-6 overflow-x-auto p-5">
@@ -43,7 +44,7 @@ fn Admin() -> impl IntoView {
                                             <tr class="border-t border-slate-200 dark:border-slate-800">
                                                 <td class="py-1.5"><a class="link" href=format!("/hostings/{}", h.id)>{h.slug.clone()}</a></td>
                                                 <td>{owner}</td>
-                                                <td><StateBadge state=h.state.clone() operation=h.operation.clone()/></td>
+                                                <td><StateBadge state=h.state operation=h.operation/></td>
                                                 <td>{h.plan.clone()}</td>
                                                 <td>{h.ssh_port.map(|p| p.to_string()).unwrap_or_default()}</td>
                                                 <td class="text-xs">{format_time(h.created_at)}</td>

@@ -6,18 +6,19 @@ use super::RequireUser;
 use crate::api::accounts::list_ssh_keys;
 use crate::api::hostings::{CreateHosting, check_slug, list_hostings, plans};
 use crate::components::ui::{Field, FormError, StateBadge, field_error, format_time, general_error};
-use crate::model::{Hosting, User};
+use crate::error::sentence;
+use crate::model::{HostingState, HostingView, UserView};
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
     view! {
         <Title text="Dashboard · vm-webhoster"/>
-        <RequireUser child=|u: User| view! { <Dashboard user=u/> }/>
+        <RequireUser child=|u: UserView| view! { <Dashboard user=u/> }/>
     }
 }
 
 #[component]
-fn Dashboard(user: User) -> impl IntoView {
+fn Dashboard(user: UserView) -> impl IntoView {
     let create = ServerAction::<CreateHosting>::new();
     let hostings = Resource::new(move || create.version().get(), |_| list_hostings());
     view! {
@@ -56,22 +57,28 @@ fn Dashboard(user: User) -> impl IntoView {
 }
 
 #[component]
-fn HostingRow(h: Hosting) -> impl IntoView {
+fn HostingRow(h: HostingView) -> impl IntoView {
     let href = format!("/hostings/{}", h.id);
     view! {
         <li class="card p-4" data-testid="hosting-row" data-slug=h.slug.clone()>
             <div class="flex flex-wrap items-center gap-3">
                 <a href=href class="text-lg font-medium hover:underline">{h.slug.clone()}</a>
-                <StateBadge state=h.state.clone() operation=h.operation.clone()/>
+                <StateBadge state=h.state operation=h.operation/>
                 <span class="text-xs text-slate-500">{h.plan.clone()} " plan · created " {format_time(h.created_at)}</span>
             </div>
             <div class="mt-2 flex flex-wrap gap-x-6 gap-y-1 text-sm">
                 <a href=h.site_url.clone() class="link" target="_blank" rel="noopener">{h.site_url.clone()}</a>
                 {h.ssh_command.clone().map(|c| view! { <code class="text-slate-600 dark:text-slate-300">{c}</code> })}
             </div>
-            {h.state_reason.clone().filter(|_| h.state == "failed").map(|r| view! { <p class="mt-2 text-sm text-rose-600 dark:text-rose-400">{r}</p> })}
+            {h.state_reason.clone().filter(|_| h.state == HostingState::Failed).map(|r| view! { <p class="mt-2 text-sm text-rose-600 dark:text-rose-400">{r}</p> })}
         </li>
     }
+}
+
+/// What is wrong with a site name by the shared name rule, as the form shows it (None: well
+/// formed; whether it is free only the server knows).
+fn malformed_slug(slug: &str) -> Option<String> {
+    vmw_types::check_name("a site name", slug).err().map(sentence)
 }
 
 #[component]
@@ -85,6 +92,13 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
         // try_*: the page may be gone (navigated away) when a timer or answer arrives.
         seq.try_update_value(|s| *s += 1);
         let Some(mine) = seq.try_get_value() else { return };
+        // The name rule is the same here as on the server: say at once what is wrong with the
+        // name, and ask the server only whether a well-formed one is free.
+        if let Some(problem) = malformed_slug(&v) {
+            live.try_set(Some(problem));
+            return;
+        }
+        live.try_set(None);
         set_timeout(
             move || {
                 if seq.try_get_value() != Some(mine) {
@@ -150,5 +164,17 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
                 {move || if action.pending().get() { "Creating…" } else { "Create site" }}
             </button>
         </ActionForm>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::malformed_slug;
+
+    #[test]
+    fn a_malformed_site_name_is_explained_at_once() {
+        assert_eq!(malformed_slug("ab").as_deref(), Some("A site name must be 3 to 32 characters long."));
+        assert!(malformed_slug("api").unwrap().contains("reserved"));
+        assert_eq!(malformed_slug(" My-Site "), None, "a well-formed name goes to the server");
     }
 }

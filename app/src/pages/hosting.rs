@@ -9,13 +9,15 @@ use super::RequireUser;
 use crate::api::hostings::{hosting_action, hosting_console, hosting_page};
 use crate::components::charts::{Sparkline, human_bytes};
 use crate::components::ui::{CopyLine, StateBadge, format_time, human_duration, js_now, toasts};
-use crate::model::{Event, Hosting, HostingPageData, Sample, StepInfo, User};
+use crate::model::{
+    EventKind, EventStatus, EventView, HostingPageData, HostingState, HostingView, Operation, StatSample, Step, StepInfo, UserView,
+};
 
 #[component]
 pub fn HostingDetailPage() -> impl IntoView {
     view! {
         <Title text="Site · vm-webhoster"/>
-        <RequireUser child=|_u: User| view! { <HostingLoader/> }/>
+        <RequireUser child=|_u: UserView| view! { <HostingLoader/> }/>
     }
 }
 
@@ -59,7 +61,8 @@ fn Live(page: HostingPageData) -> impl IntoView {
 
     let state = Signal::derive(move || hosting.get().state);
     let op = Signal::derive(move || hosting.get().operation);
-    let provisioning = move || matches!(state.get().as_str(), "queued" | "provisioning") || (state.get() == "failed");
+    let provisioning =
+        move || matches!(state.get(), HostingState::Queued | HostingState::Provisioning | HostingState::Failed);
 
     view! {
         <Title text=move || format!("{} · vm-webhoster", hosting.get().slug)/>
@@ -84,7 +87,7 @@ fn Live(page: HostingPageData) -> impl IntoView {
             <Show when=provisioning>
                 <Progress steps=steps.get_value() events hosting/>
             </Show>
-            <Show when=move || matches!(state.get().as_str(), "running" | "stopped")>
+            <Show when=move || matches!(state.get(), HostingState::Running | HostingState::Stopped)>
                 <Running hosting samples/>
             </Show>
             <Console id/>
@@ -94,27 +97,30 @@ fn Live(page: HostingPageData) -> impl IntoView {
 }
 
 #[component]
-fn Actions(hosting: RwSignal<Hosting>) -> impl IntoView {
+fn Actions(hosting: RwSignal<HostingView>) -> impl IntoView {
     let confirm = RwSignal::new(false);
     let typed = RwSignal::new(String::new());
     let q = toasts();
-    let run = move |action: &'static str| {
+    let run = move |action: Operation| {
         let id = hosting.get_untracked().id;
         leptos::task::spawn_local(async move {
-            match hosting_action(id, action.to_string()).await {
+            match hosting_action(id, action).await {
                 Ok(h) => { hosting.try_set(h); }
                 Err(e) => q.push(e.to_string()),
             }
         });
     };
-    let busy = move || hosting.get().busy() || matches!(hosting.get().state.as_str(), "queued" | "provisioning" | "deleting");
-    let st = move || hosting.get().state;
+    // One operation at a time, and only from the states it may begin from.
+    let may = move |op: Operation| {
+        let h = hosting.get();
+        !h.busy() && op.allowed_from().contains(&h.state)
+    };
     view! {
         <div class="mt-4 flex flex-wrap gap-2" data-testid="actions">
-            <button class="btn-secondary" data-testid="action-start" disabled=move || busy() || st() != "stopped" on:click=move |_| run("start")>"Start"</button>
-            <button class="btn-secondary" data-testid="action-stop" disabled=move || busy() || st() != "running" on:click=move |_| run("stop")>"Stop"</button>
-            <button class="btn-secondary" data-testid="action-restart" disabled=move || busy() || !matches!(st().as_str(), "running" | "stopped") on:click=move |_| run("restart")>"Restart"</button>
-            <button class="btn-danger" data-testid="action-delete" disabled=move || busy() on:click=move |_| confirm.set(true)>"Delete…"</button>
+            <button class="btn-secondary" data-testid="action-start" disabled=move || !may(Operation::Start) on:click=move |_| run(Operation::Start)>{Operation::Start.label()}</button>
+            <button class="btn-secondary" data-testid="action-stop" disabled=move || !may(Operation::Stop) on:click=move |_| run(Operation::Stop)>{Operation::Stop.label()}</button>
+            <button class="btn-secondary" data-testid="action-restart" disabled=move || !may(Operation::Restart) on:click=move |_| run(Operation::Restart)>{Operation::Restart.label()}</button>
+            <button class="btn-danger" data-testid="action-delete" disabled=move || !may(Operation::Delete) on:click=move |_| confirm.set(true)>"Delete…"</button>
         </div>
         <Show when=move || confirm.get()>
             <div class="card mt-3 space-y-2 border-rose-300 p-4 dark:border-rose-900" data-testid="delete-confirm">
@@ -125,7 +131,7 @@ fn Actions(hosting: RwSignal<Hosting>) -> impl IntoView {
                 <div class="flex gap-2">
                     <button class="btn-danger" data-testid="delete-confirm-button"
                         disabled=move || typed.get().trim() != hosting.get().slug
-                        on:click=move |_| { confirm.set(false); typed.set(String::new()); run("delete"); }>
+                        on:click=move |_| { confirm.set(false); typed.set(String::new()); run(Operation::Delete); }>
                         {move || format!("Delete {}", hosting.get().slug)}
                     </button>
                     <button class="btn-secondary" on:click=move |_| { confirm.set(false); typed.set(String::new()); }>"Cancel"</button>
@@ -135,51 +141,60 @@ fn Actions(hosting: RwSignal<Hosting>) -> impl IntoView {
     }
 }
 
-/// The latest provisioning attempt: events after the last "queued" state event.
-fn current_attempt(events: &[Event]) -> Vec<Event> {
-    let start = events.iter().rposition(|e| e.kind == "state" && e.status == "queued").unwrap_or(0);
-    events[start..].to_vec()
+/// The latest provisioning attempt: events from the last one that says the hosting was queued.
+fn current_attempt(events: &[EventView]) -> &[EventView] {
+    let start = events.iter().rposition(EventView::is_queued).unwrap_or(0);
+    &events[start..]
+}
+
+/// What a step came to in the latest attempt: its undo if it was rolled back, else its last event
+/// (None: not reached yet).
+fn step_outcome(events: &[EventView], step: Step) -> Option<&EventView> {
+    let mine = current_attempt(events).iter().filter(|e| e.step == Some(step));
+    mine.clone().rev().find(|e| e.kind == EventKind::Undo).or_else(|| mine.last())
 }
 
 #[component]
-fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<Event>>, hosting: RwSignal<Hosting>) -> impl IntoView {
+fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<EventView>>, hosting: RwSignal<HostingView>) -> impl IntoView {
     view! {
         <section class="card mt-6 p-5" data-testid="progress">
             <h2 class="font-semibold">"Provisioning"</h2>
-            {move || hosting.get().queue_position.filter(|_| hosting.get().state == "queued").map(|p| view! {
+            {move || hosting.get().queue_position.filter(|_| hosting.get().state == HostingState::Queued).map(|p| view! {
                 <p class="mt-1 text-sm text-slate-500" data-testid="queue-position">
                     {if p == 0 { "Next in line for a provisioning slot.".to_string() } else { format!("Waiting: {p} site(s) ahead in the queue.") }}
                 </p>
             })}
             <ol class="mt-4 space-y-2">
                 {steps.into_iter().map(|s| {
-                    let name = s.name.clone();
+                    let step = s.step;
                     let status = Signal::derive(move || {
-                        let evs = current_attempt(&events.get());
-                        let mine: Vec<&Event> = evs.iter().filter(|e| e.step.as_deref() == Some(name.as_str())).collect();
-                        let last = mine.iter().rev().find(|e| e.kind == "undo").or_else(|| mine.last()).map(|e| (e.status.clone(), e.duration_ms, e.message.clone()));
-                        last
+                        step_outcome(&events.get(), step).map(|e| (e.status, e.duration_ms, e.message.clone()))
                     });
+                    let outcome = move || status.get().map(|(st, _, _)| st);
                     view! {
-                        <li class="flex items-start gap-3" data-testid="step" data-step=s.name.clone()
-                            data-status=move || status.get().map(|(s, _, _)| s).unwrap_or_else(|| "pending".into())>
+                        <li class="flex items-start gap-3" data-testid="step" data-step=step.as_str()
+                            data-status=move || outcome().map_or("pending", EventStatus::as_str)>
                             <span class=move || format!("mt-0.5 flex h-5 w-5 shrink-0 items-center justify-center rounded-full text-xs {}",
-                                match status.get().map(|(s, _, _)| s).as_deref() {
-                                    Some("succeeded") => "bg-emerald-500 text-white",
-                                    Some("started") => "bg-indigo-500 text-white animate-pulse",
-                                    Some("failed") => "bg-rose-500 text-white",
-                                    Some("undone") => "bg-amber-400 text-white",
+                                match outcome() {
+                                    Some(EventStatus::Succeeded) => "bg-emerald-500 text-white",
+                                    Some(EventStatus::Started) => "bg-indigo-500 text-white animate-pulse",
+                                    Some(EventStatus::Failed) => "bg-rose-500 text-white",
+                                    Some(EventStatus::Undone) => "bg-amber-400 text-white",
                                     _ => "bg-slate-200 dark:bg-slate-700",
                                 })>
-                                {move || match status.get().map(|(s, _, _)| s).as_deref() {
-                                    Some("succeeded") => "✓", Some("failed") => "✕", Some("undone") => "↺", Some("started") => "…", _ => "",
+                                {move || match outcome() {
+                                    Some(EventStatus::Succeeded) => "✓",
+                                    Some(EventStatus::Failed) => "✕",
+                                    Some(EventStatus::Undone) => "↺",
+                                    Some(EventStatus::Started) => "…",
+                                    _ => "",
                                 }}
                             </span>
                             <div class="flex-1">
                                 <p class="text-sm">{s.label.clone()}</p>
-                                {move || status.get().and_then(|(st, d, msg)| match st.as_str() {
-                                    "failed" => Some(view! { <p class="text-xs text-rose-600 dark:text-rose-400">{msg}</p> }.into_any()),
-                                    "undone" => Some(view! { <p class="text-xs text-amber-600">"Rolled back"</p> }.into_any()),
+                                {move || status.get().and_then(|(st, d, msg)| match st {
+                                    EventStatus::Failed => Some(view! { <p class="text-xs text-rose-600 dark:text-rose-400">{msg}</p> }.into_any()),
+                                    EventStatus::Undone => Some(view! { <p class="text-xs text-amber-600">"Rolled back"</p> }.into_any()),
                                     _ => d.map(|d| view! { <p class="text-xs text-slate-500">{human_duration(d)}</p> }.into_any()),
                                 })}
                             </div>
@@ -187,7 +202,7 @@ fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<Event>>, hosting: RwSigna
                     }
                 }).collect_view()}
             </ol>
-            {move || (hosting.get().state == "failed").then(|| view! {
+            {move || (hosting.get().state == HostingState::Failed).then(|| view! {
                 <div class="mt-4 rounded-lg border border-rose-200 bg-rose-50 p-3 text-sm text-rose-700 dark:border-rose-900 dark:bg-rose-950 dark:text-rose-300" data-testid="failure-reason">
                     {hosting.get().state_reason.unwrap_or_default()}
                 </div>
@@ -197,7 +212,7 @@ fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<Event>>, hosting: RwSigna
 }
 
 #[component]
-fn Running(hosting: RwSignal<Hosting>, samples: RwSignal<Vec<Sample>>) -> impl IntoView {
+fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -> impl IntoView {
     let now = RwSignal::new(js_now() as i64);
     #[cfg(feature = "hydrate")]
     {
@@ -214,9 +229,9 @@ fn Running(hosting: RwSignal<Hosting>, samples: RwSignal<Vec<Sample>>) -> impl I
             <div class="card space-y-3 p-5">
                 <h2 class="font-semibold">"Your site"</h2>
                 <p class="text-sm text-slate-500">
-                    {move || match hosting.get().state.as_str() {
-                        "running" => format!("Running{}", uptime().map(|u| format!(" for {u}")).unwrap_or_default()),
-                        other => format!("The VM is {other}."),
+                    {move || match hosting.get().state {
+                        HostingState::Running => format!("{}{}", HostingState::Running.label(), uptime().map(|u| format!(" for {u}")).unwrap_or_default()),
+                        other => format!("The VM is {}.", other.as_str()),
                     }}
                 </p>
                 <ul class="space-y-1 text-sm">
@@ -282,15 +297,15 @@ fn Console(id: i32) -> impl IntoView {
 }
 
 #[component]
-fn History(events: RwSignal<Vec<Event>>) -> impl IntoView {
+fn History(events: RwSignal<Vec<EventView>>) -> impl IntoView {
     view! {
         <section class="card mt-6 p-5">
             <h2 class="font-semibold">"Activity"</h2>
             <ul class="mt-3 max-h-72 space-y-1 overflow-auto text-sm" data-testid="events">
-                <For each=move || { let mut e: Vec<Event> = events.get().into_iter().filter(|e| !(e.kind == "step" && e.status == "started")).collect(); e.reverse(); e } key=|e| e.id let:e>
+                <For each=move || { let mut e: Vec<EventView> = events.get().into_iter().filter(|e| !(e.kind == EventKind::Step && e.status == EventStatus::Started)).collect(); e.reverse(); e } key=|e| e.id let:e>
                     <li class="flex gap-3">
                         <span class="shrink-0 font-mono text-xs text-slate-400">{format_time(e.created_at)}</span>
-                        <span class:text-rose-600=e.status == "failed">{e.message.clone()}</span>
+                        <span class:text-rose-600=e.status == EventStatus::Failed>{e.message.clone()}</span>
                         {e.duration_ms.map(|d| view! { <span class="text-xs text-slate-400">{human_duration(d)}</span> })}
                     </li>
                 </For>
@@ -306,60 +321,98 @@ mod stream {
     use wasm_bindgen::prelude::Closure;
     use web_sys::{EventSource, MessageEvent};
 
-    use crate::model::{Event, Hosting, Sample};
+    use crate::model::{EventView, HostingView, LiveMessage, StatSample};
+
+    /// Samples kept for the charts (three minutes at one a second).
+    const SAMPLES_KEPT: usize = 180;
 
     /// Subscribes to `/api/v1/hostings/{id}/stream`. EventSource reconnects by itself and
-    /// sends Last-Event-ID, from which the server replays what was missed.
+    /// sends Last-Event-ID, from which the server replays what was missed. Each SSE event
+    /// name is one [`LiveMessage`] variant, its data that variant's payload.
     pub fn connect(
         id: i32,
-        hosting: RwSignal<Hosting>,
-        events: RwSignal<Vec<Event>>,
-        samples: RwSignal<Vec<Sample>>,
+        hosting: RwSignal<HostingView>,
+        events: RwSignal<Vec<EventView>>,
+        samples: RwSignal<Vec<StatSample>>,
         gone: RwSignal<bool>,
         connected: RwSignal<bool>,
     ) {
         let after = events.get_untracked().last().map(|e| e.id).unwrap_or(0);
         let Ok(es) = EventSource::new(&format!("/api/v1/hostings/{id}/stream?after={after}")) else { return };
-        let on_event = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
-            if let Some(ev) = m.data().as_string().and_then(|s| serde_json::from_str::<Event>(&s).ok()) {
-                events.update(|v| {
+        let es_gone = es.clone();
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
+            let data = m.data().as_string().unwrap_or_default();
+            match LiveMessage::from_parts(&m.type_(), &data) {
+                Some(LiveMessage::Hosting(h)) => hosting.set(h),
+                Some(LiveMessage::Event(ev)) => events.update(|v| {
                     if !v.iter().any(|e| e.id == ev.id) {
                         v.push(ev);
                     }
-                });
-            }
-        });
-        let on_hosting = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
-            if let Some(h) = m.data().as_string().and_then(|s| serde_json::from_str::<Hosting>(&s).ok()) {
-                hosting.set(h);
-            }
-        });
-        let on_stats = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
-            if let Some(s) = m.data().as_string().and_then(|s| serde_json::from_str::<Sample>(&s).ok()) {
-                samples.update(|v| {
+                }),
+                Some(LiveMessage::Stats(s)) => samples.update(|v| {
                     v.push(s);
-                    let extra = v.len().saturating_sub(180);
+                    let extra = v.len().saturating_sub(SAMPLES_KEPT);
                     v.drain(..extra);
-                });
+                }),
+                Some(LiveMessage::Deleted { .. }) => {
+                    gone.set(true);
+                    es_gone.close();
+                }
+                None => {}
             }
-        });
-        let es_gone = es.clone();
-        let on_deleted = Closure::<dyn FnMut(MessageEvent)>::new(move |_m: MessageEvent| {
-            gone.set(true);
-            es_gone.close();
         });
         let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| connected.set(true));
         let on_error = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| connected.set(false));
-        let _ = es.add_event_listener_with_callback("event", on_event.as_ref().unchecked_ref());
-        let _ = es.add_event_listener_with_callback("hosting", on_hosting.as_ref().unchecked_ref());
-        let _ = es.add_event_listener_with_callback("stats", on_stats.as_ref().unchecked_ref());
-        let _ = es.add_event_listener_with_callback("deleted", on_deleted.as_ref().unchecked_ref());
+        for name in LiveMessage::NAMES {
+            let _ = es.add_event_listener_with_callback(name, on_message.as_ref().unchecked_ref());
+        }
         es.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         es.set_onerror(Some(on_error.as_ref().unchecked_ref()));
-        let keep = send_wrapper::SendWrapper::new((on_event, on_hosting, on_stats, on_deleted, on_open, on_error, es.clone()));
+        let keep = send_wrapper::SendWrapper::new((on_message, on_open, on_error, es.clone()));
         on_cleanup(move || {
             let k = keep.take();
-            k.6.close();
+            k.3.close();
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: i32, kind: EventKind, step: Option<Step>, status: EventStatus, message: &str) -> EventView {
+        EventView { id, hosting_id: 1, user_id: 1, kind, step, status, message: message.into(), duration_ms: None, created_at: 0 }
+    }
+
+    /// A first attempt that failed at start_vm and was rolled back.
+    fn failed_attempt() -> Vec<EventView> {
+        use {EventKind as K, EventStatus as S};
+        vec![
+            ev(1, K::State, None, S::Queued, "queued"),
+            ev(2, K::Step, Some(Step::AllocatePorts), S::Started, ""),
+            ev(3, K::Step, Some(Step::AllocatePorts), S::Succeeded, ""),
+            ev(4, K::Step, Some(Step::StartVm), S::Started, ""),
+            ev(5, K::Step, Some(Step::StartVm), S::Failed, "no memory"),
+            ev(6, K::Undo, Some(Step::AllocatePorts), S::Undone, "Undid"),
+            ev(7, K::State, None, S::Failed, "no memory"),
+        ]
+    }
+
+    #[test]
+    fn a_failed_attempt_shows_the_failing_step_and_the_rolled_back_ones() {
+        let evs = failed_attempt();
+        let start_vm = step_outcome(&evs, Step::StartVm).unwrap();
+        assert_eq!((start_vm.status, start_vm.message.as_str()), (EventStatus::Failed, "no memory"));
+        assert_eq!(step_outcome(&evs, Step::AllocatePorts).unwrap().status, EventStatus::Undone);
+        assert!(step_outcome(&evs, Step::WaitReady).is_none(), "a step never reached is pending");
+    }
+
+    #[test]
+    fn a_retry_starts_the_steps_over() {
+        let mut evs = failed_attempt();
+        evs.push(ev(8, EventKind::State, None, EventStatus::Queued, "retry"));
+        evs.push(ev(9, EventKind::Step, Some(Step::AllocatePorts), EventStatus::Started, ""));
+        assert_eq!(step_outcome(&evs, Step::AllocatePorts).unwrap().status, EventStatus::Started);
+        assert!(step_outcome(&evs, Step::StartVm).is_none(), "the old failure is not shown on the new attempt");
     }
 }

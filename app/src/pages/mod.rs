@@ -10,7 +10,7 @@ use leptos::prelude::*;
 use leptos_router::components::Redirect;
 
 use crate::api::accounts::current_user;
-use crate::model::User;
+use crate::model::UserView;
 
 #[component]
 pub fn NotFound() -> impl IntoView {
@@ -34,7 +34,7 @@ pub fn NotFound() -> impl IntoView {
 #[component]
 pub fn RequireUser<F, IV>(child: F) -> impl IntoView
 where
-    F: Fn(User) -> IV + Send + Sync + Clone + 'static,
+    F: Fn(UserView) -> IV + Send + Sync + Clone + 'static,
     IV: IntoView + 'static,
 {
     let user = Resource::new_blocking(|| (), |_| current_user());

@@ -8,18 +8,18 @@ use crate::api::accounts::{
     revoke_api_token,
 };
 use crate::components::ui::{Field, FormError, field_error, format_time, general_error, toasts};
-use crate::model::User;
+use crate::model::UserView;
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
     view! {
         <Title text="Settings · vm-webhoster"/>
-        <RequireUser child=|u: User| view! { <Settings user=u/> }/>
+        <RequireUser child=|u: UserView| view! { <Settings user=u/> }/>
     }
 }
 
 #[component]
-fn Settings(user: User) -> impl IntoView {
+fn Settings(user: UserView) -> impl IntoView {
     view! {
         <h1 class="text-2xl font-semibold">"Settings"</h1>
         <p class="text-sm text-slate-500">{user.email.clone()}</p>
