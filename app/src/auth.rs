@@ -1,7 +1,7 @@
 //! Sessions (server side): who is logged in, login with a new session id, logout that ends the
 //! session on the server. Shared by server functions and the REST API.
 use leptos::prelude::*;
-use service::accounts::{Actor, UserView};
+use service::accounts::{Actor, AsActor, UserView};
 use tower_sessions::Session;
 
 use crate::error::AppError;

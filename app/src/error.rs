@@ -80,7 +80,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
         E::Unauthorized | E::InvalidCredentials => S::UNAUTHORIZED,
         E::Forbidden | E::QuotaExceeded(_) => S::FORBIDDEN,
         E::RateLimited { .. } => S::TOO_MANY_REQUESTS,
-        E::Db(_) | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        E::Db(_) | E::LeaseLost { .. } | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
     }
 }
 

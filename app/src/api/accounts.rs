@@ -3,14 +3,14 @@ use leptos::prelude::*;
 use crate::error::AppError;
 use crate::model::{ApiTokenView, SshKeyView, UserView};
 #[cfg(feature = "ssr")]
-use crate::{auth, model::from_service};
+use crate::auth;
 
 /// The logged-in user, if any (None for visitors: not an error).
 #[server(prefix = "/api/fn", endpoint = "current_user")]
 pub async fn current_user() -> Result<Option<UserView>, AppError> {
     let state = auth::state()?;
     let session = auth::session().await?;
-    Ok(auth::session_user(&session, &state).await?.map(from_service::user))
+    Ok(auth::session_user(&session, &state).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "signup")]
@@ -97,13 +97,13 @@ pub async fn delete_account(password: String) -> Result<(), AppError> {
 #[server(prefix = "/api/fn", endpoint = "list_ssh_keys")]
 pub async fn list_ssh_keys() -> Result<Vec<SshKeyView>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
-    Ok(state.accounts.list_ssh_keys(&actor).await?.into_iter().map(from_service::ssh_key).collect())
+    Ok(state.accounts.list_ssh_keys(&actor).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "add_ssh_key")]
 pub async fn add_ssh_key(name: String, public_key: String) -> Result<SshKeyView, AppError> {
     let (state, _, actor) = auth::require_user().await?;
-    Ok(from_service::ssh_key(state.accounts.add_ssh_key(&actor, &name, &public_key).await?))
+    Ok(state.accounts.add_ssh_key(&actor, &name, &public_key).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "delete_ssh_key")]
@@ -115,7 +115,7 @@ pub async fn delete_ssh_key(id: i32) -> Result<(), AppError> {
 #[server(prefix = "/api/fn", endpoint = "list_api_tokens")]
 pub async fn list_api_tokens() -> Result<Vec<ApiTokenView>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
-    Ok(state.accounts.list_api_tokens(&actor).await?.into_iter().map(from_service::api_token).collect())
+    Ok(state.accounts.list_api_tokens(&actor).await?)
 }
 
 /// Creates a named API token; the secret is shown once.
@@ -123,7 +123,7 @@ pub async fn list_api_tokens() -> Result<Vec<ApiTokenView>, AppError> {
 pub async fn create_api_token(name: String) -> Result<(ApiTokenView, String), AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let (secret, view) = state.accounts.create_api_token(&actor, &name).await?;
-    Ok((from_service::api_token(view), secret))
+    Ok((view, secret))
 }
 
 #[server(prefix = "/api/fn", endpoint = "revoke_api_token")]

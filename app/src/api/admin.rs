@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 use crate::model::AdminData;
 #[cfg(feature = "ssr")]
-use crate::{auth, model::from_service};
+use crate::auth;
 
 #[server(prefix = "/api/fn", endpoint = "admin_overview")]
 pub async fn admin_overview() -> Result<AdminData, AppError> {
@@ -22,8 +22,8 @@ pub async fn admin_overview() -> Result<AdminData, AppError> {
         };
         return Ok(AdminData { node, hostings: Vec::new(), events: Vec::new(), users });
     };
-    let node = from_service::node(h.node_info(&actor).await?);
-    let hostings = h.list_all(&actor).await?.into_iter().map(|(v, owner)| (from_service::hosting(v), owner)).collect();
-    let events = h.recent_events(&actor, 50).await?.into_iter().map(from_service::event).collect();
+    let node = h.node_info(&actor).await?;
+    let hostings = h.list_all(&actor).await?;
+    let events = h.recent_events(&actor, 50).await?;
     Ok(AdminData { node, hostings, events, users })
 }

@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use crate::error::AppError;
 use crate::model::{HostingPageData, HostingView, Operation, PlanView};
 #[cfg(feature = "ssr")]
-use crate::model::{StepInfo, from_service};
+use crate::model::StepInfo;
 #[cfg(feature = "ssr")]
 use crate::auth;
 
@@ -11,7 +11,7 @@ use crate::auth;
 pub async fn list_hostings() -> Result<Vec<HostingView>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let Some(h) = &state.hosting else { return Ok(Vec::new()) };
-    Ok(h.list(&actor).await?.into_iter().map(from_service::hosting).collect())
+    Ok(h.list(&actor).await?)
 }
 
 #[server(prefix = "/api/fn", endpoint = "plans")]
@@ -55,7 +55,7 @@ pub async fn create_hosting(slug: String, plan: String, ssh_key_ids: Option<Vec<
         )
         .await?;
     leptos_axum::redirect(&format!("/hostings/{}", created.id));
-    Ok(from_service::hosting(created))
+    Ok(created)
 }
 
 /// Everything the live page needs at load; updates then arrive over the event stream.
@@ -67,21 +67,20 @@ pub async fn hosting_page(id: i32) -> Result<HostingPageData, AppError> {
     let events = h.events(&actor, id, 0).await?;
     let samples = h.stats_history(&actor, id).await?;
     Ok(HostingPageData {
-        hosting: from_service::hosting(hosting),
-        events: events.into_iter().map(from_service::event).collect(),
-        steps: service::hosting::Step::ALL
+        hosting,
+        events,
+        steps: service::hosting::HostingService::create_steps(false)
             .into_iter()
-            .filter_map(from_service::step)
             .map(|step| StepInfo { step, label: step.label().into() })
             .collect(),
-        samples: samples.into_iter().map(from_service::sample).collect(),
+        samples,
     })
 }
 
 #[server(prefix = "/api/fn", endpoint = "get_hosting")]
 pub async fn get_hosting(id: i32) -> Result<HostingView, AppError> {
     let (state, _, actor) = auth::require_user().await?;
-    Ok(from_service::hosting(auth::hosting(&state)?.get(&actor, id).await?))
+    Ok(auth::hosting(&state)?.get(&actor, id).await?)
 }
 
 /// Start, stop, restart or delete (a create is [`create_hosting`]). On the wire: `action=stop`.
@@ -89,8 +88,7 @@ pub async fn get_hosting(id: i32) -> Result<HostingView, AppError> {
 pub async fn hosting_action(id: i32, action: Operation) -> Result<HostingView, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     // The service refuses a create here (that is `create_hosting`).
-    let op = from_service::operation(action);
-    Ok(from_service::hosting(auth::hosting(&state)?.action(&actor, id, op).await?))
+    Ok(auth::hosting(&state)?.action(&actor, id, action).await?)
 }
 
 /// The last lines of the VM's serial console.

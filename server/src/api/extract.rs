@@ -21,7 +21,7 @@ pub enum Credential {
 
 impl ApiUser {
     pub fn actor(&self) -> Actor {
-        self.0.actor()
+        service::accounts::AsActor::actor(&self.0)
     }
 
     /// Whether the credential still holds: the token is not revoked or expired; the session

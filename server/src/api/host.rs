@@ -31,7 +31,7 @@ pub struct WaitQuery {
 /// The view plus the original's field names (`status`, `vm_id`).
 pub fn host_json(v: &HostingView, prefix: &str) -> serde_json::Value {
     let mut j = serde_json::to_value(v).unwrap_or_default();
-    j["status"] = serde_json::Value::from(v.state.clone());
+    j["status"] = serde_json::Value::from(v.state.as_str());
     j["vm_id"] = serde_json::Value::from(format!("{prefix}{}", v.id));
     j
 }

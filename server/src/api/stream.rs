@@ -10,7 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
-use service::hosting::{HostingService, LiveEvent};
+use service::hosting::{EventStatus, HostingService, LiveEvent};
+use vmw_types::LiveMessage;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::extract::ApiUser;
@@ -43,9 +44,10 @@ pub async fn stream(
     // Subscribe before reading the backlog so nothing falls between the two.
     let live = BroadcastStream::new(h.subscribe());
     let backlog = h.events(&actor, id, after).await?;
-    let mut first: Vec<Result<SseEvent, Infallible>> = backlog.iter().map(|e| Ok(event_msg(e))).collect();
-    first.push(Ok(json_event("hosting", &service_to_json(&current))));
     let last_sent = backlog.last().map(|e| e.id).unwrap_or(after);
+    let mut first: Vec<Result<SseEvent, Infallible>> =
+        backlog.into_iter().map(|e| Ok(sse(LiveMessage::Event(e)))).collect();
+    first.push(Ok(sse(LiveMessage::Hosting(current))));
 
     let hs: HostingService = h.clone();
     let live = live
@@ -60,16 +62,17 @@ pub async fn stream(
             let hs = hs.clone();
             async move {
                 match ev {
-                    LiveEvent::Stats(s) => vec![Ok(json_event("stats", &serde_json::to_value(&s).unwrap_or_default()))],
+                    LiveEvent::Stats(s) => vec![Ok(sse(LiveMessage::Stats(s)))],
                     LiveEvent::Event(e) => {
                         if e.id <= last_sent {
                             return vec![];
                         }
-                        let mut out = vec![Ok(event_msg(&e))];
-                        if e.status == "deleted" {
-                            out.push(Ok(SseEvent::default().event("deleted").data("{}")));
+                        let deleted = e.status == EventStatus::Deleted;
+                        let mut out = vec![Ok(sse(LiveMessage::Event(e)))];
+                        if deleted {
+                            out.push(Ok(sse(LiveMessage::Deleted { hosting_id: id })));
                         } else if let Ok(v) = hs.get(&actor, id).await {
-                            out.push(Ok(json_event("hosting", &service_to_json(&v))));
+                            out.push(Ok(sse(LiveMessage::Hosting(v))));
                         }
                         out
                     }
@@ -94,14 +97,12 @@ pub async fn stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn service_to_json(v: &service::hosting::HostingView) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or_default()
-}
-
-fn event_msg(e: &service::hosting::EventView) -> SseEvent {
-    SseEvent::default().event("event").id(e.id.to_string()).data(serde_json::to_string(e).unwrap_or_default())
-}
-
-fn json_event(name: &str, v: &serde_json::Value) -> SseEvent {
-    SseEvent::default().event(name).data(v.to_string())
+/// One message as an SSE event: its name, its payload as data, and an event's id (so a
+/// reconnecting client resumes after it with `Last-Event-ID`).
+fn sse(msg: LiveMessage) -> SseEvent {
+    let ev = SseEvent::default().event(msg.name()).data(msg.data_json());
+    match &msg {
+        LiveMessage::Event(e) => ev.id(e.id.to_string()),
+        _ => ev,
+    }
 }

@@ -178,10 +178,11 @@ impl Unit for AddRoute {
     async fn run(&self, cx: &Cx<'_>) -> Result<()> {
         let row = cx.row().await?;
         let proxy = &cx.svc.inner.proxy;
-        proxy.add_route(&cx.svc.site_route(&row).await?).await?;
+        let route = cx.svc.site_route(&row).await?;
+        proxy.add_route(&route).await?;
         if !cx.svc.inner.faults.skip_ready_probe() {
             // The VM answered on its port; make sure it also answers through nginx.
-            proxy.check_route(&row.slug, Duration::from_secs(15)).await?;
+            proxy.check_route(&route, Duration::from_secs(15)).await?;
         }
         Ok(())
     }
