@@ -88,9 +88,7 @@ steady() {
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ng/api/v1/health" >/dev/null && break; sleep 0.2; done
   local H="http://127.0.0.1:$ng" u="steady$(date +%s)"
   ssh-keygen -q -t ed25519 -N '' -f "$data/key"
-  curl -sf -X POST "$H/api/v1/auth/register" -H 'Content-Type: application/json' \
-    -d "{\"email\":\"$u@example.com\",\"password\":\"correct horse\",\"username\":\"$u\"}" >/dev/null
-  local tok; tok=$(curl -sf -X POST "$H/api/v1/auth/login" -d "username=$u&password=correct horse" | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')
+  local tok; tok=$(register "$H" "$u")
   local t0; t0=$(now)
   curl -sf -X POST "$H/api/v1/host" -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
     -d "{\"ssh_public_key\": \"$(cat "$data/key.pub")\"}" >/dev/null

@@ -7,9 +7,11 @@
 //! - [`PortWindow`]: a port range no other test on this machine holds at the same time.
 //! - [`free_port`]: a loopback port that was free a moment ago.
 //! - [`init_tracing`]: logs from the code under test when TEST_LOG is set.
+//! - [`http`]: clients that follow no redirects, and the REST API's JSON error shape.
 //!
 //! It holds no `service` or `server` types, so both can depend on it without a cycle.
 mod db;
+pub mod http;
 mod image;
 mod logs;
 mod ports;
