@@ -1,6 +1,6 @@
 use reqwest::StatusCode;
 
-use crate::helpers::{assert_api_error, send, spawn_app};
+use crate::helpers::{assert_api_error, assert_field_error, send, spawn_app};
 
 #[tokio::test]
 async fn health_reports_the_database_and_carries_a_request_id() {
@@ -41,8 +41,7 @@ async fn api_errors_have_one_json_shape() {
     // A field error from the service layer.
     let (s, body) =
         send(register().json(&serde_json::json!({"email": "not-an-email", "username": "valid-name", "password": "long enough pw"}))).await;
-    assert_api_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(body["error"]["field"], "email");
+    assert_field_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "email");
     // Unknown endpoint and missing auth.
     for (path, status, code) in
         [("/api/v1/nope", StatusCode::NOT_FOUND, "not_found"), ("/api/v1/users/me", StatusCode::UNAUTHORIZED, "unauthorized")]

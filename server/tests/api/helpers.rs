@@ -12,7 +12,7 @@ use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{ACCEPT, HeaderValue, LOCATION, REFERER};
 use reqwest::{Response, StatusCode, Url};
 use server::config::Cli;
-pub use vmw_test_support::http::{assert_api_error, client_with, send};
+pub use vmw_test_support::http::{assert_api_error, assert_field_error, client_with, send};
 use vmw_test_support::{EmptyDb, init_tracing};
 
 pub const SESSION_COOKIE: &str = "vmw_session";

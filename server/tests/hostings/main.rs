@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use vmw_test_support::http::{assert_api_error as assert_error, client_with, no_redirect_client, send};
+use vmw_test_support::http::{assert_api_error as assert_error, assert_field_error, client_with, no_redirect_client, send};
 use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
 struct App {
@@ -103,6 +103,13 @@ impl App {
         send(self.client.post(self.url("/api/v1/auth/register")).json(body)).await
     }
 
+    /// `POST /api/v1/host/{action}` is accepted, and the hosting then settles as `want`.
+    async fn act(&self, token: &str, action: &str, want: &str) -> Value {
+        let (s, b) = self.call(reqwest::Method::POST, &format!("/api/v1/host/{action}"), token, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{action}: {b}");
+        self.wait_for(token, want).await
+    }
+
     async fn wait_for(&self, token: &str, want: &str) -> Value {
         for _ in 0..300 {
             let (s, v) = self.call(reqwest::Method::GET, "/api/v1/host", token, None).await;
@@ -138,14 +145,10 @@ async fn the_original_scripts_journey_works() {
     let (s, b) = app.call(M::POST, "/api/v1/host", &tok, None).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
 
-    let (s, _) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    app.wait_for(&tok, "stopped").await;
+    app.act(&tok, "stop", "stopped").await;
     let (s, b) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
-    let (s, _) = app.call(M::POST, "/api/v1/host/start", &tok, None).await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    app.wait_for(&tok, "running").await;
+    app.act(&tok, "start", "running").await;
     let (s, b) = app.call(M::POST, "/api/v1/host/reboot-now", &tok, None).await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
 
@@ -171,8 +174,7 @@ async fn bad_requests_get_one_error_shape_and_change_nothing() {
         (json!({"email":"v@example.com","password":"correct horse","username":"9lives"}), "username"),
     ] {
         let (s, b) = app.register_raw(&body).await;
-        assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-        assert_eq!(b["error"]["field"], field);
+        assert_field_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", field);
     }
     let tok = app.register("first").await;
     for (body, field) in [
@@ -180,21 +182,18 @@ async fn bad_requests_get_one_error_shape_and_change_nothing() {
         (json!({"email":"second@example.com","password":"other password","username":"first"}), "username"),
     ] {
         let (s, b) = app.register_raw(&body).await;
-        assert_error(s, &b, StatusCode::CONFLICT, "conflict");
-        assert_eq!(b["error"]["field"], field);
+        assert_field_error(s, &b, StatusCode::CONFLICT, "conflict", field);
     }
     // The first account is untouched: its password still works.
     let r = app.client.post(app.url("/api/v1/auth/login")).form(&[("username", "first"), ("password", "correct horse battery")]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     let (s, b) = app.call(M::POST, "/api/v1/hostings", &tok, Some(json!({"slug": "Not OK!"}))).await;
-    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(b["error"]["field"], "slug");
+    assert_field_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "slug");
     let (s, b) = app.call(M::POST, "/api/v1/hostings", &tok, Some(json!({"slug": "admin"}))).await;
     assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let (s, b) = app.call(M::POST, "/api/v1/host", &tok, Some(json!({"ssh_public_key": "nope"}))).await;
-    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(b["error"]["field"], "public_key");
+    assert_field_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "public_key");
     let (s, b) = app.call(M::GET, "/api/v1/hostings", &tok, None).await;
     assert_eq!((s, b.as_array().unwrap().len()), (StatusCode::OK, 0), "no bad request stored anything");
 

@@ -34,3 +34,9 @@ pub fn assert_api_error(status: StatusCode, body: &Value, want: StatusCode, code
 pub async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
     status_and_json(req.send().await.unwrap()).await
 }
+
+/// [`assert_api_error`] that names `field` as the request field at fault.
+pub fn assert_field_error(status: StatusCode, body: &Value, want: StatusCode, code: &str, field: &str) {
+    assert_api_error(status, body, want, code);
+    assert_eq!(body["error"]["field"], field, "{body}");
+}
