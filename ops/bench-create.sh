@@ -18,6 +18,17 @@ register() { # H username
   curl -sf -X POST "$1/api/v1/auth/login" -d "username=$2&password=correct horse" | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])'
 }
 
+# Stops a server started below, its nginx and its VMs, and removes its data dir.
+teardown() { # pid data prefix
+  kill "$1"; wait "$1" 2>/dev/null || true
+  nginx -p "$2/nginx" -c "$2/nginx/nginx.conf" -s quit 2>/dev/null || true
+  for d in $(virsh -c qemu:///system list --all --name | grep "^$3" || true); do
+    virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
+    virsh -c qemu:///system undefine --managed-save "$d" >/dev/null 2>&1 || true
+  done
+  rm -rf "$2"
+}
+
 # Waits until the data dir's warm pool holds N ready spares (none still booting).
 wait_spares() { # data N
   until [ "$(sqlite3 "$1/vm-webhoster.sqlite" "select count(*) from hostings where state='spare' and operation is null")" -ge "$2" ]; do sleep 1; done
@@ -67,13 +78,7 @@ run_mode() { # mode pool_size
   for i in 0 1 2; do
     curl -sf -X DELETE "$H/api/v1/host?wait=120" -H "Authorization: Bearer ${toks[$i]}" >/dev/null || true
   done
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  nginx -p "$data/nginx" -c "$data/nginx/nginx.conf" -s quit 2>/dev/null || true
-  for d in $(virsh -c qemu:///system list --all --name | grep "^$prefix" || true); do
-    virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
-    virsh -c qemu:///system undefine --managed-save "$d" >/dev/null 2>&1 || true
-  done
-  rm -rf "$data"
+  teardown "$pid" "$data" "$prefix"
 }
 
 # Steady state on one running site (cold server, pool off): SSH, stop -> start, idle cost,
@@ -88,9 +93,7 @@ steady() {
   for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$ng/api/v1/health" >/dev/null && break; sleep 0.2; done
   local H="http://127.0.0.1:$ng" u="steady$(date +%s)"
   ssh-keygen -q -t ed25519 -N '' -f "$data/key"
-  curl -sf -X POST "$H/api/v1/auth/register" -H 'Content-Type: application/json' \
-    -d "{\"email\":\"$u@example.com\",\"password\":\"correct horse\",\"username\":\"$u\"}" >/dev/null
-  local tok; tok=$(curl -sf -X POST "$H/api/v1/auth/login" -d "username=$u&password=correct horse" | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])')
+  local tok; tok=$(register "$H" "$u")
   local t0; t0=$(now)
   curl -sf -X POST "$H/api/v1/host" -H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \
     -d "{\"ssh_public_key\": \"$(cat "$data/key.pub")\"}" >/dev/null
@@ -139,13 +142,7 @@ PY
     done
   done
   curl -sf -X DELETE "$H/api/v1/host?wait=120" -H "Authorization: Bearer $tok" >/dev/null || true
-  kill "$pid"; wait "$pid" 2>/dev/null || true
-  nginx -p "$data/nginx" -c "$data/nginx/nginx.conf" -s quit 2>/dev/null || true
-  for d in $(virsh -c qemu:///system list --all --name | grep "^$prefix" || true); do
-    virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
-    virsh -c qemu:///system undefine --managed-save "$d" >/dev/null 2>&1 || true
-  done
-  rm -rf "$data"
+  teardown "$pid" "$data" "$prefix"
 }
 
 run_mode cold 0

@@ -1,7 +1,5 @@
 //! Bearer tokens and SSH keys: what their owner sees, what others cannot touch, what is kept at
 //! rest. SSH fingerprints are compared with `ssh-keygen -lf` on keys made by `ssh-keygen`.
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -11,11 +9,12 @@ use service::Error;
 use service::accounts::AsActor;
 use service::accounts::{Accounts, Actor, Limits, NewUser, Rate, UserView};
 use service::db::entity::api_token;
+use vmw_test_support::TestDb;
 
 const PASSWORD: &str = "correct horse battery";
 
-async fn setup() -> (common::TestDb, Accounts) {
-    let db = common::TestDb::new().await;
+async fn setup() -> (TestDb, Accounts) {
+    let db = TestDb::new(service::db::connect_and_migrate).await;
     let acc = Accounts::new(db.conn());
     (db, acc)
 }
@@ -118,7 +117,7 @@ async fn using_a_token_shows_when_it_was_last_used() {
 
 #[tokio::test]
 async fn api_tokens_need_a_short_printable_name_and_are_limited_to_twenty() {
-    let db = common::TestDb::new().await;
+    let db = TestDb::new(service::db::connect_and_migrate).await;
     // The hourly creation limit (accounts_limits.rs) is lifted to reach the total.
     let limits = Limits { token_creation: Rate::new(100, Duration::from_secs(3600)), ..Limits::default() };
     let acc = Accounts::with_limits(db.conn(), limits);
@@ -159,11 +158,37 @@ fn keygen(dir: &Path, name: &str, args: &[&str]) -> KeyPair {
     KeyPair { public: std::fs::read_to_string(pubfile).unwrap(), fingerprint }
 }
 
-#[tokio::test]
-async fn ssh_keys_show_the_fingerprint_ssh_keygen_shows() {
+/// Gil and Hal, two accounts, and a folder for the keys `ssh-keygen` makes for them.
+struct KeyOwners {
+    _db: TestDb,
+    acc: Accounts,
+    gil: Actor,
+    hal: Actor,
+    dir: tempfile::TempDir,
+}
+
+async fn key_owners() -> KeyOwners {
     let (_db, acc) = setup().await;
     let gil = user(&acc, "gil").await.actor();
-    let dir = tempfile::tempdir().unwrap();
+    let hal = user(&acc, "hal").await.actor();
+    KeyOwners { _db, acc, gil, hal, dir: tempfile::tempdir().unwrap() }
+}
+
+impl KeyOwners {
+    fn keygen(&self, name: &str, args: &[&str]) -> KeyPair {
+        keygen(self.dir.path(), name, args)
+    }
+
+    /// The public line of a new ed25519 key.
+    fn ed25519(&self, name: &str) -> String {
+        self.keygen(name, &["-t", "ed25519"]).public
+    }
+}
+
+#[tokio::test]
+async fn ssh_keys_show_the_fingerprint_ssh_keygen_shows() {
+    let o = key_owners().await;
+    let KeyOwners { acc, gil, .. } = &o;
     let kinds: &[(&str, &[&str])] = &[
         ("ed25519", &["-t", "ed25519"]),
         ("rsa3072", &["-t", "rsa", "-b", "3072"]),
@@ -172,8 +197,8 @@ async fn ssh_keys_show_the_fingerprint_ssh_keygen_shows() {
         ("ecdsa521", &["-t", "ecdsa", "-b", "521"]),
     ];
     for (name, args) in kinds {
-        let k = keygen(dir.path(), name, args);
-        let view = acc.add_ssh_key(&gil, name, &k.public).await.unwrap();
+        let k = o.keygen(name, args);
+        let view = acc.add_ssh_key(gil, name, &k.public).await.unwrap();
         assert_eq!(view.fingerprint, k.fingerprint, "{name}");
         assert_eq!(view.public_key, k.public.trim(), "{name}: stored as one clean line");
         assert_eq!(view.name, *name);
@@ -184,13 +209,12 @@ async fn ssh_keys_show_the_fingerprint_ssh_keygen_shows() {
 
 #[tokio::test]
 async fn weak_malformed_and_private_keys_are_refused() {
-    let (_db, acc) = setup().await;
-    let gil = user(&acc, "gil").await.actor();
-    let dir = tempfile::tempdir().unwrap();
-    let weak = keygen(dir.path(), "rsa1024", &["-t", "rsa", "-b", "1024"]);
-    let almost = keygen(dir.path(), "rsa2047", &["-t", "rsa", "-b", "2047"]);
-    let ok = keygen(dir.path(), "rsa2048", &["-t", "rsa", "-b", "2048"]);
-    let private = std::fs::read_to_string(dir.path().join("rsa2048")).unwrap();
+    let o = key_owners().await;
+    let KeyOwners { acc, gil, .. } = &o;
+    let weak = o.keygen("rsa1024", &["-t", "rsa", "-b", "1024"]);
+    let almost = o.keygen("rsa2047", &["-t", "rsa", "-b", "2047"]);
+    let ok = o.keygen("rsa2048", &["-t", "rsa", "-b", "2048"]);
+    let private = std::fs::read_to_string(o.dir.path().join("rsa2048")).unwrap();
     let body = ok.public.split_whitespace().nth(1).unwrap();
     for bad in [
         weak.public.as_str(),
@@ -210,11 +234,9 @@ async fn weak_malformed_and_private_keys_are_refused() {
 
 #[tokio::test]
 async fn a_key_is_added_once_per_user_and_named_by_its_comment_when_unnamed() {
-    let (_db, acc) = setup().await;
-    let gil = user(&acc, "gil").await.actor();
-    let hal = user(&acc, "hal").await.actor();
-    let dir = tempfile::tempdir().unwrap();
-    let k = keygen(dir.path(), "id", &["-t", "ed25519"]);
+    let o = key_owners().await;
+    let KeyOwners { acc, gil, hal, .. } = &o;
+    let k = o.keygen("id", &["-t", "ed25519"]);
     let first = acc.add_ssh_key(&gil, "", &k.public).await.unwrap();
     assert_eq!(first.name, "gil@laptop", "an unnamed key takes its comment as name");
 
@@ -228,22 +250,20 @@ async fn a_key_is_added_once_per_user_and_named_by_its_comment_when_unnamed() {
     acc.add_ssh_key(&hal, "shared", &k.public).await.unwrap();
 
     for bad in [&"n".repeat(65), "bell\u{7}"] {
-        let r = acc.add_ssh_key(&hal, bad, &keygen(dir.path(), "other", &["-t", "ed25519"]).public).await;
+        let r = acc.add_ssh_key(&hal, bad, &o.ed25519("other")).await;
         assert!(matches!(r, Err(Error::Validation { field: "name", .. })), "{bad:?}: {r:?}");
-        std::fs::remove_file(dir.path().join("other")).unwrap();
-        std::fs::remove_file(dir.path().join("other.pub")).unwrap();
+        std::fs::remove_file(o.dir.path().join("other")).unwrap();
+        std::fs::remove_file(o.dir.path().join("other.pub")).unwrap();
     }
 }
 
 #[tokio::test]
 async fn another_user_can_neither_see_use_nor_delete_my_keys() {
-    let (_db, acc) = setup().await;
-    let gil = user(&acc, "gil").await.actor();
-    let hal = user(&acc, "hal").await.actor();
-    let dir = tempfile::tempdir().unwrap();
-    let a = acc.add_ssh_key(&gil, "a", &keygen(dir.path(), "a", &["-t", "ed25519"]).public).await.unwrap();
-    let b = acc.add_ssh_key(&gil, "b", &keygen(dir.path(), "b", &["-t", "ed25519"]).public).await.unwrap();
-    let h = acc.add_ssh_key(&hal, "h", &keygen(dir.path(), "h", &["-t", "ed25519"]).public).await.unwrap();
+    let o = key_owners().await;
+    let KeyOwners { acc, gil, hal, .. } = &o;
+    let a = acc.add_ssh_key(&gil, "a", &o.ed25519("a")).await.unwrap();
+    let b = acc.add_ssh_key(&gil, "b", &o.ed25519("b")).await.unwrap();
+    let h = acc.add_ssh_key(&hal, "h", &o.ed25519("h")).await.unwrap();
 
     assert_eq!(acc.list_ssh_keys(&hal).await.unwrap(), vec![h.clone()]);
     fn not_found<T>(r: Result<T, Error>) -> bool {

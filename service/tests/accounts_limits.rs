@@ -1,22 +1,21 @@
 //! Token creation is rate-limited per user (a leaked session cannot mint tokens in bulk).
-mod common;
-
 use service::Error;
 use service::accounts::AsActor;
-use service::accounts::{Accounts, NewUser};
+use service::accounts::{Accounts, NewUser, UserView};
+use vmw_test_support::TestDb;
+
+async fn user(acc: &Accounts, name: &str) -> UserView {
+    acc.register(NewUser { email: format!("{name}@example.com"), username: name.into(), password: "correct horse battery".into() })
+        .await
+        .unwrap()
+}
 
 #[tokio::test]
 async fn at_most_ten_api_tokens_an_hour_per_user() {
-    let db = common::TestDb::new().await;
+    let db = TestDb::new(service::db::connect_and_migrate).await;
     let acc = Accounts::new(db.conn());
-    let u = acc
-        .register(NewUser { email: "tok@example.com".into(), username: "tok".into(), password: "correct horse battery".into() })
-        .await
-        .unwrap();
-    let other = acc
-        .register(NewUser { email: "tok2@example.com".into(), username: "tok2".into(), password: "correct horse battery".into() })
-        .await
-        .unwrap();
+    let u = user(&acc, "tok").await;
+    let other = user(&acc, "tok2").await;
     for i in 0..10 {
         acc.create_api_token(&u.actor(), &format!("t{i}")).await.unwrap();
     }

@@ -1,7 +1,5 @@
 //! The database session store behind tower-sessions: a login survives a restart of the app (the
 //! record is in the database), ends at its expiry, and logging out removes it.
-mod common;
-
 use std::collections::HashMap;
 
 use sea_orm::{EntityTrait, PaginatorTrait};
@@ -10,6 +8,7 @@ use service::db::entity::session;
 use time::{Duration, OffsetDateTime};
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{ExpiredDeletion, SessionStore};
+use vmw_test_support::TestDb;
 
 fn record(user_id: i64, expires_in: Duration) -> Record {
     let mut data = HashMap::new();
@@ -21,12 +20,23 @@ fn record(user_id: i64, expires_in: Duration) -> Record {
     Record { id: Id::default(), data, expiry_date }
 }
 
+async fn store() -> (TestDb, DbSessionStore) {
+    let db = TestDb::new(service::db::connect_and_migrate).await;
+    let store = DbSessionStore::new(db.conn());
+    (db, store)
+}
+
+/// A new session of `user_id`, created through the store.
+async fn stored(store: &DbSessionStore, user_id: i64, expires_in: Duration) -> Record {
+    let mut rec = record(user_id, expires_in);
+    store.create(&mut rec).await.unwrap();
+    rec
+}
+
 #[tokio::test]
 async fn a_session_is_stored_loaded_updated_and_deleted() {
-    let db = common::TestDb::new().await;
-    let store = DbSessionStore::new(db.conn());
-    let mut rec = record(7, Duration::hours(1));
-    store.create(&mut rec).await.unwrap();
+    let (db, store) = store().await;
+    let mut rec = stored(&store, 7, Duration::hours(1)).await;
 
     // Another store on the same database (another app instance, or after a restart) sees it.
     let other = DbSessionStore::new(db.conn());
@@ -50,10 +60,8 @@ async fn a_session_is_stored_loaded_updated_and_deleted() {
 
 #[tokio::test]
 async fn a_colliding_id_gets_a_new_one_and_leaves_the_old_session_alone() {
-    let db = common::TestDb::new().await;
-    let store = DbSessionStore::new(db.conn());
-    let mut first = record(1, Duration::hours(1));
-    store.create(&mut first).await.unwrap();
+    let (_db, store) = store().await;
+    let first = stored(&store, 1, Duration::hours(1)).await;
     let mut second = record(2, Duration::hours(1));
     second.id = first.id;
     store.create(&mut second).await.unwrap();
@@ -64,12 +72,9 @@ async fn a_colliding_id_gets_a_new_one_and_leaves_the_old_session_alone() {
 
 #[tokio::test]
 async fn expired_sessions_do_not_load_and_are_swept() {
-    let db = common::TestDb::new().await;
-    let store = DbSessionStore::new(db.conn());
-    let mut old = record(1, Duration::seconds(-5));
-    let mut live = record(2, Duration::hours(1));
-    store.create(&mut old).await.unwrap();
-    store.create(&mut live).await.unwrap();
+    let (db, store) = store().await;
+    let old = stored(&store, 1, Duration::seconds(-5)).await;
+    let live = stored(&store, 2, Duration::hours(1)).await;
     assert_eq!(store.load(&old.id).await.unwrap(), None, "an expired login does not count");
     assert_eq!(session::Entity::find().count(&db.conn()).await.unwrap(), 2);
 
@@ -77,12 +82,4 @@ async fn expired_sessions_do_not_load_and_are_swept() {
     let left: Vec<String> = session::Entity::find().all(&db.conn()).await.unwrap().into_iter().map(|s| s.id).collect();
     assert_eq!(left, vec![live.id.to_string()]);
     assert_eq!(store.load(&live.id).await.unwrap(), Some(live));
-}
-
-#[test]
-fn test_database_urls_keep_their_server_and_options() {
-    use common::with_database;
-    assert_eq!(with_database("postgres://u@127.0.0.1:5/postgres", "t"), "postgres://u@127.0.0.1:5/t");
-    assert_eq!(with_database("postgres://u@127.0.0.1:5", "t"), "postgres://u@127.0.0.1:5/t");
-    assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "t"), "postgres://u:p@h/t?sslmode=disable");
 }

@@ -1,8 +1,6 @@
 //! Accounts as a person meets them: sign-up, log-in, limits on guessing, password change,
 //! account deletion and administrators. On a real database: a temporary SQLite file, or a
 //! fresh PostgreSQL database when TEST_DATABASE_URL is set.
-mod common;
-
 use std::net::IpAddr;
 
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
@@ -10,6 +8,7 @@ use service::Error;
 use service::accounts::AsActor;
 use service::accounts::{Accounts, NewUser, UserView};
 use service::db::entity::{api_token, node, ssh_key, user};
+use vmw_test_support::TestDb;
 
 const PASSWORD: &str = "correct horse battery";
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl me@laptop";
@@ -22,13 +21,13 @@ fn ip(s: &str) -> Option<IpAddr> {
     Some(s.parse().unwrap())
 }
 
-async fn setup() -> (common::TestDb, Accounts) {
-    let db = common::TestDb::new().await;
+async fn setup() -> (TestDb, Accounts) {
+    let db = TestDb::new(service::db::connect_and_migrate).await;
     let acc = Accounts::new(db.conn());
     (db, acc)
 }
 
-async fn user_count(db: &common::TestDb) -> u64 {
+async fn user_count(db: &TestDb) -> u64 {
     user::Entity::find().count(&db.conn()).await.unwrap()
 }
 

@@ -2,8 +2,6 @@
 //! API, no daemon), a real nginx in a temporary prefix and a real database (SQLite, or
 //! PostgreSQL when TEST_DATABASE_URL is set). Failure injection fails each provisioning step in
 //! turn and checks that nothing is left behind (omicron's `action_failure_can_unwind`).
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +12,12 @@ use service::hosting::{CreateHosting, EventKind, EventStatus, HostingService, Ho
 use service::proxy::Proxy;
 use service::vm::{VmManager, VmState};
 use service::{Error, ServiceConfig};
+use vmw_test_support::{PortWindow, TestDb, fake_guest_image, free_port};
 
 struct Env {
     _dir: tempfile::TempDir,
-    db: common::TestDb,
+    _ports: [PortWindow; 2],
+    db: TestDb,
     svc: HostingService,
     accounts: Accounts,
 }
@@ -34,47 +34,28 @@ impl Drop for Env {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn rand_u16() -> u16 {
-    (uuid::Uuid::new_v4().as_u128() & 0xffff) as u16
-}
-
 async fn env_with(tweak: impl FnOnce(&mut ServiceConfig)) -> Env {
+    vmw_test_support::init_tracing();
     let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("images/current");
-    std::fs::create_dir_all(&images).unwrap();
-    // A tiny base image and kernel files: the test driver never runs them.
-    let st = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(images.join("base.qcow2"))
-        .arg("64M")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::write(images.join("vmlinuz"), b"kernel").unwrap();
-    std::fs::write(images.join("initrd.img"), b"initrd").unwrap();
-
+    // Each test gets its own port windows so parallel tests never compete for leases.
+    let (http, ssh) = (PortWindow::claim(100), PortWindow::claim(100));
     let mut cfg = ServiceConfig {
         data_dir: dir.path().to_path_buf(),
-        guest_image_dir: images,
+        guest_image_dir: fake_guest_image(dir.path()),
         libvirt_uri: "test:///default".into(),
         domain_type: Some("qemu".into()),
         domain_prefix: format!("vmwt{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         nginx_listen: format!("127.0.0.1:{}", free_port()),
         app_upstream: format!("127.0.0.1:{}", free_port()),
-        // Each test gets its own port window so parallel tests never compete for leases.
-        http_port_base: 30000 + (rand_u16() % 200) * 100,
-        ssh_port_base: 50000 + (rand_u16() % 100) * 100,
-        port_range_len: 100,
+        http_port_base: http.base(),
+        ssh_port_base: ssh.base(),
+        port_range_len: http.len(),
         ready_timeout_secs: 3,
         ..ServiceConfig::default()
     };
     tweak(&mut cfg);
     let cfg = Arc::new(cfg);
-    let db = common::TestDb::new().await;
+    let db = TestDb::new(service::db::connect_and_migrate).await;
     let conn = db.conn();
     let accounts = Accounts::new(conn.clone());
     let vm = VmManager::connect(&cfg).await.expect("libvirt test driver");
@@ -84,7 +65,7 @@ async fn env_with(tweak: impl FnOnce(&mut ServiceConfig)) -> Env {
         .await
         .unwrap();
     svc.faults().set_skip_ready_probe(true);
-    Env { _dir: dir, db, svc, accounts }
+    Env { _dir: dir, _ports: [http, ssh], db, svc, accounts }
 }
 
 async fn env() -> Env {
@@ -125,17 +106,37 @@ async fn assert_clean_slate(e: &Env, id: i32) {
     assert!(leases.is_empty(), "ports still leased: {leases:?}");
 }
 
-async fn step_events(e: &Env, id: i32) -> Vec<(EventKind, Option<Step>, EventStatus)> {
+/// The steps named by hosting `id`'s events of `kind` with `status`, in the order they happened.
+async fn steps_with(e: &Env, id: i32, kind: EventKind, status: EventStatus) -> Vec<Step> {
     use sea_orm::QueryOrder;
     hosting_event::Entity::find()
         .filter(hosting_event::Column::HostingId.eq(id))
+        .filter(hosting_event::Column::Kind.eq(kind))
+        .filter(hosting_event::Column::Status.eq(status))
         .order_by_asc(hosting_event::Column::Id)
         .all(&e.db.conn())
         .await
         .unwrap()
         .into_iter()
-        .map(|ev| (ev.kind, ev.step, ev.status))
+        .filter_map(|ev| ev.step)
         .collect()
+}
+
+/// The steps of a cold create, in order.
+fn cold_steps() -> Vec<Step> {
+    HostingService::create_steps(false)
+}
+
+fn with_slug(slug: &str) -> CreateHosting {
+    CreateHosting { slug: Some(slug.into()), ..Default::default() }
+}
+
+/// A new hosting of `a`'s with the defaults, once it is running.
+async fn running(e: &Env, a: &Actor) -> service::hosting::HostingView {
+    let h = e.svc.create(a, CreateHosting::default()).await.unwrap();
+    let v = settle(e, a, h.id).await.unwrap();
+    assert_eq!(v.state, HostingState::Running, "reason: {:?}", v.state_reason);
+    v
 }
 
 #[tokio::test]
@@ -154,28 +155,17 @@ async fn create_goes_through_every_step_to_running_and_publishes_the_route() {
     let domains = e.svc.vm().list_domains().await.unwrap();
     assert!(domains.contains(&(h.id, VmState::Running)), "{domains:?}");
 
-    let evs = step_events(&e, h.id).await;
-    let succeeded: Vec<Step> = evs
-        .iter()
-        .filter(|(k, _, s)| *k == EventKind::Step && *s == EventStatus::Succeeded)
-        .filter_map(|(_, st, _)| *st)
-        .collect();
-    let expected = HostingService::create_steps(false);
-    assert_eq!(succeeded, expected, "every step succeeded, in order");
+    assert_eq!(steps_with(&e, h.id, EventKind::Step, EventStatus::Succeeded).await, cold_steps(), "every step succeeded, in order");
 }
 
 #[tokio::test]
 async fn each_failing_step_is_rolled_back_and_leaves_nothing_behind() {
     let e = env_with(|c| c.max_hostings_per_user = 20).await;
     let bob = user(&e, "bob").await;
-    let steps = HostingService::create_steps(false);
+    let steps = cold_steps();
     for (i, step) in steps.iter().copied().enumerate() {
         e.svc.faults().fail_at(Some(step));
-        let h = e
-            .svc
-            .create(&bob, CreateHosting { slug: Some(format!("fail-{i}")), ..Default::default() })
-            .await
-            .unwrap();
+        let h = e.svc.create(&bob, with_slug(&format!("fail-{i}"))).await.unwrap();
         let h = settle(&e, &bob, h.id).await.unwrap();
         assert_eq!(h.state, HostingState::Failed, "step {step:?}");
         let reason = h.state_reason.unwrap();
@@ -185,15 +175,9 @@ async fn each_failing_step_is_rolled_back_and_leaves_nothing_behind() {
         assert_clean_slate(&e, h.id).await;
 
         // Each finished step was undone, in reverse order.
-        let evs = step_events(&e, h.id).await;
-        let undone: Vec<Step> = evs
-            .iter()
-            .filter(|(k, _, s)| *k == EventKind::Undo && *s == EventStatus::Undone)
-            .filter_map(|(_, st, _)| *st)
-            .collect();
-        let mut expected: Vec<Step> = steps[..i].to_vec();
+        let mut expected = steps[..i].to_vec();
         expected.reverse();
-        assert_eq!(undone, expected, "undo order after failing {step:?}");
+        assert_eq!(steps_with(&e, h.id, EventKind::Undo, EventStatus::Undone).await, expected, "undo order after failing {step:?}");
     }
     // The failed hostings can be deleted, which removes their rows.
     for h in e.svc.list(&bob).await.unwrap() {
@@ -208,8 +192,7 @@ async fn nginx_refusing_the_site_config_rolls_back_and_keeps_other_sites() {
     let e = env().await;
     let carol = user(&e, "carol").await;
     let dave = user(&e, "dave").await;
-    let ok = e.svc.create(&dave, CreateHosting::default()).await.unwrap();
-    assert_eq!(settle(&e, &dave, ok.id).await.unwrap().state, HostingState::Running);
+    let ok = running(&e, &dave).await;
 
     e.svc.proxy().inject_invalid_config(true);
     let h = e.svc.create(&carol, CreateHosting::default()).await.unwrap();
@@ -238,8 +221,7 @@ async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
 async fn stop_start_restart_and_delete_follow_the_vm() {
     let e = env().await;
     let fay = user(&e, "fay").await;
-    let h = e.svc.create(&fay, CreateHosting::default()).await.unwrap();
-    assert_eq!(settle(&e, &fay, h.id).await.unwrap().state, HostingState::Running);
+    let h = running(&e, &fay).await;
 
     // One operation at a time: while the stop is in flight, a restart is refused as busy.
     e.svc.faults().set_op_delay(Duration::from_millis(800));
@@ -273,8 +255,7 @@ async fn another_user_can_neither_see_nor_touch_a_hosting() {
     let e = env().await;
     let gus = user(&e, "gus").await;
     let mallory = user(&e, "mallory").await;
-    let h = e.svc.create(&gus, CreateHosting::default()).await.unwrap();
-    settle(&e, &gus, h.id).await;
+    let h = running(&e, &gus).await;
 
     assert!(matches!(e.svc.get(&mallory, h.id).await, Err(Error::NotFound(_))));
     assert!(matches!(e.svc.events(&mallory, h.id, 0).await, Err(Error::NotFound(_))));
@@ -293,11 +274,11 @@ async fn bad_requests_get_specific_errors_and_store_nothing() {
     let e = env_with(|c| c.max_hostings_per_user = 1).await;
     let hal = user(&e, "hal").await;
     let ivy = user(&e, "ivy").await;
-    let bad_slug = e.svc.create(&hal, CreateHosting { slug: Some("Bad Slug!".into()), ..Default::default() }).await;
+    let bad_slug = e.svc.create(&hal, with_slug("Bad Slug!")).await;
     assert!(matches!(bad_slug, Err(Error::Validation { field: "slug", .. })), "{bad_slug:?}");
-    let reserved = e.svc.create(&hal, CreateHosting { slug: Some("admin".into()), ..Default::default() }).await;
+    let reserved = e.svc.create(&hal, with_slug("admin")).await;
     assert!(matches!(reserved, Err(Error::Validation { field: "slug", .. })), "{reserved:?}");
-    let squat = e.svc.create(&hal, CreateHosting { slug: Some("ivy".into()), ..Default::default() }).await;
+    let squat = e.svc.create(&hal, with_slug("ivy")).await;
     assert!(matches!(squat, Err(Error::Conflict { field: Some("slug"), .. })), "{squat:?}");
     let plan = e.svc.create(&hal, CreateHosting { plan: Some("huge".into()), ..Default::default() }).await;
     assert!(matches!(plan, Err(Error::Validation { field: "plan", .. })), "{plan:?}");
@@ -311,9 +292,9 @@ async fn bad_requests_get_specific_errors_and_store_nothing() {
     assert!(e.svc.list(&hal).await.unwrap().is_empty(), "no failed request stored a row");
 
     let first = e.svc.create(&hal, CreateHosting::default()).await.unwrap();
-    let taken = e.svc.create(&ivy, CreateHosting { slug: Some("hal".into()), ..Default::default() }).await;
+    let taken = e.svc.create(&ivy, with_slug("hal")).await;
     assert!(matches!(taken, Err(Error::Conflict { field: Some("slug"), .. })), "{taken:?}");
-    let over = e.svc.create(&hal, CreateHosting { slug: Some("second".into()), ..Default::default() }).await;
+    let over = e.svc.create(&hal, with_slug("second")).await;
     assert!(matches!(over, Err(Error::QuotaExceeded(_))), "{over:?}");
     assert_eq!(e.svc.list(&hal).await.unwrap().len(), 1);
     settle(&e, &hal, first.id).await;
@@ -323,8 +304,7 @@ async fn bad_requests_get_specific_errors_and_store_nothing() {
 async fn reconciliation_requeues_interrupted_creates_and_removes_orphans() {
     let e = env().await;
     let joan = user(&e, "joan").await;
-    let h = e.svc.create(&joan, CreateHosting::default()).await.unwrap();
-    assert_eq!(settle(&e, &joan, h.id).await.unwrap().state, HostingState::Running);
+    let h = running(&e, &joan).await;
 
     // Pretend the service died in the middle of provisioning: the row says provisioning and
     // the VM exists. An orphan domain and folder exist for an id with no row at all.

@@ -2,8 +2,6 @@
 //! nginx on a loopback port, real OpenSSH. Ignored by plain `cargo test` (each boot takes 20-40 s
 //! under TCG); `make test` runs them with `--run-ignored`. When they run and something they need
 //! is missing, they fail with the reason: they never pass silently.
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -16,6 +14,7 @@ use service::hosting::{CreateHosting, EventStatus, HostingService, HostingState,
 use service::proxy::Proxy;
 use service::vm::VmManager;
 use service::ServiceConfig;
+use vmw_test_support::{PortWindow, free_port};
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(420);
 
@@ -39,13 +38,8 @@ fn data_dir() -> tempfile::TempDir {
     dir
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A config whose every name and port is this test run's own.
-fn config(data_dir: &Path, tag: &str) -> ServiceConfig {
-    let seed = (uuid::Uuid::new_v4().as_u128() % 50) as u16;
+/// A config whose every name and port is this test run's own (the port windows' bases given).
+fn config(data_dir: &Path, tag: &str, http_port_base: u16, ssh_port_base: u16) -> ServiceConfig {
     ServiceConfig {
         data_dir: data_dir.to_path_buf(),
         guest_image_dir: image_dir(),
@@ -53,12 +47,30 @@ fn config(data_dir: &Path, tag: &str) -> ServiceConfig {
         domain_prefix: format!("vmwt-{tag}-{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]),
         nginx_listen: format!("127.0.0.1:{}", free_port()),
         app_upstream: format!("127.0.0.1:{}", free_port()),
-        http_port_base: 41000 + seed * 20,
-        ssh_port_base: 43000 + seed * 20,
-        port_range_len: 20,
+        http_port_base,
+        ssh_port_base,
+        port_range_len: PORTS,
         ready_timeout_secs: 300,
         ..ServiceConfig::default()
     }
+}
+
+const PORTS: u16 = 20;
+
+/// One test's data dir, its config and its SQLite file (in the data dir), holding its ports.
+struct Setup {
+    dir: tempfile::TempDir,
+    cfg: ServiceConfig,
+    db_url: String,
+    _ports: [PortWindow; 2],
+}
+
+fn setup(tag: &str) -> Setup {
+    let dir = data_dir();
+    let (http, ssh) = (PortWindow::claim(PORTS), PortWindow::claim(PORTS));
+    let cfg = config(dir.path(), tag, http.base(), ssh.base());
+    let db_url = format!("sqlite://{}/t.sqlite?mode=rwc", dir.path().display());
+    Setup { dir, cfg, db_url, _ports: [http, ssh] }
 }
 
 struct Stack {
@@ -151,13 +163,11 @@ async fn assert_gone(st: &Stack, id: i32) {
 #[tokio::test]
 #[ignore = "boots a real VM (qemu:///system); run by `make test`"]
 async fn a_real_vm_serves_its_site_through_nginx_and_takes_ssh_and_sftp() {
-    let dir = data_dir();
-    let cfg = config(dir.path(), "site");
-    let nginx = cfg.nginx_listen.clone();
-    let db_url = format!("sqlite://{}/t.sqlite?mode=rwc", dir.path().display());
-    let st = stack(cfg, &db_url).await;
+    let s = setup("site");
+    let nginx = s.cfg.nginx_listen.clone();
+    let st = stack(s.cfg.clone(), &s.db_url).await;
     let user = register(&st.accounts, "kim").await;
-    let (key, public) = keygen(dir.path());
+    let (key, public) = keygen(s.dir.path());
 
     let t0 = Instant::now();
     let h = st.svc.create(&user, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
@@ -187,7 +197,7 @@ async fn a_real_vm_serves_its_site_through_nginx_and_takes_ssh_and_sftp() {
     assert_eq!(lines[3], "ubuntu");
 
     // SFTP a file into the web root and fetch it through nginx.
-    let local = dir.path().join("hello.html");
+    let local = s.dir.path().join("hello.html");
     let marker = format!("uploaded-{}", uuid::Uuid::new_v4());
     std::fs::write(&local, &marker).unwrap();
     sftp_put(&key, port, "ubuntu", &local, "/var/www/html/hello.html");
@@ -212,11 +222,10 @@ async fn a_real_vm_serves_its_site_through_nginx_and_takes_ssh_and_sftp() {
 async fn crash_child() {
     let Ok(spec) = std::env::var("VMW_CRASH_CHILD") else { return };
     let (data_dir, prefix, nginx, http_base, ssh_base, db_url) = serde_json::from_str::<(String, String, String, u16, u16, String)>(&spec).unwrap();
-    let mut cfg = config(Path::new(&data_dir), "crash");
+    // The parent holds the port windows.
+    let mut cfg = config(Path::new(&data_dir), "crash", http_base, ssh_base);
     cfg.domain_prefix = prefix;
     cfg.nginx_listen = nginx;
-    cfg.http_port_base = http_base;
-    cfg.ssh_port_base = ssh_base;
     let st = stack(cfg, &db_url).await;
     let user = register(&st.accounts, "lee").await;
     st.svc.create(&user, CreateHosting::default()).await.unwrap();
@@ -226,20 +235,18 @@ async fn crash_child() {
 #[tokio::test]
 #[ignore = "boots a real VM (qemu:///system); run by `make test`"]
 async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
-    let dir = data_dir();
-    let cfg = config(dir.path(), "crash");
-    let db_url = format!("sqlite://{}/t.sqlite?mode=rwc", dir.path().display());
+    let s = setup("crash");
     let spec = serde_json::to_string(&(
-        dir.path().display().to_string(),
-        cfg.domain_prefix.clone(),
-        cfg.nginx_listen.clone(),
-        cfg.http_port_base,
-        cfg.ssh_port_base,
-        db_url.clone(),
+        s.dir.path().display().to_string(),
+        s.cfg.domain_prefix.clone(),
+        s.cfg.nginx_listen.clone(),
+        s.cfg.http_port_base,
+        s.cfg.ssh_port_base,
+        s.db_url.clone(),
     ))
     .unwrap();
     // Migrate before the child starts: two processes migrating one SQLite file at once race.
-    let db = service::db::connect_and_migrate(&db_url).await.unwrap();
+    let db = service::db::connect_and_migrate(&s.db_url).await.unwrap();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", "crash_child", "--ignored", "--nocapture"])
         .env("VMW_CRASH_CHILD", spec)
@@ -266,7 +273,7 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
     child.wait().unwrap();
 
     // Restart: start-up reconciliation cleans the half-made hosting and provisions it again.
-    let st = stack(cfg, &db_url).await;
+    let st = stack(s.cfg.clone(), &s.db_url).await;
     let tasks = st.svc.start_background().await.unwrap();
     let user = Actor { user_id: 1, is_admin: true };
     let h = st.svc.list(&user).await.unwrap().pop().expect("the hosting row survived");
@@ -292,12 +299,10 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
 #[tokio::test]
 #[ignore = "boots a real VM (qemu:///system); run by `make test`"]
 async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
-    let dir = data_dir();
-    let mut cfg = config(dir.path(), "warm");
-    cfg.pool_size = 1;
-    let nginx = cfg.nginx_listen.clone();
-    let db_url = format!("sqlite://{}/t.sqlite?mode=rwc", dir.path().display());
-    let st = stack(cfg, &db_url).await;
+    let mut s = setup("warm");
+    s.cfg.pool_size = 1;
+    let nginx = s.cfg.nginx_listen.clone();
+    let st = stack(s.cfg.clone(), &s.db_url).await;
 
     // The pool makes a spare: booted once, then saved to disk.
     assert!(st.svc.fill_pool_once().await.unwrap(), "a spare was made");
@@ -305,7 +310,7 @@ async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
     assert!(!st.svc.fill_pool_once().await.unwrap(), "the pool is full");
 
     let user = register(&st.accounts, "wendy").await;
-    let (key, public) = keygen(dir.path());
+    let (key, public) = keygen(s.dir.path());
     let t0 = Instant::now();
     let h = st.svc.create(&user, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
     let h = st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();

@@ -3,8 +3,6 @@
 //! `test:///default` driver runs nothing, so once the hosting is running this test binds its
 //! own hostile "VM" web server on 127.0.0.1 at the hosting's HTTP port, and a stand-in for the
 //! app on the app upstream whose every answer is a secret that must never reach the visitor.
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,12 +12,14 @@ use service::accounts::{Accounts, Actor, NewUser};
 use service::hosting::{CreateHosting, HostingService};
 use service::proxy::Proxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use vmw_test_support::{PortWindow, TestDb, fake_guest_image, free_port};
 
 const APP_SECRET: &str = "the-dashboard-api-answer-with-the-visitors-data";
 
 struct Env {
     _dir: tempfile::TempDir,
-    _db: common::TestDb,
+    _db: TestDb,
+    _ports: [PortWindow; 2],
     svc: HostingService,
     accounts: Accounts,
     nginx: SocketAddr,
@@ -34,10 +34,6 @@ impl Drop for Env {
         })
         .join();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A minimal HTTP/1.x server on a loopback listener: one request per connection, then close.
@@ -122,45 +118,33 @@ fn app_stand_in(_path: &str) -> String {
 
 async fn env() -> Env {
     let dir = tempfile::tempdir().unwrap();
-    let images = dir.path().join("images/current");
-    std::fs::create_dir_all(&images).unwrap();
-    let st = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(images.join("base.qcow2"))
-        .arg("64M")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::write(images.join("vmlinuz"), b"kernel").unwrap();
-    std::fs::write(images.join("initrd.img"), b"initrd").unwrap();
-
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_addr = app.local_addr().unwrap();
     serve(app, app_stand_in);
     let nginx: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let r = (uuid::Uuid::new_v4().as_u128() & 0xffff) as u16;
+    let (http, ssh) = (PortWindow::claim(100), PortWindow::claim(100));
     let cfg = Arc::new(ServiceConfig {
         data_dir: dir.path().to_path_buf(),
-        guest_image_dir: images,
+        guest_image_dir: fake_guest_image(dir.path()),
         libvirt_uri: "test:///default".into(),
         domain_type: Some("qemu".into()),
         domain_prefix: format!("vmwh{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
         nginx_listen: nginx.to_string(),
         app_upstream: app_addr.to_string(),
-        http_port_base: 30000 + (r % 200) * 100,
-        ssh_port_base: 50000 + (r % 100) * 100,
-        port_range_len: 100,
+        http_port_base: http.base(),
+        ssh_port_base: ssh.base(),
+        port_range_len: http.len(),
         ready_timeout_secs: 3,
         ..ServiceConfig::default()
     });
-    let db = common::TestDb::new().await;
+    let db = TestDb::new(service::db::connect_and_migrate).await;
     let accounts = Accounts::new(db.conn());
     let vm = service::vm::VmManager::connect(&cfg).await.expect("libvirt test driver");
     let proxy = Proxy::new(&cfg);
     proxy.ensure_running().await.expect("nginx starts");
     let svc = HostingService::new(db.conn(), cfg.clone(), vm, proxy, accounts.clone()).await.unwrap();
     svc.faults().set_skip_ready_probe(true);
-    Env { _dir: dir, _db: db, svc, accounts, nginx }
+    Env { _dir: dir, _db: db, _ports: [http, ssh], svc, accounts, nginx }
 }
 
 fn assert_none_of(r: &reqwest::Response, headers: &[(&str, &str)], what: &str) {
@@ -209,7 +193,7 @@ async fn a_vm_cannot_steer_nginx_or_plant_headers_on_the_visitor() {
     let actor = Actor { user_id: u.id, is_admin: u.is_admin };
     let h = e.svc.create(&actor, CreateHosting::default()).await.unwrap();
     let h = e.svc.wait_settled(&actor, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
-    assert_eq!(h.state, "running", "reason: {:?}", h.state_reason);
+    assert_eq!(h.state, service::hosting::HostingState::Running, "reason: {:?}", h.state_reason);
     let vm_port = u16::try_from(h.http_port.unwrap()).unwrap();
     let vm = tokio::net::TcpListener::bind(("127.0.0.1", vm_port)).await.expect("the VM's port is free");
     serve(vm, hostile_vm);

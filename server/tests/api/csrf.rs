@@ -1,10 +1,8 @@
-use crate::helpers::{TestUser, spawn_app};
+use crate::helpers::{TestUser, spawn_app, spawn_signed_up};
 
 #[tokio::test]
 async fn a_cross_site_post_riding_on_the_session_cookie_is_refused() {
-    let app = spawn_app().await;
-    let u = TestUser::generate();
-    app.signup(&u).await;
+    let (app, u) = spawn_signed_up().await;
     let post = |origin: Option<&'static str>, fetch_site: Option<&'static str>| {
         let mut req = app
             .client
@@ -79,9 +77,7 @@ async fn bearer_requests_and_cookie_less_posts_are_not_csrf() {
 
 #[tokio::test]
 async fn a_foreign_page_cannot_log_a_visitor_into_another_account() {
-    let app = spawn_app().await;
-    let attacker = TestUser::generate();
-    app.signup(&attacker).await;
+    let (app, attacker) = spawn_signed_up().await;
     app.logout().await;
     // A hostile page's auto-submitting form: the visitor has no cookie for this site yet.
     let visitor = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

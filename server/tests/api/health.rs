@@ -1,4 +1,6 @@
-use crate::helpers::spawn_app;
+use reqwest::StatusCode;
+
+use crate::helpers::{assert_api_error, assert_field_error, send, spawn_app};
 
 #[tokio::test]
 async fn health_reports_the_database_and_carries_a_request_id() {
@@ -32,35 +34,19 @@ async fn health_is_503_and_names_the_database_when_it_is_gone() {
 #[tokio::test]
 async fn api_errors_have_one_json_shape() {
     let app = spawn_app().await;
+    let register = || app.client.post(app.url("/api/v1/auth/register"));
     // Bad JSON body.
-    let r = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .header("content-type", "application/json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 400);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invalid_json");
+    let (s, body) = send(register().header("content-type", "application/json").body("{not json")).await;
+    assert_api_error(s, &body, StatusCode::BAD_REQUEST, "invalid_json");
     // A field error from the service layer.
-    let r = app
-        .client
-        .post(app.url("/api/v1/auth/register"))
-        .json(&serde_json::json!({"email": "not-an-email", "username": "valid-name", "password": "long enough pw"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
-    let body: serde_json::Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "validation_failed");
-    assert_eq!(body["error"]["field"], "email");
+    let (s, body) =
+        send(register().json(&serde_json::json!({"email": "not-an-email", "username": "valid-name", "password": "long enough pw"}))).await;
+    assert_field_error(s, &body, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "email");
     // Unknown endpoint and missing auth.
-    let r = app.client.get(app.url("/api/v1/nope")).send().await.unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "not_found");
-    let r = app.client.get(app.url("/api/v1/users/me")).send().await.unwrap();
-    assert_eq!(r.status(), 401);
-    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["code"], "unauthorized");
+    for (path, status, code) in
+        [("/api/v1/nope", StatusCode::NOT_FOUND, "not_found"), ("/api/v1/users/me", StatusCode::UNAUTHORIZED, "unauthorized")]
+    {
+        let (s, body) = send(app.client.get(app.url(path))).await;
+        assert_api_error(s, &body, status, code);
+    }
 }

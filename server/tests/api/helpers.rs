@@ -1,27 +1,21 @@
 //! `spawn_app()`: the real application (same `Application::build` as production) on
 //! 127.0.0.1:0 with a fresh data dir, accounts only (`--no-libvirt --no-nginx`). The database is
-//! a SQLite file in the data dir, or a fresh `test_<uuid>` database on the PostgreSQL server
-//! named by TEST_DATABASE_URL (dropped afterwards).
+//! the test's own (`vmw_test_support::EmptyDb`): a temporary SQLite file, or a fresh database on
+//! the PostgreSQL server named by TEST_DATABASE_URL (dropped afterwards).
 #![allow(dead_code)]
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use app::error::AppError;
 use clap::Parser;
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::{ACCEPT, HeaderValue, LOCATION, REFERER};
-use reqwest::{Response, StatusCode, Url, redirect};
-use sea_orm::{ConnectionTrait, Database};
-use server::config::{Cli, LogFormat};
+use reqwest::{Response, StatusCode, Url};
+use server::config::Cli;
+pub use vmw_test_support::http::{assert_api_error, assert_field_error, client_with, send};
+use vmw_test_support::{EmptyDb, init_tracing};
 
 pub const SESSION_COOKIE: &str = "vmw_session";
-
-/// Logs only when TEST_LOG is set (`TEST_LOG=1 cargo nextest run -p server`).
-static TRACING: LazyLock<()> = LazyLock::new(|| {
-    if std::env::var_os("TEST_LOG").is_some() {
-        server::telemetry::init("info", LogFormat::Text);
-    }
-});
 
 pub struct TestApp {
     pub address: String,
@@ -31,7 +25,7 @@ pub struct TestApp {
     /// The application's own database handle (e.g. to close it and watch health go red).
     pub db: sea_orm::DatabaseConnection,
     _data_dir: tempfile::TempDir,
-    _db: Option<PgDatabase>,
+    _db: EmptyDb,
 }
 
 pub struct TestUser {
@@ -49,30 +43,29 @@ impl TestUser {
 }
 
 pub async fn spawn_app() -> TestApp {
-    LazyLock::force(&TRACING);
+    // Logs only when TEST_LOG is set (`TEST_LOG=1 cargo nextest run -p server`).
+    init_tracing();
     let data_dir = tempfile::tempdir().unwrap();
     let dir = data_dir.path().to_str().unwrap();
     let mut args = vec!["vm-webhoster", "serve", "--data-dir", dir, "--site-root", dir, "--listen", "127.0.0.1:0"];
     args.extend(["--no-libvirt", "--no-nginx"]);
     let mut settings = Cli::parse_from(args).settings();
-    let pg = match std::env::var("TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
-        Some(server) => {
-            let db = PgDatabase::create(&server).await;
-            settings.database_url = db.url.clone();
-            Some(db)
-        }
-        None => None,
-    };
+    let db = EmptyDb::new().await;
+    settings.database_url = db.url().to_owned();
     let app = server::Application::build(settings).await.expect("the application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
-    let db = app.state().db.clone();
+    let conn = app.state().db.clone();
     tokio::spawn(app.run_until_stopped());
     let jar = Arc::new(Jar::default());
-    TestApp { address, client: client_with(jar.clone()), jar, db, _data_dir: data_dir, _db: pg }
+    TestApp { address, client: client_with(jar.clone()), jar, db: conn, _data_dir: data_dir, _db: db }
 }
 
-pub fn client_with(jar: Arc<Jar>) -> reqwest::Client {
-    reqwest::Client::builder().cookie_provider(jar).redirect(redirect::Policy::none()).build().unwrap()
+/// `spawn_app()` with a new user signed up (and so logged in) through the sign-up server fn.
+pub async fn spawn_signed_up() -> (TestApp, TestUser) {
+    let app = spawn_app().await;
+    let u = TestUser::generate();
+    assert_eq!(app.signup(&u).await.status(), StatusCode::OK, "sign-up of {}", u.username);
+    (app, u)
 }
 
 impl TestApp {
@@ -164,38 +157,4 @@ pub fn location(r: &Response) -> &str {
 pub fn assert_redirect_to(r: &Response, to: &str) {
     assert!(r.status().is_redirection(), "expected a redirect to {to}, got {}", r.status());
     assert_eq!(location(r), to);
-}
-
-/// A fresh database on the test PostgreSQL server, dropped at the end of the test.
-struct PgDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create(server: &str) -> Self {
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let admin = Database::connect(server).await.expect("connect to TEST_DATABASE_URL");
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let _ = admin.close().await;
-        let (base, _) = server.rsplit_once('/').expect("TEST_DATABASE_URL needs a database path");
-        Self { server: server.to_owned(), url: format!("{base}/{name}"), name }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
-        // The test's runtime is shutting down: drop the database from a runtime of our own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok(admin) = Database::connect(&server).await {
-                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                }
-            });
-        })
-        .join();
-    }
 }

@@ -1,11 +1,9 @@
 use app::error::AppError;
 
-use crate::helpers::{TestUser, app_error, assert_redirect_to, location, spawn_app};
+use crate::helpers::{TestUser, app_error, assert_redirect_to, location, spawn_signed_up};
 
 async fn registered() -> (crate::helpers::TestApp, TestUser) {
-    let app = spawn_app().await;
-    let u = TestUser::generate();
-    assert_eq!(app.signup(&u).await.status(), 200);
+    let (app, u) = spawn_signed_up().await;
     assert_eq!(app.logout().await.status(), 200);
     assert!(app.me().await.is_none());
     (app, u)

@@ -1,10 +1,8 @@
-use crate::helpers::{TestUser, me_with, spawn_app};
+use crate::helpers::{TestUser, me_with, spawn_app, spawn_signed_up};
 
 #[tokio::test]
 async fn logging_in_issues_a_new_session_id_and_voids_the_old_one() {
-    let app = spawn_app().await;
-    let u = TestUser::generate();
-    app.signup(&u).await;
+    let (app, u) = spawn_signed_up().await;
     let before = app.session_cookie().expect("a session cookie after sign-up");
     assert_eq!(app.login(&u.email, &u.password).await.status(), 200);
     let after = app.session_cookie().unwrap();
@@ -25,8 +23,7 @@ async fn the_session_cookie_is_http_only_and_same_site() {
 
 #[tokio::test]
 async fn logging_out_ends_the_session_on_the_server() {
-    let app = spawn_app().await;
-    app.signup(&TestUser::generate()).await;
+    let (app, _) = spawn_signed_up().await;
     let old = app.session_cookie().unwrap();
     let r = app.logout().await;
     assert_eq!(r.status(), 200);
@@ -37,9 +34,7 @@ async fn logging_out_ends_the_session_on_the_server() {
 
 #[tokio::test]
 async fn changing_the_password_signs_out_other_sessions() {
-    let app = spawn_app().await;
-    let u = TestUser::generate();
-    app.signup(&u).await;
+    let (app, u) = spawn_signed_up().await;
     // A second browser logged in as the same person.
     let other = spawn_second_session(&app, &u).await;
     let r = app

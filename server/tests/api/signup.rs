@@ -1,6 +1,6 @@
 use app::error::AppError;
 
-use crate::helpers::{TestUser, app_error, assert_redirect_to, location, spawn_app};
+use crate::helpers::{TestUser, app_error, assert_redirect_to, location, spawn_app, spawn_signed_up};
 
 #[tokio::test]
 async fn sign_up_through_the_server_function_logs_in_and_points_to_the_dashboard() {
@@ -77,9 +77,7 @@ async fn a_taken_email_or_username_is_a_field_error_and_the_first_account_is_unt
 
 #[tokio::test]
 async fn availability_is_checked_while_typing() {
-    let app = spawn_app().await;
-    let u = TestUser::generate();
-    app.signup(&u).await;
+    let (app, u) = spawn_signed_up().await;
     let check = |field: &'static str, value: String| {
         let app = &app;
         async move {

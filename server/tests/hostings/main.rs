@@ -9,12 +9,15 @@ use std::time::Duration;
 use clap::Parser;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use vmw_test_support::http::{assert_api_error as assert_error, assert_field_error, client_with, no_redirect_client, send};
+use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
 struct App {
     base: String,
     client: reqwest::Client,
     data: tempfile::TempDir,
-    _pg: Option<(String, String)>,
+    _db: EmptyDb,
+    _ports: [PortWindow; 2],
 }
 
 impl Drop for App {
@@ -30,30 +33,17 @@ impl Drop for App {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 async fn spawn(max_per_user: u32) -> App {
+    vmw_test_support::init_tracing();
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
-    let images = dir.join("images/current");
-    std::fs::create_dir_all(&images).unwrap();
-    assert!(std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(images.join("base.qcow2"))
-        .arg("64M")
-        .status()
-        .unwrap()
-        .success());
-    std::fs::write(images.join("vmlinuz"), b"k").unwrap();
-    std::fs::write(images.join("initrd.img"), b"i").unwrap();
-    let r = uuid::Uuid::new_v4().as_u128();
-    let prefix = format!("vmwapi{:06x}-", r & 0xffffff);
-    let (http, ssh) = (30000 + (r % 150) as u16 * 100, 15000 + ((r >> 20) % 100) as u16 * 100);
+    fake_guest_image(dir); // where --data-dir looks for it
+    let prefix = format!("vmwapi{:06x}-", uuid::Uuid::new_v4().as_u128() & 0xffffff);
+    // This test's own port windows, so parallel tests never compete for leases.
+    let ports = [PortWindow::claim(100), PortWindow::claim(100)];
     let nginx = format!("127.0.0.1:{}", free_port());
     let d = dir.to_str().unwrap().to_owned();
-    let (max, http, ssh) = (max_per_user.to_string(), http.to_string(), ssh.to_string());
+    let (max, http, ssh) = (max_per_user.to_string(), ports[0].base().to_string(), ports[1].base().to_string());
     let args = vec![
         "vm-webhoster", "serve", "--data-dir", &d, "--site-root", &d, "--listen", "127.0.0.1:0",
         "--libvirt-uri", "test:///default", "--domain-type", "qemu", "--nginx-listen", &nginx,
@@ -61,22 +51,16 @@ async fn spawn(max_per_user: u32) -> App {
         "--http-port-base", &http, "--ssh-port-base", &ssh,
     ];
     let mut settings = server::config::Cli::parse_from(args).settings();
-    let mut pg = None;
-    if let Some(server) = std::env::var("TEST_DATABASE_URL").ok().filter(|u| u.starts_with("postgres")) {
-        use sea_orm::ConnectionTrait;
-        let name = format!("test_{}", uuid::Uuid::new_v4().simple());
-        let admin = sea_orm::Database::connect(&server).await.unwrap();
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        settings.database_url = format!("{}/{name}", server.rsplit_once('/').unwrap().0);
-        pg = Some((server, name));
-    }
+    // No flag for it: keep each range inside its window.
+    settings.service.port_range_len = ports[0].len();
+    let db = EmptyDb::new().await;
+    settings.database_url = db.url().to_owned();
     let app = server::Application::build(settings).await.expect("builds");
     // The test driver's domains run nothing: count "running" as ready.
     app.state().hosting.as_ref().unwrap().faults().set_skip_ready_probe(true);
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    App { base, client, data, _pg: pg }
+    App { base, client: no_redirect_client(), data, _db: db, _ports: ports }
 }
 
 impl App {
@@ -111,10 +95,19 @@ impl App {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.unwrap();
-        let status = r.status();
-        let text = r.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+        send(req).await
+    }
+
+    /// POST `/api/v1/auth/register` with this JSON body (no token).
+    async fn register_raw(&self, body: &Value) -> (StatusCode, Value) {
+        send(self.client.post(self.url("/api/v1/auth/register")).json(body)).await
+    }
+
+    /// `POST /api/v1/host/{action}` is accepted, and the hosting then settles as `want`.
+    async fn act(&self, token: &str, action: &str, want: &str) -> Value {
+        let (s, b) = self.call(reqwest::Method::POST, &format!("/api/v1/host/{action}"), token, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{action}: {b}");
+        self.wait_for(token, want).await
     }
 
     async fn wait_for(&self, token: &str, want: &str) -> Value {
@@ -127,12 +120,6 @@ impl App {
         }
         panic!("hosting never became {want}");
     }
-}
-
-fn assert_error(status: StatusCode, body: &Value, want_status: StatusCode, code: &str) {
-    assert_eq!(status, want_status, "{body}");
-    assert_eq!(body["error"]["code"], code, "{body}");
-    assert!(body["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
 }
 
 use reqwest::Method as M;
@@ -158,14 +145,10 @@ async fn the_original_scripts_journey_works() {
     let (s, b) = app.call(M::POST, "/api/v1/host", &tok, None).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
 
-    let (s, _) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    app.wait_for(&tok, "stopped").await;
+    app.act(&tok, "stop", "stopped").await;
     let (s, b) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
-    let (s, _) = app.call(M::POST, "/api/v1/host/start", &tok, None).await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    app.wait_for(&tok, "running").await;
+    app.act(&tok, "start", "running").await;
     let (s, b) = app.call(M::POST, "/api/v1/host/reboot-now", &tok, None).await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
 
@@ -178,47 +161,39 @@ async fn the_original_scripts_journey_works() {
 #[tokio::test]
 async fn bad_requests_get_one_error_shape_and_change_nothing() {
     let app = spawn(1).await;
-    let post_raw = |path: &'static str, body: &'static str| {
-        app.client.post(app.url(path)).header("content-type", "application/json").body(body).send()
+    let post_raw = |body: &'static str| {
+        send(app.client.post(app.url("/api/v1/auth/register")).header("content-type", "application/json").body(body))
     };
-    let r = post_raw("/api/v1/auth/register", "{not json").await.unwrap();
-    let (s, b) = (r.status(), r.json::<Value>().await.unwrap());
+    let (s, b) = post_raw("{not json").await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_json");
-    let r = post_raw("/api/v1/auth/register", r#"{"email":"a@example.com"}"#).await.unwrap();
-    let (s, b) = (r.status(), r.json::<Value>().await.unwrap());
+    let (s, b) = post_raw(r#"{"email":"a@example.com"}"#).await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "invalid_body");
     for (body, field) in [
         (json!({"email":"nope","password":"correct horse","username":"val"}), "email"),
         (json!({"email":"v@example.com","password":"short","username":"val"}), "password"),
         (json!({"email":"v@example.com","password":"correct horse","username":"9lives"}), "username"),
     ] {
-        let r = app.client.post(app.url("/api/v1/auth/register")).json(&body).send().await.unwrap();
-        let (s, b) = (r.status(), r.json::<Value>().await.unwrap());
-        assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-        assert_eq!(b["error"]["field"], field);
+        let (s, b) = app.register_raw(&body).await;
+        assert_field_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", field);
     }
     let tok = app.register("first").await;
     for (body, field) in [
         (json!({"email":"first@example.com","password":"other password","username":"second"}), "email"),
         (json!({"email":"second@example.com","password":"other password","username":"first"}), "username"),
     ] {
-        let r = app.client.post(app.url("/api/v1/auth/register")).json(&body).send().await.unwrap();
-        let (s, b) = (r.status(), r.json::<Value>().await.unwrap());
-        assert_error(s, &b, StatusCode::CONFLICT, "conflict");
-        assert_eq!(b["error"]["field"], field);
+        let (s, b) = app.register_raw(&body).await;
+        assert_field_error(s, &b, StatusCode::CONFLICT, "conflict", field);
     }
     // The first account is untouched: its password still works.
     let r = app.client.post(app.url("/api/v1/auth/login")).form(&[("username", "first"), ("password", "correct horse battery")]).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     let (s, b) = app.call(M::POST, "/api/v1/hostings", &tok, Some(json!({"slug": "Not OK!"}))).await;
-    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(b["error"]["field"], "slug");
+    assert_field_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "slug");
     let (s, b) = app.call(M::POST, "/api/v1/hostings", &tok, Some(json!({"slug": "admin"}))).await;
     assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
     let (s, b) = app.call(M::POST, "/api/v1/host", &tok, Some(json!({"ssh_public_key": "nope"}))).await;
-    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
-    assert_eq!(b["error"]["field"], "public_key");
+    assert_field_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", "public_key");
     let (s, b) = app.call(M::GET, "/api/v1/hostings", &tok, None).await;
     assert_eq!((s, b.as_array().unwrap().len()), (StatusCode::OK, 0), "no bad request stored anything");
 
@@ -262,8 +237,7 @@ async fn another_user_gets_404_everywhere_and_changes_nothing() {
     assert_eq!(list.as_array().unwrap().len(), 0);
 
     // The UI's server functions, with mallory's session.
-    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
-    let ui = reqwest::Client::builder().cookie_provider(jar).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let ui = client_with(Default::default());
     let r = ui.post(app.url("/api/fn/login")).header("accept", "application/json").form(&[("login", "mallory"), ("password", "correct horse battery")]).send().await.unwrap();
     assert!(r.status().is_success() || r.status().is_redirection(), "{}", r.status());
     let sid = id.to_string();
