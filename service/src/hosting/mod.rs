@@ -424,7 +424,7 @@ impl HostingService {
             id: node.id,
             name: node.name,
             libvirt_uri: node.libvirt_uri,
-            domain_type: self.inner.vm.domain_type().to_owned(),
+            domain_type: self.inner.vm.domain_type().to_string(),
             memory_total_kib: total,
             memory_available_kib: avail,
             hostings_total,

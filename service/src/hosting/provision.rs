@@ -2,7 +2,6 @@
 //! it; a failing step undoes the finished ones in reverse order. Every undo is idempotent and
 //! keyed on the hosting id, so reconciliation can also run them on a hosting whose progress is
 //! unknown (after a crash).
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use sea_orm::Set;
@@ -12,7 +11,7 @@ use super::{HostingService, HostingState, Step};
 use crate::db::entity::hosting;
 use crate::db::now_ms;
 use crate::proxy::SiteRoute;
-use crate::vm::{SeedSpec, VmSpec, VmState};
+use crate::vm::{SeedSpec, VmError, VmSpec, VmState};
 use crate::{Error, Result};
 
 impl HostingService {
@@ -223,10 +222,7 @@ impl HostingService {
         match step {
             Step::AllocatePorts => {
                 let cfg = &self.inner.cfg;
-                let bind: IpAddr = cfg
-                    .forward_bind
-                    .parse()
-                    .map_err(|_| Error::internal(format!("forward_bind '{}' is not an IP address", cfg.forward_bind)))?;
+                let bind = cfg.forward_bind;
                 let db = &self.inner.db;
                 let node = self.inner.node_id;
                 let http = ports::lease(db, node, id, "http", &PortRange { base: cfg.http_port_base, len: cfg.port_range_len }, bind).await?;
@@ -273,7 +269,7 @@ impl HostingService {
         if self.inner.faults.skip_ready_probe() {
             return match vm.state(row.id).await? {
                 VmState::Running => Ok(()),
-                other => Err(Error::Vm(format!("the VM is {other:?}, not running"))),
+                other => Err(VmError::NotRunning(other).into()),
             };
         }
         let spec = self.vm_spec(row)?;
@@ -299,7 +295,7 @@ impl HostingService {
                 match tokio::fs::remove_file(&seed).await {
                     Ok(()) => Ok(()),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                    Err(e) => Err(Error::Vm(format!("removing {}: {e}", seed.display()))),
+                    Err(source) => Err(VmError::Io { what: "removing", path: seed, source }.into()),
                 }
             }
             Step::DefineDomain => Ok(vm.undefine(id).await?),
@@ -329,17 +325,14 @@ impl HostingService {
 /// A user-facing description of an error (internal details are fine here: the owner sees
 /// their own hosting's failure, and it names the step).
 pub(super) fn describe(err: &Error) -> String {
-    match err {
-        Error::Vm(m) | Error::Proxy(m) | Error::Internal(m) => m.clone(),
-        other => other.to_string(),
-    }
+    err.to_string()
 }
 
 /// The page a new site shows until its owner uploads their own. `slug` is validated
 /// ([a-z0-9-]), `user` comes from configuration; both are escaped anyway.
 fn welcome_page(slug: &str, user: &str) -> String {
-    let slug = html_escape(slug);
-    let user = html_escape(user);
+    let slug = crate::escape::markup(slug);
+    let user = crate::escape::markup(user);
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -352,14 +345,6 @@ fn welcome_page(slug: &str, user: &str) -> String {
 </body></html>
 "#
     )
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
