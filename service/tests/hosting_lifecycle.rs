@@ -61,10 +61,10 @@ async fn env_with(tweak: impl FnOnce(&mut ServiceConfig)) -> Env {
         data_dir: dir.path().to_path_buf(),
         guest_image_dir: images,
         libvirt_uri: "test:///default".into(),
-        domain_type: Some("qemu".into()),
+        domain_type: Some(service::DomainType::Qemu),
         domain_prefix: format!("vmwt{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        nginx_listen: format!("127.0.0.1:{}", free_port()),
-        app_upstream: format!("127.0.0.1:{}", free_port()),
+        nginx_listen: std::net::SocketAddr::from(([127, 0, 0, 1], free_port())),
+        app_upstream: std::net::SocketAddr::from(([127, 0, 0, 1], free_port())),
         // Each test gets its own port window so parallel tests never compete for leases.
         http_port_base: 30000 + (rand_u16() % 200) * 100,
         ssh_port_base: 50000 + (rand_u16() % 100) * 100,
