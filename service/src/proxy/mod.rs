@@ -287,12 +287,11 @@ impl Proxy {
 
     /// `nginx -s SIG` (reload, quit).
     async fn signal(&self, sig: &'static str) -> Result<(), ProxyError> {
-        let action = sig;
-        let out = self.nginx().args(["-s", sig]).output().await.map_err(|source| ProxyError::Spawn { action, source })?;
+        let out = self.nginx().args(["-s", sig]).output().await.map_err(|source| ProxyError::Spawn { action: sig, source })?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(ProxyError::Command { action, status: out.status, stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
+            Err(ProxyError::Command { action: sig, status: out.status, stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
         }
     }
 

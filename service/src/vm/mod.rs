@@ -473,9 +473,13 @@ impl VmManager {
         let out = d
             .qemu_agent_command(&cmd.to_string(), timeout_s, 0)
             .map_err(|source| VmError::Agent { domain: name.to_owned(), command: execute, source })?;
-        let mut v: serde_json::Value = serde_json::from_str(&out)
+        let v: serde_json::Value = serde_json::from_str(&out)
             .map_err(|e| VmError::AgentReply { command: execute, problem: format!("not JSON ({e})") })?;
-        Ok(v["return"].take())
+        // Not `v["return"]` by IndexMut: that panics on a non-object, and the guest chooses this.
+        match v {
+            serde_json::Value::Object(mut m) => Ok(m.remove("return").unwrap_or_default()),
+            _ => Err(VmError::AgentReply { command: execute, problem: "not a JSON object".into() }),
+        }
     }
 
     /// Saves the running VM's memory to disk and stops it (frees its RAM); the next `start`
