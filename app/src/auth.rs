@@ -96,7 +96,7 @@ pub fn hosting(state: &AppState) -> Result<service::hosting::HostingService, App
     state
         .hosting
         .clone()
-        .ok_or_else(|| AppError::Internal("Hosting is disabled on this server (started with --no-libvirt).".into()))
+        .ok_or_else(|| AppError::from(service::Error::hosting_disabled()))
 }
 
 /// The client's address for login limits: the socket peer, or what nginx says when the peer is

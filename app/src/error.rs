@@ -13,6 +13,8 @@ pub enum AppError {
     Conflict { field: Option<String>, message: String },
     RateLimited { retry_after_secs: u64 },
     Busy(String),
+    /// A part of the service is switched off on this server (hosting without libvirt).
+    Unavailable(String),
     Internal(String),
 }
 
@@ -44,6 +46,7 @@ impl std::fmt::Display for AppError {
                 write!(f, "Too many attempts. Try again in {}.", human_secs(*retry_after_secs))
             }
             AppError::Busy(m) => f.write_str(m),
+            AppError::Unavailable(m) => f.write_str(m),
             AppError::Internal(m) => f.write_str(m),
         }
     }
@@ -80,6 +83,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
         E::Unauthorized | E::InvalidCredentials => S::UNAUTHORIZED,
         E::Forbidden | E::QuotaExceeded(_) => S::FORBIDDEN,
         E::RateLimited { .. } => S::TOO_MANY_REQUESTS,
+        E::HostingUnavailable(_) => S::SERVICE_UNAVAILABLE,
         E::Db(_) | E::LeaseLost { .. } | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
     }
 }
@@ -123,6 +127,10 @@ impl From<service::Error> for AppError {
             E::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
             E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },
             E::Busy(m) => AppError::Busy(m),
+            E::HostingUnavailable(_) => AppError::Unavailable(
+                "Hosting is disabled on this server (it was started without libvirt), so sites cannot be created or managed here."
+                    .into(),
+            ),
             other => {
                 tracing::error!(error = %other, "internal error in a server function");
                 AppError::Internal("Something went wrong on our side. Please try again.".into())
@@ -145,5 +153,8 @@ mod tests {
         let e = AppError::from(service::Error::Internal("db password is hunter2".into()));
         assert!(!e.to_string().contains("hunter2"), "internal detail stays in the log");
         assert_eq!(http_status(&service::Error::RateLimited { retry_after_secs: 3 }), http::StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(http_status(&service::Error::hosting_disabled()), http::StatusCode::SERVICE_UNAVAILABLE);
+        let e = AppError::from(service::Error::hosting_disabled());
+        assert!(matches!(&e, AppError::Unavailable(m) if m.contains("without libvirt")), "{e:?}");
     }
 }

@@ -1,10 +1,10 @@
 //! Configuration in one place: CLI flags with environment fallbacks and defaults that run out
 //! of the box. `Settings` is what the application is built from (tests fill it directly).
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use service::ServiceConfig;
+use service::{DomainType, ServiceConfig};
 
 #[derive(Parser, Debug, Clone)]
 #[command(name = "vm-webhoster", version, about = "Self-hosted VM web hosting: one button, one VM, one live site.")]
@@ -31,8 +31,8 @@ pub struct Cli {
     #[arg(long, env = "VMW_LIBVIRT_URI", default_value = "qemu:///system", global = true)]
     pub libvirt_uri: String,
     /// Domain type: auto (kvm only where KVM really works, else qemu/TCG), kvm or qemu.
-    #[arg(long, env = "VMW_DOMAIN_TYPE", default_value = "auto", value_parser = ["auto", "kvm", "qemu"], global = true)]
-    pub domain_type: String,
+    #[arg(long, env = "VMW_DOMAIN_TYPE", value_enum, default_value_t = DomainTypeArg::Auto, global = true)]
+    pub domain_type: DomainTypeArg,
     /// Sites also answer at http://{slug}.{base-domain}/ (*.localhost resolves to loopback).
     #[arg(long, env = "VMW_BASE_DOMAIN", default_value = "localhost", global = true)]
     pub base_domain: String,
@@ -41,10 +41,10 @@ pub struct Cli {
     pub public_host: String,
     /// Where nginx, the front door, listens.
     #[arg(long, env = "VMW_NGINX_LISTEN", default_value = "127.0.0.1:80", global = true)]
-    pub nginx_listen: String,
+    pub nginx_listen: SocketAddr,
     /// Address VM port forwards (HTTP for nginx, SSH for users) bind to.
     #[arg(long, env = "VMW_FORWARD_BIND", default_value = "127.0.0.1", global = true)]
-    pub forward_bind: String,
+    pub forward_bind: IpAddr,
     /// Guest image folder (base.qcow2 [+ vmlinuz, initrd.img]); default: DATA_DIR/images/current.
     #[arg(long, env = "VMW_GUEST_IMAGE", global = true)]
     pub guest_image: Option<PathBuf>,
@@ -95,6 +95,25 @@ pub struct Cli {
     pub fail_step: Option<String>,
 }
 
+/// `--domain-type`: `auto` detects (`service::vm::detect_domain_type`).
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DomainTypeArg {
+    Auto,
+    Kvm,
+    Qemu,
+}
+
+impl DomainTypeArg {
+    /// The configured type; None = detect at start-up.
+    pub fn configured(self) -> Option<DomainType> {
+        match self {
+            DomainTypeArg::Auto => None,
+            DomainTypeArg::Kvm => Some(DomainType::Kvm),
+            DomainTypeArg::Qemu => Some(DomainType::Qemu),
+        }
+    }
+}
+
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -135,24 +154,21 @@ impl Cli {
             guest_image_dir: self.guest_image.clone().unwrap_or_else(|| data_dir.join("images/current")),
             data_dir,
             libvirt_uri: self.libvirt_uri.clone(),
-            domain_type: match self.domain_type.as_str() {
-                "auto" | "" => None,
-                t => Some(t.to_owned()),
-            },
+            domain_type: self.domain_type.configured(),
             base_domain: self.base_domain.clone(),
             public_host: self.public_host.clone(),
-            forward_bind: self.forward_bind.clone(),
+            forward_bind: self.forward_bind,
             guest_user: self.guest_user.clone(),
             max_hostings_per_user: self.max_hostings_per_user,
             provision_concurrency: self.provision_concurrency,
             ready_timeout_secs: self.ready_timeout_secs,
-            nginx_listen: self.nginx_listen.clone(),
+            nginx_listen: self.nginx_listen,
             http_port_base: self.http_port_base,
             node_name: self.node_name.clone(),
             pool_size: self.pool_size,
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,
-            app_upstream: self.listen.to_string(),
+            app_upstream: self.listen,
             ..ServiceConfig::default()
         };
         Settings {
@@ -197,10 +213,26 @@ mod tests {
         ])
         .settings();
         assert_eq!(s.database_url, "postgres://db/vmw");
-        assert_eq!(s.service.domain_type.as_deref(), Some("qemu"));
+        assert_eq!(s.service.domain_type, Some(DomainType::Qemu));
         assert_eq!(s.service.max_hostings_per_user, 1);
         assert!(!s.hosting_enabled && !s.nginx_enabled, "--no-libvirt implies no nginx");
         assert!(parse(&["grant-admin", "ann"]).command.is_some());
         assert!(Cli::try_parse_from(["vm-webhoster", "--log-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn addresses_and_the_domain_type_are_parsed_once_and_bad_ones_refused() {
+        let s = parse(&["--nginx-listen", "0.0.0.0:8080", "--forward-bind", "127.0.0.2", "--domain-type", "kvm"]).settings();
+        assert_eq!(s.service.nginx_listen, "0.0.0.0:8080".parse::<SocketAddr>().unwrap());
+        assert_eq!(s.service.forward_bind, "127.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(s.service.domain_type, Some(DomainType::Kvm));
+        assert_eq!(s.service.app_upstream, s.listen, "nginx proxies to the app's own address");
+        let refused = |args: &[&str]| Cli::try_parse_from(std::iter::once("vm-webhoster").chain(args.iter().copied())).is_err();
+        // Nothing but an address reaches QEMU's hostfwd option or nginx's listen directive.
+        assert!(refused(&["--forward-bind", "127.0.0.1,hostfwd=tcp::1-:22"]));
+        assert!(refused(&["--forward-bind", "localhost"]));
+        assert!(refused(&["--nginx-listen", "80; evil"]));
+        assert!(refused(&["--nginx-listen", "127.0.0.1"]), "a port is required");
+        assert!(refused(&["--domain-type", "xen"]));
     }
 }

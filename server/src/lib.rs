@@ -52,7 +52,7 @@ impl Application {
         let hosting = if settings.hosting_enabled {
             // The app's real port (tests bind port 0) is nginx's upstream.
             let mut c = (*cfg).clone();
-            c.app_upstream = addr.to_string();
+            c.app_upstream = addr;
             let cfg = Arc::new(c);
             let vm = VmManager::connect(&cfg).await?;
             let proxy = Proxy::new(&cfg);

@@ -1,6 +1,30 @@
 //! Service configuration: one plain struct, filled by the server's CLI/env parsing
 //! (server::config), with defaults that run out of the box.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+
+/// The libvirt domain type: `kvm` (hardware virtualisation) or `qemu` (TCG, emulation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DomainType {
+    Kvm,
+    Qemu,
+}
+
+impl DomainType {
+    /// The name libvirt's `<domain type='...'>` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DomainType::Kvm => "kvm",
+            DomainType::Qemu => "qemu",
+        }
+    }
+}
+
+impl std::fmt::Display for DomainType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -16,14 +40,14 @@ pub struct ServiceConfig {
     pub data_dir: PathBuf,
     /// e.g. qemu:///system, or test:///default for fast tests.
     pub libvirt_uri: String,
-    /// "kvm" or "qemu"; None = detect at start-up.
-    pub domain_type: Option<String>,
+    /// None = detect at start-up (`vm::detect_domain_type`).
+    pub domain_type: Option<DomainType>,
     /// Sites answer at http://{slug}.{base_domain}/
     pub base_domain: String,
     /// Host name users are told to ssh/sftp to.
     pub public_host: String,
     /// Address the VMs' forwarded ports bind to (loopback here).
-    pub forward_bind: String,
+    pub forward_bind: IpAddr,
     /// Guest login user (the original system promised `ubuntu`).
     pub guest_user: String,
     /// Base image directory (built by guest/build-image.sh) or an operator-supplied image.
@@ -39,9 +63,9 @@ pub struct ServiceConfig {
     pub ready_timeout_secs: u64,
     /// nginx: the binary, and the port the front door listens on.
     pub nginx_bin: PathBuf,
-    pub nginx_listen: String,
+    pub nginx_listen: SocketAddr,
     /// Where the app listens (nginx proxies `/` to it).
-    pub app_upstream: String,
+    pub app_upstream: SocketAddr,
     /// Name of the node this instance manages.
     pub node_name: String,
     /// A stable name of this app instance: the prefix of the leases it takes on hostings.
@@ -69,7 +93,7 @@ impl Default for ServiceConfig {
             domain_type: None,
             base_domain: "localhost".into(),
             public_host: "127.0.0.1".into(),
-            forward_bind: "127.0.0.1".into(),
+            forward_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             guest_user: "ubuntu".into(),
             plans: vec![
                 Plan { name: "small".into(), vcpus: 1, memory_mib: 256, disk_gib: 4 },
@@ -83,8 +107,8 @@ impl Default for ServiceConfig {
             port_range_len: 5000,
             ready_timeout_secs: 180,
             nginx_bin: PathBuf::from("/usr/sbin/nginx"),
-            nginx_listen: "127.0.0.1:80".into(),
-            app_upstream: "127.0.0.1:3000".into(),
+            nginx_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 80),
+            app_upstream: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000),
             node_name: "local".into(),
             instance_id: "main".into(),
             domain_prefix: "vmw-".into(),
@@ -102,14 +126,46 @@ impl ServiceConfig {
 
     /// ":8080" when nginx listens on a port other than 80, else "".
     pub fn nginx_port_suffix(&self) -> String {
-        match self.nginx_listen.rsplit_once(':').map(|(_, p)| p) {
-            Some("80") | None => String::new(),
-            Some(p) => format!(":{p}"),
+        match self.nginx_listen.port() {
+            80 => String::new(),
+            p => format!(":{p}"),
         }
+    }
+
+    /// Where this host reaches nginx: its listen address, with a wildcard (0.0.0.0, ::)
+    /// replaced by loopback of the same family.
+    pub fn nginx_local_addr(&self) -> SocketAddr {
+        let ip = match self.nginx_listen.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        SocketAddr::new(ip, self.nginx_listen.port())
     }
 
     /// The host users type in a browser, with nginx's port when it is not 80.
     pub fn public_host_with_port(&self) -> String {
         format!("{}{}", self.public_host, self.nginx_port_suffix())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_is_reached_on_loopback_and_its_port_shown_only_when_not_80() {
+        let mut c = ServiceConfig::default();
+        assert_eq!(c.public_host_with_port(), "127.0.0.1");
+        c.nginx_listen = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(c.public_host_with_port(), "127.0.0.1:8080");
+        assert_eq!(c.nginx_local_addr().to_string(), "127.0.0.1:8080");
+        c.nginx_listen = "[::]:80".parse().unwrap();
+        assert_eq!(c.nginx_port_suffix(), "");
+        assert_eq!(c.nginx_local_addr().to_string(), "[::1]:80");
+        c.nginx_listen = "127.0.0.5:81".parse().unwrap();
+        assert_eq!(c.nginx_local_addr().to_string(), "127.0.0.5:81");
+        assert_eq!(DomainType::Kvm.to_string(), "kvm");
+        assert_eq!(DomainType::Qemu.to_string(), "qemu");
     }
 }

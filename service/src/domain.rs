@@ -1,37 +1,15 @@
 //! Validated input types. Each has a private field and a `parse` that returns a field-specific
 //! validation error, so no unchecked string reaches the database, a VM seed or an nginx file.
 use base64::Engine;
-use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
-/// Names that can never be a username or a site name: they are (or may become) paths of the
-/// app itself, or would be confusing.
-pub const RESERVED: &[&str] = &[
-    "admin", "administrator", "api", "app", "assets", "auth", "dashboard", "docs", "favicon", "favicon-ico",
-    "health", "host", "hostings", "login", "logout", "new", "nginx", "openapi", "pkg", "public", "root",
-    "settings", "signup", "static", "status", "system", "users", "www", "vmw", "webhoster", "hosting", "me",
-];
+/// Names that can never be a username or a site name (the rule lives in `vmw_types`).
+pub use vmw_types::RESERVED_NAMES;
 
+/// The one name rule (`vmw_types::check_name`), as a validation error of `field`.
 fn name_rules(field: &'static str, what: &str, raw: &str) -> Result<String> {
-    let s = raw.trim().to_ascii_lowercase();
-    let err = |m: String| Err(Error::validation(field, m));
-    if s.len() < 3 || s.len() > 32 {
-        return err(format!("{what} must be 3 to 32 characters long"));
-    }
-    if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        return err(format!("{what} may contain only letters a-z, digits and dashes"));
-    }
-    if !s.as_bytes()[0].is_ascii_lowercase() {
-        return err(format!("{what} must start with a letter"));
-    }
-    if s.ends_with('-') || s.contains("--") {
-        return err(format!("{what} cannot end with a dash or contain two dashes in a row"));
-    }
-    if RESERVED.contains(&s.as_str()) {
-        return err(format!("'{s}' is reserved; choose another {what}"));
-    }
-    Ok(s)
+    vmw_types::check_name(what, raw).map_err(|m| Error::validation(field, m))
 }
 
 macro_rules! string_newtype {
@@ -150,7 +128,8 @@ impl Password {
 }
 
 /// One OpenSSH public key line (`type base64 [comment]`), checked: a known type, a body that
-/// decodes and names the same type, an RSA modulus of at least 2048 bits.
+/// decodes (by the `ssh-key` crate) and names the same type, an RSA modulus of 2048-16384
+/// bits, ECDSA points uncompressed (as OpenSSH writes them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SshPublicKey {
     line: String,
@@ -158,7 +137,7 @@ pub struct SshPublicKey {
     kind: String,
 }
 
-/// Key types accepted, each with the fields its body holds after the type name.
+/// Key types accepted (DSA, which `ssh-key` also reads, is not: OpenSSH dropped it).
 const KEY_TYPES: &[&str] = &[
     "ssh-ed25519",
     "ssh-rsa",
@@ -172,21 +151,6 @@ const KEY_TYPES: &[&str] = &[
 const MIN_RSA_BITS: usize = 2048;
 const MAX_RSA_BITS: usize = 16384;
 
-/// Reads the SSH wire-format strings of a key body (RFC 4251 `string`s: a big-endian u32
-/// length, then the bytes).
-struct Wire<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Wire<'a> {
-    fn string(&mut self) -> Option<&'a [u8]> {
-        let len = u32::from_be_bytes(self.rest.get(..4)?.try_into().ok()?) as usize;
-        let v = self.rest.get(4..4usize.checked_add(len)?)?;
-        self.rest = &self.rest[4 + len..];
-        Some(v)
-    }
-}
-
 /// Bits of a positive RFC 4251 mpint (None if it is negative or zero).
 fn mpint_bits(m: &[u8]) -> Option<usize> {
     if m.first().is_some_and(|b| b & 0x80 != 0) {
@@ -197,20 +161,26 @@ fn mpint_bits(m: &[u8]) -> Option<usize> {
     Some((digits.len() - 1) * 8 + (8 - first.leading_zeros() as usize))
 }
 
-/// Checks the body after the type name; the message says what is wrong.
-fn check_key_body(kind: &str, w: &mut Wire) -> std::result::Result<(), &'static str> {
-    const TRUNCATED: &str = "the key is truncated: was it copied whole?";
-    match kind {
-        "ssh-ed25519" | "sk-ssh-ed25519@openssh.com" => {
-            if w.string().ok_or(TRUNCATED)?.len() != 32 {
-                return Err("the ed25519 key has the wrong length");
-            }
+/// What the user is told when `ssh-key` refuses a body.
+fn decode_problem(e: &ssh_key::Error) -> &'static str {
+    match e {
+        ssh_key::Error::AlgorithmUnknown | ssh_key::Error::AlgorithmUnsupported { .. } => {
+            "the key body does not match its type: was it copied whole?"
         }
-        "ssh-rsa" => {
-            let e = w.string().ok_or(TRUNCATED)?;
-            let n = w.string().ok_or(TRUNCATED)?;
-            mpint_bits(e).ok_or("the RSA key is malformed")?;
-            let bits = mpint_bits(n).ok_or("the RSA key is malformed")?;
+        ssh_key::Error::TrailingData { .. } => "the key body has extra data after the key: was it copied whole?",
+        ssh_key::Error::Ecdsa(_) => "the ECDSA key point is malformed",
+        _ => "the key is malformed or truncated: was it copied whole?",
+    }
+}
+
+/// The checks `ssh-key` leaves to us: key sizes and encodings OpenSSH itself would write.
+fn check_key_data(key: &ssh_key::public::KeyData) -> std::result::Result<(), &'static str> {
+    use ssh_key::public::{EcdsaPublicKey, KeyData};
+    let uncompressed = |p: &EcdsaPublicKey| p.as_sec1_bytes().first() == Some(&0x04);
+    match key {
+        KeyData::Rsa(rsa) => {
+            mpint_bits(rsa.e.as_bytes()).ok_or("the RSA key is malformed")?;
+            let bits = mpint_bits(rsa.n.as_bytes()).ok_or("the RSA key is malformed")?;
             if bits < MIN_RSA_BITS {
                 return Err("RSA keys must have at least 2048 bits; ssh-ed25519 is recommended");
             }
@@ -218,34 +188,17 @@ fn check_key_body(kind: &str, w: &mut Wire) -> std::result::Result<(), &'static 
                 return Err("RSA keys may have at most 16384 bits");
             }
         }
-        _ => {
-            // ECDSA (plain or security key): the curve name, then an uncompressed point.
-            let curve = kind.trim_start_matches("sk-").trim_start_matches("ecdsa-sha2-");
-            let curve = curve.trim_end_matches("@openssh.com");
-            let point_len = match curve {
-                "nistp256" => 65,
-                "nistp384" => 97,
-                "nistp521" => 133,
-                _ => return Err("unsupported key type"),
-            };
-            if w.string().ok_or(TRUNCATED)? != curve.as_bytes() {
-                return Err("the key body names another curve than its type");
-            }
-            let q = w.string().ok_or(TRUNCATED)?;
-            if q.len() != point_len || q[0] != 0x04 {
-                return Err("the ECDSA key point is malformed");
-            }
+        KeyData::Ecdsa(p) if !uncompressed(p) => return Err("the ECDSA key point is malformed"),
+        KeyData::SkEcdsaSha2NistP256(sk) if sk.ec_point().as_bytes().first() != Some(&0x04) => {
+            return Err("the ECDSA key point is malformed");
         }
-    }
-    if kind.starts_with("sk-") {
-        // Security keys also carry the application they are bound to ("ssh:" by default).
-        let app = w.string().ok_or(TRUNCATED)?;
-        if app.is_empty() || std::str::from_utf8(app).is_err() {
+        KeyData::SkEcdsaSha2NistP256(sk) if sk.application().is_empty() => {
             return Err("the security key's application is malformed");
         }
-    }
-    if !w.rest.is_empty() {
-        return Err("the key body has extra data after the key: was it copied whole?");
+        KeyData::SkEd25519(sk) if sk.application().is_empty() => {
+            return Err("the security key's application is malformed");
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -278,19 +231,20 @@ impl SshPublicKey {
         if comment.chars().any(char::is_control) || comment.len() > 256 {
             return err("the key comment contains characters that are not allowed");
         }
-        let Ok(blob) = base64::engine::general_purpose::STANDARD.decode(body) else {
+        if base64::engine::general_purpose::STANDARD.decode(body).is_err() {
             return err("the key body is not valid base64: was it copied whole?");
-        };
-        let mut wire = Wire { rest: &blob };
-        if wire.string() != Some(kind.as_bytes()) {
-            return err("the key body does not match its type: was it copied whole?");
         }
-        if let Err(m) = check_key_body(kind, &mut wire) {
+        // The comment is ours (normalised above); ssh-key reads the type and the body, checks
+        // that the body names the same type and that nothing follows the key.
+        let key = match ssh_key::PublicKey::from_openssh(&format!("{kind} {body}")) {
+            Ok(k) => k,
+            Err(e) => return err(decode_problem(&e)),
+        };
+        if let Err(m) = check_key_data(key.key_data()) {
             return err(m);
         }
         // What `ssh-keygen -lf` prints: SHA-256 of the decoded body, base64 without padding.
-        let digest = Sha256::digest(&blob);
-        let fingerprint = format!("SHA256:{}", base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest));
+        let fingerprint = key.fingerprint(ssh_key::HashAlg::Sha256).to_string();
         let line = if comment.is_empty() { format!("{kind} {body}") } else { format!("{kind} {body} {comment}") };
         Ok(Self { line, fingerprint, kind: kind.to_owned() })
     }
@@ -424,6 +378,48 @@ mod tests {
         }
     }
 
+    /// Real keys from `ssh-keygen`, with what `ssh-keygen -lf` printed for them.
+    const RSA: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQCpkjXDSKfAruK/KCCKj6qz47AQnLmTAXsxbyGznupqzEYXqc2X+JhAh3qCJ/JFX3GLYLCqK76Crabw5bUyxKuGbUZK0MqEbmjQ8IJ/+bEQMlEW2z56OxjXBs4fotIrCDv/ukM4tkSiijV8Ae2+phreysqHWBZfXFO+GRgLm6D/s6xElbyk4ZT4yqJswRtxNORLzmfsnUxJK9Exq40Euz7Jb3e3PsMzmymy+zC7SjeuW3eJQQtOSamILpuhLZKPstPlgXtdlIUqCrmSTSFbWExDMUO+q1Z+EI0wo8kC4DRaX8Je3N3DdAivVaPcfU0WQx3V5oCLX0lC0G9HwNq5Juq7 rsa key";
+    const EC384: &str = "ecdsa-sha2-nistp384 AAAAE2VjZHNhLXNoYTItbmlzdHAzODQAAAAIbmlzdHAzODQAAABhBCkRd3dV8vsxTtSnYDfYekBgAIF4yGSA18jXzcS24GeKQuqaMZUX1VTrZywvaASpLOkuNNFI5D7ed1X7KSSQztQkwmX0bvffYQBJ6ZuHGHH5eMg+W7Or5abKvHixusmYVw== ec";
+
+    fn message_of(r: Result<SshPublicKey>) -> String {
+        match r {
+            Err(Error::Validation { field: "public_key", message }) => message,
+            other => panic!("expected a public_key validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn real_keys_parse_with_the_fingerprint_ssh_keygen_shows() {
+        let ed = SshPublicKey::parse(ED).unwrap();
+        assert_eq!(ed.fingerprint(), "SHA256:+DiY3wvvV6TuJJhbpZisF/zLDA0zPMSvHdkr4UvCOqU");
+        let rsa = SshPublicKey::parse(&format!("  {}  ", RSA.replace(" rsa key", "   rsa   key"))).unwrap();
+        assert_eq!(rsa.kind(), "ssh-rsa");
+        assert_eq!(rsa.fingerprint(), "SHA256:KQ0N7ial7S8++dpVT12iEwSjzVRji/Br9XOXORPGqac");
+        assert_eq!(rsa.line(), RSA, "whitespace is normalised");
+        assert_eq!(rsa.comment(), Some("rsa key"));
+        let ec = SshPublicKey::parse(EC384).unwrap();
+        assert_eq!(ec.fingerprint(), "SHA256:/P1+y2RuIsioCDS71muZ1OjrviPmWcV+sIJBrVm5aR0");
+        let bare = SshPublicKey::parse(ED.trim_end_matches(" me@laptop")).unwrap();
+        assert_eq!(bare.comment(), None);
+        assert_eq!(bare.fingerprint(), ed.fingerprint(), "the comment is not part of the key");
+    }
+
+    #[test]
+    fn refused_keys_say_what_is_wrong() {
+        assert!(message_of(SshPublicKey::parse("hello world, this is not a key")).contains("unsupported key type"));
+        assert!(message_of(SshPublicKey::parse("ssh-ed25519 AAAA%%%%")).contains("not valid base64"));
+        // A body of one type behind another type's name.
+        let ed_body = ED.split(' ').nth(1).unwrap();
+        assert!(message_of(SshPublicKey::parse(&format!("ssh-rsa {ed_body}"))).contains("does not match its type"));
+        let ec_body = EC384.split(' ').nth(1).unwrap();
+        assert!(message_of(SshPublicKey::parse(&format!("ecdsa-sha2-nistp256 {ec_body}"))).contains("does not match its type"));
+        // Cut short (still valid base64).
+        let rsa_body = RSA.split(' ').nth(1).unwrap();
+        assert!(message_of(SshPublicKey::parse(&format!("ssh-rsa {}", &rsa_body[..200]))).contains("copied whole"));
+        assert!(message_of(SshPublicKey::parse(&format!("{RSA} {ED}"))).contains("one key at a time"));
+    }
+
     #[test]
     fn ssh_key_bodies_are_checked_field_by_field() {
         let pk = [7u8; 32];
@@ -444,6 +440,8 @@ mod tests {
             ("ecdsa-sha2-nistp256", b64(&[b"ecdsa-sha2-nistp256", b"nistp384", &p256])),
             ("ecdsa-sha2-nistp384", b64(&[b"ecdsa-sha2-nistp384", b"nistp384", &p256])),
             ("ecdsa-sha2-nistp256", b64(&[b"ecdsa-sha2-nistp256", b"nistp256", &p256[1..]])),
+            // A compressed point (OpenSSH writes them uncompressed).
+            ("ecdsa-sha2-nistp256", b64(&[b"ecdsa-sha2-nistp256", b"nistp256", &[&[2u8][..], &[9u8; 32]].concat()])),
             // A length prefix that points past the end.
             ("ssh-ed25519", base64::engine::general_purpose::STANDARD.encode(b"\0\0\0\x0bssh-ed25519\xff\xff\xff\xff")),
         ];

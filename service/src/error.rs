@@ -2,6 +2,9 @@
 //! the UI (app::error).
 use sea_orm::DbErr;
 
+use crate::proxy::ProxyError;
+use crate::vm::VmError;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Bad input for one field; `field` is the form/JSON field name.
@@ -30,13 +33,20 @@ pub enum Error {
     /// another took over): it must stop changing the hosting.
     #[error("hosting {hosting_id}: its lease was lost to another process")]
     LeaseLost { hosting_id: i32 },
+    /// Hosting is switched off on this server (it runs without libvirt): 503, not a fault.
+    #[error("{0}")]
+    HostingUnavailable(String),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
-    #[error("virtualisation error: {0}")]
-    Vm(String),
-    #[error("proxy error: {0}")]
-    Proxy(String),
-    #[error("internal error: {0}")]
+    /// A VM operation failed. Display is the VM error's own (worded for the site's owner);
+    /// `source()` continues with its cause (the libvirt or io error).
+    #[error(transparent)]
+    Vm(#[from] VmError),
+    /// An nginx operation failed (same shape as `Vm`).
+    #[error(transparent)]
+    Proxy(#[from] ProxyError),
+    /// A bug or broken invariant; the message is for the log (and the owner's failed step).
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -65,12 +75,44 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::Busy(_) => "busy",
+            Error::HostingUnavailable(_) => "hosting_unavailable",
             Error::Db(_) | Error::LeaseLost { .. } | Error::Vm(_) | Error::Proxy(_) | Error::Internal(_) => "internal",
         }
+    }
+
+    /// The message used when the server runs without libvirt.
+    pub fn hosting_disabled() -> Self {
+        Error::HostingUnavailable("hosting is disabled on this server (it runs without libvirt: --no-libvirt)".into())
     }
 
     /// Whether the message may be shown to the client (internal details stay in the logs).
     pub fn is_internal(&self) -> bool {
         self.code() == "internal"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_and_proxy_errors_keep_their_cause_and_stay_internal() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
+        let e = Error::from(VmError::Io { what: "writing", path: "/d/vms/1/seed.iso".into(), source: io });
+        assert_eq!(e.to_string(), "writing /d/vms/1/seed.iso: denied");
+        let cause = std::error::Error::source(&e).expect("the io error is the cause");
+        assert_eq!(cause.downcast_ref::<std::io::Error>().map(|e| e.kind()), Some(std::io::ErrorKind::PermissionDenied));
+        assert!(e.is_internal());
+        let e = Error::from(ProxyError::Rejected { stderr: "nginx: [warn] x\nnginx: [emerg] unknown directive \"y\"\n".into() });
+        assert_eq!(e.to_string(), "nginx refused the configuration: nginx: [emerg] unknown directive \"y\"");
+        assert_eq!(e.code(), "internal");
+    }
+
+    #[test]
+    fn disabled_hosting_is_its_own_public_error() {
+        let e = Error::hosting_disabled();
+        assert_eq!(e.code(), "hosting_unavailable");
+        assert!(!e.is_internal(), "the client is told why");
+        assert!(e.to_string().contains("--no-libvirt"));
     }
 }

@@ -6,9 +6,11 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod escape;
 pub mod hosting;
+pub mod probe;
 pub mod proxy;
 pub mod vm;
 
-pub use config::ServiceConfig;
+pub use config::{DomainType, ServiceConfig};
 pub use error::{Error, Result};

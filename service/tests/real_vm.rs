@@ -45,8 +45,8 @@ fn config(data_dir: &Path, tag: &str, http_port_base: u16, ssh_port_base: u16) -
         guest_image_dir: image_dir(),
         libvirt_uri: std::env::var("VMW_TEST_LIBVIRT_URI").unwrap_or_else(|_| "qemu:///system".into()),
         domain_prefix: format!("vmwt-{tag}-{}-", &uuid::Uuid::new_v4().simple().to_string()[..6]),
-        nginx_listen: format!("127.0.0.1:{}", free_port()),
-        app_upstream: format!("127.0.0.1:{}", free_port()),
+        nginx_listen: std::net::SocketAddr::from(([127, 0, 0, 1], free_port())),
+        app_upstream: std::net::SocketAddr::from(([127, 0, 0, 1], free_port())),
         http_port_base,
         ssh_port_base,
         port_range_len: PORTS,
@@ -221,7 +221,7 @@ async fn a_real_vm_serves_its_site_through_nginx_and_takes_ssh_and_sftp() {
 #[ignore = "helper process of the crash test"]
 async fn crash_child() {
     let Ok(spec) = std::env::var("VMW_CRASH_CHILD") else { return };
-    let (data_dir, prefix, nginx, http_base, ssh_base, db_url) = serde_json::from_str::<(String, String, String, u16, u16, String)>(&spec).unwrap();
+    let (data_dir, prefix, nginx, http_base, ssh_base, db_url) = serde_json::from_str::<(String, String, std::net::SocketAddr, u16, u16, String)>(&spec).unwrap();
     // The parent holds the port windows.
     let mut cfg = config(Path::new(&data_dir), "crash", http_base, ssh_base);
     cfg.domain_prefix = prefix;

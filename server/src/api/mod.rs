@@ -45,5 +45,5 @@ pub(crate) fn hosting(state: &AppState) -> ApiResult<service::hosting::HostingSe
     state
         .hosting
         .clone()
-        .ok_or_else(|| ApiError::from(service::Error::Internal("hosting is disabled on this server (--no-libvirt)".into())))
+        .ok_or_else(|| ApiError::from(service::Error::hosting_disabled()))
 }

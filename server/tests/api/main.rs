@@ -5,6 +5,7 @@ mod helpers;
 
 mod csrf;
 mod health;
+mod hosting_disabled;
 mod login;
 mod pages;
 mod sessions;

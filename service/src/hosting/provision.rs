@@ -258,17 +258,14 @@ impl HostingService {
 /// A user-facing description of an error (internal details are fine here: the owner sees
 /// their own hosting's failure, and it names the step).
 pub(super) fn describe(err: &Error) -> String {
-    match err {
-        Error::Vm(m) | Error::Proxy(m) | Error::Internal(m) => m.clone(),
-        other => other.to_string(),
-    }
+    err.to_string()
 }
 
 /// The page a new site shows until its owner uploads their own. `slug` is validated
 /// ([a-z0-9-]), `user` comes from configuration; both are escaped anyway.
 fn welcome_page(slug: &str, user: &str) -> String {
-    let slug = html_escape(slug);
-    let user = html_escape(user);
+    let slug = crate::escape::markup(slug);
+    let user = crate::escape::markup(user);
     format!(
         r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -281,14 +278,6 @@ fn welcome_page(slug: &str, user: &str) -> String {
 </body></html>
 "#
     )
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]

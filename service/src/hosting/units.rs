@@ -12,7 +12,7 @@ use super::ports::{self, PortRange};
 use super::store::{HostingRow, Lease};
 use super::{HostingService, Step};
 use crate::vm::VmState;
-use crate::{Error, Result};
+use crate::Result;
 
 /// What a unit works on: the service and the hosting it holds the lease of.
 pub(super) struct Cx<'a> {
@@ -83,7 +83,7 @@ impl Unit for AllocatePorts {
     async fn run(&self, cx: &Cx<'_>) -> Result<()> {
         let cfg = &cx.svc.inner.cfg;
         let store = &cx.svc.inner.store;
-        let bind: std::net::IpAddr = cfg.forward_bind.parse().map_err(Error::internal)?;
+        let bind = cfg.forward_bind;
         let (node, id) = (store.node_id(), cx.id());
         let http_range = PortRange { base: cfg.http_port_base, len: cfg.port_range_len };
         let ssh_range = PortRange { base: cfg.ssh_port_base, len: cfg.port_range_len };
@@ -258,7 +258,7 @@ impl Unit for Inherited {
 pub(super) async fn running_is_ready(svc: &HostingService, id: i32) -> Result<()> {
     match svc.inner.vm.state(id).await? {
         VmState::Running => Ok(()),
-        other => Err(crate::vm::VmError::NotReady(format!("the VM is {other:?}, not running")).into()),
+        other => Err(crate::vm::VmError::NotRunning(other).into()),
     }
 }
 

@@ -14,26 +14,56 @@ use tokio::sync::Mutex;
 use crate::ServiceConfig;
 pub use render::{SiteRoute, validate_slug};
 
+/// What went wrong with nginx, keeping the underlying error or nginx's own words. Display is
+/// worded for the site's owner (the hosting page shows "<step> failed: <this>").
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
-    #[error("nginx refused the configuration: {0}")]
-    Rejected(String),
-    #[error("nginx: {0}")]
-    Nginx(String),
-    #[error("{0}")]
-    Io(String),
+    /// `nginx -t` refused the configuration; `stderr` is nginx's whole report (Display shows
+    /// its first `[emerg]` line).
+    #[error("nginx refused the configuration: {}", first_emerg(.stderr))]
+    Rejected { stderr: String },
+    /// nginx could not be run at all (`action`: "-t", "start", "reload", "quit").
+    #[error("could not run nginx {action}: {source}")]
+    Spawn {
+        action: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// nginx ran and failed; `stderr` is what it said.
+    #[error("nginx {action} failed ({status}): {}", .stderr.trim())]
+    Command { action: &'static str, status: std::process::ExitStatus, stderr: String },
+    #[error("nginx (pid {pid}) did not stop")]
+    DidNotStop { pid: u32 },
+    /// The site does not answer through nginx; `hint` is nginx's last error log line.
+    #[error("/{slug}/ answers {} through nginx: {hint}", answer(.last_status))]
+    NotServing { slug: String, last_status: Option<u16>, hint: String },
+    /// A file operation in nginx's prefix.
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A value the proxy refuses to put into a configuration.
     #[error("{0}")]
     Invalid(String),
 }
 
-impl From<ProxyError> for crate::Error {
-    fn from(e: ProxyError) -> Self {
-        crate::Error::Proxy(e.to_string())
+/// nginx's first `[emerg]` line (the reason), or its whole report trimmed.
+fn first_emerg(stderr: &str) -> &str {
+    stderr.lines().find(|l| l.contains("[emerg]")).unwrap_or(stderr).trim()
+}
+
+fn answer(status: &Option<u16>) -> String {
+    match status {
+        Some(code) => format!("HTTP {code}"),
+        None => "no answer".into(),
     }
 }
 
-fn io(what: &str, p: &Path, e: std::io::Error) -> ProxyError {
-    ProxyError::Io(format!("{what} {}: {e}", p.display()))
+fn io(what: &'static str, p: &Path, source: std::io::Error) -> ProxyError {
+    ProxyError::Io { what, path: p.to_owned(), source }
 }
 
 #[derive(Clone)]
@@ -110,13 +140,17 @@ impl Proxy {
         if self.running_pid().await.is_some() {
             self.signal("reload").await?;
         } else {
-            let out = self.nginx().output().await.map_err(|e| ProxyError::Nginx(format!("starting: {e}")))?;
+            let out = self.nginx().output().await.map_err(|source| ProxyError::Spawn { action: "start", source })?;
             if !out.status.success() {
-                return Err(ProxyError::Nginx(format!("could not start: {}", String::from_utf8_lossy(&out.stderr).trim())));
+                return Err(ProxyError::Command {
+                    action: "start",
+                    status: out.status,
+                    stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                });
             }
         }
         self.wait_generation().await;
-        tracing::info!(prefix = %p.display(), listen = self.inner.cfg.nginx_listen, "nginx running");
+        tracing::info!(prefix = %p.display(), listen = %self.inner.cfg.nginx_listen, "nginx running");
         Ok(())
     }
 
@@ -146,20 +180,19 @@ impl Proxy {
     pub async fn check_route(&self, route: &SiteRoute, timeout: Duration) -> Result<(), ProxyError> {
         let slug = route.slug.as_str();
         validate_slug(slug)?;
-        let addr = self.inner.cfg.nginx_listen.replace("0.0.0.0", "127.0.0.1");
+        let url = format!("http://{}/{slug}/", self.inner.cfg.nginx_local_addr());
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut last: String;
+        let mut last: Option<u16>;
         loop {
-            match fetch_status(&addr, &format!("/{slug}/")).await {
+            match crate::probe::status(&url, Some("localhost"), Duration::from_secs(3)).await {
                 Some(code) if !(502..=504).contains(&code) => return Ok(()),
-                Some(code) => last = format!("HTTP {code}"),
-                None => last = "no answer".into(),
+                code => last = code,
             }
             if tokio::time::Instant::now() >= deadline {
                 let log = tokio::fs::read_to_string(self.inner.prefix.join("logs/error.log")).await.unwrap_or_default();
-                let backend = self.inner.cfg.forward_bind.parse().map(|ip| std::net::SocketAddr::new(ip, route.http_port).to_string());
-                let hint = own_error_line(&log, route.hosting_id, backend.as_deref().unwrap_or("-")).map(|l| format!(": {l}"));
-                return Err(ProxyError::Nginx(format!("/{slug}/ answers {last} through nginx{}", hint.unwrap_or_default())));
+                let backend = std::net::SocketAddr::new(self.inner.cfg.forward_bind, route.http_port).to_string();
+                let hint = own_error_line(&log, route.hosting_id, &backend).unwrap_or("").to_owned();
+                return Err(ProxyError::NotServing { slug: slug.to_owned(), last_status: last, hint });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -220,7 +253,7 @@ impl Proxy {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(ProxyError::Nginx(format!("nginx (pid {pid}) did not stop")))
+        Err(ProxyError::DidNotStop { pid })
     }
 
     /// Whether nginx answers on its listen address (health checks).
@@ -247,22 +280,21 @@ impl Proxy {
     }
 
     async fn test(&self) -> Result<(), ProxyError> {
-        let out = self.nginx().arg("-t").arg("-q").output().await.map_err(|e| ProxyError::Nginx(format!("running nginx -t: {e}")))?;
+        let out = self.nginx().arg("-t").arg("-q").output().await.map_err(|source| ProxyError::Spawn { action: "-t", source })?;
         if out.status.success() {
             Ok(())
         } else {
-            let msg = String::from_utf8_lossy(&out.stderr);
-            let first = msg.lines().find(|l| l.contains("[emerg]")).unwrap_or(msg.trim());
-            Err(ProxyError::Rejected(first.trim().to_owned()))
+            Err(ProxyError::Rejected { stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
         }
     }
 
-    async fn signal(&self, sig: &str) -> Result<(), ProxyError> {
-        let out = self.nginx().args(["-s", sig]).output().await.map_err(|e| ProxyError::Nginx(format!("nginx -s {sig}: {e}")))?;
+    /// `nginx -s SIG` (reload, quit).
+    async fn signal(&self, sig: &'static str) -> Result<(), ProxyError> {
+        let out = self.nginx().args(["-s", sig]).output().await.map_err(|source| ProxyError::Spawn { action: sig, source })?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(ProxyError::Nginx(format!("nginx -s {sig}: {}", String::from_utf8_lossy(&out.stderr).trim())))
+            Err(ProxyError::Command { action: sig, status: out.status, stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
         }
     }
 
@@ -283,10 +315,11 @@ impl Proxy {
 
     async fn wait_generation(&self) {
         let want = self.inner.generation.load(Ordering::SeqCst).to_string();
-        let addr = self.inner.cfg.nginx_listen.replace("0.0.0.0", "127.0.0.1");
+        let url = format!("http://{}/__vmw_generation", self.inner.cfg.nginx_local_addr());
         // Usually a few milliseconds; a busy host can take seconds to start the new workers.
         for _ in 0..750 {
-            if fetch_generation(&addr).await.as_deref() == Some(want.as_str()) {
+            let answer = crate::probe::get_text(&url, Some("localhost"), Duration::from_millis(500)).await;
+            if matches!(&answer, Some((200, body)) if body.trim() == want) {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -308,40 +341,6 @@ fn own_error_line<'a>(log: &'a str, hosting_id: i32, backend: &str) -> Option<&'
         let host = host.split('/').next().unwrap_or("");
         host == named || host == backend
     })
-}
-
-async fn fetch_generation(addr: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(b"GET /__vmw_generation HTTP/1.0\r\nHost: localhost\r\n\r\n").await.ok()?;
-        let mut buf = Vec::new();
-        s.read_to_end(&mut buf).await.ok()?;
-        let text = String::from_utf8_lossy(&buf);
-        let (head, body) = text.split_once("\r\n\r\n")?;
-        head.starts_with("HTTP/1.1 200").then(|| body.trim().to_owned())
-    };
-    tokio::time::timeout(Duration::from_millis(500), fut).await.ok().flatten()
-}
-
-/// The status code of `GET path` on nginx, if it answers.
-async fn fetch_status(addr: &str, path: &str) -> Option<u16> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let fut = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
-        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").as_bytes()).await.ok()?;
-        let mut buf = vec![0u8; 64];
-        let mut n = 0;
-        while n < 12 {
-            let r = s.read(&mut buf[n..]).await.ok()?;
-            if r == 0 {
-                break;
-            }
-            n += r;
-        }
-        std::str::from_utf8(&buf[..n]).ok()?.get(9..12)?.parse().ok()
-    };
-    tokio::time::timeout(Duration::from_secs(3), fut).await.ok().flatten()
 }
 
 async fn read_opt(p: &Path) -> Result<Option<String>, ProxyError> {

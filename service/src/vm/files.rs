@@ -15,8 +15,8 @@ pub struct SeedSpec {
     pub index_html: String,
 }
 
-fn io(what: &str, p: &Path, e: std::io::Error) -> VmError {
-    VmError::Io(format!("{what} {}: {e}", p.display()))
+fn io(what: &'static str, p: &Path, source: std::io::Error) -> VmError {
+    VmError::Io { what, path: p.to_owned(), source }
 }
 
 /// The folder must be readable by QEMU, which libvirt runs as an unprivileged user.
@@ -28,12 +28,13 @@ async fn ensure_dir(dir: &Path) -> Result<(), VmError> {
         .map_err(|e| io("chmod", dir, e))
 }
 
-async fn run(cmd: &mut Command, what: &str) -> Result<(), VmError> {
-    let out = cmd.output().await.map_err(|e| VmError::Io(format!("{what}: {e}")))?;
+/// Runs `cmd` (`program` names it in errors); a failure keeps what it wrote to stderr.
+async fn run(cmd: &mut Command, program: &'static str) -> Result<(), VmError> {
+    let out = cmd.output().await.map_err(|source| VmError::Spawn { program, source })?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(VmError::Io(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim())))
+        Err(VmError::Command { program, status: out.status, stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
     }
 }
 

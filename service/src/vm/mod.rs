@@ -13,33 +13,118 @@ use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
 use virt::error::ErrorNumber;
 
-use crate::ServiceConfig;
+use crate::{DomainType, ServiceConfig};
 pub use files::SeedSpec;
 pub use xml::{DomainXml, ImageInfo};
 
+/// What went wrong with a VM, with what was being done and the underlying error as the source.
+/// Display is worded for the site's owner (the hosting page shows "<step> failed: <this>").
 #[derive(Debug, thiserror::Error)]
 pub enum VmError {
-    #[error("libvirt: {0}")]
-    Libvirt(String),
-    #[error("{0}")]
-    Io(String),
-    #[error("the guest image is missing or incomplete: {0}")]
-    Image(String),
-    #[error("{0}")]
-    NotReady(String),
+    /// A libvirt call failed.
+    #[error("libvirt could not {action}{}: {}", on(.domain), .source.message())]
+    Libvirt {
+        action: &'static str,
+        /// The libvirt domain name, when the call was about one.
+        domain: Option<String>,
+        #[source]
+        source: virt::error::Error,
+    },
+    #[error("could not connect to libvirt at {uri}: {}", .source.message())]
+    Connect {
+        uri: String,
+        #[source]
+        source: virt::error::Error,
+    },
+    /// The blocking task running a libvirt call panicked or was cancelled.
+    #[error("the libvirt task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("domain {0} is not defined")]
+    NotDefined(String),
+    #[error("the VM is {0:?}, not running")]
+    NotRunning(VmState),
+    /// A file operation on the host.
+    #[error("{what} {}: {source}", .path.display())]
+    Io {
+        /// "creating", "writing", "removing"...
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An external program could not be started.
+    #[error("could not run {program}: {source}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An external program ran and failed; `stderr` is what it said.
+    #[error("{program} failed ({status}): {}", .stderr.trim())]
+    Command { program: &'static str, status: std::process::ExitStatus, stderr: String },
+    #[error("the guest image is missing or incomplete: {}: {source}", .dir.display())]
+    ImageDir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the guest image is missing or incomplete: {} not found", .path.display())]
+    ImageMissing { path: PathBuf },
+    /// The guest did not answer in time; `missing` names what did not answer.
+    #[error("the VM did not answer within {waited_secs} s: no {}", .missing.join(" and no "))]
+    NotReady { waited_secs: u64, missing: Vec<&'static str> },
+    /// A guest agent command failed (libvirt reports the agent's error).
+    #[error("the guest agent of {domain} could not do {command}: {}", .source.message())]
+    Agent {
+        domain: String,
+        command: &'static str,
+        #[source]
+        source: virt::error::Error,
+    },
+    #[error("the guest agent of {domain} did not answer in time: {source}")]
+    AgentUnresponsive {
+        domain: String,
+        #[source]
+        source: Box<VmError>,
+    },
+    /// The agent answered something that is not what `command` returns (not trusted: the
+    /// guest is its tenant's).
+    #[error("the guest agent's answer to {command} is malformed: {problem}")]
+    AgentReply { command: &'static str, problem: String },
+    #[error("{path} in the guest: {source}")]
+    GuestFile {
+        path: String,
+        #[source]
+        source: Box<VmError>,
+    },
+    /// A program run in the guest exited non-zero; `stderr` is what it said (guest text).
+    #[error("{path} exited with {code}: {}", .stderr.trim())]
+    GuestCommand { path: String, code: i64, stderr: String },
+    #[error("{path} did not finish in time")]
+    GuestCommandTimeout { path: String },
+    /// Settings or inputs the service refuses (a bad domain prefix, equal ports, an unsafe seed).
     #[error("{0}")]
     Invalid(String),
 }
 
-impl From<virt::error::Error> for VmError {
-    fn from(e: virt::error::Error) -> Self {
-        VmError::Libvirt(e.message().to_owned())
-    }
+fn on(domain: &Option<String>) -> String {
+    domain.as_deref().map(|d| format!(" {d}")).unwrap_or_default()
 }
 
-impl From<VmError> for crate::Error {
-    fn from(e: VmError) -> Self {
-        crate::Error::Vm(e.to_string())
+/// Names what a libvirt call was doing when it fails.
+trait Doing<T> {
+    /// ... on domain `domain`.
+    fn doing(self, action: &'static str, domain: &str) -> Result<T, VmError>;
+    /// ... on the host (no domain).
+    fn doing_host(self, action: &'static str) -> Result<T, VmError>;
+}
+
+impl<T> Doing<T> for Result<T, virt::error::Error> {
+    fn doing(self, action: &'static str, domain: &str) -> Result<T, VmError> {
+        self.map_err(|source| VmError::Libvirt { action, domain: Some(domain.to_owned()), source })
+    }
+    fn doing_host(self, action: &'static str) -> Result<T, VmError> {
+        self.map_err(|source| VmError::Libvirt { action, domain: None, source })
     }
 }
 
@@ -86,7 +171,7 @@ pub struct VmManager {
 
 struct Inner {
     cfg: ServiceConfig,
-    domain_type: String,
+    domain_type: DomainType,
     conn: Mutex<Option<Arc<Connect>>>,
 }
 
@@ -94,30 +179,29 @@ impl VmManager {
     /// Connects to libvirt (the first connection to qemu:///system takes seconds: capability
     /// probe) and settles the domain type: the configured one, or `kvm` only where KVM works.
     pub async fn connect(cfg: &ServiceConfig) -> Result<Self, VmError> {
-        let domain_type = match cfg.domain_type.as_deref() {
-            Some(t @ ("kvm" | "qemu")) => t.to_owned(),
-            Some(other) => return Err(VmError::Invalid(format!("domain type '{other}' is not kvm or qemu"))),
-            None => detect_domain_type().to_owned(),
-        };
-        xml::validate_bind(&cfg.forward_bind)?;
+        let domain_type = cfg.domain_type.unwrap_or_else(detect_domain_type);
         let p = &cfg.domain_prefix;
         if p.is_empty() || p.len() > 32 || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return Err(VmError::Invalid(format!("domain prefix '{p}' must be 1-32 of a-z, 0-9 and '-'")));
         }
         // libvirt resolves paths in its own working directory: hand it absolute ones.
         let mut cfg = cfg.clone();
-        cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(|e| VmError::Io(format!("data dir: {e}")))?;
+        cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(|source| VmError::Io {
+            what: "resolving the data dir",
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
         let mgr = Self {
             inner: Arc::new(Inner { cfg, domain_type, conn: Mutex::new(None) }),
         };
         virt::error::clear_error_callback();
         mgr.blocking(|_| Ok(())).await?;
-        tracing::info!(uri = mgr.inner.cfg.libvirt_uri, domain_type = mgr.inner.domain_type, "connected to libvirt");
+        tracing::info!(uri = mgr.inner.cfg.libvirt_uri, domain_type = %mgr.inner.domain_type, "connected to libvirt");
         Ok(mgr)
     }
 
-    pub fn domain_type(&self) -> &str {
-        &self.inner.domain_type
+    pub fn domain_type(&self) -> DomainType {
+        self.inner.domain_type
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -144,14 +228,15 @@ impl VmManager {
                 let mut guard = inner.conn.lock().unwrap();
                 let alive = guard.as_ref().map(|c| c.is_alive().unwrap_or(false)).unwrap_or(false);
                 if !alive {
-                    *guard = Some(Arc::new(Connect::open(Some(&inner.cfg.libvirt_uri))?));
+                    let uri = &inner.cfg.libvirt_uri;
+                    let conn = Connect::open(Some(uri)).map_err(|source| VmError::Connect { uri: uri.clone(), source })?;
+                    *guard = Some(Arc::new(conn));
                 }
                 guard.as_ref().unwrap().clone()
             };
             f(&conn)
         })
-        .await
-        .map_err(|e| VmError::Libvirt(format!("libvirt task failed: {e}")))?
+        .await?
     }
 
     /// Looks a domain up; Ok(None) when it does not exist.
@@ -159,8 +244,13 @@ impl VmManager {
         match conn.lookup_domain_by_name(name) {
             Ok(d) => Ok(Some(d)),
             Err(e) if e.code() == ErrorNumber::NoDomain.into() => Ok(None),
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e).doing("look up domain", name),
         }
+    }
+
+    /// Looks a domain up that must exist.
+    fn existing(conn: &Connect, name: &str) -> Result<Domain, VmError> {
+        Self::lookup(conn, name)?.ok_or_else(|| VmError::NotDefined(name.to_owned()))
     }
 
     pub async fn create_disk(&self, spec: &VmSpec) -> Result<(), VmError> {
@@ -179,7 +269,7 @@ impl VmManager {
         match tokio::fs::remove_file(&seed).await {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(VmError::Io(format!("removing {}: {e}", seed.display()))),
+            Err(source) => Err(VmError::Io { what: "removing", path: seed, source }),
         }
     }
 
@@ -193,14 +283,14 @@ impl VmManager {
         let dir = self.vm_dir(spec.hosting_id);
         let xml = DomainXml {
             name: self.domain_name(spec.hosting_id),
-            domain_type: self.inner.domain_type.clone(),
+            domain_type: self.inner.domain_type,
             vcpus: spec.vcpus,
             memory_mib: spec.memory_mib,
             disk: dir.join("disk.qcow2"),
             seed: dir.join("seed.iso"),
             console_log: dir.join("console.log"),
             image,
-            forward_bind: self.inner.cfg.forward_bind.clone(),
+            forward_bind: self.inner.cfg.forward_bind,
             http_port: spec.http_port,
             ssh_port: spec.ssh_port,
             tb_cache_mib: 64,
@@ -209,7 +299,7 @@ impl VmManager {
         let name = self.domain_name(spec.hosting_id);
         self.blocking(move |c| {
             if Self::lookup(c, &name)?.is_none() {
-                c.define_domain_xml(&xml)?;
+                c.define_domain_xml(&xml).doing("define domain", &name)?;
             }
             Ok(())
         })
@@ -219,9 +309,9 @@ impl VmManager {
     pub async fn start(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
-            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
-            if !d.is_active()? {
-                d.create()?;
+            let d = Self::existing(c, &name)?;
+            if !d.is_active().doing("read the state of domain", &name)? {
+                d.create().doing("start domain", &name)?;
             }
             Ok(())
         })
@@ -234,8 +324,8 @@ impl VmManager {
         let asked = {
             let name = name.clone();
             self.blocking(move |c| match Self::lookup(c, &name)? {
-                Some(d) if d.is_active()? => {
-                    d.shutdown()?;
+                Some(d) if d.is_active().doing("read the state of domain", &name)? => {
+                    d.shutdown().doing("shut down domain", &name)?;
                     Ok(true)
                 }
                 _ => Ok(false),
@@ -260,8 +350,8 @@ impl VmManager {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
             if let Some(d) = Self::lookup(c, &name)? {
-                if d.is_active()? {
-                    d.destroy()?;
+                if d.is_active().doing("read the state of domain", &name)? {
+                    d.destroy().doing("stop domain", &name)?;
                 }
             }
             Ok(())
@@ -274,12 +364,12 @@ impl VmManager {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
             if let Some(d) = Self::lookup(c, &name)? {
-                if d.is_active()? {
-                    d.destroy()?;
+                if d.is_active().doing("read the state of domain", &name)? {
+                    d.destroy().doing("stop domain", &name)?;
                 }
                 let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
                     | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
-                d.undefine_flags(flags)?;
+                d.undefine_flags(flags).doing("undefine domain", &name)?;
             }
             Ok(())
         })
@@ -289,7 +379,7 @@ impl VmManager {
     pub async fn state(&self, hosting_id: i32) -> Result<VmState, VmError> {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| match Self::lookup(c, &name)? {
-            Some(d) => Ok(map_state(&d)?),
+            Some(d) => map_state(&d, &name),
             None => Ok(VmState::Missing),
         })
         .await
@@ -298,8 +388,8 @@ impl VmManager {
     pub async fn stats(&self, hosting_id: i32) -> Result<VmStats, VmError> {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
-            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
-            let info = d.info()?;
+            let d = Self::existing(c, &name)?;
+            let info = d.info().doing("read the statistics of domain", &name)?;
             let mut s = VmStats {
                 cpu_time_ns: info.cpu_time,
                 vcpus: info.nr_virt_cpu,
@@ -328,10 +418,10 @@ impl VmManager {
         let prefix = self.inner.cfg.domain_prefix.clone();
         self.blocking(move |c| {
             let mut out = Vec::new();
-            for d in c.list_all_domains(0)? {
-                let name = d.name()?;
+            for d in c.list_all_domains(0).doing_host("list domains")? {
+                let name = d.name().doing_host("read a domain's name")?;
                 if let Some(id) = name.strip_prefix(&prefix).and_then(|r| r.parse::<i32>().ok()) {
-                    out.push((id, map_state(&d)?));
+                    out.push((id, map_state(&d, &name)?));
                 }
             }
             out.sort_by_key(|(id, _)| *id);
@@ -347,12 +437,12 @@ impl VmManager {
 
     /// Waits until the guest's web server answers 200 and its SSH server sends a banner.
     pub async fn wait_ready(&self, http_port: u16, ssh_port: u16, timeout: Duration) -> Result<(), VmError> {
-        ready::wait(&self.inner.cfg.forward_bind, http_port, ssh_port, timeout).await
+        ready::wait(self.inner.cfg.forward_bind, http_port, ssh_port, timeout).await
     }
 }
 
-fn map_state(d: &Domain) -> Result<VmState, VmError> {
-    let (state, _) = d.state()?;
+fn map_state(d: &Domain, name: &str) -> Result<VmState, VmError> {
+    let (state, _) = d.state().doing("read the state of domain", name)?;
     Ok(match Result::<DomainState, _>::from(state) {
         Ok(DomainState::Running | DomainState::Blocked) => VmState::Running,
         Ok(DomainState::Paused | DomainState::PMSuspended) => VmState::Paused,
@@ -364,22 +454,42 @@ fn map_state(d: &Domain) -> Result<VmState, VmError> {
 
 /// `kvm` only where KVM can really run a guest: /dev/kvm present and not the PVM flavour
 /// (kvm_pvm), under which stock guest kernels hang (shared/FACTS.md). Otherwise `qemu` (TCG).
-pub fn detect_domain_type() -> &'static str {
+pub fn detect_domain_type() -> DomainType {
     let kvm = std::path::Path::new("/dev/kvm");
     let pvm = std::path::Path::new("/sys/module/kvm_pvm");
     if kvm.exists() && !pvm.exists() && std::fs::OpenOptions::new().read(true).write(true).open(kvm).is_ok() {
-        "kvm"
+        DomainType::Kvm
     } else {
-        "qemu"
+        DomainType::Qemu
     }
 }
 
 /// The QEMU guest agent (warm-pool personalisation). Blocking calls, run on spawn_blocking.
+/// Everything the agent answers comes from the guest and is checked, not trusted.
 impl VmManager {
-    fn agent(d: &Domain, cmd: &serde_json::Value, timeout_s: i32) -> Result<serde_json::Value, VmError> {
-        let out = d.qemu_agent_command(&cmd.to_string(), timeout_s, 0)?;
-        let v: serde_json::Value = serde_json::from_str(&out).map_err(|e| VmError::Libvirt(format!("guest agent answer: {e}")))?;
-        Ok(v["return"].clone())
+    /// Runs `execute` (with `arguments`, if any) through the agent of domain `name`; returns
+    /// the answer's `return` value.
+    fn agent(
+        d: &Domain,
+        name: &str,
+        execute: &'static str,
+        arguments: Option<serde_json::Value>,
+        timeout_s: i32,
+    ) -> Result<serde_json::Value, VmError> {
+        let mut cmd = serde_json::json!({ "execute": execute });
+        if let Some(a) = arguments {
+            cmd["arguments"] = a;
+        }
+        let out = d
+            .qemu_agent_command(&cmd.to_string(), timeout_s, 0)
+            .map_err(|source| VmError::Agent { domain: name.to_owned(), command: execute, source })?;
+        let v: serde_json::Value = serde_json::from_str(&out)
+            .map_err(|e| VmError::AgentReply { command: execute, problem: format!("not JSON ({e})") })?;
+        // Not `v["return"]` by IndexMut: that panics on a non-object, and the guest chooses this.
+        match v {
+            serde_json::Value::Object(mut m) => Ok(m.remove("return").unwrap_or_default()),
+            _ => Err(VmError::AgentReply { command: execute, problem: "not a JSON object".into() }),
+        }
     }
 
     /// Saves the running VM's memory to disk and stops it (frees its RAM); the next `start`
@@ -387,8 +497,8 @@ impl VmManager {
     pub async fn managed_save(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
-            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
-            d.managed_save(0)?;
+            let d = Self::existing(c, &name)?;
+            d.managed_save(0).doing("save domain", &name)?;
             Ok(())
         })
         .await
@@ -397,7 +507,7 @@ impl VmManager {
     pub async fn has_managed_save(&self, hosting_id: i32) -> Result<bool, VmError> {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| match Self::lookup(c, &name)? {
-            Some(d) => Ok(d.has_managed_save(0)?),
+            Some(d) => d.has_managed_save(0).doing("look for a saved state of domain", &name),
             None => Ok(false),
         })
         .await
@@ -409,9 +519,9 @@ impl VmManager {
     pub async fn agent_sync_clock(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
-            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
+            let d = Self::existing(c, &name)?;
             let now_ns = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
-            Self::agent(&d, &serde_json::json!({"execute": "guest-set-time", "arguments": {"time": now_ns}}), 30)?;
+            Self::agent(&d, &name, "guest-set-time", Some(serde_json::json!({"time": now_ns})), 30)?;
             Ok(())
         })
         .await
@@ -427,23 +537,25 @@ impl VmManager {
         let files = seed.personal_files();
         let hostname = seed.hostname.clone();
         self.blocking(move |c| {
-            let d = Self::lookup(c, &name)?.ok_or_else(|| VmError::Invalid(format!("domain {name} is not defined")))?;
+            let d = Self::existing(c, &name)?;
             let deadline = Instant::now() + timeout;
-            Self::agent_wait(&d, deadline)?;
+            Self::agent_wait(&d, &name, deadline)?;
             for (path, bytes) in &files {
-                Self::agent_write_existing(&d, path, bytes)?;
+                Self::agent_write_existing(&d, &name, path, bytes)?;
             }
-            Self::agent_run(&d, "/usr/bin/hostname", vec![hostname], deadline)
+            Self::agent_run(&d, &name, "/usr/bin/hostname", vec![hostname], deadline)
         })
         .await
     }
 
     /// Waits until the guest agent answers a ping.
-    fn agent_wait(d: &Domain, deadline: Instant) -> Result<(), VmError> {
+    fn agent_wait(d: &Domain, name: &str, deadline: Instant) -> Result<(), VmError> {
         loop {
-            match Self::agent(d, &serde_json::json!({"execute": "guest-ping"}), 2) {
+            match Self::agent(d, name, "guest-ping", None, 2) {
                 Ok(_) => return Ok(()),
-                Err(e) if Instant::now() >= deadline => return Err(VmError::NotReady(format!("guest agent: {e}"))),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(VmError::AgentUnresponsive { domain: name.to_owned(), source: Box::new(e) });
+                }
                 Err(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
@@ -452,46 +564,51 @@ impl VmManager {
     /// Replaces the content of an existing guest file. `w` truncates an existing file and
     /// keeps its owner and mode, but would create a missing one as root with mode 0600 (the
     /// login user could not edit it, sshd could not read it): so check it exists first.
-    fn agent_write_existing(d: &Domain, path: &str, bytes: &[u8]) -> Result<(), VmError> {
+    fn agent_write_existing(d: &Domain, name: &str, path: &str, bytes: &[u8]) -> Result<(), VmError> {
         use base64::Engine;
         let b64 = base64::engine::general_purpose::STANDARD;
+        let in_guest = |e: VmError| VmError::GuestFile { path: path.to_owned(), source: Box::new(e) };
         let open = |mode: &str| -> Result<i64, VmError> {
-            let h = Self::agent(d, &serde_json::json!({"execute": "guest-file-open", "arguments": {"path": path, "mode": mode}}), 10)
-                .map_err(|e| VmError::Io(format!("{path} in the guest: {e}")))?;
-            h.as_i64().ok_or_else(|| VmError::Libvirt("guest-file-open returned no handle".into()))
+            let h = Self::agent(d, name, "guest-file-open", Some(serde_json::json!({"path": path, "mode": mode})), 10)
+                .map_err(in_guest)?;
+            h.as_i64().ok_or_else(|| VmError::AgentReply { command: "guest-file-open", problem: "no file handle".into() })
         };
-        let close = |h: i64| Self::agent(d, &serde_json::json!({"execute": "guest-file-close", "arguments": {"handle": h}}), 10).map(|_| ());
+        let close = |h: i64| Self::agent(d, name, "guest-file-close", Some(serde_json::json!({"handle": h})), 10).map(|_| ());
         close(open("r")?)?;
         let h = open("w")?;
-        let written = Self::agent(d, &serde_json::json!({"execute": "guest-file-write", "arguments": {"handle": h, "buf-b64": b64.encode(bytes)}}), 10);
+        let written = Self::agent(d, name, "guest-file-write", Some(serde_json::json!({"handle": h, "buf-b64": b64.encode(bytes)})), 10);
         let closed = close(h);
-        written?;
+        written.map_err(in_guest)?;
         closed
     }
 
     /// Runs `path args...` in the guest and waits for it to exit 0.
-    fn agent_run(d: &Domain, path: &str, args: Vec<String>, deadline: Instant) -> Result<(), VmError> {
+    fn agent_run(d: &Domain, name: &str, path: &str, args: Vec<String>, deadline: Instant) -> Result<(), VmError> {
         let started = Self::agent(
             d,
-            &serde_json::json!({"execute": "guest-exec", "arguments": {"path": path, "arg": args, "capture-output": true}}),
+            name,
+            "guest-exec",
+            Some(serde_json::json!({"path": path, "arg": args, "capture-output": true})),
             10,
         )?;
-        let pid = started["pid"].as_i64().ok_or_else(|| VmError::Libvirt("guest-exec returned no pid".into()))?;
+        let pid = started["pid"]
+            .as_i64()
+            .ok_or_else(|| VmError::AgentReply { command: "guest-exec", problem: "no pid".into() })?;
         loop {
-            let st = Self::agent(d, &serde_json::json!({"execute": "guest-exec-status", "arguments": {"pid": pid}}), 5)?;
+            let st = Self::agent(d, name, "guest-exec-status", Some(serde_json::json!({"pid": pid})), 5)?;
             if st["exited"].as_bool() == Some(true) {
                 let code = st["exitcode"].as_i64().unwrap_or(-1);
                 if code == 0 {
                     return Ok(());
                 }
-                let err = st["err-data"].as_str().map(|b| {
+                let stderr = st["err-data"].as_str().map(|b| {
                     use base64::Engine;
                     String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(b).unwrap_or_default()).into_owned()
                 });
-                return Err(VmError::Io(format!("{path} exited with {code}: {}", err.unwrap_or_default().trim())));
+                return Err(VmError::GuestCommand { path: path.to_owned(), code, stderr: stderr.unwrap_or_default() });
             }
             if Instant::now() >= deadline {
-                return Err(VmError::NotReady(format!("{path} did not finish in time")));
+                return Err(VmError::GuestCommandTimeout { path: path.to_owned() });
             }
             std::thread::sleep(Duration::from_millis(20));
         }

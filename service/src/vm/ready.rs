@@ -1,35 +1,23 @@
 //! Readiness: the guest's web server answers HTTP 200 and its SSH server sends its banner.
 //! QEMU's user-mode forwards accept TCP connections even before the guest listens, so a
 //! connect alone proves nothing: read an answer.
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::VmError;
 
 const ATTEMPT: Duration = Duration::from_secs(3);
 
-pub(super) async fn http_ok(bind: &str, port: u16) -> bool {
-    let fut = async {
-        let mut s = TcpStream::connect((bind, port)).await.ok()?;
-        s.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\nUser-Agent: vm-webhoster-ready\r\n\r\n").await.ok()?;
-        let mut buf = [0u8; 32];
-        let mut n = 0;
-        while n < 12 {
-            let r = s.read(&mut buf[n..]).await.ok()?;
-            if r == 0 {
-                break;
-            }
-            n += r;
-        }
-        let head = std::str::from_utf8(&buf[..n]).ok()?;
-        Some(head.starts_with("HTTP/1.") && head.get(9..12) == Some("200"))
-    };
-    tokio::time::timeout(ATTEMPT, fut).await.ok().flatten().unwrap_or(false)
+/// The guest's web server answers `GET /` with 200 (a redirect is not followed: not ready).
+pub(super) async fn http_ok(bind: IpAddr, port: u16) -> bool {
+    let url = format!("http://{}/", SocketAddr::new(bind, port));
+    crate::probe::status(&url, Some("localhost"), ATTEMPT).await == Some(200)
 }
 
-pub(super) async fn ssh_banner(bind: &str, port: u16) -> bool {
+pub(super) async fn ssh_banner(bind: IpAddr, port: u16) -> bool {
     let fut = async {
         let mut s = TcpStream::connect((bind, port)).await.ok()?;
         let mut buf = [0u8; 8];
@@ -39,7 +27,7 @@ pub(super) async fn ssh_banner(bind: &str, port: u16) -> bool {
     tokio::time::timeout(ATTEMPT, fut).await.ok().flatten().unwrap_or(false)
 }
 
-pub(super) async fn wait(bind: &str, http_port: u16, ssh_port: u16, timeout: Duration) -> Result<(), VmError> {
+pub(super) async fn wait(bind: IpAddr, http_port: u16, ssh_port: u16, timeout: Duration) -> Result<(), VmError> {
     let deadline = Instant::now() + timeout;
     let (mut http, mut ssh) = (false, false);
     loop {
@@ -50,15 +38,11 @@ pub(super) async fn wait(bind: &str, http_port: u16, ssh_port: u16, timeout: Dur
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let missing: Vec<&str> = [(!http).then_some("the web server (HTTP 200)"), (!ssh).then_some("SSH")]
+            let missing = [(!http).then_some("the web server (HTTP 200)"), (!ssh).then_some("SSH")]
                 .into_iter()
                 .flatten()
                 .collect();
-            return Err(VmError::NotReady(format!(
-                "the VM did not answer within {} s: no {}",
-                timeout.as_secs(),
-                missing.join(" and no ")
-            )));
+            return Err(VmError::NotReady { waited_secs: timeout.as_secs(), missing });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -67,7 +51,10 @@ pub(super) async fn wait(bind: &str, http_port: u16, ssh_port: u16, timeout: Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
     use tokio::net::TcpListener;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[tokio::test]
     async fn ready_only_when_http_answers_200_and_ssh_sends_its_banner() {
@@ -75,7 +62,7 @@ mod tests {
         let ssh = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (wp, sp) = (web.local_addr().unwrap().port(), ssh.local_addr().unwrap().port());
         // Nothing answers yet: a short wait fails and names both.
-        let err = wait("127.0.0.1", wp, sp, Duration::from_millis(300)).await.unwrap_err().to_string();
+        let err = wait(LOOPBACK, wp, sp, Duration::from_millis(300)).await.unwrap_err().to_string();
         assert!(err.contains("HTTP") && err.contains("SSH"), "{err}");
         tokio::spawn(async move {
             loop {
@@ -91,6 +78,6 @@ mod tests {
                 let _ = c.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
             }
         });
-        wait("127.0.0.1", wp, sp, Duration::from_secs(5)).await.unwrap();
+        wait(LOOPBACK, wp, sp, Duration::from_secs(5)).await.unwrap();
     }
 }

@@ -4,6 +4,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use super::VmError;
+use crate::DomainType;
+use crate::escape::markup as esc;
 
 /// The guest image: a base disk and, for direct kernel boot, a kernel and initrd
 /// (`guest/build-image.sh` writes these and `image.json`). An operator-supplied image with no
@@ -23,12 +25,10 @@ struct ImageJson {
 
 impl ImageInfo {
     pub fn load(dir: &Path) -> Result<Self, VmError> {
-        let dir = dir
-            .canonicalize()
-            .map_err(|e| VmError::Image(format!("{}: {e}", dir.display())))?;
+        let dir = dir.canonicalize().map_err(|source| VmError::ImageDir { dir: dir.to_owned(), source })?;
         let base = dir.join("base.qcow2");
         if !base.is_file() {
-            return Err(VmError::Image(format!("{} not found", base.display())));
+            return Err(VmError::ImageMissing { path: base });
         }
         let kernel = Some(dir.join("vmlinuz")).filter(|p| p.is_file());
         let initrd = Some(dir.join("initrd.img")).filter(|p| p.is_file());
@@ -47,31 +47,18 @@ impl ImageInfo {
 
 pub struct DomainXml {
     pub name: String,
-    pub domain_type: String,
+    pub domain_type: DomainType,
     pub vcpus: u32,
     pub memory_mib: u64,
     pub disk: PathBuf,
     pub seed: PathBuf,
     pub console_log: PathBuf,
     pub image: ImageInfo,
-    pub forward_bind: String,
+    pub forward_bind: IpAddr,
     pub http_port: u16,
     pub ssh_port: u16,
     /// TCG translation-block cache cap: without it each QEMU grows to ~1 GiB (FACTS.md).
     pub tb_cache_mib: u32,
-}
-
-pub(super) fn validate_bind(bind: &str) -> Result<IpAddr, VmError> {
-    bind.parse::<IpAddr>()
-        .map_err(|_| VmError::Invalid(format!("forward bind address '{bind}' is not an IP address")))
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
 }
 
 fn path(p: &Path) -> String {
@@ -80,10 +67,11 @@ fn path(p: &Path) -> String {
 
 impl DomainXml {
     pub fn render(&self) -> Result<String, VmError> {
-        let bind = validate_bind(&self.forward_bind)?;
-        if !matches!(self.domain_type.as_str(), "kvm" | "qemu") {
-            return Err(VmError::Invalid(format!("domain type '{}'", self.domain_type)));
-        }
+        // An IPv6 address goes in brackets in QEMU's hostfwd (its own ':' separate the fields).
+        let bind = match self.forward_bind {
+            IpAddr::V4(ip) => ip.to_string(),
+            IpAddr::V6(ip) => format!("[{ip}]"),
+        };
         if self.http_port == 0 || self.ssh_port == 0 || self.http_port == self.ssh_port {
             return Err(VmError::Invalid("HTTP and SSH need two distinct ports".into()));
         }
@@ -96,7 +84,7 @@ impl DomainXml {
             ),
             _ => "    <boot dev='hd'/>\n".to_owned(),
         };
-        let tcg = if self.domain_type == "qemu" {
+        let tcg = if self.domain_type == DomainType::Qemu {
             format!("    <tcg>\n      <tb-cache unit='MiB'>{}</tb-cache>\n    </tcg>\n", self.tb_cache_mib)
         } else {
             String::new()
@@ -180,7 +168,7 @@ mod tests {
     fn sample() -> DomainXml {
         DomainXml {
             name: "vmw-7".into(),
-            domain_type: "qemu".into(),
+            domain_type: DomainType::Qemu,
             vcpus: 1,
             memory_mib: 256,
             disk: "/d/vms/7/disk.qcow2".into(),
@@ -192,7 +180,7 @@ mod tests {
                 initrd: Some("/d/images/initrd.img".into()),
                 cmdline: "root=/dev/vda rw console=ttyS0".into(),
             },
-            forward_bind: "127.0.0.1".into(),
+            forward_bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             http_port: 20001,
             ssh_port: 10001,
             tb_cache_mib: 64,
@@ -214,7 +202,7 @@ mod tests {
         assert!(x.contains("<tb-cache unit='MiB'>64</tb-cache>"));
         assert!(x.starts_with("<domain type='qemu'"));
         let mut k = sample();
-        k.domain_type = "kvm".into();
+        k.domain_type = DomainType::Kvm;
         let x = k.render().unwrap();
         assert!(!x.contains("tb-cache"));
         assert!(x.starts_with("<domain type='kvm'"));
@@ -236,13 +224,13 @@ mod tests {
         let mut s = sample();
         s.disk = "/d/<x>&'/disk.qcow2".into();
         let x = s.render().unwrap();
-        assert!(x.contains("/d/&lt;x&gt;&amp;&apos;/disk.qcow2"));
+        assert!(x.contains("/d/&lt;x&gt;&amp;&#39;/disk.qcow2"));
+        // The bind address and the domain type are typed (IpAddr, DomainType): a value like
+        // "127.0.0.1,hostfwd=tcp::1-:22" or "xen" is refused where the settings are parsed
+        // (server::config tests).
         let mut s = sample();
-        s.forward_bind = "127.0.0.1,hostfwd=tcp::1-:22".into();
-        assert!(s.render().is_err(), "the bind address cannot smuggle extra QEMU options");
-        let mut s = sample();
-        s.domain_type = "xen".into();
-        assert!(s.render().is_err());
+        s.forward_bind = "::1".parse().unwrap();
+        assert!(s.render().unwrap().contains("hostfwd=tcp:[::1]:20001-:80"));
         let mut s = sample();
         s.ssh_port = s.http_port;
         assert!(s.render().is_err());
