@@ -164,7 +164,7 @@ async fn visit(client: &reqwest::Client, url: &str, slug: &str, path_routed: boo
     // nginx's own site-down page (served for a 502-504) carries neither of our site headers.
     let ours = if status == 503 { 0 } else { 1 };
     let site: Vec<_> = r.headers().get_all("x-webhoster-site").iter().collect();
-    assert!(site.len() == ours && site.iter().all(|v| *v == slug), "{url}: only nginx names the site: {site:?}");
+    assert!(site.len() == ours && site.iter().all(|v| *v == slug), "{url} (HTTP {status}): only nginx names the site: {site:?}");
     if path_routed {
         assert_none_of(&r, ORIGIN_WIDE, url);
         let csp: Vec<_> = r.headers().get_all("content-security-policy").iter().collect();

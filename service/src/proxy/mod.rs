@@ -265,11 +265,27 @@ impl Proxy {
     async fn apply(&self) -> Result<(), ProxyError> {
         self.write_generation().await?;
         self.test().await?;
-        if self.running_pid().await.is_some() {
+        if let Some(master) = self.running_pid().await {
+            let old = accepting_workers(master).await;
             self.signal("reload").await?;
             self.wait_generation().await;
+            self.wait_workers_gone(master, &old).await;
         }
         Ok(())
+    }
+
+    /// After a reload, the old workers still accept connections for a moment (and serve the
+    /// old routes). Waits until none of `old` is an accepting worker any more: they exited or
+    /// renamed themselves "worker process is shutting down" (their listen sockets closed).
+    async fn wait_workers_gone(&self, master: u32, old: &[u32]) {
+        for _ in 0..750 {
+            let now = accepting_workers(master).await;
+            if !old.iter().any(|p| now.contains(p)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::warn!("old nginx workers still accepted connections 15 s after a reload");
     }
 
     fn nginx(&self) -> Command {
@@ -326,6 +342,28 @@ impl Proxy {
         }
         tracing::warn!("nginx did not report configuration generation {want} within 15 s");
     }
+}
+
+/// The children of nginx's `master` that accept connections ("nginx: worker process", not
+/// "... is shutting down"), from /proc.
+async fn accepting_workers(master: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(mut rd) = tokio::fs::read_dir("/proc").await else { return out };
+    while let Ok(Some(e)) = rd.next_entry().await {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let Ok(stat) = tokio::fs::read_to_string(format!("/proc/{pid}/stat")).await else { continue };
+        // "pid (comm) state ppid ...": the fields after the last ')'.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        if ppid != Some(master) {
+            continue;
+        }
+        let title = tokio::fs::read(format!("/proc/{pid}/cmdline")).await.unwrap_or_default();
+        let title = String::from_utf8_lossy(&title);
+        if title.contains("worker process") && !title.contains("shutting down") {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 /// The last `[error]` line of nginx's log about this site's own upstream (`vmw_site_{id}` or its
