@@ -3,38 +3,27 @@
 //! giving "the first account is an admin" back to the first real account.
 use migrations::{Migrator, MigratorTrait};
 use sea_orm_migration::sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use vmw_test_support::EmptyDb;
 
-async fn db() -> (DatabaseConnection, Option<tempfile::TempDir>) {
-    match std::env::var("TEST_DATABASE_URL") {
-        Ok(server) => {
-            let name = format!("mig_{}", &uuid_like());
-            let admin = Database::connect(&server).await.unwrap();
-            admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-            let (base, _) = server.rsplit_once('/').unwrap();
-            (Database::connect(format!("{base}/{name}")).await.unwrap(), None)
-        }
-        Err(_) => {
-            let dir = tempfile::tempdir().unwrap();
-            let url = format!("sqlite://{}/m.sqlite?mode=rwc", dir.path().display());
-            let db = Database::connect(url).await.unwrap();
-            db.execute_unprepared("PRAGMA foreign_keys=ON").await.unwrap();
-            (db, Some(dir))
-        }
+async fn db() -> (DatabaseConnection, EmptyDb) {
+    let empty = EmptyDb::new().await;
+    let db = Database::connect(empty.url()).await.unwrap();
+    if !empty.is_postgres() {
+        db.execute_unprepared("PRAGMA foreign_keys=ON").await.unwrap();
     }
-}
-
-fn uuid_like() -> String {
-    format!("{:x}{:x}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos())
+    (db, empty)
 }
 
 async fn one_i64(db: &DatabaseConnection, sql: &str) -> Option<i64> {
-    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await.unwrap()?;
+    // One integer type for both databases (PostgreSQL answers INT4 for an INTEGER column).
+    let sql = format!("SELECT CAST(({sql}) AS BIGINT)");
+    let row = db.query_one_raw(Statement::from_string(db.get_database_backend(), sql)).await.unwrap()?;
     row.try_get_by_index::<Option<i64>>(0).unwrap()
 }
 
 #[tokio::test]
 async fn existing_hostings_are_kept_and_spares_leave_the_pool_account() {
-    let (db, _dir) = db().await;
+    let (db, _empty) = db().await;
     Migrator::up(&db, Some(1)).await.unwrap();
     for sql in [
         "INSERT INTO nodes (name, libvirt_uri, memory_mib, created_at) VALUES ('local', 'qemu:///system', 1024, 1)",

@@ -145,7 +145,7 @@ async fn create_goes_through_every_step_to_running_and_publishes_the_route() {
     let alice = user(&e, "alice").await;
     let h = e.svc.create(&alice, CreateHosting::default()).await.unwrap();
     assert_eq!(h.slug, "alice", "the slug defaults to the username");
-    assert!(matches!(h.state.as_str(), "queued" | "provisioning"));
+    assert!(matches!(h.state, HostingState::Queued | HostingState::Provisioning));
 
     let h = settle(&e, &alice, h.id).await.unwrap();
     assert_eq!(h.state, HostingState::Running, "reason: {:?}", h.state_reason);
@@ -323,4 +323,143 @@ async fn reconciliation_requeues_interrupted_creates_and_removes_orphans() {
     assert_eq!(v.state, HostingState::Running, "the interrupted create was finished: {:?}", v.state_reason);
     let domains = e.svc.vm().list_domains().await.unwrap();
     assert_eq!(domains.iter().filter(|(id, _)| *id == h.id).count(), 1);
+}
+
+/// Fails each step of `steps` in turn (with every undo run twice when `twice`), creating a
+/// hosting each time with `make` (which may first make a spare), and checks the clean slate.
+async fn fail_each_step(e: &Env, who: &Actor, steps: &[Step], tag: &str, warm: bool) {
+    e.svc.faults().set_undo_twice(true);
+    for (i, step) in steps.iter().copied().enumerate() {
+        if warm {
+            assert!(e.svc.fill_pool_once().await.unwrap(), "a spare was made");
+        }
+        e.svc.faults().fail_at(Some(step));
+        let h = e.svc.create(who, with_slug(&format!("{tag}-{i}"))).await.unwrap();
+        let h = settle(e, who, h.id).await.unwrap();
+        assert_eq!(h.state, HostingState::Failed, "step {step:?}");
+        let reason = h.state_reason.unwrap();
+        assert!(reason.contains(step.label()) && reason.contains("removed"), "{reason}");
+        assert_clean_slate(e, h.id).await;
+        if warm {
+            let how = steps_with(e, h.id, EventKind::Step, EventStatus::Started).await;
+            assert_eq!(how.first(), steps.first(), "a warm create ran the warm order");
+        }
+    }
+    e.svc.faults().set_undo_twice(false);
+}
+
+#[tokio::test]
+async fn every_undo_run_twice_still_leaves_nothing_behind_cold_and_warm() {
+    // omicron's action_failure_can_unwind_idempotently: each step fails in turn, and every
+    // undo of the rollback runs twice.
+    let e = env_with(|c| c.max_hostings_per_user = 40).await;
+    let kim = user(&e, "kim").await;
+    fail_each_step(&e, &kim, &cold_steps(), "cold", false).await;
+    assert_eq!(e.svc.spares_ready().await.unwrap(), 0);
+
+    let e = env_with(|c| {
+        c.max_hostings_per_user = 40;
+        c.pool_size = 1;
+    })
+    .await;
+    let lee = user(&e, "lee").await;
+    fail_each_step(&e, &lee, &HostingService::create_steps(true), "warm", true).await;
+    assert_eq!(e.svc.spares_ready().await.unwrap(), 0, "each failed claim used its spare up");
+    // And a warm create that succeeds is live, from a spare.
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    let h = running(&e, &lee).await;
+    let started = steps_with(&e, h.id, EventKind::Step, EventStatus::Succeeded).await;
+    assert_eq!(started, HostingService::create_steps(true));
+}
+
+#[tokio::test]
+async fn with_the_warm_pool_on_the_first_person_to_sign_up_is_an_administrator() {
+    let e = env_with(|c| c.pool_size = 2).await;
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    assert_eq!(e.svc.spares_ready().await.unwrap(), 2);
+    let first = user(&e, "first").await;
+    let second = user(&e, "second").await;
+    assert!(first.is_admin, "the first account is an administrator");
+    assert!(!second.is_admin);
+    // Spares are nobody's: not listed for anyone, not even the administrator's own list.
+    assert!(e.svc.list(&first).await.unwrap().is_empty());
+    assert!(e.svc.list_all(&first).await.unwrap().is_empty());
+}
+
+/// A second app instance on the same database, libvirt and nginx (a replica).
+async fn replica(e: &Env) -> HostingService {
+    let mut cfg = e.svc.config().clone();
+    cfg.instance_id = "replica".into();
+    let cfg = Arc::new(cfg);
+    let vm = VmManager::connect(&cfg).await.unwrap();
+    let svc = HostingService::new(e.db.conn(), cfg.clone(), vm, Proxy::new(&cfg), e.accounts.clone()).await.unwrap();
+    svc.faults().set_skip_ready_probe(true);
+    svc
+}
+
+#[tokio::test]
+async fn two_app_instances_on_one_database_run_a_raced_action_once() {
+    let e = env().await;
+    let b = replica(&e).await;
+    let max = user(&e, "max").await;
+    let h = running(&e, &max).await;
+    assert_eq!(b.node_id(), e.svc.node_id(), "both manage the same node");
+
+    // Both instances are asked to stop the same hosting at the same moment.
+    for svc in [&e.svc, &b] {
+        svc.faults().set_op_delay(Duration::from_millis(1500));
+    }
+    let (ra, rb) = tokio::join!(e.svc.action(&max, h.id, Operation::Stop), b.action(&max, h.id, Operation::Stop));
+    let (won, lost) = match (&ra, &rb) {
+        (Ok(_), Err(err)) | (Err(err), Ok(_)) => ((), err),
+        other => panic!("exactly one instance must run the stop: {other:?}"),
+    };
+    let _ = won;
+    assert!(matches!(lost, Error::Busy(_)), "the other is told it is busy (409): {lost:?}");
+    // While the winner holds the hosting, neither instance's reconciliation touches it.
+    for svc in [&b, &e.svc] {
+        let rep = svc.reconcile().await.unwrap();
+        let touched = [
+            &rep.requeued,
+            &rep.deletes_finished,
+            &rep.ops_settled,
+            &rep.states_corrected,
+            &rep.failed_scrubbed,
+            &rep.routes_restored,
+            &rep.orphan_domains,
+            &rep.orphan_dirs,
+            &rep.orphan_routes,
+            &rep.orphan_leases,
+        ];
+        assert!(touched.iter().all(|ids| !ids.contains(&h.id)), "reconciliation left the leased hosting alone: {rep:?}");
+        let now = svc.get(&max, h.id).await.unwrap();
+        assert_eq!(now.operation, Some(Operation::Stop), "still the winner's stop");
+    }
+    for svc in [&e.svc, &b] {
+        svc.faults().set_op_delay(Duration::ZERO);
+    }
+    let v = settle(&e, &max, h.id).await.unwrap();
+    assert_eq!(v.state, HostingState::Stopped);
+    assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff);
+    // Settled, the hosting takes the next operation from either instance.
+    b.action(&max, h.id, Operation::Start).await.unwrap();
+    assert_eq!(settle(&e, &max, h.id).await.unwrap().state, HostingState::Running);
+}
+
+#[tokio::test]
+async fn a_quota_holds_when_two_instances_create_at_once() {
+    let e = env_with(|c| c.max_hostings_per_user = 1).await;
+    let b = replica(&e).await;
+    let ned = user(&e, "ned").await;
+    let (ra, rb) = tokio::join!(
+        e.svc.create(&ned, with_slug("ned-one")),
+        b.create(&ned, with_slug("ned-two"))
+    );
+    let oks = [ra.is_ok(), rb.is_ok()].iter().filter(|x| **x).count();
+    assert_eq!(oks, 1, "one create, one refusal: {ra:?} {rb:?}");
+    assert!(matches!(ra.as_ref().err().or(rb.as_ref().err()), Some(Error::QuotaExceeded(_))));
+    let h = ra.or(rb).unwrap();
+    settle(&e, &ned, h.id).await;
+    assert_eq!(e.svc.list(&ned).await.unwrap().len(), 1);
 }

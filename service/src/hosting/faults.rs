@@ -9,7 +9,8 @@ use vmw_types::Step;
 pub struct Faults {
     fail: Mutex<Option<Step>>,
     /// Test hook for libvirt's in-memory `test:///default` driver, whose domains run nothing:
-    /// treat "the domain is running" as ready instead of probing HTTP and SSH.
+    /// treat "the domain is running" as ready instead of probing HTTP and SSH, and do not ask
+    /// a guest agent for anything (personalisation, the clock).
     skip_ready_probe: Mutex<bool>,
     /// Keeps start/stop/restart/delete in flight this long before they act (tests of the
     /// one-operation-at-a-time rule need an operation that is still running).

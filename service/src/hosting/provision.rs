@@ -73,7 +73,7 @@ impl HostingService {
                 let row = store.finish(&lease, HostingState::Running, None).await?;
                 let msg = format!("Site is live ({total} ms)");
                 self.event(&row, EventKind::State, None, EventStatus::Running, msg, Some(total)).await;
-                if warm {
+                if warm && !self.inner.faults.skip_ready_probe() {
                     // The restored clock is behind; fix it now that the site is live.
                     let vm = self.inner.vm.clone();
                     let id = row.id;
@@ -109,7 +109,7 @@ impl HostingService {
     ) -> std::result::Result<(), Failure> {
         let cx = Cx { svc: self, lease };
         let mut done: Vec<&'static dyn Unit> = Vec::new();
-        for &unit in order {
+        for (i, &unit) in order.iter().enumerate() {
             let step = unit.step();
             if events {
                 self.event(row, EventKind::Step, Some(step), EventStatus::Started, step.label().into(), None).await;
@@ -134,7 +134,9 @@ impl HostingService {
                     }
                     // The failed unit may have made part of its thing: undo that too (it
                     // is no finished step, so no event), then the finished ones.
+                    // Inherited units after this one were done too (with the spare).
                     let mut undo_errors = self.unwind(row, lease, &[unit], false).await;
+                    done.extend(order[i + 1..].iter().filter(|u| u.inherited()));
                     undo_errors.extend(self.unwind(row, lease, &done, events).await);
                     return Err(Failure { unit, error, undo_errors });
                 }
