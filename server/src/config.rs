@@ -60,6 +60,10 @@ pub struct Cli {
     /// Name of this node (hypervisor) in the database.
     #[arg(long, env = "VMW_NODE_NAME", default_value = "local", global = true)]
     pub node_name: String,
+    /// A stable name of this app instance: the prefix of the leases it holds on hostings while
+    /// it works on them. Replicas on one database need distinct ones (e.g. the host name).
+    #[arg(long, env = "VMW_INSTANCE_ID", default_value = "main", global = true)]
+    pub instance_id: String,
     /// Prefix of libvirt domain names (prefix + hosting id). Two instances sharing one libvirt
     /// must use different prefixes: each reconciles away domains of its prefix it does not know.
     #[arg(long, env = "VMW_DOMAIN_PREFIX", default_value = "vmw-", global = true)]
@@ -165,6 +169,7 @@ impl Cli {
             nginx_listen: self.nginx_listen,
             http_port_base: self.http_port_base,
             node_name: self.node_name.clone(),
+            instance_id: self.instance_id.clone(),
             pool_size: self.pool_size,
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,

@@ -28,6 +28,10 @@ impl Cx<'_> {
     async fn row(&self) -> Result<HostingRow> {
         self.svc.inner.store.require(self.id()).await
     }
+
+    async fn spec(&self) -> Result<crate::vm::VmSpec> {
+        self.svc.vm_spec(&self.row().await?)
+    }
 }
 
 #[async_trait]
@@ -57,7 +61,7 @@ pub(super) const WARM: &[&dyn Unit] = &[
     &Inherited(&AllocatePorts),
     &Inherited(&CreateDisk),
     &Inherited(&DefineDomain),
-    &RestoreSpare,
+    &StartVm,
     &Personalise,
     &WaitReady,
     &AddRoute,
@@ -67,28 +71,31 @@ pub(super) const WARM: &[&dyn Unit] = &[
 /// crash, delete, a spare that lost its saved state).
 pub(super) const EVERYTHING: &[&dyn Unit] = COLD;
 
-pub(super) struct AllocatePorts;
-pub(super) struct CreateDisk;
-pub(super) struct WriteSeed;
-pub(super) struct DefineDomain;
-pub(super) struct StartVm;
-pub(super) struct WaitReady;
-pub(super) struct AddRoute;
-pub(super) struct SaveSpare;
-pub(super) struct RestoreSpare;
-pub(super) struct Personalise;
-pub(super) struct Inherited(&'static dyn Unit);
+/// Declares a unit once: the step it shows, its action and its undo.
+macro_rules! unit {
+    ($(#[$m:meta])* $name:ident shows $step:ident;
+     run($cx:ident) $run:block
+     $(#[$um:meta])* undo($ucx:ident) $undo:block) => {
+        $(#[$m])*
+        pub(super) struct $name;
 
-#[async_trait]
-impl Unit for AllocatePorts {
-    fn step(&self) -> Step {
-        Step::AllocatePorts
-    }
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
-        let cfg = &cx.svc.inner.cfg;
-        let store = &cx.svc.inner.store;
-        let bind = cfg.forward_bind;
-        let (node, id) = (store.node_id(), cx.id());
+        #[async_trait]
+        impl Unit for $name {
+            fn step(&self) -> Step {
+                Step::$step
+            }
+            async fn run(&self, $cx: &Cx<'_>) -> Result<()> $run
+            $(#[$um])*
+            async fn undo(&self, $ucx: &Cx<'_>) -> Result<()> $undo
+        }
+    };
+}
+
+unit! {
+    AllocatePorts shows AllocatePorts;
+    run(cx) {
+        let (cfg, store) = (&cx.svc.inner.cfg, &cx.svc.inner.store);
+        let (node, id, bind) = (store.node_id(), cx.id(), cfg.forward_bind);
         let http_range = PortRange { base: cfg.http_port_base, len: cfg.port_range_len };
         let ssh_range = PortRange { base: cfg.ssh_port_base, len: cfg.port_range_len };
         let http = ports::lease(store.db(), node, id, "http", &http_range, bind).await?;
@@ -96,7 +103,7 @@ impl Unit for AllocatePorts {
         store.set_ports(cx.lease, Some((http, ssh))).await?;
         Ok(())
     }
-    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+    undo(cx) {
         let store = &cx.svc.inner.store;
         ports::release_all(store.db(), cx.id()).await?;
         store.set_ports(cx.lease, None).await?;
@@ -104,82 +111,45 @@ impl Unit for AllocatePorts {
     }
 }
 
-#[async_trait]
-impl Unit for CreateDisk {
-    fn step(&self) -> Step {
-        Step::CreateDisk
-    }
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
-        let spec = cx.svc.vm_spec(&cx.row().await?)?;
-        Ok(cx.svc.inner.vm.create_disk(&spec).await?)
-    }
-    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
-        Ok(cx.svc.inner.vm.remove_files(cx.id()).await?)
-    }
+unit! {
+    CreateDisk shows CreateDisk;
+    run(cx) { Ok(cx.svc.inner.vm.create_disk(&cx.spec().await?).await?) }
+    undo(cx) { Ok(cx.svc.inner.vm.remove_files(cx.id()).await?) }
 }
 
-#[async_trait]
-impl Unit for WriteSeed {
-    fn step(&self) -> Step {
-        Step::WriteSeed
-    }
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+unit! {
+    WriteSeed shows WriteSeed;
+    run(cx) {
         let seed = cx.svc.seed(&cx.row().await?)?;
         Ok(cx.svc.inner.vm.write_seed(cx.id(), &seed).await?)
     }
-    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
-        Ok(cx.svc.inner.vm.remove_seed(cx.id()).await?)
-    }
+    undo(cx) { Ok(cx.svc.inner.vm.remove_seed(cx.id()).await?) }
 }
 
-#[async_trait]
-impl Unit for DefineDomain {
-    fn step(&self) -> Step {
-        Step::DefineDomain
-    }
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
-        let spec = cx.svc.vm_spec(&cx.row().await?)?;
-        Ok(cx.svc.inner.vm.define(&spec).await?)
-    }
+unit! {
+    DefineDomain shows DefineDomain;
+    run(cx) { Ok(cx.svc.inner.vm.define(&cx.spec().await?).await?) }
     /// Also removes a saved state (a spare's, or one a stop left).
-    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
-        Ok(cx.svc.inner.vm.undefine(cx.id()).await?)
-    }
+    undo(cx) { Ok(cx.svc.inner.vm.undefine(cx.id()).await?) }
 }
 
-#[async_trait]
-impl Unit for StartVm {
-    fn step(&self) -> Step {
-        Step::StartVm
-    }
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
-        Ok(cx.svc.inner.vm.start(cx.id()).await?)
-    }
-    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
-        Ok(cx.svc.inner.vm.destroy(cx.id()).await?)
-    }
+unit! {
+    /// Boots the domain, or restores it when it has a saved state (a spare's: ~0.4 s).
+    StartVm shows StartVm;
+    run(cx) { Ok(cx.svc.inner.vm.start(cx.id()).await?) }
+    undo(cx) { Ok(cx.svc.inner.vm.destroy(cx.id()).await?) }
 }
 
-#[async_trait]
-impl Unit for WaitReady {
-    fn step(&self) -> Step {
-        Step::WaitReady
-    }
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
-        cx.svc.wait_ready(&cx.row().await?).await
-    }
+unit! {
+    WaitReady shows WaitReady;
+    run(cx) { cx.svc.wait_ready(&cx.row().await?).await }
     /// Waiting makes nothing.
-    async fn undo(&self, _cx: &Cx<'_>) -> Result<()> {
-        Ok(())
-    }
+    undo(_cx) { Ok(()) }
 }
 
-#[async_trait]
-impl Unit for AddRoute {
-    fn step(&self) -> Step {
-        Step::AddRoute
-    }
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+unit! {
+    AddRoute shows AddRoute;
+    run(cx) {
         let row = cx.row().await?;
         let proxy = &cx.svc.inner.proxy;
         let route = cx.svc.site_route(&row).await?;
@@ -190,7 +160,7 @@ impl Unit for AddRoute {
         }
         Ok(())
     }
-    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
+    undo(cx) {
         let proxy = &cx.svc.inner.proxy;
         if proxy.site_file(cx.id()).exists() {
             proxy.remove_route(cx.id()).await?;
@@ -199,42 +169,19 @@ impl Unit for AddRoute {
     }
 }
 
-#[async_trait]
-impl Unit for SaveSpare {
-    fn step(&self) -> Step {
-        Step::SaveSpare
-    }
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
-        Ok(cx.svc.inner.vm.managed_save(cx.id()).await?)
-    }
+unit! {
+    /// A spare's memory goes to disk: it waits holding no RAM.
+    SaveSpare shows SaveSpare;
+    run(cx) { Ok(cx.svc.inner.vm.managed_save(cx.id()).await?) }
     /// The saved state goes with the domain (DefineDomain's undo); a save that failed half-way
     /// leaves a running VM, which StartVm's undo stops.
-    async fn undo(&self, _cx: &Cx<'_>) -> Result<()> {
-        Ok(())
-    }
+    undo(_cx) { Ok(()) }
 }
 
-#[async_trait]
-impl Unit for RestoreSpare {
-    fn step(&self) -> Step {
-        Step::StartVm
-    }
-    /// Starting a domain with a saved state restores it (~0.4 s).
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
-        Ok(cx.svc.inner.vm.start(cx.id()).await?)
-    }
-    async fn undo(&self, cx: &Cx<'_>) -> Result<()> {
-        Ok(cx.svc.inner.vm.destroy(cx.id()).await?)
-    }
-}
-
-#[async_trait]
-impl Unit for Personalise {
-    fn step(&self) -> Step {
-        Step::WriteSeed
-    }
+unit! {
     /// The user's SSH keys, welcome page and hostname, through the guest agent.
-    async fn run(&self, cx: &Cx<'_>) -> Result<()> {
+    Personalise shows WriteSeed;
+    run(cx) {
         let seed = cx.svc.seed(&cx.row().await?)?;
         if cx.svc.inner.faults.skip_ready_probe() {
             // libvirt's test driver: no guest, so no agent to talk to.
@@ -243,17 +190,17 @@ impl Unit for Personalise {
         Ok(cx.svc.inner.vm.personalise(cx.id(), &seed, Duration::from_secs(60)).await?)
     }
     /// Writes inside the VM only; the VM itself goes with the undos after it.
-    async fn undo(&self, _cx: &Cx<'_>) -> Result<()> {
-        Ok(())
-    }
+    undo(_cx) { Ok(()) }
 }
+
+/// A unit a spare already went through: nothing to do, but undone on failure like the rest.
+pub(super) struct Inherited(&'static dyn Unit);
 
 #[async_trait]
 impl Unit for Inherited {
     fn step(&self) -> Step {
         self.0.step()
     }
-    /// Done when the spare was made.
     async fn run(&self, _cx: &Cx<'_>) -> Result<()> {
         Ok(())
     }
