@@ -72,6 +72,10 @@ pub struct Cli {
     /// and the site is live in about a second. 0 turns the pool off.
     #[arg(long, env = "VMW_POOL_SIZE", default_value_t = 2, global = true)]
     pub pool_size: usize,
+    /// Do not make a golden snapshot of the guest image: every VM boots cold (30-50 s under
+    /// TCG) instead of being cloned from saved memory (under a second).
+    #[arg(long, env = "VMW_NO_GOLDEN", global = true)]
+    pub no_golden: bool,
     /// How many VMs may be provisioned at once (boots are CPU-bound).
     #[arg(long, env = "VMW_PROVISION_CONCURRENCY", default_value_t = 2, global = true)]
     pub provision_concurrency: usize,
@@ -171,6 +175,7 @@ impl Cli {
             node_name: self.node_name.clone(),
             instance_id: self.instance_id.clone(),
             pool_size: self.pool_size,
+            golden: !self.no_golden,
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,
             app_upstream: self.listen,

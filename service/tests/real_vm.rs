@@ -344,3 +344,84 @@ async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
     assert_gone(&st, h.id).await;
     st.svc.proxy().stop().await.unwrap();
 }
+
+/// The ed25519 host key a site's SSH server offers (`ssh-keyscan`).
+fn host_key(port: u16) -> String {
+    let out = Command::new("ssh-keyscan").args(["-p", &port.to_string(), "-t", "ed25519", "-T", "20", "127.0.0.1"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = text.lines().find_map(|l| l.split_whitespace().nth(2)).map(str::to_owned);
+    key.unwrap_or_else(|| panic!("no host key on port {port}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_and_start() {
+    let mut s = setup("clone");
+    s.cfg.golden = true;
+    let nginx = s.cfg.nginx_listen;
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+
+    // The golden snapshot: the one cold boot.
+    let t = Instant::now();
+    assert!(st.svc.fill_pool_once().await.unwrap(), "the golden snapshot was made");
+    eprintln!("golden snapshot made in {:?}", t.elapsed());
+    assert!(st.svc.vm().golden().is_some());
+
+    // Four sites in a row, each a clone.
+    let (key, public) = keygen(s.dir.path());
+    let mut sites = Vec::new();
+    for name in ["ada", "bob", "cyd", "dee"] {
+        let user = register(&st.accounts, name).await;
+        let t = Instant::now();
+        let h = st.svc.create(&user, CreateHosting { public_keys: vec![public.clone()], ..Default::default() }).await.unwrap();
+        let h = st.svc.wait_settled(&user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+        assert_eq!(h.state, HostingState::Running, "{name}: {:?}", h.state_reason);
+        let evs = st.svc.events(&user, h.id, 0).await.unwrap();
+        assert!(evs.iter().any(|e| e.message.contains("clone of the golden")), "{name} was cloned, not booted");
+        eprintln!("clone create -> running: {:?}", t.elapsed());
+        for e in evs.iter().filter(|e| e.status == EventStatus::Succeeded) {
+            eprintln!("  {:<16} {:>6} ms", e.step.map(|s| s.as_str()).unwrap_or("-"), e.duration_ms.unwrap_or(0));
+        }
+        let (status, body) = get(&format!("http://{nginx}/{name}/"), None).await;
+        assert_eq!(status, 200);
+        assert!(body.contains(&format!("Welcome to {name}")), "{body}");
+        sites.push((user, h));
+    }
+
+    // Each has its own SSH host key and machine-id, and takes its owner's key.
+    let mut keys = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
+    for (_, h) in &sites {
+        let port = h.ssh_port.unwrap() as u16;
+        assert!(keys.insert(host_key(port)), "{}: a host key another site has", h.slug);
+        let out = ssh(&key, port, "ubuntu", "cat /etc/machine-id; hostname");
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(ids.insert(lines[0].to_owned()), "{}: a machine-id another site has", h.slug);
+        assert_eq!(lines[1], h.slug, "its own hostname");
+    }
+
+    // A file written into one survives stop (saved to disk: no QEMU, no RAM) and start (restored).
+    let (user, h) = &sites[0];
+    let port = h.ssh_port.unwrap() as u16;
+    ssh(&key, port, "ubuntu", "echo kept-across-stop > /var/www/html/note.txt");
+    st.svc.action(user, h.id, Operation::Stop).await.unwrap();
+    let v = st.svc.wait_settled(user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Stopped, "{:?}", v.state_reason);
+    assert_eq!(st.svc.vm().state(h.id).await.unwrap(), service::vm::VmState::ShutOff);
+    assert!(st.svc.vm().has_managed_save(h.id).await.unwrap(), "stop saved the VM to disk");
+    let t = Instant::now();
+    st.svc.action(user, h.id, Operation::Start).await.unwrap();
+    let v = st.svc.wait_settled(user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    eprintln!("start (restore) -> running: {:?}", t.elapsed());
+    let (status, body) = get(&format!("http://{nginx}/{}/note.txt", h.slug), None).await;
+    assert_eq!((status, body.trim()), (200, "kept-across-stop"));
+    assert_eq!(host_key(port), host_key(port), "still answers SSH");
+
+    for (user, h) in &sites {
+        st.svc.action(user, h.id, Operation::Delete).await.unwrap();
+        assert!(st.svc.wait_settled(user, h.id, Duration::from_secs(120)).await.unwrap().is_none());
+        assert_gone(&st, h.id).await;
+    }
+    st.svc.proxy().stop().await.unwrap();
+}

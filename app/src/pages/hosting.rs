@@ -118,8 +118,9 @@ fn Actions(hosting: RwSignal<HostingView>) -> impl IntoView {
     view! {
         <div class="mt-4 flex flex-wrap gap-2" data-testid="actions">
             <button class="btn-secondary" data-testid="action-start" disabled=move || !may(Operation::Start) on:click=move |_| run(Operation::Start)>{Operation::Start.label()}</button>
-            <button class="btn-secondary" data-testid="action-stop" disabled=move || !may(Operation::Stop) on:click=move |_| run(Operation::Stop)>{Operation::Stop.label()}</button>
-            <button class="btn-secondary" data-testid="action-restart" disabled=move || !may(Operation::Restart) on:click=move |_| run(Operation::Restart)>{Operation::Restart.label()}</button>
+            <button class="btn-secondary" data-testid="action-stop" title="Saves the VM to disk and frees its memory; start restores it in under a second" disabled=move || !may(Operation::Stop) on:click=move |_| run(Operation::Stop)>{Operation::Stop.label()}</button>
+            <button class="btn-secondary" data-testid="action-restart" title="A real reboot" disabled=move || !may(Operation::Restart) on:click=move |_| run(Operation::Restart)>{Operation::Restart.label()}</button>
+            <button class="btn-secondary" data-testid="action-power-off" title="An ACPI shutdown: the next start is a full boot" disabled=move || !may(Operation::PowerOff) on:click=move |_| run(Operation::PowerOff)>{Operation::PowerOff.label()}</button>
             <button class="btn-danger" data-testid="action-delete" disabled=move || !may(Operation::Delete) on:click=move |_| confirm.set(true)>"Delete…"</button>
         </div>
         <Show when=move || confirm.get()>

@@ -239,6 +239,8 @@ impl HostingService {
         self.event(&row, EventKind::State, None, EventStatus::Queued, msg, None).await;
         if warm {
             self.spawn_claimed(lease);
+        } else if self.can_clone(&plan) {
+            self.spawn_clone(lease);
         } else {
             self.spawn_create(lease);
         }

@@ -33,6 +33,7 @@ impl HostingService {
             let res = match op {
                 Operation::Start => this.run_start(lease).await,
                 Operation::Stop => this.run_stop(lease).await,
+                Operation::PowerOff => this.run_power_off(lease).await,
                 Operation::Restart => this.run_restart(lease).await,
                 Operation::Delete => this.run_delete(lease).await,
                 Operation::Create => Ok(()),
@@ -104,8 +105,15 @@ impl HostingService {
     async fn run_start(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
         let id = lease.hosting_id();
+        let restored = self.inner.vm.has_managed_save(id).await.unwrap_or(false);
         match self.boot(id).await {
-            Ok(()) => self.finish(lease, HostingState::Running, None, "Started".into(), t).await,
+            Ok(()) => {
+                if restored {
+                    self.sync_clock_later(id);
+                }
+                let msg = if restored { "Started: restored from disk" } else { "Started (a full boot)" };
+                self.finish(lease, HostingState::Running, None, msg.into(), t).await
+            }
             Err(err) => {
                 let _ = self.inner.vm.destroy(id).await;
                 let reason = format!("Start failed: {}", describe(&err));
@@ -129,12 +137,31 @@ impl HostingService {
         Ok(())
     }
 
+    /// Stop saves the VM's memory to disk (its RAM is freed) so that start restores it.
     async fn run_stop(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        match self.inner.vm.shutdown(lease.hosting_id(), SHUTDOWN_TIMEOUT).await {
-            Ok(()) => self.finish(lease, HostingState::Stopped, None, "Stopped".into(), t).await,
+        match self.inner.vm.managed_save(lease.hosting_id()).await {
+            Ok(()) => {
+                let msg = "Stopped: saved to disk (start restores it in under a second)";
+                self.finish(lease, HostingState::Stopped, None, msg.into(), t).await
+            }
             Err(err) => {
                 let reason = format!("Stop failed: {}", describe(&err.into()));
+                self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
+            }
+        }
+    }
+
+    /// A real power-off (ACPI shutdown, forced after a while): the next start boots.
+    async fn run_power_off(&self, lease: Lease) -> Result<()> {
+        let t = Instant::now();
+        match self.inner.vm.shutdown(lease.hosting_id(), SHUTDOWN_TIMEOUT).await {
+            Ok(()) => {
+                let msg = "Powered off (the next start is a full boot)";
+                self.finish(lease, HostingState::Stopped, None, msg.into(), t).await
+            }
+            Err(err) => {
+                let reason = format!("Power off failed: {}", describe(&err.into()));
                 self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
             }
         }
@@ -144,7 +171,9 @@ impl HostingService {
         let t = Instant::now();
         let id = lease.hosting_id();
         let res = async {
+            // A real reboot: a stopped VM's saved memory is dropped, not restored.
             self.inner.vm.shutdown(id, SHUTDOWN_TIMEOUT).await?;
+            self.inner.vm.discard_saved_state(id).await?;
             self.boot(id).await
         }
         .await;

@@ -6,8 +6,14 @@
 //! and machine-id are its own (FACTS.md: clones of one save would share them).
 use std::time::{Duration, Instant};
 
+use super::ports::{self, PortRange};
 use super::{HostingService, HostingState, units};
+use crate::config::Plan;
+use crate::vm::{GoldenSpec, SeedSpec};
 use crate::{Error, Result};
+
+/// Port leases of the golden VM while it is made (no hosting row has id 0).
+pub(super) const GOLDEN_LEASE: i32 = 0;
 
 impl HostingService {
     /// Keeps `pool_size` spares ready, in the background. Users come first: no spare is made
@@ -31,8 +37,12 @@ impl HostingService {
         self.inner.store.count_spares(true).await
     }
 
-    /// Makes one spare when the pool is short. Returns whether it made one.
+    /// Makes the golden snapshot when there is none, else one spare when the pool is short.
+    /// Returns whether it made something.
     pub async fn fill_pool_once(&self) -> Result<bool> {
+        if self.ensure_golden().await? {
+            return Ok(true);
+        }
         let want = self.inner.cfg.pool_size as u64;
         if want == 0 {
             return Ok(false);
@@ -57,7 +67,8 @@ impl HostingService {
         let store = &self.inner.store;
         let (row, lease) = store.insert_spare(&format!("spare-{suffix}"), &plan.name).await?;
         let t = Instant::now();
-        match self.run_units(&row, &lease, units::SPARE, false).await {
+        let order = if self.can_clone(plan) { units::SPARE_CLONE } else { units::SPARE };
+        match self.run_units(&row, &lease, order, false).await {
             Ok(()) => {
                 store.finish(&lease, HostingState::Spare, None).await?;
                 tracing::info!(hosting_id = row.id, ms = t.elapsed().as_millis() as u64, "warm spare ready");
@@ -73,5 +84,54 @@ impl HostingService {
                 Err(failure.error)
             }
         }
+    }
+
+    /// Whether a VM of `plan` can be a clone of the golden snapshot (there is one, of its size).
+    pub(super) fn can_clone(&self, plan: &Plan) -> bool {
+        self.inner.cfg.golden
+            && self
+                .inner
+                .vm
+                .golden()
+                .is_some_and(|g| (g.vcpus, g.memory_mib, g.disk_gib) == (plan.vcpus, plan.memory_mib, plan.disk_gib))
+    }
+
+    /// Makes the golden snapshot of the current guest image (for the first plan) when it is
+    /// switched on and missing: one cold boot, in a provisioning slot. Returns whether it did.
+    async fn ensure_golden(&self) -> Result<bool> {
+        let cfg = &self.inner.cfg;
+        if !cfg.golden || self.inner.vm.golden().is_some() {
+            return Ok(false);
+        }
+        let Ok(_permit) = self.inner.permits.clone().try_acquire_owned() else {
+            return Ok(false);
+        };
+        let plan = cfg.plans.first().ok_or_else(|| Error::internal("no plans configured"))?;
+        let store = &self.inner.store;
+        let (db, node) = (store.db(), store.node_id());
+        // An attempt that died left its ports: take them back first.
+        ports::release_all(db, GOLDEN_LEASE).await?;
+        let http = ports::lease(db, node, GOLDEN_LEASE, "http", &PortRange { base: cfg.http_port_base, len: cfg.port_range_len }, cfg.forward_bind).await;
+        let ssh = match &http {
+            Ok(_) => ports::lease(db, node, GOLDEN_LEASE, "ssh", &PortRange { base: cfg.ssh_port_base, len: cfg.port_range_len }, cfg.forward_bind).await,
+            Err(_) => Err(Error::internal("no HTTP port")),
+        };
+        let made = match (http, ssh) {
+            (Ok(http_port), Ok(ssh_port)) => {
+                let spec = GoldenSpec { vcpus: plan.vcpus, memory_mib: plan.memory_mib, disk_gib: plan.disk_gib, http_port, ssh_port };
+                let seed = SeedSpec {
+                    hostname: "golden".into(),
+                    user: cfg.guest_user.clone(),
+                    authorized_keys: vec![],
+                    index_html: super::provision::welcome_page("golden", &cfg.guest_user),
+                };
+                tracing::info!("making the golden snapshot of the guest image (one cold boot)");
+                self.inner.vm.make_golden(&spec, &seed, Duration::from_secs(cfg.ready_timeout_secs)).await.map_err(Error::from)
+            }
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
+        ports::release_all(db, GOLDEN_LEASE).await?;
+        made?;
+        Ok(true)
     }
 }

@@ -174,6 +174,10 @@ impl HostingService {
             }
         }
         for hosting_id in leases {
+            // The golden VM's ports while it is made belong to no row.
+            if hosting_id == super::pool::GOLDEN_LEASE {
+                continue;
+            }
             if !known.contains(&hosting_id) && !rep.orphan_leases.contains(&hosting_id) {
                 ports::release_all(store.db(), hosting_id).await?;
                 rep.orphan_leases.push(hosting_id);

@@ -67,8 +67,15 @@ pub(super) const WARM: &[&dyn Unit] = &[
     &AddRoute,
 ];
 
+/// A create when no spare is ready: a clone of the golden snapshot. The site is live once its
+/// route is published; sshd starts after the clone has its own host keys.
+pub(super) const CLONE: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, &Personalise, &AddRoute, &Reidentify];
+
+/// A spare made as a clone of the golden snapshot, then saved to disk.
+pub(super) const SPARE_CLONE: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, &Reidentify, &WaitReady, &SaveSpare];
+
 /// Whatever a hosting may hold, whatever its progress: undone in reverse (cleanup after a
-/// crash, delete, a spare that lost its saved state).
+/// crash, delete, a spare that lost its saved state). A clone holds what a cold boot does.
 pub(super) const EVERYTHING: &[&dyn Unit] = COLD;
 
 /// Declares a unit once: the step it shows, its action and its undo.
@@ -170,6 +177,34 @@ unit! {
 }
 
 unit! {
+    /// Its own overlay on the golden disk, and the golden memory state restored under its own
+    /// name, UUID, generation id and ports: running, no boot.
+    CloneVm shows CloneVm;
+    run(cx) { Ok(cx.svc.inner.vm.clone_golden(&cx.spec().await?).await?) }
+    /// The domain (and any saved state), then its folder.
+    undo(cx) {
+        cx.svc.inner.vm.undefine(cx.id()).await?;
+        Ok(cx.svc.inner.vm.remove_files(cx.id()).await?)
+    }
+}
+
+unit! {
+    /// New machine-id and SSH host keys (host randomness mixed in first), then sshd, which a
+    /// clone does not run before: no two sites ever offer the same host key.
+    Reidentify shows Reidentify;
+    run(cx) {
+        if cx.svc.inner.faults.skip_ready_probe() {
+            return Ok(()); // libvirt's test driver: no guest
+        }
+        let row = cx.row().await?;
+        cx.svc.inner.vm.reidentify(cx.id(), Duration::from_secs(120)).await?;
+        cx.svc.wait_ready(&row).await
+    }
+    /// Inside the VM only; the VM goes with CloneVm's undo.
+    undo(_cx) { Ok(()) }
+}
+
+unit! {
     /// A spare's memory goes to disk: it waits holding no RAM.
     SaveSpare shows SaveSpare;
     run(cx) { Ok(cx.svc.inner.vm.managed_save(cx.id()).await?) }
@@ -234,26 +269,39 @@ mod tests {
         order.iter().map(|u| u.step()).collect()
     }
 
+    fn pos(order: &[&dyn Unit], step: Step) -> usize {
+        steps(order).iter().position(|s| *s == step).unwrap_or_else(|| panic!("{step:?} not in {:?}", steps(order)))
+    }
+
     #[test]
-    fn sites_are_published_only_once_the_vm_answers() {
-        for order in [COLD, WARM] {
-            let s = steps(order);
-            assert_eq!(s.last(), Some(&Step::AddRoute));
-            let ready = s.iter().position(|x| *x == Step::WaitReady).unwrap();
-            assert_eq!(ready + 1, s.len() - 1, "{s:?}");
+    fn sites_are_published_only_once_the_vm_answers_and_is_theirs() {
+        assert_eq!(steps(COLD).last(), Some(&Step::AddRoute));
+        assert!(pos(COLD, Step::WaitReady) < pos(COLD, Step::AddRoute));
+        // A claimed spare answered before it was saved; the route check goes through nginx.
+        assert_eq!(steps(WARM).last(), Some(&Step::AddRoute));
+        assert!(pos(WARM, Step::WriteSeed) < pos(WARM, Step::AddRoute), "the user's page before the route");
+        // A clone serves the user's page before its route; SSH comes once its host keys are its own.
+        assert!(pos(CLONE, Step::WriteSeed) < pos(CLONE, Step::AddRoute));
+        assert_eq!(steps(CLONE).last(), Some(&Step::Reidentify));
+        // Spares are never routed, and are their own before they are saved.
+        for spare in [SPARE, SPARE_CLONE] {
+            assert!(!steps(spare).contains(&Step::AddRoute));
+            assert_eq!(steps(spare).last(), Some(&Step::SaveSpare));
         }
-        // A spare is never routed: it is saved right after it answered.
-        assert!(!steps(SPARE).contains(&Step::AddRoute));
-        assert_eq!(steps(SPARE).last(), Some(&Step::SaveSpare));
+        assert!(pos(SPARE_CLONE, Step::Reidentify) < pos(SPARE_CLONE, Step::WaitReady));
     }
 
     #[test]
     fn everything_covers_every_step_that_makes_something() {
         let all = steps(EVERYTHING);
-        for order in [COLD, WARM, SPARE] {
+        for order in [COLD, WARM, SPARE, CLONE, SPARE_CLONE] {
             for s in steps(order) {
-                assert!(all.contains(&s) || s == Step::SaveSpare, "{s:?} is not scrubbed");
+                // A clone is a folder and a domain (CreateDisk's and DefineDomain's undos); a
+                // reidentified or saved VM holds nothing outside itself.
+                let made_of_others = matches!(s, Step::CloneVm | Step::Reidentify | Step::SaveSpare);
+                assert!(all.contains(&s) || made_of_others, "{s:?} is not scrubbed");
             }
         }
+        assert!(all.contains(&Step::CreateDisk) && all.contains(&Step::DefineDomain));
     }
 }

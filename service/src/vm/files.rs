@@ -151,6 +151,13 @@ pub(super) async fn write_seed(dir: &Path, instance_id: &str, s: &SeedSpec) -> R
     tokio::fs::rename(&tmp, &iso).await.map_err(|e| io("renaming", &iso, e))
 }
 
+/// Writes a small file whole (through a temporary name, so a reader never sees half of it).
+pub(super) async fn write_file(p: &Path, bytes: &[u8]) -> Result<(), VmError> {
+    let tmp = p.with_extension("tmp");
+    tokio::fs::write(&tmp, bytes).await.map_err(|e| io("writing", &tmp, e))?;
+    tokio::fs::rename(&tmp, p).await.map_err(|e| io("renaming", p, e))
+}
+
 pub(super) async fn remove_dir(dir: &Path) -> Result<(), VmError> {
     match tokio::fs::remove_dir_all(dir).await {
         Ok(()) => Ok(()),

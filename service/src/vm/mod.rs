@@ -2,6 +2,7 @@
 //! `spawn_blocking`): per-VM overlay disks and NoCloud seeds, domain XML, lifecycle, state,
 //! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
 mod files;
+mod golden;
 mod ready;
 mod xml;
 
@@ -15,6 +16,7 @@ use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
 pub use files::SeedSpec;
+pub use golden::{GoldenMeta, GoldenSpec};
 pub use xml::{DomainXml, ImageInfo};
 
 /// What went wrong with a VM, with what was being done and the underlying error as the source.
@@ -173,6 +175,8 @@ struct Inner {
     cfg: ServiceConfig,
     domain_type: DomainType,
     conn: Mutex<Option<Arc<Connect>>>,
+    /// The golden snapshot is made, and cloned, one at a time (a clone rewrites its header).
+    golden_lock: tokio::sync::Mutex<()>,
 }
 
 impl VmManager {
@@ -192,7 +196,7 @@ impl VmManager {
             source,
         })?;
         let mgr = Self {
-            inner: Arc::new(Inner { cfg, domain_type, conn: Mutex::new(None) }),
+            inner: Arc::new(Inner { cfg, domain_type, conn: Mutex::new(None), golden_lock: tokio::sync::Mutex::new(()) }),
         };
         virt::error::clear_error_callback();
         mgr.blocking(|_| Ok(())).await?;
@@ -311,7 +315,10 @@ impl VmManager {
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
+                // Restores the saved memory when there is some, else boots.
                 d.create().doing("start domain", &name)?;
+            } else if map_state(&d, &name)? == VmState::Paused {
+                d.resume().doing("resume domain", &name)?;
             }
             Ok(())
         })
@@ -499,6 +506,20 @@ impl VmManager {
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             d.managed_save(0).doing("save domain", &name)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Drops a saved memory state, so the next start boots. None: fine.
+    pub async fn discard_saved_state(&self, hosting_id: i32) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| {
+            if let Some(d) = Self::lookup(c, &name)? {
+                if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
+                    d.managed_save_remove(0).doing("drop the saved state of domain", &name)?;
+                }
+            }
             Ok(())
         })
         .await

@@ -65,13 +65,18 @@ fn path(p: &Path) -> String {
     esc(&p.display().to_string())
 }
 
+/// The address as QEMU's hostfwd wants it: an IPv6 one in brackets (hostfwd's own ':'
+/// separate the fields).
+pub(super) fn hostfwd_addr(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(ip) => ip.to_string(),
+        IpAddr::V6(ip) => format!("[{ip}]"),
+    }
+}
+
 impl DomainXml {
     pub fn render(&self) -> Result<String, VmError> {
-        // An IPv6 address goes in brackets in QEMU's hostfwd (its own ':' separate the fields).
-        let bind = match self.forward_bind {
-            IpAddr::V4(ip) => ip.to_string(),
-            IpAddr::V6(ip) => format!("[{ip}]"),
-        };
+        let bind = hostfwd_addr(self.forward_bind);
         if self.http_port == 0 || self.ssh_port == 0 || self.http_port == self.ssh_port {
             return Err(VmError::Invalid("HTTP and SSH need two distinct ports".into()));
         }
@@ -97,6 +102,7 @@ impl DomainXml {
         Ok(format!(
             r#"<domain type='{dtype}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
+  <genid/>
   <memory unit='MiB'>{mem}</memory>
   <currentMemory unit='MiB'>{mem}</currentMemory>
   <vcpu placement='static'>{vcpus}</vcpu>

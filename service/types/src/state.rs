@@ -43,6 +43,8 @@ string_enum! {
         Stop = "stop",
         Restart = "restart",
         Delete = "delete",
+        /// A real ACPI shutdown (stop saves the VM's memory instead; see `label`).
+        PowerOff = "power_off",
     }
 }
 
@@ -56,6 +58,7 @@ impl Operation {
             Self::Stop => &[Running],
             Self::Restart => &[Running, Stopped],
             Self::Delete => &[Running, Stopped, Failed],
+            Self::PowerOff => &[Running],
         }
     }
 
@@ -67,6 +70,8 @@ impl Operation {
         }
     }
 
+    /// Button text. Stop saves the VM to disk (its RAM is freed; start restores it in under a
+    /// second), power off shuts it down (the next start boots), restart reboots it.
     pub fn label(self) -> &'static str {
         match self {
             Self::Create => "Create",
@@ -74,6 +79,7 @@ impl Operation {
             Self::Stop => "Stop",
             Self::Restart => "Restart",
             Self::Delete => "Delete",
+            Self::PowerOff => "Power off",
         }
     }
 }

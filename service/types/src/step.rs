@@ -12,6 +12,10 @@ string_enum! {
         AddRoute = "add_route",
         /// A spare's last step: its memory saved to disk, so it waits holding no RAM.
         SaveSpare = "save_spare",
+        /// A new VM made from the golden snapshot of the guest image (no boot).
+        CloneVm = "clone_vm",
+        /// A clone gets its own machine-id and SSH host keys, and sshd starts.
+        Reidentify = "reidentify",
     }
 }
 
@@ -27,6 +31,8 @@ impl Step {
             Step::WaitReady => "Wait for the web server and SSH",
             Step::AddRoute => "Publish the site through nginx",
             Step::SaveSpare => "Save the spare VM to disk",
+            Step::CloneVm => "Clone the VM from the golden snapshot",
+            Step::Reidentify => "Give the VM its own SSH host keys and machine-id",
         }
     }
 }

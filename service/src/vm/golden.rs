@@ -1,0 +1,417 @@
+//! The golden snapshot of the guest image, and VMs cloned from it.
+//!
+//! A cold boot under TCG takes 30-50 s; restoring saved memory takes well under a second. So
+//! one VM per guest image is booted once ("the golden"), brought to a quiet state (first boot
+//! done, sshd stopped and its host keys removed, caches dropped) and saved to a file. Every new
+//! VM is then a clone of it: its own qcow2 overlay on the golden's (now read-only) disk, its own
+//! name, UUID, VM generation id and ports, restored from the golden memory state.
+//!
+//! Mechanism, and why: libvirt's own restore-with-new-XML (`virDomainRestoreFlags` with `dxml`,
+//! `virsh save-image-define`) refuses a different name and UUID (ABI stability: it is meant
+//! for the same domain). What libvirt does accept is a plain restore of a save file whose
+//! embedded XML names the new domain, and it reserves 64 KiB of slack after that XML for
+//! exactly such edits (`virQEMUSaveDataWrite`). So a clone rewrites the XML region of the
+//! golden's save file in place (under a lock; the memory stream after it is never touched),
+//! then asks libvirt to restore it. libvirt regenerates the `<genid>` on every restore
+//! (`VIR_QEMU_PROCESS_START_GEN_VMID`), so each clone's kernel reseeds its CRNG ("crng reseeded
+//! due to virtual machine fork"); [`VmManager::reidentify`] then gives it its own machine-id and
+//! SSH host keys, and host randomness is mixed into its entropy pool as well.
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{DomainXml, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files};
+
+/// libvirt's save file header (`virQEMUSaveHeader`, qemu_saveimage.h): magic, then six u32 in
+/// host byte order (version, data_len, was_running, compressed, cookieOffset, 14 unused).
+const SAVE_MAGIC: &[u8; 16] = b"LibvirtQemudSave";
+const HEADER_LEN: u64 = 16 + 4 * 19;
+
+/// Run once in the golden VM before it is saved: no identity of its own survives into the
+/// clones (sshd stopped, host keys and machine-id removed), and as little memory as possible is
+/// saved. A fixed command: nothing of a user's reaches it.
+const GOLDEN_PREP: &str = "systemctl stop ssh.service; rm -f /etc/ssh/ssh_host_*; : > /etc/machine-id; \
+     sync; echo 3 > /proc/sys/vm/drop_caches";
+
+/// Run in each clone (after host randomness was mixed in): a new machine-id and new SSH host
+/// keys, then sshd. Until this ran, sshd is not running, so no clone ever offers another's key.
+const REIDENTIFY: &str = "set -e; systemd-id128 new > /etc/machine-id; rm -f /etc/ssh/ssh_host_*; \
+     ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key; \
+     ssh-keygen -q -t ecdsa -N '' -f /etc/ssh/ssh_host_ecdsa_key; systemctl start ssh.service";
+
+/// What a golden snapshot was made with; the clone rewrites exactly these strings.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct GoldenMeta {
+    pub name: String,
+    pub http_port: u16,
+    pub ssh_port: u16,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub made_in_ms: u64,
+}
+
+/// The VM a golden is made of (its size is the plan clones can be made for).
+#[derive(Clone, Debug)]
+pub struct GoldenSpec {
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+    pub http_port: u16,
+    pub ssh_port: u16,
+}
+
+impl VmManager {
+    /// `{data_dir}/golden/{image}`: one golden per guest image build (its folder's name).
+    pub fn golden_dir(&self) -> Result<PathBuf, VmError> {
+        let dir = &self.inner.cfg.guest_image_dir;
+        let real = dir.canonicalize().map_err(|source| VmError::ImageDir { dir: dir.clone(), source })?;
+        let key = real.file_name().and_then(|n| n.to_str()).unwrap_or("image");
+        let key: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+        Ok(self.inner.cfg.data_dir.join("golden").join(key))
+    }
+
+    fn golden_domain(&self) -> String {
+        format!("{}golden", self.inner.cfg.domain_prefix)
+    }
+
+    /// The golden of the current image, when one is complete.
+    pub fn golden(&self) -> Option<GoldenMeta> {
+        let dir = self.golden_dir().ok()?;
+        let meta = std::fs::read_to_string(dir.join("golden.json")).ok()?;
+        (dir.join("state.save").is_file() && dir.join("golden.xml").is_file()).then_some(())?;
+        serde_json::from_str(&meta).ok()
+    }
+
+    /// Boots the golden VM of the current image, waits until it serves, quiets it and saves it.
+    /// Whatever an earlier, interrupted attempt left is removed first. Takes a cold boot.
+    pub async fn make_golden(&self, spec: &GoldenSpec, seed: &SeedSpec, ready_timeout: Duration) -> Result<GoldenMeta, VmError> {
+        seed.validate()?;
+        let _g = self.inner.golden_lock.lock().await;
+        let dir = self.golden_dir()?;
+        let name = self.golden_domain();
+        self.remove_golden_domain().await?;
+        files::remove_dir(&dir).await?;
+        let t = Instant::now();
+        let image = ImageInfo::load(&self.inner.cfg.guest_image_dir)?;
+        files::create_overlay(&dir, &image.base, spec.disk_gib).await?;
+        files::write_seed(&dir, &name, seed).await?;
+        let xml = DomainXml {
+            name: name.clone(),
+            domain_type: self.inner.domain_type,
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            disk: dir.join("disk.qcow2"),
+            seed: dir.join("seed.iso"),
+            console_log: dir.join("console.log"),
+            image,
+            forward_bind: self.inner.cfg.forward_bind,
+            http_port: spec.http_port,
+            ssh_port: spec.ssh_port,
+            tb_cache_mib: 64,
+        }
+        .render()?;
+        let made = async {
+            let n = name.clone();
+            self.blocking(move |c| {
+                let d = c.define_domain_xml(&xml).doing("define domain", &n)?;
+                d.create().doing("start domain", &n)?;
+                Ok(())
+            })
+            .await?;
+            self.wait_ready(spec.http_port, spec.ssh_port, ready_timeout).await?;
+            let (n, save) = (name.clone(), dir.join("state.save"));
+            self.blocking(move |c| {
+                let d = Self::existing(c, &n)?;
+                Self::agent_wait(&d, &n, Instant::now() + Duration::from_secs(60))?;
+                Self::agent_run(&d, &n, "/bin/sh", vec!["-c".into(), GOLDEN_PREP.into()], Instant::now() + Duration::from_secs(120))?;
+                save_domain(&d, &n, &save)?;
+                d.undefine().doing("undefine domain", &n)?;
+                // Every clone rewrites the file's XML: keep the golden's own as it was saved.
+                c.save_image_xml_desc(&save.display().to_string(), 0).doing_host("read the golden snapshot's XML")
+            })
+            .await
+        }
+        .await;
+        let saved_xml = match made {
+            Ok(xml) => xml,
+            Err(e) => {
+                let _ = self.remove_golden_domain().await;
+                let _ = files::remove_dir(&dir).await;
+                return Err(e);
+            }
+        };
+        files::write_file(&dir.join("golden.xml"), saved_xml.as_bytes()).await?;
+        let meta = GoldenMeta {
+            name,
+            http_port: spec.http_port,
+            ssh_port: spec.ssh_port,
+            vcpus: spec.vcpus,
+            memory_mib: spec.memory_mib,
+            disk_gib: spec.disk_gib,
+            made_in_ms: t.elapsed().as_millis() as u64,
+        };
+        let json = serde_json::to_string_pretty(&meta).map_err(|e| VmError::Invalid(e.to_string()))?;
+        // Written last: a golden without it is an interrupted one.
+        files::write_file(&dir.join("golden.json"), json.as_bytes()).await?;
+        tracing::info!(dir = %dir.display(), ms = meta.made_in_ms, "golden snapshot ready");
+        Ok(meta)
+    }
+
+    /// Destroys and undefines a golden VM an interrupted attempt left behind.
+    async fn remove_golden_domain(&self) -> Result<(), VmError> {
+        let name = self.golden_domain();
+        self.blocking(move |c| {
+            if let Some(d) = Self::lookup(c, &name)? {
+                if d.is_active().doing("read the state of domain", &name)? {
+                    d.destroy().doing("stop domain", &name)?;
+                }
+                let _ = d.undefine();
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Makes `spec`'s VM a clone of the golden: its own overlay on the golden's disk, then the
+    /// golden memory state restored under its own name, UUID, generation id and ports, running.
+    /// The domain is defined (persistent) afterwards.
+    pub async fn clone_golden(&self, spec: &VmSpec) -> Result<(), VmError> {
+        let golden = self.golden().ok_or_else(|| VmError::Invalid("no golden snapshot of this image yet".into()))?;
+        if (spec.vcpus, spec.memory_mib, spec.disk_gib) != (golden.vcpus, golden.memory_mib, golden.disk_gib) {
+            return Err(VmError::Invalid("the golden snapshot is of another size than this plan".into()));
+        }
+        let gdir = self.golden_dir()?;
+        let vdir = self.vm_dir(spec.hosting_id);
+        files::create_overlay(&vdir, &gdir.join("disk.qcow2"), golden.disk_gib).await?;
+        let name = self.domain_name(spec.hosting_id);
+        let bind = self.inner.cfg.forward_bind;
+        let save = gdir.join("state.save");
+        // One clone at a time rewrites the golden's header and restores from it.
+        let _g = self.inner.golden_lock.lock().await;
+        let golden_xml = gdir.join("golden.xml");
+        let saved_xml = tokio::fs::read_to_string(&golden_xml)
+            .await
+            .map_err(|source| VmError::Io { what: "reading", path: golden_xml, source })?;
+        let xml = clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, bind)?;
+        let xml_for_header = xml.clone();
+        let save_for_header = save.clone();
+        tokio::task::spawn_blocking(move || rewrite_save_xml(&save_for_header, &xml_for_header)).await??;
+        self.blocking(move |c| {
+            c.restore_domain(&save.display().to_string()).doing("restore the golden snapshot as domain", &name)?;
+            c.define_domain_xml(&xml).doing("define domain", &name)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A clone's own identity: host randomness into its entropy pool, a new machine-id and new
+    /// SSH host keys, then sshd starts.
+    pub async fn reidentify(&self, hosting_id: i32, timeout: Duration) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| {
+            let d = Self::existing(c, &name)?;
+            let deadline = Instant::now() + timeout;
+            Self::agent_wait(&d, &name, deadline)?;
+            let mut noise = [0u8; 64];
+            rand::fill(&mut noise);
+            Self::agent_write_existing(&d, &name, "/dev/urandom", &noise)?;
+            Self::agent_run(&d, &name, "/bin/sh", vec!["-c".into(), REIDENTIFY.into()], deadline)
+        })
+        .await
+    }
+
+    /// Pauses a running VM (it keeps its RAM, uses no CPU; resuming takes ~0.02 s).
+    pub async fn suspend(&self, hosting_id: i32) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        self.blocking(move |c| Self::existing(c, &name)?.suspend().doing("pause domain", &name)).await
+    }
+}
+
+/// `virDomainSaveFlags` (the virt crate has no wrapper for it): the running domain's memory to
+/// `path`; the domain stops.
+fn save_domain(d: &virt::domain::Domain, name: &str, path: &Path) -> Result<(), VmError> {
+    let to = std::ffi::CString::new(path.display().to_string()).map_err(|e| VmError::Invalid(e.to_string()))?;
+    // SAFETY: `d` is a live domain handle for the duration of the call; `to` is a valid C string;
+    // a null dxml means "keep the domain's XML".
+    let rc = unsafe { virt::sys::virDomainSaveFlags(d.as_ptr(), to.as_ptr(), std::ptr::null(), 0) };
+    if rc < 0 {
+        return Err(VmError::Libvirt { action: "save domain", domain: Some(name.to_owned()), source: virt::error::Error::last_error() });
+    }
+    Ok(())
+}
+
+/// The golden's saved XML made the clone's: every string that names the golden (its name, UUID,
+/// generation id, disk, console log, forwarded ports) replaced; each must be there exactly once.
+fn clone_xml(
+    saved: &str,
+    golden: &GoldenMeta,
+    gdir: &Path,
+    vdir: &Path,
+    name: &str,
+    spec: &VmSpec,
+    bind: std::net::IpAddr,
+) -> Result<String, VmError> {
+    let between = |open: &str, close: &str| -> Option<String> {
+        let a = saved.find(open)? + open.len();
+        let b = saved[a..].find(close)? + a;
+        Some(saved[a..b].to_owned())
+    };
+    let uuid = between("<uuid>", "</uuid>").ok_or_else(|| VmError::Invalid("the golden XML has no uuid".into()))?;
+    let esc = crate::escape::markup;
+    let path = |p: PathBuf| esc(&p.display().to_string());
+    let fwd = |port: u16, guest: u16| format!("hostfwd=tcp:{}:{port}-:{guest}", super::xml::hostfwd_addr(bind));
+    let mut out = saved.to_owned();
+    // `once`: the name and UUID must stand exactly once; a path may stand more than once (the
+    // serial console's log also shows under <console>), but at least once.
+    let mut swap = |from: String, to: String, once: bool| -> Result<(), VmError> {
+        match out.matches(from.as_str()).count() {
+            0 => Err(VmError::Invalid(format!("the golden XML has no '{from}'"))),
+            n if once && n > 1 => Err(VmError::Invalid(format!("the golden XML has {n} places for '{from}', not one"))),
+            _ => {
+                out = out.replace(from.as_str(), &to);
+                Ok(())
+            }
+        }
+    };
+    swap(format!("<name>{}</name>", esc(&golden.name)), format!("<name>{}</name>", esc(name)), true)?;
+    swap(format!("<uuid>{uuid}</uuid>"), format!("<uuid>{}</uuid>", uuid::Uuid::new_v4()), true)?;
+    swap(path(gdir.join("disk.qcow2")), path(vdir.join("disk.qcow2")), false)?;
+    swap(path(gdir.join("console.log")), path(vdir.join("console.log")), false)?;
+    swap(fwd(golden.http_port, 80), fwd(spec.http_port, 80), true)?;
+    swap(fwd(golden.ssh_port, 22), fwd(spec.ssh_port, 22), true)?;
+    if let Some(genid) = between("<genid>", "</genid>") {
+        swap(format!("<genid>{genid}</genid>"), "<genid/>".into(), true)?;
+    }
+    // Nothing of the golden's may be left but its read-only seed and disk (as a backing file).
+    if out.contains(&esc(&golden.name)) {
+        return Err(VmError::Invalid("the golden's name is still in the clone's XML".into()));
+    }
+    Ok(out)
+}
+
+/// Replaces the XML embedded in a libvirt save file. libvirt writes `[header][XML][cookie]
+/// [64 KiB of zeros]` and keeps the cookie's offset in the header (`virQEMUSaveDataWrite`), so a
+/// longer XML moves the cookie into the slack, as its own XML edits do. The memory stream after
+/// the data is untouched.
+pub(super) fn rewrite_save_xml(path: &Path, xml: &str) -> Result<(), VmError> {
+    let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
+    let invalid = |why: String| VmError::Invalid(format!("{}: {why}", path.display()));
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(io("opening"))?;
+    let mut h = [0u8; HEADER_LEN as usize];
+    f.read_exact(&mut h).map_err(io("reading the header of"))?;
+    if &h[..16] != SAVE_MAGIC {
+        return Err(invalid("not a complete libvirt save file".into()));
+    }
+    let word = |h: &[u8], i: usize| u32::from_ne_bytes([h[16 + 4 * i], h[17 + 4 * i], h[18 + 4 * i], h[19 + 4 * i]]);
+    let (version, data_len, cookie_offset) = (word(&h, 0), word(&h, 1) as usize, word(&h, 4) as usize);
+    if version != 2 {
+        return Err(invalid(format!("save file version {version}, not 2")));
+    }
+    if data_len > 16 << 20 || cookie_offset > data_len {
+        return Err(invalid("implausible header".into()));
+    }
+    let mut data = vec![0u8; data_len];
+    f.read_exact(&mut data).map_err(io("reading the XML of"))?;
+    let cookie: &[u8] = if cookie_offset == 0 {
+        &[]
+    } else {
+        let rest = &data[cookie_offset..];
+        let end = rest.iter().position(|b| *b == 0).ok_or_else(|| invalid("cookie without its end".into()))?;
+        &rest[..=end]
+    };
+    if xml.contains('\0') || xml.len() + 1 + cookie.len() > data_len {
+        return Err(invalid(format!("the new XML ({} bytes) does not fit in {data_len}", xml.len())));
+    }
+    let mut new = vec![0u8; data_len];
+    new[..xml.len()].copy_from_slice(xml.as_bytes());
+    let new_cookie_offset = if cookie.is_empty() { 0 } else { xml.len() + 1 };
+    new[new_cookie_offset..new_cookie_offset + cookie.len()].copy_from_slice(cookie);
+    h[16 + 4 * 4..16 + 4 * 5].copy_from_slice(&(new_cookie_offset as u32).to_ne_bytes());
+    f.seek(SeekFrom::Start(0)).map_err(io("seeking in"))?;
+    f.write_all(&h).map_err(io("writing"))?;
+    f.write_all(&new).map_err(io("writing"))?;
+    f.sync_data().map_err(io("syncing"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A save file as libvirt lays it out: header, XML, cookie, 64 KiB (here: `slack`) zeros,
+    /// then QEMU's memory stream.
+    fn fake_save(dir: &Path, xml: &str, slack: usize, cookie: Option<&str>) -> PathBuf {
+        let p = dir.join("state.save");
+        let mut data = xml.as_bytes().to_vec();
+        data.push(0);
+        let cookie_offset = cookie.map(|_| data.len()).unwrap_or(0) as u32;
+        if let Some(c) = cookie {
+            data.extend_from_slice(c.as_bytes());
+            data.push(0);
+        }
+        data.extend(std::iter::repeat_n(0u8, slack));
+        let mut f = SAVE_MAGIC.to_vec();
+        for w in [2u32, data.len() as u32, 1, 0, cookie_offset] {
+            f.extend_from_slice(&w.to_ne_bytes());
+        }
+        f.extend(std::iter::repeat_n(0u8, 4 * 14));
+        f.extend_from_slice(&data);
+        f.extend_from_slice(b"QEVM-the-memory-stream");
+        std::fs::write(&p, f).unwrap();
+        p
+    }
+
+    #[test]
+    fn the_embedded_xml_is_replaced_the_cookie_moved_and_the_memory_stream_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = fake_save(dir.path(), "<domain><name>g</name></domain>", 64, Some("<cookie/>"));
+        let before = std::fs::read(&p).unwrap();
+        let xml = "<domain><name>vmw-12</name><a-longer-one/></domain>";
+        rewrite_save_xml(&p, xml).unwrap();
+        let after = std::fs::read(&p).unwrap();
+        assert_eq!(before.len(), after.len());
+        let at = HEADER_LEN as usize;
+        assert_eq!(&before[..at - 4 * 15], &after[..at - 4 * 15], "magic, version, length, running, format kept");
+        let cookie_offset = u32::from_ne_bytes(after[16 + 16..16 + 20].try_into().unwrap()) as usize;
+        assert_eq!(cookie_offset, xml.len() + 1, "the cookie's new place is in the header");
+        assert!(after[at..].starts_with(format!("{xml}\0<cookie/>\0").as_bytes()));
+        assert!(after.ends_with(b"QEVM-the-memory-stream"), "the memory stream is untouched");
+        // What libvirt reads back: the XML up to the cookie, then the cookie.
+        assert_eq!(&after[at..at + cookie_offset - 1], xml.as_bytes());
+        // Too large for the slack: refused, file unchanged.
+        assert!(rewrite_save_xml(&p, &format!("<domain>{}</domain>", "x".repeat(200))).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), after);
+        // Without a cookie the XML may take the whole area.
+        let q = fake_save(dir.path(), "<d/>", 64, None);
+        rewrite_save_xml(&q, "<domain>larger</domain>").unwrap();
+        assert_eq!(u32::from_ne_bytes(std::fs::read(&q).unwrap()[32..36].try_into().unwrap()), 0);
+        // Not a save file (or an incomplete one): refused.
+        std::fs::write(&p, b"LibvirtQemudPart and more bytes than a header needs, more, more, more, more, more!").unwrap();
+        assert!(rewrite_save_xml(&p, "<domain/>").is_err());
+    }
+
+    #[test]
+    fn a_clone_xml_names_only_the_clone() {
+        let gdir = Path::new("/d/golden/lean-1");
+        let vdir = Path::new("/d/vms/12");
+        let golden = GoldenMeta { name: "vmw-golden".into(), http_port: 20000, ssh_port: 10001, vcpus: 1, memory_mib: 256, disk_gib: 4, made_in_ms: 1 };
+        let saved = "<domain><name>vmw-golden</name><uuid>0f0e</uuid><genid>1234</genid>\
+            <source file='/d/golden/lean-1/disk.qcow2'/><source file='/d/golden/lean-1/seed.iso'/>\
+            <log file='/d/golden/lean-1/console.log'/><console><log file='/d/golden/lean-1/console.log'/></console>\
+            <qemu:arg value='user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:20000-:80,hostfwd=tcp:127.0.0.1:10001-:22'/></domain>";
+        let spec = VmSpec { hosting_id: 12, vcpus: 1, memory_mib: 256, disk_gib: 4, http_port: 20005, ssh_port: 10006 };
+        let bind: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let x = clone_xml(saved, &golden, gdir, vdir, "vmw-12", &spec, bind).unwrap();
+        assert!(x.contains("<name>vmw-12</name>") && !x.contains("vmw-golden"));
+        assert!(!x.contains("<uuid>0f0e</uuid>") && x.contains("<uuid>"));
+        assert!(x.contains("<genid/>"), "libvirt makes a new generation id");
+        assert!(x.contains("/d/vms/12/disk.qcow2") && x.contains("/d/vms/12/console.log"));
+        assert!(!x.contains("/d/golden/lean-1/console.log"), "both console log mentions moved");
+        assert!(x.contains("/d/golden/lean-1/seed.iso"), "the read-only seed is shared");
+        assert!(x.contains("127.0.0.1:20005-:80") && x.contains("127.0.0.1:10006-:22"));
+        assert!(!x.contains(":20000-") && !x.contains(":10001-"));
+        // A golden XML that does not look as expected is refused, not half-rewritten.
+        let odd = saved.replace("hostfwd=tcp:127.0.0.1:10001-:22", "");
+        assert!(clone_xml(&odd, &golden, gdir, vdir, "vmw-12", &spec, bind).is_err());
+    }
+}
