@@ -1,6 +1,7 @@
 //! The typed hosting core:
 //! - hostings get a lease (`lease_owner`, `lease_until`): one operation at a time holds across
 //!   processes, and a crashed process's leases expire;
+//! - a warm spare says how it waits (`spare_tier`: paused in RAM, or saved to disk);
 //! - warm spares belong to no account (`user_id` NULL) instead of a `_warm_pool` user, which was
 //!   user 1 on a fresh install and so kept the first person to sign up from being an admin.
 //! Existing rows are kept: their state/operation strings are already the enums' values.
@@ -26,6 +27,7 @@ impl MigrationTrait for Migration {
                         .modify_column(ColumnDef::new(Hostings::UserId).integer().null())
                         .add_column(ColumnDef::new(Hostings::LeaseOwner).string().null())
                         .add_column(ColumnDef::new(Hostings::LeaseUntil).big_integer().null())
+                        .add_column(ColumnDef::new(Hostings::SpareTier).string().null())
                         .to_owned(),
                 )
                 .await?;
@@ -45,6 +47,7 @@ impl MigrationTrait for Migration {
         let pool = format!("SELECT id FROM users WHERE username = '{POOL_USERNAME}'");
         for sql in [
             format!("UPDATE hostings SET user_id = NULL WHERE user_id IN ({pool})"),
+            "UPDATE hostings SET spare_tier = 'saved' WHERE state = 'spare'".to_owned(),
             format!("DELETE FROM api_tokens WHERE user_id IN ({pool})"),
             format!("DELETE FROM ssh_keys WHERE user_id IN ({pool})"),
             format!("DELETE FROM users WHERE username = '{POOL_USERNAME}'"),
@@ -86,6 +89,7 @@ async fn rebuild_hostings_sqlite(m: &SchemaManager<'_>) -> Result<(), DbErr> {
         .col(ColumnDef::new(Hostings::RunningSince).big_integer().null())
         .col(ColumnDef::new(Hostings::LeaseOwner).string().null())
         .col(ColumnDef::new(Hostings::LeaseUntil).big_integer().null())
+        .col(ColumnDef::new(Hostings::SpareTier).string().null())
         .foreign_key(
             ForeignKey::create()
                 .from(HostingsNew::Table, Hostings::UserId)
@@ -123,7 +127,7 @@ async fn rebuild_hostings_sqlite(m: &SchemaManager<'_>) -> Result<(), DbErr> {
 #[derive(DeriveIden)]
 enum Hostings {
     Table, Id, UserId, NodeId, Slug, Plan, State, StateReason, Operation, HttpPort, SshPort, SshKeys,
-    CreatedAt, UpdatedAt, RunningSince, LeaseOwner, LeaseUntil,
+    CreatedAt, UpdatedAt, RunningSince, LeaseOwner, LeaseUntil, SpareTier,
 }
 
 #[derive(DeriveIden)]

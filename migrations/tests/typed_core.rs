@@ -46,6 +46,8 @@ async fn existing_hostings_are_kept_and_spares_leave_the_pool_account() {
     assert_eq!(one_i64(&db, "SELECT COUNT(*) FROM hostings").await, Some(2));
     assert_eq!(one_i64(&db, "SELECT user_id FROM hostings WHERE slug = 'spare-1'").await, None, "a spare is no one's");
     assert_eq!(one_i64(&db, "SELECT user_id FROM hostings WHERE slug = 'ann'").await, Some(2));
+    assert_eq!(one_i64(&db, "SELECT COUNT(*) FROM hostings WHERE slug = 'spare-1' AND spare_tier = 'saved'").await, Some(1), "spares of before were saved ones");
+    assert_eq!(one_i64(&db, "SELECT COUNT(*) FROM hostings WHERE spare_tier IS NULL").await, Some(1));
     assert_eq!(one_i64(&db, "SELECT http_port FROM hostings WHERE slug = 'ann'").await, Some(20000));
     assert_eq!(one_i64(&db, "SELECT COUNT(*) FROM users WHERE username = '_warm_pool'").await, Some(0));
     assert_eq!(one_i64(&db, "SELECT COUNT(*) FROM users WHERE username = 'ann' AND is_admin = TRUE").await, Some(1));

@@ -72,6 +72,10 @@ pub struct Cli {
     /// and the site is live in about a second. 0 turns the pool off.
     #[arg(long, env = "VMW_POOL_SIZE", default_value_t = 2, global = true)]
     pub pool_size: usize,
+    /// Warm spares kept paused in RAM in front of the saved ones (a claim resumes one in
+    /// ~0.02 s; each holds its guest's memory). 0 turns this tier off.
+    #[arg(long, env = "VMW_POOL_PAUSED", default_value_t = 2, global = true)]
+    pub pool_paused: usize,
     /// Do not make a golden snapshot of the guest image: every VM boots cold (30-50 s under
     /// TCG) instead of being cloned from saved memory (under a second).
     #[arg(long, env = "VMW_NO_GOLDEN", global = true)]
@@ -175,6 +179,7 @@ impl Cli {
             node_name: self.node_name.clone(),
             instance_id: self.instance_id.clone(),
             pool_size: self.pool_size,
+            pool_paused: self.pool_paused,
             golden: !self.no_golden,
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,

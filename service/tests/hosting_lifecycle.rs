@@ -463,3 +463,31 @@ async fn a_quota_holds_when_two_instances_create_at_once() {
     settle(&e, &ned, h.id).await;
     assert_eq!(e.svc.list(&ned).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn a_create_takes_the_fastest_spare_paused_before_saved() {
+    use service::hosting::SpareTier;
+    let e = env_with(|c| {
+        c.pool_paused = 1;
+        c.pool_size = 1;
+    })
+    .await;
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    assert!(!e.svc.fill_pool_once().await.unwrap(), "both tiers are full");
+    assert_eq!((e.svc.spares_in(SpareTier::Paused).await.unwrap(), e.svc.spares_in(SpareTier::Saved).await.unwrap()), (1, 1));
+    let domains = e.svc.vm().list_domains().await.unwrap();
+    assert!(domains.iter().any(|(_, s)| *s == VmState::Paused), "one waits paused in RAM: {domains:?}");
+
+    let ola = user(&e, "ola").await;
+    let first = running(&e, &ola).await;
+    assert_eq!(e.svc.spares_in(SpareTier::Paused).await.unwrap(), 0, "the paused one went first");
+    assert_eq!(e.svc.spares_in(SpareTier::Saved).await.unwrap(), 1);
+    let second = e.svc.create(&ola, with_slug("ola-two")).await.unwrap();
+    let second = settle(&e, &ola, second.id).await.unwrap();
+    assert_eq!(second.state, HostingState::Running);
+    assert_eq!(e.svc.spares_ready().await.unwrap(), 0);
+    for h in [first.id, second.id] {
+        assert_eq!(e.svc.vm().state(h).await.unwrap(), VmState::Running);
+    }
+}

@@ -32,7 +32,7 @@ use crate::{Error, Result, ServiceConfig};
 pub use events::LiveEvent;
 pub use reconcile::ReconcileReport;
 pub use store::{HostingRow, Store};
-pub use vmw_types::{EventKind, EventStatus, HostingState, Operation, Step};
+pub use vmw_types::{EventKind, EventStatus, HostingState, Operation, SpareTier, Step};
 pub use view::{EventView, HostingView, NodeView, StatSample};
 
 /// What a user asks for when creating a hosting. Everything is optional: the slug defaults to
@@ -239,10 +239,8 @@ impl HostingService {
         self.event(&row, EventKind::State, None, EventStatus::Queued, msg, None).await;
         if warm {
             self.spawn_claimed(lease);
-        } else if self.can_clone(&plan) {
-            self.spawn_clone(lease);
         } else {
-            self.spawn_create(lease);
+            self.spawn_fresh(lease, &plan.name);
         }
         self.view(&row).await
     }

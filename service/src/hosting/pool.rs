@@ -10,6 +10,7 @@ use super::ports::{self, PortRange};
 use super::{HostingService, HostingState, units};
 use crate::config::Plan;
 use crate::vm::{GoldenSpec, SeedSpec};
+use vmw_types::SpareTier;
 use crate::{Error, Result};
 
 /// Port leases of the golden VM while it is made (no hosting row has id 0).
@@ -32,9 +33,15 @@ impl HostingService {
         })
     }
 
-    /// Spares ready to be claimed on this node.
+    /// Spares ready to be claimed on this node, both tiers.
     pub async fn spares_ready(&self) -> Result<u64> {
-        self.inner.store.count_spares(true).await
+        let store = &self.inner.store;
+        Ok(store.count_spares(Some(SpareTier::Paused)).await? + store.count_spares(Some(SpareTier::Saved)).await?)
+    }
+
+    /// Ready spares of one tier.
+    pub async fn spares_in(&self, tier: SpareTier) -> Result<u64> {
+        self.inner.store.count_spares(Some(tier)).await
     }
 
     /// Makes the golden snapshot when there is none, else one spare when the pool is short.
@@ -43,35 +50,40 @@ impl HostingService {
         if self.ensure_golden().await? {
             return Ok(true);
         }
-        let want = self.inner.cfg.pool_size as u64;
-        if want == 0 {
-            return Ok(false);
-        }
+        let cfg = &self.inner.cfg;
+        let (want_paused, want) = (cfg.pool_paused as u64, (cfg.pool_paused + cfg.pool_size) as u64);
         let store = &self.inner.store;
-        if store.count_spares(false).await? >= want {
+        if want == 0 || store.count_spares(None).await? >= want {
             return Ok(false);
         }
+        // The fast tier first (paused in RAM), then saved ones behind it.
+        let tier = if store.count_spares(Some(SpareTier::Paused)).await? < want_paused { SpareTier::Paused } else { SpareTier::Saved };
         if !store.on_node_in(&[HostingState::Queued, HostingState::Provisioning]).await?.is_empty() {
             return Ok(false);
         }
         let Ok(_permit) = self.inner.permits.clone().try_acquire_owned() else {
             return Ok(false);
         };
-        self.make_spare().await?;
+        self.make_spare(tier).await?;
         Ok(true)
     }
 
-    async fn make_spare(&self) -> Result<()> {
+    async fn make_spare(&self, tier: SpareTier) -> Result<()> {
         let plan = self.inner.cfg.plans.first().ok_or_else(|| Error::internal("no plans configured"))?;
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let store = &self.inner.store;
         let (row, lease) = store.insert_spare(&format!("spare-{suffix}"), &plan.name).await?;
         let t = Instant::now();
-        let order = if self.can_clone(plan) { units::SPARE_CLONE } else { units::SPARE };
+        let order = match (self.can_clone(plan), tier) {
+            (true, SpareTier::Paused) => units::SPARE_CLONE_PAUSED,
+            (true, SpareTier::Saved) => units::SPARE_CLONE,
+            (false, SpareTier::Paused) => units::SPARE_PAUSED,
+            (false, SpareTier::Saved) => units::SPARE,
+        };
         match self.run_units(&row, &lease, order, false).await {
             Ok(()) => {
-                store.finish(&lease, HostingState::Spare, None).await?;
-                tracing::info!(hosting_id = row.id, ms = t.elapsed().as_millis() as u64, "warm spare ready");
+                store.finish_spare(&lease, tier).await?;
+                tracing::info!(hosting_id = row.id, %tier, ms = t.elapsed().as_millis() as u64, "warm spare ready");
                 Ok(())
             }
             Err(failure) => {

@@ -48,6 +48,15 @@ impl HostingService {
         });
     }
 
+    /// A create that has no spare: a clone of the golden snapshot when there is one of the
+    /// plan's size, else a cold boot.
+    pub(super) fn spawn_fresh(&self, lease: Lease, plan: &str) {
+        match self.inner.cfg.plan(plan) {
+            Some(p) if self.can_clone(p) => self.spawn_clone(lease),
+            _ => self.spawn_create(lease),
+        }
+    }
+
     /// A clone of the golden snapshot: no boot, so no provisioning slot is needed.
     pub(super) fn spawn_clone(&self, lease: Lease) {
         let this = self.clone();

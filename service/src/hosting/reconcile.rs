@@ -75,7 +75,7 @@ impl HostingService {
                 let r = store.requeue(&lease).await?;
                 let msg = "Provisioning was interrupted (service restart); cleaned up and starting over";
                 self.event(&r, EventKind::State, None, EventStatus::Queued, msg.into(), None).await;
-                self.spawn_create(lease);
+                self.spawn_fresh(lease, &r.plan);
                 rep.requeued.push(row.id);
             }
             HostingState::Deleting => {
@@ -133,9 +133,14 @@ impl HostingService {
                 }
             }
             HostingState::Spare => {
-                // A spare is either being made (by a process that died: remove it) or saved
-                // and waiting (its domain must exist with its saved state).
-                let saved = row.operation.is_none() && self.inner.vm.has_managed_save(row.id).await.unwrap_or(false);
+                // A spare is either being made (by a process that died: remove it) or waiting:
+                // paused in RAM, or shut off with its saved state.
+                let waiting = match self.inner.vm.state(row.id).await {
+                    Ok(VmState::Paused) => true,
+                    Ok(VmState::ShutOff) => self.inner.vm.has_managed_save(row.id).await.unwrap_or(false),
+                    _ => false,
+                };
+                let saved = row.operation.is_none() && waiting;
                 if saved {
                     store.release(&lease).await?;
                 } else if self.scrub(&lease).await.is_empty() {

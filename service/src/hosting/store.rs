@@ -19,6 +19,7 @@ use sea_orm::{
 };
 
 use super::{HostingState, Operation};
+use vmw_types::SpareTier;
 use crate::accounts::Actor;
 use crate::db::entity::{hosting, user};
 use crate::db::{is_unique_violation, now_ms};
@@ -212,11 +213,11 @@ impl Store {
             .await?)
     }
 
-    /// Spares on this node: all of them, or only those ready to be claimed.
-    pub async fn count_spares(&self, ready_only: bool) -> Result<u64> {
+    /// Spares on this node: all of them (also those being made), or the ready ones of a tier.
+    pub async fn count_spares(&self, ready: Option<SpareTier>) -> Result<u64> {
         let mut q = self.on_node().filter(hosting::Column::State.eq(HostingState::Spare));
-        if ready_only {
-            q = q.filter(hosting::Column::Operation.is_null());
+        if let Some(tier) = ready {
+            q = q.filter(hosting::Column::Operation.is_null()).filter(hosting::Column::SpareTier.eq(tier));
         }
         Ok(q.count(self.db()).await?)
     }
@@ -295,16 +296,24 @@ impl Store {
         now: i64,
     ) -> Result<Option<i32>> {
         for _ in 0..5 {
-            let Some(cand) = self
-                .on_node()
-                .filter(hosting::Column::State.eq(HostingState::Spare))
-                .filter(hosting::Column::Operation.is_null())
-                .filter(hosting::Column::Plan.eq(new.plan))
-                .filter(self.lease_free(now))
-                .order_by_asc(hosting::Column::Id)
-                .one(txn)
-                .await?
-            else {
+            // The fastest first: a paused spare resumes in ~0.02 s, a saved one restores in ~0.4 s.
+            let mut cand = None;
+            for tier in [SpareTier::Paused, SpareTier::Saved] {
+                cand = self
+                    .on_node()
+                    .filter(hosting::Column::State.eq(HostingState::Spare))
+                    .filter(hosting::Column::SpareTier.eq(tier))
+                    .filter(hosting::Column::Operation.is_null())
+                    .filter(hosting::Column::Plan.eq(new.plan))
+                    .filter(self.lease_free(now))
+                    .order_by_asc(hosting::Column::Id)
+                    .one(txn)
+                    .await?;
+                if cand.is_some() {
+                    break;
+                }
+            }
+            let Some(cand) = cand else {
                 return Ok(None);
             };
             let res = hosting::Entity::update_many()
@@ -312,6 +321,7 @@ impl Store {
                 .col_expr(hosting::Column::Slug, Expr::value(new.slug))
                 .col_expr(hosting::Column::SshKeys, Expr::value(new.keys_json))
                 .col_expr(hosting::Column::State, Expr::value(HostingState::Queued))
+                .col_expr(hosting::Column::SpareTier, Expr::value(Option::<SpareTier>::None))
                 .col_expr(hosting::Column::Operation, Expr::value(Operation::Create))
                 .col_expr(hosting::Column::CreatedAt, Expr::value(now))
                 .col_expr(hosting::Column::UpdatedAt, Expr::value(now))
@@ -473,9 +483,19 @@ impl Store {
     /// Ends the work under `lease`: the hosting settles in `state` (with the reason shown to
     /// its owner), no operation, no lease. A failed hosting keeps no ports.
     pub async fn finish(&self, lease: &Lease, state: HostingState, reason: Option<String>) -> Result<HostingRow> {
+        self.finish_as(lease, state, reason, None).await
+    }
+
+    /// A spare made, waiting in `tier`.
+    pub async fn finish_spare(&self, lease: &Lease, tier: SpareTier) -> Result<HostingRow> {
+        self.finish_as(lease, HostingState::Spare, None, Some(tier)).await
+    }
+
+    async fn finish_as(&self, lease: &Lease, state: HostingState, reason: Option<String>, tier: Option<SpareTier>) -> Result<HostingRow> {
         let running = state == HostingState::Running;
         let row = self
             .update_leased(lease, |u| {
+                u.set(hosting::Column::SpareTier, tier);
                 u.set(hosting::Column::State, state);
                 u.set(hosting::Column::StateReason, reason);
                 u.set(hosting::Column::Operation, Option::<Operation>::None);

@@ -71,8 +71,12 @@ pub(super) const WARM: &[&dyn Unit] = &[
 /// route is published; sshd starts after the clone has its own host keys.
 pub(super) const CLONE: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, &Personalise, &AddRoute, &Reidentify];
 
-/// A spare made as a clone of the golden snapshot, then saved to disk.
+/// A spare made as a clone of the golden snapshot, then saved to disk or paused in RAM.
 pub(super) const SPARE_CLONE: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, &Reidentify, &WaitReady, &SaveSpare];
+pub(super) const SPARE_CLONE_PAUSED: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, &Reidentify, &WaitReady, &PauseSpare];
+/// A spare booted cold (no golden snapshot of its plan), paused in RAM.
+pub(super) const SPARE_PAUSED: &[&dyn Unit] =
+    &[&AllocatePorts, &CreateDisk, &WriteSeed, &DefineDomain, &StartVm, &WaitReady, &PauseSpare];
 
 /// Whatever a hosting may hold, whatever its progress: undone in reverse (cleanup after a
 /// crash, delete, a spare that lost its saved state). A clone holds what a cold boot does.
@@ -214,6 +218,14 @@ unit! {
 }
 
 unit! {
+    /// A spare in the fast tier: paused, holding its RAM, using no CPU.
+    PauseSpare shows PauseSpare;
+    run(cx) { Ok(cx.svc.inner.vm.suspend(cx.id()).await?) }
+    /// The VM goes with StartVm's (or CloneVm's) undo.
+    undo(_cx) { Ok(()) }
+}
+
+unit! {
     /// The user's SSH keys, welcome page and hostname, through the guest agent.
     Personalise shows WriteSeed;
     run(cx) {
@@ -284,9 +296,9 @@ mod tests {
         assert!(pos(CLONE, Step::WriteSeed) < pos(CLONE, Step::AddRoute));
         assert_eq!(steps(CLONE).last(), Some(&Step::Reidentify));
         // Spares are never routed, and are their own before they are saved.
-        for spare in [SPARE, SPARE_CLONE] {
+        for spare in [SPARE, SPARE_CLONE, SPARE_PAUSED, SPARE_CLONE_PAUSED] {
             assert!(!steps(spare).contains(&Step::AddRoute));
-            assert_eq!(steps(spare).last(), Some(&Step::SaveSpare));
+            assert!(matches!(steps(spare).last(), Some(Step::SaveSpare | Step::PauseSpare)));
         }
         assert!(pos(SPARE_CLONE, Step::Reidentify) < pos(SPARE_CLONE, Step::WaitReady));
     }
@@ -294,11 +306,11 @@ mod tests {
     #[test]
     fn everything_covers_every_step_that_makes_something() {
         let all = steps(EVERYTHING);
-        for order in [COLD, WARM, SPARE, CLONE, SPARE_CLONE] {
+        for order in [COLD, WARM, SPARE, CLONE, SPARE_CLONE, SPARE_PAUSED, SPARE_CLONE_PAUSED] {
             for s in steps(order) {
                 // A clone is a folder and a domain (CreateDisk's and DefineDomain's undos); a
                 // reidentified or saved VM holds nothing outside itself.
-                let made_of_others = matches!(s, Step::CloneVm | Step::Reidentify | Step::SaveSpare);
+                let made_of_others = matches!(s, Step::CloneVm | Step::Reidentify | Step::SaveSpare | Step::PauseSpare);
                 assert!(all.contains(&s) || made_of_others, "{s:?} is not scrubbed");
             }
         }

@@ -85,6 +85,15 @@ impl Operation {
 }
 
 string_enum! {
+    /// How a warm spare waits: paused in RAM (resumes in ~0.02 s) or saved to disk (restores in
+    /// ~0.4 s, holds no RAM).
+    pub enum SpareTier {
+        Paused = "paused",
+        Saved = "saved",
+    }
+}
+
+string_enum! {
     /// A bearer token: a short-lived one minted at login, or a named long-lived API token.
     pub enum TokenKind {
         Login = "login",

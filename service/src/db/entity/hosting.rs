@@ -1,5 +1,5 @@
 use sea_orm::entity::prelude::*;
-use vmw_types::{HostingState, Operation};
+use vmw_types::{HostingState, Operation, SpareTier};
 
 /// A user's site and its VM, or a warm spare (no owner yet). Domain, disk and nginx names derive
 /// from `id`, never from `slug`. Only `hosting::store` reads or writes these rows.
@@ -31,6 +31,8 @@ pub struct Model {
     /// lease whose time is past is free: its holder died.
     pub lease_owner: Option<String>,
     pub lease_until: Option<i64>,
+    /// How a ready spare waits (None for anything else).
+    pub spare_tier: Option<SpareTier>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
