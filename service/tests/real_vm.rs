@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use service::accounts::{Accounts, Actor, NewUser};
 use service::db::entity::{hosting_event, port_lease};
-use service::hosting::{CreateHosting, EventStatus, HostingService, HostingState, Operation};
+use service::hosting::{CreateHosting, EventStatus, HostingService, HostingState, Operation, Step};
 use service::proxy::Proxy;
 use service::vm::VmManager;
 use service::ServiceConfig;
@@ -358,6 +358,8 @@ fn host_key(port: u16) -> String {
 async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_and_start() {
     let mut s = setup("clone");
     s.cfg.golden = true;
+    s.cfg.pool_paused = 2;
+    s.cfg.max_hostings_per_user = 10;
     let nginx = s.cfg.nginx_listen;
     let st = stack(s.cfg.clone(), &s.db_url).await;
 
@@ -367,18 +369,41 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     eprintln!("golden snapshot made in {:?}", t.elapsed());
     assert!(st.svc.vm().golden().is_some());
 
-    // Four sites in a row, each a clone.
+    // Each step of a clone create fails in turn (its undos run twice): nothing is left.
     let (key, public) = keygen(s.dir.path());
+    let eve = register(&st.accounts, "eve").await;
+    st.svc.faults().set_undo_twice(true);
+    for (i, step) in [Step::AllocatePorts, Step::CloneVm, Step::WriteSeed, Step::AddRoute, Step::Reidentify].into_iter().enumerate() {
+        st.svc.faults().fail_at(Some(step));
+        let req = CreateHosting { slug: Some(format!("eve-{i}")), public_keys: vec![public.clone()], ..Default::default() };
+        let h = st.svc.create(&eve, req).await.unwrap();
+        let h = st.svc.wait_settled(&eve, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+        assert_eq!(h.state, HostingState::Failed, "failing {step:?}");
+        assert!(h.state_reason.as_deref().unwrap().contains(step.label()), "{:?}", h.state_reason);
+        assert_gone(&st, h.id).await;
+        st.svc.action(&eve, h.id, Operation::Delete).await.unwrap();
+        assert!(st.svc.wait_settled(&eve, h.id, Duration::from_secs(60)).await.unwrap().is_none());
+    }
+    st.svc.faults().set_undo_twice(false);
+    assert!(st.svc.vm().golden().is_some(), "the golden survives its clones' failures");
+
+    // Two spares, paused in RAM, made as clones.
+    assert!(st.svc.fill_pool_once().await.unwrap());
+    assert!(st.svc.fill_pool_once().await.unwrap());
+    assert_eq!(st.svc.spares_in(service::hosting::SpareTier::Paused).await.unwrap(), 2);
+
+    // Four sites in a row: two claim the paused spares, two are cloned on demand.
     let mut sites = Vec::new();
-    for name in ["ada", "bob", "cyd", "dee"] {
+    for (n, name) in ["ada", "bob", "cyd", "dee"].into_iter().enumerate() {
         let user = register(&st.accounts, name).await;
         let t = Instant::now();
         let h = st.svc.create(&user, CreateHosting { public_keys: vec![public.clone()], ..Default::default() }).await.unwrap();
         let h = st.svc.wait_settled(&user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
         assert_eq!(h.state, HostingState::Running, "{name}: {:?}", h.state_reason);
         let evs = st.svc.events(&user, h.id, 0).await.unwrap();
-        assert!(evs.iter().any(|e| e.message.contains("clone of the golden")), "{name} was cloned, not booted");
-        eprintln!("clone create -> running: {:?}", t.elapsed());
+        let how = if n < 2 { "warm pool" } else { "clone of the golden" };
+        assert!(evs.iter().any(|e| e.message.contains(how)), "{name}: {how}");
+        eprintln!("{how} create -> running: {:?}", t.elapsed());
         for e in evs.iter().filter(|e| e.status == EventStatus::Succeeded) {
             eprintln!("  {:<16} {:>6} ms", e.step.map(|s| s.as_str()).unwrap_or("-"), e.duration_ms.unwrap_or(0));
         }

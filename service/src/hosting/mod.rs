@@ -233,7 +233,7 @@ impl HostingService {
             keys_json: &keys_json,
             max_per_user: cfg.max_hostings_per_user,
         };
-        let (row, lease, warm) = self.inner.store.insert_for_user(new, cfg.pool_size > 0).await?;
+        let (row, lease, warm) = self.inner.store.insert_for_user(new, cfg.pool_size + cfg.pool_paused > 0).await?;
         let how = if warm { ", warm VM" } else { "" };
         let msg = format!("Hosting '{slug}' queued ({} plan{how})", plan.name);
         self.event(&row, EventKind::State, None, EventStatus::Queued, msg, None).await;

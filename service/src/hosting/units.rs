@@ -56,14 +56,15 @@ pub(super) const SPARE: &[&dyn Unit] =
     &[&AllocatePorts, &CreateDisk, &WriteSeed, &DefineDomain, &StartVm, &WaitReady, &SaveSpare];
 
 /// A create that claimed a spare: what the spare was made with is inherited (nothing to do,
-/// but undone on failure like the rest), then it is restored and made the user's.
+/// but undone on failure like the rest), then it is resumed or restored and made the user's.
+/// Readiness checks only what changed: the spare answered HTTP and SSH before it waited, and
+/// the route is checked through nginx.
 pub(super) const WARM: &[&dyn Unit] = &[
     &Inherited(&AllocatePorts),
     &Inherited(&CreateDisk),
     &Inherited(&DefineDomain),
     &StartVm,
     &Personalise,
-    &WaitReady,
     &AddRoute,
 ];
 
