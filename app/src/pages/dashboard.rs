@@ -1,20 +1,16 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use super::RequireUser;
 use crate::api::accounts::list_ssh_keys;
 use crate::api::hostings::{CreateHosting, check_slug, list_hostings, plans};
-use crate::components::ui::{Field, FormError, StateBadge, field_error, format_time, general_error};
+use crate::components::ui::{Field, FormError, StateBadge, SubmitButton, field_error, format_time, general_error};
 use crate::error::sentence;
 use crate::model::{HostingState, HostingView, UserView};
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    view! {
-        <Title text="Dashboard · vm-webhoster"/>
-        <RequireUser child=|u: UserView| view! { <Dashboard user=u/> }/>
-    }
+    view! { <RequireUser title="Dashboard" child=|u: UserView| view! { <Dashboard user=u/> }/> }
 }
 
 #[component]
@@ -160,9 +156,7 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
                     })}
                 </Suspense>
             </fieldset>
-            <button type="submit" class="btn-primary w-full" disabled=move || action.pending().get() data-testid="create-submit">
-                {move || if action.pending().get() { "Creating…" } else { "Create site" }}
-            </button>
+            <SubmitButton pending=action.pending() idle="Create site" busy="Creating…" testid="create-submit"/>
         </ActionForm>
     }
 }
