@@ -16,19 +16,6 @@ string_enum! {
 }
 
 impl HostingState {
-    /// Human label for badges.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Queued => "Queued",
-            Self::Provisioning => "Provisioning",
-            Self::Running => "Running",
-            Self::Stopped => "Stopped",
-            Self::Failed => "Failed",
-            Self::Deleting => "Deleting",
-            Self::Spare => "Spare",
-        }
-    }
-
     /// A state in which the hosting is a user's site that exists (not failed, not going away).
     pub fn is_live(self) -> bool {
         matches!(self, Self::Queued | Self::Provisioning | Self::Running | Self::Stopped)
@@ -66,16 +53,6 @@ impl Operation {
             _ => from,
         }
     }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Create => "Create",
-            Self::Start => "Start",
-            Self::Stop => "Stop",
-            Self::Restart => "Restart",
-            Self::Delete => "Delete",
-        }
-    }
 }
 
 string_enum! {
@@ -99,6 +76,14 @@ mod tests {
         }
         assert_eq!(HostingState::parse("gone"), None);
         assert!("gone".parse::<HostingState>().unwrap_err().to_string().contains("HostingState"));
+    }
+
+    #[test]
+    fn badges_buttons_and_progress_views_show_human_labels() {
+        assert_eq!(HostingState::Provisioning.label(), "Provisioning");
+        assert_eq!(Operation::Restart.label(), "Restart");
+        assert_eq!(crate::Step::CreateDisk.label(), "Create the VM's disk");
+        assert_eq!(crate::Step::AddRoute.as_str(), "add_route", "the label is not the stored name");
     }
 
     #[test]
