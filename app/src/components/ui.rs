@@ -110,6 +110,24 @@ where
     }
 }
 
+/// The items `list` loads, shown by `each`, or `empty` when there are none (a failed load shows
+/// as none). Goes inside a `Suspense` or `Transition`.
+#[component]
+pub fn ListOr<T, F, IV>(list: Resource<Result<Vec<T>, AppError>>, #[prop(into)] empty: ViewFn, each: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(Vec<T>) -> IV + Clone + Send + Sync + 'static,
+    IV: IntoView + 'static,
+{
+    move || {
+        let (empty, each) = (empty.clone(), each.clone());
+        Suspend::new(async move {
+            let items = list.await.unwrap_or_default();
+            if items.is_empty() { empty.run() } else { each(items).into_any() }
+        })
+    }
+}
+
 /// A hosting's state, with the operation in progress (`Running (Stop…)`); `data-state` is the
 /// state's stable name (`running`).
 #[component]

@@ -6,8 +6,8 @@ use crate::api::accounts::{
     AddSshKey, ChangePassword, CreateApiToken, DeleteAccount, delete_ssh_key, list_api_tokens, list_ssh_keys,
     revoke_api_token,
 };
-use crate::components::ui::{Field, FormError, RemoveButton, SubmitButton, field_error, format_time, general_error};
-use crate::model::UserView;
+use crate::components::ui::{Field, FormError, ListOr, RemoveButton, SubmitButton, field_error, format_time, general_error};
+use crate::model::{SshKeyView, UserView};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
@@ -34,33 +34,30 @@ fn SshKeys() -> impl IntoView {
     let removed = RwSignal::new(0u32);
     let keys = Resource::new(move || (add.version().get(), removed.get()), |_| list_ssh_keys());
     let value = add.value();
+    let no_keys = || view! { <p class="text-sm text-slate-500" data-testid="no-keys">"No keys yet."</p> };
+    let key_list = move |list: Vec<SshKeyView>| {
+        view! {
+            <ul class="divide-y divide-slate-200 dark:divide-slate-800" data-testid="ssh-keys">
+                {list.into_iter().map(|k| {
+                    let id = k.id;
+                    view! {
+                        <li class="flex items-center gap-3 py-2 text-sm">
+                            <div class="min-w-0 flex-1">
+                                <p class="font-medium">{k.name}</p>
+                                <p class="truncate font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
+                            </div>
+                            <RemoveButton label="Remove" remove=move || delete_ssh_key(id) removed=removed/>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        }
+    };
     view! {
         <section class="card space-y-4 p-5">
             <h2 class="text-lg font-semibold">"SSH keys"</h2>
             <Transition fallback=|| ()>
-                {move || Suspend::new(async move {
-                    let list = keys.await.unwrap_or_default();
-                    if list.is_empty() {
-                        view! { <p class="text-sm text-slate-500" data-testid="no-keys">"No keys yet."</p> }.into_any()
-                    } else {
-                        view! {
-                            <ul class="divide-y divide-slate-200 dark:divide-slate-800" data-testid="ssh-keys">
-                                {list.into_iter().map(|k| {
-                                    let id = k.id;
-                                    view! {
-                                        <li class="flex items-center gap-3 py-2 text-sm">
-                                            <div class="min-w-0 flex-1">
-                                                <p class="font-medium">{k.name}</p>
-                                                <p class="truncate font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
-                                            </div>
-                                            <RemoveButton label="Remove" remove=move || delete_ssh_key(id) removed=removed/>
-                                        </li>
-                                    }
-                                }).collect_view()}
-                            </ul>
-                        }.into_any()
-                    }
-                })}
+                <ListOr list=keys empty=no_keys each=key_list/>
             </Transition>
             <ActionForm action=add attr:class="space-y-2" attr:data-testid="add-key-form">
                 <FormError error=general_error(value, &["name", "public_key"])/>
