@@ -1,89 +1,19 @@
-//! The hosting lifecycle against libvirt's in-memory `test:///default` driver (the real libvirt
-//! API, no daemon), a real nginx in a temporary prefix and a real database (SQLite, or
-//! PostgreSQL when TEST_DATABASE_URL is set). Failure injection fails each provisioning step in
-//! turn and checks that nothing is left behind (omicron's `action_failure_can_unwind`).
+//! The hosting lifecycle in the shared test environment (`support`: libvirt's test driver, a
+//! real nginx, a real database). Failure injection fails each provisioning step in turn and
+//! checks that nothing is left behind (omicron's `action_failure_can_unwind`).
 use std::sync::Arc;
 use std::time::Duration;
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use service::accounts::{Accounts, Actor, NewUser};
+use service::accounts::Actor;
 use service::db::entity::{hosting_event, port_lease};
 use service::hosting::{CreateHosting, EventKind, EventStatus, HostingService, HostingState, Operation, Step};
 use service::proxy::Proxy;
 use service::vm::{VmManager, VmState};
-use service::{Error, ServiceConfig};
-use vmw_test_support::{PortWindow, TestDb, fake_guest_image, free_port};
+use service::Error;
 
-struct Env {
-    _dir: tempfile::TempDir,
-    _ports: [PortWindow; 2],
-    db: TestDb,
-    svc: HostingService,
-    accounts: Accounts,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let proxy = self.svc.proxy().clone();
-        // Stop this test's nginx; domains live in this process's test driver and vanish with it.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(proxy.stop())
-        })
-        .join();
-    }
-}
-
-async fn env_with(tweak: impl FnOnce(&mut ServiceConfig)) -> Env {
-    vmw_test_support::init_tracing();
-    let dir = tempfile::tempdir().unwrap();
-    // Each test gets its own port windows so parallel tests never compete for leases.
-    let (http, ssh) = (PortWindow::claim(100), PortWindow::claim(100));
-    let mut cfg = ServiceConfig {
-        data_dir: dir.path().to_path_buf(),
-        guest_image_dir: fake_guest_image(dir.path()),
-        libvirt_uri: "test:///default".into(),
-        domain_type: Some(service::DomainType::Qemu),
-        domain_prefix: format!("vmwt{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        nginx_listen: std::net::SocketAddr::from(([127, 0, 0, 1], free_port())),
-        app_upstream: std::net::SocketAddr::from(([127, 0, 0, 1], free_port())),
-        http_port_base: http.base(),
-        ssh_port_base: ssh.base(),
-        port_range_len: http.len(),
-        ready_timeout_secs: 3,
-        ..ServiceConfig::default()
-    };
-    tweak(&mut cfg);
-    let cfg = Arc::new(cfg);
-    let db = TestDb::new(service::db::connect_and_migrate).await;
-    let conn = db.conn();
-    let accounts = Accounts::new(conn.clone());
-    let vm = VmManager::connect(&cfg).await.expect("libvirt test driver");
-    let proxy = Proxy::new(&cfg);
-    proxy.ensure_running().await.expect("nginx starts");
-    let svc = HostingService::new(conn.clone(), cfg.clone(), vm, proxy, accounts.clone())
-        .await
-        .unwrap();
-    svc.faults().set_skip_ready_probe(true);
-    Env { _dir: dir, _ports: [http, ssh], db, svc, accounts }
-}
-
-async fn env() -> Env {
-    env_with(|_| {}).await
-}
-
-async fn user(e: &Env, name: &str) -> Actor {
-    let u = e
-        .accounts
-        .register(NewUser {
-            email: format!("{name}@example.com"),
-            username: name.into(),
-            password: "correct horse battery".into(),
-        })
-        .await
-        .unwrap();
-    Actor { user_id: u.id, is_admin: u.is_admin }
-}
+mod support;
+use support::{Env, env, env_with};
 
 async fn settle(e: &Env, a: &Actor, id: i32) -> Option<service::hosting::HostingView> {
     e.svc.wait_settled(a, id, Duration::from_secs(60)).await.unwrap()
@@ -142,7 +72,7 @@ async fn running(e: &Env, a: &Actor) -> service::hosting::HostingView {
 #[tokio::test]
 async fn create_goes_through_every_step_to_running_and_publishes_the_route() {
     let e = env().await;
-    let alice = user(&e, "alice").await;
+    let alice = e.user("alice").await;
     let h = e.svc.create(&alice, CreateHosting::default()).await.unwrap();
     assert_eq!(h.slug, "alice", "the slug defaults to the username");
     assert!(matches!(h.state, HostingState::Queued | HostingState::Provisioning));
@@ -161,7 +91,7 @@ async fn create_goes_through_every_step_to_running_and_publishes_the_route() {
 #[tokio::test]
 async fn each_failing_step_is_rolled_back_and_leaves_nothing_behind() {
     let e = env_with(|c| c.max_hostings_per_user = 20).await;
-    let bob = user(&e, "bob").await;
+    let bob = e.user("bob").await;
     let steps = cold_steps();
     for (i, step) in steps.iter().copied().enumerate() {
         e.svc.faults().fail_at(Some(step));
@@ -190,8 +120,7 @@ async fn each_failing_step_is_rolled_back_and_leaves_nothing_behind() {
 #[tokio::test]
 async fn nginx_refusing_the_site_config_rolls_back_and_keeps_other_sites() {
     let e = env().await;
-    let carol = user(&e, "carol").await;
-    let dave = user(&e, "dave").await;
+    let [carol, dave] = e.users(["carol", "dave"]).await;
     let ok = running(&e, &dave).await;
 
     e.svc.proxy().inject_invalid_config(true);
@@ -208,7 +137,7 @@ async fn nginx_refusing_the_site_config_rolls_back_and_keeps_other_sites() {
 async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
     let e = env().await;
     e.svc.faults().set_skip_ready_probe(false); // nothing listens on the forwarded ports
-    let erin = user(&e, "erin").await;
+    let erin = e.user("erin").await;
     let h = e.svc.create(&erin, CreateHosting::default()).await.unwrap();
     let h = settle(&e, &erin, h.id).await.unwrap();
     assert_eq!(h.state, HostingState::Failed);
@@ -220,7 +149,7 @@ async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
 #[tokio::test]
 async fn stop_start_restart_and_delete_follow_the_vm() {
     let e = env().await;
-    let fay = user(&e, "fay").await;
+    let fay = e.user("fay").await;
     let h = running(&e, &fay).await;
 
     // One operation at a time: while the stop is in flight, a restart is refused as busy.
@@ -253,8 +182,7 @@ async fn stop_start_restart_and_delete_follow_the_vm() {
 #[tokio::test]
 async fn another_user_can_neither_see_nor_touch_a_hosting() {
     let e = env().await;
-    let gus = user(&e, "gus").await;
-    let mallory = user(&e, "mallory").await;
+    let [gus, mallory] = e.users(["gus", "mallory"]).await;
     let h = running(&e, &gus).await;
 
     assert!(matches!(e.svc.get(&mallory, h.id).await, Err(Error::NotFound(_))));
@@ -272,8 +200,7 @@ async fn another_user_can_neither_see_nor_touch_a_hosting() {
 #[tokio::test]
 async fn bad_requests_get_specific_errors_and_store_nothing() {
     let e = env_with(|c| c.max_hostings_per_user = 1).await;
-    let hal = user(&e, "hal").await;
-    let ivy = user(&e, "ivy").await;
+    let [hal, ivy] = e.users(["hal", "ivy"]).await;
     let bad_slug = e.svc.create(&hal, with_slug("Bad Slug!")).await;
     assert!(matches!(bad_slug, Err(Error::Validation { field: "slug", .. })), "{bad_slug:?}");
     let reserved = e.svc.create(&hal, with_slug("admin")).await;
@@ -303,7 +230,7 @@ async fn bad_requests_get_specific_errors_and_store_nothing() {
 #[tokio::test]
 async fn reconciliation_requeues_interrupted_creates_and_removes_orphans() {
     let e = env().await;
-    let joan = user(&e, "joan").await;
+    let joan = e.user("joan").await;
     let h = running(&e, &joan).await;
 
     // Pretend the service died in the middle of provisioning: the row says provisioning and
@@ -353,7 +280,7 @@ async fn every_undo_run_twice_still_leaves_nothing_behind_cold_and_warm() {
     // omicron's action_failure_can_unwind_idempotently: each step fails in turn, and every
     // undo of the rollback runs twice.
     let e = env_with(|c| c.max_hostings_per_user = 40).await;
-    let kim = user(&e, "kim").await;
+    let kim = e.user("kim").await;
     fail_each_step(&e, &kim, &cold_steps(), "cold", false).await;
     assert_eq!(e.svc.spares_ready().await.unwrap(), 0);
 
@@ -362,7 +289,7 @@ async fn every_undo_run_twice_still_leaves_nothing_behind_cold_and_warm() {
         c.pool_size = 1;
     })
     .await;
-    let lee = user(&e, "lee").await;
+    let lee = e.user("lee").await;
     fail_each_step(&e, &lee, &HostingService::create_steps(true), "warm", true).await;
     assert_eq!(e.svc.spares_ready().await.unwrap(), 0, "each failed claim used its spare up");
     // And a warm create that succeeds is live, from a spare.
@@ -378,8 +305,7 @@ async fn with_the_warm_pool_on_the_first_person_to_sign_up_is_an_administrator()
     assert!(e.svc.fill_pool_once().await.unwrap());
     assert!(e.svc.fill_pool_once().await.unwrap());
     assert_eq!(e.svc.spares_ready().await.unwrap(), 2);
-    let first = user(&e, "first").await;
-    let second = user(&e, "second").await;
+    let [first, second] = e.users(["first", "second"]).await;
     assert!(first.is_admin, "the first account is an administrator");
     assert!(!second.is_admin);
     // Spares are nobody's: not listed for anyone, not even the administrator's own list.
@@ -402,7 +328,7 @@ async fn replica(e: &Env) -> HostingService {
 async fn two_app_instances_on_one_database_run_a_raced_action_once() {
     let e = env().await;
     let b = replica(&e).await;
-    let max = user(&e, "max").await;
+    let max = e.user("max").await;
     let h = running(&e, &max).await;
     assert_eq!(b.node_id(), e.svc.node_id(), "both manage the same node");
 
@@ -451,7 +377,7 @@ async fn two_app_instances_on_one_database_run_a_raced_action_once() {
 async fn a_quota_holds_when_two_instances_create_at_once() {
     let e = env_with(|c| c.max_hostings_per_user = 1).await;
     let b = replica(&e).await;
-    let ned = user(&e, "ned").await;
+    let ned = e.user("ned").await;
     let (ra, rb) = tokio::join!(
         e.svc.create(&ned, with_slug("ned-one")),
         b.create(&ned, with_slug("ned-two"))
@@ -479,7 +405,7 @@ async fn a_create_takes_the_fastest_spare_paused_before_saved() {
     let domains = e.svc.vm().list_domains().await.unwrap();
     assert!(domains.iter().any(|(_, s)| *s == VmState::Paused), "one waits paused in RAM: {domains:?}");
 
-    let ola = user(&e, "ola").await;
+    let ola = e.user("ola").await;
     let first = running(&e, &ola).await;
     assert_eq!(e.svc.spares_in(SpareTier::Paused).await.unwrap(), 0, "the paused one went first");
     assert_eq!(e.svc.spares_in(SpareTier::Saved).await.unwrap(), 1);

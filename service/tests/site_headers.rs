@@ -3,38 +3,15 @@
 //! `test:///default` driver runs nothing, so once the hosting is running this test binds its
 //! own hostile "VM" web server on 127.0.0.1 at the hosting's HTTP port, and a stand-in for the
 //! app on the app upstream whose every answer is a secret that must never reach the visitor.
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use service::ServiceConfig;
-use service::accounts::{Accounts, Actor, NewUser};
-use service::hosting::{CreateHosting, HostingService};
-use service::proxy::Proxy;
+use service::hosting::CreateHosting;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vmw_test_support::{PortWindow, TestDb, fake_guest_image, free_port};
+
+mod support;
+use support::{Env, env_with};
 
 const APP_SECRET: &str = "the-dashboard-api-answer-with-the-visitors-data";
-
-struct Env {
-    _dir: tempfile::TempDir,
-    _db: TestDb,
-    _ports: [PortWindow; 2],
-    svc: HostingService,
-    accounts: Accounts,
-    nginx: SocketAddr,
-}
-
-impl Drop for Env {
-    fn drop(&mut self) {
-        let proxy = self.svc.proxy().clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(proxy.stop())
-        })
-        .join();
-    }
-}
 
 /// A minimal HTTP/1.x server on a loopback listener: one request per connection, then close.
 fn serve(listener: tokio::net::TcpListener, answer: fn(&str) -> String) {
@@ -116,35 +93,12 @@ fn app_stand_in(_path: &str) -> String {
     response("200 OK", &[("Content-Type", "application/json")], &format!("{{\"secret\":\"{APP_SECRET}\"}}"))
 }
 
+/// The shared environment with a stand-in for the app on its upstream.
 async fn env() -> Env {
-    let dir = tempfile::tempdir().unwrap();
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_addr = app.local_addr().unwrap();
     serve(app, app_stand_in);
-    let nginx: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (http, ssh) = (PortWindow::claim(100), PortWindow::claim(100));
-    let cfg = Arc::new(ServiceConfig {
-        data_dir: dir.path().to_path_buf(),
-        guest_image_dir: fake_guest_image(dir.path()),
-        libvirt_uri: "test:///default".into(),
-        domain_type: Some(service::DomainType::Qemu),
-        domain_prefix: format!("vmwh{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
-        nginx_listen: nginx,
-        app_upstream: app_addr,
-        http_port_base: http.base(),
-        ssh_port_base: ssh.base(),
-        port_range_len: http.len(),
-        ready_timeout_secs: 3,
-        ..ServiceConfig::default()
-    });
-    let db = TestDb::new(service::db::connect_and_migrate).await;
-    let accounts = Accounts::new(db.conn());
-    let vm = service::vm::VmManager::connect(&cfg).await.expect("libvirt test driver");
-    let proxy = Proxy::new(&cfg);
-    proxy.ensure_running().await.expect("nginx starts");
-    let svc = HostingService::new(db.conn(), cfg.clone(), vm, proxy, accounts.clone()).await.unwrap();
-    svc.faults().set_skip_ready_probe(true);
-    Env { _dir: dir, _db: db, _ports: [http, ssh], svc, accounts, nginx }
+    env_with(|c| c.app_upstream = app_addr).await
 }
 
 fn assert_none_of(r: &reqwest::Response, headers: &[(&str, &str)], what: &str) {
@@ -185,12 +139,7 @@ async fn visit(client: &reqwest::Client, url: &str, slug: &str, path_routed: boo
 #[tokio::test]
 async fn a_vm_cannot_steer_nginx_or_plant_headers_on_the_visitor() {
     let e = env().await;
-    let u = e
-        .accounts
-        .register(NewUser { email: "mallory@example.com".into(), username: "mallory".into(), password: "correct horse battery".into() })
-        .await
-        .unwrap();
-    let actor = Actor { user_id: u.id, is_admin: u.is_admin };
+    let actor = e.user("mallory").await;
     let h = e.svc.create(&actor, CreateHosting::default()).await.unwrap();
     let h = e.svc.wait_settled(&actor, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!(h.state, service::hosting::HostingState::Running, "reason: {:?}", h.state_reason);
@@ -198,17 +147,18 @@ async fn a_vm_cannot_steer_nginx_or_plant_headers_on_the_visitor() {
     let vm = tokio::net::TcpListener::bind(("127.0.0.1", vm_port)).await.expect("the VM's port is free");
     serve(vm, hostile_vm);
 
-    let port = e.nginx.port();
+    let nginx = e.svc.config().nginx_listen;
+    let port = nginx.port();
     let sub = format!("{}.localhost", h.slug);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
-        .resolve(&sub, e.nginx)
+        .resolve(&sub, nginx)
         .build()
         .unwrap();
     let bases = [
         (format!("http://127.0.0.1:{port}/{}", h.slug), true),
-        (format!("http://127.0.0.1:{port}/{}", u.id), true),
+        (format!("http://127.0.0.1:{port}/{}", actor.user_id), true),
         (format!("http://{sub}:{port}"), false),
     ];
     for (base, path_routed) in &bases {

@@ -73,6 +73,61 @@ where
     })
 }
 
+/// A form's submit button: disabled, and saying `busy` instead of `idle`, while `pending`.
+#[component]
+pub fn SubmitButton(
+    #[prop(into)] pending: Signal<bool>,
+    idle: &'static str,
+    busy: &'static str,
+    #[prop(default = "btn-primary w-full")] class: &'static str,
+    #[prop(optional)] testid: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <button type="submit" class=class disabled=move || pending.get() data-testid=testid>
+            {move || if pending.get() { busy } else { idle }}
+        </button>
+    }
+}
+
+/// A button that removes one item with `remove`, then bumps `removed` (lists keyed on it load
+/// again); a failure is shown as a toast.
+#[component]
+pub fn RemoveButton<F, Fut>(label: &'static str, remove: F, removed: RwSignal<u32>) -> impl IntoView
+where
+    F: Fn() -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), AppError>> + 'static,
+{
+    let q = toasts();
+    view! {
+        <button class="btn-ghost text-rose-600" on:click=move |_| {
+            leptos::task::spawn_local(async move {
+                match remove().await {
+                    Ok(()) => { removed.try_update(|n| *n += 1); }
+                    Err(e) => q.push(e.to_string()),
+                }
+            });
+        }>{label}</button>
+    }
+}
+
+/// The items `list` loads, shown by `each`, or `empty` when there are none (a failed load shows
+/// as none). Goes inside a `Suspense` or `Transition`.
+#[component]
+pub fn ListOr<T, F, IV>(list: Resource<Result<Vec<T>, AppError>>, #[prop(into)] empty: ViewFn, each: F) -> impl IntoView
+where
+    T: Clone + Send + Sync + 'static,
+    F: Fn(Vec<T>) -> IV + Clone + Send + Sync + 'static,
+    IV: IntoView + 'static,
+{
+    move || {
+        let (empty, each) = (empty.clone(), each.clone());
+        Suspend::new(async move {
+            let items = list.await.unwrap_or_default();
+            if items.is_empty() { empty.run() } else { each(items).into_any() }
+        })
+    }
+}
+
 /// A hosting's state, with the operation in progress (`Running (Stop…)`); `data-state` is the
 /// state's stable name (`running`).
 #[component]

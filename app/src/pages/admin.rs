@@ -1,5 +1,4 @@
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use super::RequireUser;
 use crate::api::admin::admin_overview;
@@ -9,10 +8,7 @@ use crate::model::UserView;
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
-    view! {
-        <Title text="Admin · vm-webhoster"/>
-        <RequireUser child=|_u: UserView| view! { <Admin/> }/>
-    }
+    view! { <RequireUser title="Admin" child=|_u: UserView| view! { <Admin/> }/> }
 }
 
 #[component]

@@ -1,20 +1,16 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use super::RequireUser;
 use crate::api::accounts::list_ssh_keys;
 use crate::api::hostings::{CreateHosting, check_slug, list_hostings, plans};
-use crate::components::ui::{Field, FormError, StateBadge, field_error, format_time, general_error};
+use crate::components::ui::{Field, FormError, ListOr, StateBadge, SubmitButton, field_error, format_time, general_error};
 use crate::error::sentence;
-use crate::model::{HostingState, HostingView, UserView};
+use crate::model::{HostingState, HostingView, SshKeyView, UserView};
 
 #[component]
 pub fn DashboardPage() -> impl IntoView {
-    view! {
-        <Title text="Dashboard · vm-webhoster"/>
-        <RequireUser child=|u: UserView| view! { <Dashboard user=u/> }/>
-    }
+    view! { <RequireUser title="Dashboard" child=|u: UserView| view! { <Dashboard user=u/> }/> }
 }
 
 #[component]
@@ -118,6 +114,19 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
         let server = field_error(value, "slug");
         Signal::derive(move || live.get().or_else(|| server.get()))
     };
+    let no_keys = || view! { <p class="text-sm text-slate-500">"No SSH keys yet. " <a href="/settings" class="link">"Add one in settings"</a> " to log in over SSH/SFTP."</p> };
+    let key_choices = |keys: Vec<SshKeyView>| {
+        keys.into_iter().enumerate().map(|(i, k)| {
+            let name = format!("ssh_key_ids[{i}]");
+            view! {
+                <label class="flex items-center gap-2 text-sm">
+                    <input type="checkbox" name=name value=k.id.to_string() checked=true class="h-4 w-4 rounded"/>
+                    <span>{k.name}</span>
+                    <span class="truncate font-mono text-xs text-slate-500">{k.fingerprint}</span>
+                </label>
+            }
+        }).collect_view()
+    };
     view! {
         <ActionForm action=action attr:class="card space-y-3 p-5" attr:data-testid="create-form">
             <h2 class="text-lg font-semibold">"New site"</h2>
@@ -141,28 +150,10 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
             <fieldset class="space-y-1">
                 <legend class="text-sm font-medium">"SSH keys to install"</legend>
                 <Suspense fallback=|| ()>
-                    {move || Suspend::new(async move {
-                        let keys = keys.await.unwrap_or_default();
-                        if keys.is_empty() {
-                            view! { <p class="text-sm text-slate-500">"No SSH keys yet. " <a href="/settings" class="link">"Add one in settings"</a> " to log in over SSH/SFTP."</p> }.into_any()
-                        } else {
-                            keys.into_iter().enumerate().map(|(i, k)| {
-                                let name = format!("ssh_key_ids[{i}]");
-                                view! {
-                                    <label class="flex items-center gap-2 text-sm">
-                                        <input type="checkbox" name=name value=k.id.to_string() checked=true class="h-4 w-4 rounded"/>
-                                        <span>{k.name}</span>
-                                        <span class="truncate font-mono text-xs text-slate-500">{k.fingerprint}</span>
-                                    </label>
-                                }
-                            }).collect_view().into_any()
-                        }
-                    })}
+                    <ListOr list=keys empty=no_keys each=key_choices/>
                 </Suspense>
             </fieldset>
-            <button type="submit" class="btn-primary w-full" disabled=move || action.pending().get() data-testid="create-submit">
-                {move || if action.pending().get() { "Creating…" } else { "Create site" }}
-            </button>
+            <SubmitButton pending=action.pending() idle="Create site" busy="Creating…" testid="create-submit"/>
         </ActionForm>
     }
 }

@@ -15,10 +15,7 @@ use crate::model::{
 
 #[component]
 pub fn HostingDetailPage() -> impl IntoView {
-    view! {
-        <Title text="Site · vm-webhoster"/>
-        <RequireUser child=|_u: UserView| view! { <HostingLoader/> }/>
-    }
+    view! { <RequireUser title="Site" child=|_u: UserView| view! { <HostingLoader/> }/> }
 }
 
 #[component]

@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::accounts::Login;
-use crate::components::ui::{Field, FormError, field_error, general_error};
+use crate::components::ui::{Field, FormError, SubmitButton, field_error, general_error};
 
 #[component]
 pub fn LoginPage() -> impl IntoView {
@@ -17,9 +17,7 @@ pub fn LoginPage() -> impl IntoView {
                 <FormError error=general_error(value, &["login", "password"])/>
                 <Field label="Email or username" name="login" autocomplete="username" error=field_error(value, "login")/>
                 <Field label="Password" name="password" kind="password" autocomplete="current-password" error=field_error(value, "password")/>
-                <button type="submit" class="btn-primary w-full" disabled=move || action.pending().get() data-testid="login-submit">
-                    {move || if action.pending().get() { "Logging in…" } else { "Log in" }}
-                </button>
+                <SubmitButton pending=action.pending() idle="Log in" busy="Logging in…" testid="login-submit"/>
                 <p class="text-center text-sm text-slate-500">"New here? " <a href="/signup" class="link">"Create an account"</a></p>
             </ActionForm>
         </div>

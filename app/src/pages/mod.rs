@@ -7,6 +7,7 @@ pub mod settings;
 pub mod signup;
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::Redirect;
 
 use crate::api::accounts::current_user;
@@ -29,16 +30,17 @@ pub fn NotFound() -> impl IntoView {
     }
 }
 
-/// Renders `child` with the logged-in user, or redirects to /login (on the server too, so it
-/// works without JavaScript).
+/// A page for signed-in users, titled `title`: renders `child` with the logged-in user, or
+/// redirects to /login (on the server too, so it works without JavaScript).
 #[component]
-pub fn RequireUser<F, IV>(child: F) -> impl IntoView
+pub fn RequireUser<F, IV>(title: &'static str, child: F) -> impl IntoView
 where
     F: Fn(UserView) -> IV + Send + Sync + Clone + 'static,
     IV: IntoView + 'static,
 {
     let user = Resource::new_blocking(|| (), |_| current_user());
     view! {
+        <Title text=format!("{title} · vm-webhoster")/>
         <Suspense fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
             {
                 let child = child.clone();

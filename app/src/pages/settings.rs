@@ -1,21 +1,17 @@
 use leptos::form::ActionForm;
 use leptos::prelude::*;
-use leptos_meta::Title;
 
 use super::RequireUser;
 use crate::api::accounts::{
     AddSshKey, ChangePassword, CreateApiToken, DeleteAccount, delete_ssh_key, list_api_tokens, list_ssh_keys,
     revoke_api_token,
 };
-use crate::components::ui::{Field, FormError, field_error, format_time, general_error, toasts};
-use crate::model::UserView;
+use crate::components::ui::{Field, FormError, ListOr, RemoveButton, SubmitButton, field_error, format_time, general_error};
+use crate::model::{SshKeyView, UserView};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
-    view! {
-        <Title text="Settings · vm-webhoster"/>
-        <RequireUser child=|u: UserView| view! { <Settings user=u/> }/>
-    }
+    view! { <RequireUser title="Settings" child=|u: UserView| view! { <Settings user=u/> }/> }
 }
 
 #[component]
@@ -38,41 +34,30 @@ fn SshKeys() -> impl IntoView {
     let removed = RwSignal::new(0u32);
     let keys = Resource::new(move || (add.version().get(), removed.get()), |_| list_ssh_keys());
     let value = add.value();
-    let q = toasts();
+    let no_keys = || view! { <p class="text-sm text-slate-500" data-testid="no-keys">"No keys yet."</p> };
+    let key_list = move |list: Vec<SshKeyView>| {
+        view! {
+            <ul class="divide-y divide-slate-200 dark:divide-slate-800" data-testid="ssh-keys">
+                {list.into_iter().map(|k| {
+                    let id = k.id;
+                    view! {
+                        <li class="flex items-center gap-3 py-2 text-sm">
+                            <div class="min-w-0 flex-1">
+                                <p class="font-medium">{k.name}</p>
+                                <p class="truncate font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
+                            </div>
+                            <RemoveButton label="Remove" remove=move || delete_ssh_key(id) removed=removed/>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        }
+    };
     view! {
         <section class="card space-y-4 p-5">
             <h2 class="text-lg font-semibold">"SSH keys"</h2>
             <Transition fallback=|| ()>
-                {move || Suspend::new(async move {
-                    let list = keys.await.unwrap_or_default();
-                    if list.is_empty() {
-                        view! { <p class="text-sm text-slate-500" data-testid="no-keys">"No keys yet."</p> }.into_any()
-                    } else {
-                        view! {
-                            <ul class="divide-y divide-slate-200 dark:divide-slate-800" data-testid="ssh-keys">
-                                {list.into_iter().map(|k| {
-                                    let id = k.id;
-                                    view! {
-                                        <li class="flex items-center gap-3 py-2 text-sm">
-                                            <div class="min-w-0 flex-1">
-                                                <p class="font-medium">{k.name}</p>
-                                                <p class="truncate font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
-                                            </div>
-                                            <button class="btn-ghost text-rose-600" on:click=move |_| {
-                                                leptos::task::spawn_local(async move {
-                                                    match delete_ssh_key(id).await {
-                                                        Ok(()) => { removed.try_update(|n| *n += 1); }
-                                                        Err(e) => q.push(e.to_string()),
-                                                    }
-                                                });
-                                            }>"Remove"</button>
-                                        </li>
-                                    }
-                                }).collect_view()}
-                            </ul>
-                        }.into_any()
-                    }
-                })}
+                <ListOr list=keys empty=no_keys each=key_list/>
             </Transition>
             <ActionForm action=add attr:class="space-y-2" attr:data-testid="add-key-form">
                 <FormError error=general_error(value, &["name", "public_key"])/>
@@ -95,7 +80,6 @@ fn ApiTokens() -> impl IntoView {
     let revoked = RwSignal::new(0u32);
     let tokens = Resource::new(move || (create.version().get(), revoked.get()), |_| list_api_tokens());
     let value = create.value();
-    let q = toasts();
     view! {
         <section class="card space-y-4 p-5">
             <h2 class="text-lg font-semibold">"API tokens"</h2>
@@ -114,14 +98,7 @@ fn ApiTokens() -> impl IntoView {
                             <div class="flex items-center gap-3 text-sm">
                                 <span class="flex-1 font-medium">{t.name}</span>
                                 <span class="text-xs text-slate-500">{t.last_used_at.map(|l| format!("used {}", format_time(l))).unwrap_or_else(|| "never used".into())}</span>
-                                <button class="btn-ghost text-rose-600" on:click=move |_| {
-                                    leptos::task::spawn_local(async move {
-                                        match revoke_api_token(id).await {
-                                            Ok(()) => { revoked.try_update(|n| *n += 1); }
-                                            Err(e) => q.push(e.to_string()),
-                                        }
-                                    });
-                                }>"Revoke"</button>
+                                <RemoveButton label="Revoke" remove=move || revoke_api_token(id) removed=revoked/>
                             </div>
                         }
                     }).collect_view()
@@ -161,9 +138,7 @@ fn DeleteAccountForm() -> impl IntoView {
             <p class="text-sm text-slate-500">"Deletes every site you own (VMs, disks, routes) and then your account. This cannot be undone."</p>
             <FormError error=general_error(value, &["password"])/>
             <Field label="Password" name="password" kind="password" autocomplete="current-password" error=field_error(value, "password")/>
-            <button type="submit" class="btn-danger" disabled=move || action.pending().get()>
-                {move || if action.pending().get() { "Deleting…" } else { "Delete my account" }}
-            </button>
+            <SubmitButton pending=action.pending() idle="Delete my account" busy="Deleting…" class="btn-danger"/>
         </ActionForm>
     }
 }

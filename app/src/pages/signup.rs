@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 
 use crate::api::accounts::{Availability, Signup, check_signup_field};
-use crate::components::ui::{Field, FormError, field_error, general_error};
+use crate::components::ui::{Field, FormError, SubmitButton, field_error, general_error};
 
 /// Checks a field 400 ms after the person stops typing and keeps the latest answer.
 fn live_check(field: &'static str) -> (Callback<String>, RwSignal<Option<String>>) {
@@ -65,9 +65,7 @@ pub fn SignupPage() -> impl IntoView {
                     hint="3-32 characters: letters a-z, digits and dashes, starting with a letter."/>
                 <Field label="Password" name="password" kind="password" autocomplete="new-password" error=field_error(value, "password")
                     hint="At least 8 characters."/>
-                <button type="submit" class="btn-primary w-full" disabled=move || action.pending().get() data-testid="signup-submit">
-                    {move || if action.pending().get() { "Creating…" } else { "Create account" }}
-                </button>
+                <SubmitButton pending=action.pending() idle="Create account" busy="Creating…" testid="signup-submit"/>
                 <p class="text-center text-sm text-slate-500">"Already have an account? " <a href="/login" class="link">"Log in"</a></p>
             </ActionForm>
         </div>

@@ -1,5 +1,6 @@
 //! Extractors: the calling user (bearer token or session cookie), and JSON/form bodies whose
 //! rejections use the API's error shape.
+use axum::extract::rejection::{FormRejection, JsonRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -67,29 +68,19 @@ impl FromRequestParts<AppState> for ApiUser {
 }
 
 /// `axum::Json` with our error shape for bad bodies.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
 pub struct Json<T>(pub T);
 
-impl<T, S> FromRequest<S> for Json<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(Json(v)),
-            Err(rej) => {
-                use axum::extract::rejection::JsonRejection as R;
-                let (code, msg) = match &rej {
-                    R::MissingJsonContentType(_) => ("unsupported_media_type", "send Content-Type: application/json".to_string()),
-                    R::JsonSyntaxError(e) => ("invalid_json", format!("the body is not valid JSON: {}", e.body_text())),
-                    R::JsonDataError(e) => ("invalid_body", e.body_text()),
-                    other => ("invalid_body", other.body_text()),
-                };
-                Err(ApiError::bad(code, msg))
-            }
-        }
+impl From<JsonRejection> for ApiError {
+    fn from(rej: JsonRejection) -> Self {
+        let (code, msg) = match &rej {
+            JsonRejection::MissingJsonContentType(_) => ("unsupported_media_type", "send Content-Type: application/json".to_string()),
+            JsonRejection::JsonSyntaxError(e) => ("invalid_json", format!("the body is not valid JSON: {}", e.body_text())),
+            JsonRejection::JsonDataError(e) => ("invalid_body", e.body_text()),
+            other => ("invalid_body", other.body_text()),
+        };
+        ApiError::bad(code, msg)
     }
 }
 
@@ -117,19 +108,12 @@ where
 }
 
 /// `axum::Form` with our error shape.
+#[derive(FromRequest)]
+#[from_request(via(axum::Form), rejection(ApiError))]
 pub struct Form<T>(pub T);
 
-impl<T, S> FromRequest<S> for Form<T>
-where
-    T: serde::de::DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Form::<T>::from_request(req, state)
-            .await
-            .map(|axum::Form(v)| Form(v))
-            .map_err(|e| ApiError::bad("invalid_form", e.body_text()))
+impl From<FormRejection> for ApiError {
+    fn from(rej: FormRejection) -> Self {
+        ApiError::bad("invalid_form", rej.body_text())
     }
 }

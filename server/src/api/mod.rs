@@ -2,12 +2,14 @@
 //! collection API for several hostings, API tokens, SSH keys, event streams and the OpenAPI
 //! document. One module per resource.
 pub mod accounts;
+pub mod caller;
 pub mod error;
 pub mod extract;
 pub mod health;
 pub mod host;
 pub mod hostings;
 pub mod openapi;
+pub mod params;
 pub mod stream;
 
 use axum::Router;

@@ -20,7 +20,7 @@ use super::{accounts, health, host, hostings, stream};
         hostings::events, hostings::stats, hostings::console, stream::stream,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
-                        host::HostRequest, hostings::CreateRequest)),
+                        host::HostRequest, host::SiteChoice, hostings::CreateRequest)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

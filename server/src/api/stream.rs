@@ -15,7 +15,7 @@ use vmw_types::LiveMessage;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::extract::ApiUser;
-use super::hostings::AfterQuery;
+use super::params::AfterQuery;
 use super::{ApiResult, hosting};
 use app::state::AppState;
 

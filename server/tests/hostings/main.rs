@@ -98,6 +98,22 @@ impl App {
         send(req).await
     }
 
+    /// `POST /api/v1/host` as `token`: the new hosting's id.
+    async fn create_host(&self, token: &str) -> i64 {
+        let (s, h) = self.call(reqwest::Method::POST, "/api/v1/host", token, None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{h}");
+        h["id"].as_i64().unwrap()
+    }
+
+    /// Opens hosting `id`'s event stream as `token`, resuming after `last_event_id` if given.
+    async fn stream(&self, token: &str, id: i64, last_event_id: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(self.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(token);
+        if let Some(l) = last_event_id {
+            req = req.header("last-event-id", l);
+        }
+        req.send().await.unwrap()
+    }
+
     /// POST `/api/v1/auth/register` with this JSON body (no token).
     async fn register_raw(&self, body: &Value) -> (StatusCode, Value) {
         send(self.client.post(self.url("/api/v1/auth/register")).json(body)).await
@@ -216,8 +232,7 @@ async fn another_user_gets_404_everywhere_and_changes_nothing() {
     let app = spawn(3).await;
     let alice = app.register("alice").await;
     let mallory = app.register("mallory").await;
-    let (_, h) = app.call(M::POST, "/api/v1/host", &alice, None).await;
-    let id = h["id"].as_i64().unwrap();
+    let id = app.create_host(&alice).await;
     app.wait_for(&alice, "running").await;
 
     for (m, path) in [
@@ -262,16 +277,11 @@ async fn another_user_gets_404_everywhere_and_changes_nothing() {
 async fn the_event_stream_replays_then_follows_and_resumes_from_last_event_id() {
     let app = spawn(3).await;
     let tok = app.register("streamer").await;
-    let (_, h) = app.call(M::POST, "/api/v1/host", &tok, None).await;
-    let id = h["id"].as_i64().unwrap();
+    let id = app.create_host(&tok).await;
     app.wait_for(&tok, "running").await;
 
     async fn first_chunk(app: &App, tok: &str, id: i64, last: Option<&str>) -> String {
-        let mut req = app.client.get(app.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(tok);
-        if let Some(l) = last {
-            req = req.header("last-event-id", l);
-        }
-        let mut r = req.send().await.unwrap();
+        let mut r = app.stream(tok, id, last).await;
         assert_eq!(r.status(), StatusCode::OK);
         assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
         let mut text = String::new();
@@ -290,7 +300,7 @@ async fn the_event_stream_replays_then_follows_and_resumes_from_last_event_id() 
     assert!(!rest_ids.is_empty() && rest_ids.iter().all(|i| *i > mid), "only what came after {mid}: {rest_ids:?}");
 
     // Live: a stop made while connected arrives on the stream.
-    let mut r = app.client.get(app.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(&tok).send().await.unwrap();
+    let mut r = app.stream(&tok, id, None).await;
     let (s, _) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
     assert_eq!(s, StatusCode::ACCEPTED);
     let mut text = String::new();
@@ -307,12 +317,11 @@ async fn the_event_stream_replays_then_follows_and_resumes_from_last_event_id() 
 async fn an_open_event_stream_ends_when_its_token_is_revoked() {
     let app = spawn(3).await;
     let login = app.register("revoker").await;
-    let (_, h) = app.call(M::POST, "/api/v1/host", &login, None).await;
-    let id = h["id"].as_i64().unwrap();
+    let id = app.create_host(&login).await;
     let (s, t) = app.call(M::POST, "/api/v1/tokens", &login, Some(serde_json::json!({"name": "dashboard-tv"}))).await;
     assert_eq!(s, StatusCode::CREATED);
     let api = t["token"].as_str().unwrap().to_owned();
-    let mut r = app.client.get(app.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(&api).send().await.unwrap();
+    let mut r = app.stream(&api, id, None).await;
     assert_eq!(r.status(), StatusCode::OK);
     let (s, _) = app.call(M::DELETE, &format!("/api/v1/tokens/{}", t["id"]), &login, None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
@@ -326,7 +335,7 @@ async fn an_open_event_stream_ends_when_its_token_is_revoked() {
         }
     }
     // And the revoked token opens no new one.
-    let r = app.client.get(app.url(&format!("/api/v1/hostings/{id}/stream"))).bearer_auth(&api).send().await.unwrap();
+    let r = app.stream(&api, id, None).await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use base64::Engine;
 use rand::RngCore;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Select,
+    Set, TransactionTrait,
 };
 use sha2::{Digest, Sha256};
 
@@ -305,6 +305,15 @@ impl Accounts {
         }
     }
 
+    /// The rows `rows` selects, in the order of `id` (oldest first), as views.
+    async fn oldest_first<E, V>(&self, rows: Select<E>, id: E::Column) -> Result<Vec<V>>
+    where
+        E: EntityTrait,
+        V: From<E::Model>,
+    {
+        Ok(rows.order_by_asc(id).all(&self.db).await?.into_iter().map(V::from).collect())
+    }
+
     async fn user_row(&self, user_id: i32) -> Result<user::Model> {
         user::Entity::find_by_id(user_id).one(&self.db).await?.ok_or(Error::NotFound("user"))
     }
@@ -465,15 +474,10 @@ impl Accounts {
     }
 
     pub async fn list_api_tokens(&self, actor: &Actor) -> Result<Vec<ApiTokenView>> {
-        Ok(api_token::Entity::find()
+        let mine = api_token::Entity::find()
             .filter(api_token::Column::UserId.eq(actor.user_id))
-            .filter(api_token::Column::Kind.eq(TokenKind::Api))
-            .order_by_asc(api_token::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+            .filter(api_token::Column::Kind.eq(TokenKind::Api));
+        self.oldest_first(mine, api_token::Column::Id).await
     }
 
     pub async fn revoke_api_token(&self, actor: &Actor, token_id: i32) -> Result<()> {
@@ -543,14 +547,8 @@ impl Accounts {
     }
 
     pub async fn list_ssh_keys(&self, actor: &Actor) -> Result<Vec<SshKeyView>> {
-        Ok(ssh_key::Entity::find()
-            .filter(ssh_key::Column::UserId.eq(actor.user_id))
-            .order_by_asc(ssh_key::Column::Id)
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+        let mine = ssh_key::Entity::find().filter(ssh_key::Column::UserId.eq(actor.user_id));
+        self.oldest_first(mine, ssh_key::Column::Id).await
     }
 
     /// The actor's keys with these ids; NotFound if any id is not theirs.

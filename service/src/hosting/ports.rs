@@ -23,13 +23,7 @@ pub async fn lease(
     range: &PortRange,
     bind: IpAddr,
 ) -> Result<u16> {
-    let taken: HashSet<i32> = port_lease::Entity::find()
-        .filter(port_lease::Column::NodeId.eq(node_id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|l| l.port)
-        .collect();
+    let taken: HashSet<i32> = on_node(db, node_id).await?.into_iter().map(|l| l.port).collect();
     let end = range.base.saturating_add(range.len);
     for port in range.base..end {
         if taken.contains(&(port as i32)) || !bindable(bind, port) {
@@ -65,24 +59,20 @@ pub async fn release_all(db: &impl ConnectionTrait, hosting_id: i32) -> Result<u
 }
 
 pub async fn leased_by(db: &impl ConnectionTrait, hosting_id: i32) -> Result<Vec<port_lease::Model>> {
-    Ok(port_lease::Entity::find()
-        .filter(port_lease::Column::HostingId.eq(hosting_id))
-        .all(db)
-        .await?)
+    Ok(port_lease::Entity::find().filter(port_lease::Column::HostingId.eq(hosting_id)).all(db).await?)
 }
 
 /// Hosting ids holding a port on the node (reconciliation looks for ones without a row).
 pub async fn leased_on_node(db: &impl ConnectionTrait, node_id: i32) -> Result<Vec<i32>> {
-    let mut ids: Vec<i32> = port_lease::Entity::find()
-        .filter(port_lease::Column::NodeId.eq(node_id))
-        .all(db)
-        .await?
-        .into_iter()
-        .map(|l| l.hosting_id)
-        .collect();
+    let mut ids: Vec<i32> = on_node(db, node_id).await?.into_iter().map(|l| l.hosting_id).collect();
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
+}
+
+/// Every lease on the node.
+async fn on_node(db: &impl ConnectionTrait, node_id: i32) -> Result<Vec<port_lease::Model>> {
+    Ok(port_lease::Entity::find().filter(port_lease::Column::NodeId.eq(node_id)).all(db).await?)
 }
 
 fn bindable(ip: IpAddr, port: u16) -> bool {

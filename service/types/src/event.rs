@@ -34,17 +34,10 @@ string_enum! {
     }
 }
 
+/// A `state` event's status is the state's own name; a spare's (which no one sees) is `info`.
 impl From<HostingState> for EventStatus {
     fn from(s: HostingState) -> Self {
-        match s {
-            HostingState::Queued => Self::Queued,
-            HostingState::Provisioning => Self::Provisioning,
-            HostingState::Running => Self::Running,
-            HostingState::Stopped => Self::Stopped,
-            HostingState::Failed => Self::Failed,
-            HostingState::Deleting => Self::Deleting,
-            HostingState::Spare => Self::Info,
-        }
+        Self::parse(s.as_str()).unwrap_or(Self::Info)
     }
 }
 
@@ -126,6 +119,14 @@ impl LiveMessage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_state_event_says_the_state_it_moved_to() {
+        for st in HostingState::ALL.iter().filter(|s| **s != HostingState::Spare) {
+            assert_eq!(EventStatus::from(*st).as_str(), st.as_str());
+        }
+        assert_eq!(EventStatus::from(HostingState::Spare), EventStatus::Info);
+    }
 
     #[test]
     fn live_messages_round_trip_through_their_sse_name_and_data() {

@@ -16,19 +16,6 @@ string_enum! {
 }
 
 impl HostingState {
-    /// Human label for badges.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Queued => "Queued",
-            Self::Provisioning => "Provisioning",
-            Self::Running => "Running",
-            Self::Stopped => "Stopped",
-            Self::Failed => "Failed",
-            Self::Deleting => "Deleting",
-            Self::Spare => "Spare",
-        }
-    }
-
     /// A state in which the hosting is a user's site that exists (not failed, not going away).
     pub fn is_live(self) -> bool {
         matches!(self, Self::Queued | Self::Provisioning | Self::Running | Self::Stopped)
@@ -43,8 +30,9 @@ string_enum! {
         Stop = "stop",
         Restart = "restart",
         Delete = "delete",
-        /// A real ACPI shutdown (stop saves the VM's memory instead; see `label`).
-        PowerOff = "power_off",
+        /// A real ACPI shutdown: the next start boots. (Stop saves the VM's memory to disk, its
+        /// RAM freed, and start restores it in under a second; restart reboots.)
+        PowerOff = "power_off" => "Power off",
     }
 }
 
@@ -67,19 +55,6 @@ impl Operation {
         match self {
             Self::Delete => HostingState::Deleting,
             _ => from,
-        }
-    }
-
-    /// Button text. Stop saves the VM to disk (its RAM is freed; start restores it in under a
-    /// second), power off shuts it down (the next start boots), restart reboots it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Create => "Create",
-            Self::Start => "Start",
-            Self::Stop => "Stop",
-            Self::Restart => "Restart",
-            Self::Delete => "Delete",
-            Self::PowerOff => "Power off",
         }
     }
 }
@@ -114,6 +89,14 @@ mod tests {
         }
         assert_eq!(HostingState::parse("gone"), None);
         assert!("gone".parse::<HostingState>().unwrap_err().to_string().contains("HostingState"));
+    }
+
+    #[test]
+    fn badges_buttons_and_progress_views_show_human_labels() {
+        assert_eq!(HostingState::Provisioning.label(), "Provisioning");
+        assert_eq!(Operation::Restart.label(), "Restart");
+        assert_eq!(crate::Step::CreateDisk.label(), "Create the VM's disk");
+        assert_eq!(crate::Step::AddRoute.as_str(), "add_route", "the label is not the stored name");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `string_enum!`: an enum whose values are stable snake_case strings, in JSON (serde), in the
-//! database (sea-orm `ActiveEnum`, with the `db` feature) and in logs (`Display`).
+//! database (sea-orm `ActiveEnum`, with the `db` feature) and in logs (`Display`), with a human
+//! label for the pages.
 
 /// The name was not one of the enum's values.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,8 +17,16 @@ impl std::fmt::Display for UnknownValue {
 
 impl std::error::Error for UnknownValue {}
 
+/// Each variant is `Name = "stored_name",`, or `Name = "stored_name" => "Human label",` where
+/// its label (`label()`) is not its name.
 macro_rules! string_enum {
-    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal,)+ }) => {
+    (@label $variant:ident $label:literal) => {
+        $label
+    };
+    (@label $variant:ident) => {
+        stringify!($variant)
+    };
+    ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal $(=> $label:literal)?,)+ }) => {
         $(#[$meta])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
         #[cfg_attr(feature = "db", derive(sea_orm::EnumIter, sea_orm::DeriveActiveEnum))]
@@ -37,6 +46,13 @@ macro_rules! string_enum {
             pub const fn as_str(self) -> &'static str {
                 match self {
                     $($name::$variant => $value,)+
+                }
+            }
+
+            /// Human label (badges, buttons, progress views).
+            pub const fn label(self) -> &'static str {
+                match self {
+                    $($name::$variant => string_enum!(@label $variant $($label)?),)+
                 }
             }
 
