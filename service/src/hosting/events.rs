@@ -4,7 +4,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Qu
 use tokio::sync::broadcast;
 
 use super::view::{EventView, StatSample};
-use vmw_types::{EventKind, EventStatus, Step};
+use vmw_types::Step;
 use crate::Result;
 use crate::db::{entity::hosting_event, now_ms};
 
@@ -36,16 +36,6 @@ pub struct EventBus {
     tx: broadcast::Sender<LiveEvent>,
 }
 
-pub struct NewEvent {
-    pub hosting_id: i32,
-    pub user_id: i32,
-    pub kind: EventKind,
-    pub step: Option<Step>,
-    pub status: EventStatus,
-    pub message: String,
-    pub duration_ms: Option<i64>,
-}
-
 impl EventBus {
     pub fn new(db: DatabaseConnection) -> Self {
         let (tx, _) = broadcast::channel(1024);
@@ -60,9 +50,10 @@ impl EventBus {
         let _ = self.tx.send(LiveEvent::Stats(s));
     }
 
-    /// Stores the event, then broadcasts it. A failure to store is logged, not fatal: the
-    /// operation itself must not fail because its audit line could not be written.
-    pub async fn record(&self, e: NewEvent) -> Option<EventView> {
+    /// Stores the event (its id and time are the store's: those of `e` are ignored), then
+    /// broadcasts it. A failure to store is logged, not fatal: the operation itself must not
+    /// fail because its audit line could not be written.
+    pub async fn record(&self, e: EventView) -> Option<EventView> {
         let row = hosting_event::ActiveModel {
             hosting_id: Set(e.hosting_id),
             user_id: Set(e.user_id),

@@ -416,7 +416,7 @@ impl HostingService {
         };
         self.inner
             .events
-            .record(events::NewEvent { hosting_id: h.id, user_id, kind, step, status, message, duration_ms })
+            .record(EventView { id: 0, hosting_id: h.id, user_id, kind, step, status, message, duration_ms, created_at: 0 })
             .await;
     }
 }

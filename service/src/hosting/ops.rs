@@ -140,28 +140,30 @@ impl HostingService {
     /// Stop saves the VM's memory to disk (its RAM is freed) so that start restores it.
     async fn run_stop(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        match self.inner.vm.managed_save(lease.hosting_id()).await {
-            Ok(()) => {
-                let msg = "Stopped: saved to disk (start restores it in under a second)";
-                self.finish(lease, HostingState::Stopped, None, msg.into(), t).await
-            }
-            Err(err) => {
-                let reason = format!("Stop failed: {}", describe(&err.into()));
-                self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
-            }
-        }
+        let res = self.inner.vm.managed_save(lease.hosting_id()).await;
+        self.settle_halt(lease, res, t, "Stopped: saved to disk (start restores it in under a second)", "Stop").await
     }
 
     /// A real power-off (ACPI shutdown, forced after a while): the next start boots.
     async fn run_power_off(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        match self.inner.vm.shutdown(lease.hosting_id(), SHUTDOWN_TIMEOUT).await {
-            Ok(()) => {
-                let msg = "Powered off (the next start is a full boot)";
-                self.finish(lease, HostingState::Stopped, None, msg.into(), t).await
-            }
+        let res = self.inner.vm.shutdown(lease.hosting_id(), SHUTDOWN_TIMEOUT).await;
+        self.settle_halt(lease, res, t, "Powered off (the next start is a full boot)", "Power off").await
+    }
+
+    /// A stop or power-off ended: stopped, or still running with the reason.
+    async fn settle_halt(
+        &self,
+        lease: Lease,
+        res: std::result::Result<(), crate::vm::VmError>,
+        t: Instant,
+        done: &str,
+        what: &str,
+    ) -> Result<()> {
+        match res {
+            Ok(()) => self.finish(lease, HostingState::Stopped, None, done.into(), t).await,
             Err(err) => {
-                let reason = format!("Power off failed: {}", describe(&err.into()));
+                let reason = format!("{what} failed: {}", describe(&err.into()));
                 self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
             }
         }

@@ -514,18 +514,8 @@ impl Store {
 
     /// Lets go of a look without changing the hosting.
     pub async fn release(&self, lease: &Lease) -> Result<()> {
-        let res = hosting::Entity::update_many()
-            .col_expr(hosting::Column::LeaseOwner, Expr::value(Option::<String>::None))
-            .col_expr(hosting::Column::LeaseUntil, Expr::value(Option::<i64>::None))
-            .filter(hosting::Column::Id.eq(lease.id))
-            .filter(hosting::Column::LeaseOwner.eq(lease.token.as_str()))
-            .exec(self.db())
-            .await?;
-        lease.released.store(true, Ordering::Relaxed);
-        if res.rows_affected != 1 {
-            return Err(Error::LeaseLost { hosting_id: lease.id });
-        }
-        Ok(())
+        let res = clear_lease(lease.id, &lease.token).exec(self.db()).await;
+        self.given_back(lease, res.map(|r| r.rows_affected))
     }
 
     /// Removes the row (its resources are gone).
@@ -534,12 +524,17 @@ impl Store {
             .filter(hosting::Column::Id.eq(lease.id))
             .filter(hosting::Column::LeaseOwner.eq(lease.token.as_str()))
             .exec(self.db())
-            .await?;
+            .await;
+        self.given_back(lease, res.map(|r| r.rows_affected))
+    }
+
+    /// The lease is given back by a write that touched `rows` (one, or it was lost).
+    fn given_back(&self, lease: &Lease, rows: std::result::Result<u64, sea_orm::DbErr>) -> Result<()> {
         lease.released.store(true, Ordering::Relaxed);
-        if res.rows_affected != 1 {
-            return Err(Error::LeaseLost { hosting_id: lease.id });
+        match rows? {
+            1 => Ok(()),
+            _ => Err(Error::LeaseLost { hosting_id: lease.id }),
         }
-        Ok(())
     }
 
     async fn renew(&self, id: i32, token: &str) -> Result<bool> {
@@ -615,16 +610,19 @@ impl Drop for Lease {
         let (store, id, token) = (self.store.clone(), self.id, std::mem::take(&mut self.token));
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                let _ = hosting::Entity::update_many()
-                    .col_expr(hosting::Column::LeaseOwner, Expr::value(Option::<String>::None))
-                    .col_expr(hosting::Column::LeaseUntil, Expr::value(Option::<i64>::None))
-                    .filter(hosting::Column::Id.eq(id))
-                    .filter(hosting::Column::LeaseOwner.eq(token))
-                    .exec(store.db())
-                    .await;
+                let _ = clear_lease(id, &token).exec(store.db()).await;
             });
         }
     }
+}
+
+/// `UPDATE` that gives hosting `id`'s lease back if `token` still holds it.
+fn clear_lease(id: i32, token: &str) -> sea_orm::UpdateMany<hosting::Entity> {
+    hosting::Entity::update_many()
+        .col_expr(hosting::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(hosting::Column::LeaseUntil, Expr::value(Option::<i64>::None))
+        .filter(hosting::Column::Id.eq(id))
+        .filter(hosting::Column::LeaseOwner.eq(token))
 }
 
 fn slug_taken(slug: &str) -> Error {

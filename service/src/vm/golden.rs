@@ -20,7 +20,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{DomainXml, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files};
+use super::{Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files};
 
 /// libvirt's save file header (`virQEMUSaveHeader`, qemu_saveimage.h): magic, then six u32 in
 /// host byte order (version, data_len, was_running, compressed, cookieOffset, 14 unused).
@@ -96,21 +96,15 @@ impl VmManager {
         let image = ImageInfo::load(&self.inner.cfg.guest_image_dir)?;
         files::create_overlay(&dir, &image.base, spec.disk_gib).await?;
         files::write_seed(&dir, &name, seed).await?;
-        let xml = DomainXml {
-            name: name.clone(),
-            domain_type: self.inner.domain_type,
+        let vm = VmSpec {
+            hosting_id: 0,
             vcpus: spec.vcpus,
             memory_mib: spec.memory_mib,
-            disk: dir.join("disk.qcow2"),
-            seed: dir.join("seed.iso"),
-            console_log: dir.join("console.log"),
-            image,
-            forward_bind: self.inner.cfg.forward_bind,
+            disk_gib: spec.disk_gib,
             http_port: spec.http_port,
             ssh_port: spec.ssh_port,
-            tb_cache_mib: 64,
-        }
-        .render()?;
+        };
+        let xml = self.domain_xml(&name, &dir, &vm)?;
         let made = async {
             let n = name.clone();
             self.blocking(move |c| {

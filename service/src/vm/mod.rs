@@ -281,26 +281,29 @@ impl VmManager {
         files::remove_dir(&self.vm_dir(hosting_id)).await
     }
 
-    /// Defines the domain. Already defined under this name: left as it is.
-    pub async fn define(&self, spec: &VmSpec) -> Result<(), VmError> {
-        let image = ImageInfo::load(&self.inner.cfg.guest_image_dir)?;
-        let dir = self.vm_dir(spec.hosting_id);
-        let xml = DomainXml {
-            name: self.domain_name(spec.hosting_id),
+    /// The domain XML of a VM named `name` whose disk, seed and console log are in `dir`.
+    fn domain_xml(&self, name: &str, dir: &std::path::Path, spec: &VmSpec) -> Result<String, VmError> {
+        DomainXml {
+            name: name.to_owned(),
             domain_type: self.inner.domain_type,
             vcpus: spec.vcpus,
             memory_mib: spec.memory_mib,
             disk: dir.join("disk.qcow2"),
             seed: dir.join("seed.iso"),
             console_log: dir.join("console.log"),
-            image,
+            image: ImageInfo::load(&self.inner.cfg.guest_image_dir)?,
             forward_bind: self.inner.cfg.forward_bind,
             http_port: spec.http_port,
             ssh_port: spec.ssh_port,
             tb_cache_mib: 64,
         }
-        .render()?;
+        .render()
+    }
+
+    /// Defines the domain. Already defined under this name: left as it is.
+    pub async fn define(&self, spec: &VmSpec) -> Result<(), VmError> {
         let name = self.domain_name(spec.hosting_id);
+        let xml = self.domain_xml(&name, &self.vm_dir(spec.hosting_id), spec)?;
         self.blocking(move |c| {
             if Self::lookup(c, &name)?.is_none() {
                 c.define_domain_xml(&xml).doing("define domain", &name)?;
