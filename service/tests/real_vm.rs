@@ -216,33 +216,43 @@ async fn a_real_vm_serves_its_site_through_nginx_and_takes_ssh_and_sftp() {
     st.svc.proxy().stop().await.unwrap();
 }
 
-/// The child half of the crash test: runs the service, creates a hosting, and waits to be killed.
+/// The child half of the crash tests: runs the service, creates a hosting, and waits to be killed.
 #[tokio::test]
-#[ignore = "helper process of the crash test"]
+#[ignore = "helper process of the crash tests"]
 async fn crash_child() {
     let Ok(spec) = std::env::var("VMW_CRASH_CHILD") else { return };
-    let (data_dir, prefix, nginx, http_base, ssh_base, db_url) = serde_json::from_str::<(String, String, std::net::SocketAddr, u16, u16, String)>(&spec).unwrap();
+    let (data_dir, prefix, nginx, http_base, ssh_base, db_url, golden) =
+        serde_json::from_str::<(String, String, std::net::SocketAddr, u16, u16, String, bool)>(&spec).unwrap();
     // The parent holds the port windows.
     let mut cfg = config(Path::new(&data_dir), "crash", http_base, ssh_base);
     cfg.domain_prefix = prefix;
     cfg.nginx_listen = nginx;
+    cfg.golden = golden;
     let st = stack(cfg, &db_url).await;
     let user = register(&st.accounts, "lee").await;
     st.svc.create(&user, CreateHosting::default()).await.unwrap();
     tokio::time::sleep(Duration::from_secs(600)).await;
 }
 
-#[tokio::test]
-#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
-async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
-    let s = setup("crash");
+/// Kills (-9) a child service right after its create finished step `kill_after`, restarts the
+/// service, and checks the create ends as a running site with one VM, never a half-made one.
+async fn killed_after_step_then_restarted(tag: &str, kill_after: &str, golden: bool) {
+    let mut s = setup(tag);
+    s.cfg.golden = golden;
+    if golden {
+        // The golden snapshot exists before the child starts: its create is a clone.
+        let st = stack(s.cfg.clone(), &s.db_url).await;
+        assert!(st.svc.fill_pool_once().await.unwrap(), "the golden snapshot was made");
+        st.svc.proxy().stop().await.unwrap();
+    }
     let spec = serde_json::to_string(&(
         s.dir.path().display().to_string(),
         s.cfg.domain_prefix.clone(),
-        s.cfg.nginx_listen.clone(),
+        s.cfg.nginx_listen,
         s.cfg.http_port_base,
         s.cfg.ssh_port_base,
         s.db_url.clone(),
+        golden,
     ))
     .unwrap();
     // Migrate before the child starts: two processes migrating one SQLite file at once race.
@@ -253,21 +263,20 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
         .spawn()
         .unwrap();
 
-    // Kill -9 the service as soon as the VM has started booting.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let started = hosting_event::Entity::find()
-            .filter(hosting_event::Column::Step.eq("start_vm"))
+        let done = hosting_event::Entity::find()
+            .filter(hosting_event::Column::Step.eq(kill_after))
             .filter(hosting_event::Column::Status.eq("succeeded"))
             .one(&db)
             .await
             .unwrap();
-        if started.is_some() {
+        if done.is_some() {
             break;
         }
-        assert!(Instant::now() < deadline, "the child never started its VM");
+        assert!(Instant::now() < deadline, "the child never finished {kill_after}");
         assert!(child.try_wait().unwrap().is_none(), "the child service exited early");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();
@@ -283,6 +292,10 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
     assert_eq!(domains.iter().filter(|(id, _)| *id == h.id).count(), 1, "{domains:?}");
     let evs = st.svc.events(&user, h.id, 0).await.unwrap();
     assert!(evs.iter().any(|e| e.message.contains("interrupted")), "the restart is in the audit trail");
+    if golden {
+        let last_try = evs.iter().rposition(|e| e.message.contains("interrupted")).unwrap();
+        assert!(evs[last_try..].iter().any(|e| e.message.contains("clone of the golden")), "it was cloned again");
+    }
     let (status, body) = get(&format!("http://{}/lee/", st.cfg.nginx_listen), None).await;
     assert_eq!(status, 200);
     assert!(body.contains("Welcome to lee"));
@@ -294,6 +307,18 @@ async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
         t.abort();
     }
     st.svc.proxy().stop().await.unwrap();
+}
+
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn a_service_killed_mid_provisioning_finishes_the_job_after_restart() {
+    killed_after_step_then_restarted("crash", "start_vm", false).await;
+}
+
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn a_service_killed_between_a_clones_restore_and_its_personalisation_ends_running() {
+    killed_after_step_then_restarted("crashclone", "clone_vm", true).await;
 }
 
 #[tokio::test]
