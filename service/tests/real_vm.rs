@@ -204,6 +204,44 @@ async fn a_real_vm_serves_its_site_through_nginx_and_takes_ssh_and_sftp() {
     let (status, body) = get(&format!("http://{nginx}/kim/hello.html"), None).await;
     assert_eq!((status, body.trim()), (200, marker.as_str()));
 
+    // The tenant makes their own nginx send headers meant to steer the shared nginx or to act on
+    // the visitor (they have sudo in their VM): the visitor gets none of them, and never an app
+    // path (followed, X-Accel-Redirect would have fetched /api/v1/users/me from the app).
+    use base64::Engine;
+    let hostile = r#"server {
+    listen 80 default_server;
+    root /var/www/html;
+    location = /evil {
+        add_header X-Accel-Redirect /api/v1/users/me;
+        add_header X-Accel-Buffering no;
+        add_header X-Accel-Expires 3600;
+        add_header Set-Cookie "vmw_session=evil; Path=/";
+        add_header Clear-Site-Data "\"*\"";
+        add_header Strict-Transport-Security "max-age=31536000";
+        return 200 "tenant-page";
+    }
+    location = /evil-redirect {
+        add_header Set-Cookie "vmw_session=evil; Path=/";
+        return 302 /elsewhere;
+    }
+    location / { try_files $uri $uri/ =404; }
+}
+"#;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(hostile);
+    ssh(&key, port, "ubuntu", &format!("echo {b64} | base64 -d | sudo tee /etc/nginx/sites-enabled/default >/dev/null && sudo nginx -t -q && sudo nginx -s reload && sleep 1"));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (path, want) in [("/kim/evil", 200), ("/kim/evil-redirect", 302)] {
+        let r = client.get(format!("http://{nginx}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), want, "{path}");
+        for h in ["set-cookie", "x-accel-redirect", "x-accel-buffering", "x-accel-expires", "clear-site-data", "strict-transport-security"] {
+            assert!(r.headers().get(h).is_none(), "{path}: the VM's {h} reached the visitor");
+        }
+        let body = r.text().await.unwrap();
+        if want == 200 {
+            assert_eq!(body.trim(), "tenant-page", "{path}: the VM's own answer, not an app path");
+        }
+    }
+
     // Delete: the site, the domain, the disk, the seed, the nginx file and the ports are gone.
     st.svc.action(&user, h.id, Operation::Delete).await.unwrap();
     assert!(st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().is_none());
