@@ -66,6 +66,8 @@ struct Inner {
     permits: Arc<Semaphore>,
     faults: faults::Faults,
     metrics: metrics::Metrics,
+    /// When making the golden snapshot last failed (it is retried after a while, not in a loop).
+    golden_failed_at: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl HostingService {
@@ -91,6 +93,7 @@ impl HostingService {
                 accounts,
                 faults: faults::Faults::default(),
                 metrics: metrics::Metrics::default(),
+                golden_failed_at: std::sync::Mutex::new(None),
             }),
         })
     }

@@ -15,6 +15,8 @@ use crate::{Error, Result};
 
 /// Port leases of the golden VM while it is made (no hosting row has id 0).
 pub(super) const GOLDEN_LEASE: i32 = 0;
+/// How long after a failed golden snapshot the next attempt waits.
+const GOLDEN_RETRY: Duration = Duration::from_secs(600);
 
 impl HostingService {
     /// Keeps `pool_size` spares ready, in the background. Users come first: no spare is made
@@ -115,6 +117,11 @@ impl HostingService {
         if !cfg.golden || self.inner.vm.golden().is_some() {
             return Ok(false);
         }
+        // A golden that failed (an image without a guest agent, say) is not retried at once:
+        // meanwhile VMs boot cold.
+        if self.inner.golden_failed_at.lock().unwrap().is_some_and(|t| t.elapsed() < GOLDEN_RETRY) {
+            return Ok(false);
+        }
         let Ok(_permit) = self.inner.permits.clone().try_acquire_owned() else {
             return Ok(false);
         };
@@ -143,7 +150,11 @@ impl HostingService {
             (Err(e), _) | (_, Err(e)) => Err(e),
         };
         ports::release_all(db, GOLDEN_LEASE).await?;
-        made?;
+        if let Err(err) = made {
+            *self.inner.golden_failed_at.lock().unwrap() = Some(std::time::Instant::now());
+            tracing::warn!(%err, retry_in_s = GOLDEN_RETRY.as_secs(), "could not make the golden snapshot; VMs boot cold meanwhile");
+            return Err(err);
+        }
         Ok(true)
     }
 }
