@@ -11,6 +11,9 @@ PKG          := $(SITE)/pkg
 NAME         := vm-webhoster
 WASM         := $(TARGET)/wasm32-unknown-unknown/debug/frontend.wasm
 SERVER       := $(TARGET)/debug/vm-webhoster
+# The release build (`make run`, `make bench`): the same site layout, optimised server and wasm.
+WASM_RELEASE := $(TARGET)/wasm32-unknown-unknown/wasm-release/frontend.wasm
+SERVER_RELEASE := $(TARGET)/release/vm-webhoster
 export CARGO_TARGET_DIR := $(TARGET)
 # Every test stage builds the same package set, so they share one build (a different set unifies
 # features differently and rebuilds everything, a second copy of ~10 GB).
@@ -20,11 +23,11 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: run test setup image host build wasm css server test-unit test-pg test-vm test-e2e bench clean-vms
+.PHONY: run test setup image host build build-release wasm css server test-unit test-pg test-vm test-e2e bench clean-vms
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
-run: setup image host build
-	$(SERVER) serve --data-dir $(DATA_DIR) --site-root $(SITE)
+run: setup image host build-release
+	$(SERVER_RELEASE) serve --data-dir $(DATA_DIR) --site-root $(SITE)
 
 ## Run every test: unit + integration (SQLite and PostgreSQL), real VMs, browser end-to-end.
 test: setup image host build
@@ -54,6 +57,13 @@ css:
 server:
 	cargo build -p server
 
+## The release build into the same site layout (no wasm-opt: wasm-bindgen's output as it is).
+build-release: css
+	cargo build -p server --release
+	cargo build -p frontend --target wasm32-unknown-unknown --profile wasm-release
+	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name $(NAME) $(WASM_RELEASE)
+	mkdir -p $(SITE) && cp -r public/. $(SITE)/
+
 ## Unit and integration tests on SQLite (libvirt's test driver, real nginx in temp prefixes),
 ## then the generated OpenAPI document through a validator.
 test-unit:
@@ -75,10 +85,10 @@ test-vm:
 test-e2e:
 	VMW_BIN=$(SERVER) VMW_SITE=$(SITE) node --test --test-concurrency=1 end2end/
 
-## Benchmarks (not part of the test run): prints a table.
-bench: setup image host build
-	ops/bench-create.sh 3
-	if [ -x ops/bench.sh ]; then ops/bench.sh; fi
+## Benchmarks (not part of the test run), on the release build: instant VMs before/after
+## (ops/bench-instant.sh; prints tables). ops/bench-create.sh (steady state, wrk) runs by hand.
+bench: setup image host build-release
+	VMW_BIN=$(SERVER_RELEASE) VMW_SITE=$(SITE) VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current ops/bench-instant.sh
 
 ## Remove every VM, disk and nginx file this data dir holds (the service reconciles anyway).
 clean-vms:
