@@ -200,6 +200,9 @@ fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<EventView>>, hosting: RwS
                     }
                 }).collect_view()}
             </ol>
+            {move || (hosting.get().state == HostingState::Stopped).then(|| hosting.get().state_reason).flatten().map(|r| view! {
+                <p class="mt-4 text-sm text-slate-600 dark:text-slate-400" data-testid="stopped-how">{r}</p>
+            })}
             {move || (hosting.get().state == HostingState::Failed).then(|| view! {
                 <div class="mt-4 rounded-lg border border-rose-200 bg-rose-50 p-3 text-sm text-rose-700 dark:border-rose-900 dark:bg-rose-950 dark:text-rose-300" data-testid="failure-reason">
                     {hosting.get().state_reason.unwrap_or_default()}

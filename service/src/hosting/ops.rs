@@ -161,7 +161,8 @@ impl HostingService {
         what: &str,
     ) -> Result<()> {
         match res {
-            Ok(()) => self.finish(lease, HostingState::Stopped, None, done.into(), t).await,
+            // The reason stays on the hosting: the API and the page say how it was stopped.
+            Ok(()) => self.finish(lease, HostingState::Stopped, Some(done.into()), done.into(), t).await,
             Err(err) => {
                 let reason = format!("{what} failed: {}", describe(&err.into()));
                 self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
