@@ -52,6 +52,11 @@ impl HostingService {
         if self.ensure_golden().await? {
             return Ok(true);
         }
+        // Spares wait for the golden rather than boot cold beside it: the golden is the only
+        // cold boot (unless it failed, then spares boot cold until it is retried).
+        if self.golden_pending() {
+            return Ok(false);
+        }
         let cfg = &self.inner.cfg;
         let (want_paused, want) = (cfg.pool_paused as u64, (cfg.pool_paused + cfg.pool_size) as u64);
         let store = &self.inner.store;
@@ -110,6 +115,13 @@ impl HostingService {
                 .is_some_and(|g| (g.vcpus, g.memory_mib, g.disk_gib) == (plan.vcpus, plan.memory_mib, plan.disk_gib))
     }
 
+    /// A golden snapshot is wanted and missing, and not in its wait after a failure.
+    fn golden_pending(&self) -> bool {
+        self.inner.cfg.golden
+            && self.inner.vm.golden().is_none()
+            && !self.inner.golden_failed_at.lock().unwrap().is_some_and(|t| t.elapsed() < GOLDEN_RETRY)
+    }
+
     /// Makes the golden snapshot of the current guest image (for the first plan) when it is
     /// switched on and missing: one cold boot, in a provisioning slot. Returns whether it did.
     async fn ensure_golden(&self) -> Result<bool> {
@@ -119,7 +131,7 @@ impl HostingService {
         }
         // A golden that failed (an image without a guest agent, say) is not retried at once:
         // meanwhile VMs boot cold.
-        if self.inner.golden_failed_at.lock().unwrap().is_some_and(|t| t.elapsed() < GOLDEN_RETRY) {
+        if !self.golden_pending() {
             return Ok(false);
         }
         let Ok(_permit) = self.inner.permits.clone().try_acquire_owned() else {
