@@ -99,13 +99,14 @@ pub fn parse_action(action: &str) -> ApiResult<Operation> {
         "start" => Ok(Operation::Start),
         "stop" => Ok(Operation::Stop),
         "restart" => Ok(Operation::Restart),
+        "power_off" => Ok(Operation::PowerOff),
         _ => Err(service::Error::NotFound("action").into()),
     }
 }
 
-/// `POST /api/v1/host/{start|stop|restart}`
+/// `POST /api/v1/host/{start|stop|restart|power_off}`
 #[utoipa::path(operation_id = "host_action", post, path = "/api/v1/host/{action}", tag = "host", security(("bearer" = [])),
-    params(("action" = String, Path, description = "start, stop or restart"), WaitQuery),
+    params(("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot) or power_off (an ACPI shutdown)"), WaitQuery),
     responses((status = 202, description = "Started"), (status = 409, description = "Not possible in this state, or busy"), (status = 404, description = "No hosting or unknown action")))]
 pub async fn action(c: HostingCaller, Path(action): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Accepted<serde_json::Value>> {
     let op = parse_action(&action)?;

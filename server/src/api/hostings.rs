@@ -50,7 +50,7 @@ pub async fn delete(c: HostingCaller, Path(id): Path<i32>) -> ApiResult<Accepted
 }
 
 #[utoipa::path(operation_id = "hostings_action", post, path = "/api/v1/hostings/{id}/{action}", tag = "hostings", security(("bearer" = [])),
-    params(("id" = i32, Path), ("action" = String, Path, description = "start, stop or restart"), WaitQuery),
+    params(("id" = i32, Path), ("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot) or power_off (an ACPI shutdown)"), WaitQuery),
     responses((status = 202, description = "Started"), (status = 404, description = "Not found"), (status = 409, description = "Not possible now")))]
 pub async fn action(c: HostingCaller, Path((id, action)): Path<(i32, String)>, Query(q): Query<WaitQuery>) -> ApiResult<Accepted<HostingView>> {
     let op = parse_action(&action)?;

@@ -161,9 +161,16 @@ async fn the_original_scripts_journey_works() {
     let (s, b) = app.call(M::POST, "/api/v1/host", &tok, None).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
 
-    app.act(&tok, "stop", "stopped").await;
+    let v = app.act(&tok, "stop", "stopped").await;
+    assert!(v["state_reason"].as_str().unwrap_or("").contains("saved to disk"), "the API says how it stopped: {v}");
     let (s, b) = app.call(M::POST, "/api/v1/host/stop", &tok, None).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    let (s, b) = app.call(M::POST, "/api/v1/host/power_off", &tok, None).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    app.act(&tok, "start", "running").await;
+    // A real power-off is its own action, and says so.
+    let v = app.act(&tok, "power_off", "stopped").await;
+    assert!(v["state_reason"].as_str().unwrap_or("").contains("Powered off"), "{v}");
     app.act(&tok, "start", "running").await;
     let (s, b) = app.call(M::POST, "/api/v1/host/reboot-now", &tok, None).await;
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
