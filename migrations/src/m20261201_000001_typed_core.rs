@@ -106,8 +106,11 @@ async fn rebuild_hostings_sqlite(m: &SchemaManager<'_>) -> Result<(), DbErr> {
     let cols = "id, user_id, node_id, slug, plan, state, state_reason, operation, http_port, ssh_port, ssh_keys, \
                 created_at, updated_at, running_since";
     // One batch on one connection (the pool's other connections would see the swap half-done).
+    // One transaction (SQLite's DDL is transactional): a failure half-way leaves the old table.
     let sql = format!(
-        "{create};
+        "BEGIN IMMEDIATE;
+         DROP TABLE IF EXISTS hostings_new;
+         {create};
          INSERT INTO hostings_new ({cols}) SELECT {cols} FROM hostings;
          CREATE TEMP TABLE vmw_seq AS SELECT MAX(n) AS n FROM (
              SELECT seq AS n FROM sqlite_sequence WHERE name = 'hostings'
@@ -118,7 +121,8 @@ async fn rebuild_hostings_sqlite(m: &SchemaManager<'_>) -> Result<(), DbErr> {
          DELETE FROM sqlite_sequence WHERE name IN ('hostings', 'hostings_new');
          INSERT INTO sqlite_sequence (name, seq) SELECT 'hostings', COALESCE(n, 0) FROM vmw_seq;
          DROP TABLE vmw_seq;
-         CREATE INDEX idx_hostings_user ON hostings (user_id);"
+         CREATE INDEX idx_hostings_user ON hostings (user_id);
+         COMMIT;"
     );
     m.get_connection().execute_unprepared(&sql).await?;
     Ok(())

@@ -215,7 +215,8 @@ impl HostingService {
             let k = crate::domain::SshPublicKey::parse(line)?;
             keys.push(k.line().to_owned());
         }
-        keys.dedup();
+        let mut seen = std::collections::HashSet::new();
+        keys.retain(|k| seen.insert(k.clone()));
 
         let slug = match req.slug.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
             Some(s) => {

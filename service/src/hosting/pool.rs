@@ -97,7 +97,7 @@ impl HostingService {
                 if failure.undo_errors.is_empty() {
                     store.delete(&lease).await?;
                 } else {
-                    // Left under its lease's expiry: reconciliation removes it.
+                    // The lease is given back as it drops: reconciliation finishes the removal.
                     tracing::warn!(hosting_id = row.id, errors = ?failure.undo_errors, "a failed spare was not fully removed");
                 }
                 Err(failure.error)

@@ -143,6 +143,10 @@ impl HostingService {
         let mut done: Vec<&'static dyn Unit> = Vec::new();
         for (i, &unit) in order.iter().enumerate() {
             let step = unit.step();
+            if lease.is_lost() {
+                // Someone else holds the hosting now: no further step, and no rollback of ours.
+                return Err(Failure { unit, error: Error::LeaseLost { hosting_id: lease.hosting_id() }, undo_errors: vec![] });
+            }
             if events {
                 self.event(row, EventKind::Step, Some(step), EventStatus::Started, step.label().into(), None).await;
             }
@@ -160,6 +164,9 @@ impl HostingService {
                     }
                     done.push(unit);
                 }
+                Err(error) if matches!(error, Error::LeaseLost { .. }) || lease.is_lost() => {
+                    return Err(Failure { unit, error, undo_errors: vec![] });
+                }
                 Err(error) => {
                     if events {
                         self.event(row, EventKind::Step, Some(step), EventStatus::Failed, describe(&error), ms).await;
@@ -167,9 +174,9 @@ impl HostingService {
                     // The failed unit may have made part of its thing: undo that too (it
                     // is no finished step, so no event), then the finished ones.
                     // Inherited units after this one were done too (with the spare).
-                    let mut undo_errors = self.unwind(row, lease, &[unit], false).await;
+                    let first = self.unwind(row, lease, &[unit], false, Vec::new()).await;
                     done.extend(order[i + 1..].iter().filter(|u| u.inherited()));
-                    undo_errors.extend(self.unwind(row, lease, &done, events).await);
+                    let undo_errors = self.unwind(row, lease, &done, events, first).await;
                     return Err(Failure { unit, error, undo_errors });
                 }
             }
@@ -177,13 +184,30 @@ impl HostingService {
         Ok(())
     }
 
-    /// Undoes `done` in reverse order. Returns the undo errors (empty = clean slate).
-    async fn unwind(&self, row: &HostingRow, lease: &Lease, done: &[&'static dyn Unit], events: bool) -> Vec<String> {
+    /// Undoes `done` in reverse order, after the undo errors `errors` so far. Returns all the
+    /// undo errors (empty = clean slate).
+    async fn unwind(
+        &self,
+        row: &HostingRow,
+        lease: &Lease,
+        done: &[&'static dyn Unit],
+        events: bool,
+        mut errors: Vec<String>,
+    ) -> Vec<String> {
         let cx = Cx { svc: self, lease };
         let times = if self.inner.faults.undo_twice() { 2 } else { 1 };
-        let mut errors = Vec::new();
         for unit in done.iter().rev() {
             let step = unit.step();
+            if lease.is_lost() {
+                errors.push("the hosting's lease passed to another process, which cleans up".to_owned());
+                break;
+            }
+            if step == vmw_types::Step::AllocatePorts && !errors.is_empty() {
+                // Something that uses the ports (a route, a VM) may still be there: keep them
+                // leased until a later, clean scrub, so no one else is given them meanwhile.
+                errors.push("the ports stay reserved until the rest is removed".to_owned());
+                continue;
+            }
             let t = Instant::now();
             let mut result = Ok(());
             for _ in 0..times {
@@ -222,6 +246,13 @@ impl HostingService {
         let cx = Cx { svc: self, lease };
         let mut errors = Vec::new();
         for unit in units::EVERYTHING.iter().rev() {
+            if lease.is_lost() {
+                errors.push("the hosting's lease passed to another process".to_owned());
+                break;
+            }
+            if unit.step() == vmw_types::Step::AllocatePorts && !errors.is_empty() {
+                continue; // the ports stay reserved while something may still use them
+            }
             if let Err(err) = unit.undo(&cx).await {
                 errors.push(format!("{}: {}", unit.step(), describe(&err)));
             }

@@ -42,7 +42,10 @@ impl HostingService {
             let Some((row, lease)) = store.look(id).await? else {
                 continue;
             };
-            self.reconcile_row(row, lease, &domains, &routes, &mut rep).await?;
+            // One hosting's trouble does not stop the pass (nor the orphan sweep after it).
+            if let Err(err) = self.reconcile_row(row, lease, &domains, &routes, &mut rep).await {
+                tracing::warn!(hosting_id = id, %err, "could not reconcile a hosting");
+            }
         }
         self.remove_orphans(&mut rep).await?;
         Ok(rep)
@@ -104,7 +107,9 @@ impl HostingService {
                 }
             }
             HostingState::Running | HostingState::Stopped => {
-                let actual = domains.iter().find(|(id, _)| *id == row.id).map(|(_, s)| *s);
+                // Read under the lease: the pass's domain list may be older than an operation
+                // that ended a moment ago.
+                let actual = self.inner.vm.state(row.id).await.ok();
                 let want = match actual {
                     Some(VmState::Running | VmState::Paused) => HostingState::Running,
                     _ => HostingState::Stopped,

@@ -332,7 +332,8 @@ impl Store {
                 .filter(hosting::Column::Operation.is_null())
                 .filter(self.lease_free(now))
                 .exec(txn)
-                .await?;
+                .await
+                .map_err(|e| if is_unique_violation(&e) { slug_taken(new.slug) } else { e.into() })?;
             if res.rows_affected == 1 {
                 return Ok(Some(cand.id));
             }
@@ -566,32 +567,51 @@ pub struct Lease {
     id: i32,
     token: String,
     released: AtomicBool,
+    /// Set by the renewer when the lease is gone (taken over, or not renewed within its TTL):
+    /// the work under it must stop, and must not undo anything (the new holder owns that).
+    lost: Arc<AtomicBool>,
     renewer: tokio::task::JoinHandle<()>,
 }
 
 impl Lease {
     fn new(store: Store, id: i32, token: String) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
         let renewer = {
-            let store = store.clone();
-            let token = token.clone();
+            let (store, token, lost) = (store.clone(), token.clone(), lost.clone());
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(RENEW_EVERY);
                 tick.tick().await;
+                let mut renewed = tokio::time::Instant::now();
                 loop {
                     tick.tick().await;
                     match store.renew(id, &token).await {
-                        Ok(true) => {}
-                        Ok(false) => break, // given back, or lost
-                        Err(err) => tracing::warn!(hosting_id = id, %err, "could not renew a hosting lease"),
+                        Ok(true) => renewed = tokio::time::Instant::now(),
+                        Ok(false) => {
+                            // Given back (the work is done) or taken over.
+                            lost.store(true, Ordering::SeqCst);
+                            break;
+                        }
+                        Err(err) => {
+                            tracing::warn!(hosting_id = id, %err, "could not renew a hosting lease");
+                            if renewed.elapsed() >= LEASE_TTL {
+                                lost.store(true, Ordering::SeqCst);
+                                break;
+                            }
+                        }
                     }
                 }
             })
         };
-        Self { store, id, token, released: AtomicBool::new(false), renewer }
+        Self { store, id, token, released: AtomicBool::new(false), lost, renewer }
     }
 
     pub fn hosting_id(&self) -> i32 {
         self.id
+    }
+
+    /// The lease may have passed to someone else: stop, and leave the cleaning to them.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
     }
 }
 

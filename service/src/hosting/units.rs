@@ -172,13 +172,8 @@ unit! {
         }
         Ok(())
     }
-    undo(cx) {
-        let proxy = &cx.svc.inner.proxy;
-        if proxy.site_file(cx.id()).exists() {
-            proxy.remove_route(cx.id()).await?;
-        }
-        Ok(())
-    }
+    /// Both of the route's files (remove_route does nothing when neither is there).
+    undo(cx) { Ok(cx.svc.inner.proxy.remove_route(cx.id()).await?) }
 }
 
 unit! {

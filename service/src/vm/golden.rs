@@ -62,13 +62,24 @@ pub struct GoldenSpec {
 }
 
 impl VmManager {
-    /// `{data_dir}/golden/{image}`: one golden per guest image build (its folder's name).
-    pub fn golden_dir(&self) -> Result<PathBuf, VmError> {
+    /// `{data_dir}/golden/{image}`: the goldens of one guest image build (its folder's name).
+    /// Each attempt gets a folder of its own in there, and `current` names the complete one.
+    /// A folder is never removed once complete: clones' disks back onto its disk.
+    fn golden_base(&self) -> Result<PathBuf, VmError> {
         let dir = &self.inner.cfg.guest_image_dir;
         let real = dir.canonicalize().map_err(|source| VmError::ImageDir { dir: dir.clone(), source })?;
         let key = real.file_name().and_then(|n| n.to_str()).unwrap_or("image");
         let key: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
         Ok(self.inner.cfg.data_dir.join("golden").join(key))
+    }
+
+    /// The folder of the current image's complete golden, if there is one.
+    pub fn golden_dir(&self) -> Option<PathBuf> {
+        let base = self.golden_base().ok()?;
+        let name = std::fs::read_to_string(base.join("current")).ok()?;
+        let name = name.trim();
+        let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        ok.then(|| base.join(name))
     }
 
     fn golden_domain(&self) -> String {
@@ -77,21 +88,24 @@ impl VmManager {
 
     /// The golden of the current image, when one is complete.
     pub fn golden(&self) -> Option<GoldenMeta> {
-        let dir = self.golden_dir().ok()?;
+        let dir = self.golden_dir()?;
         let meta = std::fs::read_to_string(dir.join("golden.json")).ok()?;
-        (dir.join("state.save").is_file() && dir.join("golden.xml").is_file()).then_some(())?;
+        let files = ["state.save", "golden.xml", "golden.head"];
+        files.iter().all(|f| dir.join(f).is_file()).then_some(())?;
         serde_json::from_str(&meta).ok()
     }
 
-    /// Boots the golden VM of the current image, waits until it serves, quiets it and saves it.
-    /// Whatever an earlier, interrupted attempt left is removed first. Takes a cold boot.
+    /// Boots the golden VM of the current image, waits until it serves, quiets it and saves it,
+    /// in a folder of its own; then makes it the current one. A golden VM an interrupted attempt
+    /// left running is removed first (its folder never became current). Takes a cold boot.
     pub async fn make_golden(&self, spec: &GoldenSpec, seed: &SeedSpec, ready_timeout: Duration) -> Result<GoldenMeta, VmError> {
         seed.validate()?;
         let _g = self.inner.golden_lock.lock().await;
-        let dir = self.golden_dir()?;
+        let base = self.golden_base()?;
+        let folder = format!("g-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let dir = base.join(&folder);
         let name = self.golden_domain();
         self.remove_golden_domain().await?;
-        files::remove_dir(&dir).await?;
         let t = Instant::now();
         let image = ImageInfo::load(&self.inner.cfg.guest_image_dir)?;
         files::create_overlay(&dir, &image.base, spec.disk_gib).await?;
@@ -136,6 +150,11 @@ impl VmManager {
             }
         };
         files::write_file(&dir.join("golden.xml"), saved_xml.as_bytes()).await?;
+        // And the file's header and XML area as saved: every clone starts from these bytes, so
+        // one interrupted rewrite cannot spoil the next clone.
+        let save = dir.join("state.save");
+        let head = tokio::task::spawn_blocking(move || read_head(&save)).await??;
+        files::write_file(&dir.join("golden.head"), &head).await?;
         let meta = GoldenMeta {
             name,
             http_port: spec.http_port,
@@ -146,8 +165,9 @@ impl VmManager {
             made_in_ms: t.elapsed().as_millis() as u64,
         };
         let json = serde_json::to_string_pretty(&meta).map_err(|e| VmError::Invalid(e.to_string()))?;
-        // Written last: a golden without it is an interrupted one.
         files::write_file(&dir.join("golden.json"), json.as_bytes()).await?;
+        // Made current last: until then, this folder is an attempt nobody uses.
+        files::write_file(&base.join("current"), folder.as_bytes()).await?;
         tracing::info!(dir = %dir.display(), ms = meta.made_in_ms, "golden snapshot ready");
         Ok(meta)
     }
@@ -175,7 +195,7 @@ impl VmManager {
         if (spec.vcpus, spec.memory_mib, spec.disk_gib) != (golden.vcpus, golden.memory_mib, golden.disk_gib) {
             return Err(VmError::Invalid("the golden snapshot is of another size than this plan".into()));
         }
-        let gdir = self.golden_dir()?;
+        let gdir = self.golden_dir().ok_or_else(|| VmError::Invalid("no golden snapshot of this image yet".into()))?;
         let vdir = self.vm_dir(spec.hosting_id);
         files::create_overlay(&vdir, &gdir.join("disk.qcow2"), golden.disk_gib).await?;
         let name = self.domain_name(spec.hosting_id);
@@ -188,9 +208,10 @@ impl VmManager {
             .await
             .map_err(|source| VmError::Io { what: "reading", path: golden_xml, source })?;
         let xml = clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, bind)?;
-        let xml_for_header = xml.clone();
-        let save_for_header = save.clone();
-        tokio::task::spawn_blocking(move || rewrite_save_xml(&save_for_header, &xml_for_header)).await??;
+        let head_path = gdir.join("golden.head");
+        let head = tokio::fs::read(&head_path).await.map_err(|source| VmError::Io { what: "reading", path: head_path, source })?;
+        let (xml_for_header, save_for_header) = (xml.clone(), save.clone());
+        tokio::task::spawn_blocking(move || rewrite_save_xml(&save_for_header, &head, &xml_for_header)).await??;
         self.blocking(move |c| {
             c.restore_domain(&save.display().to_string()).doing("restore the golden snapshot as domain", &name)?;
             c.define_domain_xml(&xml).doing("define domain", &name)?;
@@ -288,25 +309,12 @@ fn clone_xml(
 /// [64 KiB of zeros]` and keeps the cookie's offset in the header (`virQEMUSaveDataWrite`), so a
 /// longer XML moves the cookie into the slack, as its own XML edits do. The memory stream after
 /// the data is untouched.
-pub(super) fn rewrite_save_xml(path: &Path, xml: &str) -> Result<(), VmError> {
+pub(super) fn rewrite_save_xml(path: &Path, pristine: &[u8], xml: &str) -> Result<(), VmError> {
     let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
     let invalid = |why: String| VmError::Invalid(format!("{}: {why}", path.display()));
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(io("opening"))?;
-    let mut h = [0u8; HEADER_LEN as usize];
-    f.read_exact(&mut h).map_err(io("reading the header of"))?;
-    if &h[..16] != SAVE_MAGIC {
-        return Err(invalid("not a complete libvirt save file".into()));
-    }
-    let word = |h: &[u8], i: usize| u32::from_ne_bytes([h[16 + 4 * i], h[17 + 4 * i], h[18 + 4 * i], h[19 + 4 * i]]);
-    let (version, data_len, cookie_offset) = (word(&h, 0), word(&h, 1) as usize, word(&h, 4) as usize);
-    if version != 2 {
-        return Err(invalid(format!("save file version {version}, not 2")));
-    }
-    if data_len > 16 << 20 || cookie_offset > data_len {
-        return Err(invalid("implausible header".into()));
-    }
-    let mut data = vec![0u8; data_len];
-    f.read_exact(&mut data).map_err(io("reading the XML of"))?;
+    let (mut h, data) = split_head(pristine).map_err(invalid)?;
+    let data_len = data.len();
+    let cookie_offset = word(&h, 4) as usize;
     let cookie: &[u8] = if cookie_offset == 0 {
         &[]
     } else {
@@ -322,10 +330,49 @@ pub(super) fn rewrite_save_xml(path: &Path, xml: &str) -> Result<(), VmError> {
     let new_cookie_offset = if cookie.is_empty() { 0 } else { xml.len() + 1 };
     new[new_cookie_offset..new_cookie_offset + cookie.len()].copy_from_slice(cookie);
     h[16 + 4 * 4..16 + 4 * 5].copy_from_slice(&(new_cookie_offset as u32).to_ne_bytes());
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(io("opening"))?;
     f.seek(SeekFrom::Start(0)).map_err(io("seeking in"))?;
     f.write_all(&h).map_err(io("writing"))?;
     f.write_all(&new).map_err(io("writing"))?;
     f.sync_data().map_err(io("syncing"))
+}
+
+/// The i-th u32 of a save file header (after the magic), in host byte order.
+fn word(h: &[u8], i: usize) -> u32 {
+    u32::from_ne_bytes([h[16 + 4 * i], h[17 + 4 * i], h[18 + 4 * i], h[19 + 4 * i]])
+}
+
+/// A save file's header and data area (XML, cookie, slack), checked.
+fn split_head(bytes: &[u8]) -> Result<([u8; HEADER_LEN as usize], &[u8]), String> {
+    let at = HEADER_LEN as usize;
+    if bytes.len() < at || &bytes[..16] != SAVE_MAGIC {
+        return Err("not a complete libvirt save file".into());
+    }
+    let h: [u8; HEADER_LEN as usize] = bytes[..at].try_into().expect("the length was checked");
+    let (version, data_len, cookie_offset) = (word(&h, 0), word(&h, 1) as usize, word(&h, 4) as usize);
+    if version != 2 {
+        return Err(format!("save file version {version}, not 2"));
+    }
+    if data_len > 16 << 20 || cookie_offset > data_len || bytes.len() < at + data_len {
+        return Err("implausible header".into());
+    }
+    Ok((h, &bytes[at..at + data_len]))
+}
+
+/// The header and data area of a save file, as they are now.
+fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
+    let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
+    let mut f = std::fs::File::open(path).map_err(io("opening"))?;
+    let mut h = vec![0u8; HEADER_LEN as usize];
+    f.read_exact(&mut h).map_err(io("reading the header of"))?;
+    if &h[..16] != SAVE_MAGIC {
+        return Err(VmError::Invalid(format!("{} is not a complete libvirt save file", path.display())));
+    }
+    let mut data = vec![0u8; (word(&h, 1) as usize).min(16 << 20)];
+    f.read_exact(&mut data).map_err(io("reading the XML of"))?;
+    h.extend_from_slice(&data);
+    split_head(&h).map_err(VmError::Invalid)?;
+    Ok(h)
 }
 
 #[cfg(test)]
@@ -335,6 +382,7 @@ mod tests {
     /// A save file as libvirt lays it out: header, XML, cookie, 64 KiB (here: `slack`) zeros,
     /// then QEMU's memory stream.
     fn fake_save(dir: &Path, xml: &str, slack: usize, cookie: Option<&str>) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
         let p = dir.join("state.save");
         let mut data = xml.as_bytes().to_vec();
         data.push(0);
@@ -360,8 +408,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = fake_save(dir.path(), "<domain><name>g</name></domain>", 64, Some("<cookie/>"));
         let before = std::fs::read(&p).unwrap();
+        let head = read_head(&p).unwrap();
         let xml = "<domain><name>vmw-12</name><a-longer-one/></domain>";
-        rewrite_save_xml(&p, xml).unwrap();
+        rewrite_save_xml(&p, &head, xml).unwrap();
         let after = std::fs::read(&p).unwrap();
         assert_eq!(before.len(), after.len());
         let at = HEADER_LEN as usize;
@@ -373,15 +422,21 @@ mod tests {
         // What libvirt reads back: the XML up to the cookie, then the cookie.
         assert_eq!(&after[at..at + cookie_offset - 1], xml.as_bytes());
         // Too large for the slack: refused, file unchanged.
-        assert!(rewrite_save_xml(&p, &format!("<domain>{}</domain>", "x".repeat(200))).is_err());
+        assert!(rewrite_save_xml(&p, &head, &format!("<domain>{}</domain>", "x".repeat(200))).is_err());
         assert_eq!(std::fs::read(&p).unwrap(), after);
+        // Every rewrite starts from the saved head, not from what the last one left.
+        rewrite_save_xml(&p, &head, "<domain><name>vmw-13</name></domain>").unwrap();
+        let again = std::fs::read(&p).unwrap();
+        assert!(again[at..].starts_with(b"<domain><name>vmw-13</name></domain>\0<cookie/>\0"));
         // Without a cookie the XML may take the whole area.
-        let q = fake_save(dir.path(), "<d/>", 64, None);
-        rewrite_save_xml(&q, "<domain>larger</domain>").unwrap();
+        let q = fake_save(&dir.path().join("q"), "<d/>", 64, None);
+        let qhead = read_head(&q).unwrap();
+        rewrite_save_xml(&q, &qhead, "<domain>larger</domain>").unwrap();
         assert_eq!(u32::from_ne_bytes(std::fs::read(&q).unwrap()[32..36].try_into().unwrap()), 0);
         // Not a save file (or an incomplete one): refused.
         std::fs::write(&p, b"LibvirtQemudPart and more bytes than a header needs, more, more, more, more, more!").unwrap();
-        assert!(rewrite_save_xml(&p, "<domain/>").is_err());
+        assert!(read_head(&p).is_err());
+        assert!(rewrite_save_xml(&p, b"LibvirtQemudPart", "<domain/>").is_err());
     }
 
     #[test]

@@ -377,9 +377,12 @@ impl VmManager {
                 if d.is_active().doing("read the state of domain", &name)? {
                     d.destroy().doing("stop domain", &name)?;
                 }
-                let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-                    | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
-                d.undefine_flags(flags).doing("undefine domain", &name)?;
+                // A transient domain (a clone restored but not yet defined) is gone once stopped.
+                if let Some(d) = Self::lookup(c, &name)? {
+                    let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+                        | virt::sys::VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA;
+                    d.undefine_flags(flags).doing("undefine domain", &name)?;
+                }
             }
             Ok(())
         })
