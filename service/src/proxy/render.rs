@@ -240,6 +240,10 @@ mod tests {
         assert!(has(&top, "client_max_body_size 16m") && has(&top, "proxy_request_buffering on"));
         assert!(has(&app, "client_max_body_size 2m") && has(&app, "proxy_request_buffering on"));
         assert!(!has(&top, "proxy_request_buffering off") && !has(&app, "proxy_request_buffering off"));
+        // ...and nothing lowers the sites' limit (their locations share the app's server block).
+        let sets_body_size = |text: &str| directives(text).iter().filter(|w| w[0] == "client_max_body_size").count();
+        assert_eq!(sets_body_size(&conf), 1, "only the http-level 16m");
+        assert_eq!(sets_body_size(LOCATIONS) + sets_body_size(SERVER) + sets_body_size(SITE_PROXY), 0);
         let auth_api = "location ~ ^/api/(v1/auth/|auth|fn/(login|signup|check_signup_field)$)";
         for head in ["location ~ ^/(login|signup|auth/)", auth_api, "location /api/", "location /"] {
             assert!(block(&conf, head).contains("include /p/app-proxy.conf;"), "{head}");
