@@ -205,6 +205,96 @@ mod tests {
         }
     }
 
+    /// The directives inside the first block that opens with `head` (e.g. "location /api/"),
+    /// nested blocks included.
+    fn block<'a>(text: &'a str, head: &str) -> &'a str {
+        let start = text.find(&format!("{head} {{")).unwrap_or_else(|| panic!("no `{head}` block")) + head.len() + 2;
+        let mut depth = 1;
+        for (i, c) in text[start..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 1 => return &text[start..start + i],
+                '}' => depth -= 1,
+                _ => {}
+            }
+        }
+        panic!("`{head}` is not closed")
+    }
+
+    fn has(d: &[Vec<String>], words: &str) -> bool {
+        let want: Vec<&str> = words.split_whitespace().collect();
+        d.iter().any(|w| w.iter().map(String::as_str).eq(want.iter().copied()))
+    }
+
+    #[test]
+    fn the_front_door_refuses_big_bodies_floods_and_held_requests_itself() {
+        let main = main_files(&ServiceConfig::default(), Path::new("/p")).unwrap();
+        let file = |n: &str| main.iter().find(|(f, _)| *f == n).unwrap().1.clone();
+        let (conf, app) = (file("nginx.conf"), directives(&file("app-proxy.conf")));
+        let top = directives(&conf);
+        // Workers: one per core; old ones never outlive a reload by more than 10 s.
+        assert!(has(&top, "worker_processes auto") && has(&top, "worker_shutdown_timeout 10s"));
+        assert!(!has(&top, "worker_processes 1"));
+        // Bodies: sites keep 16 MB; every app location takes what the app takes (axum's 2 MiB),
+        // read in full before it is passed on, and on /api/ a JSON 413.
+        assert!(has(&top, "client_max_body_size 16m") && has(&top, "proxy_request_buffering on"));
+        assert!(has(&app, "client_max_body_size 2m") && has(&app, "proxy_request_buffering on"));
+        assert!(!has(&top, "proxy_request_buffering off") && !has(&app, "proxy_request_buffering off"));
+        // ...and nothing lowers the sites' limit (their locations share the app's server block).
+        let sets_body_size = |text: &str| directives(text).iter().filter(|w| w[0] == "client_max_body_size").count();
+        assert_eq!(sets_body_size(&conf), 1, "only the http-level 16m");
+        assert_eq!(sets_body_size(LOCATIONS) + sets_body_size(SERVER) + sets_body_size(SITE_PROXY), 0);
+        let auth_api = "location ~ ^/api/(v1/auth/|auth|fn/(login|signup|check_signup_field)$)";
+        for head in ["location ~ ^/(login|signup|auth/)", auth_api, "location /api/", "location /"] {
+            assert!(block(&conf, head).contains("include /p/app-proxy.conf;"), "{head}");
+        }
+        for head in [auth_api, "location /api/"] {
+            let d = directives(block(&conf, head));
+            assert!(has(&d, "error_page 413 /__vmw/body-too-large.json"), "{head}");
+            assert!(has(&d, "error_page 502 503 504 /__vmw/site-down.html"), "{head}: error_page replaces the inherited one");
+        }
+        let too_large = block(&conf, "location = /__vmw/body-too-large.json");
+        assert!(too_large.contains("internal;") && too_large.contains("default_type application/json;"));
+        let json = too_large.split_once("return 413 '").unwrap().1.split_once("';").unwrap().0;
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["error"]["code"], "payload_too_large");
+        // Sign-up and log-in: the existing zone, on the pages, the REST API and the server functions.
+        assert!(has(&top, "limit_req_zone $binary_remote_addr zone=auth:10m rate=30r/m"));
+        for head in ["location ~ ^/(login|signup|auth/)", auth_api] {
+            assert!(has(&directives(block(&conf, head)), "limit_req zone=auth burst=30 nodelay"), "{head}");
+        }
+        let auth = regex_of(auth_api);
+        for p in ["/api/v1/auth/register", "/api/v1/auth/login", "/api/fn/login", "/api/fn/signup", "/api/fn/check_signup_field"] {
+            assert!(auth(p), "{p} is not limited");
+        }
+        for p in ["/api/fn/plans", "/api/fn/logout", "/api/v1/hostings"] {
+            assert!(!auth(p), "{p} is limited");
+        }
+        // Held requests: at most 20 per client address, answered 429.
+        assert!(has(&top, "limit_conn_zone $vmw_held zone=held:10m") && has(&top, "limit_conn_status 429"));
+        assert!(has(&directives(block(&conf, "location /api/")), "limit_conn held 20"));
+        let held = block(&conf, "map \"$uri?$args\" $vmw_held");
+        let held: Vec<&str> = held.lines().filter_map(|l| l.trim().strip_prefix("\"~")?.split_once("\" $binary_remote_addr;")).map(|(r, _)| r).collect();
+        let counted = |uri: &str| held.iter().any(|r| matches(r, uri));
+        for u in ["/api/v1/hostings/7/stream?", "/api/v1/hostings/7/stream?after=3", "/api/v1/hostings/7?wait=60", "/api/v1/hostings?wait=60", "/api/v1/host?wait=5", "/api/v1/host/start?wait=5"] {
+            assert!(counted(u), "{u} is not counted");
+        }
+        for u in ["/api/v1/hostings/7?", "/api/v1/hostings?", "/api/v1/host?", "/api/v1/users/me?x=1", "/api/fn/login?"] {
+            assert!(!counted(u), "{u} is counted");
+        }
+    }
+
+    /// The location's regex (after `location ~ `) as a matcher.
+    fn regex_of(head: &str) -> impl Fn(&str) -> bool {
+        let r = head.strip_prefix("location ~ ").unwrap().to_owned();
+        move |p: &str| matches(&r, p)
+    }
+
+    /// Whether nginx's regex `r` (PCRE; these use only what `regex` reads alike) matches `s`.
+    fn matches(r: &str, s: &str) -> bool {
+        regex::Regex::new(r).unwrap().is_match(s)
+    }
+
     #[test]
     fn nothing_unvalidated_reaches_a_config() {
         let cfg = ServiceConfig::default();
