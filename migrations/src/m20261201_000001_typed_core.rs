@@ -1,6 +1,7 @@
 //! The typed hosting core:
 //! - hostings get a lease (`lease_owner`, `lease_until`): one operation at a time holds across
 //!   processes, and a crashed process's leases expire;
+//! - a hosting says how its VM was made (`created_as`: cold boot, clone, warm spare);
 //! - a warm spare says how it waits (`spare_tier`: paused in RAM, or saved to disk);
 //! - warm spares belong to no account (`user_id` NULL) instead of a `_warm_pool` user, which was
 //!   user 1 on a fresh install and so kept the first person to sign up from being an admin.
@@ -28,6 +29,7 @@ impl MigrationTrait for Migration {
                         .add_column(ColumnDef::new(Hostings::LeaseOwner).string().null())
                         .add_column(ColumnDef::new(Hostings::LeaseUntil).big_integer().null())
                         .add_column(ColumnDef::new(Hostings::SpareTier).string().null())
+                        .add_column(ColumnDef::new(Hostings::CreatedAs).string().null())
                         .to_owned(),
                 )
                 .await?;
@@ -90,6 +92,7 @@ async fn rebuild_hostings_sqlite(m: &SchemaManager<'_>) -> Result<(), DbErr> {
         .col(ColumnDef::new(Hostings::LeaseOwner).string().null())
         .col(ColumnDef::new(Hostings::LeaseUntil).big_integer().null())
         .col(ColumnDef::new(Hostings::SpareTier).string().null())
+        .col(ColumnDef::new(Hostings::CreatedAs).string().null())
         .foreign_key(
             ForeignKey::create()
                 .from(HostingsNew::Table, Hostings::UserId)
@@ -131,7 +134,7 @@ async fn rebuild_hostings_sqlite(m: &SchemaManager<'_>) -> Result<(), DbErr> {
 #[derive(DeriveIden)]
 enum Hostings {
     Table, Id, UserId, NodeId, Slug, Plan, State, StateReason, Operation, HttpPort, SshPort, SshKeys,
-    CreatedAt, UpdatedAt, RunningSince, LeaseOwner, LeaseUntil, SpareTier,
+    CreatedAt, UpdatedAt, RunningSince, LeaseOwner, LeaseUntil, SpareTier, CreatedAs,
 }
 
 #[derive(DeriveIden)]

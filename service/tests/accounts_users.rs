@@ -252,6 +252,7 @@ async fn deleting_an_account_needs_the_password_and_no_hostings_left() {
         plan: "small",
         keys_json: "[]",
         max_per_user: 3,
+        fresh: service::hosting::CreateKind::Cold,
     };
     let (_h, lease, _) = store.insert_for_user(new, false).await.unwrap();
     let blocked = acc.delete_user(&actor, PASSWORD).await;

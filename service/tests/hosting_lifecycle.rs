@@ -54,7 +54,7 @@ async fn steps_with(e: &Env, id: i32, kind: EventKind, status: EventStatus) -> V
 
 /// The steps of a cold create, in order.
 fn cold_steps() -> Vec<Step> {
-    HostingService::create_steps(false)
+    HostingService::create_steps(service::hosting::CreateKind::Cold)
 }
 
 fn with_slug(slug: &str) -> CreateHosting {
@@ -290,13 +290,14 @@ async fn every_undo_run_twice_still_leaves_nothing_behind_cold_and_warm() {
     })
     .await;
     let lee = e.user("lee").await;
-    fail_each_step(&e, &lee, &HostingService::create_steps(true), "warm", true).await;
+    fail_each_step(&e, &lee, &HostingService::create_steps(service::hosting::CreateKind::Warm), "warm", true).await;
     assert_eq!(e.svc.spares_ready().await.unwrap(), 0, "each failed claim used its spare up");
     // And a warm create that succeeds is live, from a spare.
     assert!(e.svc.fill_pool_once().await.unwrap());
     let h = running(&e, &lee).await;
     let started = steps_with(&e, h.id, EventKind::Step, EventStatus::Succeeded).await;
-    assert_eq!(started, HostingService::create_steps(true));
+    assert_eq!(started, HostingService::create_steps(service::hosting::CreateKind::Warm));
+    assert_eq!(h.created_as, Some(service::hosting::CreateKind::Warm), "the view says how its VM was made");
 }
 
 #[tokio::test]

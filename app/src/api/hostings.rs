@@ -64,12 +64,13 @@ pub async fn hosting_page(id: i32) -> Result<HostingPageData, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     let h = auth::hosting(&state)?;
     let hosting = h.get(&actor, id).await?;
+    let kind = hosting.created_as.unwrap_or(service::hosting::CreateKind::Cold);
     let events = h.events(&actor, id, 0).await?;
     let samples = h.stats_history(&actor, id).await?;
     Ok(HostingPageData {
         hosting,
         events,
-        steps: service::hosting::HostingService::create_steps(false)
+        steps: service::hosting::HostingService::create_steps(kind)
             .into_iter()
             .map(|step| StepInfo { step, label: step.label().into() })
             .collect(),

@@ -32,7 +32,7 @@ use crate::{Error, Result, ServiceConfig};
 pub use events::LiveEvent;
 pub use reconcile::ReconcileReport;
 pub use store::{HostingRow, Store};
-pub use vmw_types::{EventKind, EventStatus, HostingState, Operation, SpareTier, Step};
+pub use vmw_types::{CreateKind, EventKind, EventStatus, HostingState, Operation, SpareTier, Step};
 pub use view::{EventView, HostingView, NodeView, StatSample};
 
 /// What a user asks for when creating a hosting. Everything is optional: the slug defaults to
@@ -236,6 +236,7 @@ impl HostingService {
             plan: &plan.name,
             keys_json: &keys_json,
             max_per_user: cfg.max_hostings_per_user,
+            fresh: if self.can_clone(&plan) { CreateKind::Clone } else { CreateKind::Cold },
         };
         let (row, lease, warm) = self.inner.store.insert_for_user(new, cfg.pool_size + cfg.pool_paused > 0).await?;
         let how = if warm { ", warm VM" } else { "" };

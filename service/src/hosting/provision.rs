@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::store::{HostingRow, Lease};
 use super::units::{self, Cx, Unit};
 use super::{EventKind, EventStatus, HostingService, HostingState};
+use vmw_types::CreateKind;
 use crate::proxy::SiteRoute;
 use crate::vm::{SeedSpec, VmSpec};
 use crate::{Error, Result};
@@ -42,7 +43,7 @@ impl HostingService {
         tokio::spawn(async move {
             let permits = this.inner.permits.clone();
             let Ok(_permit) = permits.acquire_owned().await else { return };
-            if let Err(err) = this.run_create(lease, units::COLD).await {
+            if let Err(err) = this.run_create(lease, CreateKind::Cold).await {
                 tracing::error!(%err, "provisioning task failed");
             }
         });
@@ -61,7 +62,7 @@ impl HostingService {
     pub(super) fn spawn_clone(&self, lease: Lease) {
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(err) = this.run_create(lease, units::CLONE).await {
+            if let Err(err) = this.run_create(lease, CreateKind::Clone).await {
                 tracing::error!(%err, "provisioning a clone of the golden snapshot failed");
             }
         });
@@ -71,7 +72,7 @@ impl HostingService {
     pub(super) fn spawn_claimed(&self, lease: Lease) {
         let this = self.clone();
         tokio::spawn(async move {
-            if let Err(err) = this.run_create(lease, units::WARM).await {
+            if let Err(err) = this.run_create(lease, CreateKind::Warm).await {
                 tracing::error!(%err, "provisioning a claimed warm VM failed");
             }
         });
@@ -79,16 +80,15 @@ impl HostingService {
 
     /// Runs a create's units, then marks the hosting running, or undoes what was done and
     /// marks it failed with the reason.
-    async fn run_create(&self, lease: Lease, order: &'static [&'static dyn Unit]) -> Result<()> {
+    async fn run_create(&self, lease: Lease, kind: CreateKind) -> Result<()> {
         let store = &self.inner.store;
-        let warm = std::ptr::eq(order, units::WARM) || std::ptr::eq(order, units::CLONE);
-        let row = store.set_state(&lease, HostingState::Provisioning).await?;
-        let how = if std::ptr::eq(order, units::WARM) {
-            "Provisioning from the warm pool (a VM made ahead of time)"
-        } else if std::ptr::eq(order, units::CLONE) {
-            "Provisioning a clone of the golden snapshot (no boot)"
-        } else {
-            "Provisioning started (a full boot)"
+        let order = units::order_of(kind);
+        let restored = kind != CreateKind::Cold;
+        let row = store.begin_provisioning(&lease, kind).await?;
+        let how = match kind {
+            CreateKind::Warm => "Provisioning from the warm pool (a VM made ahead of time)",
+            CreateKind::Clone => "Provisioning a clone of the golden snapshot (no boot)",
+            CreateKind::Cold => "Provisioning started (a full boot)",
         };
         self.event(&row, EventKind::State, None, EventStatus::Provisioning, how.into(), None).await;
         let started = Instant::now();
@@ -98,7 +98,7 @@ impl HostingService {
                 let row = store.finish(&lease, HostingState::Running, None).await?;
                 let msg = format!("Site is live ({total} ms)");
                 self.event(&row, EventKind::State, None, EventStatus::Running, msg, Some(total)).await;
-                if warm {
+                if restored {
                     self.sync_clock_later(row.id);
                 }
             }
@@ -235,10 +235,9 @@ impl HostingService {
         errors
     }
 
-    /// The steps of a create, in order, as its progress view lists them.
-    pub fn create_steps(warm: bool) -> Vec<vmw_types::Step> {
-        let order = if warm { units::WARM } else { units::COLD };
-        order.iter().map(|u| u.step()).collect()
+    /// The steps of a create of `kind`, in order, as its progress view lists them.
+    pub fn create_steps(kind: CreateKind) -> Vec<vmw_types::Step> {
+        units::order_of(kind).iter().map(|u| u.step()).collect()
     }
 
     /// Removes whatever a hosting may hold, whatever its progress: every undo, in reverse.

@@ -19,7 +19,7 @@ use sea_orm::{
 };
 
 use super::{HostingState, Operation};
-use vmw_types::SpareTier;
+use vmw_types::{CreateKind, SpareTier};
 use crate::accounts::Actor;
 use crate::db::entity::{hosting, user};
 use crate::db::{is_unique_violation, now_ms};
@@ -55,6 +55,8 @@ pub struct NewHosting<'a> {
     pub keys_json: &'a str,
     /// Refused with `QuotaExceeded` when the user already has this many.
     pub max_per_user: u32,
+    /// How its VM will be made when no spare is claimed (a clone or a cold boot).
+    pub fresh: CreateKind,
 }
 
 /// Why an operation could not begin.
@@ -275,6 +277,7 @@ impl Store {
             running_since: Set(None),
             lease_owner: Set(Some(token.clone())),
             lease_until: Set(Some(now + LEASE_TTL.as_millis() as i64)),
+            created_as: Set(Some(new.fresh)),
             ..Default::default()
         };
         let row = match row.insert(&txn).await {
@@ -322,6 +325,7 @@ impl Store {
                 .col_expr(hosting::Column::SshKeys, Expr::value(new.keys_json))
                 .col_expr(hosting::Column::State, Expr::value(HostingState::Queued))
                 .col_expr(hosting::Column::SpareTier, Expr::value(Option::<SpareTier>::None))
+                .col_expr(hosting::Column::CreatedAs, Expr::value(CreateKind::Warm))
                 .col_expr(hosting::Column::Operation, Expr::value(Operation::Create))
                 .col_expr(hosting::Column::CreatedAt, Expr::value(now))
                 .col_expr(hosting::Column::UpdatedAt, Expr::value(now))
@@ -453,8 +457,13 @@ impl Store {
         self.require(lease.id).await
     }
 
-    pub async fn set_state(&self, lease: &Lease, state: HostingState) -> Result<HostingRow> {
-        self.update_leased(lease, |u| u.set(hosting::Column::State, state)).await
+    /// A create begins provisioning, as `kind`.
+    pub async fn begin_provisioning(&self, lease: &Lease, kind: CreateKind) -> Result<HostingRow> {
+        self.update_leased(lease, |u| {
+            u.set(hosting::Column::State, HostingState::Provisioning);
+            u.set(hosting::Column::CreatedAs, kind);
+        })
+        .await
     }
 
     /// Marks a create started over (after a crash): queued again, no ports.

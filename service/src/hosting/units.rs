@@ -79,6 +79,15 @@ pub(super) const SPARE_CLONE_PAUSED: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, 
 pub(super) const SPARE_PAUSED: &[&dyn Unit] =
     &[&AllocatePorts, &CreateDisk, &WriteSeed, &DefineDomain, &StartVm, &WaitReady, &PauseSpare];
 
+/// The order a create of `kind` runs.
+pub(super) fn order_of(kind: vmw_types::CreateKind) -> &'static [&'static dyn Unit] {
+    match kind {
+        vmw_types::CreateKind::Cold => COLD,
+        vmw_types::CreateKind::Clone => CLONE,
+        vmw_types::CreateKind::Warm => WARM,
+    }
+}
+
 /// Whatever a hosting may hold, whatever its progress: undone in reverse (cleanup after a
 /// crash, delete, a spare that lost its saved state). A clone holds what a cold boot does.
 pub(super) const EVERYTHING: &[&dyn Unit] = COLD;

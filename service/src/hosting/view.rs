@@ -19,6 +19,7 @@ pub fn hosting_view(m: &hosting::Model, cfg: &ServiceConfig, queue_position: Opt
         state: m.state,
         state_reason: m.state_reason.clone(),
         operation: m.operation,
+        created_as: m.created_as,
         ssh_port: m.ssh_port,
         http_port: m.http_port,
         created_at: m.created_at,

@@ -15,6 +15,6 @@ mod view;
 
 pub use event::{EventKind, EventStatus, EventView, LiveMessage};
 pub use name::{RESERVED_NAMES, check_name};
-pub use state::{HostingState, Operation, SpareTier, TokenKind};
+pub use state::{CreateKind, HostingState, Operation, SpareTier, TokenKind};
 pub use step::Step;
 pub use view::{ApiTokenView, HostingView, NodeView, PlanView, SshKeyView, StatSample, StepInfo, UserView};

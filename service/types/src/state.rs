@@ -60,6 +60,16 @@ impl Operation {
 }
 
 string_enum! {
+    /// How a create made its VM: booted from the image, cloned from the golden snapshot, or
+    /// claimed from the warm spares. Each has its own steps (the progress view lists them).
+    pub enum CreateKind {
+        Cold = "cold" => "A full boot",
+        Clone = "clone" => "A clone of the golden snapshot",
+        Warm = "warm" => "A warm spare",
+    }
+}
+
+string_enum! {
     /// How a warm spare waits: paused in RAM (resumes in ~0.02 s) or saved to disk (restores in
     /// ~0.4 s, holds no RAM).
     pub enum SpareTier {

@@ -1,7 +1,7 @@
 //! What clients see (REST JSON, server functions, the event stream). Never carries secrets.
 use serde::{Deserialize, Serialize};
 
-use crate::{HostingState, Operation, TokenKind};
+use crate::{CreateKind, HostingState, Operation, TokenKind};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct HostingView {
@@ -14,6 +14,8 @@ pub struct HostingView {
     pub state_reason: Option<String>,
     /// The operation in progress, if any.
     pub operation: Option<Operation>,
+    /// How its VM was made (set once its create began provisioning).
+    pub created_as: Option<CreateKind>,
     pub ssh_port: Option<i32>,
     pub http_port: Option<i32>,
     pub created_at: i64,

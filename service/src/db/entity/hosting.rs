@@ -1,5 +1,5 @@
 use sea_orm::entity::prelude::*;
-use vmw_types::{HostingState, Operation, SpareTier};
+use vmw_types::{CreateKind, HostingState, Operation, SpareTier};
 
 /// A user's site and its VM, or a warm spare (no owner yet). Domain, disk and nginx names derive
 /// from `id`, never from `slug`. Only `hosting::store` reads or writes these rows.
@@ -33,6 +33,8 @@ pub struct Model {
     pub lease_until: Option<i64>,
     /// How a ready spare waits (None for anything else).
     pub spare_tier: Option<SpareTier>,
+    /// How a create made its VM (None until it began provisioning).
+    pub created_as: Option<CreateKind>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
