@@ -23,7 +23,7 @@ export function freePort() {
 }
 
 /** Starts vm-webhoster. hosting=false runs accounts only (no libvirt, no nginx). */
-export async function startServer({ hosting = false, env = {}, poolSize = 0, golden = false } = {}) {
+export async function startServer({ hosting = false, env = {}, poolSize = 0, pausedSize = 0, golden = false } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'vmw-e2e-'));
   chmodSync(dataDir, 0o755); // QEMU runs as an unprivileged user and must reach the VM disks
   const appPort = await freePort();
@@ -37,7 +37,8 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, gol
     if (!existsSync(join(image, 'base.qcow2'))) throw new Error(`guest image missing at ${image} (make image)`);
     const seed = Math.floor(Math.random() * 40);
     args.push('--nginx-listen', `127.0.0.1:${nginxPort}`, '--guest-image', image,
-      '--public-host', '127.0.0.1', '--domain-prefix', prefix, '--pool-size', String(poolSize));
+      '--public-host', '127.0.0.1', '--domain-prefix', prefix, '--pool-size', String(poolSize),
+      '--pool-paused', String(pausedSize));
     // Each run has a fresh data dir, so a golden snapshot would cost a cold boot of its own.
     if (!golden) args.push('--no-golden');
     env = { VMW_HTTP_PORT_BASE: String(46000 + seed * 20), VMW_SSH_PORT_BASE: String(47000 + seed * 20), ...env };

@@ -65,6 +65,20 @@ struct Setup {
     _ports: [PortWindow; 2],
 }
 
+/// A test that failed half-way leaves no VM running: every domain of its own prefix goes (the
+/// golden one too), whatever state it is in.
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let uri = self.cfg.libvirt_uri.clone();
+        let virsh = |args: &[&str]| Command::new("virsh").arg("-c").arg(&uri).args(args).output();
+        let Ok(out) = virsh(&["list", "--all", "--name"]) else { return };
+        for name in String::from_utf8_lossy(&out.stdout).lines().filter(|n| n.starts_with(&self.cfg.domain_prefix)) {
+            let _ = virsh(&["destroy", name]);
+            let _ = virsh(&["undefine", "--managed-save", name]);
+        }
+    }
+}
+
 fn setup(tag: &str) -> Setup {
     let dir = data_dir();
     let (http, ssh) = (PortWindow::claim(PORTS), PortWindow::claim(PORTS));
