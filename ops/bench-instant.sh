@@ -46,7 +46,7 @@ spares() { sqlite3 "$1/vm-webhoster.sqlite" "select count(*) from hostings where
 # the golden snapshot exists. Gives up after TIMEOUT seconds.
 wait_ready_pool() { # data N golden timeout
   local t0=$SECONDS
-  until [ "$(spares "$1")" -ge "$2" ] && { [ "$3" = 0 ] || compgen -G "$1/golden/*/golden.json" >/dev/null; }; do
+  until [ "$(spares "$1")" -ge "$2" ] && { [ "$3" = 0 ] || find "$1/golden" -name golden.json 2>/dev/null | grep -q .; }; do
     if (( SECONDS - t0 > $4 )); then echo "bench: pool of $1 not ready after $4 s ($(spares "$1") spares)" >&2; return 1; fi
     sleep 1
   done
@@ -249,7 +249,7 @@ PY
   rm -f "$data.log"
 }
 
-when=$(date -u '+%Y-%m-%d %H:%M UTC'); commit=$(git -C "$root" rev-parse --short HEAD)
+when=$(date -u '+%Y-%m-%d %H:%M UTC'); commit=$(git -C "$root" describe --always --dirty)
 for m in $modes; do run_mode "$m"; done
 echo "bench: raw results:" >&2; sed 's/^/  /' "$results" >&2
 python3 - "$results" "$when" "$commit" "$bin" <<'PY'
