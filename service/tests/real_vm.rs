@@ -65,8 +65,8 @@ struct Setup {
     _ports: [PortWindow; 2],
 }
 
-/// A test that failed half-way leaves no VM running: every domain of its own prefix goes (the
-/// golden one too), whatever state it is in.
+/// A test that failed half-way leaves no VM and no nginx running: every domain of its own prefix
+/// goes (the golden one too), whatever state it is in.
 impl Drop for Setup {
     fn drop(&mut self) {
         let uri = self.cfg.libvirt_uri.clone();
@@ -76,6 +76,9 @@ impl Drop for Setup {
             let _ = virsh(&["destroy", name]);
             let _ = virsh(&["undefine", "--managed-save", name]);
         }
+        // And its nginx (a daemon of its own), if it still runs.
+        let prefix = self.dir.path().join("nginx");
+        let _ = Command::new("nginx").arg("-p").arg(&prefix).arg("-c").arg(prefix.join("nginx.conf")).args(["-s", "quit"]).output();
     }
 }
 
