@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::provision::describe;
 use super::store::{Lease, Refusal};
-use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation, ports};
+use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation};
 use crate::accounts::Actor;
 use crate::{Error, Result};
 
@@ -200,7 +200,7 @@ impl HostingService {
             let reason = format!("Delete incomplete: {}. Press delete again to retry.", errors.join("; "));
             return self.finish(lease, HostingState::Failed, Some(reason.clone()), reason, t).await;
         }
-        ports::release_all(self.inner.store.db(), id).await?;
+        // The scrub released the ports (AllocatePorts' undo).
         self.inner.store.delete(&lease).await?;
         let ms = Some(t.elapsed().as_millis() as i64);
         let msg = format!("Hosting '{}' deleted", row.slug);

@@ -1,12 +1,12 @@
-//! The warm pool: spare VMs booted ahead of time and saved to disk (they hold no RAM while
-//! they wait). A create claims one (`Store::insert_for_user`), restores it (~0.4 s),
-//! personalises it through the guest agent (hostname, the user's SSH keys, the welcome page)
-//! and publishes its route, so the site is live in about a second instead of a 20-40 s cold
-//! boot. Spares belong to no account until claimed. Each spare booted on its own, so host keys
-//! and machine-id are its own (FACTS.md: clones of one save would share them).
+//! The golden snapshot and the warm pool. Spares are made ahead of time, as clones of the
+//! golden (or by a cold boot when there is no golden of their plan's size), made unique
+//! (machine-id, SSH host keys) and then paused in RAM or saved to disk. A create claims one
+//! (`Store::insert_for_user`), resumes or restores it, personalises it through the guest agent
+//! (hostname, the user's SSH keys, the welcome page) and publishes its route. Spares belong to
+//! no account until claimed.
 use std::time::{Duration, Instant};
 
-use super::ports::{self, PortRange};
+use super::ports;
 use super::{HostingService, HostingState, units};
 use crate::config::Plan;
 use crate::vm::{GoldenSpec, SeedSpec};
@@ -142,13 +142,8 @@ impl HostingService {
         let (db, node) = (store.db(), store.node_id());
         // An attempt that died left its ports: take them back first.
         ports::release_all(db, GOLDEN_LEASE).await?;
-        let http = ports::lease(db, node, GOLDEN_LEASE, "http", &PortRange { base: cfg.http_port_base, len: cfg.port_range_len }, cfg.forward_bind).await;
-        let ssh = match &http {
-            Ok(_) => ports::lease(db, node, GOLDEN_LEASE, "ssh", &PortRange { base: cfg.ssh_port_base, len: cfg.port_range_len }, cfg.forward_bind).await,
-            Err(_) => Err(Error::internal("no HTTP port")),
-        };
-        let made = match (http, ssh) {
-            (Ok(http_port), Ok(ssh_port)) => {
+        let made = match ports::lease_pair(db, node, GOLDEN_LEASE, cfg).await {
+            Ok((http_port, ssh_port)) => {
                 let spec = GoldenSpec { vcpus: plan.vcpus, memory_mib: plan.memory_mib, disk_gib: plan.disk_gib, http_port, ssh_port };
                 let seed = SeedSpec {
                     hostname: "golden".into(),
@@ -159,7 +154,7 @@ impl HostingService {
                 tracing::info!("making the golden snapshot of the guest image (one cold boot)");
                 self.inner.vm.make_golden(&spec, &seed, Duration::from_secs(cfg.ready_timeout_secs)).await.map_err(Error::from)
             }
-            (Err(e), _) | (_, Err(e)) => Err(e),
+            Err(e) => Err(e),
         };
         ports::release_all(db, GOLDEN_LEASE).await?;
         if let Err(err) = made {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::ports::{self, PortRange};
+use super::ports;
 use super::store::{HostingRow, Lease};
 use super::{HostingService, Step};
 use crate::vm::VmState;
@@ -115,13 +115,9 @@ macro_rules! unit {
 unit! {
     AllocatePorts shows AllocatePorts;
     run(cx) {
-        let (cfg, store) = (&cx.svc.inner.cfg, &cx.svc.inner.store);
-        let (node, id, bind) = (store.node_id(), cx.id(), cfg.forward_bind);
-        let http_range = PortRange { base: cfg.http_port_base, len: cfg.port_range_len };
-        let ssh_range = PortRange { base: cfg.ssh_port_base, len: cfg.port_range_len };
-        let http = ports::lease(store.db(), node, id, "http", &http_range, bind).await?;
-        let ssh = ports::lease(store.db(), node, id, "ssh", &ssh_range, bind).await?;
-        store.set_ports(cx.lease, Some((http, ssh))).await?;
+        let store = &cx.svc.inner.store;
+        let pair = ports::lease_pair(store.db(), store.node_id(), cx.id(), &cx.svc.inner.cfg).await?;
+        store.set_ports(cx.lease, Some(pair)).await?;
         Ok(())
     }
     undo(cx) {
