@@ -27,7 +27,9 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
   const dataDir = mkdtempSync(join(tmpdir(), 'vmw-e2e-'));
   chmodSync(dataDir, 0o755); // QEMU runs as an unprivileged user and must reach the VM disks
   const appPort = await freePort();
-  const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${appPort}`, '--site-root', SITE_ROOT];
+  // --first-user-admin: the tests' first sign-up administers the instance (hosting.test.mjs
+  // opens /admin with it); without the flag nobody does until `grant-admin`.
+  const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${appPort}`, '--site-root', SITE_ROOT, '--first-user-admin'];
   let base = `http://127.0.0.1:${appPort}`;
   let nginxPort;
   const prefix = `vmwe2e${Math.random().toString(16).slice(2, 8)}-`;

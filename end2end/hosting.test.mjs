@@ -86,7 +86,7 @@ test('create a site from the browser and run it', { timeout: 900_000 }, async ()
     await page.click('[data-testid=console-toggle]');
     await page.waitForFunction(() => (document.querySelector('[data-testid=console]')?.textContent || '').includes('login:'), null, { timeout: 30_000 });
 
-    // The admin page (the first account is the administrator) lists it.
+    // The admin page (the first account is the administrator: helpers.mjs passes --first-user-admin) lists it.
     const admin = await page.context().newPage();
     await admin.goto(`${server.base}/admin`);
     await admin.waitForSelector('[data-testid=admin-hostings]');

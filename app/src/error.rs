@@ -77,7 +77,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
     use http::StatusCode as S;
     use service::Error as E;
     match e {
-        E::Validation { .. } => S::UNPROCESSABLE_ENTITY,
+        E::Validation { .. } | E::WrongPassword { .. } => S::UNPROCESSABLE_ENTITY,
         E::Conflict { .. } | E::Busy(_) => S::CONFLICT,
         E::NotFound(_) => S::NOT_FOUND,
         E::Unauthorized | E::InvalidCredentials => S::UNAUTHORIZED,
@@ -123,6 +123,7 @@ impl From<service::Error> for AppError {
             E::InvalidCredentials => {
                 AppError::Validation { field: "login".into(), message: "Wrong email/username or password.".into() }
             }
+            E::WrongPassword { field } => AppError::Validation { field: field.into(), message: "The password is not correct.".into() },
             E::Forbidden => AppError::Forbidden,
             E::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
             E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },

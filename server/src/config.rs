@@ -98,6 +98,19 @@ pub struct Cli {
     /// Do not start or manage nginx (implied by --no-libvirt).
     #[arg(long, env = "VMW_NO_NGINX", global = true)]
     pub no_nginx: bool,
+    /// Make the first account to sign up an administrator. Off by default (whoever reached a
+    /// fresh instance first would own it): run `vm-webhoster grant-admin LOGIN` instead.
+    #[arg(long, env = "VMW_FIRST_USER_ADMIN", global = true)]
+    pub first_user_admin: bool,
+    /// Password hashes (Argon2id, 19 MiB each) computed at once, on threads of their own.
+    #[arg(long, env = "VMW_HASH_CONCURRENCY", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64), global = true)]
+    pub hash_concurrency: u16,
+    /// Sign-ups allowed per client address (IPv6: per /64) per hour.
+    #[arg(long, env = "VMW_SIGNUPS_PER_ADDRESS", default_value_t = 5, global = true)]
+    pub signups_per_address: usize,
+    /// Sign-ups allowed on the whole instance per hour.
+    #[arg(long, env = "VMW_SIGNUPS_PER_HOUR", default_value_t = 60, global = true)]
+    pub signups_per_hour: usize,
     /// Mark session cookies Secure (behind HTTPS).
     #[arg(long, env = "VMW_SECURE_COOKIES", global = true)]
     pub secure_cookies: bool,
@@ -154,9 +167,22 @@ pub struct Settings {
     pub nginx_enabled: bool,
     pub secure_cookies: bool,
     pub fail_step: Option<String>,
+    /// Admin bootstrap, login and sign-up limits, password hashing.
+    pub accounts: service::accounts::Options,
 }
 
 impl Cli {
+    fn accounts_options(&self) -> service::accounts::Options {
+        use service::accounts::{Limits, Options, Rate};
+        let hour = std::time::Duration::from_secs(3600);
+        let limits = Limits {
+            signup_per_client: Rate::new(self.signups_per_address, hour),
+            signup_overall: Rate::new(self.signups_per_hour, hour),
+            ..Limits::default()
+        };
+        Options { limits, first_user_admin: self.first_user_admin, hash_concurrency: usize::from(self.hash_concurrency) }
+    }
+
     pub fn settings(&self) -> Settings {
         let data_dir = std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone());
         let database_url = self.database_url.clone().unwrap_or_else(|| {
@@ -195,6 +221,7 @@ impl Cli {
             nginx_enabled: !self.no_libvirt && !self.no_nginx,
             secure_cookies: self.secure_cookies,
             fail_step: self.fail_step.clone(),
+            accounts: self.accounts_options(),
         }
     }
 }
@@ -218,6 +245,15 @@ mod tests {
         assert_eq!(s.service.guest_image_dir, PathBuf::from("/srv/vmw/images/current"));
         assert_eq!(s.service.domain_type, None, "auto detects");
         assert!(s.hosting_enabled && s.nginx_enabled && !s.secure_cookies);
+        assert_eq!(s.accounts, service::accounts::Options::default(), "the service's defaults");
+        assert!(!s.accounts.first_user_admin, "nobody becomes an administrator by signing up first");
+        assert_eq!(s.accounts.hash_concurrency, 2);
+        assert_eq!(s.accounts.limits.signup_per_client.max, 5);
+        assert_eq!(s.accounts.limits.signup_overall.max, 60);
+        let s = parse(&["--first-user-admin", "--hash-concurrency", "4", "--signups-per-address", "1", "--signups-per-hour", "9"]).settings();
+        assert!(s.accounts.first_user_admin);
+        assert_eq!((s.accounts.hash_concurrency, s.accounts.limits.signup_per_client.max, s.accounts.limits.signup_overall.max), (4, 1, 9));
+        assert!(Cli::try_parse_from(["vm-webhoster", "--hash-concurrency", "0"]).is_err());
     }
 
     #[test]

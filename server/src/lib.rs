@@ -43,7 +43,10 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&settings.service.data_dir)?;
         let db = service::db::connect_and_migrate(&settings.database_url).await?;
-        let accounts = Accounts::new(db.clone());
+        let accounts = Accounts::with_options(db.clone(), settings.accounts);
+        if !settings.accounts.first_user_admin && !accounts.any_admin().await? {
+            tracing::warn!("no administrator yet: sign up, then run `vm-webhoster grant-admin YOUR_USERNAME`");
+        }
         let cfg = Arc::new(settings.service.clone());
         let listener = tokio::net::TcpListener::bind(settings.listen).await?;
         let addr = listener.local_addr()?;

@@ -20,6 +20,9 @@ pub enum Error {
     Unauthorized,
     #[error("wrong email/username or password")]
     InvalidCredentials,
+    /// A logged-in user confirmed an action with the wrong password (`field` is its form field).
+    #[error("the password is not correct")]
+    WrongPassword { field: &'static str },
     #[error("not allowed")]
     Forbidden,
     #[error("too many attempts, try again in {retry_after_secs} s")]
@@ -71,6 +74,7 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Unauthorized => "unauthorized",
             Error::InvalidCredentials => "invalid_credentials",
+            Error::WrongPassword { .. } => "wrong_password",
             Error::Forbidden => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
             Error::QuotaExceeded(_) => "quota_exceeded",

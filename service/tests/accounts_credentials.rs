@@ -37,7 +37,7 @@ async fn tokens_work_once_issued_and_only_their_hash_is_stored() {
     let eve = user(&acc, "eve").await;
     let (login, expires) = acc.issue_login_token(eve.id, Duration::from_secs(3600)).await.unwrap();
     assert!(expires > service::db::now_ms());
-    let (api, view) = acc.create_api_token(&eve.actor(), " ci deploy ").await.unwrap();
+    let (api, view) = acc.create_api_token(&eve.actor(), " ci deploy ", PASSWORD, None).await.unwrap();
     assert_eq!((view.name.as_str(), view.kind.as_str()), ("ci deploy", "api"));
     assert_eq!(view.expires_at, None);
     for t in [&login, &api] {
@@ -67,7 +67,7 @@ async fn api_tokens_are_listed_and_revoked_only_by_their_owner() {
     let (_db, acc) = setup().await;
     let eve = user(&acc, "eve").await.actor();
     let fred = user(&acc, "fred").await.actor();
-    let (token, view) = acc.create_api_token(&eve, "ci").await.unwrap();
+    let (token, view) = acc.create_api_token(&eve, "ci", PASSWORD, None).await.unwrap();
     acc.issue_login_token(eve.user_id, Duration::from_secs(600)).await.unwrap();
 
     let listed = acc.list_api_tokens(&eve).await.unwrap();
@@ -83,11 +83,11 @@ async fn api_tokens_are_listed_and_revoked_only_by_their_owner() {
 }
 
 #[tokio::test]
-async fn login_tokens_expire_and_die_with_a_password_change_while_api_tokens_stay() {
+async fn login_tokens_expire_and_every_token_dies_with_a_password_change() {
     let (db, acc) = setup().await;
     let eve = user(&acc, "eve").await;
     let (login, _) = acc.issue_login_token(eve.id, Duration::from_secs(3600)).await.unwrap();
-    let (api, _) = acc.create_api_token(&eve.actor(), "ci").await.unwrap();
+    let (api, _) = acc.create_api_token(&eve.actor(), "ci", PASSWORD, None).await.unwrap();
     let (short, _) = acc.issue_login_token(eve.id, Duration::from_millis(1)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(unauthorized(acc.user_for_token(&short).await), "expired");
@@ -98,21 +98,62 @@ async fn login_tokens_expire_and_die_with_a_password_change_while_api_tokens_sta
 
     acc.change_password(&eve.actor(), PASSWORD, "a new password").await.unwrap();
     assert!(unauthorized(acc.user_for_token(&login).await), "login tokens end with the old password");
-    assert_eq!(acc.user_for_token(&api).await.unwrap().id, eve.id, "named API tokens are revoked by hand");
+    assert!(unauthorized(acc.user_for_token(&api).await), "so do named API tokens: whoever had the old password may have minted one");
+    assert!(acc.list_api_tokens(&eve.actor()).await.unwrap().is_empty());
     let (fresh, _) = acc.issue_login_token(eve.id, Duration::from_secs(60)).await.unwrap();
     assert_eq!(acc.user_for_token(&fresh).await.unwrap().id, eve.id);
+}
+
+#[tokio::test]
+async fn an_api_token_needs_the_current_password() {
+    let (_db, acc) = setup().await;
+    let eve = user(&acc, "eve").await.actor();
+    for wrong in ["", "not my password", &"x".repeat(2000)] {
+        let r = acc.create_api_token(&eve, "ci", wrong, None).await;
+        assert!(matches!(r, Err(Error::WrongPassword { field: "password" })), "{wrong:?}: {r:?}");
+    }
+    let e = Error::WrongPassword { field: "password" };
+    assert_eq!(e.code(), "wrong_password");
+    assert!(acc.list_api_tokens(&eve).await.unwrap().is_empty(), "no token was made");
+    acc.create_api_token(&eve, "ci", PASSWORD, None).await.expect("the right password mints one");
+}
+
+#[tokio::test]
+async fn an_api_token_may_expire_and_is_refused_afterwards() {
+    let (db, acc) = setup().await;
+    let eve = user(&acc, "eve").await.actor();
+    for bad in [0, service::accounts::MAX_TOKEN_DAYS + 1] {
+        let r = acc.create_api_token(&eve, "ci", PASSWORD, Some(bad)).await;
+        assert!(matches!(r, Err(Error::Validation { field: "expires_in_days", .. })), "{bad}: {r:?}");
+    }
+    let before = service::db::now_ms();
+    let (token, view) = acc.create_api_token(&eve, "a week", PASSWORD, Some(7)).await.unwrap();
+    let expires = view.expires_at.expect("the view shows the expiry");
+    assert!((before + 7 * 86_400_000..=service::db::now_ms() + 7 * 86_400_000).contains(&expires));
+    assert_eq!(acc.list_api_tokens(&eve).await.unwrap()[0].expires_at, Some(expires));
+    assert_eq!(acc.user_for_token(&token).await.unwrap().id, eve.user_id);
+    // A week later (the clock moved by setting the expiry into the past).
+    let mut row: api_token::ActiveModel = api_token::Entity::find_by_id(view.id).one(&db.conn()).await.unwrap().unwrap().into();
+    row.expires_at = sea_orm::Set(Some(service::db::now_ms() - 1));
+    sea_orm::ActiveModelTrait::update(row, &db.conn()).await.unwrap();
+    assert!(unauthorized(acc.user_for_token(&token).await), "an expired token is refused like an unknown one");
 }
 
 #[tokio::test]
 async fn using_a_token_shows_when_it_was_last_used() {
     let (_db, acc) = setup().await;
     let eve = user(&acc, "eve").await.actor();
-    let (token, view) = acc.create_api_token(&eve, "ci").await.unwrap();
+    let (token, view) = acc.create_api_token(&eve, "ci", PASSWORD, None).await.unwrap();
     assert_eq!(view.last_used_at, None);
     let before = service::db::now_ms();
     acc.user_for_token(&token).await.unwrap();
     let used = acc.list_api_tokens(&eve).await.unwrap()[0].last_used_at.expect("marked as used");
     assert!(used >= before);
+    // Within the minute, more use writes nothing more (no write storm from a busy script).
+    for _ in 0..5 {
+        acc.user_for_token(&token).await.unwrap();
+    }
+    assert_eq!(acc.list_api_tokens(&eve).await.unwrap()[0].last_used_at, Some(used));
 }
 
 #[tokio::test]
@@ -123,19 +164,19 @@ async fn api_tokens_need_a_short_printable_name_and_are_limited_to_twenty() {
     let acc = Accounts::with_limits(db.conn(), limits);
     let eve = user(&acc, "eve").await.actor();
     for bad in ["", "   ", &"n".repeat(65), "tab\there", "line\nbreak"] {
-        let r = acc.create_api_token(&eve, bad).await;
+        let r = acc.create_api_token(&eve, bad, PASSWORD, None).await;
         assert!(matches!(r, Err(Error::Validation { field: "name", .. })), "{bad:?}: {r:?}");
     }
     acc.issue_login_token(eve.user_id, Duration::from_secs(60)).await.unwrap();
     let mut views = Vec::new();
     for i in 0..20 {
-        views.push(acc.create_api_token(&eve, &format!("token {i}")).await.unwrap().1);
+        views.push(acc.create_api_token(&eve, &format!("token {i}"), PASSWORD, None).await.unwrap().1);
     }
-    assert!(matches!(acc.create_api_token(&eve, "one more").await, Err(Error::QuotaExceeded(_))));
+    assert!(matches!(acc.create_api_token(&eve, "one more", PASSWORD, None).await, Err(Error::QuotaExceeded(_))));
     let other = user(&acc, "fred").await.actor();
-    assert!(acc.create_api_token(&other, "mine").await.is_ok(), "the limit is per user");
+    assert!(acc.create_api_token(&other, "mine", PASSWORD, None).await.is_ok(), "the limit is per user");
     acc.revoke_api_token(&eve, views[0].id).await.unwrap();
-    assert!(acc.create_api_token(&eve, "one more").await.is_ok());
+    assert!(acc.create_api_token(&eve, "one more", PASSWORD, None).await.is_ok());
 }
 
 // ---- SSH keys ----

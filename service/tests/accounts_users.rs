@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use sea_orm::{ActiveModelTrait, EntityTrait, PaginatorTrait, Set};
 use service::Error;
 use service::accounts::AsActor;
-use service::accounts::{Accounts, NewUser, UserView};
+use service::accounts::{Accounts, Limits, NewUser, Options, Rate, UserView};
 use service::db::entity::{api_token, node, ssh_key, user};
 use vmw_test_support::TestDb;
 
@@ -32,13 +32,15 @@ async fn user_count(db: &TestDb) -> u64 {
 }
 
 #[tokio::test]
-async fn sign_up_stores_a_normalised_account_and_the_first_one_is_admin() {
+async fn sign_up_stores_a_normalised_account_and_nobody_becomes_admin_by_being_first() {
     let (db, acc) = setup().await;
+    assert!(!acc.any_admin().await.unwrap());
     let ann = acc.register(new_user("  Ann@Example.COM ", "Ann")).await.unwrap();
     assert_eq!((ann.email.as_str(), ann.username.as_str()), ("ann@example.com", "ann"));
-    assert!(ann.is_admin, "the first account administers the service");
+    assert!(!ann.is_admin, "whoever reaches a fresh instance first does not own it");
     let bob = acc.register(new_user("bob@example.com", "bob")).await.unwrap();
     assert!(!bob.is_admin);
+    assert!(!acc.any_admin().await.unwrap(), "grant-admin makes the first administrator");
     assert_eq!(acc.get_user(ann.id).await.unwrap(), ann);
     assert!(matches!(acc.get_user(bob.id + 100).await, Err(Error::NotFound(_))));
 
@@ -89,8 +91,9 @@ async fn simultaneous_sign_ups_with_one_email_end_with_one_account_and_a_conflic
 }
 
 #[tokio::test]
-async fn simultaneous_first_sign_ups_make_exactly_one_administrator() {
-    let (_db, acc) = setup().await;
+async fn with_first_user_admin_simultaneous_first_sign_ups_make_exactly_one_administrator() {
+    let db = TestDb::new(service::db::connect_and_migrate).await;
+    let acc = Accounts::with_options(db.conn(), Options { first_user_admin: true, ..Options::default() });
     let (a, b, c) = tokio::join!(
         acc.register(new_user("a@example.com", "amy")),
         acc.register(new_user("b@example.com", "ben")),
@@ -228,7 +231,7 @@ async fn deleting_an_account_needs_the_password_and_no_hostings_left() {
     let ivy = acc.register(new_user("ivy@example.com", "ivy")).await.unwrap();
     let actor = ivy.actor();
     acc.add_ssh_key(&actor, "laptop", KEY).await.unwrap();
-    let (token, _) = acc.create_api_token(&actor, "ci").await.unwrap();
+    let (token, _) = acc.create_api_token(&actor, "ci", PASSWORD, None).await.unwrap();
 
     let wrong = acc.delete_user(&actor, "not my password").await;
     assert!(matches!(wrong, Err(Error::Validation { field: "password", .. })), "{wrong:?}");
@@ -273,16 +276,83 @@ async fn deleting_an_account_needs_the_password_and_no_hostings_left() {
 #[tokio::test]
 async fn only_administrators_list_users_and_grant_admin_finds_accounts_by_email_or_username() {
     let (_db, acc) = setup().await;
-    let root = acc.register(new_user("root@example.com", "boss")).await.unwrap();
+    acc.register(new_user("root@example.com", "boss")).await.unwrap();
     let bob = acc.register(new_user("bob@example.com", "bob")).await.unwrap();
+    let root = acc.set_admin("boss", true).await.unwrap();
     assert!(matches!(acc.list_users(&bob.actor()).await, Err(Error::Forbidden)));
     let all = acc.list_users(&root.actor()).await.unwrap();
     assert_eq!(all.iter().map(|u| u.id).collect::<Vec<_>>(), vec![root.id, bob.id]);
 
+    assert!(acc.any_admin().await.unwrap());
     let promoted = acc.set_admin("BOB@example.com", true).await.unwrap();
     assert!(promoted.is_admin);
     assert!(acc.get_user(bob.id).await.unwrap().is_admin);
     assert_eq!(acc.list_users(&promoted.actor()).await.unwrap().len(), 2);
     assert!(!acc.set_admin("bob", false).await.unwrap().is_admin);
     assert!(matches!(acc.set_admin("nobody", true).await, Err(Error::NotFound(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thirty_parallel_wrong_guesses_get_at_most_five_password_checks() {
+    let (_db, acc) = setup().await;
+    acc.register(new_user("gus@example.com", "gus")).await.unwrap();
+    let checks_before = acc.hasher().checks_started();
+    let guesses = (0..30).map(|i| {
+        let acc = acc.clone();
+        tokio::spawn(async move { acc.authenticate("gus", &format!("guess number {i}"), ip("198.51.100.20")).await })
+    });
+    let mut wrong = 0;
+    let mut limited = 0;
+    for g in guesses.collect::<Vec<_>>() {
+        match g.await.unwrap() {
+            Err(Error::InvalidCredentials) => wrong += 1,
+            Err(Error::RateLimited { .. }) => limited += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(wrong <= 5, "{wrong} guesses were checked against the password (the limit is 5)");
+    assert_eq!(wrong + limited, 30);
+    assert!(acc.hasher().checks_started() - checks_before <= 5, "refused guesses cost no hash");
+}
+
+#[tokio::test]
+async fn guesses_from_elsewhere_do_not_lock_the_owner_out_of_an_address_they_logged_in_from() {
+    let (_db, acc) = setup().await;
+    let hal = acc.register(new_user("hal@example.com", "hal")).await.unwrap();
+    let home = ip("203.0.113.5");
+    assert_eq!(acc.authenticate("hal", PASSWORD, home).await.unwrap().id, hal.id);
+    // An attacker spreads guesses over many addresses until the account is locked for them.
+    for i in 0..10 {
+        let _ = acc.authenticate("hal", "wrong password", ip(&format!("192.0.2.{i}"))).await;
+    }
+    assert!(matches!(acc.authenticate("hal", PASSWORD, ip("192.0.2.99")).await, Err(Error::RateLimited { .. })), "locked for new addresses");
+    // Hal, from home, still gets in: that address has an allowance of its own.
+    assert_eq!(acc.authenticate("hal", PASSWORD, home).await.unwrap().id, hal.id);
+    // And that allowance is limited too: five misses from home lock home.
+    for _ in 0..5 {
+        assert!(matches!(acc.authenticate("hal", "wrong password", home).await, Err(Error::InvalidCredentials)));
+    }
+    assert!(matches!(acc.authenticate("hal", PASSWORD, home).await, Err(Error::RateLimited { .. })));
+}
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_address_and_overall_but_refused_ones_do_not_count() {
+    let db = TestDb::new(service::db::connect_and_migrate).await;
+    let hour = std::time::Duration::from_secs(3600);
+    let limits = Limits { signup_per_client: Rate::new(2, hour), signup_overall: Rate::new(4, hour), ..Limits::default() };
+    let acc = Accounts::with_options(db.conn(), Options { limits, ..Options::default() });
+    let a = ip("198.51.100.1");
+    // A typo does not use up the allowance.
+    let typo = acc.sign_up(NewUser { email: "nope".into(), username: "x1".into(), password: PASSWORD.into() }, a).await;
+    assert!(matches!(typo, Err(Error::Validation { .. })), "{typo:?}");
+    acc.sign_up(new_user("a1@example.com", "user-a1"), a).await.unwrap();
+    acc.sign_up(new_user("a2@example.com", "user-a2"), a).await.unwrap();
+    let third = acc.sign_up(new_user("a3@example.com", "user-a3"), a).await;
+    assert!(matches!(third, Err(Error::RateLimited { retry_after_secs }) if retry_after_secs > 0), "{third:?}");
+    assert!(acc.email_available("a3@example.com").await.unwrap(), "nothing was stored");
+    // Another address has its own allowance, until the instance's is used up.
+    acc.sign_up(new_user("b1@example.com", "user-b1"), ip("198.51.100.2")).await.unwrap();
+    acc.sign_up(new_user("c1@example.com", "user-c1"), ip("198.51.100.3")).await.unwrap();
+    let fifth = acc.sign_up(new_user("d1@example.com", "user-d1"), ip("198.51.100.4")).await;
+    assert!(matches!(fifth, Err(Error::RateLimited { .. })), "the instance's limit: {fifth:?}");
 }

@@ -16,9 +16,10 @@ pub async fn current_user() -> Result<Option<UserView>, AppError> {
 #[server(prefix = "/api/fn", endpoint = "signup")]
 pub async fn signup(email: String, username: String, password: String) -> Result<(), AppError> {
     let state = auth::state()?;
+    let ip = auth::client_ip().await;
     let user = state
         .accounts
-        .register(service::accounts::NewUser { email, username, password })
+        .sign_up(service::accounts::NewUser { email, username, password }, ip)
         .await?;
     let session = auth::session().await?;
     auth::login_session(&session, &state, &user).await?;
@@ -76,7 +77,7 @@ pub async fn change_password(current_password: String, new_password: String) -> 
     state.accounts.change_password(&actor, &current_password, &new_password).await?;
     let session = auth::session().await?;
     auth::refresh_session(&session, &state, user.id).await?;
-    Ok("Password changed. Other sessions and login tokens were signed out.".into())
+    Ok("Password changed. Other sessions were signed out and your API tokens revoked.".into())
 }
 
 /// Deletes the account: first every hosting (VMs, disks, routes), then the account itself.
@@ -118,11 +119,23 @@ pub async fn list_api_tokens() -> Result<Vec<ApiTokenView>, AppError> {
     Ok(state.accounts.list_api_tokens(&actor).await?)
 }
 
-/// Creates a named API token; the secret is shown once.
+/// Creates a named API token (needs the current password; `expires_in_days` empty = no
+/// expiry); the secret is shown once.
 #[server(prefix = "/api/fn", endpoint = "create_api_token")]
-pub async fn create_api_token(name: String) -> Result<(ApiTokenView, String), AppError> {
+pub async fn create_api_token(
+    name: String,
+    password: String,
+    #[server(default)] expires_in_days: String,
+) -> Result<(ApiTokenView, String), AppError> {
     let (state, _, actor) = auth::require_user().await?;
-    let (secret, view) = state.accounts.create_api_token(&actor, &name).await?;
+    let days = match expires_in_days.trim() {
+        "" => None,
+        d => Some(d.parse::<u32>().map_err(|_| AppError::Validation {
+            field: "expires_in_days".into(),
+            message: "Enter a number of days, or leave it empty for no expiry.".into(),
+        })?),
+    };
+    let (secret, view) = state.accounts.create_api_token(&actor, &name, &password, days).await?;
     Ok((view, secret))
 }
 

@@ -15,8 +15,10 @@ pub fn Field(
     #[prop(optional, into)] value: Option<String>,
     #[prop(optional)] autocomplete: Option<&'static str>,
     #[prop(optional)] on_input: Option<Callback<String>>,
+    /// The input's id when `f-{name}` would repeat one on the page (two forms, one field name).
+    #[prop(optional)] id: Option<&'static str>,
 ) -> impl IntoView {
-    let id = format!("f-{name}");
+    let id = id.map(str::to_owned).unwrap_or_else(|| format!("f-{name}"));
     let err_id = format!("{id}-error");
     view! {
         <div class="space-y-1">

@@ -83,7 +83,7 @@ fn ApiTokens() -> impl IntoView {
     view! {
         <section class="card space-y-4 p-5">
             <h2 class="text-lg font-semibold">"API tokens"</h2>
-            <p class="text-sm text-slate-500">"Use them as " <code>"Authorization: Bearer …"</code> " with the " <a class="link" href="/api/v1/docs">"REST API"</a> "."</p>
+            <p class="text-sm text-slate-500">"Use them as " <code>"Authorization: Bearer …"</code> " with the " <a class="link" href="/api/v1/docs">"REST API"</a> ". Changing your password revokes them all."</p>
             {move || value.get().and_then(|r| r.ok()).map(|(_, secret)| view! {
                 <div class="rounded-lg border border-emerald-300 bg-emerald-50 p-3 text-sm dark:border-emerald-900 dark:bg-emerald-950" data-testid="new-token">
                     <p class="font-medium">"Copy this token now: it is not shown again."</p>
@@ -97,16 +97,21 @@ fn ApiTokens() -> impl IntoView {
                         view! {
                             <div class="flex items-center gap-3 text-sm">
                                 <span class="flex-1 font-medium">{t.name}</span>
-                                <span class="text-xs text-slate-500">{t.last_used_at.map(|l| format!("used {}", format_time(l))).unwrap_or_else(|| "never used".into())}</span>
+                                <span class="text-xs text-slate-500" data-testid="token-last-used">{t.last_used_at.map(|l| format!("last used {}", format_time(l))).unwrap_or_else(|| "never used".into())}</span>
+                                <span class="text-xs text-slate-500" data-testid="token-expires">{t.expires_at.map(|e| format!("expires {}", format_time(e))).unwrap_or_else(|| "no expiry".into())}</span>
                                 <RemoveButton label="Revoke" remove=move || revoke_api_token(id) removed=revoked/>
                             </div>
                         }
                     }).collect_view()
                 })}
             </Transition>
-            <ActionForm action=create attr:class="flex items-end gap-2">
-                <div class="flex-1"><Field label="Token name" name="name" error=field_error(value, "name")/></div>
-                <button type="submit" class="btn-primary mb-5">"Create"</button>
+            <ActionForm action=create attr:class="space-y-2" attr:data-testid="create-token-form">
+                <FormError error=general_error(value, &["name", "password", "expires_in_days"])/>
+                <Field label="Token name" name="name" error=field_error(value, "name")/>
+                <Field label="Expires after (days)" name="expires_in_days" kind="number" hint="Empty: until you revoke it." error=field_error(value, "expires_in_days")/>
+                <Field label="Your password" name="password" id="f-token-password" kind="password" autocomplete="current-password"
+                    hint="A new token needs your current password." error=field_error(value, "password")/>
+                <button type="submit" class="btn-primary">"Create"</button>
             </ActionForm>
         </section>
     }

@@ -21,13 +21,21 @@ pub struct RegisterRequest {
     pub username: String,
 }
 
-/// `POST /api/v1/auth/register` (JSON), as the original system's scripts call it.
+/// `POST /api/v1/auth/register` (JSON), as the original system's scripts call it. Limited
+/// per client address and per instance (`--signups-per-address`, `--signups-per-hour`).
 #[utoipa::path(operation_id = "accounts_register", post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, description = "The new account"), (status = 409, description = "Email or username taken (`field` says which)"), (status = 422, description = "A field is invalid")))]
-pub async fn register(State(state): State<AppState>, Json(req): Json<RegisterRequest>) -> ApiResult<(StatusCode, axum::Json<UserView>)> {
+    responses((status = 201, description = "The new account"), (status = 409, description = "Email or username taken (`field` says which)"), (status = 422, description = "A field is invalid"),
+        (status = 429, description = "Too many sign-ups from this address or on this instance (code `rate_limited`, Retry-After)")))]
+pub async fn register(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Json(req): Json<RegisterRequest>,
+) -> ApiResult<(StatusCode, axum::Json<UserView>)> {
+    let ip = app::auth::client_from(Some(peer.ip()), Some(&headers));
     let user = state
         .accounts
-        .register(NewUser { email: req.email, username: req.username, password: req.password })
+        .sign_up(NewUser { email: req.email, username: req.username, password: req.password }, ip)
         .await?;
     Ok((StatusCode::CREATED, axum::Json(user)))
 }
@@ -71,18 +79,28 @@ pub async fn me(user: ApiUser) -> axum::Json<UserView> {
 #[derive(Deserialize, ToSchema)]
 pub struct TokenRequest {
     pub name: String,
+    /// The account's current password (a token outlives the session that asks for it).
+    pub password: String,
+    /// Days until the token stops working (1 to 3650); absent: until revoked.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 3650)]
+    pub expires_in_days: Option<u32>,
 }
 
-#[utoipa::path(operation_id = "accounts_list_tokens", get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), responses((status = 200, description = "Your named API tokens (never their secrets)")))]
+#[utoipa::path(operation_id = "accounts_list_tokens", get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
+    responses((status = 200, description = "Your named API tokens (never their secrets), each with `expires_at` and `last_used_at` (ms since the epoch; last use is recorded at most once a minute)")))]
 pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<ApiTokenView>>> {
     Ok(axum::Json(state.accounts.list_api_tokens(&user.actor()).await?))
 }
 
-/// Creates a long-lived API token; its secret is in this response only.
+/// Creates an API token (with the current password; optionally expiring); its secret is in
+/// this response only. Every token is revoked when the password changes.
 #[utoipa::path(operation_id = "accounts_create_token", post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenRequest,
-    responses((status = 201, description = "{token, ...}: the secret is shown once"), (status = 429, description = "Too many tokens created recently")))]
+    responses((status = 201, description = "{token, id, name, expires_at, last_used_at, ...}: the secret is shown once"),
+        (status = 422, description = "Wrong password (code `wrong_password`, field `password`) or a bad name or expiry"),
+        (status = 429, description = "Too many tokens created recently")))]
 pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req): Json<TokenRequest>) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
-    let (secret, view) = state.accounts.create_api_token(&user.actor(), &req.name).await?;
+    let (secret, view) = state.accounts.create_api_token(&user.actor(), &req.name, &req.password, req.expires_in_days).await?;
     let mut v = serde_json::to_value(view).unwrap_or_default();
     v["token"] = serde_json::Value::from(secret);
     Ok((StatusCode::CREATED, axum::Json(v)))

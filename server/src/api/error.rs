@@ -24,7 +24,7 @@ impl ApiError {
 }
 
 /// Status codes come from the one table in `app::error::http_status` (shared with the server
-/// functions): Validation 422, Conflict/Busy 409, NotFound 404, Unauthorized/InvalidCredentials
+/// functions): Validation and WrongPassword (code `wrong_password`, with its `field`) 422, Conflict/Busy 409, NotFound 404, Unauthorized/InvalidCredentials
 /// 401, Forbidden/QuotaExceeded 403, RateLimited 429 (+ Retry-After), HostingUnavailable 503
 /// (code `hosting_unavailable`: the server runs without libvirt), internal 500.
 pub use app::error::http_status as status_of;
@@ -46,7 +46,7 @@ impl IntoResponse for ApiError {
                 };
                 let mut err = serde_json::json!({"code": e.code(), "message": message});
                 let field = match &e {
-                    service::Error::Validation { field, .. } => Some(*field),
+                    service::Error::Validation { field, .. } | service::Error::WrongPassword { field } => Some(*field),
                     service::Error::Conflict { field, .. } => *field,
                     _ => None,
                 };

@@ -68,7 +68,7 @@ async fn bearer_requests_and_cookie_less_posts_are_not_csrf() {
         .header("origin", "http://elsewhere.example")
         .header("cookie", "vmw_session=whatever")
         .bearer_auth(token)
-        .json(&serde_json::json!({"name": "ci"}))
+        .json(&serde_json::json!({"name": "ci", "password": u.password}))
         .send()
         .await
         .unwrap();

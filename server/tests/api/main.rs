@@ -10,3 +10,4 @@ mod login;
 mod pages;
 mod sessions;
 mod signup;
+mod tokens;

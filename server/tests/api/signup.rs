@@ -1,6 +1,9 @@
 use app::error::AppError;
 
-use crate::helpers::{TestUser, app_error, assert_redirect_to, location, spawn_app, spawn_signed_up};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{TestUser, app_error, assert_api_error, assert_redirect_to, location, send, spawn_app, spawn_signed_up};
 
 #[tokio::test]
 async fn sign_up_through_the_server_function_logs_in_and_points_to_the_dashboard() {
@@ -90,4 +93,54 @@ async fn availability_is_checked_while_typing() {
     assert!(check("username", u.username.clone()).await.get("Taken").is_some());
     assert_eq!(check("email", "new-person@example.com".into()).await, "Available");
     assert!(check("username", "admin".into()).await.get("Invalid").is_some(), "reserved words are refused");
+}
+
+#[tokio::test]
+async fn sign_ups_are_limited_per_address_on_every_path() {
+    let app = spawn_app().await;
+    let rest = |u: &TestUser| {
+        let body = json!({"email": u.email, "username": u.username, "password": u.password});
+        send(reqwest::Client::new().post(app.url("/api/v1/auth/register")).json(&body))
+    };
+    // Five an hour from one address (the default), counted over REST and the form alike.
+    for _ in 0..3 {
+        let (s, v) = rest(&TestUser::generate()).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    for _ in 0..2 {
+        assert_eq!(app.signup(&TestUser::generate()).await.status(), 200);
+        app.logout().await;
+    }
+    let r = reqwest::Client::new()
+        .post(app.url("/api/v1/auth/register"))
+        .json(&{
+            let u = TestUser::generate();
+            json!({"email": u.email, "username": u.username, "password": u.password})
+        })
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().contains_key("retry-after"));
+    let status = r.status();
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_api_error(status, &v, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+
+    let late = TestUser::generate();
+    let r = app.signup(&late).await;
+    assert_eq!(r.status(), 429);
+    assert!(matches!(app_error(r).await, AppError::RateLimited { retry_after_secs } if retry_after_secs > 0));
+    // Without JavaScript the form says so.
+    let r = app
+        .form_post("/signup", "signup", &[("email", &late.email), ("username", &late.username), ("password", &late.password)])
+        .await;
+    let back = location(&r).to_owned();
+    let html = app.client.get(&back).header("accept", "text/html").send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Too many attempts"), "the limit message is on the sign-up page");
+    assert!(app.me().await.is_none(), "no account, no session");
+}
+
+#[tokio::test]
+async fn the_first_account_is_not_an_administrator() {
+    let (app, _u) = spawn_signed_up().await;
+    assert_eq!(app.me().await.unwrap()["is_admin"], false, "grant-admin makes administrators");
 }

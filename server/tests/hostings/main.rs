@@ -327,7 +327,7 @@ async fn an_open_event_stream_ends_when_its_token_is_revoked() {
     let app = spawn(3).await;
     let login = app.register("revoker").await;
     let id = app.create_host(&login).await;
-    let (s, t) = app.call(M::POST, "/api/v1/tokens", &login, Some(serde_json::json!({"name": "dashboard-tv"}))).await;
+    let (s, t) = app.call(M::POST, "/api/v1/tokens", &login, Some(serde_json::json!({"name": "dashboard-tv", "password": "correct horse battery"}))).await;
     assert_eq!(s, StatusCode::CREATED);
     let api = t["token"].as_str().unwrap().to_owned();
     let mut r = app.stream(&api, id, None).await;

@@ -20,7 +20,8 @@ use crate::db::entity::{api_token, ssh_key, user};
 use crate::db::now_ms;
 use crate::domain::{Email, Password, SshPublicKey, Username};
 use crate::{Error, Result};
-use limiter::Limiter;
+use limiter::{KnownClients, Limiter};
+use password::Hasher;
 
 /// Who is calling. Built by the web layer from a session or a bearer token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +68,8 @@ pub struct NewUser {
 }
 
 const MAX_API_TOKENS: u64 = 20;
+/// A token's `last_used_at` is written at most this often.
+const LAST_USED_EVERY_MS: i64 = 60_000;
 const MAX_SSH_KEYS: u64 = 50;
 
 /// How many attempts are allowed in how long. `Limits::default()` is what the service runs with.
@@ -91,6 +94,10 @@ pub struct Limits {
     pub login_per_client: Rate,
     /// API tokens created per user (every attempt counts).
     pub token_creation: Rate,
+    /// Sign-ups per client address (IPv6: per /64); refused ones (a bad or taken field) do not count.
+    pub signup_per_client: Rate,
+    /// Sign-ups on the whole instance.
+    pub signup_overall: Rate,
 }
 
 impl Default for Limits {
@@ -99,9 +106,31 @@ impl Default for Limits {
             login_per_account: Rate::new(5, Duration::from_secs(15 * 60)),
             login_per_client: Rate::new(20, Duration::from_secs(15 * 60)),
             token_creation: Rate::new(10, Duration::from_secs(3600)),
+            signup_per_client: Rate::new(5, Duration::from_secs(3600)),
+            signup_overall: Rate::new(60, Duration::from_secs(3600)),
         }
     }
 }
+
+/// How an [`Accounts`] runs. `Options::default()` is the production default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    pub limits: Limits,
+    /// The first account to sign up becomes an administrator. Off by default: on a fresh
+    /// instance anyone who reaches the sign-up page first would own it. `grant-admin` instead.
+    pub first_user_admin: bool,
+    /// Password hashes (and verifications) running at once, on their own threads.
+    pub hash_concurrency: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { limits: Limits::default(), first_user_admin: false, hash_concurrency: 2 }
+    }
+}
+
+/// The longest expiry an API token may be given.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
 
 fn limiter(r: Rate) -> Arc<Limiter> {
     Arc::new(Limiter::new(r.max, r.per))
@@ -110,10 +139,18 @@ fn limiter(r: Rate) -> Arc<Limiter> {
 #[derive(Clone)]
 pub struct Accounts {
     db: DatabaseConnection,
+    /// Failed logins per account, from clients that never logged in to it (key `uid:N`), and
+    /// per account and known client (`uid:N|ip:A`): a client that logged in before keeps an
+    /// allowance of its own, so failures from elsewhere cannot lock the owner out.
     per_account: Arc<Limiter>,
     per_client: Arc<Limiter>,
+    known_clients: Arc<KnownClients>,
     /// API tokens created per user per hour.
     token_creation: Arc<Limiter>,
+    signup_per_client: Arc<Limiter>,
+    signup_overall: Arc<Limiter>,
+    first_user_admin: bool,
+    hasher: Hasher,
 }
 
 /// `vmw_` + 32 random bytes, base64url. Only its SHA-256 is stored.
@@ -169,26 +206,69 @@ impl Accounts {
     }
 
     pub fn with_limits(db: DatabaseConnection, limits: Limits) -> Self {
+        Self::with_options(db, Options { limits, ..Options::default() })
+    }
+
+    pub fn with_options(db: DatabaseConnection, o: Options) -> Self {
+        let limits = o.limits;
         Self {
             db,
             per_account: limiter(limits.login_per_account),
             per_client: limiter(limits.login_per_client),
+            known_clients: Arc::new(KnownClients::new()),
             token_creation: limiter(limits.token_creation),
+            signup_per_client: limiter(limits.signup_per_client),
+            signup_overall: limiter(limits.signup_overall),
+            first_user_admin: o.first_user_admin,
+            hasher: Hasher::new(o.hash_concurrency),
         }
+    }
+
+    /// The password hasher (its counters tell how many password checks ran).
+    pub fn hasher(&self) -> &Hasher {
+        &self.hasher
     }
 
     pub fn db(&self) -> &DatabaseConnection {
         &self.db
     }
 
-    /// Creates an account. The first account ever made is an administrator.
+    /// Sign-up from a client: [`Accounts::register`] within the sign-up limits (per client
+    /// address and overall). The slot is taken before anything else, so parallel sign-ups
+    /// count; a refused sign-up (a bad or taken field) gives it back.
+    pub async fn sign_up(&self, new: NewUser, client: Option<IpAddr>) -> Result<UserView> {
+        const ALL: &str = "all";
+        if let Some(secs) = self.signup_overall.try_reserve(ALL) {
+            tracing::warn!(client = ?client, retry_after_secs = secs, "sign-up refused: too many sign-ups on this instance");
+            return Err(Error::RateLimited { retry_after_secs: secs });
+        }
+        let key = client.map(client_key);
+        if let Some(k) = &key {
+            if let Some(secs) = self.signup_per_client.try_reserve(k) {
+                self.signup_overall.release(ALL);
+                tracing::warn!(client = ?client, retry_after_secs = secs, "sign-up refused: too many sign-ups from this address");
+                return Err(Error::RateLimited { retry_after_secs: secs });
+            }
+        }
+        let res = self.register(new).await;
+        if matches!(res, Err(Error::Validation { .. } | Error::Conflict { .. })) {
+            self.signup_overall.release(ALL);
+            if let Some(k) = &key {
+                self.signup_per_client.release(k);
+            }
+        }
+        res
+    }
+
+    /// Creates an account (no rate limit: see [`Accounts::sign_up`]). With `first_user_admin`
+    /// the first account ever made is an administrator; otherwise `grant-admin` makes one.
     pub async fn register(&self, new: NewUser) -> Result<UserView> {
         let email = Email::parse(&new.email)?;
         let username = Username::parse(&new.username)?;
         let password = Password::parse(&new.password)?;
         not_own_name("password", &password, email.as_ref(), username.as_ref())?;
         self.check_free(&email, &username).await?;
-        let hash = password::hash(password.expose().to_owned()).await?;
+        let hash = self.hasher.hash(password.expose().to_owned()).await?;
         let now = now_ms();
         let row = user::ActiveModel {
             email: Set(email.as_ref().to_owned()),
@@ -202,7 +282,7 @@ impl Accounts {
         };
         match row.insert(&self.db).await {
             Ok(u) => {
-                let u = self.promote_if_first(u).await?;
+                let u = if self.first_user_admin { self.promote_if_first(u).await? } else { u };
                 tracing::info!(user_id = u.id, admin = u.is_admin, "account created");
                 Ok(UserView::from(&u))
             }
@@ -278,27 +358,47 @@ impl Accounts {
             None => format!("login:{login}"),
         };
         let client_key = client.map(client_key);
-        let blocked = self
-            .per_account
-            .blocked_for(&account_key)
-            .into_iter()
-            .chain(client_key.as_deref().and_then(|k| self.per_client.blocked_for(k)))
-            .max();
-        if let Some(secs) = blocked {
+        // A client that logged in to this account before has an allowance of its own
+        // (account+client keying), so guesses from elsewhere do not lock the owner out.
+        let account_key = match (&found, &client_key) {
+            (Some(u), Some(c)) if self.known_clients.contains(u.id, c) => format!("uid:{}|{c}", u.id),
+            _ => account_key,
+        };
+        // The attempt takes its slots before the hash is checked, atomically: N guesses at
+        // once count as N. A success gives them back.
+        let refused = |secs: u64| {
             tracing::warn!(client = ?client, user_id = found.as_ref().map(|u| u.id), retry_after_secs = secs, "login refused: too many failures");
-            return Err(Error::RateLimited { retry_after_secs: secs });
+            Err(Error::RateLimited { retry_after_secs: secs })
+        };
+        if let Some(secs) = self.per_account.try_reserve(&account_key) {
+            return refused(secs);
         }
-        let ok = password::verify(password.to_owned(), found.as_ref().map(|u| u.password_hash.clone())).await?;
+        if let Some(k) = &client_key {
+            if let Some(secs) = self.per_client.try_reserve(k) {
+                self.per_account.release(&account_key);
+                return refused(secs);
+            }
+        }
+        let ok = match self.hasher.verify(password.to_owned(), found.as_ref().map(|u| u.password_hash.clone())).await {
+            Ok(ok) => ok,
+            Err(e) => {
+                self.per_account.release(&account_key);
+                if let Some(k) = &client_key {
+                    self.per_client.release(k);
+                }
+                return Err(e);
+            }
+        };
         match found {
             Some(u) if ok => {
                 self.per_account.clear(&account_key);
+                if let Some(k) = &client_key {
+                    self.per_client.release(k);
+                    self.known_clients.remember(u.id, k);
+                }
                 Ok(UserView::from(&u))
             }
             _ => {
-                self.per_account.record_failure(&account_key);
-                if let Some(k) = &client_key {
-                    self.per_client.record_failure(k);
-                }
                 tracing::info!(client = ?client, user_id = found.as_ref().map(|u| u.id), "failed login");
                 Err(Error::InvalidCredentials)
             }
@@ -329,7 +429,7 @@ impl Accounts {
 
     pub async fn change_password(&self, actor: &Actor, current: &str, new: &str) -> Result<()> {
         let u = self.user_row(actor.user_id).await?;
-        if !password::verify(current.to_owned(), Some(u.password_hash.clone())).await? {
+        if !self.hasher.verify(current.to_owned(), Some(u.password_hash.clone())).await? {
             return Err(Error::validation("current_password", "the current password is not correct"));
         }
         let new = Password::parse_field("new_password", new)?;
@@ -337,7 +437,7 @@ impl Accounts {
             return Err(Error::validation("new_password", "choose a password different from the current one"));
         }
         not_own_name("new_password", &new, &u.email, &u.username)?;
-        let hash = password::hash(new.expose().to_owned()).await?;
+        let hash = self.hasher.hash(new.expose().to_owned()).await?;
         let version = u.auth_version + 1;
         let mut am: user::ActiveModel = u.into();
         am.password_hash = Set(hash);
@@ -346,21 +446,18 @@ impl Accounts {
         // One transaction: the new password never lives alongside the old login tokens.
         let txn = self.db.begin().await?;
         am.update(&txn).await?;
-        // Login tokens die with the old password; named API tokens are the user's to revoke.
-        api_token::Entity::delete_many()
-            .filter(api_token::Column::UserId.eq(actor.user_id))
-            .filter(api_token::Column::Kind.eq(TokenKind::Login))
-            .exec(&txn)
-            .await?;
+        // Every token dies with the old password, login and named API tokens alike: whoever
+        // had the old password may have minted one.
+        let revoked = api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(actor.user_id)).exec(&txn).await?;
         txn.commit().await?;
-        tracing::info!(user_id = actor.user_id, "password changed");
+        tracing::info!(user_id = actor.user_id, tokens_revoked = revoked.rows_affected, "password changed");
         Ok(())
     }
 
     /// Checks the password before the caller deletes the user's hostings.
     pub async fn check_password(&self, actor: &Actor, password: &str) -> Result<()> {
         let u = self.user_row(actor.user_id).await?;
-        if password::verify(password.to_owned(), Some(u.password_hash)).await? {
+        if self.hasher.verify(password.to_owned(), Some(u.password_hash)).await? {
             Ok(())
         } else {
             Err(Error::validation("password", "the password is not correct"))
@@ -391,6 +488,11 @@ impl Accounts {
         }
         tracing::info!(user_id = actor.user_id, "account deleted");
         Ok(())
+    }
+
+    /// Whether any account administers the service (the server says how to make one if not).
+    pub async fn any_admin(&self) -> Result<bool> {
+        Ok(user::Entity::find().filter(user::Column::IsAdmin.eq(true)).count(&self.db).await? > 0)
     }
 
     /// For the `grant-admin` command.
@@ -441,14 +543,35 @@ impl Accounts {
         Ok((token, expires))
     }
 
-    /// A named, long-lived API token. The secret is returned once, never stored.
-    pub async fn create_api_token(&self, actor: &Actor, name: &str) -> Result<(String, ApiTokenView)> {
+    /// A named API token, minted only with the account's current password (a stolen session
+    /// alone cannot make a lasting credential). It lasts `expires_in_days` (1 to
+    /// [`MAX_TOKEN_DAYS`]) or until revoked. The secret is returned once, never stored.
+    pub async fn create_api_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        password: &str,
+        expires_in_days: Option<u32>,
+    ) -> Result<(String, ApiTokenView)> {
         let limit_key = format!("uid:{}", actor.user_id);
-        if let Some(secs) = self.token_creation.blocked_for(&limit_key) {
+        // Counts every creation attempt (also wrong passwords: this is no guessing oracle).
+        if let Some(secs) = self.token_creation.try_reserve(&limit_key) {
             return Err(Error::RateLimited { retry_after_secs: secs });
         }
-        self.token_creation.record_failure(&limit_key); // counts every creation attempt
         let name = short_name("name", name)?;
+        let expires_at = match expires_in_days {
+            None => None,
+            Some(d) if (1..=MAX_TOKEN_DAYS).contains(&d) => Some(now_ms() + i64::from(d) * 86_400_000),
+            Some(_) => return Err(Error::validation("expires_in_days", format!("choose 1 to {MAX_TOKEN_DAYS} days, or none"))),
+        };
+        if password.is_empty() || password.len() > 1024 {
+            return Err(Error::WrongPassword { field: "password" });
+        }
+        let u = self.user_row(actor.user_id).await?;
+        if !self.hasher.verify(password.to_owned(), Some(u.password_hash)).await? {
+            tracing::info!(user_id = actor.user_id, "API token refused: wrong password");
+            return Err(Error::WrongPassword { field: "password" });
+        }
         let count = api_token::Entity::find()
             .filter(api_token::Column::UserId.eq(actor.user_id))
             .filter(api_token::Column::Kind.eq(TokenKind::Api))
@@ -463,7 +586,7 @@ impl Accounts {
             name: Set(name),
             kind: Set(TokenKind::Api),
             token_hash: Set(token_hash(&token)),
-            expires_at: Set(None),
+            expires_at: Set(expires_at),
             last_used_at: Set(None),
             created_at: Set(now_ms()),
             ..Default::default()
@@ -508,10 +631,19 @@ impl Accounts {
             return Err(Error::Unauthorized);
         }
         let u = self.user_row(t.user_id).await.map_err(|_| Error::Unauthorized)?;
-        if t.last_used_at.is_none_or(|l| now - l > 60_000) {
-            let mut am: api_token::ActiveModel = t.into();
-            am.last_used_at = Set(Some(now));
-            am.update(&self.db).await?;
+        // At most one write a minute per token (no write storm from a busy script). The
+        // condition is in the UPDATE, so simultaneous requests write once between them.
+        if t.last_used_at.is_none_or(|l| now - l >= LAST_USED_EVERY_MS) {
+            api_token::Entity::update_many()
+                .col_expr(api_token::Column::LastUsedAt, sea_orm::sea_query::Expr::value(now))
+                .filter(api_token::Column::Id.eq(t.id))
+                .filter(
+                    Condition::any()
+                        .add(api_token::Column::LastUsedAt.is_null())
+                        .add(api_token::Column::LastUsedAt.lte(now - LAST_USED_EVERY_MS)),
+                )
+                .exec(&self.db)
+                .await?;
         }
         Ok(UserView::from(&u))
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use service::ServiceConfig;
-use service::accounts::{Accounts, Actor, NewUser};
+use service::accounts::{Accounts, Actor, NewUser, Options};
 use service::hosting::HostingService;
 use service::proxy::Proxy;
 use service::vm::VmManager;
@@ -56,7 +56,8 @@ pub async fn env_with(tweak: impl FnOnce(&mut ServiceConfig)) -> Env {
     tweak(&mut cfg);
     let cfg = Arc::new(cfg);
     let db = TestDb::new(service::db::connect_and_migrate).await;
-    let accounts = Accounts::new(db.conn());
+    // The hosting tests were written when the first account administered the service.
+    let accounts = Accounts::with_options(db.conn(), Options { first_user_admin: true, ..Options::default() });
     let vm = VmManager::connect(&cfg).await.expect("libvirt test driver");
     let proxy = Proxy::new(&cfg);
     proxy.ensure_running().await.expect("nginx starts");
