@@ -243,12 +243,12 @@ impl Accounts {
             return Err(Error::RateLimited { retry_after_secs: secs });
         }
         let key = client.map(client_key);
-        if let Some(k) = &key {
-            if let Some(secs) = self.signup_per_client.try_reserve(k) {
-                self.signup_overall.release(ALL);
-                tracing::warn!(client = ?client, retry_after_secs = secs, "sign-up refused: too many sign-ups from this address");
-                return Err(Error::RateLimited { retry_after_secs: secs });
-            }
+        if let Some(k) = &key
+            && let Some(secs) = self.signup_per_client.try_reserve(k)
+        {
+            self.signup_overall.release(ALL);
+            tracing::warn!(client = ?client, retry_after_secs = secs, "sign-up refused: too many sign-ups from this address");
+            return Err(Error::RateLimited { retry_after_secs: secs });
         }
         let res = self.register(new).await;
         if matches!(res, Err(Error::Validation { .. } | Error::Conflict { .. })) {
@@ -373,11 +373,11 @@ impl Accounts {
         if let Some(secs) = self.per_account.try_reserve(&account_key) {
             return refused(secs);
         }
-        if let Some(k) = &client_key {
-            if let Some(secs) = self.per_client.try_reserve(k) {
-                self.per_account.release(&account_key);
-                return refused(secs);
-            }
+        if let Some(k) = &client_key
+            && let Some(secs) = self.per_client.try_reserve(k)
+        {
+            self.per_account.release(&account_key);
+            return refused(secs);
         }
         let ok = match self.hasher.verify(password.to_owned(), found.as_ref().map(|u| u.password_hash.clone())).await {
             Ok(ok) => ok,
