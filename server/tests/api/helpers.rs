@@ -73,6 +73,11 @@ impl TestApp {
         format!("{}{path}", self.address)
     }
 
+    /// The URL of the application's database (for the `vm-webhoster` commands).
+    pub fn database_url(&self) -> &str {
+        self._db.url()
+    }
+
     /// The session cookie's value, if the client holds one.
     pub fn session_cookie(&self) -> Option<String> {
         let header = self.jar.cookies(&Url::parse(&self.address).unwrap())?;

@@ -140,7 +140,17 @@ async fn sign_ups_are_limited_per_address_on_every_path() {
 }
 
 #[tokio::test]
-async fn the_first_account_is_not_an_administrator() {
-    let (app, _u) = spawn_signed_up().await;
-    assert_eq!(app.me().await.unwrap()["is_admin"], false, "grant-admin makes administrators");
+async fn the_first_account_is_not_an_administrator_until_grant_admin_makes_it_one() {
+    let (app, u) = spawn_signed_up().await;
+    assert_eq!(app.me().await.unwrap()["is_admin"], false, "signing up first gives no power");
+    assert_eq!(app_error(app.server_fn("admin_overview", &[]).await).await, AppError::Forbidden);
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_vm-webhoster"))
+        .args(["grant-admin", &u.username, "--database-url", app.database_url(), "--log-level", "warn"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("is now an administrator"));
+    assert_eq!(app.me().await.unwrap()["is_admin"], true);
+    assert_eq!(app.server_fn("admin_overview", &[]).await.status(), StatusCode::OK);
 }
