@@ -76,3 +76,19 @@ async fn a_password_change_revokes_every_api_token() {
     assert_eq!(me_status(&app, &login).await, StatusCode::UNAUTHORIZED);
     assert!(app.me().await.is_some(), "the session that changed it goes on");
 }
+
+#[tokio::test]
+async fn the_settings_page_asks_for_the_password_and_shows_expiry_and_last_use() {
+    let (app, u) = spawn_signed_up().await;
+    let r = app.server_fn("create_api_token", &[("name", "deploy"), ("password", &u.password), ("expires_in_days", "3")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, secret): (Value, String) = r.json().await.unwrap();
+    assert_eq!(me_status(&app, &secret).await, StatusCode::OK);
+    let html = app.get_html("/settings").await.text().await.unwrap();
+    let form = html.split(r#"data-testid="create-token-form""#).nth(1).expect("the token form");
+    let form = &form[..form.find("</form>").unwrap()];
+    assert!(form.contains(r#"name="password""#) && form.contains(r#"type="password""#), "{form}");
+    assert!(form.contains(r#"name="expires_in_days""#));
+    assert!(html.contains(r#"data-testid="token-expires""#) && html.contains("expires "), "the expiry is listed");
+    assert!(html.contains("last used "), "the last use is listed");
+}
