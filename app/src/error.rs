@@ -82,6 +82,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
         E::NotFound(_) => S::NOT_FOUND,
         E::Unauthorized | E::InvalidCredentials => S::UNAUTHORIZED,
         E::Forbidden | E::QuotaExceeded(_) => S::FORBIDDEN,
+        E::NodeFull(_) => S::INSUFFICIENT_STORAGE,
         E::RateLimited { .. } => S::TOO_MANY_REQUESTS,
         E::HostingUnavailable(_) => S::SERVICE_UNAVAILABLE,
         E::Db(_) | E::LeaseLost { .. } | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
@@ -126,6 +127,7 @@ impl From<service::Error> for AppError {
             E::Forbidden => AppError::Forbidden,
             E::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
             E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },
+            E::NodeFull(m) => AppError::Conflict { field: None, message: sentence(m) },
             E::Busy(m) => AppError::Busy(m),
             E::HostingUnavailable(_) => AppError::Unavailable(
                 "Hosting is disabled on this server (it was started without libvirt), so sites cannot be created or managed here."

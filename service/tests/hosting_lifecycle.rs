@@ -392,6 +392,50 @@ async fn a_quota_holds_when_two_instances_create_at_once() {
 }
 
 #[tokio::test]
+async fn a_create_past_the_nodes_memory_is_refused_with_what_is_committed() {
+    // 1024 MiB x 1.5 = 1536 MiB: a medium (512) and a large (1024) fit, nothing more.
+    let e = env_with(|c| {
+        c.node_memory_mib = Some(1024);
+        c.memory_overcommit = 1.5;
+        c.max_hostings_per_user = 10;
+    })
+    .await;
+    let [ann, bob] = e.users(["ann", "bob"]).await;
+    let plan = |p: &str, slug: &str| CreateHosting { plan: Some(p.into()), slug: Some(slug.into()), ..Default::default() };
+    e.svc.create(&ann, plan("medium", "ann-one")).await.unwrap();
+    e.svc.create(&bob, plan("large", "bob-one")).await.unwrap();
+    let err = e.svc.create(&ann, plan("small", "ann-two")).await.unwrap_err();
+    assert_eq!(err.code(), "node_full");
+    let msg = err.to_string();
+    assert!(msg.contains("1536 MiB of memory is committed") && msg.contains("the limit is 1536 MiB"), "{msg}");
+    assert!(!err.is_internal(), "the user is told why");
+    assert_eq!(e.svc.list(&ann).await.unwrap().len(), 1, "nothing was stored");
+    // The admin page shows the same numbers.
+    let admin = Actor { is_admin: true, ..ann.clone() };
+    let node = e.svc.node_info(&admin).await.unwrap();
+    assert_eq!((node.memory_committed_mib, node.memory_limit_mib), (1536, 1536));
+    assert_eq!(node.disk_committed_gib, 8 + 20);
+}
+
+#[tokio::test]
+async fn the_nodes_disk_limit_holds_when_two_instances_create_at_once() {
+    // 30 GiB x 1.0: one large (20 GiB) fits, two do not, whichever instance asks.
+    let e = env_with(|c| {
+        c.node_disk_gib = Some(30);
+        c.disk_overcommit = 1.0;
+    })
+    .await;
+    let b = replica(&e).await;
+    let [ann, bob] = e.users(["ann", "bob"]).await;
+    let large = |slug: &str| CreateHosting { plan: Some("large".into()), slug: Some(slug.into()), ..Default::default() };
+    let (ra, rb) = tokio::join!(e.svc.create(&ann, large("ann-big")), b.create(&bob, large("bob-big")));
+    let oks = [ra.is_ok(), rb.is_ok()].iter().filter(|x| **x).count();
+    assert_eq!(oks, 1, "one create, one refusal: {ra:?} {rb:?}");
+    let err = ra.as_ref().err().or(rb.as_ref().err()).unwrap();
+    assert!(matches!(err, Error::NodeFull(m) if m.contains("20 GiB of disk is committed and the limit is 30 GiB")), "{err:?}");
+}
+
+#[tokio::test]
 async fn a_create_takes_the_fastest_spare_paused_before_saved() {
     use service::hosting::SpareTier;
     let e = env_with(|c| {

@@ -25,7 +25,7 @@ impl ApiError {
 
 /// Status codes come from the one table in `app::error::http_status` (shared with the server
 /// functions): Validation 422, Conflict/Busy 409, NotFound 404, Unauthorized/InvalidCredentials
-/// 401, Forbidden/QuotaExceeded 403, RateLimited 429 (+ Retry-After), HostingUnavailable 503
+/// 401, Forbidden/QuotaExceeded 403, NodeFull 507 (code `node_full`), RateLimited 429 (+ Retry-After), HostingUnavailable 503
 /// (code `hosting_unavailable`: the server runs without libvirt), internal 500.
 pub use app::error::http_status as status_of;
 
