@@ -128,7 +128,7 @@ impl Application {
             .nest_service("/pkg", ServeDir::new(settings.site_root.join("pkg")))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
             .with_state(state.clone())
-            .layer(axum::middleware::from_fn(csrf::guard))
+            .layer(axum::middleware::from_fn_with_state(csrf::Origins::for_public_host(&settings.service.public_host), csrf::guard))
             .layer(sessions)
             .layer(
                 TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
