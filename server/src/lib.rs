@@ -105,6 +105,7 @@ impl Application {
             hosting,
             config: cfg,
             session_max_age_ms: 30 * 24 * 3600 * 1000,
+            held: app::state::HeldRequests::new(settings.max_streams_per_user),
         };
 
         let routes = generate_route_list(App);

@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{App, spawn};
+use super::{App, spawn, spawn_with};
 
 /// nginx's address (`--nginx-listen`), as the rendered config names it.
 fn front_door(app: &App) -> String {
@@ -98,7 +98,8 @@ async fn more_log_ins_than_the_burst_from_one_address_get_429_from_nginx() {
 
 #[tokio::test]
 async fn more_than_20_held_requests_from_one_address_get_429_from_nginx() {
-    let app = spawn(1).await;
+    // One account here: its own cap (8 by default) would refuse first.
+    let app = spawn_with(1, &["--max-streams-per-user", "50"]).await;
     let door = front_door(&app);
     let tok = app.register("holder").await;
     let id = app.create_host(&tok).await;
