@@ -436,6 +436,40 @@ async fn the_nodes_disk_limit_holds_when_two_instances_create_at_once() {
 }
 
 #[tokio::test]
+async fn events_older_than_the_retention_are_pruned_but_each_hostings_last_word_is_kept() {
+    use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
+    let e = env_with(|c| c.event_retention_days = 30).await;
+    let ann = e.user("ann").await;
+    let day = 86_400_000i64;
+    let now = service::db::now_ms();
+    let add = |hosting_id: i32, age_days: i64, message: &str| hosting_event::ActiveModel {
+        hosting_id: Set(hosting_id),
+        user_id: Set(ann.user_id),
+        kind: Set(EventKind::State),
+        step: Set(None),
+        status: Set(EventStatus::Succeeded),
+        message: Set(message.into()),
+        duration_ms: Set(None),
+        created_at: Set(now - age_days * day),
+        ..Default::default()
+    };
+    let db = e.db.conn();
+    for (h, age, m) in [(9001, 90, "old"), (9001, 40, "old too"), (9001, 2, "recent"), (9002, 60, "old, but the last of 9002")] {
+        add(h, age, m).insert(&db).await.unwrap();
+    }
+    assert_eq!(e.svc.prune_events().await.unwrap(), 2);
+    let mut left: Vec<String> = hosting_event::Entity::find().all(&db).await.unwrap().into_iter().map(|ev| ev.message).collect();
+    left.sort();
+    assert_eq!(left, ["old, but the last of 9002", "recent"]);
+    assert_eq!(e.svc.prune_events().await.unwrap(), 0, "nothing more to prune");
+    let kept = env_with(|c| c.event_retention_days = 0).await;
+    add(9003, 400, "kept forever").insert(&kept.db.conn()).await.unwrap();
+    add(9003, 300, "kept forever").insert(&kept.db.conn()).await.unwrap();
+    assert_eq!(kept.svc.prune_events().await.unwrap(), 0, "0 keeps everything");
+    assert_eq!(hosting_event::Entity::find().count(&kept.db.conn()).await.unwrap(), 2);
+}
+
+#[tokio::test]
 async fn a_create_takes_the_fastest_spare_paused_before_saved() {
     use service::hosting::SpareTier;
     let e = env_with(|c| {

@@ -130,7 +130,19 @@ impl HostingService {
                 this.sample_stats().await;
             }
         });
-        Ok(vec![reconciler, sampler, pool])
+        let this = self.clone();
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tick.tick().await;
+                match this.prune_events().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "pruned old hosting events"),
+                    Err(err) => tracing::warn!(%err, "pruning old hosting events failed"),
+                }
+            }
+        });
+        Ok(vec![reconciler, sampler, pool, pruner])
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -338,6 +350,16 @@ impl HostingService {
     pub async fn console(&self, actor: &Actor, id: i32, lines: usize) -> Result<Vec<String>> {
         self.inner.store.owned(actor, id).await?;
         Ok(self.inner.vm.console_tail(id, lines.clamp(1, 2000)).await?)
+    }
+
+    /// Deletes events older than `event_retention_days` (0: none), keeping each hosting's
+    /// newest. Runs hourly in the background.
+    pub async fn prune_events(&self) -> Result<u64> {
+        let days = self.inner.cfg.event_retention_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        self.inner.events.prune_before(now_ms() - i64::from(days) * 86_400_000).await
     }
 
     /// Host capacity and usage (admin page).
