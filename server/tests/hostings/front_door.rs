@@ -121,3 +121,17 @@ async fn more_than_20_held_requests_from_one_address_get_429_from_nginx() {
     assert_eq!(r.status(), StatusCode::OK);
     drop(open);
 }
+
+#[tokio::test]
+async fn nginx_answers_an_unknown_host_421_and_serves_the_dashboards_names() {
+    let app = spawn(1).await;
+    let door = front_door(&app);
+    let get = |host: &'static str| app.client.get(format!("{door}/api/v1/health")).header("host", host).send();
+    for host in ["evil.example", "10.1.2.3", "localhost.evil.example"] {
+        assert_eq!(get(host).await.unwrap().status(), StatusCode::MISDIRECTED_REQUEST, "{host}");
+    }
+    // The public host (127.0.0.1 here) and the loopback names reach the app.
+    for host in ["127.0.0.1", "localhost", "LOCALHOST:8080"] {
+        assert_eq!(get(host).await.unwrap().status(), StatusCode::OK, "{host}");
+    }
+}
