@@ -134,6 +134,29 @@ async fn nginx_refusing_the_site_config_rolls_back_and_keeps_other_sites() {
 }
 
 #[tokio::test]
+async fn a_failed_route_never_shows_another_tenants_nginx_lines() {
+    let e = env().await;
+    let [erin, frank] = e.users(["erin", "frank"]).await;
+    let theirs = running(&e, &frank).await;
+    // frank's site file got broken on disk (by hand, a full disk...): nginx -t names it.
+    let file = e.svc.proxy().site_file(theirs.id);
+    let before = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{before}\nfrank_secret_directive on;\n")).unwrap();
+    let h = e.svc.create(&erin, with_slug("erin-site")).await.unwrap();
+    let h = settle(&e, &erin, h.id).await.unwrap();
+    std::fs::write(&file, before).unwrap();
+    assert_eq!(h.state, HostingState::Failed);
+    let reason = h.state_reason.clone().unwrap();
+    assert!(reason.contains(Step::AddRoute.label()) && reason.contains("nginx"), "{reason}");
+    let events = e.svc.events(&erin, h.id, 0).await.unwrap();
+    for text in events.iter().map(|ev| ev.message.as_str()).chain([reason.as_str()]) {
+        for leak in ["frank", "frank_secret_directive", "[emerg]", ".conf"] {
+            assert!(!text.contains(leak), "erin sees '{leak}': {text}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
     let e = env().await;
     e.svc.faults().set_skip_ready_probe(false); // nothing listens on the forwarded ports
