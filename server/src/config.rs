@@ -104,6 +104,10 @@ pub struct Cli {
     /// Hosting events older than this many days are deleted (hourly); 0 keeps them.
     #[arg(long, env = "VMW_EVENT_RETENTION_DAYS", default_value_t = 30, global = true)]
     pub event_retention_days: u32,
+    /// nginx's access and error logs are rotated (the old one kept as .1, nginx reopens) once
+    /// one passes this many MiB; checked every 10 minutes.
+    #[arg(long, env = "VMW_NGINX_LOG_MAX_MIB", default_value_t = 64, global = true)]
+    pub nginx_log_max_mib: u64,
     /// Event streams and `?wait=` long polls one account may hold open at once (the next gets
     /// 429, `too_many_streams`).
     #[arg(long, env = "VMW_MAX_STREAMS_PER_USER", default_value_t = 8, global = true)]
@@ -212,6 +216,7 @@ impl Cli {
             memory_overcommit: self.memory_overcommit,
             disk_overcommit: self.disk_overcommit,
             event_retention_days: self.event_retention_days,
+            nginx_log_max_mib: self.nginx_log_max_mib,
             ..ServiceConfig::default()
         };
         Settings {

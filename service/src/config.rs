@@ -96,6 +96,9 @@ pub struct ServiceConfig {
     pub disk_overcommit: f64,
     /// Hosting events older than this many days are pruned (hourly); 0 keeps them forever.
     pub event_retention_days: u32,
+    /// nginx's access and error logs are rotated (to `.1`, nginx reopens) once one passes
+    /// this many MiB (checked every 10 minutes).
+    pub nginx_log_max_mib: u64,
 }
 
 impl Default for ServiceConfig {
@@ -137,6 +140,7 @@ impl Default for ServiceConfig {
             memory_overcommit: 1.5,
             disk_overcommit: 1.0,
             event_retention_days: 30,
+            nginx_log_max_mib: 64,
         }
     }
 }

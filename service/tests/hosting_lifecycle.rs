@@ -157,6 +157,35 @@ async fn a_failed_route_never_shows_another_tenants_nginx_lines() {
 }
 
 #[tokio::test]
+async fn nginx_logs_past_the_cap_are_rotated_and_nginx_writes_a_new_one() {
+    let e = env().await;
+    let proxy = e.svc.proxy();
+    let logs = proxy.prefix().join("logs");
+    let door = format!("http://{}/", e.svc.config().nginx_local_addr());
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        client.get(&door).send().await.unwrap();
+    }
+    let size = std::fs::metadata(logs.join("access.log")).unwrap().len();
+    assert!(size > 100, "requests were logged: {size}");
+    assert!(proxy.rotate_logs(size * 10).await.unwrap().is_empty(), "under the cap: nothing rotated");
+    assert!(proxy.rotate_logs(100).await.unwrap().contains(&"access.log"));
+    assert_eq!(std::fs::metadata(logs.join("access.log.1")).unwrap().len(), size, "the old log is kept once");
+    // nginx reopened: the next request goes to a fresh access.log, not the renamed file.
+    let mut fresh = 0;
+    for _ in 0..50 {
+        client.get(&door).send().await.unwrap();
+        fresh = std::fs::metadata(logs.join("access.log")).map(|m| m.len()).unwrap_or(0);
+        if fresh > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fresh > 0 && fresh < size, "a new, small access.log: {fresh}");
+    assert_eq!(std::fs::metadata(logs.join("access.log.1")).unwrap().len(), size, "nothing more went to the old one");
+}
+
+#[tokio::test]
 async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
     let e = env().await;
     e.svc.faults().set_skip_ready_probe(false); // nothing listens on the forwarded ports

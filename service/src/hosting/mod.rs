@@ -131,10 +131,19 @@ impl HostingService {
             }
         });
         let this = self.clone();
+        // Housekeeping: nginx's logs every 10 minutes, old events every hour.
         let pruner = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
-            loop {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            for round in 0u64.. {
                 tick.tick().await;
+                match this.inner.proxy.rotate_logs(this.inner.cfg.nginx_log_max_mib.saturating_mul(1 << 20)).await {
+                    Ok(r) if r.is_empty() => {}
+                    Ok(r) => tracing::info!(logs = ?r, "rotated nginx's logs"),
+                    Err(err) => tracing::warn!(%err, "rotating nginx's logs failed"),
+                }
+                if round % 6 != 0 {
+                    continue;
+                }
                 match this.prune_events().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "pruned old hosting events"),
