@@ -186,6 +186,36 @@ async fn nginx_logs_past_the_cap_are_rotated_and_nginx_writes_a_new_one() {
 }
 
 #[tokio::test]
+async fn the_dashboards_own_host_labels_are_neither_usernames_nor_site_names() {
+    let e = env_with(|c| {
+        c.public_host = "dash.host.example".into();
+        c.base_domain = "sites.example".into();
+    })
+    .await;
+    // Host labels every dashboard keeps (www, mail, static, ...) are refused at sign-up.
+    for name in ["www", "mail", "static", "pkg", "admin", "localhost"] {
+        let err = e
+            .accounts
+            .register(service::accounts::NewUser {
+                email: format!("{name}@example.com"),
+                username: name.into(),
+                password: "correct horse battery".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, Error::Validation { field: "username", message } if message.contains("reserved")), "{name}: {err:?}");
+    }
+    // This server's own labels cannot be site names, and a user of that name gets another.
+    let dash = e.user("dash").await;
+    for slug in ["dash", "sites"] {
+        let err = e.svc.create(&dash, with_slug(slug)).await.unwrap_err();
+        assert!(matches!(&err, Error::Conflict { field: Some("slug"), message } if message.contains("own host name")), "{slug}: {err:?}");
+    }
+    let h = e.svc.create(&dash, CreateHosting::default()).await.unwrap();
+    assert_eq!(h.slug, "dash-2");
+}
+
+#[tokio::test]
 async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
     let e = env().await;
     e.svc.faults().set_skip_ready_probe(false); // nothing listens on the forwarded ports

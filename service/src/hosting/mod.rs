@@ -201,6 +201,11 @@ impl HostingService {
         if self.inner.store.slug_taken(slug).await? {
             return Ok(Some(format!("the site name '{slug}' is taken")));
         }
+        // {slug}.{base-domain} must not look like the dashboard's own host.
+        let cfg = &self.inner.cfg;
+        if vmw_types::host_labels(&[&cfg.public_host, &cfg.base_domain]).iter().any(|l| l == slug) {
+            return Ok(Some(format!("the site name '{slug}' is reserved (it is this server's own host name)")));
+        }
         // A slug equal to another user's username would squat their natural site name.
         if let Some(u) = user::Entity::find()
             .filter(user::Column::Username.eq(slug))
