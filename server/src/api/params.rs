@@ -3,6 +3,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
     /// Wait up to this many seconds (1 to 600; anything else is 400 `invalid_wait`) for the
     /// operation to finish before answering. A wait holds one of the account's places for
