@@ -156,6 +156,11 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "internal detail stays in the log");
         assert_eq!(http_status(&service::Error::RateLimited { retry_after_secs: 3 }), http::StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(http_status(&service::Error::hosting_disabled()), http::StatusCode::SERVICE_UNAVAILABLE);
+        let full = service::Error::NodeFull("this server is full: 512 MiB of memory is committed and the limit is 600 MiB".into());
+        assert_eq!(http_status(&full), http::StatusCode::INSUFFICIENT_STORAGE);
+        let e = AppError::from(full);
+        assert!(matches!(&e, AppError::Conflict { field: None, message } if message.starts_with("This server is full") && message.contains("600 MiB")), "{e:?}");
+        assert!(!e.is_field_error(&["slug", "plan"]), "the form shows it on top");
         let e = AppError::from(service::Error::hosting_disabled());
         assert!(matches!(&e, AppError::Unavailable(m) if m.contains("without libvirt")), "{e:?}");
     }

@@ -359,6 +359,20 @@ async fn an_account_holds_at_most_8_streams_and_long_polls_and_the_next_gets_429
 }
 
 #[tokio::test]
+async fn a_create_past_the_nodes_capacity_is_507_node_full_with_the_numbers() {
+    let app = spawn_with(1, &["--node-memory-mib", "400", "--memory-overcommit", "1.0"]).await;
+    let ann = app.register("fullann").await;
+    app.create_host(&ann).await; // small: 256 of 400 MiB
+    let bob = app.register("fullbob").await;
+    let (s, body) = app.call(reqwest::Method::POST, "/api/v1/hostings", &bob, Some(json!({"plan": "small"}))).await;
+    assert_error(s, &body, StatusCode::INSUFFICIENT_STORAGE, "node_full");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("256 MiB of memory is committed and the limit is 400 MiB"), "{msg}");
+    let (s, list) = app.call(reqwest::Method::GET, "/api/v1/hostings", &bob, None).await;
+    assert_eq!((s, list), (StatusCode::OK, json!([])), "nothing was created");
+}
+
+#[tokio::test]
 async fn a_wait_outside_1_to_600_seconds_is_400_and_changes_nothing() {
     let app = spawn(1).await;
     let tok = app.register("waiter").await;
