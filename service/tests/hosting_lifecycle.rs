@@ -552,6 +552,26 @@ async fn events_older_than_the_retention_are_pruned_but_each_hostings_last_word_
 }
 
 #[tokio::test]
+async fn spares_count_against_the_node_and_the_pool_stops_when_it_is_full() {
+    // 600 MiB: two small (256) spares fit, a third does not; a claim adds nothing.
+    let e = env_with(|c| {
+        c.pool_size = 3;
+        c.node_memory_mib = Some(600);
+        c.memory_overcommit = 1.0;
+    })
+    .await;
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    assert!(!e.svc.fill_pool_once().await.unwrap(), "no room for a third spare");
+    assert_eq!(e.svc.spares_ready().await.unwrap(), 2);
+    let pia = e.user("pia").await;
+    let h = e.svc.create(&pia, CreateHosting::default()).await.unwrap();
+    assert!(settle(&e, &pia, h.id).await.is_some(), "a claimed spare needs no more room");
+    let err = e.svc.create(&pia, CreateHosting { plan: Some("medium".into()), slug: Some("pia-big".into()), ..Default::default() }).await.unwrap_err();
+    assert!(matches!(&err, Error::NodeFull(m) if m.contains("512 MiB of memory is committed")), "spares included: {err:?}");
+}
+
+#[tokio::test]
 async fn a_create_takes_the_fastest_spare_paused_before_saved() {
     use service::hosting::SpareTier;
     let e = env_with(|c| {

@@ -428,7 +428,18 @@ impl Store {
     }
 
     /// A new spare on this node, being made (operation create) under a lease.
-    pub async fn insert_spare(&self, slug: &str, plan: &str) -> Result<(HostingRow, Lease)> {
+    pub async fn insert_spare(&self, slug: &str, plan: &str, capacity: &Capacity) -> Result<(HostingRow, Lease)> {
+        // A spare commits its plan like any VM: it must fit (under the node's lock, as a create).
+        let txn = self.db().begin().await?;
+        node::Entity::update_many()
+            .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
+            .filter(node::Column::Id.eq(self.inner.node_id))
+            .exec(&txn)
+            .await?;
+        let committed = self.committed_in(&txn, capacity).await?;
+        if let Some(why) = capacity.refusal(committed, plan) {
+            return Err(Error::NodeFull(why));
+        }
         let now = now_ms();
         let token = self.token();
         let row = hosting::ActiveModel {
@@ -449,8 +460,9 @@ impl Store {
             lease_until: Set(Some(now + LEASE_TTL.as_millis() as i64)),
             ..Default::default()
         }
-        .insert(self.db())
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         let id = row.id;
         Ok((row, self.lease(id, token)))
     }
