@@ -47,8 +47,8 @@ impl FromRequestParts<AppState> for HostingCaller {
     type Rejection = super::ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let wait = parse_wait(&parts.uri)?;
         let user = ApiUser::from_request_parts(parts, state).await?;
+        let wait = parse_wait(&parts.uri)?;
         let actor = user.actor();
         let hostings = hosting(state)?;
         let _held = match wait {
