@@ -82,6 +82,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
         E::NotFound(_) => S::NOT_FOUND,
         E::Unauthorized | E::InvalidCredentials => S::UNAUTHORIZED,
         E::Forbidden | E::QuotaExceeded(_) => S::FORBIDDEN,
+        E::NodeFull(_) => S::INSUFFICIENT_STORAGE,
         E::RateLimited { .. } => S::TOO_MANY_REQUESTS,
         E::HostingUnavailable(_) => S::SERVICE_UNAVAILABLE,
         E::Db(_) | E::LeaseLost { .. } | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
@@ -127,6 +128,7 @@ impl From<service::Error> for AppError {
             E::Forbidden => AppError::Forbidden,
             E::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
             E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },
+            E::NodeFull(m) => AppError::Conflict { field: None, message: sentence(m) },
             E::Busy(m) => AppError::Busy(m),
             E::HostingUnavailable(_) => AppError::Unavailable(
                 "Hosting is disabled on this server (it was started without libvirt), so sites cannot be created or managed here."
@@ -155,6 +157,11 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "internal detail stays in the log");
         assert_eq!(http_status(&service::Error::RateLimited { retry_after_secs: 3 }), http::StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(http_status(&service::Error::hosting_disabled()), http::StatusCode::SERVICE_UNAVAILABLE);
+        let full = service::Error::NodeFull("this server is full: 512 MiB of memory is committed and the limit is 600 MiB".into());
+        assert_eq!(http_status(&full), http::StatusCode::INSUFFICIENT_STORAGE);
+        let e = AppError::from(full);
+        assert!(matches!(&e, AppError::Conflict { field: None, message } if message.starts_with("This server is full") && message.contains("600 MiB")), "{e:?}");
+        assert!(!e.is_field_error(&["slug", "plan"]), "the form shows it on top");
         let e = AppError::from(service::Error::hosting_disabled());
         assert!(matches!(&e, AppError::Unavailable(m) if m.contains("without libvirt")), "{e:?}");
     }

@@ -86,6 +86,32 @@ pub struct Cli {
     /// Hostings per user.
     #[arg(long, env = "VMW_MAX_HOSTINGS_PER_USER", default_value_t = 3, global = true)]
     pub max_hostings_per_user: u32,
+    /// Memory (MiB) of this node the hostings' plans may commit, before the overcommit ratio
+    /// (default: the host's RAM).
+    #[arg(long, env = "VMW_NODE_MEMORY_MIB", global = true)]
+    pub node_memory_mib: Option<u64>,
+    /// Disk (GiB) the hostings' plans may commit, before the overcommit ratio (default: the
+    /// size of the file system holding the data dir).
+    #[arg(long, env = "VMW_NODE_DISK_GIB", global = true)]
+    pub node_disk_gib: Option<u64>,
+    /// A create is refused (507, `node_full`) when the plans' memory would pass the node's
+    /// memory times this.
+    #[arg(long, env = "VMW_MEMORY_OVERCOMMIT", default_value_t = 1.5, global = true)]
+    pub memory_overcommit: f64,
+    /// The same for disk (plan disk sizes against the node's disk times this).
+    #[arg(long, env = "VMW_DISK_OVERCOMMIT", default_value_t = 1.0, global = true)]
+    pub disk_overcommit: f64,
+    /// Hosting events older than this many days are deleted (hourly); 0 keeps them.
+    #[arg(long, env = "VMW_EVENT_RETENTION_DAYS", default_value_t = 30, global = true)]
+    pub event_retention_days: u32,
+    /// nginx's access and error logs are rotated (the old one kept as .1, nginx reopens) once
+    /// one passes this many MiB; checked every 10 minutes.
+    #[arg(long, env = "VMW_NGINX_LOG_MAX_MIB", default_value_t = 64, global = true)]
+    pub nginx_log_max_mib: u64,
+    /// Event streams and `?wait=` long polls one account may hold open at once (the next gets
+    /// 429, `too_many_streams`).
+    #[arg(long, env = "VMW_MAX_STREAMS_PER_USER", default_value_t = 8, global = true)]
+    pub max_streams_per_user: usize,
     /// Seconds a new VM has to answer HTTP and SSH before provisioning fails and rolls back.
     #[arg(long, env = "VMW_READY_TIMEOUT", default_value_t = 180, global = true)]
     pub ready_timeout_secs: u64,
@@ -169,6 +195,7 @@ pub struct Settings {
     pub fail_step: Option<String>,
     /// Admin bootstrap, login and sign-up limits, password hashing.
     pub accounts: service::accounts::Options,
+    pub max_streams_per_user: usize,
 }
 
 impl Cli {
@@ -210,6 +237,12 @@ impl Cli {
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,
             app_upstream: self.listen,
+            node_memory_mib: self.node_memory_mib,
+            node_disk_gib: self.node_disk_gib,
+            memory_overcommit: self.memory_overcommit,
+            disk_overcommit: self.disk_overcommit,
+            event_retention_days: self.event_retention_days,
+            nginx_log_max_mib: self.nginx_log_max_mib,
             ..ServiceConfig::default()
         };
         Settings {
@@ -222,6 +255,7 @@ impl Cli {
             secure_cookies: self.secure_cookies,
             fail_step: self.fail_step.clone(),
             accounts: self.accounts_options(),
+            max_streams_per_user: self.max_streams_per_user,
         }
     }
 }

@@ -4,13 +4,49 @@
 //! which answers with tokens, never a cookie). The pages' forms and server functions are
 //! guarded even without a cookie: a foreign page must not log a visitor into the attacker's
 //! account (login CSRF). SameSite=Lax cookies are the second layer.
+//!
+//! The `Origin` is compared with the configured public host (`--public-host`), not with the
+//! request's `Host` header: a DNS-rebinding page (evil.example resolved to this server) sends
+//! `Host: evil.example` and `Origin: http://evil.example`, which agree with each other but not
+//! with the dashboard's name. A loopback public host (the default, 127.0.0.1) also accepts the
+//! other loopback names. Only the host name is compared (a TLS front changes the scheme and port).
+use std::sync::Arc;
+
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-pub async fn guard(req: Request<Body>, next: Next) -> Response {
-    if is_cross_site_write(req.method(), req.uri().path(), req.headers()) {
+/// The host names the dashboard's own pages are served from.
+#[derive(Clone, Debug)]
+pub struct Origins(Arc<Vec<String>>);
+
+impl Origins {
+    pub fn for_public_host(public_host: &str) -> Self {
+        let host = public_host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let loopback = ["127.0.0.1", "localhost", "[::1]", "::1"];
+        let mut names = vec![host.clone()];
+        if loopback.contains(&host.as_str()) {
+            names.extend(["127.0.0.1", "localhost", "[::1]"].map(String::from));
+        }
+        Origins(Arc::new(names))
+    }
+
+    /// Whether `origin` (scheme://host[:port]) is one of the dashboard's.
+    fn allows(&self, origin: &str) -> bool {
+        let Some(authority) = origin.split("://").nth(1) else { return false };
+        let host = match authority.rsplit_once(':') {
+            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
+            _ => authority,
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        self.0.iter().any(|n| *n == host)
+    }
+}
+
+pub async fn guard(State(origins): State<Origins>, req: Request<Body>, next: Next) -> Response {
+    if is_cross_site_write(&origins, req.method(), req.uri().path(), req.headers()) {
         tracing::warn!(method = %req.method(), path = req.uri().path(), "refused a cross-site request");
         let body = serde_json::json!({"error": {"code": "csrf", "message": "cross-site request refused"}});
         return (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
@@ -18,7 +54,7 @@ pub async fn guard(req: Request<Body>, next: Next) -> Response {
     next.run(req).await
 }
 
-pub fn is_cross_site_write(method: &Method, path: &str, h: &HeaderMap) -> bool {
+pub fn is_cross_site_write(origins: &Origins, method: &Method, path: &str, h: &HeaderMap) -> bool {
     if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
         return false;
     }
@@ -32,10 +68,8 @@ pub fn is_cross_site_write(method: &Method, path: &str, h: &HeaderMap) -> bool {
     if h.get(header::COOKIE).is_none() && path.starts_with("/api/v1/") {
         return false; // nothing ambient to abuse, and nothing set (the register/login API calls)
     }
-    let host = h.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
     if let Some(origin) = h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
-        let origin_host = origin.split("://").nth(1).unwrap_or("");
-        return origin == "null" || !origin_host.eq_ignore_ascii_case(host);
+        return origin == "null" || !origins.allows(origin);
     }
     matches!(h.get("sec-fetch-site").and_then(|v| v.to_str().ok()), Some("cross-site"))
 }
@@ -52,27 +86,47 @@ mod tests {
         h
     }
 
+    fn site() -> Origins {
+        Origins::for_public_host("site.example")
+    }
+
+    #[test]
+    fn the_origin_is_compared_with_the_public_host_not_the_host_header() {
+        let rebinding = headers(&[("cookie", "id=1"), ("host", "evil.example"), ("origin", "http://evil.example")]);
+        assert!(is_cross_site_write(&site(), &Method::POST, "/api/fn/change_password", &rebinding), "DNS rebinding");
+        let behind_tls = headers(&[("cookie", "id=1"), ("host", "10.0.0.5:8080"), ("origin", "https://SITE.example")]);
+        assert!(!is_cross_site_write(&site(), &Method::POST, "/api/fn/change_password", &behind_tls));
+        let sub = headers(&[("cookie", "id=1"), ("origin", "http://blog.site.example")]);
+        assert!(is_cross_site_write(&site(), &Method::POST, "/api/fn/change_password", &sub), "a site's subdomain is not the dashboard");
+        let local = Origins::for_public_host("127.0.0.1");
+        for own in ["http://127.0.0.1:8080", "http://localhost:3000", "http://[::1]"] {
+            assert!(!is_cross_site_write(&local, &Method::POST, "/api/fn/login", &headers(&[("origin", own)])), "{own}");
+        }
+        let slug = headers(&[("origin", "http://ann.localhost:8080")]);
+        assert!(is_cross_site_write(&local, &Method::POST, "/api/fn/login", &slug), "a slug site is another origin");
+    }
+
     #[test]
     fn cookie_writes_from_other_origins_are_refused() {
         let evil = headers(&[("cookie", "id=1"), ("host", "site.example"), ("origin", "https://evil.example")]);
-        assert!(is_cross_site_write(&Method::POST, "/api/fn/change_password", &evil));
+        assert!(is_cross_site_write(&site(), &Method::POST, "/api/fn/change_password", &evil));
         let same = headers(&[("cookie", "id=1"), ("host", "site.example"), ("origin", "http://site.example")]);
-        assert!(!is_cross_site_write(&Method::POST, "/api/fn/change_password", &same));
+        assert!(!is_cross_site_write(&site(), &Method::POST, "/api/fn/change_password", &same));
         let fetch = headers(&[("cookie", "id=1"), ("host", "a"), ("sec-fetch-site", "cross-site")]);
-        assert!(is_cross_site_write(&Method::DELETE, "/api/v1/host", &fetch));
-        assert!(!is_cross_site_write(&Method::GET, "/api/fn/change_password", &evil), "reads are not writes");
+        assert!(is_cross_site_write(&site(), &Method::DELETE, "/api/v1/host", &fetch));
+        assert!(!is_cross_site_write(&site(), &Method::GET, "/api/fn/change_password", &evil), "reads are not writes");
         let bearer = headers(&[("cookie", "id=1"), ("host", "a"), ("origin", "https://evil"), ("authorization", "Bearer vmw_x")]);
-        assert!(!is_cross_site_write(&Method::POST, "/api/v1/host", &bearer));
+        assert!(!is_cross_site_write(&site(), &Method::POST, "/api/v1/host", &bearer));
     }
 
     #[test]
     fn a_foreign_page_cannot_log_a_visitor_in_but_scripts_can_use_the_api() {
         let login_csrf = headers(&[("host", "site.example"), ("origin", "https://evil.example")]);
-        assert!(is_cross_site_write(&Method::POST, "/api/fn/login", &login_csrf), "login CSRF needs no cookie");
-        assert!(is_cross_site_write(&Method::POST, "/api/fn/signup", &login_csrf));
+        assert!(is_cross_site_write(&site(), &Method::POST, "/api/fn/login", &login_csrf), "login CSRF needs no cookie");
+        assert!(is_cross_site_write(&site(), &Method::POST, "/api/fn/signup", &login_csrf));
         let script = headers(&[("host", "site.example"), ("origin", "https://elsewhere.example")]);
-        assert!(!is_cross_site_write(&Method::POST, "/api/v1/auth/login", &script), "the token API sets no cookie");
+        assert!(!is_cross_site_write(&site(), &Method::POST, "/api/v1/auth/login", &script), "the token API sets no cookie");
         let curl = headers(&[("host", "site.example")]);
-        assert!(!is_cross_site_write(&Method::POST, "/api/fn/login", &curl), "no Origin, no browser");
+        assert!(!is_cross_site_write(&site(), &Method::POST, "/api/fn/login", &curl), "no Origin, no browser");
     }
 }

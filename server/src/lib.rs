@@ -108,6 +108,7 @@ impl Application {
             hosting,
             config: cfg,
             session_max_age_ms: 30 * 24 * 3600 * 1000,
+            held: app::state::HeldRequests::new(settings.max_streams_per_user),
         };
 
         let routes = generate_route_list(App);
@@ -131,7 +132,7 @@ impl Application {
             .nest_service("/pkg", ServeDir::new(settings.site_root.join("pkg")))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
             .with_state(state.clone())
-            .layer(axum::middleware::from_fn(csrf::guard))
+            .layer(axum::middleware::from_fn_with_state(csrf::Origins::for_public_host(&settings.service.public_host), csrf::guard))
             .layer(sessions)
             .layer(
                 TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

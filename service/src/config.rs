@@ -87,6 +87,18 @@ pub struct ServiceConfig {
     /// Make a golden snapshot of the guest image (one cold boot) and make every new VM a clone
     /// of it (restored in well under a second) instead of booting it.
     pub golden: bool,
+    /// Node capacity: memory (MiB) and disk (GiB) the node's hostings may commit before a
+    /// create is refused (`node_full`), as the host's size times the overcommit ratio. None:
+    /// taken from the host (/proc/meminfo, statvfs of `data_dir`).
+    pub node_memory_mib: Option<u64>,
+    pub node_disk_gib: Option<u64>,
+    pub memory_overcommit: f64,
+    pub disk_overcommit: f64,
+    /// Hosting events older than this many days are pruned (hourly); 0 keeps them forever.
+    pub event_retention_days: u32,
+    /// nginx's access and error logs are rotated (to `.1`, nginx reopens) once one passes
+    /// this many MiB (checked every 10 minutes).
+    pub nginx_log_max_mib: u64,
 }
 
 impl Default for ServiceConfig {
@@ -123,6 +135,12 @@ impl Default for ServiceConfig {
             pool_size: 0,
             pool_paused: 0,
             golden: false,
+            node_memory_mib: None,
+            node_disk_gib: None,
+            memory_overcommit: 1.5,
+            disk_overcommit: 1.0,
+            event_retention_days: 30,
+            nginx_log_max_mib: 64,
         }
     }
 }

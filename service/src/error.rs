@@ -29,6 +29,10 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// The node has no room for another hosting (its committed memory or disk would pass the
+    /// limit): 507, code `node_full`.
+    #[error("{0}")]
+    NodeFull(String),
     /// Another operation is running on this object.
     #[error("{0}")]
     Busy(String),
@@ -78,6 +82,7 @@ impl Error {
             Error::Forbidden => "forbidden",
             Error::RateLimited { .. } => "rate_limited",
             Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::NodeFull(_) => "node_full",
             Error::Busy(_) => "busy",
             Error::HostingUnavailable(_) => "hosting_unavailable",
             Error::Db(_) | Error::LeaseLost { .. } | Error::Vm(_) | Error::Proxy(_) | Error::Internal(_) => "internal",

@@ -256,6 +256,7 @@ async fn deleting_an_account_needs_the_password_and_no_hostings_left() {
         keys_json: "[]",
         max_per_user: 3,
         fresh: service::hosting::CreateKind::Cold,
+        capacity: &service::hosting::store::Capacity::unlimited(),
     };
     let (_h, lease, _) = store.insert_for_user(new, false).await.unwrap();
     let blocked = acc.delete_user(&actor, PASSWORD).await;

@@ -134,6 +134,88 @@ async fn nginx_refusing_the_site_config_rolls_back_and_keeps_other_sites() {
 }
 
 #[tokio::test]
+async fn a_failed_route_never_shows_another_tenants_nginx_lines() {
+    let e = env().await;
+    let [erin, frank] = e.users(["erin", "frank"]).await;
+    let theirs = running(&e, &frank).await;
+    // frank's site file got broken on disk (by hand, a full disk...): nginx -t names it.
+    let file = e.svc.proxy().site_file(theirs.id);
+    let before = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, format!("{before}\nfrank_secret_directive on;\n")).unwrap();
+    let h = e.svc.create(&erin, with_slug("erin-site")).await.unwrap();
+    let h = settle(&e, &erin, h.id).await.unwrap();
+    std::fs::write(&file, before).unwrap();
+    assert_eq!(h.state, HostingState::Failed);
+    let reason = h.state_reason.clone().unwrap();
+    assert!(reason.contains(Step::AddRoute.label()) && reason.contains("nginx"), "{reason}");
+    let events = e.svc.events(&erin, h.id, 0).await.unwrap();
+    for text in events.iter().map(|ev| ev.message.as_str()).chain([reason.as_str()]) {
+        for leak in ["frank", "frank_secret_directive", "[emerg]", ".conf"] {
+            assert!(!text.contains(leak), "erin sees '{leak}': {text}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn nginx_logs_past_the_cap_are_rotated_and_nginx_writes_a_new_one() {
+    let e = env().await;
+    let proxy = e.svc.proxy();
+    let logs = proxy.prefix().join("logs");
+    let door = format!("http://{}/", e.svc.config().nginx_local_addr());
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        client.get(&door).send().await.unwrap();
+    }
+    let size = std::fs::metadata(logs.join("access.log")).unwrap().len();
+    assert!(size > 100, "requests were logged: {size}");
+    assert!(proxy.rotate_logs(size * 10).await.unwrap().is_empty(), "under the cap: nothing rotated");
+    assert!(proxy.rotate_logs(100).await.unwrap().contains(&"access.log"));
+    assert_eq!(std::fs::metadata(logs.join("access.log.1")).unwrap().len(), size, "the old log is kept once");
+    // nginx reopened: the next request goes to a fresh access.log, not the renamed file.
+    let mut fresh = 0;
+    for _ in 0..50 {
+        client.get(&door).send().await.unwrap();
+        fresh = std::fs::metadata(logs.join("access.log")).map(|m| m.len()).unwrap_or(0);
+        if fresh > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(fresh > 0 && fresh < size, "a new, small access.log: {fresh}");
+    assert_eq!(std::fs::metadata(logs.join("access.log.1")).unwrap().len(), size, "nothing more went to the old one");
+}
+
+#[tokio::test]
+async fn the_dashboards_own_host_labels_are_neither_usernames_nor_site_names() {
+    let e = env_with(|c| {
+        c.public_host = "dash.host.example".into();
+        c.base_domain = "sites.example".into();
+    })
+    .await;
+    // Host labels every dashboard keeps (www, mail, static, ...) are refused at sign-up.
+    for name in ["www", "mail", "static", "pkg", "admin", "localhost"] {
+        let err = e
+            .accounts
+            .register(service::accounts::NewUser {
+                email: format!("{name}@example.com"),
+                username: name.into(),
+                password: "correct horse battery".into(),
+            })
+            .await
+            .unwrap_err();
+        assert!(matches!(&err, Error::Validation { field: "username", message } if message.contains("reserved")), "{name}: {err:?}");
+    }
+    // This server's own labels cannot be site names, and a user of that name gets another.
+    let dash = e.user("dash").await;
+    for slug in ["dash", "sites"] {
+        let err = e.svc.create(&dash, with_slug(slug)).await.unwrap_err();
+        assert!(matches!(&err, Error::Conflict { field: Some("slug"), message } if message.contains("own host name")), "{slug}: {err:?}");
+    }
+    let h = e.svc.create(&dash, CreateHosting::default()).await.unwrap();
+    assert_eq!(h.slug, "dash-2");
+}
+
+#[tokio::test]
 async fn a_vm_that_never_answers_is_rolled_back_with_the_reason() {
     let e = env().await;
     e.svc.faults().set_skip_ready_probe(false); // nothing listens on the forwarded ports
@@ -389,6 +471,104 @@ async fn a_quota_holds_when_two_instances_create_at_once() {
     let h = ra.or(rb).unwrap();
     settle(&e, &ned, h.id).await;
     assert_eq!(e.svc.list(&ned).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_create_past_the_nodes_memory_is_refused_with_what_is_committed() {
+    // 1024 MiB x 1.5 = 1536 MiB: a medium (512) and a large (1024) fit, nothing more.
+    let e = env_with(|c| {
+        c.node_memory_mib = Some(1024);
+        c.memory_overcommit = 1.5;
+        c.max_hostings_per_user = 10;
+    })
+    .await;
+    let [ann, bob] = e.users(["ann", "bob"]).await;
+    let plan = |p: &str, slug: &str| CreateHosting { plan: Some(p.into()), slug: Some(slug.into()), ..Default::default() };
+    e.svc.create(&ann, plan("medium", "ann-one")).await.unwrap();
+    e.svc.create(&bob, plan("large", "bob-one")).await.unwrap();
+    let err = e.svc.create(&ann, plan("small", "ann-two")).await.unwrap_err();
+    assert_eq!(err.code(), "node_full");
+    let msg = err.to_string();
+    assert!(msg.contains("1536 MiB of memory is committed") && msg.contains("the limit is 1536 MiB"), "{msg}");
+    assert!(!err.is_internal(), "the user is told why");
+    assert_eq!(e.svc.list(&ann).await.unwrap().len(), 1, "nothing was stored");
+    // The admin page shows the same numbers.
+    let admin = Actor { is_admin: true, ..ann.clone() };
+    let node = e.svc.node_info(&admin).await.unwrap();
+    assert_eq!((node.memory_committed_mib, node.memory_limit_mib), (1536, 1536));
+    assert_eq!(node.disk_committed_gib, 8 + 20);
+}
+
+#[tokio::test]
+async fn the_nodes_disk_limit_holds_when_two_instances_create_at_once() {
+    // 30 GiB x 1.0: one large (20 GiB) fits, two do not, whichever instance asks.
+    let e = env_with(|c| {
+        c.node_disk_gib = Some(30);
+        c.disk_overcommit = 1.0;
+    })
+    .await;
+    let b = replica(&e).await;
+    let [ann, bob] = e.users(["ann", "bob"]).await;
+    let large = |slug: &str| CreateHosting { plan: Some("large".into()), slug: Some(slug.into()), ..Default::default() };
+    let (ra, rb) = tokio::join!(e.svc.create(&ann, large("ann-big")), b.create(&bob, large("bob-big")));
+    let oks = [ra.is_ok(), rb.is_ok()].iter().filter(|x| **x).count();
+    assert_eq!(oks, 1, "one create, one refusal: {ra:?} {rb:?}");
+    let err = ra.as_ref().err().or(rb.as_ref().err()).unwrap();
+    assert!(matches!(err, Error::NodeFull(m) if m.contains("20 GiB of disk is committed and the limit is 30 GiB")), "{err:?}");
+}
+
+#[tokio::test]
+async fn events_older_than_the_retention_are_pruned_but_each_hostings_last_word_is_kept() {
+    use sea_orm::{ActiveModelTrait, PaginatorTrait, Set};
+    let e = env_with(|c| c.event_retention_days = 30).await;
+    let ann = e.user("ann").await;
+    let day = 86_400_000i64;
+    let now = service::db::now_ms();
+    let add = |hosting_id: i32, age_days: i64, message: &str| hosting_event::ActiveModel {
+        hosting_id: Set(hosting_id),
+        user_id: Set(ann.user_id),
+        kind: Set(EventKind::State),
+        step: Set(None),
+        status: Set(EventStatus::Succeeded),
+        message: Set(message.into()),
+        duration_ms: Set(None),
+        created_at: Set(now - age_days * day),
+        ..Default::default()
+    };
+    let db = e.db.conn();
+    for (h, age, m) in [(9001, 90, "old"), (9001, 40, "old too"), (9001, 2, "recent"), (9002, 60, "old, but the last of 9002")] {
+        add(h, age, m).insert(&db).await.unwrap();
+    }
+    assert_eq!(e.svc.prune_events().await.unwrap(), 2);
+    let mut left: Vec<String> = hosting_event::Entity::find().all(&db).await.unwrap().into_iter().map(|ev| ev.message).collect();
+    left.sort();
+    assert_eq!(left, ["old, but the last of 9002", "recent"]);
+    assert_eq!(e.svc.prune_events().await.unwrap(), 0, "nothing more to prune");
+    let kept = env_with(|c| c.event_retention_days = 0).await;
+    add(9003, 400, "kept forever").insert(&kept.db.conn()).await.unwrap();
+    add(9003, 300, "kept forever").insert(&kept.db.conn()).await.unwrap();
+    assert_eq!(kept.svc.prune_events().await.unwrap(), 0, "0 keeps everything");
+    assert_eq!(hosting_event::Entity::find().count(&kept.db.conn()).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn spares_count_against_the_node_and_the_pool_stops_when_it_is_full() {
+    // 600 MiB: two small (256) spares fit, a third does not; a claim adds nothing.
+    let e = env_with(|c| {
+        c.pool_size = 3;
+        c.node_memory_mib = Some(600);
+        c.memory_overcommit = 1.0;
+    })
+    .await;
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    assert!(e.svc.fill_pool_once().await.unwrap());
+    assert!(!e.svc.fill_pool_once().await.unwrap(), "no room for a third spare");
+    assert_eq!(e.svc.spares_ready().await.unwrap(), 2);
+    let pia = e.user("pia").await;
+    let h = e.svc.create(&pia, CreateHosting::default()).await.unwrap();
+    assert!(settle(&e, &pia, h.id).await.is_some(), "a claimed spare needs no more room");
+    let err = e.svc.create(&pia, CreateHosting { plan: Some("medium".into()), slug: Some("pia-big".into()), ..Default::default() }).await.unwrap_err();
+    assert!(matches!(&err, Error::NodeFull(m) if m.contains("512 MiB of memory is committed")), "spares included: {err:?}");
 }
 
 #[tokio::test]

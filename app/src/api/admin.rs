@@ -19,6 +19,10 @@ pub async fn admin_overview() -> Result<AdminData, AppError> {
             memory_available_kib: 0,
             hostings_total: 0,
             vms_running: 0,
+            memory_committed_mib: 0,
+            memory_limit_mib: 0,
+            disk_committed_gib: 0,
+            disk_limit_gib: 0,
         };
         return Ok(AdminData { node, hostings: Vec::new(), events: Vec::new(), users });
     };

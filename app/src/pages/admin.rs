@@ -30,6 +30,8 @@ fn Admin() -> impl IntoView {
                                 <div class="card p-4"><p class="text-xs text-slate-500">"Running VMs"</p><p class="text-lg font-semibold" data-testid="vms-running">{n.vms_running}</p></div>
                                 <div class="card p-4"><p class="text-xs text-slate-500">"Host memory used"</p><p class="text-lg font-semibold">{format!("{:.0} %", pct)}</p><p class="text-xs text-slate-500">{format!("{} of {}", human_bytes(used as f64 * 1024.0), human_bytes(n.memory_total_kib as f64 * 1024.0))}</p></div>
                                 <div class="card p-4"><p class="text-xs text-slate-500">"Users"</p><p class="text-lg font-semibold">{o.users}</p></div>
+                                <div class="card p-4"><p class="text-xs text-slate-500">"Memory committed / limit"</p><p class="text-lg font-semibold" data-testid="memory-committed">{format!("{} / {} MiB", n.memory_committed_mib, n.memory_limit_mib)}</p></div>
+                                <div class="card p-4"><p class="text-xs text-slate-500">"Disk committed / limit"</p><p class="text-lg font-semibold" data-testid="disk-committed">{format!("{} / {} GiB", n.disk_committed_gib, n.disk_limit_gib)}</p></div>
                             </div>
                             <section class="card mt-6 overflow-x-auto p-5">
                                 <h2 class="font-semibold">"All hostings"</h2>

@@ -9,6 +9,8 @@ pub enum ApiError {
     Service(service::Error),
     /// Bad request bodies (not JSON, wrong types, missing fields).
     BadRequest { code: &'static str, message: String },
+    /// The account holds as many event streams and long polls as it may (429).
+    TooManyStreams { max: usize },
 }
 
 impl From<service::Error> for ApiError {
@@ -25,7 +27,7 @@ impl ApiError {
 
 /// Status codes come from the one table in `app::error::http_status` (shared with the server
 /// functions): Validation and WrongPassword (code `wrong_password`, with its `field`) 422, Conflict/Busy 409, NotFound 404, Unauthorized/InvalidCredentials
-/// 401, Forbidden/QuotaExceeded 403, RateLimited 429 (+ Retry-After), HostingUnavailable 503
+/// 401, Forbidden/QuotaExceeded 403, NodeFull 507 (code `node_full`), RateLimited 429 (+ Retry-After), HostingUnavailable 503
 /// (code `hosting_unavailable`: the server runs without libvirt), internal 500.
 pub use app::error::http_status as status_of;
 
@@ -35,6 +37,15 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { code, message } => {
                 let body = serde_json::json!({"error": {"code": code, "message": message}});
                 (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            }
+            ApiError::TooManyStreams { max } => {
+                let message = format!(
+                    "this account already holds {max} event streams and long polls (?wait=) open, the most it may; close one first"
+                );
+                let body = serde_json::json!({"error": {"code": "too_many_streams", "message": message}});
+                let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+                resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                resp
             }
             ApiError::Service(e) => {
                 let status = status_of(&e);

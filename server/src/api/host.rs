@@ -1,6 +1,6 @@
 //! The original system's single-hosting API: `POST/GET/DELETE /api/v1/host` and
 //! `POST /api/v1/host/{start,stop,restart}` act on the caller's first hosting.
-use axum::extract::{Path, Query};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use service::hosting::{CreateHosting, HostingView, Operation};
@@ -46,7 +46,7 @@ async fn first_hosting(c: &HostingCaller) -> ApiResult<HostingView> {
 #[utoipa::path(operation_id = "host_create", post, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
     request_body(content = Option<HostRequest>, description = "Optional; an empty body is fine"),
     responses((status = 202, description = "Created and queued (or finished, with ?wait)"), (status = 409, description = "You already have a hosting"), (status = 422, description = "Bad slug, plan or key"), (status = 403, description = "Over quota")))]
-pub async fn create(c: HostingCaller, Query(q): Query<WaitQuery>, OptionalJson(body): OptionalJson<HostRequest>) -> ApiResult<Accepted<serde_json::Value>> {
+pub async fn create(c: HostingCaller, OptionalJson(body): OptionalJson<HostRequest>) -> ApiResult<Accepted<serde_json::Value>> {
     let body = body.unwrap_or_default();
     if let Some(existing) = c.hostings.default_for(&c.actor).await? {
         return Err(service::Error::conflict(
@@ -67,27 +67,27 @@ pub async fn create(c: HostingCaller, Query(q): Query<WaitQuery>, OptionalJson(b
             },
         )
         .await?;
-    let v = c.settled(created.id, q.wait).await?.unwrap_or(created);
+    let v = c.settled(created.id).await?.unwrap_or(created);
     Ok(accepted(host_json(&c, &v)))
 }
 
 /// The caller's hosting and its status.
 #[utoipa::path(operation_id = "host_get", get, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
     responses((status = 200, description = "The hosting: status, site URLs, ssh_port, ssh_command"), (status = 404, description = "No hosting yet")))]
-pub async fn get(c: HostingCaller, Query(q): Query<WaitQuery>) -> ApiResult<axum::Json<serde_json::Value>> {
+pub async fn get(c: HostingCaller) -> ApiResult<axum::Json<serde_json::Value>> {
     let v = first_hosting(&c).await?;
-    let v = c.settled(v.id, q.wait).await?.ok_or(service::Error::NotFound("hosting"))?;
+    let v = c.settled(v.id).await?.ok_or(service::Error::NotFound("hosting"))?;
     Ok(axum::Json(host_json(&c, &v)))
 }
 
 /// Deletes the caller's hosting (VM, disk, route, ports). 202; with `?wait=` 204 when gone.
 #[utoipa::path(operation_id = "host_delete", delete, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
     responses((status = 202, description = "Deletion started"), (status = 204, description = "Deleted (with ?wait)"), (status = 404, description = "No hosting"), (status = 409, description = "Busy with another operation")))]
-pub async fn delete(c: HostingCaller, Query(q): Query<WaitQuery>) -> ApiResult<axum::response::Response> {
+pub async fn delete(c: HostingCaller) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let v = first_hosting(&c).await?;
     let v = c.hostings.action(&c.actor, v.id, Operation::Delete).await?;
-    match c.settled(v.id, q.wait).await {
+    match c.settled(v.id).await {
         Ok(None) | Err(ApiError::Service(service::Error::NotFound(_))) => Ok(StatusCode::NO_CONTENT.into_response()),
         Ok(Some(v)) => Ok(accepted(host_json(&c, &v)).into_response()),
         Err(e) => Err(e),
@@ -108,10 +108,10 @@ pub fn parse_action(action: &str) -> ApiResult<Operation> {
 #[utoipa::path(operation_id = "host_action", post, path = "/api/v1/host/{action}", tag = "host", security(("bearer" = [])),
     params(("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot) or power_off (an ACPI shutdown)"), WaitQuery),
     responses((status = 202, description = "Started"), (status = 409, description = "Not possible in this state, or busy"), (status = 404, description = "No hosting or unknown action")))]
-pub async fn action(c: HostingCaller, Path(action): Path<String>, Query(q): Query<WaitQuery>) -> ApiResult<Accepted<serde_json::Value>> {
+pub async fn action(c: HostingCaller, Path(action): Path<String>) -> ApiResult<Accepted<serde_json::Value>> {
     let op = parse_action(&action)?;
     let v = first_hosting(&c).await?;
     let v = c.hostings.action(&c.actor, v.id, op).await?;
-    let v = c.settled(v.id, q.wait).await?.unwrap_or(v);
+    let v = c.settled(v.id).await?.unwrap_or(v);
     Ok(accepted(host_json(&c, &v)))
 }

@@ -29,17 +29,17 @@ pub async fn list(c: HostingCaller) -> ApiResult<axum::Json<Vec<HostingView>>> {
 
 #[utoipa::path(operation_id = "hostings_create", post, path = "/api/v1/hostings", tag = "hostings", security(("bearer" = [])), request_body = CreateRequest, params(WaitQuery),
     responses((status = 202, description = "Created and queued"), (status = 409, description = "Slug taken"), (status = 422, description = "Invalid input"), (status = 403, description = "Over quota")))]
-pub async fn create(c: HostingCaller, Query(q): Query<WaitQuery>, Json(req): Json<CreateRequest>) -> ApiResult<Accepted<HostingView>> {
+pub async fn create(c: HostingCaller, Json(req): Json<CreateRequest>) -> ApiResult<Accepted<HostingView>> {
     let want = CreateHosting { slug: req.site.slug, plan: req.site.plan, ssh_key_ids: req.ssh_key_ids, public_keys: req.ssh_public_keys };
     let created = c.hostings.create(&c.actor, want).await?;
-    let v = c.settled(created.id, q.wait).await?.unwrap_or(created);
+    let v = c.settled(created.id).await?.unwrap_or(created);
     Ok(accepted(v))
 }
 
 #[utoipa::path(operation_id = "hostings_get", get, path = "/api/v1/hostings/{id}", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), WaitQuery),
     responses((status = 200, description = "The hosting"), (status = 404, description = "Not found (or not yours)")))]
-pub async fn get(c: HostingCaller, Path(id): Path<i32>, Query(q): Query<WaitQuery>) -> ApiResult<axum::Json<HostingView>> {
-    let v = c.settled(id, q.wait).await?.ok_or(service::Error::NotFound("hosting"))?;
+pub async fn get(c: HostingCaller, Path(id): Path<i32>) -> ApiResult<axum::Json<HostingView>> {
+    let v = c.settled(id).await?.ok_or(service::Error::NotFound("hosting"))?;
     Ok(axum::Json(v))
 }
 
@@ -52,10 +52,10 @@ pub async fn delete(c: HostingCaller, Path(id): Path<i32>) -> ApiResult<Accepted
 #[utoipa::path(operation_id = "hostings_action", post, path = "/api/v1/hostings/{id}/{action}", tag = "hostings", security(("bearer" = [])),
     params(("id" = i32, Path), ("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot) or power_off (an ACPI shutdown)"), WaitQuery),
     responses((status = 202, description = "Started"), (status = 404, description = "Not found"), (status = 409, description = "Not possible now")))]
-pub async fn action(c: HostingCaller, Path((id, action)): Path<(i32, String)>, Query(q): Query<WaitQuery>) -> ApiResult<Accepted<HostingView>> {
+pub async fn action(c: HostingCaller, Path((id, action)): Path<(i32, String)>) -> ApiResult<Accepted<HostingView>> {
     let op = parse_action(&action)?;
     let v = c.hostings.action(&c.actor, id, op).await?;
-    let v = c.settled(id, q.wait).await?.unwrap_or(v);
+    let v = c.settled(id).await?.unwrap_or(v);
     Ok(accepted(v))
 }
 

@@ -23,7 +23,7 @@ use app::state::AppState;
 const RECHECK: Duration = Duration::from_secs(10);
 
 #[utoipa::path(operation_id = "hostings_stream", get, path = "/api/v1/hostings/{id}/stream", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), AfterQuery),
-    responses((status = 200, description = "text/event-stream of `event`, `hosting`, `stats` and `deleted` messages")))]
+    responses((status = 200, description = "text/event-stream of `event`, `hosting`, `stats` and `deleted` messages"), (status = 429, description = "The account holds as many streams and long polls as it may (`too_many_streams`)")))]
 pub async fn stream(
     State(state): State<AppState>,
     user: ApiUser,
@@ -35,6 +35,8 @@ pub async fn stream(
     let actor = user.actor();
     // Authorise now: a stranger gets 404 before any byte of the stream.
     let current = h.get(&actor, id).await?;
+    // One of the account's places for held requests, kept until the stream ends.
+    let held = state.held.try_hold(actor.user_id).ok_or(super::ApiError::TooManyStreams { max: state.held.max() })?;
     let after = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
@@ -83,6 +85,7 @@ pub async fn stream(
     // A stream outlives its request: end it once the token is revoked, the session logged out,
     // the password changed or the role changed (checked every RECHECK).
     let ended = async move {
+        let _held = held;
         let mut tick = tokio::time::interval(RECHECK);
         tick.tick().await;
         loop {

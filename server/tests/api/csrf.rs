@@ -93,3 +93,24 @@ async fn a_foreign_page_cannot_log_a_visitor_into_another_account() {
     let planted = TestUser { username: "planted".into(), email: "v@example.com".into(), password: "planted password".into() };
     assert_eq!(app.signup(&planted).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_dns_rebinding_page_whose_host_and_origin_agree_is_still_refused() {
+    let (app, u) = spawn_signed_up().await;
+    // evil.example resolved to this server: the browser sends its own name as Host and Origin.
+    let r = app
+        .client
+        .post(app.url("/api/fn/change_password"))
+        .header("host", "evil.example")
+        .header("origin", "http://evil.example")
+        .header("accept", "application/json")
+        .form(&[("current_password", u.password.as_str()), ("new_password", "attacker chosen pw")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "csrf");
+    app.logout().await;
+    assert_eq!(app.login(&u.username, &u.password).await.status(), 200, "the password did not change");
+}

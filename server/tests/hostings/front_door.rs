@@ -5,7 +5,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::{App, spawn};
+use super::{App, spawn, spawn_with};
 
 /// nginx's address (`--nginx-listen`), as the rendered config names it.
 fn front_door(app: &App) -> String {
@@ -98,7 +98,8 @@ async fn more_log_ins_than_the_burst_from_one_address_get_429_from_nginx() {
 
 #[tokio::test]
 async fn more_than_20_held_requests_from_one_address_get_429_from_nginx() {
-    let app = spawn(1).await;
+    // One account here: its own cap (8 by default) would refuse first.
+    let app = spawn_with(1, &["--max-streams-per-user", "50"]).await;
     let door = front_door(&app);
     let tok = app.register("holder").await;
     let id = app.create_host(&tok).await;
@@ -119,4 +120,18 @@ async fn more_than_20_held_requests_from_one_address_get_429_from_nginx() {
     let r = app.client.get(format!("{door}/api/v1/hostings/{id}")).bearer_auth(&tok).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     drop(open);
+}
+
+#[tokio::test]
+async fn nginx_answers_an_unknown_host_421_and_serves_the_dashboards_names() {
+    let app = spawn(1).await;
+    let door = front_door(&app);
+    let get = |host: &'static str| app.client.get(format!("{door}/api/v1/health")).header("host", host).send();
+    for host in ["evil.example", "10.1.2.3", "localhost.evil.example"] {
+        assert_eq!(get(host).await.unwrap().status(), StatusCode::MISDIRECTED_REQUEST, "{host}");
+    }
+    // The public host (127.0.0.1 here) and the loopback names reach the app.
+    for host in ["127.0.0.1", "localhost", "LOCALHOST:8080"] {
+        assert_eq!(get(host).await.unwrap().status(), StatusCode::OK, "{host}");
+    }
 }

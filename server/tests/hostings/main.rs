@@ -36,6 +36,11 @@ impl Drop for App {
 }
 
 async fn spawn(max_per_user: u32) -> App {
+    spawn_with(max_per_user, &[]).await
+}
+
+/// [`spawn`] with more command-line flags.
+async fn spawn_with(max_per_user: u32, extra: &[&str]) -> App {
     vmw_test_support::init_tracing();
     let data = tempfile::tempdir().unwrap();
     let dir = data.path();
@@ -52,6 +57,7 @@ async fn spawn(max_per_user: u32) -> App {
         "--domain-prefix", &prefix, "--pool-size", "0", "--max-hostings-per-user", &max,
         "--http-port-base", &http, "--ssh-port-base", &ssh,
     ];
+    let args: Vec<&str> = args.into_iter().chain(extra.iter().copied()).collect();
     let mut settings = server::config::Cli::parse_from(args).settings();
     // No flag for it: keep each range inside its window.
     settings.service.port_range_len = ports[0].len();
@@ -320,6 +326,64 @@ async fn the_event_stream_replays_then_follows_and_resumes_from_last_event_id() 
             text.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
+}
+
+#[tokio::test]
+async fn an_account_holds_at_most_8_streams_and_long_polls_and_the_next_gets_429() {
+    let app = spawn(1).await;
+    let tok = app.register("greedy").await;
+    let id = app.create_host(&tok).await;
+    let mut open = Vec::new();
+    for n in 1..=8 {
+        let r = app.stream(&tok, id, None).await;
+        assert_eq!(r.status(), StatusCode::OK, "stream {n}");
+        open.push(r);
+    }
+    let r = app.stream(&tok, id, None).await;
+    let (s, body) = (r.status(), r.json::<Value>().await.unwrap());
+    assert_error(s, &body, StatusCode::TOO_MANY_REQUESTS, "too_many_streams");
+    assert!(body["error"]["message"].as_str().unwrap().contains('8'), "{body}");
+    // A long poll takes a place too (and is refused before it acts) ...
+    let (s, body) = app.call(reqwest::Method::GET, &format!("/api/v1/hostings/{id}?wait=5"), &tok, None).await;
+    assert_error(s, &body, StatusCode::TOO_MANY_REQUESTS, "too_many_streams");
+    let (s, body) = app.call(reqwest::Method::POST, &format!("/api/v1/hostings/{id}/stop?wait=5"), &tok, None).await;
+    assert_error(s, &body, StatusCode::TOO_MANY_REQUESTS, "too_many_streams");
+    // ... while short requests pass, and another account has its own places.
+    let (s, v) = app.call(reqwest::Method::GET, &format!("/api/v1/hostings/{id}"), &tok, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_ne!(v["operation"], "stop", "the refused stop did not run: {v}");
+    let other = app.register("patient").await;
+    let oid = app.create_host(&other).await;
+    assert_eq!(app.stream(&other, oid, None).await.status(), StatusCode::OK);
+    drop(open);
+}
+
+#[tokio::test]
+async fn a_create_past_the_nodes_capacity_is_507_node_full_with_the_numbers() {
+    let app = spawn_with(1, &["--node-memory-mib", "400", "--memory-overcommit", "1.0"]).await;
+    let ann = app.register("fullann").await;
+    app.create_host(&ann).await; // small: 256 of 400 MiB
+    let bob = app.register("fullbob").await;
+    let (s, body) = app.call(reqwest::Method::POST, "/api/v1/hostings", &bob, Some(json!({"plan": "small"}))).await;
+    assert_error(s, &body, StatusCode::INSUFFICIENT_STORAGE, "node_full");
+    let msg = body["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("256 MiB of memory is committed and the limit is 400 MiB"), "{msg}");
+    let (s, list) = app.call(reqwest::Method::GET, "/api/v1/hostings", &bob, None).await;
+    assert_eq!((s, list), (StatusCode::OK, json!([])), "nothing was created");
+}
+
+#[tokio::test]
+async fn a_wait_outside_1_to_600_seconds_is_400_and_changes_nothing() {
+    let app = spawn(1).await;
+    let tok = app.register("waiter").await;
+    for bad in ["0", "601", "-1", "soon", ""] {
+        let (s, body) = app.call(reqwest::Method::POST, &format!("/api/v1/host?wait={bad}"), &tok, None).await;
+        assert_error(s, &body, StatusCode::BAD_REQUEST, "invalid_wait");
+    }
+    let (s, _) = app.call(reqwest::Method::GET, "/api/v1/host", &tok, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "no refused create went through");
+    let (s, _) = app.call(reqwest::Method::POST, "/api/v1/host?wait=1", &tok, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]

@@ -104,6 +104,23 @@ impl EventBus {
         self.fetch(hosting_event::Entity::find().order_by_desc(hosting_event::Column::Id), limit).await
     }
 
+    /// Deletes events created before `cutoff_ms`, except the newest event of each hosting (its
+    /// last word: how it ended or why it failed). Returns how many went.
+    pub async fn prune_before(&self, cutoff_ms: i64) -> Result<u64> {
+        use sea_orm::sea_query::{Expr, Query};
+        let newest = Query::select()
+            .expr(sea_orm::sea_query::Func::max(Expr::col(hosting_event::Column::Id)))
+            .from(hosting_event::Entity)
+            .group_by_col(hosting_event::Column::HostingId)
+            .to_owned();
+        let res = hosting_event::Entity::delete_many()
+            .filter(hosting_event::Column::CreatedAt.lt(cutoff_ms))
+            .filter(hosting_event::Column::Id.not_in_subquery(newest))
+            .exec(&self.db)
+            .await?;
+        Ok(res.rows_affected)
+    }
+
     async fn fetch(&self, q: sea_orm::Select<hosting_event::Entity>, limit: u64) -> Result<Vec<EventView>> {
         Ok(q.limit(limit).all(&self.db).await?.into_iter().map(EventView::from).collect())
     }

@@ -68,6 +68,8 @@ struct Inner {
     metrics: metrics::Metrics,
     /// When making the golden snapshot last failed (it is retried after a while, not in a loop).
     golden_failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// What the node's hostings may commit (fixed at start-up).
+    capacity: store::Capacity,
 }
 
 impl HostingService {
@@ -82,6 +84,8 @@ impl HostingService {
     ) -> Result<Self> {
         let node_id = ensure_node(&db, &cfg).await?;
         let store = Store::new(db.clone(), node_id, &cfg.instance_id)?;
+        let capacity = node_capacity(&cfg);
+        tracing::info!(memory_limit_mib = capacity.memory_limit_mib, disk_limit_gib = capacity.disk_limit_gib, "node capacity");
         Ok(Self {
             inner: Arc::new(Inner {
                 events: events::EventBus::new(db),
@@ -94,6 +98,7 @@ impl HostingService {
                 faults: faults::Faults::default(),
                 metrics: metrics::Metrics::default(),
                 golden_failed_at: std::sync::Mutex::new(None),
+                capacity,
             }),
         })
     }
@@ -125,7 +130,28 @@ impl HostingService {
                 this.sample_stats().await;
             }
         });
-        Ok(vec![reconciler, sampler, pool])
+        let this = self.clone();
+        // Housekeeping: nginx's logs every 10 minutes, old events every hour.
+        let pruner = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(600));
+            for round in 0u64.. {
+                tick.tick().await;
+                match this.inner.proxy.rotate_logs(this.inner.cfg.nginx_log_max_mib.saturating_mul(1 << 20)).await {
+                    Ok(r) if r.is_empty() => {}
+                    Ok(r) => tracing::info!(logs = ?r, "rotated nginx's logs"),
+                    Err(err) => tracing::warn!(%err, "rotating nginx's logs failed"),
+                }
+                if round % 6 != 0 {
+                    continue;
+                }
+                match this.prune_events().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "pruned old hosting events"),
+                    Err(err) => tracing::warn!(%err, "pruning old hosting events failed"),
+                }
+            }
+        });
+        Ok(vec![reconciler, sampler, pool, pruner])
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -174,6 +200,11 @@ impl HostingService {
     async fn slug_conflict(&self, actor: &Actor, slug: &str) -> Result<Option<String>> {
         if self.inner.store.slug_taken(slug).await? {
             return Ok(Some(format!("the site name '{slug}' is taken")));
+        }
+        // {slug}.{base-domain} must not look like the dashboard's own host.
+        let cfg = &self.inner.cfg;
+        if vmw_types::host_labels(&[&cfg.public_host, &cfg.base_domain]).iter().any(|l| l == slug) {
+            return Ok(Some(format!("the site name '{slug}' is reserved (it is this server's own host name)")));
         }
         // A slug equal to another user's username would squat their natural site name.
         if let Some(u) = user::Entity::find()
@@ -237,6 +268,7 @@ impl HostingService {
             keys_json: &keys_json,
             max_per_user: cfg.max_hostings_per_user,
             fresh: if self.can_clone(&plan) { CreateKind::Clone } else { CreateKind::Cold },
+            capacity: &self.inner.capacity,
         };
         let (row, lease, warm) = self.inner.store.insert_for_user(new, cfg.pool_size + cfg.pool_paused > 0).await?;
         let how = if warm { ", warm VM" } else { "" };
@@ -334,6 +366,16 @@ impl HostingService {
         Ok(self.inner.vm.console_tail(id, lines.clamp(1, 2000)).await?)
     }
 
+    /// Deletes events older than `event_retention_days` (0: none), keeping each hosting's
+    /// newest. Runs hourly in the background.
+    pub async fn prune_events(&self) -> Result<u64> {
+        let days = self.inner.cfg.event_retention_days;
+        if days == 0 {
+            return Ok(0);
+        }
+        self.inner.events.prune_before(now_ms() - i64::from(days) * 86_400_000).await
+    }
+
     /// Host capacity and usage (admin page).
     pub async fn node_info(&self, actor: &Actor) -> Result<NodeView> {
         if !actor.is_admin {
@@ -354,6 +396,7 @@ impl HostingService {
             .filter(|(_, s)| *s == crate::vm::VmState::Running)
             .count() as u64;
         let (total, avail) = metrics::host_memory_kib();
+        let committed = store.committed_in(store.db(), &self.inner.capacity).await?;
         Ok(NodeView {
             id: node.id,
             name: node.name,
@@ -363,6 +406,10 @@ impl HostingService {
             memory_available_kib: avail,
             hostings_total,
             vms_running,
+            memory_committed_mib: committed.memory_mib,
+            memory_limit_mib: self.inner.capacity.memory_limit_mib,
+            disk_committed_gib: committed.disk_gib,
+            disk_limit_gib: self.inner.capacity.disk_limit_gib,
         })
     }
 
@@ -424,6 +471,36 @@ impl HostingService {
             .record(EventView { id: 0, hosting_id: h.id, user_id, kind, step, status, message, duration_ms, created_at: 0 })
             .await;
     }
+}
+
+/// The node's limits: its memory and disk (settings, else the host's) times the overcommit ratios.
+fn node_capacity(cfg: &ServiceConfig) -> store::Capacity {
+    let memory = cfg.node_memory_mib.unwrap_or_else(|| metrics::host_memory_kib().0 / 1024);
+    let disk = cfg.node_disk_gib.unwrap_or_else(|| disk_size_gib(&cfg.data_dir));
+    store::Capacity {
+        memory_limit_mib: (memory as f64 * cfg.memory_overcommit.max(0.0)) as u64,
+        disk_limit_gib: (disk as f64 * cfg.disk_overcommit.max(0.0)) as u64,
+        plans: cfg.plans.iter().map(|p| (p.name.clone(), p.memory_mib, p.disk_gib)).collect(),
+    }
+}
+
+/// The size of the file system holding `dir` (the nearest existing ancestor), in GiB; 0 if unknown.
+fn disk_size_gib(dir: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        if p.exists() {
+            let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else { return 0 };
+            // SAFETY: statvfs writes into the zeroed struct we own; `c` is a valid C string.
+            let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+            if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+                return 0;
+            }
+            return (st.f_blocks as u64).saturating_mul(st.f_frsize as u64) >> 30;
+        }
+        at = p.parent();
+    }
+    0
 }
 
 async fn ensure_node(db: &DatabaseConnection, cfg: &ServiceConfig) -> Result<i32> {

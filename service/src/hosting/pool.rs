@@ -71,15 +71,22 @@ impl HostingService {
         let Ok(_permit) = self.inner.permits.clone().try_acquire_owned() else {
             return Ok(false);
         };
-        self.make_spare(tier).await?;
-        Ok(true)
+        match self.make_spare(tier).await {
+            Ok(()) => Ok(true),
+            // The node is full: no spare until hostings go (users' creates are refused the same way).
+            Err(Error::NodeFull(why)) => {
+                tracing::debug!(%why, "no warm spare: the node is full");
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn make_spare(&self, tier: SpareTier) -> Result<()> {
         let plan = self.inner.cfg.plans.first().ok_or_else(|| Error::internal("no plans configured"))?;
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..10];
         let store = &self.inner.store;
-        let (row, lease) = store.insert_spare(&format!("spare-{suffix}"), &plan.name).await?;
+        let (row, lease) = store.insert_spare(&format!("spare-{suffix}"), &plan.name, &self.inner.capacity).await?;
         let t = Instant::now();
         let order = match (self.can_clone(plan), tier) {
             (true, SpareTier::Paused) => units::SPARE_CLONE_PAUSED,

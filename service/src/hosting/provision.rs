@@ -319,10 +319,22 @@ impl HostingService {
     }
 }
 
-/// A user-facing description of an error (internal details are fine here: the owner sees
-/// their own hosting's failure, and it names the step).
+/// A user-facing description of an error (the owner sees their own hosting's failure, and it
+/// names the step). nginx's own words are not shown: its configuration and its reports are
+/// shared by every site (a `[emerg]` line may quote another tenant's file), so they go to the
+/// log and the owner reads a plain sentence. Its "not serving" hint is already this site's own.
 pub(super) fn describe(err: &Error) -> String {
-    err.to_string()
+    use crate::proxy::ProxyError as P;
+    match err {
+        Error::Proxy(p @ (P::Rejected { .. } | P::Command { .. } | P::Spawn { .. } | P::DidNotStop { .. } | P::Io { .. })) => {
+            tracing::error!(error = %p, detail = ?p, "nginx failed; the owner is shown a plain message");
+            match p {
+                P::Rejected { .. } => "the web server (nginx) refused the new configuration; the details are in the server's log".into(),
+                _ => "the web server (nginx) could not apply the change; the details are in the server's log".into(),
+            }
+        }
+        other => other.to_string(),
+    }
 }
 
 /// The page a new site shows until its owner uploads their own. `slug` is validated

@@ -15,13 +15,13 @@ use std::time::Duration;
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set, TransactionTrait,
 };
 
 use super::{HostingState, Operation};
 use vmw_types::{CreateKind, SpareTier};
 use crate::accounts::Actor;
-use crate::db::entity::{hosting, user};
+use crate::db::entity::{hosting, node, user};
 use crate::db::{is_unique_violation, now_ms};
 use crate::{Error, Result};
 
@@ -57,6 +57,65 @@ pub struct NewHosting<'a> {
     pub max_per_user: u32,
     /// How its VM will be made when no spare is claimed (a clone or a cold boot).
     pub fresh: CreateKind,
+    /// The node's limits and the size of every plan: a new VM (not a claimed spare, which is
+    /// already counted) must fit, or the create is refused with `NodeFull`.
+    pub capacity: &'a Capacity,
+}
+
+/// What the hostings of one node may commit (its size times the overcommit ratios), and the
+/// sizes of the plans their rows name.
+#[derive(Clone, Debug)]
+pub struct Capacity {
+    pub memory_limit_mib: u64,
+    pub disk_limit_gib: u64,
+    /// (plan name, memory MiB, disk GiB). A row of an unknown (removed) plan counts as the largest.
+    pub plans: Vec<(String, u64, u64)>,
+}
+
+/// Memory and disk committed on a node next to its limits (the admin page).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Committed {
+    pub memory_mib: u64,
+    pub disk_gib: u64,
+}
+
+impl Capacity {
+    /// No limit (tools and tests that insert rows directly).
+    pub fn unlimited() -> Self {
+        Capacity { memory_limit_mib: u64::MAX, disk_limit_gib: u64::MAX, plans: Vec::new() }
+    }
+
+    fn size_of(&self, plan: &str) -> (u64, u64) {
+        self.plans.iter().find(|p| p.0 == plan).map(|p| (p.1, p.2)).unwrap_or_else(|| {
+            (self.plans.iter().map(|p| p.1).max().unwrap_or(0), self.plans.iter().map(|p| p.2).max().unwrap_or(0))
+        })
+    }
+
+    /// The sum of the plans of `rows` (every hosting of the node: users' and spares).
+    pub fn committed<'s>(&self, plans: impl IntoIterator<Item = &'s str>) -> Committed {
+        plans.into_iter().fold(Committed::default(), |c, p| {
+            let (m, d) = self.size_of(p);
+            Committed { memory_mib: c.memory_mib + m, disk_gib: c.disk_gib + d }
+        })
+    }
+
+    /// None when a VM of `plan` fits next to `now`; else why not (for the user).
+    pub fn refusal(&self, now: Committed, plan: &str) -> Option<String> {
+        let (m, d) = self.size_of(plan);
+        if now.memory_mib.saturating_add(m) > self.memory_limit_mib {
+            return Some(format!(
+                "this server is full: {} MiB of memory is committed and the limit is {} MiB (a '{plan}' site needs {m} MiB more); try a smaller plan or later",
+                now.memory_mib, self.memory_limit_mib
+            ));
+        }
+        if now.disk_gib.saturating_add(d) > self.disk_limit_gib {
+            return Some(format!(
+                "this server is full: {} GiB of disk is committed and the limit is {} GiB (a '{plan}' site needs {d} GiB more); try a smaller plan or later",
+                now.disk_gib, self.disk_limit_gib
+            ));
+        }
+        None
+    }
 }
 
 /// Why an operation could not begin.
@@ -182,6 +241,18 @@ impl Store {
         Ok(hosting::Entity::find().filter(hosting::Column::UserId.eq(user_id)).count(conn).await?)
     }
 
+    /// What the node's hostings (users' and spares, in any state) commit.
+    pub async fn committed_in(&self, conn: &impl ConnectionTrait, capacity: &Capacity) -> Result<Committed> {
+        let plans: Vec<String> = hosting::Entity::find()
+            .select_only()
+            .column(hosting::Column::Plan)
+            .filter(hosting::Column::NodeId.eq(self.inner.node_id))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        Ok(capacity.committed(plans.iter().map(String::as_str)))
+    }
+
     pub async fn slug_taken(&self, slug: &str) -> Result<bool> {
         Ok(hosting::Entity::find().filter(hosting::Column::Slug.eq(slug)).count(self.db()).await? > 0)
     }
@@ -260,6 +331,17 @@ impl Store {
                 let row = self.require(id).await?;
                 return Ok((row, self.lease(id, token), true));
             }
+        }
+        // A new VM: the node's row is locked (the second write of the transaction, always
+        // after the user's: no lock-order inversion), so two creates cannot both take the last room.
+        node::Entity::update_many()
+            .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
+            .filter(node::Column::Id.eq(self.inner.node_id))
+            .exec(&txn)
+            .await?;
+        let committed = self.committed_in(&txn, new.capacity).await?;
+        if let Some(why) = new.capacity.refusal(committed, new.plan) {
+            return Err(Error::NodeFull(why));
         }
         let row = hosting::ActiveModel {
             user_id: Set(Some(new.user_id)),
@@ -346,7 +428,18 @@ impl Store {
     }
 
     /// A new spare on this node, being made (operation create) under a lease.
-    pub async fn insert_spare(&self, slug: &str, plan: &str) -> Result<(HostingRow, Lease)> {
+    pub async fn insert_spare(&self, slug: &str, plan: &str, capacity: &Capacity) -> Result<(HostingRow, Lease)> {
+        // A spare commits its plan like any VM: it must fit (under the node's lock, as a create).
+        let txn = self.db().begin().await?;
+        node::Entity::update_many()
+            .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
+            .filter(node::Column::Id.eq(self.inner.node_id))
+            .exec(&txn)
+            .await?;
+        let committed = self.committed_in(&txn, capacity).await?;
+        if let Some(why) = capacity.refusal(committed, plan) {
+            return Err(Error::NodeFull(why));
+        }
         let now = now_ms();
         let token = self.token();
         let row = hosting::ActiveModel {
@@ -367,8 +460,9 @@ impl Store {
             lease_until: Set(Some(now + LEASE_TTL.as_millis() as i64)),
             ..Default::default()
         }
-        .insert(self.db())
+        .insert(&txn)
         .await?;
+        txn.commit().await?;
         let id = row.id;
         Ok((row, self.lease(id, token)))
     }

@@ -256,6 +256,27 @@ impl Proxy {
         Err(ProxyError::DidNotStop { pid })
     }
 
+    /// Rotates nginx's logs (`logs/access.log`, `logs/error.log`) that passed `max_bytes`: each
+    /// becomes `NAME.1` (the previous `.1` is dropped) and a running nginx reopens its files
+    /// (`nginx -s reopen`). So the logs take at most about twice `max_bytes` each. Returns the
+    /// rotated file names.
+    pub async fn rotate_logs(&self, max_bytes: u64) -> Result<Vec<&'static str>, ProxyError> {
+        let mut rotated = Vec::new();
+        for name in ["access.log", "error.log"] {
+            let p = self.inner.prefix.join("logs").join(name);
+            let Ok(meta) = tokio::fs::metadata(&p).await else { continue };
+            if meta.len() > max_bytes {
+                let old = self.inner.prefix.join("logs").join(format!("{name}.1"));
+                tokio::fs::rename(&p, &old).await.map_err(|e| io("rotating", &p, e))?;
+                rotated.push(name);
+            }
+        }
+        if !rotated.is_empty() && self.running_pid().await.is_some() {
+            self.signal("reopen").await?;
+        }
+        Ok(rotated)
+    }
+
     /// Whether nginx answers on its listen address (health checks).
     pub async fn is_running(&self) -> bool {
         self.running_pid().await.is_some()

@@ -42,6 +42,24 @@ fn validate_host(h: &str) -> Result<(), ProxyError> {
     if ok { Ok(()) } else { Err(ProxyError::Invalid(format!("'{h}' is not a valid base domain"))) }
 }
 
+/// The Host names nginx serves the dashboard for: the public host and the loopback names.
+pub fn dashboard_names(public_host: &str) -> Result<Vec<String>, ProxyError> {
+    let host = public_host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let ipv6 = host.starts_with('[')
+        && host.ends_with(']')
+        && host[1..host.len() - 1].bytes().all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    if !ipv6 {
+        validate_host(&host).map_err(|_| ProxyError::Invalid(format!("'{public_host}' is not a valid public host name")))?;
+    }
+    let mut names = vec![host];
+    for n in ["localhost", "127.0.0.1", "[::1]"] {
+        if !names.iter().any(|h| h == n) {
+            names.push(n.to_owned());
+        }
+    }
+    Ok(names)
+}
+
 fn fill(template: &str, vars: &[(&str, String)]) -> String {
     let mut out = template.to_owned();
     for (k, v) in vars {
@@ -60,6 +78,7 @@ pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path) -> Result<Vec<(&'st
     let vars = [
         ("prefix", prefix.display().to_string()),
         ("listen", cfg.nginx_listen.to_string()),
+        ("dashboard_names", dashboard_names(&cfg.public_host)?.join(" ")),
         ("app_upstream", cfg.app_upstream.to_string()),
         ("user", if is_root() { "user www-data;".into() } else { String::new() }),
     ];
@@ -293,6 +312,24 @@ mod tests {
     /// Whether nginx's regex `r` (PCRE; these use only what `regex` reads alike) matches `s`.
     fn matches(r: &str, s: &str) -> bool {
         regex::Regex::new(r).unwrap().is_match(s)
+    }
+
+    #[test]
+    fn only_the_dashboards_names_reach_the_app_and_any_other_host_gets_421() {
+        let cfg = ServiceConfig { public_host: "Host.Example".into(), ..ServiceConfig::default() };
+        let main = main_files(&cfg, Path::new("/p")).unwrap();
+        let conf = &main.iter().find(|(f, _)| *f == "nginx.conf").unwrap().1;
+        let default = directives(block(conf, "server"));
+        assert!(has(&default, "listen 127.0.0.1:80 default_server") && has(&default, "return 421"), "{default:?}");
+        assert!(!default.iter().any(|w| w[0] == "location" || w[0] == "include"), "the default server serves nothing");
+        assert!(conf.contains("server_name host.example localhost 127.0.0.1 [::1];"));
+        assert_eq!(conf.matches("default_server").count(), 1);
+        for bad in ["evil.example; return 200", "a b", ""] {
+            let cfg = ServiceConfig { public_host: bad.into(), ..ServiceConfig::default() };
+            assert!(main_files(&cfg, Path::new("/p")).is_err(), "{bad}");
+        }
+        assert_eq!(dashboard_names("127.0.0.1").unwrap(), ["127.0.0.1", "localhost", "[::1]"]);
+        assert!(dashboard_names("[::1]").is_ok());
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub async fn env_with(tweak: impl FnOnce(&mut ServiceConfig)) -> Env {
         ssh_port_base: ssh.base(),
         port_range_len: http.len(),
         ready_timeout_secs: 3,
+        // Room for any test's VMs whatever the machine (capacity tests set their own).
+        node_memory_mib: Some(1 << 20),
+        node_disk_gib: Some(1 << 20),
         ..ServiceConfig::default()
     };
     tweak(&mut cfg);

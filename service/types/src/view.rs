@@ -65,6 +65,16 @@ pub struct NodeView {
     pub memory_available_kib: u64,
     pub hostings_total: u64,
     pub vms_running: u64,
+    /// Plan memory and disk the node's hostings (spares included) commit, and the limits a
+    /// create may not pass (the node's size times the overcommit ratios).
+    #[serde(default)]
+    pub memory_committed_mib: u64,
+    #[serde(default)]
+    pub memory_limit_mib: u64,
+    #[serde(default)]
+    pub disk_committed_gib: u64,
+    #[serde(default)]
+    pub disk_limit_gib: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
