@@ -49,7 +49,7 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
     args.push('--no-libvirt');
   }
   const proc = spawn(SERVER_BIN, args, {
-    env: { ...process.env, VMW_LOG: 'warn', ...env }, stdio: ['ignore', 'inherit', 'inherit'],
+    env: { ...process.env, VMW_LOG: process.env.VMW_LOG || 'warn', ...env }, stdio: ['ignore', 'inherit', 'inherit'],
   });
   for (let i = 0; i < 200; i++) {
     try { const r = await fetch(`${base}/api/v1/health`); if (r.ok) break; } catch {}

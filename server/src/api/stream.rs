@@ -33,8 +33,14 @@ pub async fn stream(
 ) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
     let h = hosting(&state)?;
     let actor = user.actor();
-    // Authorise now: a stranger gets 404 before any byte of the stream.
-    let current = h.get(&actor, id).await?;
+    // Authorise now: a stranger gets 404 before any byte of the stream. A stream that was cut
+    // (e.g. an nginx reload ending its worker) just as the hosting went reconnects to a hosting
+    // that is gone: its owner gets what they missed and `deleted`, then the stream ends.
+    let current = match h.get(&actor, id).await {
+        Ok(v) => Some(v),
+        Err(service::Error::NotFound(_)) if h.was_deleted(&actor, id).await? => None,
+        Err(e) => return Err(e.into()),
+    };
     // One of the account's places for held requests, kept until the stream ends.
     let held = state.held.try_hold(actor.user_id).ok_or(super::ApiError::TooManyStreams { max: state.held.max() })?;
     let after = headers
@@ -49,7 +55,11 @@ pub async fn stream(
     let last_sent = backlog.last().map(|e| e.id).unwrap_or(after);
     let mut first: Vec<Result<SseEvent, Infallible>> =
         backlog.into_iter().map(|e| Ok(sse(LiveMessage::Event(e)))).collect();
-    first.push(Ok(sse(LiveMessage::Hosting(current))));
+    let gone = current.is_none();
+    first.push(Ok(sse(match current {
+        Some(v) => LiveMessage::Hosting(v),
+        None => LiveMessage::Deleted { hosting_id: id },
+    })));
 
     let hs: HostingService = h.clone();
     let live = live
@@ -82,6 +92,7 @@ pub async fn stream(
             }
         })
         .flat_map(futures::stream::iter);
+    let live = if gone { futures::stream::empty().left_stream() } else { live.right_stream() };
     // A stream outlives its request: end it once the token is revoked, the session logged out,
     // the password changed or the role changed (checked every RECHECK).
     let ended = async move {

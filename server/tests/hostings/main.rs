@@ -329,6 +329,27 @@ async fn the_event_stream_replays_then_follows_and_resumes_from_last_event_id() 
 }
 
 #[tokio::test]
+async fn a_stream_that_reconnects_after_its_hosting_was_deleted_hears_deleted_and_ends() {
+    let app = spawn(3).await;
+    let tok = app.register("reconnector").await;
+    let other = app.register("bystander").await;
+    let id = app.create_host(&tok).await;
+    app.wait_for(&tok, "running").await;
+    let (_, evs) = app.call(M::GET, &format!("/api/v1/hostings/{id}/events"), &tok, None).await;
+    let seen = evs.as_array().unwrap().last().unwrap()["id"].as_i64().unwrap().to_string();
+    let (s, _) = app.call(M::DELETE, "/api/v1/host?wait=60", &tok, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    // The owner's browser reconnects with the last id it saw (its stream was cut mid-delete).
+    let r = app.stream(&tok, id, Some(&seen)).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = tokio::time::timeout(Duration::from_secs(10), r.text()).await.expect("the stream ends by itself").unwrap();
+    assert!(text.contains("\"status\":\"deleted\""), "the deletion it missed is replayed: {text}");
+    assert!(text.contains("event: deleted"), "and then the end: {text}");
+    // Someone else learns nothing about it.
+    assert_eq!(app.stream(&other, id, None).await.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
 async fn an_account_holds_at_most_8_streams_and_long_polls_and_the_next_gets_429() {
     let app = spawn(1).await;
     let tok = app.register("greedy").await;

@@ -99,6 +99,14 @@ impl EventBus {
         .await
     }
 
+    /// The newest event of one hosting (a deleted hosting's is its deletion).
+    pub async fn newest(&self, hosting_id: i32) -> Result<Option<EventView>> {
+        let q = hosting_event::Entity::find()
+            .filter(hosting_event::Column::HostingId.eq(hosting_id))
+            .order_by_desc(hosting_event::Column::Id);
+        Ok(self.fetch(q, 1).await?.pop())
+    }
+
     /// The newest events across all hostings (admin page), newest first.
     pub async fn recent(&self, limit: u64) -> Result<Vec<EventView>> {
         self.fetch(hosting_event::Entity::find().order_by_desc(hosting_event::Column::Id), limit).await

@@ -346,6 +346,14 @@ impl HostingService {
         Ok(evs)
     }
 
+    /// Whether hosting `id` was the actor's (or the actor is an admin) and has been deleted: its
+    /// last event says so. A client that missed the end of its stream learns it this way.
+    pub async fn was_deleted(&self, actor: &Actor, id: i32) -> Result<bool> {
+        Ok(self.inner.events.newest(id).await?.is_some_and(|e| {
+            e.status == EventStatus::Deleted && (e.user_id == actor.user_id || actor.is_admin)
+        }))
+    }
+
     /// The newest events across all hostings (admin page).
     pub async fn recent_events(&self, actor: &Actor, limit: u64) -> Result<Vec<EventView>> {
         if !actor.is_admin {
