@@ -56,10 +56,12 @@ pub async fn stream(
     let mut first: Vec<Result<SseEvent, Infallible>> =
         backlog.into_iter().map(|e| Ok(sse(LiveMessage::Event(e)))).collect();
     let gone = current.is_none();
+    // `retry`: a stream ended after a reload is picked up again within half a second.
     first.push(Ok(sse(match current {
         Some(v) => LiveMessage::Hosting(v),
         None => LiveMessage::Deleted { hosting_id: id },
-    })));
+    })
+    .retry(Duration::from_millis(500))));
 
     let hs: HostingService = h.clone();
     let live = live
@@ -95,12 +97,28 @@ pub async fn stream(
     let live = if gone { futures::stream::empty().left_stream() } else { live.right_stream() };
     // A stream outlives its request: end it once the token is revoked, the session logged out,
     // the password changed or the role changed (checked every RECHECK).
+    // It also ends cleanly after an nginx reload: the reload's old worker, which may carry this
+    // stream, would cut it mid-chunk 10 s later (`worker_shutdown_timeout`); a clean end lets
+    // the browser reconnect with Last-Event-ID through a new worker and miss nothing.
+    let mut reloads = h.proxy_reloads();
+    reloads.mark_unchanged();
     let ended = async move {
         let _held = held;
         let mut tick = tokio::time::interval(RECHECK);
         tick.tick().await;
+        let mut proxied = true;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = reloads.changed(), if proxied => {
+                    if changed.is_ok() {
+                        tracing::debug!(hosting_id = id, "event stream ended: nginx reloaded");
+                        return;
+                    }
+                    proxied = false; // no nginx any more: only the credential check ends it
+                    continue;
+                }
+            }
             if !user.still_valid(&state).await {
                 tracing::info!(hosting_id = id, "event stream ended: its credential no longer holds");
                 return;

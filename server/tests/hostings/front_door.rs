@@ -2,6 +2,7 @@
 //! app's limit gets nginx's 413 (never a 502 from a half-sent body), more sign-up and log-in
 //! attempts than the burst from one address get 429, and so do more than 20 held requests
 //! (event streams, `?wait=` long polls) from one address. All through the real nginx.
+use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -134,4 +135,22 @@ async fn nginx_answers_an_unknown_host_421_and_serves_the_dashboards_names() {
     for host in ["127.0.0.1", "localhost", "LOCALHOST:8080"] {
         assert_eq!(get(host).await.unwrap().status(), StatusCode::OK, "{host}");
     }
+}
+
+#[tokio::test]
+async fn an_event_stream_through_nginx_ends_cleanly_after_a_reload_instead_of_being_cut() {
+    let app = spawn(3).await;
+    let door = front_door(&app);
+    let tok = app.register("follower").await;
+    let id = app.create_host(&tok).await;
+    app.wait_for(&tok, "running").await;
+    let r = app.client.get(format!("{door}/api/v1/hostings/{id}/stream")).bearer_auth(&tok).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Another tenant's new site reloads nginx; its old worker would cut this stream 10 s later.
+    let other = app.register("newcomer").await;
+    app.create_host(&other).await;
+    app.wait_for(&other, "running").await;
+    let body = tokio::time::timeout(Duration::from_secs(8), r.text()).await;
+    let text = body.expect("the stream ended by itself soon after the reload").expect("a clean end, not a cut");
+    assert!(text.contains("event: hosting"), "{text}");
 }

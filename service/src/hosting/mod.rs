@@ -346,6 +346,12 @@ impl HostingService {
         Ok(evs)
     }
 
+    /// Changes after each nginx reload: a long response through nginx should end cleanly then
+    /// (the reload's old workers cut what they still hold 10 s later).
+    pub fn proxy_reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.proxy.reloads()
+    }
+
     /// Whether hosting `id` was the actor's (or the actor is an admin) and has been deleted: its
     /// last event says so. A client that missed the end of its stream learns it this way.
     pub async fn was_deleted(&self, actor: &Actor, id: i32) -> Result<bool> {

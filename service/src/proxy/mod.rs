@@ -78,6 +78,10 @@ struct Inner {
     lock: Mutex<()>,
     invalid: AtomicBool,
     generation: AtomicU64,
+    /// Counts reloads whose old workers have stopped accepting. Those workers close every
+    /// connection they still hold `worker_shutdown_timeout` later, so the app ends its long
+    /// responses (event streams) cleanly on this signal instead of having them cut.
+    reloaded: tokio::sync::watch::Sender<u64>,
 }
 
 impl Proxy {
@@ -91,8 +95,14 @@ impl Proxy {
                 lock: Mutex::new(()),
                 invalid: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
+                reloaded: tokio::sync::watch::Sender::new(0),
             }),
         }
+    }
+
+    /// Changes after every reload of a running nginx (see `Inner::reloaded`).
+    pub fn reloads(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.reloaded.subscribe()
     }
 
     pub fn prefix(&self) -> &Path {
@@ -291,6 +301,7 @@ impl Proxy {
             self.signal("reload").await?;
             self.wait_generation().await;
             self.wait_workers_gone(master, &old).await;
+            self.inner.reloaded.send_modify(|n| *n += 1);
         }
         Ok(())
     }
