@@ -92,6 +92,13 @@ pub async fn hosting_action(id: i32, action: Operation) -> Result<HostingView, A
     Ok(auth::hosting(&state)?.action(&actor, id, action).await?)
 }
 
+/// The owner's "always on" (the site never goes to sleep by itself).
+#[server(prefix = "/api/fn", endpoint = "set_always_on")]
+pub async fn set_always_on(id: i32, on: bool) -> Result<HostingView, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(auth::hosting(&state)?.set_always_on(&actor, id, on).await?)
+}
+
 /// The last lines of the VM's serial console.
 #[server(prefix = "/api/fn", endpoint = "hosting_console")]
 pub async fn hosting_console(id: i32, lines: usize) -> Result<Vec<String>, AppError> {

@@ -139,6 +139,7 @@ pub fn StateBadge(#[prop(into)] state: Signal<HostingState>, #[prop(into, option
         let color = match state.get() {
             HostingState::Running => "bg-emerald-100 text-emerald-800 dark:bg-emerald-900/50 dark:text-emerald-300",
             HostingState::Stopped => "bg-slate-200 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
+            HostingState::Sleeping => "bg-sky-100 text-sky-800 dark:bg-sky-900/50 dark:text-sky-300",
             HostingState::Failed => "bg-rose-100 text-rose-800 dark:bg-rose-900/50 dark:text-rose-300",
             HostingState::Deleting => "bg-amber-100 text-amber-800 dark:bg-amber-900/50 dark:text-amber-300",
             HostingState::Queued | HostingState::Provisioning | HostingState::Spare => {
@@ -155,6 +156,8 @@ pub fn StateBadge(#[prop(into)] state: Signal<HostingState>, #[prop(into, option
             <span class="h-1.5 w-1.5 rounded-full bg-current" class:animate-pulse=busy></span>
             {move || match operation.get() {
                 Some(op) if !in_progress() => format!("{} ({}…)", state.get().label(), op.label()),
+                // Asleep is not down: say what brings it back.
+                None if state.get() == HostingState::Sleeping => "Asleep: wakes on the next visit".to_string(),
                 _ => state.get().label().to_string(),
             }}
         </span>

@@ -6,7 +6,7 @@ use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::RequireUser;
-use crate::api::hostings::{hosting_action, hosting_console, hosting_page};
+use crate::api::hostings::{hosting_action, hosting_console, hosting_page, set_always_on};
 use crate::components::charts::{Sparkline, human_bytes};
 use crate::components::ui::{CopyLine, StateBadge, format_time, human_duration, js_now, toasts};
 use crate::model::{
@@ -93,6 +93,32 @@ fn Live(page: HostingPageData) -> impl IntoView {
     }
 }
 
+/// "Always on": the site never goes to sleep when nobody visits it.
+#[component]
+fn AlwaysOn(hosting: RwSignal<HostingView>) -> impl IntoView {
+    let q = toasts();
+    let toggle = move |ev: leptos::ev::Event| {
+        let on = event_target_checked(&ev);
+        let id = hosting.get_untracked().id;
+        leptos::task::spawn_local(async move {
+            match set_always_on(id, on).await {
+                Ok(h) => { hosting.try_set(h); }
+                Err(e) => {
+                    // Back to what the server has.
+                    hosting.update(|h| h.always_on = !on);
+                    q.push(e.to_string());
+                }
+            }
+        });
+    };
+    view! {
+        <label class="mt-3 flex items-start gap-2 text-sm" data-testid="always-on">
+            <input type="checkbox" class="mt-0.5" data-testid="always-on-toggle" prop:checked=move || hosting.get().always_on on:change=toggle/>
+            <span>"Always on"<span class="block text-xs text-slate-500">"Idle sites go to sleep after a while without visits (no RAM held) and wake on the next one, slower once. Always-on sites never sleep."</span></span>
+        </label>
+    }
+}
+
 #[component]
 fn Actions(hosting: RwSignal<HostingView>) -> impl IntoView {
     let confirm = RwSignal::new(false);
@@ -118,8 +144,11 @@ fn Actions(hosting: RwSignal<HostingView>) -> impl IntoView {
             <button class="btn-secondary" data-testid="action-stop" title="Saves the VM to disk and frees its memory; start restores it in under a second" disabled=move || !may(Operation::Stop) on:click=move |_| run(Operation::Stop)>{Operation::Stop.label()}</button>
             <button class="btn-secondary" data-testid="action-restart" title="A real reboot" disabled=move || !may(Operation::Restart) on:click=move |_| run(Operation::Restart)>{Operation::Restart.label()}</button>
             <button class="btn-secondary" data-testid="action-power-off" title="An ACPI shutdown: the next start is a full boot" disabled=move || !may(Operation::PowerOff) on:click=move |_| run(Operation::PowerOff)>{Operation::PowerOff.label()}</button>
+            <button class="btn-secondary" data-testid="action-sleep" title="Saves the VM to disk; its next visitor (HTTP or SSH) wakes it in about a second" disabled=move || !may(Operation::Sleep) on:click=move |_| run(Operation::Sleep)>{Operation::Sleep.label()}</button>
+            <button class="btn-secondary" data-testid="action-wake" title="Restores the sleeping VM now" disabled=move || !may(Operation::Wake) on:click=move |_| run(Operation::Wake)>{Operation::Wake.label()}</button>
             <button class="btn-danger" data-testid="action-delete" disabled=move || !may(Operation::Delete) on:click=move |_| confirm.set(true)>"Delete…"</button>
         </div>
+        <AlwaysOn hosting=hosting/>
         <Show when=move || confirm.get()>
             <div class="card mt-3 space-y-2 border-rose-300 p-4 dark:border-rose-900" data-testid="delete-confirm">
                 <p class="text-sm">"This deletes the VM, its disk and everything on it. Type "

@@ -31,7 +31,7 @@ pub fn router() -> Router<AppState> {
         .route("/host", post(host::create).get(host::get).delete(host::delete))
         .route("/host/{action}", post(host::action))
         .route("/hostings", get(hostings::list).post(hostings::create))
-        .route("/hostings/{id}", get(hostings::get).delete(hostings::delete))
+        .route("/hostings/{id}", get(hostings::get).patch(hostings::patch).delete(hostings::delete))
         .route("/hostings/{id}/events", get(hostings::events))
         .route("/hostings/{id}/stats", get(hostings::stats))
         .route("/hostings/{id}/console", get(hostings::console))

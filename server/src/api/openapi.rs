@@ -16,11 +16,11 @@ use super::{accounts, health, host, hostings, stream};
         accounts::list_tokens, accounts::create_token, accounts::revoke_token,
         accounts::list_keys, accounts::add_key, accounts::delete_key,
         host::create, host::get, host::delete, host::action,
-        hostings::list, hostings::create, hostings::get, hostings::delete, hostings::action,
+        hostings::list, hostings::create, hostings::get, hostings::patch, hostings::delete, hostings::action,
         hostings::events, hostings::stats, hostings::console, stream::stream,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
-                        host::HostRequest, host::SiteChoice, hostings::CreateRequest)),
+                        host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

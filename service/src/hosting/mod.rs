@@ -3,6 +3,7 @@
 //!
 //! Every call that touches a hosting takes the caller's [`Actor`] and answers `NotFound` for
 //! hostings that belong to someone else (their existence is not leaked).
+mod activity;
 pub mod events;
 pub mod faults;
 mod metrics;
@@ -11,6 +12,8 @@ mod ports;
 mod pool;
 mod provision;
 mod reconcile;
+mod sleep;
+mod ssh_waker;
 pub mod store;
 mod units;
 pub mod view;
@@ -31,6 +34,7 @@ use crate::{Error, Result, ServiceConfig};
 
 pub use events::LiveEvent;
 pub use reconcile::ReconcileReport;
+pub use sleep::ASLEEP;
 pub use store::{HostingRow, Store};
 pub use vmw_types::{CreateKind, EventKind, EventStatus, HostingState, Operation, SpareTier, Step};
 pub use view::{EventView, HostingView, NodeView, StatSample};
@@ -70,6 +74,8 @@ struct Inner {
     golden_failed_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// What the node's hostings may commit (fixed at start-up).
     capacity: store::Capacity,
+    /// The SSH ports of sleeping sites, listened on by the app (wake on SSH).
+    ssh_wakers: ssh_waker::SshWakers,
 }
 
 impl HostingService {
@@ -99,6 +105,7 @@ impl HostingService {
                 metrics: metrics::Metrics::default(),
                 golden_failed_at: std::sync::Mutex::new(None),
                 capacity,
+                ssh_wakers: ssh_waker::SshWakers::default(),
             }),
         })
     }
@@ -108,6 +115,9 @@ impl HostingService {
     pub async fn start_background(&self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         let report = self.reconcile().await?;
         tracing::info!(?report, "start-up reconciliation done");
+        self.refresh_routes().await;
+        self.open_all_ssh_wakers().await;
+        let sleeper = self.spawn_idle_sleeper();
         let this = self.clone();
         let every = Duration::from_secs(self.inner.cfg.reconcile_interval_secs.max(1));
         let reconciler = tokio::spawn(async move {
@@ -151,11 +161,29 @@ impl HostingService {
                 }
             }
         });
-        Ok(vec![reconciler, sampler, pool, pruner])
+        Ok(vec![reconciler, sampler, pool, pruner, sleeper])
     }
 
     pub fn config(&self) -> &ServiceConfig {
         &self.inner.cfg
+    }
+
+    /// Brings every routed site's nginx files up to date with this build and these settings.
+    async fn refresh_routes(&self) {
+        let Ok(routed) = self.inner.proxy.list_routes().await else { return };
+        let mut routes = Vec::new();
+        for id in routed {
+            if let Ok(Some(row)) = self.inner.store.get(id).await {
+                if let Ok(r) = self.site_route(&row).await {
+                    routes.push(r);
+                }
+            }
+        }
+        match self.inner.proxy.refresh_routes(&routes).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sites = n, "rewrote the nginx files of sites made by an older build"),
+            Err(err) => tracing::warn!(%err, "could not bring the sites' nginx files up to date"),
+        }
     }
 
     pub fn node_id(&self) -> i32 {

@@ -31,6 +31,12 @@ pub struct HostingView {
     pub sftp_command: Option<String>,
     /// Hostings waiting ahead of this one for a provisioning slot (0 = next or running).
     pub queue_position: Option<u32>,
+    /// The owner's "never put this site to sleep".
+    #[serde(default)]
+    pub always_on: bool,
+    /// When a visit (HTTP through nginx, or an open SSH session) was last seen (ms).
+    #[serde(default)]
+    pub last_visit_at: Option<i64>,
 }
 
 impl HostingView {
