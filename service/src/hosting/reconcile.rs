@@ -122,6 +122,7 @@ impl HostingService {
                     // A process that died between a restore and its forwards left a VM that no
                     // one can reach.
                     if let (Some(http), Some(ssh)) = (row.http_port, row.ssh_port) {
+                        self.inner.ssh_wakers.release(row.id).await;
                         if let Err(err) = self.inner.vm.ensure_forwards(row.id, http as u16, ssh as u16).await {
                             tracing::warn!(hosting_id = row.id, %err, "could not give a running VM its forwards");
                         }

@@ -180,8 +180,9 @@ impl HostingService {
         self.view(&row).await
     }
 
-    /// Puts running sites with no visit for the idle time to sleep (and notes visits seen).
-    pub(super) async fn sleep_idle_sites(&self) -> Result<usize> {
+    /// Puts running sites with no visit for the idle time to sleep (and notes visits seen);
+    /// the background task calls it every `idle_check_secs`. Returns how many went to sleep.
+    pub async fn sleep_idle_sites(&self) -> Result<usize> {
         let idle_ms = (self.inner.cfg.idle_sleep_secs as i64).saturating_mul(1000);
         if idle_ms == 0 {
             return Ok(0);
