@@ -92,7 +92,8 @@ pub async fn require_user() -> Result<(AppState, UserView, Actor), AppError> {
 pub async fn require_admin() -> Result<(AppState, UserView, Actor), AppError> {
     let (state, user, actor) = require_user().await?;
     if !user.is_admin {
-        return Err(AppError::Forbidden);
+        // Through the service error, so the answer's status is 403 too.
+        return Err(service::Error::Forbidden.into());
     }
     Ok((state, user, actor))
 }
