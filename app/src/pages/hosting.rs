@@ -221,9 +221,10 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
         on_cleanup(move || if let Some(h) = handle { h.clear() });
     }
     let uptime = move || hosting.get().running_since.filter(|_| now.get() > 0).map(|s| human_duration((now.get() - s).max(0)));
-    let cpu = Signal::derive(move || samples.get().iter().map(|s| s.cpu_percent).collect::<Vec<_>>());
-    let mem = Signal::derive(move || samples.get().iter().map(|s| s.memory_used_kib as f64 * 1024.0).collect::<Vec<_>>());
-    let io = Signal::derive(move || samples.get().iter().map(|s| s.disk_read_bps + s.disk_write_bps).collect::<Vec<_>>());
+    let series = move |f: fn(&StatSample) -> f64| Signal::derive(move || samples.with(|v| v.iter().map(|s| (s.t, f(s))).collect::<Vec<_>>()));
+    let cpu = series(|s| s.cpu_percent);
+    let mem = series(|s| s.memory_used_kib as f64 * 1024.0);
+    let io = series(|s| s.disk_read_bps + s.disk_write_bps);
     let last = move || samples.get().last().cloned();
     view! {
         <section class="mt-6 grid gap-4 md:grid-cols-2" data-testid="running-view">
@@ -249,9 +250,9 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
             </div>
         </section>
         <section class="mt-4 grid gap-4 md:grid-cols-3" data-testid="charts">
-            <Sparkline title="CPU" points=cpu label=Signal::derive(move || last().map(|s| format!("{:.1} %", s.cpu_percent)).unwrap_or_else(|| "–".into())) max=100.0/>
-            <Sparkline title="Memory" color="stroke-emerald-500" points=mem label=Signal::derive(move || last().map(|s| human_bytes(s.memory_used_kib as f64 * 1024.0)).unwrap_or_else(|| "–".into()))/>
-            <Sparkline title="Disk IO" color="stroke-amber-500" points=io label=Signal::derive(move || last().map(|s| format!("{}/s", human_bytes(s.disk_read_bps + s.disk_write_bps))).unwrap_or_else(|| "–".into()))/>
+            <Sparkline title="CPU" samples=cpu format=|v| format!("{v:.1} %") label=Signal::derive(move || last().map(|s| format!("{:.1} %", s.cpu_percent)).unwrap_or_else(|| "–".into())) max=100.0/>
+            <Sparkline title="Memory" color="stroke-emerald-500" samples=mem format=human_bytes label=Signal::derive(move || last().map(|s| human_bytes(s.memory_used_kib as f64 * 1024.0)).unwrap_or_else(|| "–".into()))/>
+            <Sparkline title="Disk IO" color="stroke-amber-500" samples=io format=|v| format!("{}/s", human_bytes(v)) label=Signal::derive(move || last().map(|s| format!("{}/s", human_bytes(s.disk_read_bps + s.disk_write_bps))).unwrap_or_else(|| "–".into()))/>
         </section>
     }
 }
