@@ -29,7 +29,7 @@ fn Admin() -> impl IntoView {
                         view! {
                             <section class="mt-6" data-testid="admin-nodes">
                                 <h2 class="font-semibold">"Nodes"</h2>
-                                <div class="mt-3 grid gap-4">
+                                <div class="mt-3 grid grid-cols-1 gap-4">
                                     {o.nodes.into_iter().map(|n| view! { <NodeCard n/> }).collect_view()}
                                 </div>
                             </section>
@@ -91,7 +91,7 @@ fn NodeCard(n: NodeView) -> impl IntoView {
     let used = n.memory_total_kib.saturating_sub(n.memory_available_kib);
     let pct = if n.memory_total_kib > 0 { used as f64 / n.memory_total_kib as f64 * 100.0 } else { 0.0 };
     view! {
-        <div class="card grid gap-4 p-4 sm:grid-cols-2 sm:p-5 lg:grid-cols-4" data-testid="node" data-node=n.name.clone()>
+        <div class="card grid grid-cols-1 gap-4 p-4 sm:grid-cols-2 sm:p-5 lg:grid-cols-4" data-testid="node" data-node=n.name.clone()>
             <div>
                 <p class="text-lg font-semibold">{n.name.clone()}</p>
                 <p class="text-xs text-slate-500">{format!("domain type: {}", n.domain_type)}</p>

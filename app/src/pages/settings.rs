@@ -19,7 +19,7 @@ fn Settings(user: UserView) -> impl IntoView {
     view! {
         <h1 class="text-2xl font-semibold">"Settings"</h1>
         <p class="break-all text-sm text-slate-500">{user.email.clone()}</p>
-        <div class="mt-6 grid gap-6 lg:grid-cols-2">
+        <div class="mt-6 grid grid-cols-1 gap-6 lg:grid-cols-2">
             <SshKeys/>
             <ApiTokens/>
             <PasswordForm/>
@@ -45,7 +45,7 @@ fn SshKeys() -> impl IntoView {
                         <li class="flex items-center gap-3 py-2 text-sm">
                             <div class="min-w-0 flex-1">
                                 <p class="font-medium">{k.name}</p>
-                                <p class="truncate font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
+                                <p class="break-all font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
                             </div>
                             <RemoveButton label="Remove" remove=move || delete_ssh_key(id) removed=removed/>
                         </li>
@@ -96,8 +96,8 @@ fn ApiTokens() -> impl IntoView {
                     tokens.await.unwrap_or_default().into_iter().map(|t| {
                         let id = t.id;
                         view! {
-                            <div class="flex items-center gap-3 text-sm">
-                                <span class="flex-1 font-medium">{t.name}</span>
+                            <div class="flex flex-wrap items-center gap-x-3 gap-y-1 text-sm" data-testid="token-row">
+                                <span class="min-w-0 flex-1 break-words font-medium">{t.name}</span>
                                 <span class="text-xs text-slate-500" data-testid="token-last-used">{t.last_used_at.map(|l| format!("last used {}", format_time(l))).unwrap_or_else(|| "never used".into())}</span>
                                 <span class="text-xs text-slate-500" data-testid="token-expires">{t.expires_at.map(|e| format!("expires {}", format_time(e))).unwrap_or_else(|| "no expiry".into())}</span>
                                 <RemoveButton label="Revoke" remove=move || revoke_api_token(id) removed=revoked/>
