@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
 mod m20261201_000001_typed_core;
+mod m20261202_000001_account_admin;
 mod m20261202_000002_sleep;
 
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_initial::Migration),
             Box::new(m20261201_000001_typed_core::Migration),
+            Box::new(m20261202_000001_account_admin::Migration),
             Box::new(m20261202_000002_sleep::Migration),
         ]
     }

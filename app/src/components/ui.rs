@@ -180,7 +180,7 @@ pub fn CopyLine(#[prop(into)] text: String, #[prop(optional)] testid: &'static s
     };
     view! {
         <div class="flex items-center gap-2 rounded-lg bg-slate-900 px-3 py-2 font-mono text-sm text-slate-100 dark:bg-black">
-            <code class="flex-1 overflow-x-auto whitespace-nowrap" data-testid=testid>{text}</code>
+            <code class="min-w-0 flex-1 overflow-x-auto whitespace-nowrap" data-testid=testid>{text}</code>
             <button type="button" on:click=copy class="rounded px-2 py-0.5 text-xs text-slate-300 hover:bg-slate-700">
                 {move || if copied.get() { "Copied" } else { "Copy" }}
             </button>

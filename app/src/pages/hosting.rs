@@ -67,7 +67,7 @@ fn Live(page: HostingPageData) -> impl IntoView {
             <a href="/dashboard" class="text-sm text-slate-500 hover:underline">"← Dashboard"</a>
         </div>
         <div class="mt-2 flex flex-wrap items-center gap-3">
-            <h1 class="text-2xl font-semibold" data-testid="hosting-slug">{move || hosting.get().slug}</h1>
+            <h1 class="min-w-0 break-all text-2xl font-semibold" data-testid="hosting-slug">{move || hosting.get().slug}</h1>
             <StateBadge state operation=op/>
             <span class="text-xs text-slate-500" title="live updates">
                 {move || if connected.get() { "● live" } else { "○ connecting…" }}
@@ -217,7 +217,7 @@ fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<EventView>>, hosting: RwS
                                     _ => "",
                                 }}
                             </span>
-                            <div class="flex-1">
+                            <div class="min-w-0 flex-1 break-words">
                                 <p class="text-sm">{s.label.clone()}</p>
                                 {move || status.get().and_then(|(st, d, msg)| match st {
                                     EventStatus::Failed => Some(view! { <p class="text-xs text-rose-600 dark:text-rose-400">{msg}</p> }.into_any()),
@@ -250,12 +250,13 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
         on_cleanup(move || if let Some(h) = handle { h.clear() });
     }
     let uptime = move || hosting.get().running_since.filter(|_| now.get() > 0).map(|s| human_duration((now.get() - s).max(0)));
-    let cpu = Signal::derive(move || samples.get().iter().map(|s| s.cpu_percent).collect::<Vec<_>>());
-    let mem = Signal::derive(move || samples.get().iter().map(|s| s.memory_used_kib as f64 * 1024.0).collect::<Vec<_>>());
-    let io = Signal::derive(move || samples.get().iter().map(|s| s.disk_read_bps + s.disk_write_bps).collect::<Vec<_>>());
+    let series = move |f: fn(&StatSample) -> f64| Signal::derive(move || samples.with(|v| v.iter().map(|s| (s.t, f(s))).collect::<Vec<_>>()));
+    let cpu = series(|s| s.cpu_percent);
+    let mem = series(|s| s.memory_used_kib as f64 * 1024.0);
+    let io = series(|s| s.disk_read_bps + s.disk_write_bps);
     let last = move || samples.get().last().cloned();
     view! {
-        <section class="mt-6 grid gap-4 md:grid-cols-2" data-testid="running-view">
+        <section class="mt-6 grid grid-cols-1 gap-4 md:grid-cols-2" data-testid="running-view">
             <div class="card space-y-3 p-5">
                 <h2 class="font-semibold">"Your site"</h2>
                 <p class="text-sm text-slate-500">
@@ -265,9 +266,9 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
                     }}
                 </p>
                 <ul class="space-y-1 text-sm">
-                    <li><a class="link" target="_blank" rel="noopener" data-testid="site-url" href=move || hosting.get().site_url>{move || hosting.get().site_url}</a></li>
-                    <li><a class="link" target="_blank" rel="noopener" href=move || hosting.get().subdomain_url>{move || hosting.get().subdomain_url}</a></li>
-                    <li><a class="link" target="_blank" rel="noopener" href=move || hosting.get().user_url>{move || hosting.get().user_url}</a></li>
+                    <li class="break-all"><a class="link" target="_blank" rel="noopener" data-testid="site-url" href=move || hosting.get().site_url>{move || hosting.get().site_url}</a></li>
+                    <li class="break-all"><a class="link" target="_blank" rel="noopener" href=move || hosting.get().subdomain_url>{move || hosting.get().subdomain_url}</a></li>
+                    <li class="break-all"><a class="link" target="_blank" rel="noopener" href=move || hosting.get().user_url>{move || hosting.get().user_url}</a></li>
                 </ul>
             </div>
             <div class="card space-y-3 p-5">
@@ -277,10 +278,10 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
                 <p class="text-xs text-slate-500">"Upload into /var/www/html: it is your site's web root."</p>
             </div>
         </section>
-        <section class="mt-4 grid gap-4 md:grid-cols-3" data-testid="charts">
-            <Sparkline title="CPU" points=cpu label=Signal::derive(move || last().map(|s| format!("{:.1} %", s.cpu_percent)).unwrap_or_else(|| "–".into())) max=100.0/>
-            <Sparkline title="Memory" color="stroke-emerald-500" points=mem label=Signal::derive(move || last().map(|s| human_bytes(s.memory_used_kib as f64 * 1024.0)).unwrap_or_else(|| "–".into()))/>
-            <Sparkline title="Disk IO" color="stroke-amber-500" points=io label=Signal::derive(move || last().map(|s| format!("{}/s", human_bytes(s.disk_read_bps + s.disk_write_bps))).unwrap_or_else(|| "–".into()))/>
+        <section class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3" data-testid="charts">
+            <Sparkline title="CPU" samples=cpu format=|v| format!("{v:.1} %") label=Signal::derive(move || last().map(|s| format!("{:.1} %", s.cpu_percent)).unwrap_or_else(|| "–".into())) max=100.0/>
+            <Sparkline title="Memory" color="stroke-emerald-500" samples=mem format=human_bytes label=Signal::derive(move || last().map(|s| human_bytes(s.memory_used_kib as f64 * 1024.0)).unwrap_or_else(|| "–".into()))/>
+            <Sparkline title="Disk IO" color="stroke-amber-500" samples=io format=|v| format!("{}/s", human_bytes(v)) label=Signal::derive(move || last().map(|s| format!("{}/s", human_bytes(s.disk_read_bps + s.disk_write_bps))).unwrap_or_else(|| "–".into()))/>
         </section>
     }
 }
@@ -333,9 +334,9 @@ fn History(events: RwSignal<Vec<EventView>>) -> impl IntoView {
             <h2 class="font-semibold">"Activity"</h2>
             <ul class="mt-3 max-h-72 space-y-1 overflow-auto text-sm" data-testid="events">
                 <For each=move || { let mut e: Vec<EventView> = events.get().into_iter().filter(|e| !(e.kind == EventKind::Step && e.status == EventStatus::Started)).collect(); e.reverse(); e } key=|e| e.id let:e>
-                    <li class="flex gap-3">
+                    <li class="flex flex-wrap gap-x-3">
                         <span class="shrink-0 font-mono text-xs text-slate-400">{format_time(e.created_at)}</span>
-                        <span class:text-rose-600=e.status == EventStatus::Failed>{e.message.clone()}</span>
+                        <span class="min-w-0 break-words" class:text-rose-600=e.status == EventStatus::Failed>{e.message.clone()}</span>
                         {e.duration_ms.map(|d| view! { <span class="text-xs text-slate-400">{human_duration(d)}</span> })}
                     </li>
                 </For>

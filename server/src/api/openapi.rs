@@ -5,22 +5,24 @@ use axum::response::Html;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, health, host, hostings, stream};
+use super::{accounts, admin, health, host, hostings, stream};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "vm-webhoster API", version = "1", description = "Create and run VM-backed websites. Authenticate with `Authorization: Bearer <token>` from /auth/login or an API token."),
     paths(
         health::health,
-        accounts::register, accounts::login, accounts::me,
+        accounts::register, accounts::login, accounts::me, accounts::activity,
         accounts::list_tokens, accounts::create_token, accounts::revoke_token,
         accounts::list_keys, accounts::add_key, accounts::delete_key,
         host::create, host::get, host::delete, host::action,
         hostings::list, hostings::create, hostings::get, hostings::patch, hostings::delete, hostings::action,
         hostings::events, hostings::stats, hostings::console, stream::stream,
+        admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::list_hostings, admin::recent_events,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
-                        host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch)),
+                        host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch,
+                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -409,13 +409,15 @@ impl HostingService {
     }
 
     /// Deletes events older than `event_retention_days` (0: none), keeping each hosting's
-    /// newest. Runs hourly in the background.
+    /// newest, and account activity older than that. Runs hourly in the background.
     pub async fn prune_events(&self) -> Result<u64> {
         let days = self.inner.cfg.event_retention_days;
         if days == 0 {
             return Ok(0);
         }
-        self.inner.events.prune_before(now_ms() - i64::from(days) * 86_400_000).await
+        let before = now_ms() - i64::from(days) * 86_400_000;
+        let activity = self.inner.accounts.prune_activity_before(before).await?;
+        Ok(self.inner.events.prune_before(before).await? + activity)
     }
 
     /// Host capacity and usage (admin page).
@@ -437,6 +439,8 @@ impl HostingService {
             .into_iter()
             .filter(|(_, s)| *s == crate::vm::VmState::Running)
             .count() as u64;
+        let hostings_running = store.count_on_node_in(HostingState::Running).await?;
+        let hostings_stopped = store.count_on_node_in(HostingState::Stopped).await?;
         let (total, avail) = metrics::host_memory_kib();
         let committed = store.committed_in(store.db(), &self.inner.capacity).await?;
         Ok(NodeView {
@@ -448,6 +452,8 @@ impl HostingService {
             memory_available_kib: avail,
             hostings_total,
             vms_running,
+            hostings_running,
+            hostings_stopped,
             memory_committed_mib: committed.memory_mib,
             memory_limit_mib: self.inner.capacity.memory_limit_mib,
             disk_committed_gib: committed.disk_gib,

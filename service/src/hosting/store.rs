@@ -276,6 +276,16 @@ impl Store {
         Ok(self.on_node().filter(hosting::Column::UserId.is_not_null()).count(self.db()).await?)
     }
 
+    /// Users' hostings on this node in `state`.
+    pub async fn count_on_node_in(&self, state: HostingState) -> Result<u64> {
+        Ok(self
+            .on_node()
+            .filter(hosting::Column::UserId.is_not_null())
+            .filter(hosting::Column::State.eq(state))
+            .count(self.db())
+            .await?)
+    }
+
     /// Rows on this node in one of `states`.
     pub async fn on_node_in(&self, states: &[HostingState]) -> Result<Vec<HostingRow>> {
         Ok(self

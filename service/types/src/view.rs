@@ -71,6 +71,11 @@ pub struct NodeView {
     pub memory_available_kib: u64,
     pub hostings_total: u64,
     pub vms_running: u64,
+    /// Users' hostings on the node that are running, and that are stopped (saved or powered off).
+    #[serde(default)]
+    pub hostings_running: u64,
+    #[serde(default)]
+    pub hostings_stopped: u64,
     /// Plan memory and disk the node's hostings (spares included) commit, and the limits a
     /// create may not pass (the node's size times the overcommit ratios).
     #[serde(default)]
@@ -90,6 +95,9 @@ pub struct UserView {
     pub username: String,
     pub is_admin: bool,
     pub created_at: i64,
+    /// When an administrator disabled the account (it cannot log in until enabled again).
+    #[serde(default)]
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
