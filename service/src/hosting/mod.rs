@@ -3,6 +3,7 @@
 //!
 //! Every call that touches a hosting takes the caller's [`Actor`] and answers `NotFound` for
 //! hostings that belong to someone else (their existence is not leaked).
+pub mod console;
 pub mod events;
 pub mod faults;
 mod metrics;
@@ -29,6 +30,7 @@ use crate::proxy::Proxy;
 use crate::vm::VmManager;
 use crate::{Error, Result, ServiceConfig};
 
+pub use console::{ConsoleInput, ConsoleOutput, ConsoleSession, ConsoleStatus};
 pub use events::LiveEvent;
 pub use reconcile::ReconcileReport;
 pub use store::{HostingRow, Store};
@@ -70,6 +72,8 @@ struct Inner {
     golden_failed_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// What the node's hostings may commit (fixed at start-up).
     capacity: store::Capacity,
+    /// Who holds each hosting's interactive console (one writer at a time).
+    consoles: console::ConsoleHub,
 }
 
 impl HostingService {
@@ -99,6 +103,7 @@ impl HostingService {
                 metrics: metrics::Metrics::default(),
                 golden_failed_at: std::sync::Mutex::new(None),
                 capacity,
+                consoles: console::ConsoleHub::default(),
             }),
         })
     }
