@@ -3,6 +3,7 @@
 //! document. One module per resource.
 pub mod accounts;
 pub mod caller;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -35,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/events", get(hostings::events))
         .route("/hostings/{id}/stats", get(hostings::stats))
         .route("/hostings/{id}/console", get(hostings::console))
+        .route("/hostings/{id}/console/ws", get(console::console_ws))
+        .route("/hostings/{id}/console/password", post(console::set_password))
         .route("/hostings/{id}/stream", get(stream::stream))
         .route("/hostings/{id}/{action}", post(hostings::action))
         .route("/openapi.json", get(openapi::document))

@@ -5,7 +5,7 @@ use axum::response::Html;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, health, host, hostings, stream};
+use super::{accounts, console, health, host, hostings, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,9 +18,10 @@ use super::{accounts, health, host, hostings, stream};
         host::create, host::get, host::delete, host::action,
         hostings::list, hostings::create, hostings::get, hostings::delete, hostings::action,
         hostings::events, hostings::stats, hostings::console, stream::stream,
+        console::console_ws, console::set_password,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
-                        host::HostRequest, host::SiteChoice, hostings::CreateRequest)),
+                        host::HostRequest, host::SiteChoice, hostings::CreateRequest, console::ConsolePasswordRequest)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

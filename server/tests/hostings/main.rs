@@ -446,6 +446,7 @@ async fn the_openapi_document_lists_every_endpoint() {
         "/api/v1/tokens/{id}", "/api/v1/ssh-keys", "/api/v1/ssh-keys/{id}", "/api/v1/host", "/api/v1/host/{action}",
         "/api/v1/hostings", "/api/v1/hostings/{id}", "/api/v1/hostings/{id}/events", "/api/v1/hostings/{id}/stats",
         "/api/v1/hostings/{id}/console", "/api/v1/hostings/{id}/stream", "/api/v1/hostings/{id}/{action}",
+        "/api/v1/hostings/{id}/console/ws", "/api/v1/hostings/{id}/console/password",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
