@@ -70,6 +70,11 @@ test('log in on the console in the browser and run a command', { timeout: 900_00
     await page.keyboard.type(`echo hello-$((6*7))-${marker}; cat /etc/hostname\n`);
     const after = await waitForText(page, new RegExp(`^hello-42-${marker}$`, 'm'));
     assert.match(after, new RegExp(`^${u.username}$`, 'm'), 'the hostname file, from inside the VM');
+    // The serial line has the terminal's size (set in the guest from the browser's fit).
+    const size = await page.evaluate(() => { const t = document.querySelector('[data-testid=terminal]').vmwTerminal; return `${t.rows} ${t.cols}`; });
+    assert.notEqual(size, '24 80', 'the fitted terminal is not the default size');
+    await page.keyboard.type('stty size\n');
+    await waitForText(page, new RegExp(`^${size}$`, 'm'), 20_000);
     await page.screenshot({ path: `${ARTIFACTS}/console.png`, fullPage: true });
 
     // One writer: a second tab takes over, the first is told and can take it back.
