@@ -131,7 +131,7 @@ impl HostingService {
         let (out_tx, out_rx) = mpsc::channel(64);
         let (in_tx, in_rx) = mpsc::channel(64);
         let svc = self.clone();
-        let actor = actor.clone();
+        let actor = *actor;
         tokio::spawn(async move {
             svc.drive_console(&actor, id, generation, holder, out_tx, in_rx).await;
             svc.inner.consoles.release(id, generation);
