@@ -4,8 +4,9 @@
 //! One writer at a time: a hosting's console has one holder. Attaching takes it over: the
 //! previous holder is told ([`ConsoleStatus::TakenOver`]) and its session ends, so the newest
 //! tab is the one that types (a person who opens the console elsewhere means to use it there;
-//! a forgotten tab never locks them out). Within one process; between instances on one node
-//! libvirt's forced open has the same effect, without the message.
+//! a forgotten tab never locks them out). Within one process the previous holder is told at
+//! once; a stream taken by another client (another instance, `virsh console --force`) ends
+//! while its VM still runs, and the session ends as taken over too rather than take it back.
 //!
 //! While attached, the session reopens the libvirt console stream whenever it ends (a stop
 //! saves the VM, a start restores it into a new QEMU process with a new pty) and says meanwhile
@@ -24,6 +25,9 @@ use crate::{Error, Result};
 
 /// How often a waiting session looks at the VM again.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long after a stream ended its VM's state is looked at (libvirt notices QEMU's exit a
+/// moment after the console's end).
+const STREAM_SETTLE: Duration = Duration::from_millis(1500);
 
 /// The shortest and longest console password, in characters.
 pub const PASSWORD_MIN: usize = 10;
@@ -199,7 +203,11 @@ impl HostingService {
                             break;
                         }
                         match bridge(&mut console, &out, &mut input, &mut holder, generation, &size_tx).await {
-                            Ended::Stream => "The console closed (the VM stopped or restarted); it reopens when the VM runs.".to_owned(),
+                            Ended::Stream if self.console_taken_elsewhere(actor, id).await => {
+                                let _ = out.send(ConsoleOutput::Status(ConsoleStatus::TakenOver)).await;
+                                break;
+                            }
+                            Ended::Stream => "The console closed (the VM stopped); it reopens when the VM runs.".to_owned(),
                             Ended::TakenOver => {
                                 let _ = out.send(ConsoleOutput::Status(ConsoleStatus::TakenOver)).await;
                                 break;
@@ -235,6 +243,20 @@ impl HostingService {
             }
         }
         resizer.abort();
+    }
+}
+
+impl HostingService {
+    /// Whether a console stream that just ended was taken by another client (another instance,
+    /// or `virsh console --force`): the stream of a domain ends when its QEMU process does, so
+    /// if the VM still runs, with no operation on it, a moment later, someone forced it away.
+    /// Reopening it would take it back, and the two would take turns forever.
+    async fn console_taken_elsewhere(&self, actor: &Actor, id: i32) -> bool {
+        tokio::time::sleep(STREAM_SETTLE).await;
+        let Ok(row) = self.inner.store.owned(actor, id).await else { return false };
+        row.operation.is_none()
+            && row.state == HostingState::Running
+            && matches!(self.inner.vm.state(id).await, Ok(crate::vm::VmState::Running))
     }
 }
 
