@@ -17,6 +17,8 @@ pub struct HostingPageData {
     /// The provisioning steps, in order, with their labels.
     pub steps: Vec<StepInfo>,
     pub samples: Vec<StatSample>,
+    /// The guest's login user (SSH, SFTP and the console).
+    pub login_user: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -1,14 +1,15 @@
 //! The live page of one hosting: provisioning steps as they happen, then the running view with
-//! addresses, SSH/SFTP lines, live charts and the serial console. Updates arrive over a
+//! addresses, SSH/SFTP lines, live charts, the interactive console and the boot log. Updates arrive over a
 //! server-sent event stream; a dropped connection reconnects and catches up from the last id.
+use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::RequireUser;
-use crate::api::hostings::{hosting_action, hosting_console, hosting_page, set_always_on};
+use crate::api::hostings::{SetConsolePassword, hosting_action, hosting_console, hosting_page, set_always_on};
 use crate::components::charts::{Sparkline, human_bytes};
-use crate::components::ui::{CopyLine, StateBadge, format_time, human_duration, js_now, toasts};
+use crate::components::ui::{CopyLine, Field, FormError, StateBadge, SubmitButton, field_error, format_time, general_error, human_duration, js_now, toasts};
 use crate::model::{
     EventKind, EventStatus, EventView, HostingPageData, HostingState, HostingView, Operation, StatSample, Step, StepInfo, UserView,
 };
@@ -50,6 +51,7 @@ fn Live(page: HostingPageData) -> impl IntoView {
     let connected = RwSignal::new(false);
     let steps = StoredValue::new(page.steps.clone());
     let id = page.hosting.id;
+    let login_user = StoredValue::new(page.login_user.clone());
 
     #[cfg(feature = "hydrate")]
     stream::connect(id, hosting, events, samples, gone, connected);
@@ -87,7 +89,7 @@ fn Live(page: HostingPageData) -> impl IntoView {
             <Show when=move || matches!(state.get(), HostingState::Running | HostingState::Stopped)>
                 <Running hosting samples/>
             </Show>
-            <Console id/>
+            <Console id login_user=login_user.get_value() hosting/>
             <History events/>
         </Show>
     }
@@ -146,6 +148,7 @@ fn Actions(hosting: RwSignal<HostingView>) -> impl IntoView {
             <button class="btn-secondary" data-testid="action-power-off" title="An ACPI shutdown: the next start is a full boot" disabled=move || !may(Operation::PowerOff) on:click=move |_| run(Operation::PowerOff)>{Operation::PowerOff.label()}</button>
             <button class="btn-secondary" data-testid="action-sleep" title="Saves the VM to disk; its next visitor (HTTP or SSH) wakes it in about a second" disabled=move || !may(Operation::Sleep) on:click=move |_| run(Operation::Sleep)>{Operation::Sleep.label()}</button>
             <button class="btn-secondary" data-testid="action-wake" title="Restores the sleeping VM now" disabled=move || !may(Operation::Wake) on:click=move |_| run(Operation::Wake)>{Operation::Wake.label()}</button>
+            <a class="btn-secondary" href="#console" data-testid="console-link" title="A terminal on the VM's serial console">"Console"</a>
             <button class="btn-danger" data-testid="action-delete" disabled=move || !may(Operation::Delete) on:click=move |_| confirm.set(true)>"Delete…"</button>
         </div>
         <AlwaysOn hosting=hosting/>
@@ -286,8 +289,70 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
     }
 }
 
+/// The console: an interactive terminal on the VM's serial line (xterm.js, mounted by
+/// `/console.js` on the `data-vmw-terminal` element, over the console WebSocket), the console
+/// password form, and the read-only boot log.
 #[component]
-fn Console(id: i32) -> impl IntoView {
+fn Console(id: i32, login_user: String, hosting: RwSignal<HostingView>) -> impl IntoView {
+    let term_open = RwSignal::new(false);
+    let running = move || hosting.get().state == HostingState::Running;
+    let user = login_user.clone();
+    view! {
+        <section class="card mt-6 space-y-4 p-5" id="console" data-testid="console-section">
+            <div class="flex flex-wrap items-start justify-between gap-3">
+                <div>
+                    <h2 class="font-semibold">"Console"</h2>
+                    <p class="mt-1 max-w-2xl text-sm text-slate-500">
+                        "A terminal on the VM's serial console, right here. Log in as "
+                        <code class="font-mono">{user.clone()}</code>
+                        " with the console password you set below (SSH keeps using your keys). "
+                        "One console at a time: opening it in another tab takes it over."
+                    </p>
+                </div>
+                <button class="btn-primary" data-testid="terminal-open" on:click=move |_| term_open.update(|o| *o = !*o)>
+                    {move || if term_open.get() { "Close terminal" } else { "Open terminal" }}
+                </button>
+            </div>
+            <Show when=move || term_open.get()>
+                <div class="overflow-hidden rounded-lg bg-black p-2">
+                    <div class="h-[28rem] w-full" data-vmw-terminal=id.to_string() data-testid="terminal"></div>
+                </div>
+            </Show>
+            <Show when=running fallback=|| view! {
+                <p class="text-sm text-slate-500" data-testid="console-password-later">"Start the site to set its console password."</p>
+            }>
+                <ConsolePasswordForm id login_user=login_user.clone()/>
+            </Show>
+            <BootLog id/>
+        </section>
+    }
+}
+
+#[component]
+fn ConsolePasswordForm(id: i32, login_user: String) -> impl IntoView {
+    let action = ServerAction::<SetConsolePassword>::new();
+    let value = action.value();
+    view! {
+        <ActionForm action=action attr:class="space-y-2 border-t border-slate-200 pt-4 dark:border-slate-800" attr:data-testid="console-password-form">
+            <h3 class="text-sm font-semibold">{format!("Console password for {login_user}")}</h3>
+            <input type="hidden" name="id" value=id.to_string()/>
+            {move || value.get().and_then(|r| r.ok()).map(|m| view! {
+                <p class="text-sm text-emerald-700 dark:text-emerald-400" data-testid="console-password-set">{m}</p>
+            })}
+            <FormError error=general_error(value, &["password", "confirm"])/>
+            <div class="grid gap-3 sm:grid-cols-2">
+                <Field label="New console password" name="password" id="f-console-password" kind="password" autocomplete="new-password"
+                    hint="At least 10 characters. Set inside the VM; not stored by vm-webhoster." error=field_error(value, "password")/>
+                <Field label="Confirm" name="confirm" id="f-console-confirm" kind="password" autocomplete="new-password" error=field_error(value, "confirm")/>
+            </div>
+            <SubmitButton pending=action.pending() idle="Set console password" busy="Setting…" class="btn-secondary" testid="console-password-submit"/>
+        </ActionForm>
+    }
+}
+
+/// The last lines the VM wrote to its serial console (its boot), read-only.
+#[component]
+fn BootLog(id: i32) -> impl IntoView {
     let open = RwSignal::new(false);
     let lines = RwSignal::new(Vec::<String>::new());
     #[cfg(feature = "hydrate")]
@@ -311,9 +376,9 @@ fn Console(id: i32) -> impl IntoView {
     }
     let _ = (id, hosting_console);
     view! {
-        <section class="card mt-6 p-5">
+        <div class="border-t border-slate-200 pt-4 dark:border-slate-800">
             <div class="flex items-center justify-between">
-                <h2 class="font-semibold">"Serial console"</h2>
+                <h3 class="text-sm font-semibold">"Boot log"</h3>
                 <button class="btn-secondary" data-testid="console-toggle" on:click=move |_| open.update(|o| *o = !*o)>
                     {move || if open.get() { "Hide" } else { "Show" }}
                 </button>
@@ -323,7 +388,7 @@ fn Console(id: i32) -> impl IntoView {
                     {move || { let l = lines.get(); if l.is_empty() { "(no output yet)".to_string() } else { l.join("\n") } }}
                 </pre>
             </Show>
-        </section>
+        </div>
     }
 }
 

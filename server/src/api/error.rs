@@ -11,6 +11,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     /// The account holds as many event streams and long polls as it may (429).
     TooManyStreams { max: usize },
+    /// A cookie-authenticated WebSocket handshake from another site (403, code `csrf`).
+    CrossSite,
 }
 
 impl From<service::Error> for ApiError {
@@ -37,6 +39,10 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest { code, message } => {
                 let body = serde_json::json!({"error": {"code": code, "message": message}});
                 (StatusCode::BAD_REQUEST, Json(body)).into_response()
+            }
+            ApiError::CrossSite => {
+                let body = serde_json::json!({"error": {"code": "csrf", "message": "cross-site request refused"}});
+                (StatusCode::FORBIDDEN, Json(body)).into_response()
             }
             ApiError::TooManyStreams { max } => {
                 let message = format!(

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod admin;
 pub mod caller;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -37,6 +38,8 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/events", get(hostings::events))
         .route("/hostings/{id}/stats", get(hostings::stats))
         .route("/hostings/{id}/console", get(hostings::console))
+        .route("/hostings/{id}/console/ws", get(console::console_ws))
+        .route("/hostings/{id}/console/password", post(console::set_password))
         .route("/hostings/{id}/stream", get(stream::stream))
         .route("/hostings/{id}/{action}", post(hostings::action))
         .route("/admin/users", get(admin::list_users))

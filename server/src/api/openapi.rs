@@ -5,7 +5,7 @@ use axum::response::Html;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, health, host, hostings, stream};
+use super::{accounts, admin, console, health, host, hostings, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,11 +18,13 @@ use super::{accounts, admin, health, host, hostings, stream};
         host::create, host::get, host::delete, host::action,
         hostings::list, hostings::create, hostings::get, hostings::patch, hostings::delete, hostings::action,
         hostings::events, hostings::stats, hostings::console, stream::stream,
+        console::console_ws, console::set_password,
         admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::list_hostings, admin::recent_events,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
                         host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch,
-                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode)),
+                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode,
+                        console::ConsolePasswordRequest)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use vmw_test_support::http::{assert_api_error as assert_error, assert_field_error, client_with, no_redirect_client, send};
 use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
+mod console;
 mod front_door;
 
 struct App {
@@ -448,6 +449,7 @@ async fn the_openapi_document_lists_every_endpoint() {
         "/api/v1/hostings/{id}/console", "/api/v1/hostings/{id}/stream", "/api/v1/hostings/{id}/{action}",
         "/api/v1/account/activity", "/api/v1/admin/users", "/api/v1/admin/users/{id}/disable", "/api/v1/admin/users/{id}/enable",
         "/api/v1/admin/nodes", "/api/v1/admin/hostings", "/api/v1/admin/events",
+        "/api/v1/hostings/{id}/console/ws", "/api/v1/hostings/{id}/console/password",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }

@@ -4,6 +4,7 @@
 //! Every call that touches a hosting takes the caller's [`Actor`] and answers `NotFound` for
 //! hostings that belong to someone else (their existence is not leaked).
 mod activity;
+pub mod console;
 pub mod events;
 pub mod faults;
 mod metrics;
@@ -32,6 +33,7 @@ use crate::proxy::Proxy;
 use crate::vm::VmManager;
 use crate::{Error, Result, ServiceConfig};
 
+pub use console::{ConsoleInput, ConsoleOutput, ConsoleSession, ConsoleStatus};
 pub use events::LiveEvent;
 pub use reconcile::ReconcileReport;
 pub use sleep::ASLEEP;
@@ -76,6 +78,8 @@ struct Inner {
     capacity: store::Capacity,
     /// The SSH ports of sleeping sites, listened on by the app (wake on SSH).
     ssh_wakers: ssh_waker::SshWakers,
+    /// Who holds each hosting's interactive console (one writer at a time).
+    consoles: console::ConsoleHub,
 }
 
 impl HostingService {
@@ -106,6 +110,7 @@ impl HostingService {
                 golden_failed_at: std::sync::Mutex::new(None),
                 capacity,
                 ssh_wakers: ssh_waker::SshWakers::default(),
+                consoles: console::ConsoleHub::default(),
             }),
         })
     }

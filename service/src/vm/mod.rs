@@ -1,6 +1,7 @@
 //! Virtual machines through libvirt (the `virt` crate, blocking FFI run on
 //! `spawn_blocking`): per-VM overlay disks and NoCloud seeds, domain XML, lifecycle, state,
 //! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
+mod console;
 mod files;
 mod forwards;
 mod golden;
@@ -16,6 +17,7 @@ use virt::domain::{Domain, DomainState};
 use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
+pub use console::VmConsole;
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
 pub use xml::{DomainXml, ImageInfo};
