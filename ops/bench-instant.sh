@@ -67,6 +67,7 @@ run_mode() { # mode
   echo "bench: $mode: $bin serve ${flags[*]} (data $data, nginx 127.0.0.1:$ng, prefix $prefix)" >&2
   "$bin" serve --data-dir "$data" --listen "127.0.0.1:$app" --nginx-listen "127.0.0.1:$ng" --guest-image "$image" \
     --site-root "$site" --domain-prefix "$prefix" --max-hostings-per-user 4 \
+    --signups-per-address 1000 --signups-per-hour 1000 --first-user-admin \
     --http-port-base "$ports" --ssh-port-base $(( ports + 1000 )) --log-level warn "${flags[@]}" >"$data.log" 2>&1 &
   local pid=$!
   started+=("$pid $data $prefix")
