@@ -10,6 +10,7 @@ pub mod escape;
 pub mod hosting;
 pub mod probe;
 pub mod proxy;
+pub mod telemetry;
 pub mod vm;
 
 pub use config::{DomainType, ServiceConfig};
