@@ -23,7 +23,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: run test setup image host build build-release wasm css server test-unit test-pg test-vm test-e2e bench clean-vms
+.PHONY: run test setup image host build build-release wasm css swagger server test-unit test-pg test-vm test-e2e bench clean-vms
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
 run: setup image host build-release
@@ -43,7 +43,7 @@ image:
 host:
 	ops/start-host-services.sh
 
-build: wasm css server
+build: wasm css swagger server
 	mkdir -p $(SITE) && cp -r public/. $(SITE)/
 
 wasm:
@@ -54,11 +54,16 @@ css:
 	mkdir -p $(PKG)
 	out=$$(npx --no-install @tailwindcss/cli -i style/main.css -o $(PKG)/$(NAME).css --minify 2>&1) || { echo "$$out"; exit 1; }
 
+## Swagger UI for /api/v1/docs: npm's swagger-ui-dist (package.json), served from /pkg/swagger-ui/.
+swagger:
+	mkdir -p $(PKG)/swagger-ui
+	cp node_modules/swagger-ui-dist/{swagger-ui-bundle.js,swagger-ui.css,LICENSE} $(PKG)/swagger-ui/
+
 server:
 	cargo build -p server
 
 ## The release build into the same site layout (no wasm-opt: wasm-bindgen's output as it is).
-build-release: css
+build-release: css swagger
 	cargo build -p server --release
 	cargo build -p frontend --target wasm32-unknown-unknown --profile wasm-release
 	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name $(NAME) $(WASM_RELEASE)

@@ -39,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/{action}", post(hostings::action))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
+        .route("/docs/init.js", get(openapi::docs_init))
         .fallback(|| async { ApiError::from(service::Error::NotFound("endpoint")) })
 }
 
