@@ -27,6 +27,7 @@ endif
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
 run: setup image host build-release
+	@echo "==> starting vm-webhoster (release build); on a new data dir it first makes the golden snapshot (one cold boot, ~30 s, logged step by step)"
 	$(SERVER_RELEASE) serve --data-dir $(DATA_DIR) --site-root $(SITE)
 
 ## Run every test: unit + integration (SQLite and PostgreSQL), real VMs, browser end-to-end.
