@@ -166,7 +166,18 @@ async fn nginx_logs_past_the_cap_are_rotated_and_nginx_writes_a_new_one() {
     for _ in 0..5 {
         client.get(&door).send().await.unwrap();
     }
-    let size = std::fs::metadata(logs.join("access.log")).unwrap().len();
+    // nginx writes a request's log line after the answer has gone out: wait until the
+    // last one is in (under load it came after the size was read, and the test failed).
+    let len = || std::fs::metadata(logs.join("access.log")).map(|m| m.len()).unwrap_or(0);
+    let mut size = len();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let now = len();
+        if now == size && std::fs::read_to_string(logs.join("access.log")).unwrap().lines().count() >= 5 {
+            break;
+        }
+        size = now;
+    }
     assert!(size > 100, "requests were logged: {size}");
     assert!(proxy.rotate_logs(size * 10).await.unwrap().is_empty(), "under the cap: nothing rotated");
     assert!(proxy.rotate_logs(100).await.unwrap().contains(&"access.log"));

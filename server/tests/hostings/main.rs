@@ -19,6 +19,8 @@ struct App {
     base: String,
     client: reqwest::Client,
     data: tempfile::TempDir,
+    /// The running app's hosting service (fault injection).
+    svc: service::hosting::HostingService,
     _db: EmptyDb,
     _ports: [PortWindow; 2],
 }
@@ -66,10 +68,11 @@ async fn spawn_with(max_per_user: u32, extra: &[&str]) -> App {
     settings.database_url = db.url().to_owned();
     let app = server::Application::build(settings).await.expect("builds");
     // The test driver's domains run nothing: count "running" as ready.
-    app.state().hosting.as_ref().unwrap().faults().set_skip_ready_probe(true);
+    let svc = app.state().hosting.clone().unwrap();
+    svc.faults().set_skip_ready_probe(true);
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    App { base, client: no_redirect_client(), data, _db: db, _ports: ports }
+    App { base, client: no_redirect_client(), data, svc, _db: db, _ports: ports }
 }
 
 impl App {

@@ -83,6 +83,19 @@ async fn metrics_count_requests_per_route_and_hostings_per_state() {
     );
     assert!(text.contains("vmw_provision_step_duration_seconds_bucket{"), "{text}");
     assert!(sample(&text, "vmw_provision_duration_seconds_count", &[("kind", "cold"), ("result", "ok")]).is_some_and(|n| n >= 2.0), "{text}");
+    // nginx refusing a route is counted where the error is made, and the create fails.
+    let rejected = |t: &str| sample(t, "vmw_nginx_errors_total", &[("kind", "rejected")]).unwrap_or(0.0);
+    let before = rejected(&text);
+    app.svc.proxy().inject_invalid_config(true);
+    let carl = app.register("refused").await;
+    app.create_host(&carl).await;
+    app.wait_for(&carl, "failed").await;
+    app.svc.proxy().inject_invalid_config(false);
+    let text = scrape(&app).await;
+    assert!(rejected(&text) >= before + 1.0, "{text}");
+    assert_eq!(sample(&text, "vmw_hostings", &[("state", "failed")]), Some(1.0), "{text}");
+    assert!(sample(&text, "vmw_provision_step_duration_seconds_count", &[("step", "add_route"), ("result", "error")]).is_some_and(|n| n >= 1.0), "{text}");
+
     // Wakes and sleeps exist before anything wakes or sleeps.
     for name in ["vmw_wakes_total", "vmw_sleeps_total"] {
         for result in ["ok", "error"] {
