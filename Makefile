@@ -23,7 +23,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: run test setup image host build build-release wasm css swagger server test-unit test-pg test-vm test-e2e bench clean-vms
+.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-vm test-e2e bench clean-vms
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
 run: setup image host build-release
@@ -44,7 +44,7 @@ image:
 host:
 	ops/start-host-services.sh
 
-build: wasm css swagger server
+build: wasm css swagger xterm server
 	mkdir -p $(SITE) && cp -r public/. $(SITE)/
 
 wasm:
@@ -60,11 +60,18 @@ swagger:
 	mkdir -p $(PKG)/swagger-ui
 	cp node_modules/swagger-ui-dist/{swagger-ui-bundle.js,swagger-ui.css,LICENSE} $(PKG)/swagger-ui/
 
+## xterm.js and its fit addon (npm, `npm install` by ops/setup-toolchain.sh) for the console:
+## their prebuilt browser files, copied as they are (public/console.js loads them).
+xterm:
+	mkdir -p $(PKG)/xterm
+	cp node_modules/@xterm/xterm/lib/xterm.js node_modules/@xterm/xterm/css/xterm.css \
+	   node_modules/@xterm/addon-fit/lib/addon-fit.js $(PKG)/xterm/
+
 server:
 	cargo build -p server
 
 ## The release build into the same site layout (no wasm-opt: wasm-bindgen's output as it is).
-build-release: css swagger
+build-release: css swagger xterm
 	cargo build -p server --release
 	cargo build -p frontend --target wasm32-unknown-unknown --profile wasm-release
 	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name $(NAME) $(WASM_RELEASE)

@@ -1,9 +1,10 @@
 // The original system's curl journey against the real stack (server + nginx + a real VM):
 // register, log in, create, poll until running, fetch http://HOST/{user_id}/ through nginx,
-// SSH in on the returned port with the key sent at create, delete, and see the site gone.
+// SSH in on the returned port with the key sent at create, put it to sleep and wake it with a
+// visit through nginx, delete, and see the site gone.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +64,23 @@ test('register, login, create, poll, site through nginx, ssh, delete', { timeout
   const out = execFileSync('ssh', ['-i', join(dir, 'id'), '-p', String(host.ssh_port), '-o', 'StrictHostKeyChecking=no',
     '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', 'ubuntu@127.0.0.1', 'id -un; hostname'], { encoding: 'utf8' });
   assert.deepEqual(out.trim().split('\n'), ['ubuntu', u.username]);
+
+  // Asleep: saved to disk, no QEMU process. The next visits through nginx (two at once) wake it:
+  // both get the page, neither the site-down page.
+  r = await fetch(`${H}/api/v1/hostings/${host.id}/sleep?wait=120`, { method: 'POST', headers: auth });
+  assert.equal(r.status, 202);
+  const asleep = await r.json();
+  assert.equal(asleep.state, 'sleeping', asleep.state_reason);
+  assert.equal(spawnSync('pgrep', ['-f', `guest=${asleep.vm_id},`]).status, 1, 'no QEMU process while asleep');
+  const tw = Date.now();
+  const woken = await Promise.all([fetch(`${H}/${me0.id}/`), fetch(`${H}/${u.username}/`)]);
+  console.log(`# asleep -> 200 through nginx in ${Date.now() - tw} ms`);
+  for (const w of woken) {
+    assert.equal(w.status, 200);
+    assert.match(await w.text(), new RegExp(`Welcome to ${u.username}`));
+  }
+  host = await (await fetch(`${H}/api/v1/host`, { headers: auth })).json();
+  assert.equal(host.state, 'running', 'the visit woke it');
 
   r = await fetch(`${H}/api/v1/host?wait=120`, { method: 'DELETE', headers: auth });
   assert.equal(r.status, 204);

@@ -5,6 +5,7 @@ import { mkdtempSync, mkdirSync, chmodSync, symlinkSync, existsSync } from 'node
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import net from 'node:net';
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
 
 export const ROOT = resolve(import.meta.dirname, '..');
@@ -75,14 +76,14 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
   };
 }
 
-export async function launch({ javaScriptEnabled = true, colorScheme = 'light' } = {}) {
+export async function launch({ javaScriptEnabled = true, colorScheme = 'light', viewport = { width: 1280, height: 900 } } = {}) {
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
     // playwright gives every launch a fresh, empty profile directory of its own
   });
-  const context = await browser.newContext({ javaScriptEnabled, colorScheme, viewport: { width: 1280, height: 900 } });
+  const context = await browser.newContext({ javaScriptEnabled, colorScheme, viewport });
   const page = await context.newPage();
   const errors = [];
   // The browser logs every 4xx answer (e.g. a refused password) as a console error: those are
@@ -112,4 +113,23 @@ export async function signup(page, base, u) {
   await page.fill('#f-username', u.username);
   await page.fill('#f-password', u.password);
   await Promise.all([page.waitForURL(/\/dashboard$/), page.click('[data-testid=signup-submit]')]);
+}
+
+/** A phone's screen: what the layout checks use. */
+export const PHONE = { width: 375, height: 800 };
+
+/** Opens `path` (unless null: the page as it is) and asserts it does not scroll sideways. */
+export async function assertFits(page, base, path) {
+  if (path !== null) {
+    await page.goto(`${base}${path}`);
+    await hydrated(page);
+  }
+  const { scrollWidth, innerWidth, wide } = await page.evaluate(() => ({
+    scrollWidth: document.documentElement.scrollWidth,
+    innerWidth: window.innerWidth,
+    // What sticks out, to say where the fault is.
+    wide: [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+      .slice(-3).map(e => `${e.tagName.toLowerCase()}[${e.getAttribute('data-testid') || e.getAttribute('class') || ''}]`),
+  }));
+  assert.ok(scrollWidth <= innerWidth, `${path ?? page.url()} scrolls sideways at ${innerWidth} px: ${scrollWidth} px wide (${wide.join(', ')})`);
 }

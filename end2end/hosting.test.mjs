@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, launch, hydrated, uniqueUser, signup, ARTIFACTS } from './helpers.mjs';
+import { startServer, launch, hydrated, uniqueUser, signup, assertFits, PHONE, ARTIFACTS } from './helpers.mjs';
 
 const BOOT = 300_000; // a cold boot under TCG takes 20-40 s; several may queue
 
@@ -85,6 +85,45 @@ test('create a site from the browser and run it', { timeout: 900_000 }, async ()
     // The console shows the VM's boot.
     await page.click('[data-testid=console-toggle]');
     await page.waitForFunction(() => (document.querySelector('[data-testid=console]')?.textContent || '').includes('login:'), null, { timeout: 30_000 });
+
+    // The charts: a clock-time axis once there are two samples, and the value and time under
+    // the pointer (below two samples a chart says it is collecting them).
+    const cpu = '[data-testid=chart-cpu-card]';
+    const collecting = await page.locator(`${cpu} [data-testid=chart-collecting]`).count();
+    if (collecting) assert.match(await page.textContent(`${cpu} [data-testid=chart-collecting]`), /collecting samples/i);
+    await page.waitForSelector(`${cpu} [data-testid=chart-axis-label]`, { timeout: 60_000 });
+    const labels = await page.$$eval(`${cpu} [data-testid=chart-axis-label]`, ls => ls.map(l => l.textContent));
+    assert.equal(labels.length, 3, labels.join(' '));
+    for (const l of labels) assert.match(l, /^\d\d:\d\d:\d\d$/);
+    assert.equal(await page.locator(`${cpu} [data-testid=chart-collecting]`).count(), 0);
+    await page.hover(`${cpu} [data-testid=chart-cpu-plot] svg`);
+    await page.waitForSelector(`${cpu} [data-testid=chart-readout]:not(:empty)`);
+    assert.match(await page.textContent(`${cpu} [data-testid=chart-readout]`), /^\d+\.\d % at \d\d:\d\d:\d\d$/);
+
+    // On a phone, with a site: no page scrolls sideways.
+    const hostingPath = new URL(page.url()).pathname;
+    await page.setViewportSize(PHONE);
+    await assertFits(page, server.base, hostingPath);
+    await page.waitForSelector('[data-testid=running-view]');
+    await assertFits(page, server.base, null);
+    await page.screenshot({ path: `${ARTIFACTS}/phone-hosting.png`, fullPage: true });
+    await assertFits(page, server.base, '/dashboard');
+    await page.waitForSelector('[data-testid=hosting-row]');
+    await assertFits(page, server.base, null);
+    await page.screenshot({ path: `${ARTIFACTS}/phone-dashboard-site.png`, fullPage: true });
+    await assertFits(page, server.base, '/settings');
+    await assertFits(page, server.base, '/admin');
+    const adminRow = `[data-testid=admin-hosting-row][data-slug=${u.username}]`;
+    await page.waitForSelector(adminRow);
+    assert.equal(await page.textContent(`${adminRow} [data-testid=owner]`), u.username);
+    assert.equal(await page.isDisabled(`${adminRow} [data-testid=admin-action-stop]`), false, 'a running site can be stopped from here');
+    assert.equal(await page.isDisabled(`${adminRow} [data-testid=admin-action-start]`), true);
+    assert.match(await page.textContent('[data-testid=node-running]'), /^1$/);
+    await page.screenshot({ path: `${ARTIFACTS}/phone-admin-site.png`, fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.goto(`${server.base}${hostingPath}`);
+    await hydrated(page);
+    await page.waitForSelector('[data-testid=state-badge][data-state=running]');
 
     // The admin page (the first account is the administrator: helpers.mjs passes --first-user-admin) lists it.
     const admin = await page.context().newPage();

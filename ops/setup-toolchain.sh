@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build tools: the wasm target, wasm-bindgen-cli matching the pinned wasm-bindgen, and the npm
-# packages (Tailwind CSS, Playwright) and Debian's Chromium. Safe to re-run; does nothing when all
+# packages (Tailwind CSS, xterm.js, Playwright) and Debian's Chromium. Safe to re-run; does nothing when all
 # is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +18,7 @@ fi
 # `npm install` (not `npm ci`): the registry reached here has no other platforms' optional
 # packages (@tailwindcss/oxide-darwin-*), so no lock file can list them and `npm ci` refuses
 # every lock as "out of sync". `npm install` installs exactly the locked versions.
-if [ ! -x node_modules/.bin/tailwindcss ] || [ ! -d node_modules/playwright-core ] \
+if [ ! -x node_modules/.bin/tailwindcss ] || [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/@xterm/xterm ] \
    || [ package.json -nt node_modules/.stamp ] || [ package-lock.json -nt node_modules/.stamp ]; then
   echo "setup-toolchain: installing npm packages"
   npm install --no-audit --no-fund

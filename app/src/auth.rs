@@ -34,7 +34,13 @@ pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<
         session.flush().await.map_err(internal)?;
         return Ok(None);
     }
-    Ok(Some(state.accounts.get_user(uid).await?))
+    let user = state.accounts.get_user(uid).await?;
+    // Disabling bumps the auth version (above), so this is only a second lock on the door.
+    if user.disabled_at.is_some() {
+        session.flush().await.map_err(internal)?;
+        return Ok(None);
+    }
+    Ok(Some(user))
 }
 
 /// Starts an authenticated session under a new id (no session fixation).
@@ -86,7 +92,8 @@ pub async fn require_user() -> Result<(AppState, UserView, Actor), AppError> {
 pub async fn require_admin() -> Result<(AppState, UserView, Actor), AppError> {
     let (state, user, actor) = require_user().await?;
     if !user.is_admin {
-        return Err(AppError::Forbidden);
+        // Through the service error, so the answer's status is 403 too.
+        return Err(service::Error::Forbidden.into());
     }
     Ok((state, user, actor))
 }

@@ -81,7 +81,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
         E::Conflict { .. } | E::Busy(_) => S::CONFLICT,
         E::NotFound(_) => S::NOT_FOUND,
         E::Unauthorized | E::InvalidCredentials => S::UNAUTHORIZED,
-        E::Forbidden | E::QuotaExceeded(_) => S::FORBIDDEN,
+        E::Forbidden | E::AccountDisabled | E::QuotaExceeded(_) => S::FORBIDDEN,
         E::NodeFull(_) => S::INSUFFICIENT_STORAGE,
         E::RateLimited { .. } => S::TOO_MANY_REQUESTS,
         E::HostingUnavailable(_) => S::SERVICE_UNAVAILABLE,
@@ -126,6 +126,10 @@ impl From<service::Error> for AppError {
             }
             E::WrongPassword { field } => AppError::Validation { field: field.into(), message: "The password is not correct.".into() },
             E::Forbidden => AppError::Forbidden,
+            E::AccountDisabled => AppError::Validation {
+                field: "login".into(),
+                message: "This account has been disabled by an administrator, so it cannot log in. Ask them to enable it again.".into(),
+            },
             E::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
             E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },
             E::NodeFull(m) => AppError::Conflict { field: None, message: sentence(m) },

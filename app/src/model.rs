@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use vmw_types::{
-    ApiTokenView, EventKind, EventStatus, EventView, HostingState, HostingView, LiveMessage, NodeView, Operation,
+    AccountEventKind, AccountEventView, ApiTokenView, EventKind, EventStatus, EventView, HostingState, HostingView, LiveMessage, NodeView, Operation,
     PlanView, SshKeyView, StatSample, Step, StepInfo, UserView,
 };
 
@@ -17,14 +17,19 @@ pub struct HostingPageData {
     /// The provisioning steps, in order, with their labels.
     pub steps: Vec<StepInfo>,
     pub samples: Vec<StatSample>,
+    /// The guest's login user (SSH, SFTP and the console).
+    pub login_user: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AdminData {
-    /// The host; without a hypervisor (no hosting service) only its name is known.
-    pub node: NodeView,
+    /// The nodes; without a hypervisor (no hosting service) only this one's name is known.
+    pub nodes: Vec<NodeView>,
     /// Every hosting with its owner's username.
     pub hostings: Vec<(HostingView, String)>,
     pub events: Vec<EventView>,
-    pub users: usize,
+    /// Every account, oldest first.
+    pub users: Vec<UserView>,
+    /// The administrator looking (who cannot disable themselves).
+    pub me: i32,
 }

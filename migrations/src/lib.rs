@@ -5,12 +5,19 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261124_000001_initial;
 mod m20261201_000001_typed_core;
+mod m20261202_000001_account_admin;
+mod m20261202_000002_sleep;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_initial::Migration), Box::new(m20261201_000001_typed_core::Migration)]
+        vec![
+            Box::new(m20261124_000001_initial::Migration),
+            Box::new(m20261201_000001_typed_core::Migration),
+            Box::new(m20261202_000001_account_admin::Migration),
+            Box::new(m20261202_000002_sleep::Migration),
+        ]
     }
 }

@@ -101,6 +101,20 @@ pub struct Cli {
     /// The same for disk (plan disk sizes against the node's disk times this).
     #[arg(long, env = "VMW_DISK_OVERCOMMIT", default_value_t = 1.0, global = true)]
     pub disk_overcommit: f64,
+    /// Where the app's waker listens: nginx's backup upstream for every site. It wakes a sleeping
+    /// site and holds its first requests until it runs. Port 0 picks a free one.
+    #[arg(long, env = "VMW_WAKE_LISTEN", default_value = "127.0.0.1:0", global = true)]
+    pub wake_listen: SocketAddr,
+    /// A running site with no visit (HTTP through nginx, or an open SSH session) for this many
+    /// minutes goes to sleep: saved to disk, no RAM, woken by its next visitor. 0: never.
+    #[arg(long, env = "VMW_IDLE_SLEEP_MINUTES", default_value_t = 15, global = true)]
+    pub idle_sleep_minutes: u64,
+    /// How often (seconds) running sites are checked for visits.
+    #[arg(long, env = "VMW_IDLE_CHECK_SECS", default_value_t = 60, global = true)]
+    pub idle_check_secs: u64,
+    /// How many of a user's sites may be "always on" (never put to sleep); admins have no limit.
+    #[arg(long, env = "VMW_ALWAYS_ON_PER_USER", default_value_t = 1, global = true)]
+    pub always_on_per_user: u32,
     /// Hosting events older than this many days are deleted (hourly); 0 keeps them.
     #[arg(long, env = "VMW_EVENT_RETENTION_DAYS", default_value_t = 30, global = true)]
     pub event_retention_days: u32,
@@ -186,6 +200,8 @@ pub enum Command {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// The waker's address (see `Cli::wake_listen`).
+    pub wake_listen: SocketAddr,
     pub database_url: String,
     pub site_root: PathBuf,
     pub service: ServiceConfig,
@@ -243,10 +259,14 @@ impl Cli {
             disk_overcommit: self.disk_overcommit,
             event_retention_days: self.event_retention_days,
             nginx_log_max_mib: self.nginx_log_max_mib,
+            idle_sleep_secs: self.idle_sleep_minutes.saturating_mul(60),
+            idle_check_secs: self.idle_check_secs.max(1),
+            always_on_per_user: self.always_on_per_user,
             ..ServiceConfig::default()
         };
         Settings {
             listen: self.listen,
+            wake_listen: self.wake_listen,
             database_url,
             site_root: self.site_root.clone(),
             service,

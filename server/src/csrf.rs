@@ -34,7 +34,7 @@ impl Origins {
     }
 
     /// Whether `origin` (scheme://host[:port]) is one of the dashboard's.
-    fn allows(&self, origin: &str) -> bool {
+    pub fn allows(&self, origin: &str) -> bool {
         let Some(authority) = origin.split("://").nth(1) else { return false };
         let host = match authority.rsplit_once(':') {
             Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
@@ -74,6 +74,18 @@ pub fn is_cross_site_write(origins: &Origins, method: &Method, path: &str, h: &H
     matches!(h.get("sec-fetch-site").and_then(|v| v.to_str().ok()), Some("cross-site"))
 }
 
+/// Whether a WebSocket handshake (a GET, which [`guard`] lets through) comes from another site.
+/// Browsers send `Origin` on every handshake and let any page open a socket to any host with
+/// the visitor's cookies (cross-site WebSocket hijacking), so: a foreign or `null` Origin is
+/// refused, and so is a cookie-authenticated handshake without one. A script with a bearer
+/// token and no Origin is no browser.
+pub fn is_cross_site_upgrade(origins: &Origins, h: &HeaderMap, cookie_auth: bool) -> bool {
+    match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        Some(origin) => origin == "null" || !origins.allows(origin),
+        None => cookie_auth,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +116,17 @@ mod tests {
         }
         let slug = headers(&[("origin", "http://ann.localhost:8080")]);
         assert!(is_cross_site_write(&local, &Method::POST, "/api/fn/login", &slug), "a slug site is another origin");
+    }
+
+    #[test]
+    fn websocket_handshakes_must_come_from_the_dashboard() {
+        let local = Origins::for_public_host("127.0.0.1");
+        assert!(!is_cross_site_upgrade(&local, &headers(&[("origin", "http://127.0.0.1:8080")]), true));
+        assert!(is_cross_site_upgrade(&local, &headers(&[("origin", "http://evil.example")]), true));
+        assert!(is_cross_site_upgrade(&local, &headers(&[("origin", "http://ann.localhost")]), true), "a tenant's site");
+        assert!(is_cross_site_upgrade(&local, &headers(&[("origin", "null")]), false), "a sandboxed page");
+        assert!(is_cross_site_upgrade(&local, &headers(&[]), true), "a cookie without an Origin");
+        assert!(!is_cross_site_upgrade(&local, &headers(&[]), false), "a script with a token");
     }
 
     #[test]

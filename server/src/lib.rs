@@ -7,6 +7,7 @@ pub mod config;
 pub mod csrf;
 pub mod metrics;
 pub mod telemetry;
+mod waker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -61,6 +62,11 @@ impl Application {
             // The app's real port (tests bind port 0) is nginx's upstream.
             let mut c = (*cfg).clone();
             c.app_upstream = addr;
+            // The waker's real port too: every site's backup upstream.
+            let waker = tokio::net::TcpListener::bind(settings.wake_listen).await?;
+            if settings.nginx_enabled {
+                c.waker_upstream = Some(waker.local_addr()?);
+            }
             let cfg = Arc::new(c);
             let vm = VmManager::connect(&cfg).await?;
             let proxy = Proxy::new(&cfg);
@@ -75,6 +81,7 @@ impl Application {
                 svc.faults().fail_at(Some(step));
             }
             background.extend(svc.start_background().await?);
+            background.push(waker::spawn(waker, svc.clone()));
             Some(svc)
         } else {
             None

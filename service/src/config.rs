@@ -66,6 +66,16 @@ pub struct ServiceConfig {
     pub nginx_listen: SocketAddr,
     /// Where the app listens (nginx proxies `/` to it).
     pub app_upstream: SocketAddr,
+    /// The app's waker (a site's backup upstream in nginx: it wakes sleeping sites and holds
+    /// their first requests). None: no backup, a sleeping site shows the site-down page.
+    pub waker_upstream: Option<SocketAddr>,
+    /// A running site with no visit (HTTP through nginx, or an open SSH session) for this long
+    /// goes to sleep. 0: sites never sleep by themselves.
+    pub idle_sleep_secs: u64,
+    /// How often running sites are checked for visits.
+    pub idle_check_secs: u64,
+    /// How many of a user's sites may be "always on" (never put to sleep). Admins: no limit.
+    pub always_on_per_user: u32,
     /// Name of the node this instance manages.
     pub node_name: String,
     /// A stable name of this app instance: the prefix of the leases it takes on hostings.
@@ -127,6 +137,10 @@ impl Default for ServiceConfig {
             nginx_bin: PathBuf::from("/usr/sbin/nginx"),
             nginx_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 80),
             app_upstream: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000),
+            waker_upstream: None,
+            idle_sleep_secs: 15 * 60,
+            idle_check_secs: 60,
+            always_on_per_user: 1,
             node_name: "local".into(),
             instance_id: "main".into(),
             domain_prefix: "vmw-".into(),

@@ -25,6 +25,11 @@ pub enum Error {
     WrongPassword { field: &'static str },
     #[error("not allowed")]
     Forbidden,
+    /// The password was right but an administrator has disabled the account: 403, code
+    /// `account_disabled`. (A wrong password still gets `InvalidCredentials`: the state of an
+    /// account is told only to someone who knows its password.)
+    #[error("this account has been disabled by an administrator")]
+    AccountDisabled,
     #[error("too many attempts, try again in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("quota exceeded: {0}")]
@@ -80,6 +85,7 @@ impl Error {
             Error::InvalidCredentials => "invalid_credentials",
             Error::WrongPassword { .. } => "wrong_password",
             Error::Forbidden => "forbidden",
+            Error::AccountDisabled => "account_disabled",
             Error::RateLimited { .. } => "rate_limited",
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::NodeFull(_) => "node_full",

@@ -357,3 +357,87 @@ async fn sign_ups_are_limited_per_address_and_overall_but_refused_ones_do_not_co
     let fifth = acc.sign_up(new_user("d1@example.com", "user-d1"), ip("198.51.100.4")).await;
     assert!(matches!(fifth, Err(Error::RateLimited { .. })), "the instance's limit: {fifth:?}");
 }
+
+#[tokio::test]
+async fn a_disabled_account_cannot_log_in_or_use_its_tokens_until_enabled_and_only_admins_switch_it() {
+    let (_db, acc) = setup().await;
+    acc.register(new_user("root@example.com", "boss")).await.unwrap();
+    let bob = acc.register(new_user("bob@example.com", "bob")).await.unwrap();
+    let root = acc.set_admin("boss", true).await.unwrap();
+    let (token, _) = acc.create_api_token(&bob.actor(), "ci", PASSWORD, None).await.unwrap();
+    let version = acc.auth_version(bob.id).await.unwrap();
+
+    assert!(matches!(acc.set_disabled(&bob.actor(), root.id, true).await, Err(Error::Forbidden)), "not by a plain user");
+    assert!(
+        matches!(acc.set_disabled(&root.actor(), root.id, true).await, Err(Error::Conflict { .. })),
+        "an administrator cannot lock themselves out"
+    );
+    assert!(matches!(acc.set_disabled(&root.actor(), bob.id + 100, true).await, Err(Error::NotFound(_))));
+
+    let off = acc.set_disabled(&root.actor(), bob.id, true).await.unwrap();
+    assert!(off.disabled_at.is_some());
+    assert!(acc.list_users(&root.actor()).await.unwrap().iter().any(|u| u.id == bob.id && u.disabled_at.is_some()));
+    assert!(matches!(acc.authenticate("bob", PASSWORD, ip("192.0.2.1")).await, Err(Error::AccountDisabled)));
+    assert!(
+        matches!(acc.authenticate("bob", "a wrong guess!", ip("192.0.2.1")).await, Err(Error::InvalidCredentials)),
+        "a wrong password learns nothing about the account"
+    );
+    assert!(matches!(acc.user_for_token(&token).await, Err(Error::Unauthorized)), "its token stops at once");
+    assert_ne!(acc.auth_version(bob.id).await.unwrap(), version, "its sessions are void");
+
+    let on = acc.set_disabled(&root.actor(), bob.id, false).await.unwrap();
+    assert_eq!(on.disabled_at, None);
+    assert_eq!(acc.authenticate("bob", PASSWORD, None).await.unwrap().id, bob.id, "enabled: logs in again");
+    assert!(matches!(acc.user_for_token(&token).await, Err(Error::Unauthorized)), "old tokens stay revoked");
+    let kinds: Vec<_> = acc.activity(&bob.actor(), 50).await.unwrap().into_iter().map(|e| e.kind).collect();
+    use service::accounts::AccountEventKind as K;
+    assert_eq!(kinds[..3], [K::LoginSucceeded, K::Enabled, K::LoginFailed], "{kinds:?}");
+    assert!(kinds.contains(&K::Disabled));
+}
+
+#[tokio::test]
+async fn account_activity_lists_logins_with_their_address_tokens_and_password_changes_to_its_owner_only() {
+    use service::accounts::AccountEventKind as K;
+    let (_db, acc) = setup().await;
+    let ann = acc.register(new_user("ann@example.com", "ann")).await.unwrap();
+    let bob = acc.register(new_user("bob@example.com", "bob")).await.unwrap();
+    assert!(acc.authenticate("ann", "not the password", ip("198.51.100.7")).await.is_err());
+    acc.authenticate("ann@example.com", PASSWORD, ip("::ffff:203.0.113.9")).await.unwrap();
+    acc.authenticate("bob", PASSWORD, ip("192.0.2.44")).await.unwrap();
+    let (_, t) = acc.create_api_token(&ann.actor(), "deploy", PASSWORD, None).await.unwrap();
+    acc.revoke_api_token(&ann.actor(), t.id).await.unwrap();
+    acc.change_password(&ann.actor(), PASSWORD, "a brand new password").await.unwrap();
+
+    let mine = acc.activity(&ann.actor(), 50).await.unwrap();
+    let summary: Vec<_> = mine.iter().map(|e| (e.kind, e.client_ip.as_deref(), e.detail.as_deref())).collect();
+    assert_eq!(
+        summary,
+        vec![
+            (K::PasswordChanged, None, None),
+            (K::TokenRevoked, None, Some("deploy")),
+            (K::TokenCreated, None, Some("deploy")),
+            (K::LoginSucceeded, Some("203.0.113.9"), None),
+            (K::LoginFailed, Some("198.51.100.7"), Some("wrong password")),
+        ],
+        "newest first"
+    );
+    assert!(mine.windows(2).all(|w| w[0].created_at >= w[1].created_at));
+    let bobs = acc.activity(&bob.actor(), 50).await.unwrap();
+    assert_eq!(bobs.iter().map(|e| (e.kind, e.client_ip.as_deref())).collect::<Vec<_>>(), vec![(K::LoginSucceeded, Some("192.0.2.44"))]);
+    assert_eq!(acc.activity(&ann.actor(), 2).await.unwrap().len(), 2, "bounded");
+    // A login guessed at an unknown account is nobody's activity.
+    assert!(acc.authenticate("nobody", PASSWORD, ip("198.51.100.8")).await.is_err());
+    assert_eq!(acc.activity(&bob.actor(), 50).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn account_activity_keeps_only_the_newest_entries_per_user() {
+    let (db, acc) = setup().await;
+    let ann = acc.register(new_user("ann@example.com", "ann")).await.unwrap();
+    let keep = service::accounts::activity::ACTIVITY_KEPT;
+    for _ in 0..keep + 5 {
+        service::accounts::activity::record(&db.conn(), ann.id, service::accounts::AccountEventKind::LoginFailed, None, None).await.unwrap();
+    }
+    assert_eq!(service::db::entity::account_event::Entity::find().count(&db.conn()).await.unwrap(), keep);
+    assert_eq!(acc.activity(&ann.actor(), 1000).await.unwrap().len() as u64, keep);
+}

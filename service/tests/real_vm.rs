@@ -530,3 +530,84 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     }
     st.svc.proxy().stop().await.unwrap();
 }
+
+/// How many QEMU processes run the domain `name`.
+fn qemus(name: &str) -> usize {
+    let out = Command::new("pgrep").args(["-fc", &format!("guest={name},")]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+// Several threads: the test's blocking ssh runs while the service's SSH waker accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn an_idle_site_sleeps_without_qemu_and_wakes_for_ssh_and_http_even_after_a_crash() {
+    let mut s = setup("sleep");
+    s.cfg.golden = false;
+    s.cfg.pool_size = 0;
+    s.cfg.pool_paused = 0;
+    s.cfg.idle_sleep_secs = 2;
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+    let (key, public) = keygen(s.dir.path());
+    let kim = register(&st.accounts, "kim").await;
+    let h = st.svc.create(&kim, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
+    let h = st.svc.wait_settled(&kim, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    let (http, ssh_port) = (h.http_port.unwrap() as u16, h.ssh_port.unwrap() as u16);
+    let name = st.svc.vm().domain_name(h.id);
+    ssh(&key, ssh_port, "ubuntu", "echo kept-asleep > /var/www/html/note.txt");
+
+    // No visit for longer than the idle time: asleep, no QEMU process, the memory on disk.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(st.svc.sleep_idle_sites().await.unwrap(), 1);
+    let v = st.svc.get(&kim, h.id).await.unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    assert_eq!(qemus(&name), 0, "a sleeping site holds no QEMU process");
+    assert!(st.svc.vm().has_managed_save(h.id).await.unwrap());
+
+    // An SSH connection to the sleeping site wakes it, and that same connection logs in.
+    let t = Instant::now();
+    assert_eq!(ssh(&key, ssh_port, "ubuntu", "cat /var/www/html/note.txt").trim(), "kept-asleep");
+    eprintln!("ssh to a sleeping site -> logged in and ran a command: {:?}", t.elapsed());
+    let v = st.svc.wait_settled(&kim, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    assert_eq!(qemus(&name), 1);
+
+    // Asleep again (by hand); a visit (what nginx's backup, the waker, asks) wakes it once,
+    // however many ask at once, and the site answers with the same content.
+    st.svc.action(&kim, h.id, Operation::Sleep).await.unwrap();
+    let v = st.svc.wait_settled(&kim, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    let t = Instant::now();
+    let visits = futures::future::join_all((0..4).map(|_| st.svc.visit(h.id, Duration::from_secs(60)))).await;
+    eprintln!("4 visits to a sleeping site -> all told where it runs: {:?}", t.elapsed());
+    for v in visits {
+        assert_eq!(v.unwrap(), Some(std::net::SocketAddr::from(([127, 0, 0, 1], http))));
+    }
+    let (status, body) = get(&format!("http://127.0.0.1:{http}/note.txt"), None).await;
+    assert_eq!((status, body.trim()), (200, "kept-asleep"));
+    let wakes = st.svc.events(&kim, h.id, 0).await.unwrap().into_iter().filter(|e| e.message.starts_with("Waking up")).count();
+    assert_eq!(wakes, 2, "one wake for SSH, one for the four visits");
+
+    // Killed during a sleep (the VM saved, the row not yet): after restart it is asleep.
+    st.svc.vm().managed_save(h.id).await.unwrap();
+    st.svc.store().pretend_abandoned(h.id, HostingState::Running, Some(Operation::Sleep)).await.unwrap();
+    st.svc.reconcile().await.unwrap();
+    assert_eq!(st.svc.get(&kim, h.id).await.unwrap().state, HostingState::Sleeping);
+    assert_eq!(qemus(&name), 0);
+
+    // Killed during a wake (restored, before its forwards): after restart it runs, once, and
+    // answers on its ports.
+    st.svc.vm().start(h.id).await.unwrap();
+    st.svc.store().pretend_abandoned(h.id, HostingState::Sleeping, Some(Operation::Wake)).await.unwrap();
+    st.svc.reconcile().await.unwrap();
+    assert_eq!(st.svc.get(&kim, h.id).await.unwrap().state, HostingState::Running);
+    assert_eq!(qemus(&name), 1, "never two QEMUs");
+    let (status, body) = get(&format!("http://127.0.0.1:{http}/note.txt"), None).await;
+    assert_eq!((status, body.trim()), (200, "kept-asleep"));
+    assert_eq!(ssh(&key, ssh_port, "ubuntu", "cat /var/www/html/note.txt").trim(), "kept-asleep");
+
+    st.svc.action(&kim, h.id, Operation::Delete).await.unwrap();
+    assert!(st.svc.wait_settled(&kim, h.id, Duration::from_secs(120)).await.unwrap().is_none());
+    assert_gone(&st, h.id).await;
+    st.svc.proxy().stop().await.unwrap();
+}

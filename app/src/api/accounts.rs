@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::{ApiTokenView, SshKeyView, UserView};
+use crate::model::{AccountEventView, ApiTokenView, SshKeyView, UserView};
 #[cfg(feature = "ssr")]
 use crate::auth;
 
@@ -143,4 +143,11 @@ pub async fn create_api_token(
 pub async fn revoke_api_token(id: i32) -> Result<(), AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(state.accounts.revoke_api_token(&actor, id).await?)
+}
+
+/// The caller's own account activity, newest first (the last 50).
+#[server(prefix = "/api/fn", endpoint = "account_activity")]
+pub async fn account_activity() -> Result<Vec<AccountEventView>, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(state.accounts.activity(&actor, 50).await?)
 }

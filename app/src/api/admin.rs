@@ -1,14 +1,14 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::AdminData;
+use crate::model::{AdminData, UserView};
 #[cfg(feature = "ssr")]
 use crate::auth;
 
 #[server(prefix = "/api/fn", endpoint = "admin_overview")]
 pub async fn admin_overview() -> Result<AdminData, AppError> {
-    let (state, _, actor) = auth::require_admin().await?;
-    let users = state.accounts.list_users(&actor).await?.len();
+    let (state, me, actor) = auth::require_admin().await?;
+    let users = state.accounts.list_users(&actor).await?;
     let Some(h) = &state.hosting else {
         let node = crate::model::NodeView {
             id: 0,
@@ -19,15 +19,24 @@ pub async fn admin_overview() -> Result<AdminData, AppError> {
             memory_available_kib: 0,
             hostings_total: 0,
             vms_running: 0,
+            hostings_running: 0,
+            hostings_stopped: 0,
             memory_committed_mib: 0,
             memory_limit_mib: 0,
             disk_committed_gib: 0,
             disk_limit_gib: 0,
         };
-        return Ok(AdminData { node, hostings: Vec::new(), events: Vec::new(), users });
+        return Ok(AdminData { nodes: vec![node], hostings: Vec::new(), events: Vec::new(), users, me: me.id });
     };
     let node = h.node_info(&actor).await?;
     let hostings = h.list_all(&actor).await?;
     let events = h.recent_events(&actor, 50).await?;
-    Ok(AdminData { node, hostings, events, users })
+    Ok(AdminData { nodes: vec![node], hostings, events, users, me: me.id })
+}
+
+/// Disables (`disabled` true) or enables an account (administrators only; not their own).
+#[server(prefix = "/api/fn", endpoint = "admin_set_disabled")]
+pub async fn admin_set_disabled(user_id: i32, disabled: bool) -> Result<UserView, AppError> {
+    let (state, _, actor) = auth::require_admin().await?;
+    Ok(state.accounts.set_disabled(&actor, user_id, disabled).await?)
 }

@@ -75,6 +75,7 @@ pub async fn hosting_page(id: i32) -> Result<HostingPageData, AppError> {
             .map(|step| StepInfo { step, label: step.label().into() })
             .collect(),
         samples,
+        login_user: state.config.guest_user.clone(),
     })
 }
 
@@ -92,9 +93,25 @@ pub async fn hosting_action(id: i32, action: Operation) -> Result<HostingView, A
     Ok(auth::hosting(&state)?.action(&actor, id, action).await?)
 }
 
+/// The owner's "always on" (the site never goes to sleep by itself).
+#[server(prefix = "/api/fn", endpoint = "set_always_on")]
+pub async fn set_always_on(id: i32, on: bool) -> Result<HostingView, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(auth::hosting(&state)?.set_always_on(&actor, id, on).await?)
+}
+
 /// The last lines of the VM's serial console.
 #[server(prefix = "/api/fn", endpoint = "hosting_console")]
 pub async fn hosting_console(id: i32, lines: usize) -> Result<Vec<String>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(auth::hosting(&state)?.console(&actor, id, lines).await?)
+}
+
+/// Sets the console password of the VM's login user (inside the running VM, through its guest
+/// agent; SSH stays key-only). A POST server function: the CSRF guard checks its Origin.
+#[server(prefix = "/api/fn", endpoint = "set_console_password")]
+pub async fn set_console_password(id: i32, password: String, confirm: String) -> Result<String, AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    auth::hosting(&state)?.set_console_password(&actor, id, &password, &confirm).await?;
+    Ok(format!("Console password set. Log in on the console as {}.", state.config.guest_user))
 }

@@ -27,7 +27,7 @@ pub fn Nav() -> impl IntoView {
                                     {u.is_admin.then(|| view! { <a href="/admin" class="nav-link">"Admin"</a> })}
                                     <span class="hidden text-slate-500 sm:inline dark:text-slate-400" data-testid="nav-user">{u.username}</span>
                                     <ActionForm action=logout>
-                                        <button type="submit" class="btn-secondary whitespace-nowrap" data-testid="logout">"Log out"</button>
+                                        <button type="submit" class="btn-secondary whitespace-nowrap px-2.5 sm:px-4" data-testid="logout">"Log out"</button>
                                     </ActionForm>
                                 }.into_any(),
                                 _ => view! {

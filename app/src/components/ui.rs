@@ -139,6 +139,7 @@ pub fn StateBadge(#[prop(into)] state: Signal<HostingState>, #[prop(into, option
         let color = match state.get() {
             HostingState::Running => "bg-emerald-100 text-emerald-800 dark:bg-emerald-900/50 dark:text-emerald-300",
             HostingState::Stopped => "bg-slate-200 text-slate-700 dark:bg-slate-800 dark:text-slate-300",
+            HostingState::Sleeping => "bg-sky-100 text-sky-800 dark:bg-sky-900/50 dark:text-sky-300",
             HostingState::Failed => "bg-rose-100 text-rose-800 dark:bg-rose-900/50 dark:text-rose-300",
             HostingState::Deleting => "bg-amber-100 text-amber-800 dark:bg-amber-900/50 dark:text-amber-300",
             HostingState::Queued | HostingState::Provisioning | HostingState::Spare => {
@@ -155,6 +156,8 @@ pub fn StateBadge(#[prop(into)] state: Signal<HostingState>, #[prop(into, option
             <span class="h-1.5 w-1.5 rounded-full bg-current" class:animate-pulse=busy></span>
             {move || match operation.get() {
                 Some(op) if !in_progress() => format!("{} ({}…)", state.get().label(), op.label()),
+                // Asleep is not down: say what brings it back.
+                None if state.get() == HostingState::Sleeping => "Asleep: wakes on the next visit".to_string(),
                 _ => state.get().label().to_string(),
             }}
         </span>
@@ -177,7 +180,7 @@ pub fn CopyLine(#[prop(into)] text: String, #[prop(optional)] testid: &'static s
     };
     view! {
         <div class="flex items-center gap-2 rounded-lg bg-slate-900 px-3 py-2 font-mono text-sm text-slate-100 dark:bg-black">
-            <code class="flex-1 overflow-x-auto whitespace-nowrap" data-testid=testid>{text}</code>
+            <code class="min-w-0 flex-1 overflow-x-auto whitespace-nowrap" data-testid=testid>{text}</code>
             <button type="button" on:click=copy class="rounded px-2 py-0.5 text-xs text-slate-300 hover:bg-slate-700">
                 {move || if copied.get() { "Copied" } else { "Copy" }}
             </button>

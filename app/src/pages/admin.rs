@@ -1,10 +1,14 @@
+//! The administrator's page: nodes with their capacity, every hosting with its owner and the
+//! actions on it, recent events of all users, and accounts with disable/enable. Laid out as
+//! wrapping rows, not wide tables, so it fits a phone.
 use leptos::prelude::*;
 
 use super::RequireUser;
-use crate::api::admin::admin_overview;
+use crate::api::admin::{admin_overview, admin_set_disabled};
+use crate::api::hostings::hosting_action;
 use crate::components::charts::human_bytes;
-use crate::components::ui::{StateBadge, format_time};
-use crate::model::UserView;
+use crate::components::ui::{StateBadge, format_time, toasts};
+use crate::model::{HostingView, NodeView, Operation, UserView};
 
 #[component]
 pub fn AdminPage() -> impl IntoView {
@@ -21,41 +25,35 @@ fn Admin() -> impl IntoView {
                 match data.await {
                     Err(e) => view! { <p class="mt-4 text-rose-600" data-testid="admin-error">{e.to_string()}</p> }.into_any(),
                     Ok(o) => {
-                        let n = &o.node;
-                        let used = n.memory_total_kib.saturating_sub(n.memory_available_kib);
-                        let pct = if n.memory_total_kib > 0 { used as f64 / n.memory_total_kib as f64 * 100.0 } else { 0.0 };
+                        let me = o.me;
                         view! {
-                            <div class="mt-6 grid gap-4 sm:grid-cols-4" data-testid="admin-capacity">
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Node"</p><p class="text-lg font-semibold">{n.name.clone()}</p><p class="text-xs text-slate-500">{format!("domain type: {}", n.domain_type)}</p></div>
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Running VMs"</p><p class="text-lg font-semibold" data-testid="vms-running">{n.vms_running}</p></div>
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Host memory used"</p><p class="text-lg font-semibold">{format!("{:.0} %", pct)}</p><p class="text-xs text-slate-500">{format!("{} of {}", human_bytes(used as f64 * 1024.0), human_bytes(n.memory_total_kib as f64 * 1024.0))}</p></div>
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Users"</p><p class="text-lg font-semibold">{o.users}</p></div>
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Memory committed / limit"</p><p class="text-lg font-semibold" data-testid="memory-committed">{format!("{} / {} MiB", n.memory_committed_mib, n.memory_limit_mib)}</p></div>
-                                <div class="card p-4"><p class="text-xs text-slate-500">"Disk committed / limit"</p><p class="text-lg font-semibold" data-testid="disk-committed">{format!("{} / {} GiB", n.disk_committed_gib, n.disk_limit_gib)}</p></div>
-                            </div>
-                            <section class="card mt-6 overflow-x-auto p-5">
-                                <h2 class="font-semibold">"All hostings"</h2>
-                                <table class="mt-3 w-full text-left text-sm" data-testid="admin-hostings">
-                                    <thead class="text-xs text-slate-500"><tr><th class="py-1">"Site"</th><th>"Owner"</th><th>"State"</th><th>"Plan"</th><th>"SSH port"</th><th>"Created"</th></tr></thead>
-                                    <tbody>
-                                        {o.hostings.into_iter().map(|(h, owner)| view! {
-                                            <tr class="border-t border-slate-200 dark:border-slate-800">
-                                                <td class="py-1.5"><a class="link" href=format!("/hostings/{}", h.id)>{h.slug.clone()}</a></td>
-                                                <td>{owner}</td>
-                                                <td><StateBadge state=h.state operation=h.operation/></td>
-                                                <td>{h.plan.clone()}</td>
-                                                <td>{h.ssh_port.map(|p| p.to_string()).unwrap_or_default()}</td>
-                                                <td class="text-xs">{format_time(h.created_at)}</td>
-                                            </tr>
-                                        }).collect_view()}
-                                    </tbody>
-                                </table>
+                            <section class="mt-6" data-testid="admin-nodes">
+                                <h2 class="font-semibold">"Nodes"</h2>
+                                <div class="mt-3 grid grid-cols-1 gap-4">
+                                    {o.nodes.into_iter().map(|n| view! { <NodeCard n/> }).collect_view()}
+                                </div>
                             </section>
-                            <section class="card mt-6 p-5">
+                            <section class="card mt-6 p-4 sm:p-5">
+                                <h2 class="font-semibold">"All hostings"</h2>
+                                <ul class="mt-3 divide-y divide-slate-200 dark:divide-slate-800" data-testid="admin-hostings">
+                                    {o.hostings.into_iter().map(|(h, owner)| view! { <HostingRow h owner/> }).collect_view()}
+                                </ul>
+                            </section>
+                            <section class="card mt-6 p-4 sm:p-5">
+                                <h2 class="font-semibold">{format!("Users ({})", o.users.len())}</h2>
+                                <ul class="mt-3 divide-y divide-slate-200 dark:divide-slate-800" data-testid="admin-users">
+                                    {o.users.into_iter().map(|u| view! { <UserRow u me/> }).collect_view()}
+                                </ul>
+                            </section>
+                            <section class="card mt-6 p-4 sm:p-5">
                                 <h2 class="font-semibold">"Recent events"</h2>
-                                <ul class="mt-3 space-y-1 text-sm" data-testid="admin-events">
+                                <ul class="mt-3 space-y-2 text-sm sm:space-y-1" data-testid="admin-events">
                                     {o.events.into_iter().map(|e| view! {
-                                        <li class="flex gap-3"><span class="font-mono text-xs text-slate-400">{format_time(e.created_at)}</span><span class="text-xs text-slate-500">{format!("#{}", e.hosting_id)}</span><span>{e.message}</span></li>
+                                        <li class="flex flex-wrap gap-x-3">
+                                            <span class="font-mono text-xs text-slate-400">{format_time(e.created_at)}</span>
+                                            <span class="text-xs text-slate-500">{format!("#{}", e.hosting_id)}</span>
+                                            <span class="min-w-0 break-words">{e.message}</span>
+                                        </li>
                                     }).collect_view()}
                                 </ul>
                             </section>
@@ -64,5 +62,166 @@ fn Admin() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// A used-of-limit bar with the numbers beneath it.
+#[component]
+fn Meter(label: &'static str, used: u64, limit: u64, unit: &'static str, testid: &'static str) -> impl IntoView {
+    let pct = if limit > 0 { (used as f64 / limit as f64 * 100.0).min(100.0) } else { 0.0 };
+    let free = limit.saturating_sub(used);
+    let color = if pct >= 90.0 { "bg-rose-500" } else if pct >= 70.0 { "bg-amber-500" } else { "bg-emerald-500" };
+    view! {
+        <div data-testid=testid>
+            <p class="text-xs text-slate-500">{label}</p>
+            <div class="mt-1 h-2 w-full overflow-hidden rounded-full bg-slate-200 dark:bg-slate-800">
+                <div class=format!("h-full {color}") style=format!("width: {pct:.1}%")></div>
+            </div>
+            <p class="mt-1 text-sm">
+                <span class="font-semibold">{format!("{used} {unit}")}</span>
+                {format!(" committed of {limit} {unit} · ")}
+                <span data-testid=format!("{testid}-free")>{format!("{free} {unit} free")}</span>
+            </p>
+        </div>
+    }
+}
+
+#[component]
+fn NodeCard(n: NodeView) -> impl IntoView {
+    let used = n.memory_total_kib.saturating_sub(n.memory_available_kib);
+    let pct = if n.memory_total_kib > 0 { used as f64 / n.memory_total_kib as f64 * 100.0 } else { 0.0 };
+    view! {
+        <div class="card grid grid-cols-1 gap-4 p-4 sm:grid-cols-2 sm:p-5 lg:grid-cols-4" data-testid="node" data-node=n.name.clone()>
+            <div>
+                <p class="text-lg font-semibold">{n.name.clone()}</p>
+                <p class="text-xs text-slate-500">{format!("domain type: {}", n.domain_type)}</p>
+                <p class="break-all font-mono text-xs text-slate-500">{n.libvirt_uri.clone()}</p>
+            </div>
+            <div class="flex flex-wrap gap-4">
+                <div><p class="text-xs text-slate-500">"Running"</p><p class="text-lg font-semibold" data-testid="node-running">{n.hostings_running}</p></div>
+                <div><p class="text-xs text-slate-500">"Stopped"</p><p class="text-lg font-semibold" data-testid="node-stopped">{n.hostings_stopped}</p></div>
+                <div><p class="text-xs text-slate-500">"Hostings"</p><p class="text-lg font-semibold" data-testid="node-hostings">{n.hostings_total}</p></div>
+                <div><p class="text-xs text-slate-500">"VMs (spares too)"</p><p class="text-lg font-semibold" data-testid="vms-running">{n.vms_running}</p></div>
+            </div>
+            <Meter label="Plan memory" used=n.memory_committed_mib limit=n.memory_limit_mib unit="MiB" testid="node-memory"/>
+            <Meter label="Plan disk" used=n.disk_committed_gib limit=n.disk_limit_gib unit="GiB" testid="node-disk"/>
+            <p class="text-xs text-slate-500 sm:col-span-2 lg:col-span-4">
+                {format!("Host memory in use: {:.0} % ({} of {})", pct, human_bytes(used as f64 * 1024.0), human_bytes(n.memory_total_kib as f64 * 1024.0))}
+            </p>
+        </div>
+    }
+}
+
+/// One hosting with its owner and the actions an administrator may take on it (the service lets
+/// an administrator act on anyone's hosting).
+#[component]
+fn HostingRow(h: HostingView, owner: String) -> impl IntoView {
+    let hosting = RwSignal::new(h);
+    let confirm = RwSignal::new(false);
+    let gone = RwSignal::new(false);
+    let q = toasts();
+    let run = move |op: Operation| {
+        let id = hosting.get_untracked().id;
+        leptos::task::spawn_local(async move {
+            match hosting_action(id, op).await {
+                Ok(h) => {
+                    hosting.try_set(h);
+                }
+                Err(e) => q.push(e.to_string()),
+            }
+        });
+    };
+    let may = move |op: Operation| {
+        let h = hosting.get();
+        !h.busy() && op.allowed_from().contains(&h.state)
+    };
+    let slug = move || hosting.get().slug;
+    let button = move |op: Operation, testid: &'static str| {
+        view! {
+            <button class="btn-secondary px-3 py-1 text-xs" data-testid=testid disabled=move || !may(op) on:click=move |_| run(op)>
+                {op.label()}
+            </button>
+        }
+    };
+    view! {
+        <li class="space-y-2 py-3" data-testid="admin-hosting-row" data-slug=slug class:opacity-50=move || gone.get()>
+            <div class="flex flex-wrap items-center gap-x-3 gap-y-1">
+                <a class="link font-medium" href=move || format!("/hostings/{}", hosting.get().id)>{slug}</a>
+                <StateBadge state=Signal::derive(move || hosting.get().state) operation=Signal::derive(move || hosting.get().operation)/>
+                <span class="text-sm text-slate-600 dark:text-slate-300" data-testid="owner">{owner}</span>
+                <span class="text-xs text-slate-500">{move || {
+                    let h = hosting.get();
+                    format!("{} plan{} · created {}", h.plan, h.ssh_port.map(|p| format!(" · SSH {p}")).unwrap_or_default(), format_time(h.created_at))
+                }}</span>
+            </div>
+            <div class="flex flex-wrap gap-2">
+                {button(Operation::Start, "admin-action-start")}
+                {button(Operation::Stop, "admin-action-stop")}
+                {button(Operation::Restart, "admin-action-restart")}
+                {button(Operation::PowerOff, "admin-action-power-off")}
+                <Show when=move || !confirm.get() fallback=move || view! {
+                    <button class="btn-danger px-3 py-1 text-xs" data-testid="admin-delete-confirm"
+                        on:click=move |_| { confirm.set(false); gone.set(true); run(Operation::Delete); }>
+                        {move || format!("Delete {} for good", slug())}
+                    </button>
+                    <button class="btn-secondary px-3 py-1 text-xs" on:click=move |_| confirm.set(false)>"Cancel"</button>
+                }>
+                    <button class="btn-danger px-3 py-1 text-xs" data-testid="admin-action-delete" disabled=move || !may(Operation::Delete)
+                        on:click=move |_| confirm.set(true)>"Delete…"</button>
+                </Show>
+            </div>
+        </li>
+    }
+}
+
+/// One account, with disable/enable (not for the administrator's own account).
+#[component]
+fn UserRow(u: UserView, me: i32) -> impl IntoView {
+    let user = RwSignal::new(u);
+    let pending = RwSignal::new(false);
+    let q = toasts();
+    let set = move |disabled: bool| {
+        let id = user.get_untracked().id;
+        pending.set(true);
+        leptos::task::spawn_local(async move {
+            match admin_set_disabled(id, disabled).await {
+                Ok(u) => {
+                    user.try_set(u);
+                }
+                Err(e) => q.push(e.to_string()),
+            }
+            pending.try_set(false);
+        });
+    };
+    let disabled = move || user.get().disabled_at.is_some();
+    let is_me = user.get_untracked().id == me;
+    view! {
+        <li class="flex flex-wrap items-center gap-x-3 gap-y-2 py-3" data-testid="user-row" data-username=move || user.get().username
+            data-disabled=move || disabled().to_string()>
+            <div class="min-w-0 flex-1">
+                <p class="font-medium">
+                    {move || user.get().username}
+                    {move || user.get().is_admin.then(|| view! { <span class="ml-2 rounded bg-indigo-100 px-1.5 py-0.5 text-xs text-indigo-800 dark:bg-indigo-900/50 dark:text-indigo-300">"admin"</span> })}
+                </p>
+                <p class="break-all text-xs text-slate-500">{move || user.get().email}</p>
+                <p class="text-xs text-slate-500" data-testid="user-status">{move || match user.get().disabled_at {
+                    Some(at) => format!("Disabled since {}", format_time(at)),
+                    None => format!("Active · joined {}", format_time(user.get().created_at)),
+                }}</p>
+            </div>
+            {if is_me {
+                view! { <span class="text-xs text-slate-500">"(you)"</span> }.into_any()
+            } else {
+                view! {
+                    <Show when=disabled fallback=move || view! {
+                        <button class="btn-secondary px-3 py-1 text-xs text-rose-700 dark:text-rose-400" data-testid="user-disable"
+                            disabled=move || pending.get() on:click=move |_| set(true)>"Disable"</button>
+                    }>
+                        <button class="btn-secondary px-3 py-1 text-xs" data-testid="user-enable"
+                            disabled=move || pending.get() on:click=move |_| set(false)>"Enable"</button>
+                    </Show>
+                }.into_any()
+            }}
+        </li>
     }
 }

@@ -24,7 +24,7 @@ fn Dashboard(user: UserView) -> impl IntoView {
                 <p class="text-sm text-slate-500 dark:text-slate-400">"Signed in as " <span data-testid="username">{user.username.clone()}</span></p>
             </div>
         </div>
-        <div class="mt-6 grid gap-6 lg:grid-cols-3">
+        <div class="mt-6 grid grid-cols-1 gap-6 lg:grid-cols-3">
             <section class="lg:col-span-2">
                 <Transition fallback=|| view! { <p class="text-slate-500">"Loading…"</p> }>
                     {move || Suspend::new(async move {
@@ -58,13 +58,13 @@ fn HostingRow(h: HostingView) -> impl IntoView {
     view! {
         <li class="card p-4" data-testid="hosting-row" data-slug=h.slug.clone()>
             <div class="flex flex-wrap items-center gap-3">
-                <a href=href class="text-lg font-medium hover:underline">{h.slug.clone()}</a>
+                <a href=href class="min-w-0 break-all text-lg font-medium hover:underline">{h.slug.clone()}</a>
                 <StateBadge state=h.state operation=h.operation/>
                 <span class="text-xs text-slate-500">{h.plan.clone()} " plan · created " {format_time(h.created_at)}</span>
             </div>
             <div class="mt-2 flex flex-wrap gap-x-6 gap-y-1 text-sm">
-                <a href=h.site_url.clone() class="link" target="_blank" rel="noopener">{h.site_url.clone()}</a>
-                {h.ssh_command.clone().map(|c| view! { <code class="text-slate-600 dark:text-slate-300">{c}</code> })}
+                <a href=h.site_url.clone() class="link break-all" target="_blank" rel="noopener">{h.site_url.clone()}</a>
+                {h.ssh_command.clone().map(|c| view! { <code class="break-all text-slate-600 dark:text-slate-300">{c}</code> })}
             </div>
             {h.state_reason.clone().filter(|_| h.state == HostingState::Failed).map(|r| view! { <p class="mt-2 text-sm text-rose-600 dark:text-rose-400">{r}</p> })}
         </li>
@@ -119,10 +119,10 @@ fn CreateForm(action: ServerAction<CreateHosting>, default_slug: String) -> impl
         keys.into_iter().enumerate().map(|(i, k)| {
             let name = format!("ssh_key_ids[{i}]");
             view! {
-                <label class="flex items-center gap-2 text-sm">
+                <label class="flex flex-wrap items-center gap-x-2 gap-y-0.5 text-sm">
                     <input type="checkbox" name=name value=k.id.to_string() checked=true class="h-4 w-4 rounded"/>
                     <span>{k.name}</span>
-                    <span class="truncate font-mono text-xs text-slate-500">{k.fingerprint}</span>
+                    <span class="min-w-0 break-all font-mono text-xs text-slate-500" data-testid="key-fingerprint">{k.fingerprint}</span>
                 </label>
             }
         }).collect_view()

@@ -30,7 +30,7 @@ pub fn HomePage() -> impl IntoView {
                     </Suspense>
                 </div>
             </div>
-            <div class="mt-16 grid gap-4 sm:grid-cols-3">
+            <div class="mt-16 grid grid-cols-1 gap-4 sm:grid-cols-3">
                 <div class="card p-5"><h3 class="font-semibold">"One VM per site"</h3><p class="mt-1 text-sm text-slate-500 dark:text-slate-400">"Real isolation with libvirt and QEMU, not a shared folder."</p></div>
                 <div class="card p-5"><h3 class="font-semibold">"Watch it happen"</h3><p class="mt-1 text-sm text-slate-500 dark:text-slate-400">"Every provisioning step live, with its duration, then CPU, memory and disk charts."</p></div>
                 <div class="card p-5"><h3 class="font-semibold">"Scriptable"</h3><p class="mt-1 text-sm text-slate-500 dark:text-slate-400">"A REST API with tokens and an OpenAPI document at "<a class="link" href="/api/v1/docs">"/api/v1/docs"</a>"."</p></div>

@@ -1,14 +1,15 @@
 //! The live page of one hosting: provisioning steps as they happen, then the running view with
-//! addresses, SSH/SFTP lines, live charts and the serial console. Updates arrive over a
+//! addresses, SSH/SFTP lines, live charts, the interactive console and the boot log. Updates arrive over a
 //! server-sent event stream; a dropped connection reconnects and catches up from the last id.
+use leptos::form::ActionForm;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
 
 use super::RequireUser;
-use crate::api::hostings::{hosting_action, hosting_console, hosting_page};
+use crate::api::hostings::{SetConsolePassword, hosting_action, hosting_console, hosting_page, set_always_on};
 use crate::components::charts::{Sparkline, human_bytes};
-use crate::components::ui::{CopyLine, StateBadge, format_time, human_duration, js_now, toasts};
+use crate::components::ui::{CopyLine, Field, FormError, StateBadge, SubmitButton, field_error, format_time, general_error, human_duration, js_now, toasts};
 use crate::model::{
     EventKind, EventStatus, EventView, HostingPageData, HostingState, HostingView, Operation, StatSample, Step, StepInfo, UserView,
 };
@@ -50,6 +51,7 @@ fn Live(page: HostingPageData) -> impl IntoView {
     let connected = RwSignal::new(false);
     let steps = StoredValue::new(page.steps.clone());
     let id = page.hosting.id;
+    let login_user = StoredValue::new(page.login_user.clone());
 
     #[cfg(feature = "hydrate")]
     stream::connect(id, hosting, events, samples, gone, connected);
@@ -67,7 +69,7 @@ fn Live(page: HostingPageData) -> impl IntoView {
             <a href="/dashboard" class="text-sm text-slate-500 hover:underline">"← Dashboard"</a>
         </div>
         <div class="mt-2 flex flex-wrap items-center gap-3">
-            <h1 class="text-2xl font-semibold" data-testid="hosting-slug">{move || hosting.get().slug}</h1>
+            <h1 class="min-w-0 break-all text-2xl font-semibold" data-testid="hosting-slug">{move || hosting.get().slug}</h1>
             <StateBadge state operation=op/>
             <span class="text-xs text-slate-500" title="live updates">
                 {move || if connected.get() { "● live" } else { "○ connecting…" }}
@@ -87,9 +89,35 @@ fn Live(page: HostingPageData) -> impl IntoView {
             <Show when=move || matches!(state.get(), HostingState::Running | HostingState::Stopped)>
                 <Running hosting samples/>
             </Show>
-            <Console id/>
+            <Console id login_user=login_user.get_value() hosting/>
             <History events/>
         </Show>
+    }
+}
+
+/// "Always on": the site never goes to sleep when nobody visits it.
+#[component]
+fn AlwaysOn(hosting: RwSignal<HostingView>) -> impl IntoView {
+    let q = toasts();
+    let toggle = move |ev: leptos::ev::Event| {
+        let on = event_target_checked(&ev);
+        let id = hosting.get_untracked().id;
+        leptos::task::spawn_local(async move {
+            match set_always_on(id, on).await {
+                Ok(h) => { hosting.try_set(h); }
+                Err(e) => {
+                    // Back to what the server has.
+                    hosting.update(|h| h.always_on = !on);
+                    q.push(e.to_string());
+                }
+            }
+        });
+    };
+    view! {
+        <label class="mt-3 flex items-start gap-2 text-sm" data-testid="always-on">
+            <input type="checkbox" class="mt-0.5" data-testid="always-on-toggle" prop:checked=move || hosting.get().always_on on:change=toggle/>
+            <span>"Always on"<span class="block text-xs text-slate-500">"Idle sites go to sleep after a while without visits (no RAM held) and wake on the next one, slower once. Always-on sites never sleep."</span></span>
+        </label>
     }
 }
 
@@ -118,8 +146,12 @@ fn Actions(hosting: RwSignal<HostingView>) -> impl IntoView {
             <button class="btn-secondary" data-testid="action-stop" title="Saves the VM to disk and frees its memory; start restores it in under a second" disabled=move || !may(Operation::Stop) on:click=move |_| run(Operation::Stop)>{Operation::Stop.label()}</button>
             <button class="btn-secondary" data-testid="action-restart" title="A real reboot" disabled=move || !may(Operation::Restart) on:click=move |_| run(Operation::Restart)>{Operation::Restart.label()}</button>
             <button class="btn-secondary" data-testid="action-power-off" title="An ACPI shutdown: the next start is a full boot" disabled=move || !may(Operation::PowerOff) on:click=move |_| run(Operation::PowerOff)>{Operation::PowerOff.label()}</button>
+            <button class="btn-secondary" data-testid="action-sleep" title="Saves the VM to disk; its next visitor (HTTP or SSH) wakes it in about a second" disabled=move || !may(Operation::Sleep) on:click=move |_| run(Operation::Sleep)>{Operation::Sleep.label()}</button>
+            <button class="btn-secondary" data-testid="action-wake" title="Restores the sleeping VM now" disabled=move || !may(Operation::Wake) on:click=move |_| run(Operation::Wake)>{Operation::Wake.label()}</button>
+            <a class="btn-secondary" href="#console" data-testid="console-link" title="A terminal on the VM's serial console">"Console"</a>
             <button class="btn-danger" data-testid="action-delete" disabled=move || !may(Operation::Delete) on:click=move |_| confirm.set(true)>"Delete…"</button>
         </div>
+        <AlwaysOn hosting=hosting/>
         <Show when=move || confirm.get()>
             <div class="card mt-3 space-y-2 border-rose-300 p-4 dark:border-rose-900" data-testid="delete-confirm">
                 <p class="text-sm">"This deletes the VM, its disk and everything on it. Type "
@@ -188,7 +220,7 @@ fn Progress(steps: Vec<StepInfo>, events: RwSignal<Vec<EventView>>, hosting: RwS
                                     _ => "",
                                 }}
                             </span>
-                            <div class="flex-1">
+                            <div class="min-w-0 flex-1 break-words">
                                 <p class="text-sm">{s.label.clone()}</p>
                                 {move || status.get().and_then(|(st, d, msg)| match st {
                                     EventStatus::Failed => Some(view! { <p class="text-xs text-rose-600 dark:text-rose-400">{msg}</p> }.into_any()),
@@ -221,12 +253,13 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
         on_cleanup(move || if let Some(h) = handle { h.clear() });
     }
     let uptime = move || hosting.get().running_since.filter(|_| now.get() > 0).map(|s| human_duration((now.get() - s).max(0)));
-    let cpu = Signal::derive(move || samples.get().iter().map(|s| s.cpu_percent).collect::<Vec<_>>());
-    let mem = Signal::derive(move || samples.get().iter().map(|s| s.memory_used_kib as f64 * 1024.0).collect::<Vec<_>>());
-    let io = Signal::derive(move || samples.get().iter().map(|s| s.disk_read_bps + s.disk_write_bps).collect::<Vec<_>>());
+    let series = move |f: fn(&StatSample) -> f64| Signal::derive(move || samples.with(|v| v.iter().map(|s| (s.t, f(s))).collect::<Vec<_>>()));
+    let cpu = series(|s| s.cpu_percent);
+    let mem = series(|s| s.memory_used_kib as f64 * 1024.0);
+    let io = series(|s| s.disk_read_bps + s.disk_write_bps);
     let last = move || samples.get().last().cloned();
     view! {
-        <section class="mt-6 grid gap-4 md:grid-cols-2" data-testid="running-view">
+        <section class="mt-6 grid grid-cols-1 gap-4 md:grid-cols-2" data-testid="running-view">
             <div class="card space-y-3 p-5">
                 <h2 class="font-semibold">"Your site"</h2>
                 <p class="text-sm text-slate-500">
@@ -236,9 +269,9 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
                     }}
                 </p>
                 <ul class="space-y-1 text-sm">
-                    <li><a class="link" target="_blank" rel="noopener" data-testid="site-url" href=move || hosting.get().site_url>{move || hosting.get().site_url}</a></li>
-                    <li><a class="link" target="_blank" rel="noopener" href=move || hosting.get().subdomain_url>{move || hosting.get().subdomain_url}</a></li>
-                    <li><a class="link" target="_blank" rel="noopener" href=move || hosting.get().user_url>{move || hosting.get().user_url}</a></li>
+                    <li class="break-all"><a class="link" target="_blank" rel="noopener" data-testid="site-url" href=move || hosting.get().site_url>{move || hosting.get().site_url}</a></li>
+                    <li class="break-all"><a class="link" target="_blank" rel="noopener" href=move || hosting.get().subdomain_url>{move || hosting.get().subdomain_url}</a></li>
+                    <li class="break-all"><a class="link" target="_blank" rel="noopener" href=move || hosting.get().user_url>{move || hosting.get().user_url}</a></li>
                 </ul>
             </div>
             <div class="card space-y-3 p-5">
@@ -248,16 +281,78 @@ fn Running(hosting: RwSignal<HostingView>, samples: RwSignal<Vec<StatSample>>) -
                 <p class="text-xs text-slate-500">"Upload into /var/www/html: it is your site's web root."</p>
             </div>
         </section>
-        <section class="mt-4 grid gap-4 md:grid-cols-3" data-testid="charts">
-            <Sparkline title="CPU" points=cpu label=Signal::derive(move || last().map(|s| format!("{:.1} %", s.cpu_percent)).unwrap_or_else(|| "–".into())) max=100.0/>
-            <Sparkline title="Memory" color="stroke-emerald-500" points=mem label=Signal::derive(move || last().map(|s| human_bytes(s.memory_used_kib as f64 * 1024.0)).unwrap_or_else(|| "–".into()))/>
-            <Sparkline title="Disk IO" color="stroke-amber-500" points=io label=Signal::derive(move || last().map(|s| format!("{}/s", human_bytes(s.disk_read_bps + s.disk_write_bps))).unwrap_or_else(|| "–".into()))/>
+        <section class="mt-4 grid grid-cols-1 gap-4 md:grid-cols-3" data-testid="charts">
+            <Sparkline title="CPU" samples=cpu format=|v| format!("{v:.1} %") label=Signal::derive(move || last().map(|s| format!("{:.1} %", s.cpu_percent)).unwrap_or_else(|| "–".into())) max=100.0/>
+            <Sparkline title="Memory" color="stroke-emerald-500" samples=mem format=human_bytes label=Signal::derive(move || last().map(|s| human_bytes(s.memory_used_kib as f64 * 1024.0)).unwrap_or_else(|| "–".into()))/>
+            <Sparkline title="Disk IO" color="stroke-amber-500" samples=io format=|v| format!("{}/s", human_bytes(v)) label=Signal::derive(move || last().map(|s| format!("{}/s", human_bytes(s.disk_read_bps + s.disk_write_bps))).unwrap_or_else(|| "–".into()))/>
+        </section>
+    }
+}
+
+/// The console: an interactive terminal on the VM's serial line (xterm.js, mounted by
+/// `/console.js` on the `data-vmw-terminal` element, over the console WebSocket), the console
+/// password form, and the read-only boot log.
+#[component]
+fn Console(id: i32, login_user: String, hosting: RwSignal<HostingView>) -> impl IntoView {
+    let term_open = RwSignal::new(false);
+    let running = move || hosting.get().state == HostingState::Running;
+    let user = login_user.clone();
+    view! {
+        <section class="card mt-6 space-y-4 p-5" id="console" data-testid="console-section">
+            <div class="flex flex-wrap items-start justify-between gap-3">
+                <div>
+                    <h2 class="font-semibold">"Console"</h2>
+                    <p class="mt-1 max-w-2xl text-sm text-slate-500">
+                        "A terminal on the VM's serial console, right here. Log in as "
+                        <code class="font-mono">{user.clone()}</code>
+                        " with the console password you set below (SSH keeps using your keys). "
+                        "One console at a time: opening it in another tab takes it over."
+                    </p>
+                </div>
+                <button class="btn-primary" data-testid="terminal-open" on:click=move |_| term_open.update(|o| *o = !*o)>
+                    {move || if term_open.get() { "Close terminal" } else { "Open terminal" }}
+                </button>
+            </div>
+            <Show when=move || term_open.get()>
+                <div class="overflow-hidden rounded-lg bg-black p-2">
+                    <div class="h-[28rem] w-full" data-vmw-terminal=id.to_string() data-testid="terminal"></div>
+                </div>
+            </Show>
+            <Show when=running fallback=|| view! {
+                <p class="text-sm text-slate-500" data-testid="console-password-later">"Start the site to set its console password."</p>
+            }>
+                <ConsolePasswordForm id login_user=login_user.clone()/>
+            </Show>
+            <BootLog id/>
         </section>
     }
 }
 
 #[component]
-fn Console(id: i32) -> impl IntoView {
+fn ConsolePasswordForm(id: i32, login_user: String) -> impl IntoView {
+    let action = ServerAction::<SetConsolePassword>::new();
+    let value = action.value();
+    view! {
+        <ActionForm action=action attr:class="space-y-2 border-t border-slate-200 pt-4 dark:border-slate-800" attr:data-testid="console-password-form">
+            <h3 class="text-sm font-semibold">{format!("Console password for {login_user}")}</h3>
+            <input type="hidden" name="id" value=id.to_string()/>
+            {move || value.get().and_then(|r| r.ok()).map(|m| view! {
+                <p class="text-sm text-emerald-700 dark:text-emerald-400" data-testid="console-password-set">{m}</p>
+            })}
+            <FormError error=general_error(value, &["password", "confirm"])/>
+            <div class="grid gap-3 sm:grid-cols-2">
+                <Field label="New console password" name="password" id="f-console-password" kind="password" autocomplete="new-password"
+                    hint="At least 10 characters. Set inside the VM; not stored by vm-webhoster." error=field_error(value, "password")/>
+                <Field label="Confirm" name="confirm" id="f-console-confirm" kind="password" autocomplete="new-password" error=field_error(value, "confirm")/>
+            </div>
+            <SubmitButton pending=action.pending() idle="Set console password" busy="Setting…" class="btn-secondary" testid="console-password-submit"/>
+        </ActionForm>
+    }
+}
+
+/// The last lines the VM wrote to its serial console (its boot), read-only.
+#[component]
+fn BootLog(id: i32) -> impl IntoView {
     let open = RwSignal::new(false);
     let lines = RwSignal::new(Vec::<String>::new());
     #[cfg(feature = "hydrate")]
@@ -281,9 +376,9 @@ fn Console(id: i32) -> impl IntoView {
     }
     let _ = (id, hosting_console);
     view! {
-        <section class="card mt-6 p-5">
+        <div class="border-t border-slate-200 pt-4 dark:border-slate-800">
             <div class="flex items-center justify-between">
-                <h2 class="font-semibold">"Serial console"</h2>
+                <h3 class="text-sm font-semibold">"Boot log"</h3>
                 <button class="btn-secondary" data-testid="console-toggle" on:click=move |_| open.update(|o| *o = !*o)>
                     {move || if open.get() { "Hide" } else { "Show" }}
                 </button>
@@ -293,7 +388,7 @@ fn Console(id: i32) -> impl IntoView {
                     {move || { let l = lines.get(); if l.is_empty() { "(no output yet)".to_string() } else { l.join("\n") } }}
                 </pre>
             </Show>
-        </section>
+        </div>
     }
 }
 
@@ -304,9 +399,9 @@ fn History(events: RwSignal<Vec<EventView>>) -> impl IntoView {
             <h2 class="font-semibold">"Activity"</h2>
             <ul class="mt-3 max-h-72 space-y-1 overflow-auto text-sm" data-testid="events">
                 <For each=move || { let mut e: Vec<EventView> = events.get().into_iter().filter(|e| !(e.kind == EventKind::Step && e.status == EventStatus::Started)).collect(); e.reverse(); e } key=|e| e.id let:e>
-                    <li class="flex gap-3">
+                    <li class="flex flex-wrap gap-x-3">
                         <span class="shrink-0 font-mono text-xs text-slate-400">{format_time(e.created_at)}</span>
-                        <span class:text-rose-600=e.status == EventStatus::Failed>{e.message.clone()}</span>
+                        <span class="min-w-0 break-words" class:text-rose-600=e.status == EventStatus::Failed>{e.message.clone()}</span>
                         {e.duration_ms.map(|d| view! { <span class="text-xs text-slate-400">{human_duration(d)}</span> })}
                     </li>
                 </For>

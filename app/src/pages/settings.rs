@@ -3,11 +3,11 @@ use leptos::prelude::*;
 
 use super::RequireUser;
 use crate::api::accounts::{
-    AddSshKey, ChangePassword, CreateApiToken, DeleteAccount, delete_ssh_key, list_api_tokens, list_ssh_keys,
+    AddSshKey, ChangePassword, CreateApiToken, DeleteAccount, account_activity, delete_ssh_key, list_api_tokens, list_ssh_keys,
     revoke_api_token,
 };
 use crate::components::ui::{Field, FormError, ListOr, RemoveButton, SubmitButton, field_error, format_time, general_error};
-use crate::model::{SshKeyView, UserView};
+use crate::model::{AccountEventKind, AccountEventView, SshKeyView, UserView};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
@@ -18,12 +18,13 @@ pub fn SettingsPage() -> impl IntoView {
 fn Settings(user: UserView) -> impl IntoView {
     view! {
         <h1 class="text-2xl font-semibold">"Settings"</h1>
-        <p class="text-sm text-slate-500">{user.email.clone()}</p>
-        <div class="mt-6 grid gap-6 lg:grid-cols-2">
+        <p class="break-all text-sm text-slate-500">{user.email.clone()}</p>
+        <div class="mt-6 grid grid-cols-1 gap-6 lg:grid-cols-2">
             <SshKeys/>
             <ApiTokens/>
             <PasswordForm/>
             <DeleteAccountForm/>
+            <Activity/>
         </div>
     }
 }
@@ -44,7 +45,7 @@ fn SshKeys() -> impl IntoView {
                         <li class="flex items-center gap-3 py-2 text-sm">
                             <div class="min-w-0 flex-1">
                                 <p class="font-medium">{k.name}</p>
-                                <p class="truncate font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
+                                <p class="break-all font-mono text-xs text-slate-500" data-testid="fingerprint">{k.fingerprint}</p>
                             </div>
                             <RemoveButton label="Remove" remove=move || delete_ssh_key(id) removed=removed/>
                         </li>
@@ -95,8 +96,8 @@ fn ApiTokens() -> impl IntoView {
                     tokens.await.unwrap_or_default().into_iter().map(|t| {
                         let id = t.id;
                         view! {
-                            <div class="flex items-center gap-3 text-sm">
-                                <span class="flex-1 font-medium">{t.name}</span>
+                            <div class="flex flex-wrap items-center gap-x-3 gap-y-1 text-sm" data-testid="token-row">
+                                <span class="min-w-0 flex-1 break-words font-medium">{t.name}</span>
                                 <span class="text-xs text-slate-500" data-testid="token-last-used">{t.last_used_at.map(|l| format!("last used {}", format_time(l))).unwrap_or_else(|| "never used".into())}</span>
                                 <span class="text-xs text-slate-500" data-testid="token-expires">{t.expires_at.map(|e| format!("expires {}", format_time(e))).unwrap_or_else(|| "no expiry".into())}</span>
                                 <RemoveButton label="Revoke" remove=move || revoke_api_token(id) removed=revoked/>
@@ -145,5 +146,39 @@ fn DeleteAccountForm() -> impl IntoView {
             <Field label="Password" name="password" kind="password" autocomplete="current-password" error=field_error(value, "password")/>
             <SubmitButton pending=action.pending() idle="Delete my account" busy="Deleting…" class="btn-danger"/>
         </ActionForm>
+    }
+}
+
+/// The account's own activity, newest first: logins (with the address and whether they
+/// succeeded), tokens made and revoked, password changes.
+#[component]
+fn Activity() -> impl IntoView {
+    let list = Resource::new(|| (), |_| account_activity());
+    let none = || view! { <p class="text-sm text-slate-500">"Nothing yet."</p> };
+    let rows = |items: Vec<AccountEventView>| {
+        view! {
+            <ul class="divide-y divide-slate-200 text-sm dark:divide-slate-800" data-testid="activity">
+                {items.into_iter().map(|e| {
+                    let failed = e.kind == AccountEventKind::LoginFailed;
+                    view! {
+                        <li class="flex flex-wrap items-baseline gap-x-3 gap-y-0.5 py-2" data-testid="activity-row" data-kind=e.kind.as_str()>
+                            <span class="font-mono text-xs text-slate-400">{format_time(e.created_at)}</span>
+                            <span class="font-medium" class:text-rose-600=failed class:dark:text-rose-400=failed>{e.kind.label()}</span>
+                            {e.client_ip.map(|ip| view! { <span class="break-all font-mono text-xs text-slate-500" data-testid="activity-ip">{format!("from {ip}")}</span> })}
+                            {e.detail.map(|d| view! { <span class="min-w-0 break-words text-xs text-slate-500">{d}</span> })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        }
+    };
+    view! {
+        <section class="card space-y-3 p-5 lg:col-span-2">
+            <h2 class="text-lg font-semibold">"Account activity"</h2>
+            <p class="text-sm text-slate-500">"Logins, API tokens and password changes, newest first (the last 50)."</p>
+            <Transition fallback=|| ()>
+                <ListOr list empty=none each=rows/>
+            </Transition>
+        </section>
     }
 }

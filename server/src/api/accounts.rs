@@ -70,6 +70,7 @@ pub struct LoginResponse {
     responses((status = 200, description = "A bearer token for `Authorization: Bearer ...`", body = LoginResponse),
         (status = 400, description = "Not a form, or a field missing", body = ErrorBody),
         (status = 401, description = "Wrong credentials (`invalid_credentials`)", body = ErrorBody),
+        (status = 403, description = "Right password, but an administrator has disabled the account (`account_disabled`)", body = ErrorBody),
         (status = 429, description = "Too many attempts (Retry-After)", body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
@@ -166,4 +167,38 @@ pub async fn add_key(State(state): State<AppState>, user: ApiUser, Json(req): Js
 pub async fn delete_key(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
     state.accounts.delete_ssh_key(&user.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// One entry of your account's activity.
+#[derive(serde::Serialize, ToSchema)]
+pub struct AccountActivity {
+    pub id: i32,
+    /// What happened: `login_succeeded`, `login_failed`, `token_created`, `token_revoked`,
+    /// `password_changed`, `disabled` or `enabled` (by an administrator).
+    #[schema(value_type = String, example = "login_failed")]
+    pub kind: service::accounts::AccountEventKind,
+    /// The client's address (logins).
+    pub client_ip: Option<String>,
+    /// More about it: the token's name, why a login failed.
+    pub detail: Option<String>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
+
+impl From<service::accounts::AccountEventView> for AccountActivity {
+    fn from(e: service::accounts::AccountEventView) -> Self {
+        Self { id: e.id, kind: e.kind, client_ip: e.client_ip, detail: e.detail, created_at: e.created_at }
+    }
+}
+
+/// The account's newest activity entries shown (the settings page shows as many).
+pub const ACTIVITY_SHOWN: u64 = 50;
+
+/// Your account's activity, newest first (the last 50): logins with their address, API tokens
+/// created and revoked, password changes.
+#[utoipa::path(operation_id = "accounts_activity", get, path = "/api/v1/account/activity", tag = "auth", security(("bearer" = [])),
+    responses((status = 200, description = "Newest first, at most 50", body = Vec<AccountActivity>), (status = 401, description = "No or bad token")))]
+pub async fn activity(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AccountActivity>>> {
+    let list = state.accounts.activity(&user.actor(), ACTIVITY_SHOWN).await?;
+    Ok(axum::Json(list.into_iter().map(AccountActivity::from).collect()))
 }

@@ -41,6 +41,8 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     /// The account holds as many event streams and long polls as it may (429).
     TooManyStreams { max: usize },
+    /// A cookie-authenticated WebSocket handshake from another site (403, code `csrf`).
+    CrossSite,
 }
 
 impl From<service::Error> for ApiError {
@@ -65,6 +67,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, ErrorBody::json(code, message, None)).into_response(),
+            ApiError::CrossSite => (StatusCode::FORBIDDEN, ErrorBody::json("csrf", "cross-site request refused", None)).into_response(),
             ApiError::TooManyStreams { max } => {
                 let message = format!(
                     "this account already holds {max} event streams and long polls (?wait=) open, the most it may; close one first"

@@ -128,6 +128,8 @@ pub fn parse_action(action: &str) -> ApiResult<Operation> {
         "stop" => Ok(Operation::Stop),
         "restart" => Ok(Operation::Restart),
         "power_off" => Ok(Operation::PowerOff),
+        "sleep" => Ok(Operation::Sleep),
+        "wake" => Ok(Operation::Wake),
         _ => Err(service::Error::NotFound("action").into()),
     }
 }

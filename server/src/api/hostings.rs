@@ -49,6 +49,25 @@ pub async fn get(c: HostingCaller, Path(id): Path<i32>) -> ApiResult<axum::Json<
     Ok(axum::Json(v))
 }
 
+/// What a PATCH of a hosting may change.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HostingPatch {
+    /// Never put the site to sleep when it has no visits (at most `--always-on-per-user` of
+    /// your sites; 409 `conflict` past it).
+    pub always_on: Option<bool>,
+}
+
+#[utoipa::path(operation_id = "hostings_patch", patch, path = "/api/v1/hostings/{id}", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = HostingPatch,
+    responses((status = 200, description = "The hosting as it is now"), (status = 404, description = "Not found (or not yours)"), (status = 409, description = "Over the always-on limit"), (status = 422, description = "Invalid input")))]
+pub async fn patch(c: HostingCaller, Path(id): Path<i32>, Json(req): Json<HostingPatch>) -> ApiResult<axum::Json<HostingView>> {
+    let v = match req.always_on {
+        Some(on) => c.hostings.set_always_on(&c.actor, id, on).await?,
+        None => c.hostings.get(&c.actor, id).await?,
+    };
+    Ok(axum::Json(v))
+}
+
 #[utoipa::path(operation_id = "hostings_delete", delete, path = "/api/v1/hostings/{id}", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)),
     responses((status = 202, description = "Deletion started", body = HostingView), (status = 401, description = "No or bad token", body = ErrorBody), (status = 404, description = "Not found (or not yours)", body = ErrorBody),
         (status = 409, description = "Busy", body = ErrorBody), (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
@@ -57,7 +76,7 @@ pub async fn delete(c: HostingCaller, Path(id): Path<i32>) -> ApiResult<Accepted
 }
 
 #[utoipa::path(operation_id = "hostings_action", post, path = "/api/v1/hostings/{id}/{action}", tag = "hostings", security(("bearer" = [])),
-    params(("id" = i32, Path), ("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot) or power_off (an ACPI shutdown)"), WaitQuery),
+    params(("id" = i32, Path), ("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot), power_off (an ACPI shutdown), sleep (saves it to disk; the next visit wakes it) or wake"), WaitQuery),
     responses((status = 202, description = "Started (or finished, with ?wait)", body = HostingView), (status = 400, description = "A bad `wait`", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 404, description = "Not found (or not yours), or an unknown action", body = ErrorBody),
         (status = 409, description = "Not possible in this state, or busy", body = ErrorBody), (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody), (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]

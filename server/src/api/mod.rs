@@ -2,7 +2,9 @@
 //! collection API for several hostings, API tokens, SSH keys, event streams and the OpenAPI
 //! document. One module per resource.
 pub mod accounts;
+pub mod admin;
 pub mod caller;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -24,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
         .route("/users/me", get(accounts::me))
+        .route("/account/activity", get(accounts::activity))
         .route("/tokens", get(accounts::list_tokens).post(accounts::create_token))
         .route("/tokens/{id}", delete(accounts::revoke_token))
         .route("/ssh-keys", get(accounts::list_keys).post(accounts::add_key))
@@ -31,12 +34,20 @@ pub fn router() -> Router<AppState> {
         .route("/host", post(host::create).get(host::get).delete(host::delete))
         .route("/host/{action}", post(host::action))
         .route("/hostings", get(hostings::list).post(hostings::create))
-        .route("/hostings/{id}", get(hostings::get).delete(hostings::delete))
+        .route("/hostings/{id}", get(hostings::get).patch(hostings::patch).delete(hostings::delete))
         .route("/hostings/{id}/events", get(hostings::events))
         .route("/hostings/{id}/stats", get(hostings::stats))
         .route("/hostings/{id}/console", get(hostings::console))
+        .route("/hostings/{id}/console/ws", get(console::console_ws))
+        .route("/hostings/{id}/console/password", post(console::set_password))
         .route("/hostings/{id}/stream", get(stream::stream))
         .route("/hostings/{id}/{action}", post(hostings::action))
+        .route("/admin/users", get(admin::list_users))
+        .route("/admin/users/{id}/disable", post(admin::disable_user))
+        .route("/admin/users/{id}/enable", post(admin::enable_user))
+        .route("/admin/nodes", get(admin::list_nodes))
+        .route("/admin/hostings", get(admin::list_hostings))
+        .route("/admin/events", get(admin::recent_events))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
         .route("/docs/init.js", get(openapi::docs_init))

@@ -7,22 +7,26 @@ use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, error, health, host, hostings, stream};
+use super::{accounts, admin, console, error, health, host, hostings, stream};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "vm-webhoster API", version = "1", description = "Create and run VM-backed websites. Authenticate with `Authorization: Bearer <token>` from /auth/login or an API token."),
     paths(
         health::health,
-        accounts::register, accounts::login, accounts::me,
+        accounts::register, accounts::login, accounts::me, accounts::activity,
         accounts::list_tokens, accounts::create_token, accounts::revoke_token,
         accounts::list_keys, accounts::add_key, accounts::delete_key,
         host::create, host::get, host::delete, host::action,
-        hostings::list, hostings::create, hostings::get, hostings::delete, hostings::action,
+        hostings::list, hostings::create, hostings::get, hostings::patch, hostings::delete, hostings::action,
         hostings::events, hostings::stats, hostings::console, stream::stream,
+        console::console_ws, console::set_password,
+        admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::list_hostings, admin::recent_events,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
-                        host::HostRequest, host::SiteChoice, hostings::CreateRequest, error::ErrorBody, error::ErrorDetail)),
+                        host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch,
+                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode,
+                        console::ConsolePasswordRequest, error::ErrorBody, error::ErrorDetail)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod banner;
+mod admin;
 mod csrf;
 mod health;
 mod hosting_disabled;

@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use vmw_test_support::http::{assert_api_error as assert_error, assert_field_error, client_with, no_redirect_client, send};
 use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
+mod console;
 mod front_door;
 mod metrics;
 
@@ -450,6 +451,9 @@ async fn the_openapi_document_lists_every_endpoint() {
         "/api/v1/tokens/{id}", "/api/v1/ssh-keys", "/api/v1/ssh-keys/{id}", "/api/v1/host", "/api/v1/host/{action}",
         "/api/v1/hostings", "/api/v1/hostings/{id}", "/api/v1/hostings/{id}/events", "/api/v1/hostings/{id}/stats",
         "/api/v1/hostings/{id}/console", "/api/v1/hostings/{id}/stream", "/api/v1/hostings/{id}/{action}",
+        "/api/v1/account/activity", "/api/v1/admin/users", "/api/v1/admin/users/{id}/disable", "/api/v1/admin/users/{id}/enable",
+        "/api/v1/admin/nodes", "/api/v1/admin/hostings", "/api/v1/admin/events",
+        "/api/v1/hostings/{id}/console/ws", "/api/v1/hostings/{id}/console/password",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
     }
@@ -541,4 +545,44 @@ async fn every_api_route_is_documented_with_its_bodies_and_error_schema() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn an_administrator_sees_nodes_and_every_hosting_and_acts_on_anyones_hosting_while_others_get_404() {
+    let app = spawn_with(1, &["--first-user-admin"]).await;
+    let root = app.register("chief").await;
+    let ann = app.register("annie").await;
+    let eve = app.register("evelyn").await;
+    let id = app.create_host(&ann).await;
+    app.wait_for(&ann, "running").await;
+
+    for path in ["/api/v1/admin/nodes", "/api/v1/admin/hostings", "/api/v1/admin/events", "/api/v1/admin/users"] {
+        let (s, b) = app.call(M::GET, path, &ann, None).await;
+        assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    }
+    let (s, nodes) = app.call(M::GET, "/api/v1/admin/nodes", &root, None).await;
+    assert_eq!(s, StatusCode::OK, "{nodes}");
+    let n = &nodes[0];
+    assert_eq!((n["hostings_total"].as_u64(), n["hostings_running"].as_u64(), n["hostings_stopped"].as_u64()), (Some(1), Some(1), Some(0)), "{n}");
+    assert!(n["memory_committed_mib"].as_u64().unwrap() > 0, "{n}");
+    assert_eq!(n["memory_free_mib"].as_u64().unwrap(), n["memory_limit_mib"].as_u64().unwrap() - n["memory_committed_mib"].as_u64().unwrap());
+    assert_eq!(n["disk_free_gib"].as_u64().unwrap(), n["disk_limit_gib"].as_u64().unwrap() - n["disk_committed_gib"].as_u64().unwrap());
+    let (s, all) = app.call(M::GET, "/api/v1/admin/hostings", &root, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!((all[0]["id"].as_i64(), all[0]["owner"].as_str(), all[0]["state"].as_str()), (Some(id), Some("annie"), Some("running")), "{all}");
+
+    // Another user cannot touch it; the administrator can.
+    let (s, b) = app.call(M::POST, &format!("/api/v1/hostings/{id}/stop"), &eve, None).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (s, v) = app.call(M::POST, &format!("/api/v1/hostings/{id}/stop?wait=60"), &root, None).await;
+    assert_eq!((s, v["state"].as_str()), (StatusCode::ACCEPTED, Some("stopped")), "{v}");
+    let (_, nodes) = app.call(M::GET, "/api/v1/admin/nodes", &root, None).await;
+    assert_eq!((nodes[0]["hostings_running"].as_u64(), nodes[0]["hostings_stopped"].as_u64()), (Some(0), Some(1)), "{nodes}");
+    let (s, events) = app.call(M::GET, "/api/v1/admin/events?limit=5", &root, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(events.as_array().unwrap().len() <= 5 && events[0]["hosting_id"].as_i64() == Some(id), "{events}");
+    let (s, b) = app.call(M::DELETE, &format!("/api/v1/hostings/{id}"), &eve, None).await;
+    assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
+    let (s, _) = app.call(M::DELETE, &format!("/api/v1/hostings/{id}"), &root, None).await;
+    assert_eq!(s, StatusCode::ACCEPTED);
 }

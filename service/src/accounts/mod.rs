@@ -1,5 +1,6 @@
 //! Accounts: users, passwords, login limits, API tokens and SSH keys. Every per-object call
 //! takes the calling [`Actor`]; objects of other users answer NotFound.
+pub mod activity;
 mod limiter;
 pub mod password;
 pub mod session_store;
@@ -16,7 +17,7 @@ use sea_orm::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::db::entity::{api_token, ssh_key, user};
+use crate::db::entity::{account_event, api_token, ssh_key, user};
 use crate::db::now_ms;
 use crate::domain::{Email, Password, SshPublicKey, Username};
 use crate::{Error, Result};
@@ -30,11 +31,19 @@ pub struct Actor {
     pub is_admin: bool,
 }
 
+pub use activity::{AccountEventKind, AccountEventView};
 pub use vmw_types::{ApiTokenView, SshKeyView, TokenKind, UserView};
 
 impl From<&user::Model> for UserView {
     fn from(u: &user::Model) -> Self {
-        Self { id: u.id, email: u.email.clone(), username: u.username.clone(), is_admin: u.is_admin, created_at: u.created_at }
+        Self {
+            id: u.id,
+            email: u.email.clone(),
+            username: u.username.clone(),
+            is_admin: u.is_admin,
+            created_at: u.created_at,
+            disabled_at: u.disabled_at,
+        }
     }
 }
 
@@ -390,19 +399,52 @@ impl Accounts {
             }
         };
         match found {
+            Some(u) if ok && u.disabled_at.is_some() => {
+                // The password was right: no more guessing to count, but no login either.
+                self.per_account.clear(&account_key);
+                if let Some(k) = &client_key {
+                    self.per_client.release(k);
+                }
+                tracing::info!(client = ?client, user_id = u.id, "login refused: the account is disabled");
+                self.note(u.id, AccountEventKind::LoginFailed, client, Some("the account is disabled".into())).await;
+                Err(Error::AccountDisabled)
+            }
             Some(u) if ok => {
                 self.per_account.clear(&account_key);
                 if let Some(k) = &client_key {
                     self.per_client.release(k);
                     self.known_clients.remember(u.id, k);
                 }
+                self.note(u.id, AccountEventKind::LoginSucceeded, client, None).await;
                 Ok(UserView::from(&u))
             }
             _ => {
                 tracing::info!(client = ?client, user_id = found.as_ref().map(|u| u.id), "failed login");
+                if let Some(u) = &found {
+                    self.note(u.id, AccountEventKind::LoginFailed, client, Some("wrong password".into())).await;
+                }
                 Err(Error::InvalidCredentials)
             }
         }
+    }
+
+    /// Records an entry of the user's activity. A failure to record is logged, not returned:
+    /// it must not turn a login or a revocation into an error.
+    async fn note(&self, user_id: i32, kind: AccountEventKind, client: Option<IpAddr>, detail: Option<String>) {
+        if let Err(err) = activity::record(&self.db, user_id, kind, client, detail).await {
+            tracing::warn!(%err, user_id, %kind, "could not record account activity");
+        }
+    }
+
+    /// The caller's own activity, newest first (at most `limit`, at most
+    /// [`activity::ACTIVITY_KEPT`] are kept).
+    pub async fn activity(&self, actor: &Actor, limit: u64) -> Result<Vec<AccountEventView>> {
+        activity::newest(&self.db, actor.user_id, limit.clamp(1, activity::ACTIVITY_KEPT)).await
+    }
+
+    /// Deletes activity older than `before` (the hosting events' retention job calls it).
+    pub async fn prune_activity_before(&self, before: i64) -> Result<u64> {
+        activity::prune_before(&self.db, before).await
     }
 
     /// The rows `rows` selects, in the order of `id` (oldest first), as views.
@@ -449,6 +491,8 @@ impl Accounts {
         // Every token dies with the old password, login and named API tokens alike: whoever
         // had the old password may have minted one.
         let revoked = api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(actor.user_id)).exec(&txn).await?;
+        let detail = (revoked.rows_affected > 0).then(|| format!("{} token(s) revoked with it", revoked.rows_affected));
+        activity::record(&txn, actor.user_id, AccountEventKind::PasswordChanged, None, detail).await?;
         txn.commit().await?;
         tracing::info!(user_id = actor.user_id, tokens_revoked = revoked.rows_affected, "password changed");
         Ok(())
@@ -475,6 +519,7 @@ impl Accounts {
         }
         ssh_key::Entity::delete_many().filter(ssh_key::Column::UserId.eq(actor.user_id)).exec(&txn).await?;
         api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(actor.user_id)).exec(&txn).await?;
+        account_event::Entity::delete_many().filter(account_event::Column::UserId.eq(actor.user_id)).exec(&txn).await?;
         // A hosting created since the count above keeps the user row (the foreign key restricts).
         match user::Entity::delete_by_id(actor.user_id).exec(&txn).await {
             Ok(_) => {}
@@ -507,6 +552,44 @@ impl Accounts {
         am.is_admin = Set(admin);
         am.updated_at = Set(now_ms());
         Ok(UserView::from(&am.update(&self.db).await?))
+    }
+
+    /// Disables (`disabled` true) or enables an account (admin only; Forbidden otherwise). A
+    /// disabled account cannot log in, and everything it is signed in with stops at once: its
+    /// auth version is bumped (its sessions and event streams end at their next check) and its
+    /// tokens are deleted. Enabling lets it log in again; old sessions and tokens stay void.
+    /// An administrator cannot disable their own account.
+    pub async fn set_disabled(&self, actor: &Actor, user_id: i32, disabled: bool) -> Result<UserView> {
+        if !actor.is_admin {
+            return Err(Error::Forbidden);
+        }
+        if disabled && user_id == actor.user_id {
+            return Err(Error::conflict(None, "you cannot disable your own account"));
+        }
+        let txn = self.db.begin().await?;
+        let u = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or(Error::NotFound("user"))?;
+        if u.disabled_at.is_some() == disabled {
+            return Ok(UserView::from(&u));
+        }
+        let now = now_ms();
+        let version = u.auth_version + 1;
+        let mut am: user::ActiveModel = u.into();
+        am.disabled_at = Set(disabled.then_some(now));
+        if disabled {
+            am.auth_version = Set(version);
+        }
+        am.updated_at = Set(now);
+        let u = am.update(&txn).await?;
+        let kind = if disabled { AccountEventKind::Disabled } else { AccountEventKind::Enabled };
+        if disabled {
+            let revoked = api_token::Entity::delete_many().filter(api_token::Column::UserId.eq(user_id)).exec(&txn).await?;
+            tracing::info!(user_id, by = actor.user_id, tokens_revoked = revoked.rows_affected, "account disabled");
+        } else {
+            tracing::info!(user_id, by = actor.user_id, "account enabled");
+        }
+        activity::record(&txn, user_id, kind, None, None).await?;
+        txn.commit().await?;
+        Ok(UserView::from(&u))
     }
 
     pub async fn list_users(&self, actor: &Actor) -> Result<Vec<UserView>> {
@@ -593,6 +676,7 @@ impl Accounts {
         }
         .insert(&self.db)
         .await?;
+        self.note(actor.user_id, AccountEventKind::TokenCreated, None, Some(row.name.clone())).await;
         Ok((token, row.into()))
     }
 
@@ -604,15 +688,22 @@ impl Accounts {
     }
 
     pub async fn revoke_api_token(&self, actor: &Actor, token_id: i32) -> Result<()> {
+        let mine = || {
+            api_token::Entity::find()
+                .filter(api_token::Column::Id.eq(token_id))
+                .filter(api_token::Column::UserId.eq(actor.user_id))
+                .filter(api_token::Column::Kind.eq(TokenKind::Api))
+        };
+        let t = mine().one(&self.db).await?.ok_or(Error::NotFound("token"))?;
         let res = api_token::Entity::delete_many()
-            .filter(api_token::Column::Id.eq(token_id))
+            .filter(api_token::Column::Id.eq(t.id))
             .filter(api_token::Column::UserId.eq(actor.user_id))
-            .filter(api_token::Column::Kind.eq(TokenKind::Api))
             .exec(&self.db)
             .await?;
         if res.rows_affected == 0 {
             return Err(Error::NotFound("token"));
         }
+        self.note(actor.user_id, AccountEventKind::TokenRevoked, None, Some(t.name)).await;
         Ok(())
     }
 
@@ -631,6 +722,10 @@ impl Accounts {
             return Err(Error::Unauthorized);
         }
         let u = self.user_row(t.user_id).await.map_err(|_| Error::Unauthorized)?;
+        // Disabling deletes the tokens; this holds even for one minted in the same instant.
+        if u.disabled_at.is_some() {
+            return Err(Error::Unauthorized);
+        }
         // At most one write a minute per token (no write storm from a busy script). The
         // condition is in the UPDATE, so simultaneous requests write once between them.
         if t.last_used_at.is_none_or(|l| now - l >= LAST_USED_EVERY_MS) {

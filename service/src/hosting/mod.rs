@@ -3,6 +3,8 @@
 //!
 //! Every call that touches a hosting takes the caller's [`Actor`] and answers `NotFound` for
 //! hostings that belong to someone else (their existence is not leaked).
+mod activity;
+pub mod console;
 pub mod events;
 pub mod faults;
 mod metrics;
@@ -11,6 +13,8 @@ mod ports;
 mod pool;
 mod provision;
 mod reconcile;
+mod sleep;
+mod ssh_waker;
 pub mod store;
 mod units;
 pub mod view;
@@ -29,8 +33,10 @@ use crate::proxy::Proxy;
 use crate::vm::VmManager;
 use crate::{Error, Result, ServiceConfig};
 
+pub use console::{ConsoleInput, ConsoleOutput, ConsoleSession, ConsoleStatus};
 pub use events::LiveEvent;
 pub use reconcile::ReconcileReport;
+pub use sleep::ASLEEP;
 pub use store::{HostingRow, Store};
 pub use vmw_types::{CreateKind, EventKind, EventStatus, HostingState, Operation, SpareTier, Step};
 pub use view::{EventView, HostingView, NodeView, StatSample};
@@ -70,6 +76,10 @@ struct Inner {
     golden_failed_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// What the node's hostings may commit (fixed at start-up).
     capacity: store::Capacity,
+    /// The SSH ports of sleeping sites, listened on by the app (wake on SSH).
+    ssh_wakers: ssh_waker::SshWakers,
+    /// Who holds each hosting's interactive console (one writer at a time).
+    consoles: console::ConsoleHub,
 }
 
 impl HostingService {
@@ -99,6 +109,8 @@ impl HostingService {
                 metrics: metrics::Metrics::default(),
                 golden_failed_at: std::sync::Mutex::new(None),
                 capacity,
+                ssh_wakers: ssh_waker::SshWakers::default(),
+                consoles: console::ConsoleHub::default(),
             }),
         })
     }
@@ -108,6 +120,9 @@ impl HostingService {
     pub async fn start_background(&self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         let report = self.reconcile().await?;
         tracing::info!(?report, "start-up reconciliation done");
+        self.refresh_routes().await;
+        self.open_all_ssh_wakers().await;
+        let sleeper = self.spawn_idle_sleeper();
         let this = self.clone();
         let every = Duration::from_secs(self.inner.cfg.reconcile_interval_secs.max(1));
         let reconciler = tokio::spawn(async move {
@@ -151,11 +166,29 @@ impl HostingService {
                 }
             }
         });
-        Ok(vec![reconciler, sampler, pool, pruner])
+        Ok(vec![reconciler, sampler, pool, pruner, sleeper])
     }
 
     pub fn config(&self) -> &ServiceConfig {
         &self.inner.cfg
+    }
+
+    /// Brings every routed site's nginx files up to date with this build and these settings.
+    async fn refresh_routes(&self) {
+        let Ok(routed) = self.inner.proxy.list_routes().await else { return };
+        let mut routes = Vec::new();
+        for id in routed {
+            if let Ok(Some(row)) = self.inner.store.get(id).await {
+                if let Ok(r) = self.site_route(&row).await {
+                    routes.push(r);
+                }
+            }
+        }
+        match self.inner.proxy.refresh_routes(&routes).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(sites = n, "rewrote the nginx files of sites made by an older build"),
+            Err(err) => tracing::warn!(%err, "could not bring the sites' nginx files up to date"),
+        }
     }
 
     pub fn node_id(&self) -> i32 {
@@ -391,13 +424,15 @@ impl HostingService {
     }
 
     /// Deletes events older than `event_retention_days` (0: none), keeping each hosting's
-    /// newest. Runs hourly in the background.
+    /// newest, and account activity older than that. Runs hourly in the background.
     pub async fn prune_events(&self) -> Result<u64> {
         let days = self.inner.cfg.event_retention_days;
         if days == 0 {
             return Ok(0);
         }
-        self.inner.events.prune_before(now_ms() - i64::from(days) * 86_400_000).await
+        let before = now_ms() - i64::from(days) * 86_400_000;
+        let activity = self.inner.accounts.prune_activity_before(before).await?;
+        Ok(self.inner.events.prune_before(before).await? + activity)
     }
 
     /// Host capacity and usage (admin page).
@@ -419,6 +454,8 @@ impl HostingService {
             .into_iter()
             .filter(|(_, s)| *s == crate::vm::VmState::Running)
             .count() as u64;
+        let hostings_running = store.count_on_node_in(HostingState::Running).await?;
+        let hostings_stopped = store.count_on_node_in(HostingState::Stopped).await?;
         let (total, avail) = metrics::host_memory_kib();
         let committed = store.committed_in(store.db(), &self.inner.capacity).await?;
         Ok(NodeView {
@@ -430,6 +467,8 @@ impl HostingService {
             memory_available_kib: avail,
             hostings_total,
             vms_running,
+            hostings_running,
+            hostings_stopped,
             memory_committed_mib: committed.memory_mib,
             memory_limit_mib: self.inner.capacity.memory_limit_mib,
             disk_committed_gib: committed.disk_gib,

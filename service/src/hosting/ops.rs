@@ -36,6 +36,8 @@ impl HostingService {
                 Operation::PowerOff => this.run_power_off(lease).await,
                 Operation::Restart => this.run_restart(lease).await,
                 Operation::Delete => this.run_delete(lease).await,
+                Operation::Sleep => this.run_sleep(lease, "Asleep: put to sleep by hand; the next visit wakes it".into()).await,
+                Operation::Wake => this.run_wake(lease, "woken by hand").await,
                 Operation::Create => Ok(()),
             };
             if let Err(err) = res {
@@ -127,8 +129,7 @@ impl HostingService {
         let row = self.inner.store.require(id).await?;
         let spec = self.vm_spec(&row)?;
         self.inner.vm.define(&spec).await?;
-        self.inner.vm.start(id).await?;
-        self.wait_ready(&row).await?;
+        self.bring_up(id).await?;
         // The route may have been dropped by a failed reload; make sure it is there.
         if !self.inner.proxy.site_file(id).exists() {
             let route = self.site_route(&row).await?;
@@ -140,14 +141,28 @@ impl HostingService {
     /// Stop saves the VM's memory to disk (its RAM is freed) so that start restores it.
     async fn run_stop(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        let res = self.inner.vm.managed_save(lease.hosting_id()).await;
+        let id = lease.hosting_id();
+        if self.inner.store.require(id).await?.state == HostingState::Sleeping {
+            // Already saved: it only stops answering visits.
+            self.inner.ssh_wakers.release(id).await;
+            let done = "Stopped: saved to disk (start restores it in under a second)";
+            return self.finish(lease, HostingState::Stopped, Some(done.into()), done.into(), t).await;
+        }
+        let res = self.inner.vm.managed_save(id).await;
         self.settle_halt(lease, res, t, "Stopped: saved to disk (start restores it in under a second)", "Stop").await
     }
 
     /// A real power-off (ACPI shutdown, forced after a while): the next start boots.
     async fn run_power_off(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
-        let res = self.inner.vm.shutdown(lease.hosting_id(), SHUTDOWN_TIMEOUT).await;
+        let id = lease.hosting_id();
+        if self.inner.store.require(id).await?.state == HostingState::Sleeping {
+            // A sleeping VM has no guest to shut down: dropping its saved state is the power-off.
+            self.inner.ssh_wakers.release(id).await;
+            let res = self.inner.vm.discard_saved_state(id).await;
+            return self.settle_halt(lease, res, t, "Powered off (the next start is a full boot)", "Power off").await;
+        }
+        let res = self.inner.vm.shutdown(id, SHUTDOWN_TIMEOUT).await;
         self.settle_halt(lease, res, t, "Powered off (the next start is a full boot)", "Power off").await
     }
 
@@ -218,7 +233,7 @@ impl HostingService {
         let next = self
             .inner
             .store
-            .first_for_user_in(user_id, &[HostingState::Running, HostingState::Stopped])
+            .first_for_user_in(user_id, &[HostingState::Running, HostingState::Stopped, HostingState::Sleeping])
             .await;
         if let Ok(Some(next)) = next {
             if let Ok(route) = self.site_route(&next).await {

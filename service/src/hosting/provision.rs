@@ -248,6 +248,8 @@ impl HostingService {
     pub(super) async fn scrub(&self, lease: &Lease) -> Vec<String> {
         let cx = Cx { svc: self, lease };
         let mut errors = Vec::new();
+        // A sleeping site's SSH port is the app's own listener: it goes first.
+        self.inner.ssh_wakers.release(lease.hosting_id()).await;
         for unit in units::EVERYTHING.iter().rev() {
             if lease.is_lost() {
                 errors.push("the hosting's lease passed to another process".to_owned());
@@ -290,7 +292,13 @@ impl HostingService {
             .store
             .first_for_user_in(
                 user_id,
-                &[HostingState::Queued, HostingState::Provisioning, HostingState::Running, HostingState::Stopped],
+                &[
+                    HostingState::Queued,
+                    HostingState::Provisioning,
+                    HostingState::Running,
+                    HostingState::Stopped,
+                    HostingState::Sleeping,
+                ],
             )
             .await?;
         let http = row.http_port.ok_or_else(|| Error::internal("ports are not allocated"))?;

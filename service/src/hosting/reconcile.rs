@@ -106,14 +106,28 @@ impl HostingService {
                     store.release(&lease).await?;
                 }
             }
-            HostingState::Running | HostingState::Stopped => {
+            HostingState::Running | HostingState::Stopped | HostingState::Sleeping => {
                 // Read under the lease: the pass's domain list may be older than an operation
                 // that ended a moment ago.
                 let actual = self.inner.vm.state(row.id).await.ok();
+                let saved = actual == Some(VmState::ShutOff) && self.inner.vm.has_managed_save(row.id).await.unwrap_or(false);
+                let asleep = row.state == HostingState::Sleeping || row.operation == Some(Operation::Sleep);
                 let want = match actual {
                     Some(VmState::Running | VmState::Paused) => HostingState::Running,
+                    // A sleep that saved the VM, or a wake that had not restored it yet.
+                    _ if saved && asleep => HostingState::Sleeping,
                     _ => HostingState::Stopped,
                 };
+                if want == HostingState::Running && !self.inner.faults.skip_ready_probe() {
+                    // A process that died between a restore and its forwards left a VM that no
+                    // one can reach.
+                    if let (Some(http), Some(ssh)) = (row.http_port, row.ssh_port) {
+                        self.inner.ssh_wakers.release(row.id).await;
+                        if let Err(err) = self.inner.vm.ensure_forwards(row.id, http as u16, ssh as u16).await {
+                            tracing::warn!(hosting_id = row.id, %err, "could not give a running VM its forwards");
+                        }
+                    }
+                }
                 let changed = if row.operation.is_some() {
                     rep.ops_settled.push(row.id);
                     true
@@ -130,11 +144,15 @@ impl HostingService {
                     }
                 }
                 if changed {
-                    let r = store.finish(&lease, want, row.state_reason.clone()).await?;
+                    let reason = if want == HostingState::Sleeping { Some(super::sleep::ASLEEP.into()) } else { row.state_reason.clone() };
+                    let r = store.finish(&lease, want, reason).await?;
                     let msg = format!("State read back from the hypervisor: {want}");
                     self.event(&r, EventKind::State, None, want.into(), msg, None).await;
                 } else {
                     store.release(&lease).await?;
+                }
+                if want == HostingState::Sleeping {
+                    self.open_ssh_waker(row.id).await;
                 }
             }
             HostingState::Spare => {

@@ -276,6 +276,16 @@ impl Store {
         Ok(self.on_node().filter(hosting::Column::UserId.is_not_null()).count(self.db()).await?)
     }
 
+    /// Users' hostings on this node in `state`.
+    pub async fn count_on_node_in(&self, state: HostingState) -> Result<u64> {
+        Ok(self
+            .on_node()
+            .filter(hosting::Column::UserId.is_not_null())
+            .filter(hosting::Column::State.eq(state))
+            .count(self.db())
+            .await?)
+    }
+
     /// Rows on this node in one of `states`.
     pub async fn on_node_in(&self, states: &[HostingState]) -> Result<Vec<HostingRow>> {
         Ok(self
@@ -545,6 +555,51 @@ impl Store {
             .exec(self.db())
             .await?;
         Ok(())
+    }
+
+    // ---- observations and the owner's settings (no lease: they start no work) -------------
+
+    /// Notes a visit seen at `at` (ms); never moves the time back.
+    pub async fn mark_active(&self, id: i32, at: i64) -> Result<()> {
+        hosting::Entity::update_many()
+            .col_expr(hosting::Column::LastActiveAt, Expr::value(at))
+            .filter(hosting::Column::Id.eq(id))
+            .filter(Condition::any().add(hosting::Column::LastActiveAt.is_null()).add(hosting::Column::LastActiveAt.lt(at)))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_always_on(&self, id: i32, on: bool) -> Result<HostingRow> {
+        hosting::Entity::update_many()
+            .col_expr(hosting::Column::AlwaysOn, Expr::value(on))
+            .filter(hosting::Column::Id.eq(id))
+            .exec(self.db())
+            .await?;
+        self.require(id).await
+    }
+
+    /// Turns "always on" on unless `user_id` already has `limit` such sites: one conditional
+    /// UPDATE, so two requests at once cannot both pass the count. None when refused.
+    pub async fn set_always_on_within(&self, id: i32, user_id: i32, limit: u32) -> Result<Option<HostingRow>> {
+        use sea_orm::sea_query::{Alias, ExprTrait, Query};
+        let h2 = Alias::new("h2");
+        let count = Query::select()
+            .expr(Expr::col((h2.clone(), hosting::Column::Id)).count())
+            .from_as(hosting::Entity, h2.clone())
+            .and_where(Expr::col((h2.clone(), hosting::Column::UserId)).eq(user_id))
+            .and_where(Expr::col((h2, hosting::Column::AlwaysOn)).eq(true))
+            .to_owned();
+        let res = hosting::Entity::update_many()
+            .col_expr(hosting::Column::AlwaysOn, Expr::value(true))
+            .filter(hosting::Column::Id.eq(id))
+            .filter(Expr::SubQuery(None, Box::new(count.into())).lt(limit as i64))
+            .exec(self.db())
+            .await?;
+        if res.rows_affected != 1 {
+            return Ok(None);
+        }
+        Ok(Some(self.require(id).await?))
     }
 
     // ---- writes under a lease -------------------------------------------------------------

@@ -153,7 +153,7 @@ unit! {
 unit! {
     /// Boots the domain, or restores it when it has a saved state (a spare's: ~0.4 s).
     StartVm shows StartVm;
-    run(cx) { Ok(cx.svc.inner.vm.start(cx.id()).await?) }
+    run(cx) { cx.svc.start_vm(cx.id()).await }
     undo(cx) { Ok(cx.svc.inner.vm.destroy(cx.id()).await?) }
 }
 

@@ -31,6 +31,8 @@ pub fn hosting_view(m: &hosting::Model, cfg: &ServiceConfig, queue_position: Opt
         ssh_command: m.ssh_port.map(|p| format!("ssh -p {p} {}@{}", cfg.guest_user, cfg.public_host)),
         sftp_command: m.ssh_port.map(|p| format!("sftp -P {p} {}@{}", cfg.guest_user, cfg.public_host)),
         queue_position,
+        always_on: m.always_on,
+        last_visit_at: m.last_active_at,
     }
 }
 

@@ -139,6 +139,12 @@ impl Proxy {
         self.sites().join(format!("hosting-{hosting_id}.locations.conf"))
     }
 
+    /// The site's visits log: nginx appends a line per request, so its modification time is
+    /// the site's last visit through nginx.
+    pub fn visits_file(&self, hosting_id: i32) -> PathBuf {
+        self.inner.prefix.join("logs").join("visits").join(format!("{hosting_id}.log"))
+    }
+
     fn server_file(&self, hosting_id: i32) -> PathBuf {
         self.sites().join(format!("hosting-{hosting_id}.server.conf"))
     }
@@ -158,7 +164,7 @@ impl Proxy {
     pub async fn ensure_running(&self) -> Result<(), ProxyError> {
         let _g = self.inner.lock.lock().await;
         let p = &self.inner.prefix;
-        for d in ["sites", "logs", "tmp", "html/__vmw"] {
+        for d in ["sites", "logs", "logs/visits", "tmp", "html/__vmw"] {
             let d = p.join(d);
             tokio::fs::create_dir_all(&d).await.map_err(|e| io("creating", &d, e))?;
         }
@@ -206,6 +212,36 @@ impl Proxy {
         Ok(())
     }
 
+    /// Rewrites the files of these routes where they differ from what the templates make now
+    /// (an upgrade changed them, or the waker's port moved with a restart), then reloads once.
+    /// Returns how many sites changed. On failure every file is put back.
+    pub async fn refresh_routes(&self, routes: &[SiteRoute]) -> Result<usize, ProxyError> {
+        let _g = self.inner.lock.lock().await;
+        let mut changed = Vec::new();
+        for r in routes {
+            let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, r)?;
+            let (lf, sf) = (self.site_file(r.hosting_id), self.server_file(r.hosting_id));
+            let before = (read_opt(&lf).await?, read_opt(&sf).await?);
+            if before.0.as_deref() == Some(locations.as_str()) && before.1.as_deref() == Some(server.as_str()) {
+                continue;
+            }
+            write_atomic(&lf, &locations).await?;
+            write_atomic(&sf, &server).await?;
+            changed.push((lf, sf, before));
+        }
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        if let Err(e) = self.apply().await {
+            for (lf, sf, before) in changed {
+                restore(&lf, before.0).await?;
+                restore(&sf, before.1).await?;
+            }
+            return Err(e);
+        }
+        Ok(changed.len())
+    }
+
     /// Waits until nginx really serves the site at `/{slug}/` (any answer but a gateway error),
     /// so "running" means reachable. On failure, the reason names nginx's last error line about
     /// this site's own upstream, if there is one.
@@ -246,6 +282,7 @@ impl Proxy {
             restore(&sf, before.1).await?;
             return Err(e);
         }
+        let _ = tokio::fs::remove_file(self.visits_file(hosting_id)).await;
         Ok(())
     }
 
@@ -301,6 +338,18 @@ impl Proxy {
                 let old = self.inner.prefix.join("logs").join(format!("{name}.1"));
                 tokio::fs::rename(&p, &old).await.map_err(|e| io("rotating", &p, e))?;
                 rotated.push(name);
+            }
+        }
+        // Visits logs are only read for their modification time: past the cap they are emptied
+        // in place (nginx appends; the site looks visited once more, which delays its sleep).
+        let dir = self.inner.prefix.join("logs").join("visits");
+        if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
+            while let Ok(Some(e)) = entries.next_entry().await {
+                if e.metadata().await.map(|m| m.len() > max_bytes).unwrap_or(false) {
+                    if let Ok(f) = tokio::fs::OpenOptions::new().write(true).open(e.path()).await {
+                        let _ = f.set_len(0).await;
+                    }
+                }
             }
         }
         if !rotated.is_empty() && self.running_pid().await.is_some() {

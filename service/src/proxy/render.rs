@@ -99,6 +99,7 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
         return Err(ProxyError::Invalid("no HTTP port".into()));
     }
     let backend = SocketAddr::new(bind, r.http_port).to_string();
+    let waker = cfg.waker_upstream.map(|w| format!("    server {w} backup;\n")).unwrap_or_default();
     let common = |path: String| {
         fill(
             LOCATIONS,
@@ -123,6 +124,7 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
             ("listen", listen.to_string()),
             ("base_domain", cfg.base_domain.clone()),
             ("backend", backend.clone()),
+            ("waker", waker),
             ("prefix", prefix.display().to_string()),
         ],
     );
@@ -147,6 +149,11 @@ mod tests {
         assert!(srv.contains("server_name my-site.localhost;"));
         assert!(srv.contains("proxy_pass http://vmw_site_3;"));
         assert!(srv.contains("upstream vmw_site_3 {\n    server 127.0.0.1:20003 max_fails=0;\n    keepalive 8;"));
+        assert!(!srv.contains(" backup;"), "no waker configured: no backup");
+        let cfg = ServiceConfig { waker_upstream: Some("127.0.0.1:4001".parse().unwrap()), ..ServiceConfig::default() };
+        let (_, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
+        assert!(srv.contains("server 127.0.0.1:20003 max_fails=0;\n    server 127.0.0.1:4001 backup;\n    keepalive 8;"));
+        assert!(loc.contains("access_log /p/logs/visits/3.log vmw_visit;") && srv.contains("access_log /p/logs/visits/3.log vmw_visit;"));
         let mut r = route();
         r.serve_user_path = false;
         let (loc, _) = site_files(&cfg, Path::new("/p"), &r).unwrap();
@@ -198,7 +205,7 @@ mod tests {
         for h in ["X-Accel-Redirect", "X-Accel-Expires", "X-Accel-Limit-Rate", "X-Accel-Buffering", "X-Accel-Charset"] {
             assert!(ignored.contains(&h), "{h} is obeyed: {ignored:?}");
         }
-        for h in ["Set-Cookie", "Clear-Site-Data", "X-Webhoster-Site"] {
+        for h in ["Set-Cookie", "Clear-Site-Data", "X-Webhoster-Site", "X-Webhoster-Hosting"] {
             assert!(hides(&shared, h), "{h} reaches the visitor");
         }
         // Nothing puts them back.

@@ -222,12 +222,15 @@ impl VmManager {
         let xml = clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, bind)?;
         let head_path = gdir.join("golden.head");
         let head = tokio::fs::read(&head_path).await.map_err(|source| VmError::Io { what: "reading", path: head_path, source })?;
-        let (xml_for_header, save_for_header) = (xml.clone(), save.clone());
+        // The restore binds no forward: they are added once the guest runs (see `forwards`), so
+        // no probe or visitor meets a port whose guest is still being loaded.
+        let (xml_for_header, save_for_header) = (super::forwards::strip_hostfwds(&xml), save.clone());
         tokio::task::spawn_blocking(move || rewrite_save_xml(&save_for_header, &head, &xml_for_header)).await??;
+        let (http, ssh) = (spec.http_port, spec.ssh_port);
         self.blocking(move |c| {
             c.restore_domain(&save.display().to_string()).doing("restore the golden snapshot as domain", &name)?;
             c.define_domain_xml(&xml).doing("define domain", &name)?;
-            Ok(())
+            super::forwards::ensure(&Self::existing(c, &name)?, &name, bind, http, ssh)
         })
         .await
     }

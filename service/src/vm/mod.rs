@@ -1,7 +1,9 @@
 //! Virtual machines through libvirt (the `virt` crate, blocking FFI run on
 //! `spawn_blocking`): per-VM overlay disks and NoCloud seeds, domain XML, lifecycle, state,
 //! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
+mod console;
 mod files;
+mod forwards;
 mod golden;
 mod ready;
 mod xml;
@@ -15,6 +17,7 @@ use virt::domain::{Domain, DomainState};
 use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
+pub use console::VmConsole;
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
 pub use xml::{DomainXml, ImageInfo};
@@ -104,6 +107,9 @@ pub enum VmError {
     GuestCommand { path: String, code: i64, stderr: String },
     #[error("{path} did not finish in time")]
     GuestCommandTimeout { path: String },
+    /// QEMU would not add a port forward (the port is taken, most likely).
+    #[error("QEMU could not forward port {port}: {problem}")]
+    Forward { port: u16, problem: String },
     /// Settings or inputs the service refuses (a bad domain prefix, equal ports, an unsafe seed).
     #[error("{0}")]
     Invalid(String),
@@ -322,12 +328,17 @@ impl VmManager {
         .await
     }
 
+    /// Starts the domain: restores its saved memory when there is some (else boots), or
+    /// resumes it when paused. A restored VM has no port forwards yet (see `forwards`): call
+    /// [`VmManager::ensure_forwards`] next.
     pub async fn start(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
-                // Restores the saved memory when there is some, else boots.
+                if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
+                    forwards::strip_from_saved_image(&d, &name)?;
+                }
                 d.create().doing("start domain", &name)?;
             } else if map_state(&d, &name)? == VmState::Paused {
                 d.resume().doing("resume domain", &name)?;
@@ -335,6 +346,13 @@ impl VmManager {
             Ok(())
         })
         .await
+    }
+
+    /// Gives the running VM the forwards of its HTTP and SSH ports that it lacks.
+    pub async fn ensure_forwards(&self, hosting_id: i32, http_port: u16, ssh_port: u16) -> Result<(), VmError> {
+        let name = self.domain_name(hosting_id);
+        let bind = self.inner.cfg.forward_bind;
+        self.blocking(move |c| forwards::ensure(&Self::existing(c, &name)?, &name, bind, http_port, ssh_port)).await
     }
 
     /// ACPI shutdown, then a hard stop if the guest has not powered off within `timeout`.

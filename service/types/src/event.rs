@@ -28,6 +28,7 @@ string_enum! {
         Provisioning = "provisioning",
         Running = "running",
         Stopped = "stopped",
+        Sleeping = "sleeping",
         Deleting = "deleting",
         /// The hosting is gone (its row was removed).
         Deleted = "deleted",

@@ -7,12 +7,14 @@
 //! `db` feature each one is also a sea-orm `ActiveEnum`, so entity fields are typed, not text.
 #[macro_use]
 mod string_enum;
+mod account;
 mod event;
 mod name;
 mod state;
 mod step;
 mod view;
 
+pub use account::{AccountEventKind, AccountEventView};
 pub use event::{EventKind, EventStatus, EventView, LiveMessage};
 pub use name::{RESERVED_NAMES, check_name, check_name_for_hosts, host_labels};
 pub use state::{CreateKind, HostingState, Operation, SpareTier, TokenKind};

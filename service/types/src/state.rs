@@ -12,13 +12,16 @@ string_enum! {
         Deleting = "deleting",
         /// A warm VM of the pool: booted once, then saved to disk, waiting to be claimed.
         Spare = "spare",
+        /// Asleep: the VM is saved to disk (no QEMU process, no RAM) and wakes on the next
+        /// visit, HTTP or SSH. A stopped site stays down until its owner starts it.
+        Sleeping = "sleeping" => "Asleep",
     }
 }
 
 impl HostingState {
     /// A state in which the hosting is a user's site that exists (not failed, not going away).
     pub fn is_live(self) -> bool {
-        matches!(self, Self::Queued | Self::Provisioning | Self::Running | Self::Stopped)
+        matches!(self, Self::Queued | Self::Provisioning | Self::Running | Self::Stopped | Self::Sleeping)
     }
 }
 
@@ -33,6 +36,10 @@ string_enum! {
         /// A real ACPI shutdown: the next start boots. (Stop saves the VM's memory to disk, its
         /// RAM freed, and start restores it in under a second; restart reboots.)
         PowerOff = "power_off" => "Power off",
+        /// Saves the VM to disk like stop, but the site wakes by itself on its next visit.
+        Sleep = "sleep",
+        /// Restores a sleeping site (its first visitor, or its owner, asked).
+        Wake = "wake",
     }
 }
 
@@ -42,11 +49,15 @@ impl Operation {
         use HostingState::*;
         match self {
             Self::Create => &[],
-            Self::Start => &[Stopped],
-            Self::Stop => &[Running],
-            Self::Restart => &[Running, Stopped],
-            Self::Delete => &[Running, Stopped, Failed],
-            Self::PowerOff => &[Running],
+            // Start from sleeping is a wake that the owner asked for.
+            Self::Start => &[Stopped, Sleeping],
+            // Stopping a sleeping site only marks it: it stays saved, and no visit wakes it.
+            Self::Stop => &[Running, Sleeping],
+            Self::Restart => &[Running, Stopped, Sleeping],
+            Self::Delete => &[Running, Stopped, Sleeping, Failed],
+            Self::PowerOff => &[Running, Sleeping],
+            Self::Sleep => &[Running],
+            Self::Wake => &[Sleeping],
         }
     }
 

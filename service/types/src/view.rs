@@ -32,6 +32,12 @@ pub struct HostingView {
     pub sftp_command: Option<String>,
     /// Hostings waiting ahead of this one for a provisioning slot (0 = next or running).
     pub queue_position: Option<u32>,
+    /// The owner's "never put this site to sleep".
+    #[serde(default)]
+    pub always_on: bool,
+    /// When a visit (HTTP through nginx, or an open SSH session) was last seen (ms).
+    #[serde(default)]
+    pub last_visit_at: Option<i64>,
 }
 
 impl HostingView {
@@ -68,6 +74,11 @@ pub struct NodeView {
     pub memory_available_kib: u64,
     pub hostings_total: u64,
     pub vms_running: u64,
+    /// Users' hostings on the node that are running, and that are stopped (saved or powered off).
+    #[serde(default)]
+    pub hostings_running: u64,
+    #[serde(default)]
+    pub hostings_stopped: u64,
     /// Plan memory and disk the node's hostings (spares included) commit, and the limits a
     /// create may not pass (the node's size times the overcommit ratios).
     #[serde(default)]
@@ -88,6 +99,9 @@ pub struct UserView {
     pub username: String,
     pub is_admin: bool,
     pub created_at: i64,
+    /// When an administrator disabled the account (it cannot log in until enabled again).
+    #[serde(default)]
+    pub disabled_at: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

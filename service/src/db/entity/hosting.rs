@@ -35,6 +35,10 @@ pub struct Model {
     pub spare_tier: Option<SpareTier>,
     /// How a create made its VM (None until it began provisioning).
     pub created_as: Option<CreateKind>,
+    /// The owner's "never put this site to sleep".
+    pub always_on: bool,
+    /// When a visit (HTTP through nginx, or an open SSH session) was last seen (ms).
+    pub last_active_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

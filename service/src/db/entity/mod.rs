@@ -1,4 +1,5 @@
 //! One module per table (see migrations/ for the schema).
+pub mod account_event;
 pub mod api_token;
 pub mod hosting;
 pub mod hosting_event;

@@ -16,6 +16,8 @@ pub struct Model {
     pub auth_version: i32,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Set while an administrator has disabled the account.
+    pub disabled_at: Option<i64>,
 }
 
 impl std::fmt::Debug for Model {
@@ -26,6 +28,7 @@ impl std::fmt::Debug for Model {
             .field("username", &self.username)
             .field("password_hash", &"<redacted>")
             .field("is_admin", &self.is_admin)
+            .field("disabled_at", &self.disabled_at)
             .finish()
     }
 }

@@ -1,0 +1,154 @@
+//! The administrator's API (`/api/v1/admin/*`): nodes with their capacity, every hosting with
+//! its owner, recent events of all users, and accounts with disable/enable. Callers who are not
+//! administrators get 403 `forbidden`, as the admin page's server functions do. Administrators
+//! act on anyone's hosting through the ordinary `/hostings/{id}/...` endpoints (the service layer
+//! lets an administrator past the owner check there).
+use axum::extract::{Path, Query, State};
+use serde::{Deserialize, Serialize};
+use service::accounts::UserView;
+use service::hosting::{EventView, HostingView, NodeView};
+use utoipa::{IntoParams, ToSchema};
+
+use super::extract::ApiUser;
+use super::{ApiResult, hosting};
+use app::state::AppState;
+
+/// An account as an administrator sees it.
+#[derive(Serialize, ToSchema)]
+pub struct AdminUser {
+    pub id: i32,
+    pub email: String,
+    pub username: String,
+    pub is_admin: bool,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+    /// When the account was disabled (ms since the epoch); null while it is enabled.
+    pub disabled_at: Option<i64>,
+}
+
+impl From<UserView> for AdminUser {
+    fn from(u: UserView) -> Self {
+        Self { id: u.id, email: u.email, username: u.username, is_admin: u.is_admin, created_at: u.created_at, disabled_at: u.disabled_at }
+    }
+}
+
+/// A node (hypervisor) with what its hostings commit and what is left.
+#[derive(Serialize, ToSchema)]
+pub struct AdminNode {
+    pub id: i32,
+    pub name: String,
+    pub libvirt_uri: String,
+    /// `kvm` or `qemu` (TCG).
+    pub domain_type: String,
+    /// The host's memory and what is available of it now (KiB).
+    pub memory_total_kib: u64,
+    pub memory_available_kib: u64,
+    /// Plan memory committed by the node's hostings (spares included), the limit a create may
+    /// not pass, and what is free below it (MiB).
+    pub memory_committed_mib: u64,
+    pub memory_limit_mib: u64,
+    pub memory_free_mib: u64,
+    /// The same for disk (GiB).
+    pub disk_committed_gib: u64,
+    pub disk_limit_gib: u64,
+    pub disk_free_gib: u64,
+    /// Users' hostings on the node: all, running, stopped.
+    pub hostings_total: u64,
+    pub hostings_running: u64,
+    pub hostings_stopped: u64,
+    /// Domains libvirt reports running (spares included).
+    pub vms_running: u64,
+}
+
+impl From<NodeView> for AdminNode {
+    fn from(n: NodeView) -> Self {
+        Self {
+            id: n.id,
+            name: n.name,
+            libvirt_uri: n.libvirt_uri,
+            domain_type: n.domain_type,
+            memory_total_kib: n.memory_total_kib,
+            memory_available_kib: n.memory_available_kib,
+            memory_committed_mib: n.memory_committed_mib,
+            memory_limit_mib: n.memory_limit_mib,
+            memory_free_mib: n.memory_limit_mib.saturating_sub(n.memory_committed_mib),
+            disk_committed_gib: n.disk_committed_gib,
+            disk_limit_gib: n.disk_limit_gib,
+            disk_free_gib: n.disk_limit_gib.saturating_sub(n.disk_committed_gib),
+            hostings_total: n.hostings_total,
+            hostings_running: n.hostings_running,
+            hostings_stopped: n.hostings_stopped,
+            vms_running: n.vms_running,
+        }
+    }
+}
+
+/// A hosting with its owner's username (the hosting's own fields as `GET /hostings/{id}` gives them).
+#[derive(Serialize)]
+pub struct AdminHosting {
+    #[serde(flatten)]
+    pub hosting: HostingView,
+    pub owner: String,
+}
+
+fn admin_only(user: &ApiUser) -> ApiResult<()> {
+    if user.0.is_admin { Ok(()) } else { Err(service::Error::Forbidden.into()) }
+}
+
+#[utoipa::path(operation_id = "admin_list_users", get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "Every account, oldest first", body = Vec<AdminUser>), (status = 403, description = "Not an administrator (code `forbidden`)")))]
+pub async fn list_users(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AdminUser>>> {
+    let users = state.accounts.list_users(&user.actor()).await?;
+    Ok(axum::Json(users.into_iter().map(AdminUser::from).collect()))
+}
+
+/// Disables an account: it cannot log in (`account_disabled`), and its sessions, API tokens
+/// and event streams stop at once. Its hostings keep running.
+#[utoipa::path(operation_id = "admin_disable_user", post, path = "/api/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, description = "The account, now disabled", body = AdminUser), (status = 403, description = "Not an administrator (code `forbidden`)"),
+        (status = 404, description = "No such account"), (status = 409, description = "Your own account (code `conflict`)")))]
+pub async fn disable_user(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<AdminUser>> {
+    Ok(axum::Json(state.accounts.set_disabled(&user.actor(), id, true).await?.into()))
+}
+
+/// Enables a disabled account: it can log in again (its old sessions and tokens stay void).
+#[utoipa::path(operation_id = "admin_enable_user", post, path = "/api/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, description = "The account, now enabled", body = AdminUser), (status = 403, description = "Not an administrator (code `forbidden`)"), (status = 404, description = "No such account")))]
+pub async fn enable_user(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<AdminUser>> {
+    Ok(axum::Json(state.accounts.set_disabled(&user.actor(), id, false).await?.into()))
+}
+
+#[utoipa::path(operation_id = "admin_list_nodes", get, path = "/api/v1/admin/nodes", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "The nodes with their capacity", body = Vec<AdminNode>), (status = 403, description = "Not an administrator (code `forbidden`)"),
+        (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)")))]
+pub async fn list_nodes(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AdminNode>>> {
+    admin_only(&user)?;
+    let node = hosting(&state)?.node_info(&user.actor()).await?;
+    Ok(axum::Json(vec![node.into()]))
+}
+
+#[utoipa::path(operation_id = "admin_list_hostings", get, path = "/api/v1/admin/hostings", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "Every user's hosting (the fields of `GET /hostings/{id}`) with `owner`, the owner's username; act on one with `POST /hostings/{id}/{action}` and `DELETE /hostings/{id}`"),
+        (status = 403, description = "Not an administrator (code `forbidden`)"), (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)")))]
+pub async fn list_hostings(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AdminHosting>>> {
+    admin_only(&user)?;
+    let all = hosting(&state)?.list_all(&user.actor()).await?;
+    Ok(axum::Json(all.into_iter().map(|(hosting, owner)| AdminHosting { hosting, owner }).collect()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LimitQuery {
+    /// How many (1 to 500; default 50).
+    #[param(minimum = 1, maximum = 500)]
+    pub limit: Option<u64>,
+}
+
+#[utoipa::path(operation_id = "admin_recent_events", get, path = "/api/v1/admin/events", tag = "admin", security(("bearer" = [])), params(LimitQuery),
+    responses((status = 200, description = "The newest hosting events of all users, newest first (the fields of `GET /hostings/{id}/events`)"),
+        (status = 403, description = "Not an administrator (code `forbidden`)"), (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)")))]
+pub async fn recent_events(State(state): State<AppState>, user: ApiUser, Query(q): Query<LimitQuery>) -> ApiResult<axum::Json<Vec<EventView>>> {
+    admin_only(&user)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    Ok(axum::Json(hosting(&state)?.recent_events(&user.actor(), limit).await?))
+}

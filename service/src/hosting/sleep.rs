@@ -1,0 +1,245 @@
+//! Idle sites sleep on disk and wake on their first visit.
+//!
+//! - A running site with no visit for `idle_sleep_secs` (no request through nginx, no SSH
+//!   session open) is saved to disk like a stop, but lands in `sleeping`.
+//! - HTTP: the sleeping VM's port refuses connections, so nginx passes the request to its
+//!   backup, the app's waker, which calls [`HostingService::visit`]: one wake (the store's lease
+//!   lets one operation begin), every request held until the site runs, then passed on.
+//! - SSH: while a site sleeps the app listens on its SSH port (`ssh_waker`); a connection wakes
+//!   it and is spliced through to the guest once it runs.
+//! - The owner (or an admin) can also sleep and wake a site by hand, and mark it "always on".
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use super::provision::describe;
+use super::store::Lease;
+use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, LiveEvent, Operation, activity};
+use crate::accounts::Actor;
+use crate::db::now_ms;
+use crate::{Error, Result};
+
+/// What a sleeping site's state reason says (the dashboard's badge reads it too).
+pub const ASLEEP: &str = "Asleep: wakes on the next visit";
+
+impl HostingService {
+    /// Makes the VM run with its forwards, from whatever it is (saved, shut off, paused): the
+    /// SSH waker gives its port back first (a boot binds the forwards at once, a restore only
+    /// when `ensure_forwards` adds them), then waits until it answers.
+    pub(super) async fn bring_up(&self, id: i32) -> Result<()> {
+        self.start_vm(id).await?;
+        self.wait_ready(&self.inner.store.require(id).await?).await
+    }
+
+    /// Starts (restores, boots or resumes) the VM and gives it its forwards, without waiting.
+    pub(super) async fn start_vm(&self, id: i32) -> Result<()> {
+        let row = self.inner.store.require(id).await?;
+        let spec = self.vm_spec(&row)?;
+        let restoring = self.inner.vm.has_managed_save(id).await.unwrap_or(false);
+        if !restoring {
+            self.inner.ssh_wakers.release(id).await;
+        }
+        self.inner.vm.start(id).await?;
+        self.inner.ssh_wakers.release(id).await;
+        if !self.inner.faults.skip_ready_probe() {
+            self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await?;
+        }
+        Ok(())
+    }
+
+    /// Saves the VM to disk; the site sleeps until its next visit.
+    pub(super) async fn run_sleep(&self, lease: Lease, why: String) -> Result<()> {
+        let t = Instant::now();
+        let id = lease.hosting_id();
+        match self.inner.vm.managed_save(id).await {
+            Ok(()) => {
+                self.finish(lease, HostingState::Sleeping, Some(ASLEEP.into()), why, t).await?;
+                crate::telemetry::record_sleep(true, t.elapsed().as_secs_f64());
+                self.open_ssh_waker(id).await;
+                Ok(())
+            }
+            Err(err) => {
+                crate::telemetry::record_sleep(false, t.elapsed().as_secs_f64());
+                let reason = format!("Sleep failed: {}", describe(&err.into()));
+                self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
+            }
+        }
+    }
+
+    /// Restores a sleeping site. A restore that fails leaves it stopped with the reason (its
+    /// saved state is kept: start tries again), not asleep: visitors would only wake it again.
+    pub(super) async fn run_wake(&self, lease: Lease, why: &str) -> Result<()> {
+        let t = Instant::now();
+        let id = lease.hosting_id();
+        match self.bring_up(id).await {
+            Ok(()) => {
+                let _ = self.inner.store.mark_active(id, now_ms()).await;
+                self.sync_clock_later(id);
+                crate::telemetry::record_wake(true, t.elapsed().as_secs_f64());
+                let msg = format!("Awake: {why} (restored from disk in {:.1} s)", t.elapsed().as_secs_f64());
+                self.finish(lease, HostingState::Running, None, msg, t).await
+            }
+            Err(err) => {
+                crate::telemetry::record_wake(false, t.elapsed().as_secs_f64());
+                let _ = self.inner.vm.destroy(id).await;
+                let reason = format!("Wake failed: {}; press start to try again", describe(&err));
+                self.finish(lease, HostingState::Stopped, Some(reason.clone()), reason, t).await
+            }
+        }
+    }
+
+    /// Listens on a sleeping site's SSH port; the first connection wakes it.
+    pub(super) async fn open_ssh_waker(&self, id: i32) {
+        let Ok(Some(row)) = self.inner.store.get(id).await else { return };
+        let Some(port) = row.ssh_port else { return };
+        if row.state != HostingState::Sleeping || self.inner.faults.skip_ready_probe() {
+            return;
+        }
+        let addr = SocketAddr::new(self.inner.cfg.forward_bind, port as u16);
+        let this = self.clone();
+        let opened = self.inner.ssh_wakers.open(id, addr, move || {
+            tokio::spawn(async move { this.wake_for_visit(id, "an SSH connection").await });
+        });
+        if let Err(err) = opened {
+            tracing::warn!(hosting_id = id, %addr, %err, "cannot listen on a sleeping site's SSH port: SSH will not wake it");
+        }
+    }
+
+    /// Starts a wake if the site sleeps and nothing else runs on it (one wake however many ask).
+    async fn wake_for_visit(&self, id: i32, who: &'static str) {
+        let lease = match self.inner.store.begin(id, Operation::Wake).await {
+            Ok(Ok((_, lease))) => lease,
+            _ => return,
+        };
+        if let Ok(row) = self.inner.store.require(id).await {
+            let msg = format!("Waking up: {who} is waiting");
+            self.event(&row, EventKind::Action, None, EventStatus::Started, msg, None).await;
+        }
+        if let Err(err) = self.run_wake(lease, &format!("woken by {who}")).await {
+            tracing::error!(hosting_id = id, %err, "wake failed");
+        }
+    }
+
+    /// A request nginx could not pass to the site's VM (its port refused it) asks here. A
+    /// sleeping site is woken; a site that is waking, starting or going to sleep is waited for.
+    /// Some(the VM's HTTP forward) once the site runs; None when it is down for another reason
+    /// (stopped, failed, gone) or not up within `patience`: the visitor gets the site-down page.
+    pub async fn visit(&self, id: i32, patience: Duration) -> Result<Option<SocketAddr>> {
+        let deadline = tokio::time::Instant::now() + patience;
+        let mut rx = self.inner.events.subscribe();
+        loop {
+            let Some(row) = self.inner.store.get(id).await? else { return Ok(None) };
+            if row.user_id.is_none() {
+                return Ok(None); // a spare is nobody's site
+            }
+            match (row.state, row.operation) {
+                (HostingState::Running, None) => {
+                    let port = row.http_port.map(|p| SocketAddr::new(self.inner.cfg.forward_bind, p as u16));
+                    return Ok(port);
+                }
+                (HostingState::Sleeping, None) => {
+                    let this = self.clone();
+                    tokio::spawn(async move { this.wake_for_visit(id, "a visitor").await });
+                }
+                (_, Some(Operation::Wake | Operation::Start | Operation::Restart | Operation::Create | Operation::Sleep)) => {}
+                _ => return Ok(None),
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // The next state event of this hosting, or a look again in 100 ms at the latest.
+            let changed = async {
+                loop {
+                    match rx.recv().await {
+                        Ok(LiveEvent::Event(e)) if e.hosting_id == id && e.kind == EventKind::State => return,
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), changed).await;
+        }
+    }
+
+    /// The owner's "always on": the site never goes to sleep by itself. At most
+    /// `always_on_per_user` of a user's sites (admins: no limit).
+    pub async fn set_always_on(&self, actor: &Actor, id: i32, on: bool) -> Result<HostingView> {
+        let row = self.inner.store.owned(actor, id).await?;
+        if on && !row.always_on && !actor.is_admin {
+            let limit = self.inner.cfg.always_on_per_user;
+            let row = self.inner.store.set_always_on_within(id, row.user_id.unwrap_or(actor.user_id), limit).await?;
+            let Some(row) = row else {
+                return Err(Error::conflict(
+                    Some("always_on"),
+                    format!("at most {limit} of your sites may be always on; turn it off on another one first"),
+                ));
+            };
+            return self.view(&row).await;
+        }
+        let row = self.inner.store.set_always_on(id, on).await?;
+        self.view(&row).await
+    }
+
+    /// Puts running sites with no visit for the idle time to sleep (and notes visits seen);
+    /// the background task calls it every `idle_check_secs`. Returns how many went to sleep.
+    pub async fn sleep_idle_sites(&self) -> Result<usize> {
+        let idle_ms = (self.inner.cfg.idle_sleep_secs as i64).saturating_mul(1000);
+        if idle_ms == 0 {
+            return Ok(0);
+        }
+        let now = now_ms();
+        let ssh_open = activity::established_ports(self.inner.cfg.forward_bind).await;
+        let mut slept = 0;
+        for row in self.inner.store.on_node_in(&[HostingState::Running]).await? {
+            if row.user_id.is_none() || row.operation.is_some() || row.always_on {
+                continue;
+            }
+            let http = activity::modified_ms(&self.inner.proxy.visits_file(row.id)).await;
+            let ssh = row.ssh_port.filter(|p| ssh_open.contains(&(*p as u16))).map(|_| now);
+            let seen = http.max(ssh);
+            if seen > row.last_active_at {
+                let _ = self.inner.store.mark_active(row.id, seen.unwrap_or(now)).await;
+            }
+            let last = seen.max(row.last_active_at).max(row.running_since).unwrap_or(now);
+            if now - last < idle_ms {
+                continue;
+            }
+            let Ok(Ok((_, lease))) = self.inner.store.begin(row.id, Operation::Sleep).await else { continue };
+            let mins = self.inner.cfg.idle_sleep_secs.div_ceil(60);
+            let why = format!("Asleep after {mins} min without visits: the next visit wakes it");
+            if let Err(err) = self.run_sleep(lease, why).await {
+                tracing::warn!(hosting_id = row.id, %err, "putting an idle site to sleep failed");
+            } else {
+                slept += 1;
+            }
+        }
+        Ok(slept)
+    }
+
+    /// The periodic idle check (a background task).
+    pub(super) fn spawn_idle_sleeper(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let every = Duration::from_secs(self.inner.cfg.idle_check_secs.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match this.sleep_idle_sites().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(sites = n, "idle sites went to sleep"),
+                    Err(err) => tracing::warn!(%err, "the idle check failed"),
+                }
+            }
+        })
+    }
+
+    /// After a restart: every sleeping site's SSH port is ours again.
+    pub(super) async fn open_all_ssh_wakers(&self) {
+        if let Ok(rows) = self.inner.store.on_node_in(&[HostingState::Sleeping]).await {
+            for row in rows.into_iter().filter(|r| r.operation.is_none()) {
+                self.open_ssh_waker(row.id).await;
+            }
+        }
+    }
+}

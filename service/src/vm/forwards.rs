@@ -1,0 +1,143 @@
+//! A restored VM's port forwards come up only once its guest runs.
+//!
+//! QEMU binds a user-mode `hostfwd` port when its process starts, and a restore spends the next
+//! ~0.3-0.5 s loading the saved memory. A connection made in that window is accepted by QEMU,
+//! whose SYN to the not-yet-running guest is lost: the visitor waited 6.3 s for slirp's
+//! retransmit (measured: every request sent in the window took 6.2-6.5 s, the next ones 0.01 s).
+//! So a restore starts from a save image whose netdev has no `hostfwd`, and the forwards are
+//! added by QEMU's monitor (`hostfwd_add`) once the guest runs. Until then the port refuses
+//! connections: nginx passes the request to its backup, the app's waker, which holds it until the
+//! site is up. The persistent definition keeps its forwards, so a cold boot binds them as before.
+//!
+//! libvirt 9.0 has no API for user-mode forwards (hence `qemu:commandline` in the domain XML),
+//! so this uses `virDomainManagedSaveDefineXML` (the save image's XML, ABI-checked by libvirt)
+//! and the HMP `hostfwd_add`/`info usernet` commands through `virDomainQemuMonitorCommand`
+//! (libvirt marks the domain "custom-monitor" tainted in its log; nothing else changes).
+use std::ffi::{CStr, CString};
+use std::net::IpAddr;
+
+use virt::domain::Domain;
+
+use super::VmError;
+use super::xml::hostfwd_addr;
+
+/// `xml` (a domain XML with our `-netdev user,...` argument) without its `hostfwd=` options.
+pub(super) fn strip_hostfwds(xml: &str) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(at) = rest.find(",hostfwd=") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at + 1..];
+        // The option ends at the next option or at the end of the attribute value.
+        let end = tail.find([',', '\'', '"', '<']).unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The HMP rules for the two forwards of a VM.
+fn rules(bind: IpAddr, http_port: u16, ssh_port: u16) -> [String; 2] {
+    let b = hostfwd_addr(bind);
+    [format!("tcp:{b}:{http_port}-:80"), format!("tcp:{b}:{ssh_port}-:22")]
+}
+
+/// Rewrites the domain's managed save image so that its restore binds no forward.
+pub(super) fn strip_from_saved_image(d: &Domain, name: &str) -> Result<(), VmError> {
+    let xml = match saved_image_xml(d, name) {
+        // libvirt's test driver keeps no save images (and its VMs no ports).
+        Err(VmError::Libvirt { source, .. }) if source.code() == virt::error::ErrorNumber::NoSupport.into() => return Ok(()),
+        r => r?,
+    };
+    let stripped = strip_hostfwds(&xml);
+    if stripped == xml {
+        return Ok(());
+    }
+    let c = CString::new(stripped).map_err(|_| VmError::Invalid("a save image's XML holds a NUL byte".into()))?;
+    // SAFETY: a live domain pointer and a NUL-terminated string that outlives the call.
+    let rc = unsafe { virt::sys::virDomainManagedSaveDefineXML(d.as_ptr(), c.as_ptr(), 0) };
+    if rc < 0 {
+        return Err(VmError::Libvirt {
+            action: "rewrite the saved state of domain",
+            domain: Some(name.to_owned()),
+            source: virt::error::Error::last_error(),
+        });
+    }
+    Ok(())
+}
+
+fn saved_image_xml(d: &Domain, name: &str) -> Result<String, VmError> {
+    // SAFETY: a live domain pointer; the returned string is ours to free.
+    let p = unsafe { virt::sys::virDomainManagedSaveGetXMLDesc(d.as_ptr(), virt::sys::VIR_DOMAIN_SAVE_IMAGE_XML_SECURE) };
+    if p.is_null() {
+        return Err(VmError::Libvirt {
+            action: "read the saved state of domain",
+            domain: Some(name.to_owned()),
+            source: virt::error::Error::last_error(),
+        });
+    }
+    // SAFETY: libvirt returns a NUL-terminated string allocated with malloc.
+    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    // SAFETY: freed once, with the allocator libvirt used.
+    unsafe { libc::free(p.cast()) };
+    Ok(s)
+}
+
+fn hmp(d: &Domain, name: &str, cmd: &str) -> Result<String, VmError> {
+    d.qemu_monitor_command(cmd, virt::sys::VIR_DOMAIN_QEMU_MONITOR_COMMAND_HMP).map_err(|source| VmError::Libvirt {
+        action: "talk to the QEMU monitor of domain",
+        domain: Some(name.to_owned()),
+        source,
+    })
+}
+
+/// Adds whichever of the VM's two forwards QEMU does not have (a booted VM has both; a
+/// restored one none; a process that died in between left it with one or none).
+pub(super) fn ensure(d: &Domain, name: &str, bind: IpAddr, http_port: u16, ssh_port: u16) -> Result<(), VmError> {
+    let have = match hmp(d, name, "info usernet") {
+        // libvirt's test driver: no QEMU, no ports.
+        Err(VmError::Libvirt { source, .. }) if source.code() == virt::error::ErrorNumber::NoSupport.into() => return Ok(()),
+        r => r?,
+    };
+    for (rule, port) in rules(bind, http_port, ssh_port).iter().zip([http_port, ssh_port]) {
+        if lists_forward(&have, port) {
+            continue;
+        }
+        let said = hmp(d, name, &format!("hostfwd_add n0 {rule}"))?;
+        // hostfwd_add prints nothing when it worked, and why not when it did not.
+        if !said.trim().is_empty() {
+            return Err(VmError::Forward { port, problem: said.trim().chars().take(200).collect() });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `info usernet` output lists a host forward from `port`. Its lines look like
+/// `  TCP[HOST_FORWARD]  12       127.0.0.1 27001       10.0.2.15    80     0     0`.
+fn lists_forward(info: &str, port: u16) -> bool {
+    info.lines().any(|l| {
+        let mut f = l.split_whitespace();
+        f.next().is_some_and(|kind| kind.ends_with("[HOST_FORWARD]")) && f.nth(2).and_then(|p| p.parse::<u16>().ok()) == Some(port)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_save_images_netdev_loses_its_forwards_and_nothing_else() {
+        let xml = "<qemu:arg value='-netdev'/>\n<qemu:arg value='user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:27001-:80,hostfwd=tcp:[::1]:27501-:22'/>\n<x a=\"b,c\"/>";
+        let s = strip_hostfwds(xml);
+        assert_eq!(s, "<qemu:arg value='-netdev'/>\n<qemu:arg value='user,id=n0,restrict=on'/>\n<x a=\"b,c\"/>");
+        assert_eq!(strip_hostfwds(&s), s, "stripping twice changes nothing");
+    }
+
+    #[test]
+    fn info_usernet_is_read_for_host_forwards_only() {
+        let info = "Hub -1 (n0):\n  Protocol[State]    FD  Source Address  Port   Dest. Address  Port RecvQ SendQ\n  TCP[HOST_FORWARD]  13       127.0.0.1 27501       10.0.2.15    22     0     0\n  TCP[ESTABLISHED]   25       127.0.0.1 27001       10.0.2.15    80     0     0\n";
+        assert!(lists_forward(info, 27501));
+        assert!(!lists_forward(info, 27001), "an established connection is not a forward");
+        assert!(!lists_forward(info, 80));
+    }
+}

@@ -1,0 +1,156 @@
+//! Sleep and wake on libvirt's test driver (a real nginx, a real database): the transitions,
+//! who may ask, the idle check, "always on" and its limit, and what a visit to a site gets.
+//! service/tests/real_vm.rs does the same with a real VM, SSH and crashes.
+use std::time::Duration;
+
+use service::Error;
+use service::accounts::Actor;
+use service::hosting::{ASLEEP, CreateHosting, HostingState, HostingView, Operation};
+use service::vm::VmState;
+
+mod support;
+use support::{Env, env_with};
+
+async fn settle(e: &Env, a: &Actor, id: i32) -> HostingView {
+    e.svc.wait_settled(a, id, Duration::from_secs(60)).await.unwrap().expect("the hosting exists")
+}
+
+async fn site(e: &Env, a: &Actor, slug: &str) -> HostingView {
+    let h = e.svc.create(a, CreateHosting { slug: Some(slug.into()), ..Default::default() }).await.unwrap();
+    let v = settle(e, a, h.id).await;
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    v
+}
+
+async fn act(e: &Env, a: &Actor, id: i32, op: Operation) -> HostingView {
+    e.svc.action(a, id, op).await.unwrap();
+    settle(e, a, id).await
+}
+
+/// Idle sites never sleep by themselves unless a test says so.
+async fn env() -> Env {
+    env_with(|c| {
+        c.idle_sleep_secs = 0;
+        c.max_hostings_per_user = 4;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_site_sleeps_and_wakes_by_hand_and_nobody_else_may_ask() {
+    let e = env().await;
+    let [ann, eve] = e.users(["ann", "eve"]).await;
+    let h = site(&e, &ann, "ann").await;
+
+    for op in [Operation::Sleep, Operation::Wake] {
+        assert!(matches!(e.svc.action(&eve, h.id, op).await, Err(Error::NotFound(_))), "{op}: someone else's site is not found");
+    }
+    let v = act(&e, &ann, h.id, Operation::Sleep).await;
+    assert_eq!((v.state, v.state_reason.as_deref()), (HostingState::Sleeping, Some(ASLEEP)));
+    assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff, "no VM runs");
+    assert!(e.svc.vm().has_managed_save(h.id).await.unwrap(), "its memory is on disk");
+    let again = e.svc.action(&ann, h.id, Operation::Sleep).await;
+    assert!(matches!(&again, Err(Error::Conflict { .. })), "{again:?}");
+    assert!(again.unwrap_err().to_string().contains("sleeping"));
+
+    let v = act(&e, &ann, h.id, Operation::Wake).await;
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::Running);
+    assert!(matches!(e.svc.action(&ann, h.id, Operation::Wake).await, Err(Error::Conflict { .. })), "an awake site cannot wake");
+}
+
+#[tokio::test]
+async fn visits_to_a_sleeping_site_wake_it_once_and_a_stopped_site_stays_down() {
+    let e = env().await;
+    let ann = e.user("ann").await;
+    let h = site(&e, &ann, "ann").await;
+    act(&e, &ann, h.id, Operation::Sleep).await;
+
+    let visits = futures::future::join_all((0..5).map(|_| e.svc.visit(h.id, Duration::from_secs(30)))).await;
+    let want = std::net::SocketAddr::new(e.svc.config().forward_bind, h.http_port.unwrap() as u16);
+    for v in visits {
+        assert_eq!(v.unwrap(), Some(want), "every held request goes on to the woken VM");
+    }
+    let v = settle(&e, &ann, h.id).await;
+    assert_eq!(v.state, HostingState::Running);
+    assert!(v.last_visit_at.is_some(), "the wake counts as a visit");
+    let events = e.svc.events(&ann, h.id, 0).await.unwrap();
+    assert_eq!(events.iter().filter(|ev| ev.message.starts_with("Waking up")).count(), 1, "five visits, one wake");
+
+    // Stopped is down until its owner starts it: a visit does not start it.
+    act(&e, &ann, h.id, Operation::Stop).await;
+    assert_eq!(e.svc.visit(h.id, Duration::from_secs(5)).await.unwrap(), None);
+    assert_eq!(settle(&e, &ann, h.id).await.state, HostingState::Stopped);
+    assert_eq!(e.svc.visit(9_999_999, Duration::from_secs(1)).await.unwrap(), None, "no such site");
+}
+
+#[tokio::test]
+async fn an_idle_site_goes_to_sleep_and_a_visited_or_always_on_one_stays_up() {
+    let e = env_with(|c| {
+        c.idle_sleep_secs = 1;
+        c.max_hostings_per_user = 4;
+    })
+    .await;
+    let ann = e.user("ann").await;
+    let idle = site(&e, &ann, "idle").await;
+    let visited = site(&e, &ann, "visited").await;
+    let kept = site(&e, &ann, "kept").await;
+    assert!(e.svc.set_always_on(&ann, kept.id, true).await.unwrap().always_on);
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // A request through nginx appends to the site's visits log.
+    std::fs::write(e.svc.proxy().visits_file(visited.id), "1796170000.000\n").unwrap();
+
+    assert_eq!(e.svc.sleep_idle_sites().await.unwrap(), 1);
+    assert_eq!(settle(&e, &ann, idle.id).await.state, HostingState::Sleeping);
+    assert_eq!(settle(&e, &ann, visited.id).await.state, HostingState::Running);
+    assert_eq!(settle(&e, &ann, kept.id).await.state, HostingState::Running);
+    let events = e.svc.events(&ann, idle.id, 0).await.unwrap();
+    assert!(events.iter().any(|ev| ev.message.contains("without visits")), "the owner is told why");
+}
+
+#[tokio::test]
+async fn always_on_is_limited_per_user_and_the_limit_holds_for_two_at_once() {
+    let e = env().await;
+    let [admin, bob] = e.users(["ada", "bob"]).await;
+    assert!(admin.is_admin && !bob.is_admin);
+    let b1 = site(&e, &bob, "bob-one").await;
+    let b2 = site(&e, &bob, "bob-two").await;
+
+    let (r1, r2) = tokio::join!(e.svc.set_always_on(&bob, b1.id, true), e.svc.set_always_on(&bob, b2.id, true));
+    assert_eq!([r1.is_ok(), r2.is_ok()].iter().filter(|ok| **ok).count(), 1, "one of two at once: {r1:?} {r2:?}");
+    let refused = if r1.is_err() { r1 } else { r2 };
+    match refused {
+        Err(Error::Conflict { field: Some("always_on"), message }) => assert!(message.contains("at most 1"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    let (on, off) = if settle(&e, &bob, b1.id).await.always_on { (b1.id, b2.id) } else { (b2.id, b1.id) };
+    assert!(!e.svc.set_always_on(&bob, on, false).await.unwrap().always_on);
+    assert!(e.svc.set_always_on(&bob, off, true).await.unwrap().always_on, "room again");
+    assert!(matches!(e.svc.set_always_on(&admin, on, true).await, Ok(v) if v.always_on), "an admin has no limit");
+    assert!(matches!(e.svc.set_always_on(&Actor { user_id: admin.user_id + 100, is_admin: false }, on, true).await, Err(Error::NotFound(_))));
+}
+
+#[tokio::test]
+async fn a_sleeping_site_can_be_stopped_powered_off_started_and_deleted() {
+    let e = env().await;
+    let ann = e.user("ann").await;
+    let h = site(&e, &ann, "ann").await;
+
+    act(&e, &ann, h.id, Operation::Sleep).await;
+    let v = act(&e, &ann, h.id, Operation::Stop).await;
+    assert_eq!(v.state, HostingState::Stopped, "stopped: no visit wakes it");
+    assert!(e.svc.vm().has_managed_save(h.id).await.unwrap(), "still saved: start restores it");
+    assert_eq!(act(&e, &ann, h.id, Operation::Start).await.state, HostingState::Running);
+
+    act(&e, &ann, h.id, Operation::Sleep).await;
+    let v = act(&e, &ann, h.id, Operation::PowerOff).await;
+    assert_eq!(v.state, HostingState::Stopped);
+    assert!(!e.svc.vm().has_managed_save(h.id).await.unwrap(), "powered off: the next start boots");
+    assert_eq!(act(&e, &ann, h.id, Operation::Start).await.state, HostingState::Running);
+
+    act(&e, &ann, h.id, Operation::Sleep).await;
+    e.svc.action(&ann, h.id, Operation::Delete).await.unwrap();
+    assert!(e.svc.wait_settled(&ann, h.id, Duration::from_secs(60)).await.unwrap().is_none(), "deleted while asleep");
+    assert!(!e.svc.vm().list_domains().await.unwrap().iter().any(|(d, _)| *d == h.id));
+}

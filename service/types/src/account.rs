@@ -1,0 +1,28 @@
+//! What happened to an account (its owner's activity list on the settings page and the REST API).
+use serde::{Deserialize, Serialize};
+
+string_enum! {
+    /// One thing that happened to an account.
+    pub enum AccountEventKind {
+        LoginSucceeded = "login_succeeded" => "Logged in",
+        LoginFailed = "login_failed" => "Failed login",
+        TokenCreated = "token_created" => "API token created",
+        TokenRevoked = "token_revoked" => "API token revoked",
+        PasswordChanged = "password_changed" => "Password changed",
+        Disabled = "disabled" => "Disabled by an administrator",
+        Enabled = "enabled" => "Enabled by an administrator",
+    }
+}
+
+/// One entry of an account's activity, newest first in lists.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AccountEventView {
+    pub id: i32,
+    pub kind: AccountEventKind,
+    /// The client's address (logins; other entries where it is known).
+    pub client_ip: Option<String>,
+    /// More about it: the token's name, why a login failed.
+    pub detail: Option<String>,
+    /// Milliseconds since the epoch.
+    pub created_at: i64,
+}
