@@ -197,7 +197,7 @@ pub const ACTIVITY_SHOWN: u64 = 50;
 /// Your account's activity, newest first (the last 50): logins with their address, API tokens
 /// created and revoked, password changes.
 #[utoipa::path(operation_id = "accounts_activity", get, path = "/api/v1/account/activity", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "Newest first, at most 50", body = Vec<AccountActivity>), (status = 401, description = "No or bad token")))]
+    responses((status = 200, description = "Newest first, at most 50", body = Vec<AccountActivity>), (status = 401, description = "No or bad token", body = ErrorBody)))]
 pub async fn activity(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AccountActivity>>> {
     let list = state.accounts.activity(&user.actor(), ACTIVITY_SHOWN).await?;
     Ok(axum::Json(list.into_iter().map(AccountActivity::from).collect()))

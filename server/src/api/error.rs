@@ -67,7 +67,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, ErrorBody::json(code, message, None)).into_response(),
-            ApiError::CrossSite => (StatusCode::FORBIDDEN, ErrorBody::json("csrf", "cross-site request refused", None)).into_response(),
+            ApiError::CrossSite => (StatusCode::FORBIDDEN, ErrorBody::json("csrf", "cross-site request refused".to_owned(), None)).into_response(),
             ApiError::TooManyStreams { max } => {
                 let message = format!(
                     "this account already holds {max} event streams and long polls (?wait=) open, the most it may; close one first"

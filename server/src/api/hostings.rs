@@ -59,7 +59,10 @@ pub struct HostingPatch {
 }
 
 #[utoipa::path(operation_id = "hostings_patch", patch, path = "/api/v1/hostings/{id}", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)), request_body = HostingPatch,
-    responses((status = 200, description = "The hosting as it is now"), (status = 404, description = "Not found (or not yours)"), (status = 409, description = "Over the always-on limit"), (status = 422, description = "Invalid input")))]
+    responses((status = 200, description = "The hosting as it is now", body = HostingView),
+        (status = 400, description = "Not JSON, an unknown field or one of the wrong type", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "Not found (or not yours)", body = ErrorBody), (status = 409, description = "Over the always-on limit", body = ErrorBody),
+        (status = 422, description = "Invalid input", body = ErrorBody), (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
 pub async fn patch(c: HostingCaller, Path(id): Path<i32>, Json(req): Json<HostingPatch>) -> ApiResult<axum::Json<HostingView>> {
     let v = match req.always_on {
         Some(on) => c.hostings.set_always_on(&c.actor, id, on).await?,

@@ -25,7 +25,7 @@ use super::{accounts, admin, console, error, health, host, hostings, stream};
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
                         host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch,
-                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode,
+                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode, admin::AdminHosting,
                         console::ConsolePasswordRequest, error::ErrorBody, error::ErrorDetail)),
     modifiers(&Bearer),
 )]
