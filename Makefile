@@ -23,10 +23,11 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: run test setup image host build build-release wasm css xterm server test-unit test-pg test-vm test-e2e bench clean-vms
+.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-vm test-e2e bench clean-vms
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
 run: setup image host build-release
+	@echo "==> starting vm-webhoster (release build); on a new data dir it first makes the golden snapshot (one cold boot, ~30 s, logged step by step)"
 	$(SERVER_RELEASE) serve --data-dir $(DATA_DIR) --site-root $(SITE)
 
 ## Run every test: unit + integration (SQLite and PostgreSQL), real VMs, browser end-to-end.
@@ -43,7 +44,7 @@ image:
 host:
 	ops/start-host-services.sh
 
-build: wasm css xterm server
+build: wasm css swagger xterm server
 	mkdir -p $(SITE) && cp -r public/. $(SITE)/
 
 wasm:
@@ -53,6 +54,11 @@ wasm:
 css:
 	mkdir -p $(PKG)
 	out=$$(npx --no-install @tailwindcss/cli -i style/main.css -o $(PKG)/$(NAME).css --minify 2>&1) || { echo "$$out"; exit 1; }
+
+## Swagger UI for /api/v1/docs: npm's swagger-ui-dist (package.json), served from /pkg/swagger-ui/.
+swagger:
+	mkdir -p $(PKG)/swagger-ui
+	cp node_modules/swagger-ui-dist/{swagger-ui-bundle.js,swagger-ui.css,LICENSE} $(PKG)/swagger-ui/
 
 ## xterm.js and its fit addon (npm, `npm install` by ops/setup-toolchain.sh) for the console:
 ## their prebuilt browser files, copied as they are (public/console.js loads them).
@@ -65,7 +71,7 @@ server:
 	cargo build -p server
 
 ## The release build into the same site layout (no wasm-opt: wasm-bindgen's output as it is).
-build-release: css xterm
+build-release: css swagger xterm
 	cargo build -p server --release
 	cargo build -p frontend --target wasm32-unknown-unknown --profile wasm-release
 	wasm-bindgen --target web --no-typescript --out-dir $(PKG) --out-name $(NAME) $(WASM_RELEASE)

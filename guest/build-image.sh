@@ -30,6 +30,13 @@ fi
 
 echo "building guest image ($variant, recipe $hash); this takes a few minutes once"
 start=$(date +%s)
+# One line per step, with the time since the build began.
+steps=5
+n=0
+step() {
+  n=$((n + 1))
+  echo "guest image [$n/$steps] +$(( $(date +%s) - start ))s: $*"
+}
 work=$(mktemp -d "${TMPDIR:-/tmp}/vmw-image.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root="$work/rootfs"
@@ -37,6 +44,7 @@ root="$work/rootfs"
 pkgs="systemd,systemd-sysv,udev,dbus,kmod,e2fsprogs,procps,sudo,openssh-server,openssh-sftp-server,nginx,qemu-guest-agent,linux-image-amd64,initramfs-tools,less"
 if [ "$variant" = cloudinit ]; then pkgs="$pkgs,cloud-init"; fi
 
+step "Debian bookworm with nginx, sshd and the guest agent (mmdebstrap: download and install; the long one)"
 mmdebstrap --variant=apt --include="$pkgs" \
   --aptopt='Acquire::Languages "none"' \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
@@ -46,18 +54,22 @@ mmdebstrap --variant=apt --include="$pkgs" \
   --customize-hook="chroot \"\$1\" /bin/sh /usr/local/lib/webhoster/customize.sh $variant $login_user" \
   bookworm "$root" "$sources"
 
+step "kernel and initrd"
 mkdir -p "$work/out"
 cp "$root"/boot/vmlinuz-* "$work/out/vmlinuz"
 cp "$root"/boot/initrd.img-* "$work/out/initrd.img"
 chmod 0644 "$work/out/vmlinuz" "$work/out/initrd.img"
 
+step "ext4 root file system"
 size=$(du -sm "$root" | cut -f1)
 raw="$work/base.raw"
 truncate -s 4G "$raw"
 mkfs.ext4 -q -L rootfs -E root_owner=0:0 -d "$root" "$raw"
+step "qcow2 base disk"
 qemu-img convert -O qcow2 "$raw" "$work/out/base.qcow2"
 chmod 0644 "$work/out/base.qcow2"
 
+step "image.json and the cache link"
 cmdline="root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet mitigations=off"
 cat > "$work/out/image.json" <<JSON
 {"variant": "$variant", "recipe": "$hash", "login_user": "$login_user", "cmdline": "$cmdline",

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod config;
 pub mod csrf;
+pub mod metrics;
 pub mod telemetry;
 mod waker;
 
@@ -35,6 +36,7 @@ use service::vm::VmManager;
 
 pub struct Application {
     listener: tokio::net::TcpListener,
+    banner: String,
     router: Router,
     background: Vec<tokio::task::JoinHandle<()>>,
     state: AppState,
@@ -42,10 +44,13 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Installed before anything records (provisioning at start-up, nginx, libvirt).
+        metrics::handle();
         std::fs::create_dir_all(&settings.service.data_dir)?;
         let db = service::db::connect_and_migrate(&settings.database_url).await?;
         let accounts = Accounts::with_options(db.clone(), settings.accounts);
-        if !settings.accounts.first_user_admin && !accounts.any_admin().await? {
+        let needs_admin = !settings.accounts.first_user_admin && !accounts.any_admin().await?;
+        if needs_admin {
             tracing::warn!("no administrator yet: sign up, then run `vm-webhoster grant-admin YOUR_USERNAME`");
         }
         let cfg = Arc::new(settings.service.clone());
@@ -122,6 +127,7 @@ impl Application {
         let request_id = HeaderName::from_static("x-request-id");
         let router = Router::new()
             .nest("/api/v1", api::router())
+            .route("/metrics", axum::routing::get(metrics::render))
             .route("/auth/register", axum::routing::get(|| async { axum::response::Redirect::permanent("/signup") }))
             .route("/auth/login", axum::routing::get(|| async { axum::response::Redirect::permanent("/login") }))
             .leptos_routes_with_context(
@@ -150,10 +156,19 @@ impl Application {
                 }),
             )
             .layer(PropagateRequestIdLayer::new(request_id.clone()))
-            .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid));
+            .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+            // Outermost: requests the layers above refuse (CSRF) are counted too.
+            .layer(axum::middleware::from_fn(metrics::track));
 
         tracing::info!(%addr, hosting = settings.hosting_enabled, "vm-webhoster listening");
-        Ok(Self { listener, router, background, state })
+        let banner = banner(&settings, addr, needs_admin);
+        Ok(Self { listener, banner, router, background, state })
+    }
+
+    /// What the operator is told once the server listens: where to open it, and how to
+    /// become its administrator while there is none (`main` prints it).
+    pub fn banner(&self) -> &str {
+        &self.banner
     }
 
     pub fn port(&self) -> u16 {
@@ -174,6 +189,21 @@ impl Application {
         }
         res
     }
+}
+
+fn banner(settings: &Settings, addr: SocketAddr, needs_admin: bool) -> String {
+    let proxied = settings.hosting_enabled && settings.nginx_enabled;
+    let open = if proxied { format!("http://{}/", settings.service.public_host_with_port()) } else { format!("http://{addr}/") };
+    let mut out = format!(
+        "==> vm-webhoster is ready: open {open}  (API docs {open}api/v1/docs; metrics for a local scraper on http://{addr}/metrics)"
+    );
+    if needs_admin {
+        out.push_str(&format!(
+            "\n==> no administrator yet: sign up at {open}signup, then run `vm-webhoster grant-admin YOUR_USERNAME` \
+             with the same --data-dir/--database-url (or start the server with --first-user-admin)"
+        ));
+    }
+    out
 }
 
 async fn shutdown_signal() {

@@ -11,6 +11,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = server::Application::build(cli.settings()).await?;
+            println!("{}", app.banner());
             app.run_until_stopped().await?;
         }
         Command::GrantAdmin { login } => {

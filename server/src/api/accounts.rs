@@ -3,10 +3,11 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use service::accounts::{ApiTokenView, NewUser, SshKeyView, UserView};
 use utoipa::ToSchema;
 
+use super::error::ErrorBody;
 use super::extract::{ApiUser, Form, Json};
 use super::ApiResult;
 use app::state::AppState;
@@ -24,8 +25,11 @@ pub struct RegisterRequest {
 /// `POST /api/v1/auth/register` (JSON), as the original system's scripts call it. Limited
 /// per client address and per instance (`--signups-per-address`, `--signups-per-hour`).
 #[utoipa::path(operation_id = "accounts_register", post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
-    responses((status = 201, description = "The new account"), (status = 409, description = "Email or username taken (`field` says which)"), (status = 422, description = "A field is invalid"),
-        (status = 429, description = "Too many sign-ups from this address or on this instance (code `rate_limited`, Retry-After)")))]
+    responses((status = 201, description = "The new account", body = UserView),
+        (status = 400, description = "Not JSON, or a field missing or of the wrong type", body = ErrorBody),
+        (status = 409, description = "Email or username taken (`field` says which)", body = ErrorBody),
+        (status = 422, description = "A field is invalid (`field` says which)", body = ErrorBody),
+        (status = 429, description = "Too many sign-ups from this address or on this instance (code `rate_limited`, Retry-After)", body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -49,30 +53,40 @@ pub struct LoginForm {
     pub grant_type: Option<String>,
 }
 
+/// A bearer token minted at login.
+#[derive(Serialize, ToSchema)]
+pub struct LoginResponse {
+    pub access_token: String,
+    /// Always `bearer`.
+    #[schema(example = "bearer")]
+    pub token_type: String,
+    /// Seconds until the token stops working.
+    pub expires_in: u64,
+}
+
 /// `POST /api/v1/auth/login` (application/x-www-form-urlencoded) -> a bearer token.
 #[utoipa::path(operation_id = "accounts_login", post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, description = "{access_token, token_type: bearer, expires_in}"), (status = 401, description = "Wrong credentials (code `invalid_credentials`)"),
-        (status = 403, description = "Right password, but an administrator has disabled the account (code `account_disabled`)"), (status = 429, description = "Too many attempts (Retry-After)")))]
+    responses((status = 200, description = "A bearer token for `Authorization: Bearer ...`", body = LoginResponse),
+        (status = 400, description = "Not a form, or a field missing", body = ErrorBody),
+        (status = 401, description = "Wrong credentials (`invalid_credentials`)", body = ErrorBody),
+        (status = 403, description = "Right password, but an administrator has disabled the account (`account_disabled`)", body = ErrorBody),
+        (status = 429, description = "Too many attempts (Retry-After)", body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
-) -> ApiResult<axum::Json<serde_json::Value>> {
+) -> ApiResult<axum::Json<LoginResponse>> {
     let ip = app::auth::client_from(Some(peer.ip()), Some(&headers));
     let user = state.accounts.authenticate(&f.username, &f.password, ip).await?;
     let (token, _expires) = state.accounts.issue_login_token(user.id, LOGIN_TOKEN_TTL).await?;
-    Ok(axum::Json(serde_json::json!({
-        "access_token": token,
-        "token_type": "bearer",
-        "expires_in": LOGIN_TOKEN_TTL.as_secs(),
-    })))
+    Ok(axum::Json(LoginResponse { access_token: token, token_type: "bearer".into(), expires_in: LOGIN_TOKEN_TTL.as_secs() }))
 }
 
 /// `GET /api/v1/users/me`
 #[utoipa::path(operation_id = "accounts_me", get, path = "/api/v1/users/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "The calling user"), (status = 401, description = "No or bad token")))]
+    responses((status = 200, description = "The calling user", body = UserView), (status = 401, description = "No or bad token", body = ErrorBody)))]
 pub async fn me(user: ApiUser) -> axum::Json<UserView> {
     axum::Json(user.0)
 }
@@ -89,7 +103,8 @@ pub struct TokenRequest {
 }
 
 #[utoipa::path(operation_id = "accounts_list_tokens", get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
-    responses((status = 200, description = "Your named API tokens (never their secrets), each with `expires_at` and `last_used_at` (ms since the epoch; last use is recorded at most once a minute)")))]
+    responses((status = 200, description = "Your named API tokens (never their secrets), each with `expires_at` and `last_used_at` (ms since the epoch; last use is recorded at most once a minute)", body = Vec<ApiTokenView>),
+        (status = 401, description = "No or bad token", body = ErrorBody)))]
 pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<ApiTokenView>>> {
     Ok(axum::Json(state.accounts.list_api_tokens(&user.actor()).await?))
 }
@@ -97,18 +112,28 @@ pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiRes
 /// Creates an API token (with the current password; optionally expiring); its secret is in
 /// this response only. Every token is revoked when the password changes.
 #[utoipa::path(operation_id = "accounts_create_token", post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenRequest,
-    responses((status = 201, description = "{token, id, name, expires_at, last_used_at, ...}: the secret is shown once"),
-        (status = 422, description = "Wrong password (code `wrong_password`, field `password`) or a bad name or expiry"),
-        (status = 429, description = "Too many tokens created recently")))]
-pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req): Json<TokenRequest>) -> ApiResult<(StatusCode, axum::Json<serde_json::Value>)> {
-    let (secret, view) = state.accounts.create_api_token(&user.actor(), &req.name, &req.password, req.expires_in_days).await?;
-    let mut v = serde_json::to_value(view).unwrap_or_default();
-    v["token"] = serde_json::Value::from(secret);
-    Ok((StatusCode::CREATED, axum::Json(v)))
+    responses((status = 201, description = "The token with its secret (`token`), shown this once", body = CreatedToken),
+        (status = 400, description = "Not JSON, or a field missing", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 422, description = "Wrong password (code `wrong_password`, field `password`) or a bad name or expiry", body = ErrorBody),
+        (status = 429, description = "Too many tokens created recently", body = ErrorBody)))]
+pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req): Json<TokenRequest>) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
+    let (token, view) = state.accounts.create_api_token(&user.actor(), &req.name, &req.password, req.expires_in_days).await?;
+    Ok((StatusCode::CREATED, axum::Json(CreatedToken { view, token })))
+}
+
+/// A new API token: its listing plus the secret, which no later answer repeats.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub view: ApiTokenView,
+    /// The secret, for `Authorization: Bearer ...`.
+    pub token: String,
 }
 
 #[utoipa::path(operation_id = "accounts_revoke_token", delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 204, description = "Revoked"), (status = 404, description = "No such token of yours")))]
+    responses((status = 204, description = "Revoked"), (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No such token of yours", body = ErrorBody)))]
 pub async fn revoke_token(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
     state.accounts.revoke_api_token(&user.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -121,19 +146,24 @@ pub struct SshKeyRequest {
     pub public_key: String,
 }
 
-#[utoipa::path(operation_id = "accounts_list_keys", get, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), responses((status = 200, description = "Your SSH keys")))]
+#[utoipa::path(operation_id = "accounts_list_keys", get, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), responses((status = 200, description = "Your SSH keys", body = Vec<SshKeyView>), (status = 401, description = "No or bad token", body = ErrorBody)))]
 pub async fn list_keys(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<SshKeyView>>> {
     Ok(axum::Json(state.accounts.list_ssh_keys(&user.actor()).await?))
 }
 
 #[utoipa::path(operation_id = "accounts_add_key", post, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), request_body = SshKeyRequest,
-    responses((status = 201, description = "The key with its fingerprint"), (status = 422, description = "Not a valid OpenSSH public key"), (status = 409, description = "Already added")))]
+    responses((status = 201, description = "The key with its fingerprint", body = SshKeyView),
+        (status = 400, description = "Not JSON, or a field missing", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 409, description = "Already added", body = ErrorBody),
+        (status = 422, description = "Not a valid OpenSSH public key", body = ErrorBody)))]
 pub async fn add_key(State(state): State<AppState>, user: ApiUser, Json(req): Json<SshKeyRequest>) -> ApiResult<(StatusCode, axum::Json<SshKeyView>)> {
     Ok((StatusCode::CREATED, axum::Json(state.accounts.add_ssh_key(&user.actor(), &req.name, &req.public_key).await?)))
 }
 
 #[utoipa::path(operation_id = "accounts_delete_key", delete, path = "/api/v1/ssh-keys/{id}", tag = "ssh-keys", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 204, description = "Removed"), (status = 404, description = "No such key of yours")))]
+    responses((status = 204, description = "Removed"), (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No such key of yours", body = ErrorBody)))]
 pub async fn delete_key(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
     state.accounts.delete_ssh_key(&user.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -167,7 +197,7 @@ pub const ACTIVITY_SHOWN: u64 = 50;
 /// Your account's activity, newest first (the last 50): logins with their address, API tokens
 /// created and revoked, password changes.
 #[utoipa::path(operation_id = "accounts_activity", get, path = "/api/v1/account/activity", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "Newest first, at most 50", body = Vec<AccountActivity>), (status = 401, description = "No or bad token")))]
+    responses((status = 200, description = "Newest first, at most 50", body = Vec<AccountActivity>), (status = 401, description = "No or bad token", body = ErrorBody)))]
 pub async fn activity(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AccountActivity>>> {
     let list = state.accounts.activity(&user.actor(), ACTIVITY_SHOWN).await?;
     Ok(axum::Json(list.into_iter().map(AccountActivity::from).collect()))

@@ -9,6 +9,7 @@ use service::accounts::UserView;
 use service::hosting::{EventView, HostingView, NodeView};
 use utoipa::{IntoParams, ToSchema};
 
+use super::error::ErrorBody;
 use super::extract::ApiUser;
 use super::{ApiResult, hosting};
 use app::state::AppState;
@@ -84,10 +85,11 @@ impl From<NodeView> for AdminNode {
 }
 
 /// A hosting with its owner's username (the hosting's own fields as `GET /hostings/{id}` gives them).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AdminHosting {
     #[serde(flatten)]
     pub hosting: HostingView,
+    /// The owner's username.
     pub owner: String,
 }
 
@@ -96,7 +98,7 @@ fn admin_only(user: &ApiUser) -> ApiResult<()> {
 }
 
 #[utoipa::path(operation_id = "admin_list_users", get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, description = "Every account, oldest first", body = Vec<AdminUser>), (status = 403, description = "Not an administrator (code `forbidden`)")))]
+    responses((status = 200, description = "Every account, oldest first", body = Vec<AdminUser>), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody)))]
 pub async fn list_users(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AdminUser>>> {
     let users = state.accounts.list_users(&user.actor()).await?;
     Ok(axum::Json(users.into_iter().map(AdminUser::from).collect()))
@@ -105,22 +107,22 @@ pub async fn list_users(State(state): State<AppState>, user: ApiUser) -> ApiResu
 /// Disables an account: it cannot log in (`account_disabled`), and its sessions, API tokens
 /// and event streams stop at once. Its hostings keep running.
 #[utoipa::path(operation_id = "admin_disable_user", post, path = "/api/v1/admin/users/{id}/disable", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 200, description = "The account, now disabled", body = AdminUser), (status = 403, description = "Not an administrator (code `forbidden`)"),
-        (status = 404, description = "No such account"), (status = 409, description = "Your own account (code `conflict`)")))]
+    responses((status = 200, description = "The account, now disabled", body = AdminUser), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such account", body = ErrorBody), (status = 409, description = "Your own account (code `conflict`)", body = ErrorBody)))]
 pub async fn disable_user(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<AdminUser>> {
     Ok(axum::Json(state.accounts.set_disabled(&user.actor(), id, true).await?.into()))
 }
 
 /// Enables a disabled account: it can log in again (its old sessions and tokens stay void).
 #[utoipa::path(operation_id = "admin_enable_user", post, path = "/api/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 200, description = "The account, now enabled", body = AdminUser), (status = 403, description = "Not an administrator (code `forbidden`)"), (status = 404, description = "No such account")))]
+    responses((status = 200, description = "The account, now enabled", body = AdminUser), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody), (status = 404, description = "No such account", body = ErrorBody)))]
 pub async fn enable_user(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<AdminUser>> {
     Ok(axum::Json(state.accounts.set_disabled(&user.actor(), id, false).await?.into()))
 }
 
 #[utoipa::path(operation_id = "admin_list_nodes", get, path = "/api/v1/admin/nodes", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, description = "The nodes with their capacity", body = Vec<AdminNode>), (status = 403, description = "Not an administrator (code `forbidden`)"),
-        (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)")))]
+    responses((status = 200, description = "The nodes with their capacity", body = Vec<AdminNode>), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody),
+        (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
 pub async fn list_nodes(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AdminNode>>> {
     admin_only(&user)?;
     let node = hosting(&state)?.node_info(&user.actor()).await?;
@@ -128,8 +130,8 @@ pub async fn list_nodes(State(state): State<AppState>, user: ApiUser) -> ApiResu
 }
 
 #[utoipa::path(operation_id = "admin_list_hostings", get, path = "/api/v1/admin/hostings", tag = "admin", security(("bearer" = [])),
-    responses((status = 200, description = "Every user's hosting (the fields of `GET /hostings/{id}`) with `owner`, the owner's username; act on one with `POST /hostings/{id}/{action}` and `DELETE /hostings/{id}`"),
-        (status = 403, description = "Not an administrator (code `forbidden`)"), (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)")))]
+    responses((status = 200, description = "Every user's hosting (the fields of `GET /hostings/{id}`) with `owner`, the owner's username; act on one with `POST /hostings/{id}/{action}` and `DELETE /hostings/{id}`", body = Vec<AdminHosting>),
+        (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody), (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
 pub async fn list_hostings(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AdminHosting>>> {
     admin_only(&user)?;
     let all = hosting(&state)?.list_all(&user.actor()).await?;
@@ -145,8 +147,8 @@ pub struct LimitQuery {
 }
 
 #[utoipa::path(operation_id = "admin_recent_events", get, path = "/api/v1/admin/events", tag = "admin", security(("bearer" = [])), params(LimitQuery),
-    responses((status = 200, description = "The newest hosting events of all users, newest first (the fields of `GET /hostings/{id}/events`)"),
-        (status = 403, description = "Not an administrator (code `forbidden`)"), (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)")))]
+    responses((status = 200, description = "The newest hosting events of all users, newest first (the fields of `GET /hostings/{id}/events`)", body = Vec<EventView>),
+        (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody), (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
 pub async fn recent_events(State(state): State<AppState>, user: ApiUser, Query(q): Query<LimitQuery>) -> ApiResult<axum::Json<Vec<EventView>>> {
     admin_only(&user)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);

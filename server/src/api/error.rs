@@ -3,6 +3,36 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error answer of the API.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code: `validation_failed`, `conflict`, `not_found`,
+    /// `unauthorized`, `invalid_credentials`, `wrong_password`, `forbidden`, `rate_limited`,
+    /// `quota_exceeded`, `node_full`, `busy`, `hosting_unavailable`, `too_many_streams`,
+    /// `invalid_json`, `invalid_body`, `invalid_form`, `invalid_wait`, `unsupported_media_type`,
+    /// `payload_too_large` (from nginx) or `internal`.
+    #[schema(example = "not_found")]
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The request field at fault (validation errors, taken emails or usernames, a wrong password).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    fn json(code: &str, message: String, field: Option<&str>) -> Json<ErrorBody> {
+        Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message, field: field.map(str::to_owned) } })
+    }
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -36,20 +66,13 @@ pub use app::error::http_status as status_of;
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::BadRequest { code, message } => {
-                let body = serde_json::json!({"error": {"code": code, "message": message}});
-                (StatusCode::BAD_REQUEST, Json(body)).into_response()
-            }
-            ApiError::CrossSite => {
-                let body = serde_json::json!({"error": {"code": "csrf", "message": "cross-site request refused"}});
-                (StatusCode::FORBIDDEN, Json(body)).into_response()
-            }
+            ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, ErrorBody::json(code, message, None)).into_response(),
+            ApiError::CrossSite => (StatusCode::FORBIDDEN, ErrorBody::json("csrf", "cross-site request refused".to_owned(), None)).into_response(),
             ApiError::TooManyStreams { max } => {
                 let message = format!(
                     "this account already holds {max} event streams and long polls (?wait=) open, the most it may; close one first"
                 );
-                let body = serde_json::json!({"error": {"code": "too_many_streams", "message": message}});
-                let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+                let mut resp = (StatusCode::TOO_MANY_REQUESTS, ErrorBody::json("too_many_streams", message, None)).into_response();
                 resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
                 resp
             }
@@ -61,16 +84,12 @@ impl IntoResponse for ApiError {
                 } else {
                     e.to_string()
                 };
-                let mut err = serde_json::json!({"code": e.code(), "message": message});
                 let field = match &e {
                     service::Error::Validation { field, .. } | service::Error::WrongPassword { field } => Some(*field),
                     service::Error::Conflict { field, .. } => *field,
                     _ => None,
                 };
-                if let Some(f) = field {
-                    err["field"] = serde_json::Value::from(f);
-                }
-                let mut resp = (status, Json(serde_json::json!({ "error": err }))).into_response();
+                let mut resp = (status, ErrorBody::json(e.code(), message, field)).into_response();
                 match &e {
                     service::Error::RateLimited { retry_after_secs } => {
                         if let Ok(v) = HeaderValue::from_str(&retry_after_secs.to_string()) {

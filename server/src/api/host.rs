@@ -2,9 +2,11 @@
 //! `POST /api/v1/host/{start,stop,restart}` act on the caller's first hosting.
 use axum::extract::Path;
 use axum::http::StatusCode;
-use serde::Deserialize;
-use service::hosting::{CreateHosting, HostingView, Operation};
+use serde::{Deserialize, Serialize};
+use service::hosting::{CreateHosting, HostingState, HostingView, Operation};
 use utoipa::ToSchema;
+
+use super::error::ErrorBody;
 
 use super::caller::{Accepted, HostingCaller, accepted};
 use super::extract::OptionalJson;
@@ -28,12 +30,19 @@ pub struct HostRequest {
     pub site: SiteChoice,
 }
 
-/// The view plus the original's field names (`status`, `vm_id`).
-pub fn host_json(c: &HostingCaller, v: &HostingView) -> serde_json::Value {
-    let mut j = serde_json::to_value(v).unwrap_or_default();
-    j["status"] = serde_json::Value::from(v.state.as_str());
-    j["vm_id"] = serde_json::Value::from(format!("{}{}", c.hostings.config().domain_prefix, v.id));
-    j
+/// The hosting as the original system's API showed it: the view plus `status` and `vm_id`.
+#[derive(Serialize, ToSchema)]
+pub struct HostJson {
+    #[serde(flatten)]
+    pub hosting: HostingView,
+    /// The same as `state` (the original's name for it).
+    pub status: HostingState,
+    /// The libvirt domain's name.
+    pub vm_id: String,
+}
+
+pub fn host_json(c: &HostingCaller, v: &HostingView) -> HostJson {
+    HostJson { hosting: v.clone(), status: v.state, vm_id: format!("{}{}", c.hostings.config().domain_prefix, v.id) }
 }
 
 /// The caller's first hosting: the one this API acts on.
@@ -45,8 +54,16 @@ async fn first_hosting(c: &HostingCaller) -> ApiResult<HostingView> {
 /// until `status` is `running`, or pass `?wait=300`.
 #[utoipa::path(operation_id = "host_create", post, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
     request_body(content = Option<HostRequest>, description = "Optional; an empty body is fine"),
-    responses((status = 202, description = "Created and queued (or finished, with ?wait)"), (status = 409, description = "You already have a hosting"), (status = 422, description = "Bad slug, plan or key"), (status = 403, description = "Over quota")))]
-pub async fn create(c: HostingCaller, OptionalJson(body): OptionalJson<HostRequest>) -> ApiResult<Accepted<serde_json::Value>> {
+    responses((status = 202, description = "Created and queued (or finished, with ?wait)", body = HostJson),
+        (status = 400, description = "Not JSON, or a bad `wait`", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "Over quota", body = ErrorBody),
+        (status = 409, description = "You already have a hosting", body = ErrorBody),
+        (status = 422, description = "Bad slug, plan or key", body = ErrorBody),
+        (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody),
+        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody),
+        (status = 507, description = "The node has no room (`node_full`)", body = ErrorBody)))]
+pub async fn create(c: HostingCaller, OptionalJson(body): OptionalJson<HostRequest>) -> ApiResult<Accepted<HostJson>> {
     let body = body.unwrap_or_default();
     if let Some(existing) = c.hostings.default_for(&c.actor).await? {
         return Err(service::Error::conflict(
@@ -73,8 +90,13 @@ pub async fn create(c: HostingCaller, OptionalJson(body): OptionalJson<HostReque
 
 /// The caller's hosting and its status.
 #[utoipa::path(operation_id = "host_get", get, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
-    responses((status = 200, description = "The hosting: status, site URLs, ssh_port, ssh_command"), (status = 404, description = "No hosting yet")))]
-pub async fn get(c: HostingCaller) -> ApiResult<axum::Json<serde_json::Value>> {
+    responses((status = 200, description = "The hosting: status, site URLs, ssh_port, ssh_command", body = HostJson),
+        (status = 400, description = "A bad `wait`", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No hosting yet", body = ErrorBody),
+        (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody),
+        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
+pub async fn get(c: HostingCaller) -> ApiResult<axum::Json<HostJson>> {
     let v = first_hosting(&c).await?;
     let v = c.settled(v.id).await?.ok_or(service::Error::NotFound("hosting"))?;
     Ok(axum::Json(host_json(&c, &v)))
@@ -82,7 +104,13 @@ pub async fn get(c: HostingCaller) -> ApiResult<axum::Json<serde_json::Value>> {
 
 /// Deletes the caller's hosting (VM, disk, route, ports). 202; with `?wait=` 204 when gone.
 #[utoipa::path(operation_id = "host_delete", delete, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
-    responses((status = 202, description = "Deletion started"), (status = 204, description = "Deleted (with ?wait)"), (status = 404, description = "No hosting"), (status = 409, description = "Busy with another operation")))]
+    responses((status = 202, description = "Deletion started", body = HostJson), (status = 204, description = "Deleted (with ?wait)"),
+        (status = 400, description = "A bad `wait`", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No hosting", body = ErrorBody),
+        (status = 409, description = "Busy with another operation", body = ErrorBody),
+        (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody),
+        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
 pub async fn delete(c: HostingCaller) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let v = first_hosting(&c).await?;
@@ -109,8 +137,14 @@ pub fn parse_action(action: &str) -> ApiResult<Operation> {
 /// `POST /api/v1/host/{start|stop|restart|power_off}`
 #[utoipa::path(operation_id = "host_action", post, path = "/api/v1/host/{action}", tag = "host", security(("bearer" = [])),
     params(("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot) or power_off (an ACPI shutdown)"), WaitQuery),
-    responses((status = 202, description = "Started"), (status = 409, description = "Not possible in this state, or busy"), (status = 404, description = "No hosting or unknown action")))]
-pub async fn action(c: HostingCaller, Path(action): Path<String>) -> ApiResult<Accepted<serde_json::Value>> {
+    responses((status = 202, description = "Started (or finished, with ?wait)", body = HostJson),
+        (status = 400, description = "A bad `wait`", body = ErrorBody),
+        (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 404, description = "No hosting or unknown action", body = ErrorBody),
+        (status = 409, description = "Not possible in this state, or busy", body = ErrorBody),
+        (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody),
+        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
+pub async fn action(c: HostingCaller, Path(action): Path<String>) -> ApiResult<Accepted<HostJson>> {
     let op = parse_action(&action)?;
     let v = first_hosting(&c).await?;
     let v = c.hostings.action(&c.actor, v.id, op).await?;

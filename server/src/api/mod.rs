@@ -50,6 +50,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/events", get(admin::recent_events))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
+        .route("/docs/init.js", get(openapi::docs_init))
         .fallback(|| async { ApiError::from(service::Error::NotFound("endpoint")) })
 }
 

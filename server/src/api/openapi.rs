@@ -1,11 +1,13 @@
-//! The OpenAPI document, generated from the handlers' annotations, and a docs page served
-//! from the project's own assets (nothing from a CDN).
+//! The OpenAPI document, generated from the handlers' annotations, and its interactive viewer:
+//! Swagger UI from the project's own assets (`swagger-ui-dist` from npm, copied under
+//! `/pkg/swagger-ui/` by the build; nothing from a CDN), started by a small script of ours.
 use axum::Json;
-use axum::response::Html;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, console, health, host, hostings, stream};
+use super::{accounts, admin, console, error, health, host, hostings, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -23,8 +25,8 @@ use super::{accounts, admin, console, health, host, hostings, stream};
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
                         host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch,
-                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode,
-                        console::ConsolePasswordRequest)),
+                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode, admin::AdminHosting,
+                        console::ConsolePasswordRequest, error::ErrorBody, error::ErrorDetail)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;
@@ -42,6 +44,18 @@ pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-pub async fn docs_page() -> Html<&'static str> {
-    Html(include_str!("docs.html"))
+/// The docs page's policy: scripts and styles from this origin only (Swagger UI sets inline
+/// styles on its elements; its icons are data: images), requests to this origin only.
+const DOCS_CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+                        connect-src 'self'; frame-ancestors 'self'; base-uri 'none'; form-action 'self'";
+
+pub async fn docs_page() -> Response {
+    let mut resp = Html(include_str!("docs.html")).into_response();
+    resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(DOCS_CSP));
+    resp
+}
+
+/// `GET /api/v1/docs/init.js`: starts Swagger UI on `/api/v1/openapi.json`.
+pub async fn docs_init() -> Response {
+    ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], include_str!("docs-init.js")).into_response()
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{App, spawn, spawn_with};
 
 /// nginx's address (`--nginx-listen`), as the rendered config names it.
-fn front_door(app: &App) -> String {
+pub(crate) fn front_door(app: &App) -> String {
     let conf = std::fs::read_to_string(app.data.path().join("nginx/nginx.conf")).unwrap();
     let listen = conf
         .lines()

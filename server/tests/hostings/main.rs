@@ -14,11 +14,14 @@ use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
 mod console;
 mod front_door;
+mod metrics;
 
 struct App {
     base: String,
     client: reqwest::Client,
     data: tempfile::TempDir,
+    /// The running app's hosting service (fault injection).
+    svc: service::hosting::HostingService,
     _db: EmptyDb,
     _ports: [PortWindow; 2],
 }
@@ -66,10 +69,11 @@ async fn spawn_with(max_per_user: u32, extra: &[&str]) -> App {
     settings.database_url = db.url().to_owned();
     let app = server::Application::build(settings).await.expect("builds");
     // The test driver's domains run nothing: count "running" as ready.
-    app.state().hosting.as_ref().unwrap().faults().set_skip_ready_probe(true);
+    let svc = app.state().hosting.clone().unwrap();
+    svc.faults().set_skip_ready_probe(true);
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    App { base, client: no_redirect_client(), data, _db: db, _ports: ports }
+    App { base, client: no_redirect_client(), data, svc, _db: db, _ports: ports }
 }
 
 impl App {
@@ -468,7 +472,80 @@ async fn the_openapi_document_lists_every_endpoint() {
     assert_eq!(ids.len(), n, "duplicate operationId");
     let docs = app.client.get(app.url("/api/v1/docs")).send().await.unwrap();
     assert!(docs.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    assert!(docs.text().await.unwrap().contains("/api/v1/openapi.json"));
+    let csp = docs.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-eval"), "{csp}");
+    let page = docs.text().await.unwrap();
+    // Swagger UI from our own assets, started by our script (no inline script under the CSP).
+    assert!(page.contains("src=\"/pkg/swagger-ui/swagger-ui-bundle.js\"") && page.contains("src=\"/api/v1/docs/init.js\""), "{page}");
+    assert!(!page.contains("<script>"), "no inline script: {page}");
+    let init = app.client.get(app.url("/api/v1/docs/init.js")).send().await.unwrap();
+    assert!(init.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(init.text().await.unwrap().contains("/api/v1/openapi.json"));
+}
+
+/// `.route("PATH", get(a).post(b))` lines of the API router's source: (PATH, [methods]).
+fn router_routes(src: &str) -> Vec<(String, Vec<&'static str>)> {
+    src.lines()
+        .filter_map(|l| {
+            let rest = l.trim().strip_prefix(".route(\"")?;
+            let (path, handlers) = rest.split_once('"')?;
+            let methods = ["get", "post", "put", "patch", "delete"]
+                .into_iter()
+                .filter(|m| handlers.contains(&format!("({m}(")) || handlers.contains(&format!(".{m}(")) || handlers.contains(&format!(" {m}(")))
+                .collect();
+            Some((path.to_owned(), methods))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_api_route_is_documented_with_its_bodies_and_error_schema() {
+    let app = spawn(1).await;
+    let doc: Value = app.client.get(app.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+
+    // Every route of the router (its source, so a new route cannot be forgotten) is in the
+    // document with each of its methods; only the document and its viewer are not.
+    let routes = router_routes(include_str!("../../src/api/mod.rs"));
+    assert!(routes.len() >= 15, "{routes:?}");
+    for (path, methods) in &routes {
+        if ["/openapi.json", "/docs", "/docs/init.js"].contains(&path.as_str()) {
+            continue;
+        }
+        assert!(!methods.is_empty(), "{path}: no method found");
+        let full = format!("/api/v1{path}");
+        for m in methods {
+            assert!(paths.get(&full).and_then(|p| p.get(*m)).is_some(), "{} {full} is routed but not documented", m.to_uppercase());
+        }
+    }
+
+    let error_ref = "#/components/schemas/ErrorBody";
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            if op.get("security").is_some() || op.get("requestBody").is_some() {
+                assert!(responses.keys().any(|c| c.starts_with('4')), "{method} {path} documents no 4xx");
+            }
+            for (code, resp) in responses {
+                let content = resp["content"].as_object();
+                let schema = content.and_then(|c| c.values().next()).map(|m| &m["schema"]);
+                match code.as_bytes()[0] {
+                    // 101: the WebSocket handshake's answer, which has no body.
+                    b'1' | b'2' if code == "101" || code == "204" => assert!(content.is_none(), "{method} {path} {code} has a body"),
+                    b'2' => assert!(schema.is_some_and(|s| s.is_object()), "{method} {path} {code}: no body schema"),
+                    b'4' => {
+                        let s = schema.unwrap_or_else(|| panic!("{method} {path} {code}: no error body"));
+                        assert_eq!(s["$ref"], error_ref, "{method} {path} {code}");
+                    }
+                    _ => assert!(schema.is_some(), "{method} {path} {code}: no body schema"),
+                }
+            }
+            if op.get("security").is_some() {
+                assert!(responses.contains_key("401"), "{method} {path} takes a token but documents no 401");
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -200,6 +200,16 @@ impl HostingService {
         &self.inner.store
     }
 
+    /// Sets the gauges read from the database: hostings by state and ready spares per tier
+    /// (the metrics endpoint calls it at each scrape, so they are never stale).
+    pub async fn publish_gauges(&self) -> Result<()> {
+        crate::telemetry::set_hostings(&self.inner.store.count_by_state().await?);
+        for tier in SpareTier::ALL {
+            crate::telemetry::set_pool_spares(*tier, self.spares_in(*tier).await?);
+        }
+        Ok(())
+    }
+
     /// Failure injection for tests (see [`faults::Faults`]).
     pub fn faults(&self) -> &faults::Faults {
         &self.inner.faults

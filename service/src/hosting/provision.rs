@@ -94,6 +94,7 @@ impl HostingService {
         let started = Instant::now();
         match self.run_units(&row, &lease, order, true).await {
             Ok(()) => {
+                crate::telemetry::record_create(kind, true, started.elapsed());
                 let total = started.elapsed().as_millis() as i64;
                 let row = store.finish(&lease, HostingState::Running, None).await?;
                 let msg = format!("Site is live ({total} ms)");
@@ -103,6 +104,7 @@ impl HostingService {
                 }
             }
             Err(failure) => {
+                crate::telemetry::record_create(kind, false, started.elapsed());
                 let reason = failure.reason();
                 let row = store.finish(&lease, HostingState::Failed, Some(reason.clone())).await?;
                 self.event(&row, EventKind::State, None, EventStatus::Failed, reason, None).await;
@@ -156,7 +158,9 @@ impl HostingService {
             } else {
                 unit.run(&cx).await
             };
-            let ms = Some(t.elapsed().as_millis() as i64);
+            let took = t.elapsed();
+            crate::telemetry::record_step(step, result.is_ok(), took);
+            let ms = Some(took.as_millis() as i64);
             match result {
                 Ok(()) => {
                     if events {

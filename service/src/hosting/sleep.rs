@@ -53,12 +53,12 @@ impl HostingService {
         match self.inner.vm.managed_save(id).await {
             Ok(()) => {
                 self.finish(lease, HostingState::Sleeping, Some(ASLEEP.into()), why, t).await?;
-                crate::telemetry::record_sleep(true);
+                crate::telemetry::record_sleep(true, t.elapsed().as_secs_f64());
                 self.open_ssh_waker(id).await;
                 Ok(())
             }
             Err(err) => {
-                crate::telemetry::record_sleep(false);
+                crate::telemetry::record_sleep(false, t.elapsed().as_secs_f64());
                 let reason = format!("Sleep failed: {}", describe(&err.into()));
                 self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
             }

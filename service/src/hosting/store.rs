@@ -296,6 +296,20 @@ impl Store {
             .await?)
     }
 
+    /// How many rows on this node are in each state (spares included; states with none absent).
+    pub async fn count_by_state(&self) -> Result<Vec<(HostingState, u64)>> {
+        let rows: Vec<(HostingState, i64)> = self
+            .on_node()
+            .select_only()
+            .column(hosting::Column::State)
+            .column_as(hosting::Column::Id.count(), "n")
+            .group_by(hosting::Column::State)
+            .into_tuple()
+            .all(self.db())
+            .await?;
+        Ok(rows.into_iter().map(|(s, n)| (s, n.max(0) as u64)).collect())
+    }
+
     /// Spares on this node: all of them (also those being made), or the ready ones of a tier.
     pub async fn count_spares(&self, ready: Option<SpareTier>) -> Result<u64> {
         let mut q = self.on_node().filter(hosting::Column::State.eq(HostingState::Spare));

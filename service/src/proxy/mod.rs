@@ -50,6 +50,27 @@ pub enum ProxyError {
     Invalid(String),
 }
 
+impl ProxyError {
+    /// The error's kind, as the `vmw_nginx_errors_total` counter labels it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProxyError::Rejected { .. } => "rejected",
+            ProxyError::Spawn { .. } => "spawn",
+            ProxyError::Command { .. } => "command",
+            ProxyError::DidNotStop { .. } => "did_not_stop",
+            ProxyError::NotServing { .. } => "not_serving",
+            ProxyError::Io { .. } => "io",
+            ProxyError::Invalid(_) => "invalid",
+        }
+    }
+
+    /// Counts this error (`vmw_nginx_errors_total`) where it is made, and returns it.
+    fn counted(self) -> Self {
+        crate::telemetry::nginx_error(self.kind());
+        self
+    }
+}
+
 /// nginx's first `[emerg]` line (the reason), or its whole report trimmed.
 fn first_emerg(stderr: &str) -> &str {
     stderr.lines().find(|l| l.contains("[emerg]")).unwrap_or(stderr).trim()
@@ -63,7 +84,7 @@ fn answer(status: &Option<u16>) -> String {
 }
 
 fn io(what: &'static str, p: &Path, source: std::io::Error) -> ProxyError {
-    ProxyError::Io { what, path: p.to_owned(), source }
+    ProxyError::Io { what, path: p.to_owned(), source }.counted()
 }
 
 #[derive(Clone)]
@@ -156,13 +177,14 @@ impl Proxy {
         if self.running_pid().await.is_some() {
             self.signal("reload").await?;
         } else {
-            let out = self.nginx().output().await.map_err(|source| ProxyError::Spawn { action: "start", source })?;
+            let out = self.nginx().output().await.map_err(|source| ProxyError::Spawn { action: "start", source }.counted())?;
             if !out.status.success() {
                 return Err(ProxyError::Command {
                     action: "start",
                     status: out.status,
                     stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                });
+                }
+                .counted());
             }
         }
         self.wait_generation().await;
@@ -238,7 +260,7 @@ impl Proxy {
                 let log = tokio::fs::read_to_string(self.inner.prefix.join("logs/error.log")).await.unwrap_or_default();
                 let backend = std::net::SocketAddr::new(self.inner.cfg.forward_bind, route.http_port).to_string();
                 let hint = own_error_line(&log, route.hosting_id, &backend).unwrap_or("").to_owned();
-                return Err(ProxyError::NotServing { slug: slug.to_owned(), last_status: last, hint });
+                return Err(ProxyError::NotServing { slug: slug.to_owned(), last_status: last, hint }.counted());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -300,7 +322,7 @@ impl Proxy {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Err(ProxyError::DidNotStop { pid })
+        Err(ProxyError::DidNotStop { pid }.counted())
     }
 
     /// Rotates nginx's logs (`logs/access.log`, `logs/error.log`) that passed `max_bytes`: each
@@ -377,21 +399,21 @@ impl Proxy {
     }
 
     async fn test(&self) -> Result<(), ProxyError> {
-        let out = self.nginx().arg("-t").arg("-q").output().await.map_err(|source| ProxyError::Spawn { action: "-t", source })?;
+        let out = self.nginx().arg("-t").arg("-q").output().await.map_err(|source| ProxyError::Spawn { action: "-t", source }.counted())?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(ProxyError::Rejected { stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
+            Err(ProxyError::Rejected { stderr: String::from_utf8_lossy(&out.stderr).into_owned() }.counted())
         }
     }
 
     /// `nginx -s SIG` (reload, quit).
     async fn signal(&self, sig: &'static str) -> Result<(), ProxyError> {
-        let out = self.nginx().args(["-s", sig]).output().await.map_err(|source| ProxyError::Spawn { action: sig, source })?;
+        let out = self.nginx().args(["-s", sig]).output().await.map_err(|source| ProxyError::Spawn { action: sig, source }.counted())?;
         if out.status.success() {
             Ok(())
         } else {
-            Err(ProxyError::Command { action: sig, status: out.status, stderr: String::from_utf8_lossy(&out.stderr).into_owned() })
+            Err(ProxyError::Command { action: sig, status: out.status, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }.counted())
         }
     }
 

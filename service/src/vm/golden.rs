@@ -121,13 +121,25 @@ impl VmManager {
         let xml = self.domain_xml(&name, &dir, &vm)?;
         let made = async {
             let n = name.clone();
+            tracing::info!("golden snapshot 1/3: booting the golden VM (a cold boot, ~30 s under TCG)");
             self.blocking(move |c| {
                 let d = c.define_domain_xml(&xml).doing("define domain", &n)?;
                 d.create().doing("start domain", &n)?;
                 Ok(())
             })
             .await?;
-            self.wait_ready(spec.http_port, spec.ssh_port, ready_timeout).await?;
+            tracing::info!(elapsed_s = t.elapsed().as_secs(), "golden snapshot 2/3: waiting until the guest serves HTTP and SSH");
+            let ready = self.wait_ready(spec.http_port, spec.ssh_port, ready_timeout);
+            tokio::pin!(ready);
+            let every = Duration::from_secs(10);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    r = &mut ready => break r?,
+                    _ = tick.tick() => tracing::info!(elapsed_s = t.elapsed().as_secs(), "golden snapshot: the guest is still booting"),
+                }
+            }
+            tracing::info!(elapsed_s = t.elapsed().as_secs(), "golden snapshot 3/3: preparing the guest and saving its memory");
             let (n, save) = (name.clone(), dir.join("state.save"));
             self.blocking(move |c| {
                 let d = Self::existing(c, &n)?;
@@ -168,7 +180,7 @@ impl VmManager {
         files::write_file(&dir.join("golden.json"), json.as_bytes()).await?;
         // Made current last: until then, this folder is an attempt nobody uses.
         files::write_file(&base.join("current"), folder.as_bytes()).await?;
-        tracing::info!(dir = %dir.display(), ms = meta.made_in_ms, "golden snapshot ready");
+        tracing::info!(dir = %dir.display(), ms = meta.made_in_ms, "golden snapshot ready: new VMs are its clones from now on");
         Ok(meta)
     }
 
@@ -254,6 +266,7 @@ fn save_domain(d: &virt::domain::Domain, name: &str, path: &Path) -> Result<(), 
     // a null dxml means "keep the domain's XML".
     let rc = unsafe { virt::sys::virDomainSaveFlags(d.as_ptr(), to.as_ptr(), std::ptr::null(), 0) };
     if rc < 0 {
+        crate::telemetry::libvirt_error("save domain");
         return Err(VmError::Libvirt { action: "save domain", domain: Some(name.to_owned()), source: virt::error::Error::last_error() });
     }
     Ok(())

@@ -129,10 +129,16 @@ trait Doing<T> {
 
 impl<T> Doing<T> for Result<T, virt::error::Error> {
     fn doing(self, action: &'static str, domain: &str) -> Result<T, VmError> {
-        self.map_err(|source| VmError::Libvirt { action, domain: Some(domain.to_owned()), source })
+        self.map_err(|source| {
+            crate::telemetry::libvirt_error(action);
+            VmError::Libvirt { action, domain: Some(domain.to_owned()), source }
+        })
     }
     fn doing_host(self, action: &'static str) -> Result<T, VmError> {
-        self.map_err(|source| VmError::Libvirt { action, domain: None, source })
+        self.map_err(|source| {
+            crate::telemetry::libvirt_error(action);
+            VmError::Libvirt { action, domain: None, source }
+        })
     }
 }
 
@@ -239,7 +245,10 @@ impl VmManager {
                 let alive = guard.as_ref().map(|c| c.is_alive().unwrap_or(false)).unwrap_or(false);
                 if !alive {
                     let uri = &inner.cfg.libvirt_uri;
-                    let conn = Connect::open(Some(uri)).map_err(|source| VmError::Connect { uri: uri.clone(), source })?;
+                    let conn = Connect::open(Some(uri)).map_err(|source| {
+                        crate::telemetry::libvirt_error("connect");
+                        VmError::Connect { uri: uri.clone(), source }
+                    })?;
                     *guard = Some(Arc::new(conn));
                 }
                 guard.as_ref().unwrap().clone()
@@ -513,7 +522,10 @@ impl VmManager {
         }
         let out = d
             .qemu_agent_command(&cmd.to_string(), timeout_s, 0)
-            .map_err(|source| VmError::Agent { domain: name.to_owned(), command: execute, source })?;
+            .map_err(|source| {
+                crate::telemetry::libvirt_error("guest agent command");
+                VmError::Agent { domain: name.to_owned(), command: execute, source }
+            })?;
         let v: serde_json::Value = serde_json::from_str(&out)
             .map_err(|e| VmError::AgentReply { command: execute, problem: format!("not JSON ({e})") })?;
         // Not `v["return"]` by IndexMut: that panics on a non-object, and the guest chooses this.

@@ -43,6 +43,7 @@ impl From<HostingState> for EventStatus {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EventView {
     pub id: i32,
     pub hosting_id: i32,

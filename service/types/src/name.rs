@@ -5,7 +5,7 @@
 /// app itself, or would be confusing.
 pub const RESERVED_NAMES: &[&str] = &[
     "admin", "administrator", "api", "app", "assets", "auth", "dashboard", "docs", "favicon", "favicon-ico",
-    "health", "host", "hostings", "login", "logout", "new", "nginx", "openapi", "pkg", "public", "root",
+    "health", "host", "hostings", "login", "logout", "metrics", "new", "nginx", "openapi", "pkg", "public", "root",
     "settings", "signup", "static", "status", "system", "users", "www", "vmw", "webhoster", "hosting", "me",
     // Host labels a dashboard or its mail and name servers commonly use ({slug}.{base-domain}
     // must never look like one of them).

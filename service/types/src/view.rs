@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use crate::{CreateKind, HostingState, Operation, TokenKind};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostingView {
     pub id: i32,
     pub user_id: i32,
@@ -48,6 +49,7 @@ impl HostingView {
 
 /// One sample of a running VM's resource use, for the live charts.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatSample {
     pub hosting_id: i32,
     pub user_id: i32,
@@ -62,6 +64,7 @@ pub struct StatSample {
 
 /// What the admin page shows about the host.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeView {
     pub id: i32,
     pub name: String,
@@ -89,6 +92,7 @@ pub struct NodeView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub id: i32,
     pub email: String,
@@ -101,6 +105,7 @@ pub struct UserView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SshKeyView {
     pub id: i32,
     pub name: String,
@@ -110,6 +115,7 @@ pub struct SshKeyView {
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiTokenView {
     pub id: i32,
     pub name: String,
@@ -121,6 +127,7 @@ pub struct ApiTokenView {
 
 /// A size a user can choose for a new hosting.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanView {
     pub name: String,
     pub vcpus: u32,
@@ -130,6 +137,7 @@ pub struct PlanView {
 
 /// A provisioning step with its label (the progress view lists them in order).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepInfo {
     pub step: crate::Step,
     pub label: String,
