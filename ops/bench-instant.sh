@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Instant VMs, before against after, from one run on the release build:
-#   after  = the defaults (golden snapshot, 2 paused + 2 saved spares, stop saves the VM),
+#   after  = the defaults (golden snapshot, 6 paused + 2 saved spares, stop saves the VM),
 #   before = `--no-golden --pool-paused 0 --pool-size 2` (what the product did before them).
 # Each mode starts its own server (own data dir, nginx port, libvirt domain prefix) and measures:
 #   A. 10 creates in a row, each by a new user, create -> the welcome page answers 200 through
@@ -58,7 +58,7 @@ run_mode() { # mode
   case $mode in
     # Forward ports below Linux's ephemeral range (32768+): a port there can be taken by any
     # client socket between its lease and QEMU's bind (Run D lost 2 of 12 clones that way).
-    after)  flags=(); spares_want=4; golden=1; ports=26000 ;;
+    after)  flags=(); spares_want=8; golden=1; ports=26000 ;;
     before) flags=(--no-golden --pool-paused 0 --pool-size 2); spares_want=2; golden=0; ports=29000 ;;
   esac
   local data; data=$(mktemp -d /tmp/vmwbench.XXXXXX); chmod 755 "$data"

@@ -73,8 +73,10 @@ pub struct Cli {
     #[arg(long, env = "VMW_POOL_SIZE", default_value_t = 2, global = true)]
     pub pool_size: usize,
     /// Warm spares kept paused in RAM in front of the saved ones (a claim resumes one in
-    /// ~0.02 s; each holds its guest's memory). 0 turns this tier off.
-    #[arg(long, env = "VMW_POOL_PAUSED", default_value_t = 2, global = true)]
+    /// ~0.02 s; each holds its guest's memory, ~280 MiB under TCG). Six: ten creates in a row
+    /// are live in about half a second each while the pool refills behind them (BENCHMARKS.md).
+    /// 0 turns this tier off.
+    #[arg(long, env = "VMW_POOL_PAUSED", default_value_t = 6, global = true)]
     pub pool_paused: usize,
     /// Do not make a golden snapshot of the guest image: every VM boots cold (30-50 s under
     /// TCG) instead of being cloned from saved memory (under a second).

@@ -10,6 +10,10 @@ async fn main() -> anyhow::Result<()> {
     server::telemetry::init(&cli.log_level, cli.log_format);
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => {
+            match service::limits::raise_open_files() {
+                Ok((soft, _)) => tracing::debug!(open_files = soft, "open files limit"),
+                Err(err) => tracing::warn!(%err, "could not raise the open files limit"),
+            }
             let app = server::Application::build(cli.settings()).await?;
             println!("{}", app.banner());
             app.run_until_stopped().await?;
