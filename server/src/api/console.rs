@@ -1,7 +1,8 @@
 //! The interactive serial console over a WebSocket, and the console password.
 //!
 //! `GET /api/v1/hostings/{id}/console/ws` (a WebSocket handshake): the owner's or an admin's
-//! session cookie (or a bearer token from a script; never a token in the URL), an `Origin` of
+//! session cookie (never a token: a leaked API token must not give a shell; 401
+//! `session_required`), an `Origin` of
 //! the dashboard (another site's page could otherwise open it with the visitor's cookie),
 //! others 404 before the upgrade. Opening it takes the console over from another tab (one
 //! writer: see `service::hosting::console`).
@@ -47,7 +48,7 @@ pub mod close {
 
 #[utoipa::path(operation_id = "hostings_console_ws", get, path = "/api/v1/hostings/{id}/console/ws", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)),
     responses((status = 101, description = "A WebSocket: the serial console, both ways (binary frames); JSON text frames for status (server) and resize (client)"),
-              (status = 400, description = "Not a WebSocket handshake (`websocket_required`)", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
+              (status = 400, description = "Not a WebSocket handshake (`websocket_required`)", body = ErrorBody), (status = 401, description = "No session, or a token instead of one (`session_required`)", body = ErrorBody),
               (status = 403, description = "Another site's page (`csrf`)", body = ErrorBody),
               (status = 404, description = "Not found (or not yours)", body = ErrorBody), (status = 429, description = "Too many held requests (`too_many_streams`)", body = ErrorBody),
               (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
@@ -59,6 +60,9 @@ pub async fn console_ws(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let cookie = matches!(user.1, Credential::Session(..));
+    if !cookie {
+        return Err(ApiError::SessionRequired);
+    }
     if csrf::is_cross_site_upgrade(&csrf::Origins::for_public_host(&state.config.public_host), &headers, cookie) {
         tracing::warn!(hosting_id = id, origin = ?headers.get("origin"), "refused a cross-site console handshake");
         return Err(ApiError::CrossSite);

@@ -43,6 +43,8 @@ pub enum ApiError {
     TooManyStreams { max: usize },
     /// A cookie-authenticated WebSocket handshake from another site (403, code `csrf`).
     CrossSite,
+    /// The console takes the dashboard's session, never a token (401, code `session_required`).
+    SessionRequired,
 }
 
 impl From<service::Error> for ApiError {
@@ -68,6 +70,10 @@ impl IntoResponse for ApiError {
         match self {
             ApiError::BadRequest { code, message } => (StatusCode::BAD_REQUEST, ErrorBody::json(code, message, None)).into_response(),
             ApiError::CrossSite => (StatusCode::FORBIDDEN, ErrorBody::json("csrf", "cross-site request refused".to_owned(), None)).into_response(),
+            ApiError::SessionRequired => {
+                let msg = "the console opens with your dashboard session (sign in in the browser); API tokens cannot open it";
+                (StatusCode::UNAUTHORIZED, ErrorBody::json("session_required", msg.to_owned(), None)).into_response()
+            }
             ApiError::TooManyStreams { max } => {
                 let message = format!(
                     "this account already holds {max} event streams and long polls (?wait=) open, the most it may; close one first"

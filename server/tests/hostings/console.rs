@@ -73,7 +73,7 @@ async fn next_status(ws: &mut Socket) -> Value {
 async fn only_the_owner_opens_the_console_and_only_from_the_dashboard() {
     let app = spawn(3).await;
     let alice = app.register("alice").await;
-    let mallory = app.register("mallory").await;
+    let _mallory = app.register("mallory").await;
     let id = app.create_host(&alice).await;
     app.wait_for(&alice, "running").await;
     let own = app.base.clone();
@@ -86,8 +86,11 @@ async fn only_the_owner_opens_the_console_and_only_from_the_dashboard() {
         Some(StatusCode::NOT_FOUND),
         "a stranger's session: as if the site did not exist"
     );
-    let mallory_bearer = format!("Bearer {mallory}");
-    assert_eq!(app.console(id, &[("authorization", &mallory_bearer)]).await.err(), Some(StatusCode::NOT_FOUND));
+    // A token, even the owner's, never opens a shell: the console takes the dashboard session.
+    let alice_bearer = format!("Bearer {alice}");
+    assert_eq!(app.console(id, &[("authorization", &alice_bearer), ("origin", &own)]).await.err(), Some(StatusCode::UNAUTHORIZED));
+    let (s, b) = send(app.client.get(app.url(&format!("/api/v1/hostings/{id}/console/ws"))).bearer_auth(&alice)).await;
+    assert_error(s, &b, StatusCode::UNAUTHORIZED, "session_required");
     assert_eq!(app.console(9999, &[("cookie", &alice_cookie), ("origin", &own)]).await.err(), Some(StatusCode::NOT_FOUND));
     // Another site's page, a tenant's site, a sandboxed page, or a cookie with no Origin at all:
     // refused, although the cookie is the owner's.
@@ -97,7 +100,8 @@ async fn only_the_owner_opens_the_console_and_only_from_the_dashboard() {
         assert_eq!(app.console(id, &h).await.err(), Some(StatusCode::FORBIDDEN), "origin {origin:?}");
     }
     // Not a handshake: a plain GET says what it wants.
-    let (s, b) = send(app.client.get(app.url(&format!("/api/v1/hostings/{id}/console/ws"))).bearer_auth(&alice)).await;
+    let plain = app.client.get(app.url(&format!("/api/v1/hostings/{id}/console/ws"))).header("cookie", &alice_cookie).header("origin", &own);
+    let (s, b) = send(plain).await;
     assert_error(s, &b, StatusCode::BAD_REQUEST, "websocket_required");
 
     // The owner, from the dashboard: a status first (the test driver has no console stream,
@@ -107,8 +111,8 @@ async fn only_the_owner_opens_the_console_and_only_from_the_dashboard() {
     assert!(matches!(st["state"].as_str(), Some("waiting" | "connected")), "{st}");
     // One writer: a second console takes over, and the first is told and closed (4001: its
     // page does not reconnect by itself).
-    let alice_bearer = format!("Bearer {alice}");
-    let mut second = app.console(id, &[("authorization", &alice_bearer)]).await.expect("a script's console opens");
+    let other_tab = app.session_cookie("alice").await;
+    let mut second = app.console(id, &[("cookie", &other_tab), ("origin", &own)]).await.expect("a second session's console opens");
     assert_eq!(next_status(&mut first).await["state"], "taken_over");
     match tokio::time::timeout(std::time::Duration::from_secs(5), first.next()).await.unwrap() {
         Some(Ok(Message::Close(Some(f)))) => assert_eq!(f.code, CloseCode::from(4001)),
