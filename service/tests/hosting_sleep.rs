@@ -49,6 +49,8 @@ async fn a_site_sleeps_and_wakes_by_hand_and_nobody_else_may_ask() {
     assert_eq!((v.state, v.state_reason.as_deref()), (HostingState::Sleeping, Some(ASLEEP)));
     assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff, "no VM runs");
     assert!(e.svc.vm().has_managed_save(h.id).await.unwrap(), "its memory is on disk");
+    let node = e.svc.node_info(&ann).await.unwrap();
+    assert_eq!((node.hostings_running, node.hostings_sleeping), (0, 1), "the admin page counts it asleep");
     let again = e.svc.action(&ann, h.id, Operation::Sleep).await;
     assert!(matches!(&again, Err(Error::Conflict { .. })), "{again:?}");
     assert!(again.unwrap_err().to_string().contains("sleeping"));

@@ -21,6 +21,7 @@ pub async fn admin_overview() -> Result<AdminData, AppError> {
             vms_running: 0,
             hostings_running: 0,
             hostings_stopped: 0,
+            hostings_sleeping: 0,
             memory_committed_mib: 0,
             memory_limit_mib: 0,
             disk_committed_gib: 0,

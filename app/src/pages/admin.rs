@@ -100,6 +100,7 @@ fn NodeCard(n: NodeView) -> impl IntoView {
             <div class="flex flex-wrap gap-4">
                 <div><p class="text-xs text-slate-500">"Running"</p><p class="text-lg font-semibold" data-testid="node-running">{n.hostings_running}</p></div>
                 <div><p class="text-xs text-slate-500">"Stopped"</p><p class="text-lg font-semibold" data-testid="node-stopped">{n.hostings_stopped}</p></div>
+                <div><p class="text-xs text-slate-500">"Asleep"</p><p class="text-lg font-semibold" data-testid="node-sleeping">{n.hostings_sleeping}</p></div>
                 <div><p class="text-xs text-slate-500">"Hostings"</p><p class="text-lg font-semibold" data-testid="node-hostings">{n.hostings_total}</p></div>
                 <div><p class="text-xs text-slate-500">"VMs (spares too)"</p><p class="text-lg font-semibold" data-testid="vms-running">{n.vms_running}</p></div>
             </div>

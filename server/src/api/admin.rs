@@ -53,10 +53,11 @@ pub struct AdminNode {
     pub disk_committed_gib: u64,
     pub disk_limit_gib: u64,
     pub disk_free_gib: u64,
-    /// Users' hostings on the node: all, running, stopped.
+    /// Users' hostings on the node: all, running, stopped, asleep.
     pub hostings_total: u64,
     pub hostings_running: u64,
     pub hostings_stopped: u64,
+    pub hostings_sleeping: u64,
     /// Domains libvirt reports running (spares included).
     pub vms_running: u64,
 }
@@ -79,6 +80,7 @@ impl From<NodeView> for AdminNode {
             hostings_total: n.hostings_total,
             hostings_running: n.hostings_running,
             hostings_stopped: n.hostings_stopped,
+            hostings_sleeping: n.hostings_sleeping,
             vms_running: n.vms_running,
         }
     }

@@ -456,6 +456,7 @@ impl HostingService {
             .count() as u64;
         let hostings_running = store.count_on_node_in(HostingState::Running).await?;
         let hostings_stopped = store.count_on_node_in(HostingState::Stopped).await?;
+        let hostings_sleeping = store.count_on_node_in(HostingState::Sleeping).await?;
         let (total, avail) = metrics::host_memory_kib();
         let committed = store.committed_in(store.db(), &self.inner.capacity).await?;
         Ok(NodeView {
@@ -469,6 +470,7 @@ impl HostingService {
             vms_running,
             hostings_running,
             hostings_stopped,
+            hostings_sleeping,
             memory_committed_mib: committed.memory_mib,
             memory_limit_mib: self.inner.capacity.memory_limit_mib,
             disk_committed_gib: committed.disk_gib,

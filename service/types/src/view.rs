@@ -79,6 +79,9 @@ pub struct NodeView {
     pub hostings_running: u64,
     #[serde(default)]
     pub hostings_stopped: u64,
+    /// Users' hostings asleep (saved to disk, woken by their next visit).
+    #[serde(default)]
+    pub hostings_sleeping: u64,
     /// Plan memory and disk the node's hostings (spares included) commit, and the limits a
     /// create may not pass (the node's size times the overcommit ratios).
     #[serde(default)]
