@@ -126,6 +126,9 @@ impl HostingService {
         }
         let vm = self.inner.vm.clone();
         tokio::spawn(async move {
+            // Not while the guest serves its first requests: under TCG the agent's clock write
+            // (it sets the hardware clock too) takes the guest's only CPU for a moment.
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
             if let Err(err) = vm.agent_sync_clock(id).await {
                 tracing::warn!(hosting_id = id, %err, "could not set the guest clock");
             }
