@@ -579,26 +579,32 @@ impl Store {
         self.require(id).await
     }
 
-    /// Turns "always on" on unless `user_id` already has `limit` such sites: one conditional
-    /// UPDATE, so two requests at once cannot both pass the count. None when refused.
+    /// Turns "always on" on unless `user_id` already has `limit` such sites. The user's row is
+    /// locked for the count and the update (as for the hosting quota), so two requests at once
+    /// cannot both pass the count. None when refused.
     pub async fn set_always_on_within(&self, id: i32, user_id: i32, limit: u32) -> Result<Option<HostingRow>> {
-        use sea_orm::sea_query::{Alias, ExprTrait, Query};
-        let h2 = Alias::new("h2");
-        let count = Query::select()
-            .expr(Expr::col((h2.clone(), hosting::Column::Id)).count())
-            .from_as(hosting::Entity, h2.clone())
-            .and_where(Expr::col((h2.clone(), hosting::Column::UserId)).eq(user_id))
-            .and_where(Expr::col((h2, hosting::Column::AlwaysOn)).eq(true))
-            .to_owned();
-        let res = hosting::Entity::update_many()
-            .col_expr(hosting::Column::AlwaysOn, Expr::value(true))
-            .filter(hosting::Column::Id.eq(id))
-            .filter(Expr::SubQuery(None, Box::new(count.into())).lt(limit as i64))
-            .exec(self.db())
+        let txn = self.db().begin().await?;
+        // A write first: SQLite takes its write lock now, PostgreSQL locks the user's row.
+        user::Entity::update_many()
+            .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt).into())
+            .filter(user::Column::Id.eq(user_id))
+            .exec(&txn)
             .await?;
-        if res.rows_affected != 1 {
+        let on = hosting::Entity::find()
+            .filter(hosting::Column::UserId.eq(user_id))
+            .filter(hosting::Column::AlwaysOn.eq(true))
+            .filter(hosting::Column::Id.ne(id))
+            .count(&txn)
+            .await?;
+        if on >= limit as u64 {
             return Ok(None);
         }
+        hosting::Entity::update_many()
+            .col_expr(hosting::Column::AlwaysOn, Expr::value(true))
+            .filter(hosting::Column::Id.eq(id))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
         Ok(Some(self.require(id).await?))
     }
 
