@@ -134,9 +134,9 @@ pub fn parse_action(action: &str) -> ApiResult<Operation> {
     }
 }
 
-/// `POST /api/v1/host/{start|stop|restart|power_off}`
+/// `POST /api/v1/host/{start|stop|restart|power_off|sleep|wake}`
 #[utoipa::path(operation_id = "host_action", post, path = "/api/v1/host/{action}", tag = "host", security(("bearer" = [])),
-    params(("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot) or power_off (an ACPI shutdown)"), WaitQuery),
+    params(("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot), power_off (an ACPI shutdown), sleep (saves it to disk; the next visit wakes it) or wake"), WaitQuery),
     responses((status = 202, description = "Started (or finished, with ?wait)", body = HostJson),
         (status = 400, description = "A bad `wait`", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),

@@ -499,16 +499,7 @@ impl HostingService {
                 Err(Error::NotFound(_)) => return Ok(None),
                 Err(e) => return Err(e),
             }
-            let wake = async {
-                loop {
-                    match rx.recv().await {
-                        Ok(LiveEvent::Event(e)) if e.hosting_id == id && e.kind == EventKind::State => return,
-                        Ok(_) => {}
-                        Err(broadcast::error::RecvError::Lagged(_)) => return,
-                        Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                    }
-                }
-            };
+            let wake = next_state_event(&mut rx, id);
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
                 return Err(Error::Busy(format!("hosting {id} is still busy after {timeout:?}")));
@@ -535,6 +526,19 @@ impl HostingService {
             .events
             .record(EventView { id: 0, hosting_id: h.id, user_id, kind, step, status, message, duration_ms, created_at: 0 })
             .await;
+    }
+}
+
+/// Returns at the next state event of hosting `id` (or when events were missed); never while
+/// the bus is closed. Callers bound it with a timeout and look at the row again.
+pub(super) async fn next_state_event(rx: &mut broadcast::Receiver<LiveEvent>, id: i32) {
+    loop {
+        match rx.recv().await {
+            Ok(LiveEvent::Event(e)) if e.hosting_id == id && e.kind == EventKind::State => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::provision::describe;
 use super::store::Lease;
-use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, LiveEvent, Operation, activity};
+use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation, activity};
 use crate::accounts::Actor;
 use crate::db::now_ms;
 use crate::{Error, Result};
@@ -148,16 +148,7 @@ impl HostingService {
                 return Ok(None);
             }
             // The next state event of this hosting, or a look again in 100 ms at the latest.
-            let changed = async {
-                loop {
-                    match rx.recv().await {
-                        Ok(LiveEvent::Event(e)) if e.hosting_id == id && e.kind == EventKind::State => return,
-                        Ok(_) => {}
-                        Err(_) => return,
-                    }
-                }
-            };
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), changed).await;
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), super::next_state_event(&mut rx, id)).await;
         }
     }
 

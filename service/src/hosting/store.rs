@@ -27,6 +27,18 @@ use crate::{Error, Result};
 
 pub use hosting::Model as HostingRow;
 
+/// Locks the user's row for the rest of `txn` (per-user limits count under it). The first
+/// statement writes: SQLite takes its write lock now (no read-then-write upgrade to fail),
+/// PostgreSQL locks the row until commit.
+async fn lock_user(txn: &impl ConnectionTrait, user_id: i32) -> Result<()> {
+    user::Entity::update_many()
+        .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt).into())
+        .filter(user::Column::Id.eq(user_id))
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
 /// How long a lease lasts without renewal, and how often a holder renews it.
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 const RENEW_EVERY: Duration = Duration::from_secs(10);
@@ -330,13 +342,7 @@ impl Store {
     /// Claims a ready spare of the plan instead when `warm` and one is there.
     pub async fn insert_for_user(&self, new: NewHosting<'_>, warm: bool) -> Result<(HostingRow, Lease, bool)> {
         let txn = self.db().begin().await?;
-        // The first statement writes: SQLite takes its write lock now (no read-then-write
-        // upgrade to fail), PostgreSQL locks the user's row until commit.
-        user::Entity::update_many()
-            .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt).into())
-            .filter(user::Column::Id.eq(new.user_id))
-            .exec(&txn)
-            .await?;
+        lock_user(&txn, new.user_id).await?;
         let count = Self::count_for_user(&txn, new.user_id).await?;
         if count >= new.max_per_user as u64 {
             return Err(Error::QuotaExceeded(format!(
@@ -584,12 +590,7 @@ impl Store {
     /// cannot both pass the count. None when refused.
     pub async fn set_always_on_within(&self, id: i32, user_id: i32, limit: u32) -> Result<Option<HostingRow>> {
         let txn = self.db().begin().await?;
-        // A write first: SQLite takes its write lock now, PostgreSQL locks the user's row.
-        user::Entity::update_many()
-            .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt).into())
-            .filter(user::Column::Id.eq(user_id))
-            .exec(&txn)
-            .await?;
+        lock_user(&txn, user_id).await?;
         let on = hosting::Entity::find()
             .filter(hosting::Column::UserId.eq(user_id))
             .filter(hosting::Column::AlwaysOn.eq(true))
