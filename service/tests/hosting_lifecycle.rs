@@ -339,7 +339,7 @@ async fn reconciliation_requeues_interrupted_creates_and_removes_orphans() {
     // Pretend the service died in the middle of provisioning: the row says provisioning and
     // the VM exists. An orphan domain and folder exist for an id with no row at all.
     e.svc.store().pretend_abandoned(h.id, HostingState::Provisioning, Some(Operation::Create)).await.unwrap();
-    let orphan = service::vm::VmSpec { hosting_id: 9999, vcpus: 1, memory_mib: 128, disk_gib: 1, http_port: 1, ssh_port: 2 };
+    let orphan = service::vm::VmSpec { hosting_id: 9999, vcpus: 1, memory_mib: 128, disk_gib: 1, http_port: 1, ssh_port: 2, priority: Default::default() };
     e.svc.vm().create_disk(&orphan).await.unwrap();
     e.svc.vm().define(&orphan).await.unwrap();
 

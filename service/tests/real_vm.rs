@@ -388,6 +388,8 @@ async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
     assert!(st.svc.fill_pool_once().await.unwrap(), "a spare was made");
     assert_eq!(st.svc.spares_ready().await.unwrap(), 1);
     assert!(!st.svc.fill_pool_once().await.unwrap(), "the pool is full");
+    let spare = st.svc.store().on_node_in(&[HostingState::Spare]).await.unwrap().remove(0);
+    assert_eq!(cpu_shares(&st.svc.vm().domain_name(spare.id)), 32, "a spare is made at a small CPU weight");
 
     let user = register(&st.accounts, "wendy").await;
     let (key, public) = keygen(s.dir.path());
@@ -398,6 +400,7 @@ async fn a_warm_spare_becomes_someones_live_site_in_seconds() {
     assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
     eprintln!("warm create -> running: {took:?}");
     assert_eq!(st.svc.spares_ready().await.unwrap(), 0, "the spare was claimed");
+    assert_eq!(cpu_shares(&st.svc.vm().domain_name(h.id)), 1024, "restored at the normal CPU weight");
     let evs = st.svc.events(&user, h.id, 0).await.unwrap();
     assert!(evs.iter().any(|e| e.message.contains("warm pool")), "the events say it came from the pool");
     for e in evs.iter().filter(|e| e.status == EventStatus::Succeeded) {
@@ -471,6 +474,12 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     assert!(st.svc.fill_pool_once().await.unwrap());
     assert!(st.svc.fill_pool_once().await.unwrap());
     assert_eq!(st.svc.spares_in(service::hosting::SpareTier::Paused).await.unwrap(), 2);
+    // Spares are made at a small CPU weight: a user's VM comes first on a busy host.
+    let spares = st.svc.store().on_node_in(&[HostingState::Spare]).await.unwrap();
+    assert_eq!(spares.len(), 2);
+    for spare in &spares {
+        assert_eq!(cpu_shares(&st.svc.vm().domain_name(spare.id)), 32, "spare {}", spare.id);
+    }
 
     // Four sites in a row: two claim the paused spares, two are cloned on demand.
     let mut sites = Vec::new();
@@ -490,6 +499,7 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
         let (status, body) = get(&format!("http://{nginx}/{name}/"), None).await;
         assert_eq!(status, 200);
         assert!(body.contains(&format!("Welcome to {name}")), "{body}");
+        assert_eq!(cpu_shares(&st.svc.vm().domain_name(h.id)), 1024, "{name}'s VM has the normal CPU weight");
         sites.push((user, h));
     }
 
@@ -529,6 +539,14 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
         assert_gone(&st, h.id).await;
     }
     st.svc.proxy().stop().await.unwrap();
+}
+
+/// The domain's live `cpu_shares` (`virsh schedinfo`).
+fn cpu_shares(name: &str) -> u64 {
+    let out = Command::new("virsh").args(["-c", "qemu:///system", "schedinfo", name]).output().unwrap();
+    let out = String::from_utf8_lossy(&out.stdout);
+    let line = out.lines().find(|l| l.starts_with("cpu_shares")).unwrap_or_else(|| panic!("no cpu_shares for {name}: {out}"));
+    line.rsplit(':').next().unwrap().trim().parse().unwrap()
 }
 
 /// How many QEMU processes run the domain `name`.
@@ -597,7 +615,7 @@ async fn an_idle_site_sleeps_without_qemu_and_wakes_for_ssh_and_http_even_after_
 
     // Killed during a wake (restored, before its forwards): after restart it runs, once, and
     // answers on its ports.
-    st.svc.vm().start(h.id).await.unwrap();
+    st.svc.vm().start(h.id, service::vm::CpuPriority::Foreground).await.unwrap();
     st.svc.store().pretend_abandoned(h.id, HostingState::Sleeping, Some(Operation::Wake)).await.unwrap();
     st.svc.reconcile().await.unwrap();
     assert_eq!(st.svc.get(&kim, h.id).await.unwrap().state, HostingState::Running);

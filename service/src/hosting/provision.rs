@@ -9,7 +9,7 @@ use super::units::{self, Cx, Unit};
 use super::{EventKind, EventStatus, HostingService, HostingState};
 use vmw_types::CreateKind;
 use crate::proxy::SiteRoute;
-use crate::vm::{SeedSpec, VmSpec};
+use crate::vm::{CpuPriority, SeedSpec, VmSpec};
 use crate::{Error, Result};
 
 /// Where an order stopped: the step, its error, and the undos that failed (empty = clean).
@@ -284,6 +284,8 @@ impl HostingService {
             disk_gib: plan.disk_gib,
             http_port: http as u16,
             ssh_port: ssh as u16,
+            // A spare (no owner yet) is made in the background; a user's VM comes first.
+            priority: if row.user_id.is_some() { CpuPriority::Foreground } else { CpuPriority::Background },
         })
     }
 

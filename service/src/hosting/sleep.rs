@@ -38,7 +38,7 @@ impl HostingService {
         if !restoring {
             self.inner.ssh_wakers.release(id).await;
         }
-        self.inner.vm.start(id).await?;
+        self.inner.vm.start(id, spec.priority).await?;
         self.inner.ssh_wakers.release(id).await;
         if !self.inner.faults.skip_ready_probe() {
             self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await?;

@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use virt::domain::Domain;
 
 use super::VmError;
+use super::priority::{CpuPriority, with_priority};
 use super::xml::hostfwd_addr;
 
 /// `xml` (a domain XML with our `-netdev user,...` argument) without its `hostfwd=` options.
@@ -42,14 +43,15 @@ fn rules(bind: IpAddr, http_port: u16, ssh_port: u16) -> [String; 2] {
     [format!("tcp:{b}:{http_port}-:80"), format!("tcp:{b}:{ssh_port}-:22")]
 }
 
-/// Rewrites the domain's managed save image so that its restore binds no forward.
-pub(super) fn strip_from_saved_image(d: &Domain, name: &str) -> Result<(), VmError> {
+/// Rewrites the domain's managed save image so that its restore binds no forward, and runs
+/// with the CPU weight of `priority` from its first instruction.
+pub(super) fn prepare_saved_image(d: &Domain, name: &str, priority: CpuPriority) -> Result<(), VmError> {
     let xml = match saved_image_xml(d, name) {
         // libvirt's test driver keeps no save images (and its VMs no ports).
         Err(e) if unsupported(&e) => return Ok(()),
         r => r?,
     };
-    let stripped = strip_hostfwds(&xml);
+    let stripped = with_priority(&strip_hostfwds(&xml), priority);
     if stripped == xml {
         return Ok(());
     }

@@ -20,7 +20,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files};
+use super::{CpuPriority, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files};
 
 /// libvirt's save file header (`virQEMUSaveHeader`, qemu_saveimage.h): magic, then six u32 in
 /// host byte order (version, data_len, was_running, compressed, cookieOffset, 14 unused).
@@ -117,6 +117,7 @@ impl VmManager {
             disk_gib: spec.disk_gib,
             http_port: spec.http_port,
             ssh_port: spec.ssh_port,
+            priority: CpuPriority::Foreground,
         };
         let xml = self.domain_xml(&name, &dir, &vm)?;
         let made = async {
@@ -219,7 +220,8 @@ impl VmManager {
         let saved_xml = tokio::fs::read_to_string(&golden_xml)
             .await
             .map_err(|source| VmError::Io { what: "reading", path: golden_xml, source })?;
-        let xml = clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, bind)?;
+        // A spare's clone yields the CPU to users' VMs from its restore on.
+        let xml = super::priority::with_priority(&clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, bind)?, spec.priority);
         let head_path = gdir.join("golden.head");
         let head = tokio::fs::read(&head_path).await.map_err(|source| VmError::Io { what: "reading", path: head_path, source })?;
         // The restore binds no forward: they are added once the guest runs (see `forwards`), so
@@ -464,7 +466,7 @@ mod tests {
             <source file='/d/golden/lean-1/disk.qcow2'/><source file='/d/golden/lean-1/seed.iso'/>\
             <log file='/d/golden/lean-1/console.log'/><console><log file='/d/golden/lean-1/console.log'/></console>\
             <qemu:arg value='user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:20000-:80,hostfwd=tcp:127.0.0.1:10001-:22'/></domain>";
-        let spec = VmSpec { hosting_id: 12, vcpus: 1, memory_mib: 256, disk_gib: 4, http_port: 20005, ssh_port: 10006 };
+        let spec = VmSpec { hosting_id: 12, vcpus: 1, memory_mib: 256, disk_gib: 4, http_port: 20005, ssh_port: 10006, priority: Default::default() };
         let bind: std::net::IpAddr = "127.0.0.1".parse().unwrap();
         let x = clone_xml(saved, &golden, gdir, vdir, "vmw-12", &spec, bind).unwrap();
         assert!(x.contains("<name>vmw-12</name>") && !x.contains("vmw-golden"));

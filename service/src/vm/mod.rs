@@ -5,6 +5,7 @@ mod console;
 mod files;
 mod forwards;
 mod golden;
+mod priority;
 mod ready;
 mod xml;
 
@@ -20,6 +21,7 @@ use crate::{DomainType, ServiceConfig};
 pub use console::VmConsole;
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
+pub use priority::CpuPriority;
 pub use xml::{DomainXml, ImageInfo};
 
 /// What went wrong with a VM, with what was being done and the underlying error as the source.
@@ -151,6 +153,8 @@ pub struct VmSpec {
     pub disk_gib: u64,
     pub http_port: u16,
     pub ssh_port: u16,
+    /// A warm spare being made yields the CPU to users' VMs (see `priority`).
+    pub priority: CpuPriority,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -313,6 +317,7 @@ impl VmManager {
             tb_cache_mib: 64,
         }
         .render()
+        .map(|xml| priority::with_priority(&xml, spec.priority))
     }
 
     /// Defines the domain. Already defined under this name: left as it is.
@@ -331,17 +336,26 @@ impl VmManager {
     /// Starts the domain: restores its saved memory when there is some (else boots), or
     /// resumes it when paused. A restored VM has no port forwards yet (see `forwards`): call
     /// [`VmManager::ensure_forwards`] next.
-    pub async fn start(&self, hosting_id: i32) -> Result<(), VmError> {
+    /// A foreground start also gives the VM the normal CPU weight (a claimed spare had a small
+    /// one), before its restore when it has a saved state.
+    pub async fn start(&self, hosting_id: i32, priority: CpuPriority) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
                 if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
-                    forwards::strip_from_saved_image(&d, &name)?;
+                    forwards::prepare_saved_image(&d, &name, priority)?;
                 }
                 d.create().doing("start domain", &name)?;
             } else if map_state(&d, &name)? == VmState::Paused {
+                if priority == CpuPriority::Foreground {
+                    priority::to_foreground(&d, &name)?;
+                }
                 d.resume().doing("resume domain", &name)?;
+                return Ok(());
+            }
+            if priority == CpuPriority::Foreground {
+                priority::to_foreground(&d, &name)?;
             }
             Ok(())
         })
