@@ -78,6 +78,10 @@ pub struct Cli {
     /// 0 turns this tier off.
     #[arg(long, env = "VMW_POOL_PAUSED", default_value_t = 6, global = true)]
     pub pool_paused: usize,
+    /// The CPU weight (cgroup `cpu.shares`, libvirt's default 1024) of a warm spare while it
+    /// is made: a refill yields the CPU to users' creates. 1024 turns the yielding off.
+    #[arg(long, env = "VMW_SPARE_CPU_SHARES", default_value_t = 32, value_parser = clap::value_parser!(u64).range(2..=262144), global = true)]
+    pub spare_cpu_shares: u64,
     /// Do not make a golden snapshot of the guest image: every VM boots cold (30-50 s under
     /// TCG) instead of being cloned from saved memory (under a second).
     #[arg(long, env = "VMW_NO_GOLDEN", global = true)]
@@ -251,6 +255,7 @@ impl Cli {
             instance_id: self.instance_id.clone(),
             pool_size: self.pool_size,
             pool_paused: self.pool_paused,
+            spare_cpu_shares: self.spare_cpu_shares,
             golden: !self.no_golden,
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,

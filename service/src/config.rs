@@ -94,6 +94,10 @@ pub struct ServiceConfig {
     /// Warm spare VMs kept paused in RAM (a claim resumes one in ~0.02 s): the fastest tier,
     /// in front of the `pool_size` saved ones. Each holds its guest's memory.
     pub pool_paused: usize,
+    /// The CPU weight (cgroup `cpu.shares`, 2-262144; libvirt's default is 1024) a warm spare
+    /// runs at while it is made, so that a refill yields the CPU to users' VMs. A claimed spare
+    /// gets the default weight back. 1024 gives spares no less than users' VMs.
+    pub spare_cpu_shares: u64,
     /// Make a golden snapshot of the guest image (one cold boot) and make every new VM a clone
     /// of it (restored in well under a second) instead of booting it.
     pub golden: bool,
@@ -148,6 +152,7 @@ impl Default for ServiceConfig {
             stats_interval_secs: 5,
             pool_size: 0,
             pool_paused: 0,
+            spare_cpu_shares: 32,
             golden: false,
             node_memory_mib: None,
             node_disk_gib: None,

@@ -456,7 +456,7 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     let (key, public) = keygen(s.dir.path());
     let eve = register(&st.accounts, "eve").await;
     st.svc.faults().set_undo_twice(true);
-    for (i, step) in [Step::AllocatePorts, Step::CloneVm, Step::WriteSeed, Step::AddRoute, Step::Reidentify].into_iter().enumerate() {
+    for (i, step) in [Step::AllocatePorts, Step::CloneVm, Step::WriteSeed, Step::AddRoute, Step::SetHostname, Step::Reidentify].into_iter().enumerate() {
         st.svc.faults().fail_at(Some(step));
         let req = CreateHosting { slug: Some(format!("eve-{i}")), public_keys: vec![public.clone()], ..Default::default() };
         let h = st.svc.create(&eve, req).await.unwrap();

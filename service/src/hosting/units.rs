@@ -66,11 +66,12 @@ pub(super) const WARM: &[&dyn Unit] = &[
     &StartVm,
     &Personalise,
     &AddRoute,
+    &SetHostname,
 ];
 
 /// A create when no spare is ready: a clone of the golden snapshot. The site is live once its
 /// route is published; sshd starts after the clone has its own host keys.
-pub(super) const CLONE: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, &Personalise, &AddRoute, &Reidentify];
+pub(super) const CLONE: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, &Personalise, &AddRoute, &SetHostname, &Reidentify];
 
 /// A spare made as a clone of the golden snapshot, then saved to disk or paused in RAM.
 pub(super) const SPARE_CLONE: &[&dyn Unit] = &[&AllocatePorts, &CloneVm, &Reidentify, &WaitReady, &SaveSpare];
@@ -241,6 +242,21 @@ unit! {
     undo(_cx) { Ok(()) }
 }
 
+unit! {
+    /// The owner's hostname (its files and the running kernel's), after the route: a shell
+    /// prompt can wait a moment, the first visitor should not.
+    SetHostname shows SetHostname;
+    run(cx) {
+        let seed = cx.svc.seed(&cx.row().await?)?;
+        if cx.svc.inner.faults.skip_ready_probe() {
+            return units_in_test_driver(&seed);
+        }
+        Ok(cx.svc.inner.vm.set_hostname(cx.id(), &seed, Duration::from_secs(60)).await?)
+    }
+    /// Inside the VM only; the VM itself goes with the undos before it.
+    undo(_cx) { Ok(()) }
+}
+
 /// A unit a spare already went through: nothing to do, but undone on failure like the rest.
 pub(super) struct Inherited(&'static dyn Unit);
 
@@ -291,8 +307,11 @@ mod tests {
         assert_eq!(steps(COLD).last(), Some(&Step::AddRoute));
         assert!(pos(COLD, Step::WaitReady) < pos(COLD, Step::AddRoute));
         // A claimed spare answered before it was saved; the route check goes through nginx.
-        assert_eq!(steps(WARM).last(), Some(&Step::AddRoute));
+        assert_eq!(steps(WARM).last(), Some(&Step::SetHostname));
         assert!(pos(WARM, Step::WriteSeed) < pos(WARM, Step::AddRoute), "the user's page before the route");
+        // The hostname can wait until the site is live.
+        assert!(pos(WARM, Step::AddRoute) < pos(WARM, Step::SetHostname));
+        assert!(pos(CLONE, Step::AddRoute) < pos(CLONE, Step::SetHostname));
         // A clone serves the user's page before its route; SSH comes once its host keys are its own.
         assert!(pos(CLONE, Step::WriteSeed) < pos(CLONE, Step::AddRoute));
         assert_eq!(steps(CLONE).last(), Some(&Step::Reidentify));
@@ -311,7 +330,8 @@ mod tests {
             for s in steps(order) {
                 // A clone is a folder and a domain (CreateDisk's and DefineDomain's undos); a
                 // reidentified or saved VM holds nothing outside itself.
-                let made_of_others = matches!(s, Step::CloneVm | Step::Reidentify | Step::SaveSpare | Step::PauseSpare);
+                let made_of_others =
+                    matches!(s, Step::CloneVm | Step::Reidentify | Step::SetHostname | Step::SaveSpare | Step::PauseSpare);
                 assert!(all.contains(&s) || made_of_others, "{s:?} is not scrubbed");
             }
         }

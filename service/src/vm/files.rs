@@ -102,7 +102,8 @@ impl SeedSpec {
         Ok(())
     }
 
-    /// The guest files a warm spare gets rewritten on claim (paths in the guest, contents).
+    /// The guest files a warm spare gets rewritten on claim before its site goes live (paths
+    /// in the guest, contents): what the user needs at once, their SSH keys and welcome page.
     /// All of them exist in a spare: its first boot made them, owned by the login user.
     pub(super) fn personal_files(&self) -> Vec<(String, Vec<u8>)> {
         let home = if self.user == "root" { "/root".to_owned() } else { format!("/home/{}", self.user) };
@@ -110,6 +111,13 @@ impl SeedSpec {
         vec![
             (format!("{home}/.ssh/authorized_keys"), keys.into_bytes()),
             ("/var/www/html/index.html".into(), self.index_html.clone().into_bytes()),
+        ]
+    }
+
+    /// The hostname files, rewritten once the site is live (a shell prompt can wait a moment;
+    /// the first visitor should not).
+    pub(super) fn hostname_files(&self) -> Vec<(String, Vec<u8>)> {
+        vec![
             ("/etc/hostname".into(), format!("{}\n", self.hostname).into_bytes()),
             ("/etc/hosts".into(), format!("127.0.0.1 localhost\n127.0.1.1 {}\n::1 localhost\n", self.hostname).into_bytes()),
         ]
@@ -237,8 +245,9 @@ mod tests {
             authorized_keys: vec!["ssh-ed25519 AAAA a".into(), "ssh-ed25519 BBBB b".into()],
             index_html: "<h1>hi</h1>".into(),
         };
-        let files = s.personal_files();
+        let files = [s.personal_files(), s.hostname_files()].concat();
         let get = |p: &str| files.iter().find(|(path, _)| path == p).map(|(_, b)| String::from_utf8(b.clone()).unwrap());
+        assert!(!s.personal_files().iter().any(|(p, _)| p.starts_with("/etc/")), "only what the user needs at once comes first");
         assert_eq!(get("/home/ubuntu/.ssh/authorized_keys").as_deref(), Some("ssh-ed25519 AAAA a\nssh-ed25519 BBBB b\n"));
         assert_eq!(get("/var/www/html/index.html").as_deref(), Some("<h1>hi</h1>"));
         assert_eq!(get("/etc/hostname").as_deref(), Some("wendy\n"));

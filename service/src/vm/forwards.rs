@@ -45,13 +45,13 @@ fn rules(bind: IpAddr, http_port: u16, ssh_port: u16) -> [String; 2] {
 
 /// Rewrites the domain's managed save image so that its restore binds no forward, and runs
 /// with the CPU weight of `priority` from its first instruction.
-pub(super) fn prepare_saved_image(d: &Domain, name: &str, priority: CpuPriority) -> Result<(), VmError> {
+pub(super) fn prepare_saved_image(d: &Domain, name: &str, priority: CpuPriority, spare_shares: u64) -> Result<(), VmError> {
     let xml = match saved_image_xml(d, name) {
         // libvirt's test driver keeps no save images (and its VMs no ports).
         Err(e) if unsupported(&e) => return Ok(()),
         r => r?,
     };
-    let stripped = with_priority(&strip_hostfwds(&xml), priority);
+    let stripped = with_priority(&strip_hostfwds(&xml), priority, spare_shares);
     if stripped == xml {
         return Ok(());
     }

@@ -317,7 +317,7 @@ impl VmManager {
             tb_cache_mib: 64,
         }
         .render()
-        .map(|xml| priority::with_priority(&xml, spec.priority))
+        .map(|xml| priority::with_priority(&xml, spec.priority, self.inner.cfg.spare_cpu_shares))
     }
 
     /// Defines the domain. Already defined under this name: left as it is.
@@ -340,11 +340,12 @@ impl VmManager {
     /// one), before its restore when it has a saved state.
     pub async fn start(&self, hosting_id: i32, priority: CpuPriority) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
+        let spares = self.inner.cfg.spare_cpu_shares;
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
                 if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
-                    forwards::prepare_saved_image(&d, &name, priority)?;
+                    forwards::prepare_saved_image(&d, &name, priority, spares)?;
                 }
                 d.create().doing("start domain", &name)?;
             } else if map_state(&d, &name)? == VmState::Paused {
@@ -599,18 +600,34 @@ impl VmManager {
     }
 
     /// Makes a restored warm spare someone's site through the guest agent, without a shell:
-    /// rewrites its personal files (SSH keys, welcome page, hostname files; see
-    /// `SeedSpec::personal_files`), then runs `hostname NAME`. A handful of agent round trips
-    /// where a script spawning a dozen processes under TCG took ~1.8 s.
+    /// rewrites what the user needs at once, their SSH keys and welcome page
+    /// (`SeedSpec::personal_files`). A handful of agent round trips where a script spawning a
+    /// dozen processes under TCG took ~1.8 s. The hostname follows once the site is live
+    /// ([`VmManager::set_hostname`]).
     pub async fn personalise(&self, hosting_id: i32, seed: &SeedSpec, timeout: Duration) -> Result<(), VmError> {
         seed.validate()?;
         let name = self.domain_name(hosting_id);
         let files = seed.personal_files();
+        self.blocking(move |c| {
+            let d = Self::existing(c, &name)?;
+            Self::agent_wait(&d, &name, Instant::now() + timeout)?;
+            for (path, bytes) in &files {
+                Self::agent_write_existing(&d, &name, path, bytes)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// A claimed spare's hostname: its files (`SeedSpec::hostname_files`), then `hostname NAME`.
+    pub async fn set_hostname(&self, hosting_id: i32, seed: &SeedSpec, timeout: Duration) -> Result<(), VmError> {
+        seed.validate()?;
+        let name = self.domain_name(hosting_id);
+        let files = seed.hostname_files();
         let hostname = seed.hostname.clone();
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             let deadline = Instant::now() + timeout;
-            Self::agent_wait(&d, &name, deadline)?;
             for (path, bytes) in &files {
                 Self::agent_write_existing(&d, &name, path, bytes)?;
             }

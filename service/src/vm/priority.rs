@@ -24,24 +24,16 @@ pub enum CpuPriority {
 
 /// libvirt's (and the kernel's) default `cpu.shares`.
 pub(super) const FOREGROUND_SHARES: u64 = 1024;
-/// A spare's weight: ~3 % of a contended core next to one user's VM.
-pub(super) const BACKGROUND_SHARES: u64 = 32;
 
-impl CpuPriority {
-    fn shares(self) -> Option<u64> {
-        match self {
-            CpuPriority::Foreground => None,
-            CpuPriority::Background => Some(BACKGROUND_SHARES),
-        }
-    }
-}
-
-/// `xml` (a domain XML) with the CPU weight of `priority`: a `<cputune><shares>` element for a
-/// background VM, none (libvirt's default) for a foreground one. Any other `<cputune>` setting
-/// is kept.
-pub(super) fn with_priority(xml: &str, priority: CpuPriority) -> String {
+/// `xml` (a domain XML) with the CPU weight of `priority`: a `<cputune><shares>` element of
+/// `background_shares` (`ServiceConfig::spare_cpu_shares`) for a background VM, none
+/// (libvirt's default) for a foreground one. Any other `<cputune>` setting is kept.
+pub(super) fn with_priority(xml: &str, priority: CpuPriority, background_shares: u64) -> String {
     let mut out = remove_shares(xml);
-    let Some(shares) = priority.shares() else { return out };
+    let shares = match priority {
+        CpuPriority::Background if background_shares != FOREGROUND_SHARES => background_shares,
+        _ => return out,
+    };
     let line = format!("<shares>{shares}</shares>");
     if let Some(at) = out.find("<cputune>") {
         out.insert_str(at + "<cputune>".len(), &line);
@@ -78,14 +70,18 @@ fn remove_shares(xml: &str) -> String {
 pub(super) fn to_foreground(d: &Domain, name: &str) -> Result<(), VmError> {
     let fail = |action| move |source| VmError::Libvirt { action, domain: Some(name.to_owned()), source };
     let (live, config) = (virt::sys::VIR_DOMAIN_AFFECT_LIVE, virt::sys::VIR_DOMAIN_AFFECT_CONFIG);
+    // libvirt's test driver has its own scheduler ("fair") and no cgroups.
+    match d.scheduler_type() {
+        Ok((kind, _)) if kind == "posix" => {}
+        Ok(_) => return Ok(()),
+        Err(e) => return Err(fail("read the CPU scheduler of domain")(e)),
+    }
     let mut flags = 0;
     for which in [live, config] {
         match d.scheduler_parameters_flags(which) {
             // A definition without a weight reads 0: libvirt's default.
             Ok(info) if info.cpu_shares.is_some_and(|s| s != FOREGROUND_SHARES && s != 0) => flags |= which,
             Ok(_) => {}
-            // libvirt's test driver has no cgroups (and no `cpu_shares`).
-            Err(e) if e.code() == virt::error::ErrorNumber::NoSupport.into() => return Ok(()),
             Err(e) => return Err(fail("read the CPU weight of domain")(e)),
         }
     }
@@ -107,24 +103,25 @@ mod tests {
 
     #[test]
     fn a_spare_gets_a_small_cpu_weight_and_a_claimed_one_loses_it() {
-        let bg = with_priority(XML, CpuPriority::Background);
+        let bg = with_priority(XML, CpuPriority::Background, 32);
         assert!(bg.contains("</vcpu>\n  <cputune><shares>32</shares></cputune>\n  <os/>"), "{bg}");
-        assert_eq!(with_priority(&bg, CpuPriority::Background), bg, "setting it twice changes nothing");
-        assert_eq!(with_priority(&bg, CpuPriority::Foreground), XML, "the foreground is libvirt's default");
-        assert_eq!(with_priority(XML, CpuPriority::Foreground), XML);
+        assert_eq!(with_priority(&bg, CpuPriority::Background, 32), bg, "setting it twice changes nothing");
+        assert_eq!(with_priority(&bg, CpuPriority::Foreground, 32), XML, "the foreground is libvirt's default");
+        assert_eq!(with_priority(XML, CpuPriority::Foreground, 32), XML);
+        assert_eq!(with_priority(XML, CpuPriority::Background, 1024), XML, "1024 is the default: no element");
     }
 
     #[test]
     fn libvirts_own_layout_is_read_too() {
         let dumped = "<domain>\n  <vcpu placement='static'>1</vcpu>\n  <cputune>\n    <shares>32</shares>\n  </cputune>\n  <os/>\n</domain>";
-        assert_eq!(with_priority(dumped, CpuPriority::Foreground), "<domain>\n  <vcpu placement='static'>1</vcpu>\n  <os/>\n</domain>");
+        assert_eq!(with_priority(dumped, CpuPriority::Foreground, 32), "<domain>\n  <vcpu placement='static'>1</vcpu>\n  <os/>\n</domain>");
     }
 
     #[test]
     fn other_cpu_tuning_is_kept() {
         let xml = "<domain><vcpu>1</vcpu><cputune><shares>1024</shares><period>100000</period></cputune></domain>";
-        let bg = with_priority(xml, CpuPriority::Background);
+        let bg = with_priority(xml, CpuPriority::Background, 32);
         assert_eq!(bg, "<domain><vcpu>1</vcpu><cputune><shares>32</shares><period>100000</period></cputune></domain>");
-        assert_eq!(with_priority(&bg, CpuPriority::Foreground), "<domain><vcpu>1</vcpu><cputune><period>100000</period></cputune></domain>");
+        assert_eq!(with_priority(&bg, CpuPriority::Foreground, 32), "<domain><vcpu>1</vcpu><cputune><period>100000</period></cputune></domain>");
     }
 }

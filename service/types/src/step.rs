@@ -5,7 +5,7 @@ string_enum! {
     pub enum Step {
         AllocatePorts = "allocate_ports" => "Reserve HTTP and SSH ports",
         CreateDisk = "create_disk" => "Create the VM's disk",
-        WriteSeed = "write_seed" => "Write hostname, user, SSH keys and welcome page",
+        WriteSeed = "write_seed" => "Write the user's SSH keys and welcome page (a boot: hostname and user too)",
         DefineDomain = "define_domain" => "Define the virtual machine",
         StartVm = "start_vm" => "Start the virtual machine",
         WaitReady = "wait_ready" => "Wait for the web server and SSH",
@@ -18,5 +18,7 @@ string_enum! {
         CloneVm = "clone_vm" => "Clone the VM from the golden snapshot",
         /// A clone gets its own machine-id and SSH host keys, and sshd starts.
         Reidentify = "reidentify" => "Give the VM its own SSH host keys and machine-id",
+        /// A claimed spare or a clone takes its owner's hostname once its site is live.
+        SetHostname = "set_hostname" => "Set the VM's hostname",
     }
 }
