@@ -160,7 +160,7 @@ impl Application {
             // Outermost: requests the layers above refuse (CSRF) are counted too.
             .layer(axum::middleware::from_fn(metrics::track));
 
-        tracing::info!(%addr, hosting = settings.hosting_enabled, "vm-webhoster listening");
+        tracing::info!(%addr, hosting = settings.hosting_enabled, instance_id = %settings.service.instance_id, "vm-webhoster listening");
         let banner = banner(&settings, addr, needs_admin);
         Ok(Self { listener, banner, router, background, state })
     }

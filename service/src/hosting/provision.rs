@@ -253,6 +253,10 @@ impl HostingService {
         let mut errors = Vec::new();
         // A sleeping site's SSH port is the app's own listener: it goes first.
         self.inner.ssh_wakers.release(lease.hosting_id()).await;
+        if self.inner.events.fanout().enabled() {
+            // The leader's listener, if it has one (the port may go to another site next).
+            self.inner.events.fanout().send(super::fanout::Note::ReleaseSshWaker { hosting_id: lease.hosting_id() }).await;
+        }
         for unit in units::EVERYTHING.iter().rev() {
             if lease.is_lost() {
                 errors.push("the hosting's lease passed to another process".to_owned());
