@@ -110,6 +110,10 @@ pub struct Cli {
     /// site and holds its first requests until it runs. Port 0 picks a free one.
     #[arg(long, env = "VMW_WAKE_LISTEN", default_value = "127.0.0.1:0", global = true)]
     pub wake_listen: SocketAddr,
+    /// How often (seconds) the leader reconciles the database with libvirt, the disks and
+    /// nginx; it is also how soon after a dead replica's lease expires (30 s) its work is taken over.
+    #[arg(long, env = "VMW_RECONCILE_INTERVAL_SECS", default_value_t = 60, global = true)]
+    pub reconcile_interval_secs: u64,
     /// App replicas behind one nginx: every replica's `--listen` address (comma-separated; this
     /// one's is added). nginx's upstream for the dashboard and API lists them all.
     #[arg(long, env = "VMW_APP_UPSTREAMS", value_delimiter = ',', global = true)]
@@ -171,6 +175,9 @@ pub struct Cli {
     /// the rollback.
     #[arg(long, env = "VMW_FAIL_STEP", hide = true, global = true)]
     pub fail_step: Option<String>,
+    /// Testing only: every provisioning step waits this long first (a create in flight).
+    #[arg(long, env = "VMW_STEP_DELAY_MS", hide = true, default_value_t = 0, global = true)]
+    pub step_delay_ms: u64,
 }
 
 /// `--domain-type`: `auto` detects (`service::vm::detect_domain_type`).
@@ -222,6 +229,7 @@ pub struct Settings {
     pub nginx_enabled: bool,
     pub secure_cookies: bool,
     pub fail_step: Option<String>,
+    pub step_delay_ms: u64,
     /// Admin bootstrap, login and sign-up limits, password hashing.
     pub accounts: service::accounts::Options,
     pub max_streams_per_user: usize,
@@ -266,6 +274,7 @@ impl Cli {
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,
             app_upstream: self.listen,
+            reconcile_interval_secs: self.reconcile_interval_secs,
             peer_upstreams: self.app_upstreams.clone(),
             peer_wakers: self.waker_upstreams.clone(),
             node_memory_mib: self.node_memory_mib,
@@ -289,6 +298,7 @@ impl Cli {
             nginx_enabled: !self.no_libvirt && !self.no_nginx,
             secure_cookies: self.secure_cookies,
             fail_step: self.fail_step.clone(),
+            step_delay_ms: self.step_delay_ms,
             accounts: self.accounts_options(),
             max_streams_per_user: self.max_streams_per_user,
         }

@@ -155,6 +155,10 @@ impl HostingService {
             if events {
                 self.event(row, EventKind::Step, Some(step), EventStatus::Started, step.label().into(), None).await;
             }
+            let delay = self.inner.faults.step_delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let t = Instant::now();
             let result = if self.inner.faults.take(step) {
                 Err(Error::Internal(format!("injected failure at step {step}")))
