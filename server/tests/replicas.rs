@@ -1,7 +1,8 @@
 //! Two app replicas: the real binary, two processes on distinct ports, one PostgreSQL
 //! (TEST_DATABASE_URL; without it this test only says it did not run), one data dir and one
 //! nginx. A login on one works on the other; a create made through one is followed live from
-//! the other's event stream; the replica that leads is killed (SIGKILL) in the middle of a create
+//! the other's event stream; both write the same nginx files, naming both replicas and both
+//! wakers, and nginx keeps answering through the survivor; the replica that leads is killed (SIGKILL) in the middle of a create
 //! and nothing is lost: the other takes the lead within seconds, takes the create over once the
 //! dead one's lease expires (30 s), and finishes it.
 //!
@@ -275,9 +276,22 @@ async fn two_replicas_share_logins_and_live_events_and_a_killed_leader_loses_not
             steps += 1;
         }
     }
+    // Both replicas write the same nginx files, naming both of them.
+    let conf = std::fs::read_to_string(c.data.path().join("nginx/nginx.conf")).unwrap();
+    let site = std::fs::read_to_string(c.data.path().join(format!("nginx/sites/hosting-{id}.server.conf"))).unwrap();
+    for i in 0..2 {
+        assert!(conf.contains(&format!("server 127.0.0.1:{};", c.apps[i])), "nginx's app upstream lists replica {i}: {conf}");
+        assert!(site.contains(&format!("server 127.0.0.1:{} backup;", c.wakers[i])), "the site's backups list replica {i}'s waker: {site}");
+    }
+    let through_nginx = format!("http://{}/api/v1/health", c.nginx);
     a.child.start_kill().unwrap();
     let _ = a.child.wait().await;
     let killed = Instant::now();
+    // The front door still answers: nginx passes every request to the replica that runs.
+    for _ in 0..6 {
+        let r = reqwest::get(&through_nginx).await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "through nginx with replica a dead");
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     while !b.logged("this replica leads") {
         assert!(Instant::now() < deadline, "b leads within 10 s of a's death");
