@@ -23,7 +23,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-vm test-e2e bench clean-vms
+.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-replicas test-vm test-e2e bench clean-vms
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
 run: setup image host build-release
@@ -89,6 +89,16 @@ test-pg:
 	url=$$(ops/pg-test.sh start)
 	trap 'ops/pg-test.sh stop' EXIT
 	TEST_DATABASE_URL=$$url cargo nextest run $(TEST_PKGS) --no-fail-fast -E 'kind(test) & !binary(real_vm)'
+
+## App replicas on a throwaway PostgreSQL (also part of test-pg): one leader per node and a
+## successor, events fanned out between replicas, a dead replica's lease taken over
+## (service/tests/replicas.rs), and two real `vm-webhoster serve` processes: a login on one works
+## on the other, a create through one is followed live from the other, the leader SIGKILLed
+## mid-create loses nothing (server/tests/replicas.rs, ~50 s).
+test-replicas:
+	url=$$(ops/pg-test.sh start)
+	trap 'ops/pg-test.sh stop' EXIT
+	TEST_DATABASE_URL=$$url cargo nextest run $(TEST_PKGS) --no-fail-fast -E 'binary(replicas)'
 
 ## Real VMs under qemu:///system (a few minutes under TCG).
 test-vm:

@@ -60,10 +60,13 @@ pub struct Cli {
     /// Name of this node (hypervisor) in the database.
     #[arg(long, env = "VMW_NODE_NAME", default_value = "local", global = true)]
     pub node_name: String,
-    /// A stable name of this app instance: the prefix of the leases it holds on hostings while
-    /// it works on them. Replicas on one database need distinct ones (e.g. the host name).
-    #[arg(long, env = "VMW_INSTANCE_ID", default_value = "main", global = true)]
-    pub instance_id: String,
+    /// The name of this app instance: the prefix of the leases it holds on hostings while it
+    /// works on them (1-64 of a-z, 0-9, '-', '.'). Replicas on one database need distinct ones.
+    /// Default: `main` on SQLite (one process: a restart treats its previous leases as dead at
+    /// once); on PostgreSQL `{hostname}-{pid}`, distinct for every replica and every start
+    /// (the leases of a replica that died are taken over once they expire, 30 s).
+    #[arg(long, env = "VMW_INSTANCE_ID", global = true)]
+    pub instance_id: Option<String>,
     /// Prefix of libvirt domain names (prefix + hosting id). Two instances sharing one libvirt
     /// must use different prefixes: each reconciles away domains of its prefix it does not know.
     #[arg(long, env = "VMW_DOMAIN_PREFIX", default_value = "vmw-", global = true)]
@@ -111,6 +114,18 @@ pub struct Cli {
     /// site and holds its first requests until it runs. Port 0 picks a free one.
     #[arg(long, env = "VMW_WAKE_LISTEN", default_value = "127.0.0.1:0", global = true)]
     pub wake_listen: SocketAddr,
+    /// How often (seconds) the leader reconciles the database with libvirt, the disks and
+    /// nginx; it is also how soon after a dead replica's lease expires (30 s) its work is taken over.
+    #[arg(long, env = "VMW_RECONCILE_INTERVAL_SECS", default_value_t = 60, global = true)]
+    pub reconcile_interval_secs: u64,
+    /// App replicas behind one nginx: every replica's `--listen` address (comma-separated; this
+    /// one's is added). nginx's upstream for the dashboard and API lists them all.
+    #[arg(long, env = "VMW_APP_UPSTREAMS", value_delimiter = ',', global = true)]
+    pub app_upstreams: Vec<SocketAddr>,
+    /// Every replica's `--wake-listen` address (fixed ports, comma-separated; this one's is
+    /// added): every site's backup upstreams, so a sleeping site wakes while any replica runs.
+    #[arg(long, env = "VMW_WAKER_UPSTREAMS", value_delimiter = ',', global = true)]
+    pub waker_upstreams: Vec<SocketAddr>,
     /// A running site with no visit (HTTP through nginx, or an open SSH session) for this many
     /// minutes goes to sleep: saved to disk, no RAM, woken by its next visitor. 0: never.
     #[arg(long, env = "VMW_IDLE_SLEEP_MINUTES", default_value_t = 15, global = true)]
@@ -164,6 +179,9 @@ pub struct Cli {
     /// the rollback.
     #[arg(long, env = "VMW_FAIL_STEP", hide = true, global = true)]
     pub fail_step: Option<String>,
+    /// Testing only: every provisioning step waits this long first (a create in flight).
+    #[arg(long, env = "VMW_STEP_DELAY_MS", hide = true, default_value_t = 0, global = true)]
+    pub step_delay_ms: u64,
 }
 
 /// `--domain-type`: `auto` detects (`service::vm::detect_domain_type`).
@@ -215,6 +233,7 @@ pub struct Settings {
     pub nginx_enabled: bool,
     pub secure_cookies: bool,
     pub fail_step: Option<String>,
+    pub step_delay_ms: u64,
     /// Admin bootstrap, login and sign-up limits, password hashing.
     pub accounts: service::accounts::Options,
     pub max_streams_per_user: usize,
@@ -252,7 +271,7 @@ impl Cli {
             nginx_listen: self.nginx_listen,
             http_port_base: self.http_port_base,
             node_name: self.node_name.clone(),
-            instance_id: self.instance_id.clone(),
+            instance_id: self.instance_id.clone().unwrap_or_else(|| default_instance_id(&database_url)),
             pool_size: self.pool_size,
             pool_paused: self.pool_paused,
             spare_cpu_shares: self.spare_cpu_shares,
@@ -260,6 +279,9 @@ impl Cli {
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,
             app_upstream: self.listen,
+            reconcile_interval_secs: self.reconcile_interval_secs,
+            peer_upstreams: self.app_upstreams.clone(),
+            peer_wakers: self.waker_upstreams.clone(),
             node_memory_mib: self.node_memory_mib,
             node_disk_gib: self.node_disk_gib,
             memory_overcommit: self.memory_overcommit,
@@ -281,10 +303,29 @@ impl Cli {
             nginx_enabled: !self.no_libvirt && !self.no_nginx,
             secure_cookies: self.secure_cookies,
             fail_step: self.fail_step.clone(),
+            step_delay_ms: self.step_delay_ms,
             accounts: self.accounts_options(),
             max_streams_per_user: self.max_streams_per_user,
         }
     }
+}
+
+/// `main` on SQLite; `{hostname}-{pid}` (as a valid instance id) on PostgreSQL, where replicas
+/// share the database.
+fn default_instance_id(database_url: &str) -> String {
+    if !database_url.starts_with("postgres") {
+        return "main".into();
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host: String = host
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '-' })
+        .take(40)
+        .collect();
+    let host = if host.is_empty() { "replica".to_owned() } else { host };
+    format!("{host}-{}", std::process::id())
 }
 
 #[cfg(test)]
@@ -313,6 +354,7 @@ mod tests {
         assert_eq!(s.accounts.limits.signup_overall.max, 60);
         let s = parse(&["--first-user-admin", "--hash-concurrency", "4", "--signups-per-address", "1", "--signups-per-hour", "9"]).settings();
         assert!(s.accounts.first_user_admin);
+        assert_eq!(s.service.instance_id, "main", "one process on SQLite");
         assert_eq!((s.accounts.hash_concurrency, s.accounts.limits.signup_per_client.max, s.accounts.limits.signup_overall.max), (4, 1, 9));
         assert!(Cli::try_parse_from(["vm-webhoster", "--hash-concurrency", "0"]).is_err());
     }
@@ -325,6 +367,10 @@ mod tests {
         ])
         .settings();
         assert_eq!(s.database_url, "postgres://db/vmw");
+        let id = &s.service.instance_id;
+        assert!(id.ends_with(&format!("-{}", std::process::id())), "a replica's own id by default: {id}");
+        assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'), "{id}");
+        assert_eq!(parse(&["--database-url", "postgres://db/vmw", "--instance-id", "web-1"]).settings().service.instance_id, "web-1");
         assert_eq!(s.service.domain_type, Some(DomainType::Qemu));
         assert_eq!(s.service.max_hostings_per_user, 1);
         assert!(!s.hosting_enabled && !s.nginx_enabled, "--no-libvirt implies no nginx");

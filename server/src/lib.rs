@@ -80,6 +80,15 @@ impl Application {
                 tracing::warn!(step = step.as_str(), "fault injection: the next provisioning fails at this step");
                 svc.faults().fail_at(Some(step));
             }
+            if settings.step_delay_ms > 0 {
+                tracing::warn!(ms = settings.step_delay_ms, "fault injection: every provisioning step waits first");
+                svc.faults().set_step_delay(std::time::Duration::from_millis(settings.step_delay_ms));
+            }
+            if cfg.libvirt_uri.starts_with("test:") {
+                // libvirt's test driver: its domains run nothing, so readiness is "it runs".
+                tracing::warn!("libvirt's test driver: VMs run nothing; no readiness probes, no guest agent");
+                svc.faults().set_skip_ready_probe(true);
+            }
             background.extend(svc.start_background().await?);
             background.push(waker::spawn(waker, svc.clone()));
             Some(svc)
@@ -160,7 +169,7 @@ impl Application {
             // Outermost: requests the layers above refuse (CSRF) are counted too.
             .layer(axum::middleware::from_fn(metrics::track));
 
-        tracing::info!(%addr, hosting = settings.hosting_enabled, "vm-webhoster listening");
+        tracing::info!(%addr, hosting = settings.hosting_enabled, instance_id = %settings.service.instance_id, "vm-webhoster listening");
         let banner = banner(&settings, addr, needs_admin);
         Ok(Self { listener, banner, router, background, state })
     }

@@ -69,6 +69,11 @@ pub struct ServiceConfig {
     /// The app's waker (a site's backup upstream in nginx: it wakes sleeping sites and holds
     /// their first requests). None: no backup, a sleeping site shows the site-down page.
     pub waker_upstream: Option<SocketAddr>,
+    /// The other app replicas' addresses and wakers (replicas behind one nginx): nginx's
+    /// upstreams list them all, sorted, so every replica writes the same files and a request
+    /// goes to another replica when one is down.
+    pub peer_upstreams: Vec<SocketAddr>,
+    pub peer_wakers: Vec<SocketAddr>,
     /// A running site with no visit (HTTP through nginx, or an open SSH session) for this long
     /// goes to sleep. 0: sites never sleep by themselves.
     pub idle_sleep_secs: u64,
@@ -142,6 +147,8 @@ impl Default for ServiceConfig {
             nginx_listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 80),
             app_upstream: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 3000),
             waker_upstream: None,
+            peer_upstreams: Vec::new(),
+            peer_wakers: Vec::new(),
             idle_sleep_secs: 15 * 60,
             idle_check_secs: 60,
             always_on_per_user: 1,

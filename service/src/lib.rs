@@ -9,6 +9,7 @@ pub mod error;
 pub mod escape;
 pub mod limits;
 pub mod hosting;
+pub mod leader;
 pub mod probe;
 pub mod proxy;
 pub mod telemetry;

@@ -3,6 +3,7 @@
 use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use tokio::sync::broadcast;
 
+use super::fanout::{Fanout, Note};
 use super::view::{EventView, StatSample};
 use vmw_types::Step;
 use crate::Result;
@@ -34,12 +35,36 @@ impl LiveEvent {
 pub struct EventBus {
     db: DatabaseConnection,
     tx: broadcast::Sender<LiveEvent>,
+    /// The other replicas (PostgreSQL NOTIFY), told of every stored event.
+    fanout: Fanout,
 }
 
 impl EventBus {
-    pub fn new(db: DatabaseConnection) -> Self {
+    /// `me` names this replica in its notes to the others.
+    pub fn new(db: DatabaseConnection, me: String) -> Self {
         let (tx, _) = broadcast::channel(1024);
-        Self { db, tx }
+        Self { fanout: Fanout::new(db.clone(), me), db, tx }
+    }
+
+    pub fn fanout(&self) -> &Fanout {
+        &self.fanout
+    }
+
+    /// Hands another replica's event to this replica's subscribers (an id is read back first).
+    pub async fn deliver(&self, note: &Note) {
+        let v = match note {
+            Note::Event { e } => e.clone(),
+            Note::EventId { id } => match hosting_event::Entity::find_by_id(*id).one(&self.db).await {
+                Ok(Some(m)) => EventView::from(m),
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::warn!(event_id = id, %err, "could not read another replica's event");
+                    return;
+                }
+            },
+            _ => return,
+        };
+        let _ = self.tx.send(LiveEvent::Event(v));
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
@@ -78,6 +103,7 @@ impl EventBus {
             Ok(m) => {
                 let v = EventView::from(m);
                 let _ = self.tx.send(LiveEvent::Event(v.clone()));
+                self.fanout.send(Note::Event { e: v.clone() }).await;
                 Some(v)
             }
             Err(err) => {

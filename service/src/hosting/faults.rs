@@ -17,6 +17,9 @@ pub struct Faults {
     op_delay: Mutex<std::time::Duration>,
     /// Every undo of a rollback runs twice (undos must be idempotent).
     undo_twice: Mutex<bool>,
+    /// Every provisioning step waits this long before it acts (a create still in flight, for
+    /// tests that kill the process doing it).
+    step_delay: Mutex<std::time::Duration>,
 }
 
 impl Faults {
@@ -35,6 +38,14 @@ impl Faults {
 
     pub fn set_undo_twice(&self, on: bool) {
         *self.undo_twice.lock().unwrap() = on;
+    }
+
+    pub fn set_step_delay(&self, d: std::time::Duration) {
+        *self.step_delay.lock().unwrap() = d;
+    }
+
+    pub(crate) fn step_delay(&self) -> std::time::Duration {
+        *self.step_delay.lock().unwrap()
     }
 
     pub(crate) fn undo_twice(&self) -> bool {

@@ -7,6 +7,7 @@ mod activity;
 pub mod console;
 pub mod events;
 pub mod faults;
+pub mod fanout;
 mod metrics;
 mod ops;
 mod ports;
@@ -80,6 +81,8 @@ struct Inner {
     ssh_wakers: ssh_waker::SshWakers,
     /// Who holds each hosting's interactive console (one writer at a time).
     consoles: console::ConsoleHub,
+    /// Whether this replica leads (runs the background work; see [`crate::leader`]).
+    leading: std::sync::atomic::AtomicBool,
 }
 
 impl HostingService {
@@ -98,7 +101,7 @@ impl HostingService {
         tracing::info!(memory_limit_mib = capacity.memory_limit_mib, disk_limit_gib = capacity.disk_limit_gib, "node capacity");
         Ok(Self {
             inner: Arc::new(Inner {
-                events: events::EventBus::new(db),
+                events: events::EventBus::new(db, store.replica()),
                 permits: Arc::new(Semaphore::new(cfg.provision_concurrency.max(1))),
                 store,
                 cfg,
@@ -111,13 +114,102 @@ impl HostingService {
                 capacity,
                 ssh_wakers: ssh_waker::SshWakers::default(),
                 consoles: console::ConsoleHub::default(),
+                // A service that never campaigns (tools, tests) acts alone.
+                leading: std::sync::atomic::AtomicBool::new(true),
             }),
         })
     }
 
-    /// Reconciles once now, then keeps reconciling and sampling stats in the background.
+    /// Starts the background work. Every replica samples its node's VMs (its own charts) and
+    /// listens to the other replicas (PostgreSQL); the leader of the node (one replica, under a
+    /// PostgreSQL advisory lock; on SQLite the only process) also reconciles (once now, before
+    /// it serves, then periodically), refills the warm pool, puts idle sites to sleep, listens
+    /// on sleeping sites' SSH ports and rotates nginx's logs. When the leader dies another
+    /// replica takes over within [`crate::leader::RETRY`] or so, starting with a reconciliation.
     /// The tasks stop when the returned handles are aborted (or the runtime ends).
     pub async fn start_background(&self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+        let mut out = Vec::new();
+        let this = self.clone();
+        let every = Duration::from_secs(self.inner.cfg.stats_interval_secs.max(1));
+        out.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                this.sample_stats().await;
+            }
+        }));
+        if let Some(mut notes) = self.inner.events.fanout().listen().await? {
+            let this = self.clone();
+            out.push(tokio::spawn(async move {
+                while let Some(note) = notes.recv().await {
+                    this.on_note(note).await;
+                }
+            }));
+        }
+        let me = self.inner.store.replica();
+        let leadership = crate::leader::Leadership::campaign(self.inner.store.db(), crate::leader::node_key(self.node_id()), &me);
+        // The first attempt answers at once: a replica that leads reconciles before it serves.
+        let first = if leadership.settled(Duration::from_secs(5)).await {
+            self.inner.leading.store(true, std::sync::atomic::Ordering::Relaxed);
+            Some(self.lead().await?)
+        } else {
+            self.inner.leading.store(false, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(replica = %me, "another replica leads: this one serves, and takes over if the leader goes");
+            None
+        };
+        out.push(self.spawn_succession(leadership, first));
+        Ok(out)
+    }
+
+    /// Whether this replica runs the node's background work now.
+    pub fn is_leader(&self) -> bool {
+        self.inner.leading.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Follows the leadership: starts the leader's work when this replica comes to lead, stops
+    /// it (and gives back the SSH ports) when it no longer does.
+    fn spawn_succession(
+        &self,
+        leadership: crate::leader::Leadership,
+        first: Option<Vec<tokio::task::JoinHandle<()>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        use std::sync::atomic::Ordering;
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut rx = leadership.watch();
+            let _leadership = leadership;
+            let mut work = AbortOnDrop(first.unwrap_or_default());
+            loop {
+                let leads = *rx.borrow_and_update() == Some(true);
+                if leads && work.0.is_empty() {
+                    this.inner.leading.store(true, Ordering::Relaxed);
+                    match this.lead().await {
+                        Ok(tasks) => work.0 = tasks,
+                        Err(err) => {
+                            tracing::warn!(%err, "could not start the leader's work; trying again in 5 s");
+                            let _ = tokio::time::timeout(Duration::from_secs(5), rx.changed()).await;
+                            continue;
+                        }
+                    }
+                } else if !leads && !work.0.is_empty() {
+                    this.inner.leading.store(false, Ordering::Relaxed);
+                    for t in work.0.drain(..) {
+                        t.abort();
+                    }
+                    this.inner.ssh_wakers.release_all().await;
+                    tracing::warn!("no longer the leader: the background work stopped here");
+                } else if !leads {
+                    this.inner.leading.store(false, Ordering::Relaxed);
+                }
+                if rx.changed().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            }
+        })
+    }
+
+    /// The leader's work: a reconciliation now, then its periodic tasks.
+    async fn lead(&self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         let report = self.reconcile().await?;
         tracing::info!(?report, "start-up reconciliation done");
         self.refresh_routes().await;
@@ -136,15 +228,6 @@ impl HostingService {
             }
         });
         let pool = self.spawn_pool_filler();
-        let this = self.clone();
-        let every = Duration::from_secs(self.inner.cfg.stats_interval_secs.max(1));
-        let sampler = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                this.sample_stats().await;
-            }
-        });
         let this = self.clone();
         // Housekeeping: nginx's logs every 10 minutes, old events every hour.
         let pruner = tokio::spawn(async move {
@@ -166,7 +249,20 @@ impl HostingService {
                 }
             }
         });
-        Ok(vec![reconciler, sampler, pool, pruner, sleeper])
+        Ok(vec![reconciler, pool, pruner, sleeper])
+    }
+
+    /// Another replica's note.
+    async fn on_note(&self, note: fanout::Note) {
+        match note {
+            fanout::Note::Event { .. } | fanout::Note::EventId { .. } => self.inner.events.deliver(&note).await,
+            fanout::Note::OpenSshWaker { hosting_id } => {
+                if self.is_leader() {
+                    self.open_ssh_waker(hosting_id).await;
+                }
+            }
+            fanout::Note::ReleaseSshWaker { hosting_id } => self.inner.ssh_wakers.release(hosting_id).await,
+        }
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -526,6 +622,17 @@ impl HostingService {
             .events
             .record(EventView { id: 0, hosting_id: h.id, user_id, kind, step, status, message, duration_ms, created_at: 0 })
             .await;
+    }
+}
+
+/// Background tasks that stop when their holder is dropped.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
     }
 }
 

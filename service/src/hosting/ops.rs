@@ -142,9 +142,10 @@ impl HostingService {
     async fn run_stop(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
         let id = lease.hosting_id();
-        if self.inner.store.require(id).await?.state == HostingState::Sleeping {
+        let row = self.inner.store.require(id).await?;
+        if row.state == HostingState::Sleeping {
             // Already saved: it only stops answering visits.
-            self.inner.ssh_wakers.release(id).await;
+            self.release_ssh_waker(&row, false).await;
             let done = "Stopped: saved to disk (start restores it in under a second)";
             return self.finish(lease, HostingState::Stopped, Some(done.into()), done.into(), t).await;
         }
@@ -156,9 +157,10 @@ impl HostingService {
     async fn run_power_off(&self, lease: Lease) -> Result<()> {
         let t = Instant::now();
         let id = lease.hosting_id();
-        if self.inner.store.require(id).await?.state == HostingState::Sleeping {
+        let row = self.inner.store.require(id).await?;
+        if row.state == HostingState::Sleeping {
             // A sleeping VM has no guest to shut down: dropping its saved state is the power-off.
-            self.inner.ssh_wakers.release(id).await;
+            self.release_ssh_waker(&row, false).await;
             let res = self.inner.vm.discard_saved_state(id).await;
             return self.settle_halt(lease, res, t, "Powered off (the next start is a full boot)", "Power off").await;
         }

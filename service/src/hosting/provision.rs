@@ -155,6 +155,10 @@ impl HostingService {
             if events {
                 self.event(row, EventKind::Step, Some(step), EventStatus::Started, step.label().into(), None).await;
             }
+            let delay = self.inner.faults.step_delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             let t = Instant::now();
             let result = if self.inner.faults.take(step) {
                 Err(Error::Internal(format!("injected failure at step {step}")))
@@ -253,6 +257,10 @@ impl HostingService {
         let mut errors = Vec::new();
         // A sleeping site's SSH port is the app's own listener: it goes first.
         self.inner.ssh_wakers.release(lease.hosting_id()).await;
+        if self.inner.events.fanout().enabled() {
+            // The leader's listener, if it has one (the port may go to another site next).
+            self.inner.events.fanout().send(super::fanout::Note::ReleaseSshWaker { hosting_id: lease.hosting_id() }).await;
+        }
         for unit in units::EVERYTHING.iter().rev() {
             if lease.is_lost() {
                 errors.push("the hosting's lease passed to another process".to_owned());

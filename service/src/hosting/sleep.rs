@@ -36,10 +36,12 @@ impl HostingService {
         let spec = self.vm_spec(&row)?;
         let restoring = self.inner.vm.has_managed_save(id).await.unwrap_or(false);
         if !restoring {
-            self.inner.ssh_wakers.release(id).await;
+            self.release_ssh_waker(&row, true).await;
         }
         self.inner.vm.start(id, spec.priority).await?;
-        self.inner.ssh_wakers.release(id).await;
+        if restoring {
+            self.release_ssh_waker(&row, true).await;
+        }
         if !self.inner.faults.skip_ready_probe() {
             self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await?;
         }
@@ -87,8 +89,35 @@ impl HostingService {
         }
     }
 
-    /// Listens on a sleeping site's SSH port; the first connection wakes it.
+    /// Gives a site's SSH port back: this replica's listener, and (PostgreSQL) the leader's,
+    /// which listens on sleeping sites' ports. With `wait`, and the site asleep, returns once
+    /// the port is free (at most 3 s): its VM's forward is about to bind it.
+    pub(super) async fn release_ssh_waker(&self, row: &super::HostingRow, wait: bool) {
+        self.inner.ssh_wakers.release(row.id).await;
+        let fanout = self.inner.events.fanout();
+        if !fanout.enabled() || row.state != HostingState::Sleeping {
+            return;
+        }
+        let Some(port) = row.ssh_port else { return };
+        let addr = SocketAddr::new(self.inner.cfg.forward_bind, port as u16);
+        let free = || std::net::TcpListener::bind(addr).is_ok();
+        if wait && free() {
+            return;
+        }
+        fanout.send(super::fanout::Note::ReleaseSshWaker { hosting_id: row.id }).await;
+        let until = Instant::now() + Duration::from_secs(3);
+        while wait && !free() && Instant::now() < until {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Listens on a sleeping site's SSH port; the first connection wakes it. Only the leader
+    /// listens: another replica asks it to.
     pub(super) async fn open_ssh_waker(&self, id: i32) {
+        if self.inner.events.fanout().enabled() && !self.is_leader() {
+            self.inner.events.fanout().send(super::fanout::Note::OpenSshWaker { hosting_id: id }).await;
+            return;
+        }
         let Ok(Some(row)) = self.inner.store.get(id).await else { return };
         let Some(port) = row.ssh_port else { return };
         if row.state != HostingState::Sleeping || self.inner.faults.skip_ready_probe() {

@@ -81,6 +81,14 @@ impl SshWakers {
         }
     }
 
+    /// Closes every listener (this replica no longer leads).
+    pub(super) async fn release_all(&self) {
+        let ids: Vec<i32> = self.listening.lock().unwrap().keys().copied().collect();
+        for id in ids {
+            self.release(id).await;
+        }
+    }
+
 }
 
 /// Passes a held connection to the VM's SSH forward once there is one (the port refuses

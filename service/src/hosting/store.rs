@@ -169,6 +169,11 @@ impl Store {
         self.inner.node_id
     }
 
+    /// This replica's name in leases and notes: `{instance}:{boot}`.
+    pub fn replica(&self) -> String {
+        format!("{}:{}", self.inner.instance, self.inner.boot)
+    }
+
     fn token(&self) -> String {
         let n = self.inner.next.fetch_add(1, Ordering::Relaxed);
         format!("{}:{}:{n}", self.inner.instance, self.inner.boot)

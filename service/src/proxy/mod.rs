@@ -162,7 +162,7 @@ impl Proxy {
     /// Writes the main configuration from the project's templates and starts nginx, or
     /// reloads it when it already runs.
     pub async fn ensure_running(&self) -> Result<(), ProxyError> {
-        let _g = self.inner.lock.lock().await;
+        let _g = self.exclusive().await;
         let p = &self.inner.prefix;
         for d in ["sites", "logs", "logs/visits", "tmp", "html/__vmw"] {
             let d = p.join(d);
@@ -197,7 +197,7 @@ impl Proxy {
         let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, route)?;
         let poison = self.inner.invalid.load(Ordering::SeqCst);
         let locations = if poison { format!("{locations}\nthis_is_not_an_nginx_directive on;\n") } else { locations };
-        let _g = self.inner.lock.lock().await;
+        let _g = self.exclusive().await;
         let lf = self.site_file(route.hosting_id);
         let sf = self.server_file(route.hosting_id);
         let before = (read_opt(&lf).await?, read_opt(&sf).await?);
@@ -216,7 +216,7 @@ impl Proxy {
     /// (an upgrade changed them, or the waker's port moved with a restart), then reloads once.
     /// Returns how many sites changed. On failure every file is put back.
     pub async fn refresh_routes(&self, routes: &[SiteRoute]) -> Result<usize, ProxyError> {
-        let _g = self.inner.lock.lock().await;
+        let _g = self.exclusive().await;
         let mut changed = Vec::new();
         for r in routes {
             let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, r)?;
@@ -268,7 +268,7 @@ impl Proxy {
 
     /// Unpublishes a site. Missing: fine.
     pub async fn remove_route(&self, hosting_id: i32) -> Result<(), ProxyError> {
-        let _g = self.inner.lock.lock().await;
+        let _g = self.exclusive().await;
         let lf = self.site_file(hosting_id);
         let sf = self.server_file(hosting_id);
         let before = (read_opt(&lf).await?, read_opt(&sf).await?);
@@ -425,15 +425,37 @@ impl Proxy {
 
     /// Each change gets a number that nginx serves at /__vmw_generation, so a caller can wait
     /// until a reload has really taken effect (reload is asynchronous).
+    /// Every change of the configuration holds this: the in-process lock, then an exclusive
+    /// `flock` on `{prefix}/.lock`, so app replicas sharing the prefix (one nginx) change it one
+    /// at a time too (and each waits for its own generation).
+    async fn exclusive(&self) -> Exclusive<'_> {
+        let mutex = self.inner.lock.lock().await;
+        let path = self.inner.prefix.join(".lock");
+        let file = tokio::task::spawn_blocking(move || {
+            use std::os::fd::AsRawFd;
+            std::fs::create_dir_all(path.parent()?).ok()?;
+            let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).ok()?;
+            // SAFETY: flock on a descriptor this closure owns; closing it unlocks.
+            (unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } == 0).then_some(f)
+        })
+        .await
+        .ok()
+        .flatten();
+        if file.is_none() {
+            tracing::warn!(prefix = %self.inner.prefix.display(), "could not lock nginx's prefix against other replicas");
+        }
+        Exclusive { _mutex: mutex, _file: file }
+    }
+
     async fn write_generation(&self) -> Result<(), ProxyError> {
-        let g = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let g = self.generation_label(self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1);
         let f = self.sites().join("_generation.locations.conf");
         write_atomic(&f, &format!("location = /__vmw_generation {{\n    allow 127.0.0.0/8;\n    deny all;\n    default_type text/plain;\n    return 200 \"{g}\";\n}}\n"))
             .await
     }
 
     async fn wait_generation(&self) {
-        let want = self.inner.generation.load(Ordering::SeqCst).to_string();
+        let want = self.generation_label(self.inner.generation.load(Ordering::SeqCst));
         let url = format!("http://{}/__vmw_generation", self.inner.cfg.nginx_local_addr());
         // Usually a few milliseconds; a busy host can take seconds to start the new workers.
         for _ in 0..750 {
@@ -445,6 +467,19 @@ impl Proxy {
         }
         tracing::warn!("nginx did not report configuration generation {want} within 15 s");
     }
+}
+
+impl Proxy {
+    /// A generation of this process's (replicas sharing one nginx count their own).
+    fn generation_label(&self, g: u64) -> String {
+        format!("{}.{g}", std::process::id())
+    }
+}
+
+/// Held while the configuration changes (see `Proxy::exclusive`).
+struct Exclusive<'a> {
+    _mutex: tokio::sync::MutexGuard<'a, ()>,
+    _file: Option<std::fs::File>,
 }
 
 /// The children of nginx's `master` that accept connections ("nginx: worker process", not

@@ -73,13 +73,21 @@ fn is_root() -> bool {
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
 
+/// `own` and `peers`, sorted and without repeats (every replica renders the same list).
+fn all_of(own: Option<SocketAddr>, peers: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut all: Vec<SocketAddr> = own.into_iter().chain(peers.iter().copied()).collect();
+    all.sort();
+    all.dedup();
+    all
+}
+
 /// The main config and its includes, as (file name in the prefix, content).
 pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path) -> Result<Vec<(&'static str, String)>, ProxyError> {
     let vars = [
         ("prefix", prefix.display().to_string()),
         ("listen", cfg.nginx_listen.to_string()),
         ("dashboard_names", dashboard_names(&cfg.public_host)?.join(" ")),
-        ("app_upstream", cfg.app_upstream.to_string()),
+        ("app_upstream", all_of(Some(cfg.app_upstream), &cfg.peer_upstreams).iter().map(|a| format!("server {a};")).collect::<Vec<_>>().join("\n        ")),
         ("user", if is_root() { "user www-data;".into() } else { String::new() }),
     ];
     Ok(vec![
@@ -99,7 +107,10 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
         return Err(ProxyError::Invalid("no HTTP port".into()));
     }
     let backend = SocketAddr::new(bind, r.http_port).to_string();
-    let waker = cfg.waker_upstream.map(|w| format!("    server {w} backup;\n")).unwrap_or_default();
+    let waker: String = match cfg.waker_upstream {
+        Some(w) => all_of(Some(w), &cfg.peer_wakers).iter().map(|w| format!("    server {w} backup;\n")).collect(),
+        None => String::new(),
+    };
     let common = |path: String| {
         fill(
             LOCATIONS,
@@ -158,6 +169,21 @@ mod tests {
         r.serve_user_path = false;
         let (loc, _) = site_files(&cfg, Path::new("/p"), &r).unwrap();
         assert!(!loc.contains("/42/"));
+    }
+
+    #[test]
+    fn replicas_write_the_same_upstreams_listing_every_replica() {
+        let a: SocketAddr = "127.0.0.1:3001".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:3000".parse().unwrap();
+        let (wa, wb): (SocketAddr, SocketAddr) = ("127.0.0.1:4001".parse().unwrap(), "127.0.0.1:4000".parse().unwrap());
+        let one = ServiceConfig { app_upstream: a, waker_upstream: Some(wa), peer_upstreams: vec![b, a], peer_wakers: vec![wb], ..ServiceConfig::default() };
+        let two = ServiceConfig { app_upstream: b, waker_upstream: Some(wb), peer_upstreams: vec![a], peer_wakers: vec![wa], ..ServiceConfig::default() };
+        let main = |c: &ServiceConfig| main_files(c, Path::new("/p")).unwrap()[0].1.clone();
+        assert_eq!(main(&one), main(&two));
+        assert!(main(&one).contains("upstream vmw_app {\n        server 127.0.0.1:3000;\n        server 127.0.0.1:3001;\n        keepalive 16;"), "{}", main(&one));
+        let site = |c: &ServiceConfig| site_files(c, Path::new("/p"), &route()).unwrap().1;
+        assert_eq!(site(&one), site(&two));
+        assert!(site(&one).contains("max_fails=0;\n    server 127.0.0.1:4000 backup;\n    server 127.0.0.1:4001 backup;\n    keepalive 8;"));
     }
 
     #[test]
