@@ -17,6 +17,9 @@ pub struct Faults {
     op_delay: Mutex<std::time::Duration>,
     /// Every undo of a rollback runs twice (undos must be idempotent).
     undo_twice: Mutex<bool>,
+    /// The next snapshot or snapshot restore fails once its VM is down (after the save, or
+    /// after the disk swap): what is left must be the site as it was.
+    fail_snapshot: Mutex<bool>,
 }
 
 impl Faults {
@@ -35,6 +38,15 @@ impl Faults {
 
     pub fn set_undo_twice(&self, on: bool) {
         *self.undo_twice.lock().unwrap() = on;
+    }
+
+    pub fn set_fail_snapshot(&self, on: bool) {
+        *self.fail_snapshot.lock().unwrap() = on;
+    }
+
+    /// Consumes the injected snapshot failure, if one is set.
+    pub(crate) fn take_snapshot_fault(&self) -> bool {
+        std::mem::take(&mut *self.fail_snapshot.lock().unwrap())
     }
 
     pub(crate) fn undo_twice(&self) -> bool {

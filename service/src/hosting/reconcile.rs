@@ -107,6 +107,8 @@ impl HostingService {
                 }
             }
             HostingState::Running | HostingState::Stopped | HostingState::Sleeping => {
+                // An interrupted snapshot or restore first: it may bring the VM back.
+                self.reconcile_snapshots(&row).await;
                 // Read under the lease: the pass's domain list may be older than an operation
                 // that ended a moment ago.
                 let actual = self.inner.vm.state(row.id).await.ok();

@@ -6,6 +6,7 @@ mod files;
 mod forwards;
 mod golden;
 mod ready;
+mod snapshots;
 mod xml;
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ use crate::{DomainType, ServiceConfig};
 pub use console::VmConsole;
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
+pub use snapshots::TakeFailure;
 pub use xml::{DomainXml, ImageInfo};
 
 /// What went wrong with a VM, with what was being done and the underlying error as the source.
