@@ -98,11 +98,13 @@ impl HostingService {
         let owner = row.user_id.unwrap_or(actor.user_id);
         let memory = self.vm_spec(&row)?.memory_mib << 20;
         let estimate = memory + self.inner.vm.disk_bytes(id).await;
-        let snap = self.insert_snapshot(id, owner, &name, estimate).await?;
-        let lease = match self.begin(id, Operation::Snapshot).await {
-            Ok(l) => l,
+        // The lease first: a `taking` row is only ever seen without one after a crash (which
+        // reconciliation then cleans up).
+        let lease = self.begin(id, Operation::Snapshot).await?;
+        let snap = match self.insert_snapshot(id, owner, &name, estimate).await {
+            Ok(s) => s,
             Err(e) => {
-                let _ = snapshot::Entity::delete_by_id(snap.id).exec(self.inner.store.db()).await;
+                self.inner.store.finish(&lease, HostingState::Running, row.state_reason.clone()).await?;
                 return Err(e);
             }
         };
@@ -177,7 +179,7 @@ impl HostingService {
                 self.sync_clock_later(id);
                 let _ = self.wait_ready(&row).await;
                 let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s)", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64());
-                self.finish(lease, HostingState::Running, row.state_reason.clone(), msg, t).await
+                self.finish(lease, HostingState::Running, None, msg, t).await
             }
             Err(fail) => {
                 let _ = self.forget_snapshot(id, sid).await;
@@ -298,11 +300,19 @@ impl HostingService {
         if row.operation.is_some() {
             return Err(busy());
         }
-        let Some((now, lease)) = self.inner.store.look(id).await? else { return Err(busy()) };
-        if now.operation.is_some() {
-            self.inner.store.release(&lease).await?;
-            return Err(busy());
-        }
+        // A short lease of our own (a reconciliation look may hold it for a moment: wait that out).
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let (now, lease) = loop {
+            match self.inner.store.look(id).await? {
+                Some((now, lease)) if now.operation.is_none() => break (now, lease),
+                Some((_, lease)) => {
+                    self.inner.store.release(&lease).await?;
+                    return Err(busy());
+                }
+                None if tokio::time::Instant::now() < deadline => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                None => return Err(busy()),
+            }
+        };
         let res = self.forget_snapshot(id, sid).await;
         self.inner.store.release(&lease).await?;
         res?;
