@@ -99,6 +99,8 @@ impl HostingService {
                     || !ports::leased_by(store.db(), row.id).await?.is_empty();
                 if holds && self.scrub(&lease).await.is_empty() {
                     rep.failed_scrubbed.push(row.id);
+                    // The scrub removed the snapshots' files with the VM's folder.
+                    let _ = self.delete_snapshot_rows(row.id).await;
                 }
                 if row.operation.is_some() {
                     store.finish(&lease, HostingState::Failed, row.state_reason.clone()).await?;
