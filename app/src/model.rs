@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use vmw_types::{
     AccountEventKind, AccountEventView, ApiTokenView, EventKind, EventStatus, EventView, HostingState, HostingView, LiveMessage, NodeView, Operation,
-    PlanView, SshKeyView, StatSample, Step, StepInfo, UserView,
+    PlanView, SnapshotState, SnapshotView, SshKeyView, StatSample, Step, StepInfo, UserView,
 };
 
 /// Everything the live page of one hosting needs at load; updates then arrive as

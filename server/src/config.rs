@@ -136,6 +136,12 @@ pub struct Cli {
     /// How many of a user's sites may be "always on" (never put to sleep); admins have no limit.
     #[arg(long, env = "VMW_ALWAYS_ON_PER_USER", default_value_t = 1, global = true)]
     pub always_on_per_user: u32,
+    /// How many snapshots (disk and memory of a running site) each user may keep.
+    #[arg(long, env = "VMW_SNAPSHOTS_PER_USER", default_value_t = 5, global = true)]
+    pub snapshots_per_user: u32,
+    /// How much disk (MiB) each user's snapshots may take together.
+    #[arg(long, env = "VMW_SNAPSHOT_DISK_PER_USER_MIB", default_value_t = 4096, global = true)]
+    pub snapshot_disk_per_user_mib: u64,
     /// Hosting events older than this many days are deleted (hourly); 0 keeps them.
     #[arg(long, env = "VMW_EVENT_RETENTION_DAYS", default_value_t = 30, global = true)]
     pub event_retention_days: u32,
@@ -291,6 +297,8 @@ impl Cli {
             idle_sleep_secs: self.idle_sleep_minutes.saturating_mul(60),
             idle_check_secs: self.idle_check_secs.max(1),
             always_on_per_user: self.always_on_per_user,
+            snapshots_per_user: self.snapshots_per_user,
+            snapshot_disk_per_user_mib: self.snapshot_disk_per_user_mib,
             ..ServiceConfig::default()
         };
         Settings {

@@ -81,6 +81,10 @@ pub struct ServiceConfig {
     pub idle_check_secs: u64,
     /// How many of a user's sites may be "always on" (never put to sleep). Admins: no limit.
     pub always_on_per_user: u32,
+    /// How many snapshots each user may keep (over all their sites). Admins: the same.
+    pub snapshots_per_user: u32,
+    /// How much disk (MiB) each user's snapshots may take together (memory + disk copy).
+    pub snapshot_disk_per_user_mib: u64,
     /// Name of the node this instance manages.
     pub node_name: String,
     /// A stable name of this app instance: the prefix of the leases it takes on hostings.
@@ -152,6 +156,8 @@ impl Default for ServiceConfig {
             idle_sleep_secs: 15 * 60,
             idle_check_secs: 60,
             always_on_per_user: 1,
+            snapshots_per_user: 5,
+            snapshot_disk_per_user_mib: 4096,
             node_name: "local".into(),
             instance_id: "main".into(),
             domain_prefix: "vmw-".into(),

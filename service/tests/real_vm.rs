@@ -629,3 +629,54 @@ async fn an_idle_site_sleeps_without_qemu_and_wakes_for_ssh_and_http_even_after_
     assert_gone(&st, h.id).await;
     st.svc.proxy().stop().await.unwrap();
 }
+
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn a_snapshot_restores_the_old_file_and_the_running_programs_of_a_site() {
+    let mut s = setup("snap");
+    s.cfg.golden = false;
+    s.cfg.pool_size = 0;
+    s.cfg.pool_paused = 0;
+    s.cfg.idle_sleep_secs = 0;
+    let nginx = s.cfg.nginx_listen;
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+    let (key, public) = keygen(s.dir.path());
+    let liv = register(&st.accounts, "liv").await;
+    let h = st.svc.create(&liv, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
+    let h = st.svc.wait_settled(&liv, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    let ssh_port = h.ssh_port.unwrap() as u16;
+    let url = format!("http://{nginx}/{}/note.txt", h.slug);
+
+    // The site as it is when the snapshot is taken: a file, and a program running.
+    let pid = ssh(&key, ssh_port, "ubuntu", "echo before-the-snapshot > /var/www/html/note.txt; sync; nohup sleep 100000 >/dev/null 2>&1 & echo $!");
+    let pid = pid.trim().to_owned();
+    let t = Instant::now();
+    let snap = st.svc.take_snapshot(&liv, h.id, "before").await.unwrap();
+    let v = st.svc.wait_settled(&liv, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+    assert_eq!((v.state, v.state_reason.clone()), (HostingState::Running, None));
+    let snap = st.svc.list_snapshots(&liv, h.id).await.unwrap().into_iter().find(|x| x.id == snap.id).unwrap();
+    eprintln!("snapshot taken in {:?}: {} MiB", t.elapsed(), snap.size_bytes >> 20);
+    assert_eq!(snap.state, service::hosting::SnapshotState::Ready);
+    assert_eq!(get(&url, None).await, (200, "before-the-snapshot\n".into()), "the site runs on after its snapshot");
+
+    // Changed since: another file content, the program gone.
+    ssh(&key, ssh_port, "ubuntu", &format!("echo changed-later > /var/www/html/note.txt; kill {pid}; sync"));
+    assert_eq!(get(&url, None).await.1.trim(), "changed-later");
+
+    let t = Instant::now();
+    st.svc.restore_snapshot(&liv, h.id, snap.id).await.unwrap();
+    let v = st.svc.wait_settled(&liv, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+    assert_eq!((v.state, v.state_reason.clone()), (HostingState::Running, None));
+    eprintln!("snapshot restored -> running in {:?}", t.elapsed());
+    assert_eq!(get(&url, None).await, (200, "before-the-snapshot\n".into()), "the old file is served again through nginx");
+    assert_eq!(ssh(&key, ssh_port, "ubuntu", &format!("kill -0 {pid} && echo alive")).trim(), "alive", "its memory came back too");
+    assert!(!st.svc.vm().has_managed_save(h.id).await.unwrap());
+
+    // Deleting the site deletes its snapshot.
+    st.svc.action(&liv, h.id, Operation::Delete).await.unwrap();
+    assert!(st.svc.wait_settled(&liv, h.id, Duration::from_secs(120)).await.unwrap().is_none());
+    assert_gone(&st, h.id).await;
+    assert_eq!(st.svc.snapshot_count(liv.user_id).await.unwrap(), 0);
+    st.svc.proxy().stop().await.unwrap();
+}

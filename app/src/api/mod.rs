@@ -3,3 +3,4 @@
 pub mod accounts;
 pub mod admin;
 pub mod hostings;
+pub mod snapshots;

@@ -89,6 +89,9 @@ fn Live(page: HostingPageData) -> impl IntoView {
             <Show when=move || matches!(state.get(), HostingState::Running | HostingState::Stopped)>
                 <Running hosting samples/>
             </Show>
+            <Show when=move || matches!(state.get(), HostingState::Running | HostingState::Stopped | HostingState::Sleeping)>
+                <super::snapshots::Snapshots hosting/>
+            </Show>
             <Console id login_user=login_user.get_value() hosting/>
             <History events/>
         </Show>

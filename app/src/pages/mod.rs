@@ -5,6 +5,7 @@ pub mod hosting;
 pub mod login;
 pub mod settings;
 pub mod signup;
+pub mod snapshots;
 
 use leptos::prelude::*;
 use leptos_meta::Title;

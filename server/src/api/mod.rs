@@ -12,6 +12,7 @@ pub mod host;
 pub mod hostings;
 pub mod openapi;
 pub mod params;
+pub mod snapshots;
 pub mod stream;
 
 use axum::Router;
@@ -41,6 +42,9 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/console/ws", get(console::console_ws))
         .route("/hostings/{id}/console/password", post(console::set_password))
         .route("/hostings/{id}/stream", get(stream::stream))
+        .route("/hostings/{id}/snapshots", get(snapshots::list).post(snapshots::take))
+        .route("/hostings/{id}/snapshots/{sid}", delete(snapshots::delete))
+        .route("/hostings/{id}/snapshots/{sid}/restore", post(snapshots::restore))
         .route("/hostings/{id}/{action}", post(hostings::action))
         .route("/admin/users", get(admin::list_users))
         .route("/admin/users/{id}/disable", post(admin::disable_user))

@@ -7,7 +7,7 @@ use axum::response::{Html, IntoResponse, Response};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, console, error, health, host, hostings, stream};
+use super::{accounts, admin, console, error, health, host, hostings, snapshots, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,12 +21,13 @@ use super::{accounts, admin, console, error, health, host, hostings, stream};
         hostings::list, hostings::create, hostings::get, hostings::patch, hostings::delete, hostings::action,
         hostings::events, hostings::stats, hostings::console, stream::stream,
         console::console_ws, console::set_password,
+        snapshots::list, snapshots::take, snapshots::restore, snapshots::delete,
         admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::list_hostings, admin::recent_events,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
                         host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch,
                         accounts::AccountActivity, admin::AdminUser, admin::AdminNode, admin::AdminHosting,
-                        console::ConsolePasswordRequest, error::ErrorBody, error::ErrorDetail)),
+                        console::ConsolePasswordRequest, snapshots::SnapshotRequest, error::ErrorBody, error::ErrorDetail)),
     modifiers(&Bearer),
 )]
 pub struct ApiDoc;

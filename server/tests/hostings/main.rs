@@ -15,6 +15,7 @@ use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 mod console;
 mod front_door;
 mod metrics;
+mod snapshots;
 
 struct App {
     base: String,

@@ -20,6 +20,9 @@ pub struct Faults {
     /// Every provisioning step waits this long before it acts (a create still in flight, for
     /// tests that kill the process doing it).
     step_delay: Mutex<std::time::Duration>,
+    /// The next snapshot or snapshot restore fails once its VM is down (after the save, or
+    /// after the disk swap): what is left must be the site as it was.
+    fail_snapshot: Mutex<bool>,
 }
 
 impl Faults {
@@ -46,6 +49,15 @@ impl Faults {
 
     pub(crate) fn step_delay(&self) -> std::time::Duration {
         *self.step_delay.lock().unwrap()
+    }
+
+    pub fn set_fail_snapshot(&self, on: bool) {
+        *self.fail_snapshot.lock().unwrap() = on;
+    }
+
+    /// Consumes the injected snapshot failure, if one is set.
+    pub(crate) fn take_snapshot_fault(&self) -> bool {
+        std::mem::take(&mut *self.fail_snapshot.lock().unwrap())
     }
 
     pub(crate) fn undo_twice(&self) -> bool {

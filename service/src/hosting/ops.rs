@@ -19,6 +19,9 @@ impl HostingService {
         if op == Operation::Create {
             return Err(Error::validation("action", "use create to make a new hosting"));
         }
+        if matches!(op, Operation::Snapshot | Operation::RestoreSnapshot) {
+            return Err(Error::validation("action", "use the snapshot calls to take or restore a snapshot"));
+        }
         self.inner.store.owned(actor, id).await?;
         let lease = self.begin(id, op).await?;
         let row = self.inner.store.require(id).await?;
@@ -38,7 +41,7 @@ impl HostingService {
                 Operation::Delete => this.run_delete(lease).await,
                 Operation::Sleep => this.run_sleep(lease, "Asleep: put to sleep by hand; the next visit wakes it".into()).await,
                 Operation::Wake => this.run_wake(lease, "woken by hand").await,
-                Operation::Create => Ok(()),
+                Operation::Create | Operation::Snapshot | Operation::RestoreSnapshot => Ok(()),
             };
             if let Err(err) = res {
                 tracing::error!(hosting_id = id, op = %op, %err, "operation failed");
@@ -49,7 +52,7 @@ impl HostingService {
 
     /// Takes the hosting's lease for `op`, waiting out a reconciliation look for a moment;
     /// refuses at once when another operation runs or the state does not allow it.
-    async fn begin(&self, id: i32, op: Operation) -> Result<Lease> {
+    pub(super) async fn begin(&self, id: i32, op: Operation) -> Result<Lease> {
         let deadline = tokio::time::Instant::now() + LOOK_PATIENCE;
         loop {
             match self.inner.store.begin(id, op).await? {
@@ -217,7 +220,8 @@ impl HostingService {
             let reason = format!("Delete incomplete: {}. Press delete again to retry.", errors.join("; "));
             return self.finish(lease, HostingState::Failed, Some(reason.clone()), reason, t).await;
         }
-        // The scrub released the ports (AllocatePorts' undo).
+        // The scrub released the ports (AllocatePorts' undo) and removed the snapshots' files.
+        self.delete_snapshot_rows(id).await?;
         self.inner.store.delete(&lease).await?;
         let ms = Some(t.elapsed().as_millis() as i64);
         let msg = format!("Hosting '{}' deleted", row.slug);

@@ -99,6 +99,8 @@ impl HostingService {
                     || !ports::leased_by(store.db(), row.id).await?.is_empty();
                 if holds && self.scrub(&lease).await.is_empty() {
                     rep.failed_scrubbed.push(row.id);
+                    // The scrub removed the snapshots' files with the VM's folder.
+                    let _ = self.delete_snapshot_rows(row.id).await;
                 }
                 if row.operation.is_some() {
                     store.finish(&lease, HostingState::Failed, row.state_reason.clone()).await?;
@@ -107,6 +109,8 @@ impl HostingService {
                 }
             }
             HostingState::Running | HostingState::Stopped | HostingState::Sleeping => {
+                // An interrupted snapshot or restore first: it may bring the VM back.
+                self.reconcile_snapshots(&row).await;
                 // Read under the lease: the pass's domain list may be older than an operation
                 // that ended a moment ago.
                 let actual = self.inner.vm.state(row.id).await.ok();

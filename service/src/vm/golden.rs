@@ -262,7 +262,7 @@ impl VmManager {
 
 /// `virDomainSaveFlags` (the virt crate has no wrapper for it): the running domain's memory to
 /// `path`; the domain stops.
-fn save_domain(d: &virt::domain::Domain, name: &str, path: &Path) -> Result<(), VmError> {
+pub(super) fn save_domain(d: &virt::domain::Domain, name: &str, path: &Path) -> Result<(), VmError> {
     let to = std::ffi::CString::new(path.display().to_string()).map_err(|e| VmError::Invalid(e.to_string()))?;
     // SAFETY: `d` is a live domain handle for the duration of the call; `to` is a valid C string;
     // a null dxml means "keep the domain's XML".

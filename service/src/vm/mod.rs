@@ -7,6 +7,7 @@ mod forwards;
 mod golden;
 mod priority;
 mod ready;
+mod snapshots;
 mod xml;
 
 use std::path::PathBuf;
@@ -22,6 +23,7 @@ pub use console::VmConsole;
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
 pub use priority::CpuPriority;
+pub use snapshots::TakeFailure;
 pub use xml::{DomainXml, ImageInfo};
 
 /// What went wrong with a VM, with what was being done and the underlying error as the source.

@@ -17,6 +17,6 @@ mod view;
 pub use account::{AccountEventKind, AccountEventView};
 pub use event::{EventKind, EventStatus, EventView, LiveMessage};
 pub use name::{RESERVED_NAMES, check_name, check_name_for_hosts, host_labels};
-pub use state::{CreateKind, HostingState, Operation, SpareTier, TokenKind};
+pub use state::{CreateKind, HostingState, Operation, SnapshotState, SpareTier, TokenKind};
 pub use step::Step;
-pub use view::{ApiTokenView, HostingView, NodeView, PlanView, SshKeyView, StatSample, StepInfo, UserView};
+pub use view::{ApiTokenView, HostingView, NodeView, PlanView, SnapshotView, SshKeyView, StatSample, StepInfo, UserView};

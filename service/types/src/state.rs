@@ -40,6 +40,10 @@ string_enum! {
         Sleep = "sleep",
         /// Restores a sleeping site (its first visitor, or its owner, asked).
         Wake = "wake",
+        /// Takes a snapshot of a running site: its disk and memory.
+        Snapshot = "snapshot" => "Take a snapshot",
+        /// Brings a site back to one of its snapshots, running.
+        RestoreSnapshot = "restore_snapshot" => "Restore a snapshot",
     }
 }
 
@@ -58,6 +62,9 @@ impl Operation {
             Self::PowerOff => &[Running, Sleeping],
             Self::Sleep => &[Running],
             Self::Wake => &[Sleeping],
+            // Memory is part of a snapshot: only a running site has some to take.
+            Self::Snapshot => &[Running],
+            Self::RestoreSnapshot => &[Running, Stopped, Sleeping],
         }
     }
 
@@ -67,6 +74,14 @@ impl Operation {
             Self::Delete => HostingState::Deleting,
             _ => from,
         }
+    }
+}
+
+string_enum! {
+    /// A user snapshot: being taken (its files are not complete), or ready to restore.
+    pub enum SnapshotState {
+        Taking = "taking" => "Being taken",
+        Ready = "ready",
     }
 }
 

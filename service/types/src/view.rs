@@ -117,6 +117,20 @@ pub struct SshKeyView {
     pub created_at: i64,
 }
 
+/// A user snapshot of a site: its disk and memory, restorable to the running site as it was.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SnapshotView {
+    pub id: i32,
+    pub hosting_id: i32,
+    /// Display text chosen by the owner (1-64 characters: letters, digits, space, `-_.:()`).
+    pub name: String,
+    pub state: crate::SnapshotState,
+    /// What its files take on the host (memory state + disk copy).
+    pub size_bytes: i64,
+    pub created_at: i64,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiTokenView {

@@ -6,5 +6,6 @@ pub mod hosting_event;
 pub mod node;
 pub mod port_lease;
 pub mod session;
+pub mod snapshot;
 pub mod ssh_key;
 pub mod user;

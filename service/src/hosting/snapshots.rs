@@ -1,0 +1,384 @@
+//! User snapshots of a site: take (disk and memory of the running site), list, restore (the
+//! site runs again as it was then), delete. The VM side is `vm::snapshots`; here are the rows
+//! (the only code that reads or writes the `snapshots` table), the per-user quota, the
+//! operations under the hosting's lease, and what reconciliation does about them.
+//!
+//! - Taking one holds the hosting's lease (`Operation::Snapshot`): nothing else runs on the
+//!   site meanwhile, and others get 409. The row is made first, `taking`, counted against the
+//!   user's quota (count and bytes, under the user's row lock like the other per-user limits).
+//! - Restoring one (`Operation::RestoreSnapshot`) keeps the site's own state until the
+//!   snapshot's is up: a running site is managed-saved and its disk set aside, so a failed
+//!   restore puts both back and the site runs (or stays stopped/asleep) as before.
+//! - A crash: reconciliation removes `taking` rows and their files, rows whose files are gone,
+//!   and folders without a row; a VM a snapshot had saved but not restored is restored from
+//!   that memory, and a restore's set-aside disk is put back (or dropped, if the VM came up).
+use std::time::Instant;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+
+use super::provision::describe;
+use super::store::{HostingRow, Lease, lock_user};
+use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation};
+use crate::accounts::Actor;
+use crate::db::entity::snapshot;
+use crate::db::now_ms;
+use crate::{Error, Result};
+pub use vmw_types::{SnapshotState, SnapshotView};
+
+/// The longest snapshot name.
+pub const NAME_MAX: usize = 64;
+
+/// A snapshot's name, checked: 1-64 characters of letters, digits, space and `-_.:()`. It is
+/// display text only (files are named after ids).
+pub fn check_snapshot_name(name: &str) -> Result<String> {
+    let n = name.trim();
+    if n.is_empty() {
+        return Err(Error::validation("name", "give the snapshot a name"));
+    }
+    if n.chars().count() > NAME_MAX {
+        return Err(Error::validation("name", format!("a snapshot name has at most {NAME_MAX} characters")));
+    }
+    if let Some(c) = n.chars().find(|c| !(c.is_alphanumeric() || " -_.:()".contains(*c))) {
+        return Err(Error::validation(
+            "name",
+            format!("'{}' is not allowed in a snapshot name: use letters, digits, spaces and - _ . : ( )", c.escape_default()),
+        ));
+    }
+    Ok(n.to_owned())
+}
+
+fn view(m: &snapshot::Model) -> SnapshotView {
+    SnapshotView {
+        id: m.id,
+        hosting_id: m.hosting_id,
+        name: m.name.clone(),
+        state: m.state,
+        size_bytes: m.size_bytes,
+        created_at: m.created_at,
+    }
+}
+
+impl HostingService {
+    /// The hosting's snapshots, oldest first.
+    pub async fn list_snapshots(&self, actor: &Actor, id: i32) -> Result<Vec<SnapshotView>> {
+        self.inner.store.owned(actor, id).await?;
+        Ok(self.snapshot_rows(id).await?.iter().map(view).collect())
+    }
+
+    async fn snapshot_rows(&self, id: i32) -> Result<Vec<snapshot::Model>> {
+        Ok(snapshot::Entity::find()
+            .filter(snapshot::Column::HostingId.eq(id))
+            .order_by_asc(snapshot::Column::Id)
+            .all(self.inner.store.db())
+            .await?)
+    }
+
+    /// Snapshot `sid` of hosting `id` (which the caller was checked to see).
+    async fn snapshot_of(&self, id: i32, sid: i32) -> Result<snapshot::Model> {
+        snapshot::Entity::find_by_id(sid)
+            .filter(snapshot::Column::HostingId.eq(id))
+            .one(self.inner.store.db())
+            .await?
+            .ok_or(Error::NotFound("snapshot"))
+    }
+
+    /// Takes a snapshot of a running site (disk and memory); returns at once with the new
+    /// snapshot `taking`. 409 when the site is busy or not running, or the quota is used up.
+    pub async fn take_snapshot(&self, actor: &Actor, id: i32, name: &str) -> Result<SnapshotView> {
+        let name = check_snapshot_name(name)?;
+        let row = self.inner.store.owned(actor, id).await?;
+        if row.state != HostingState::Running || row.operation.is_some() {
+            // The same refusal as any operation (busy, or the wrong state), before a row exists.
+            if row.operation.is_some() {
+                return Err(Error::Busy(format!("'{}' is busy: {} is in progress; try again when it finishes", row.slug, row.operation.map(|o| o.as_str()).unwrap_or("an operation"))));
+            }
+            return Err(Error::conflict(Some("state"), format!("cannot take a snapshot of '{}' while it is {}: start it first", row.slug, row.state)));
+        }
+        let owner = row.user_id.unwrap_or(actor.user_id);
+        let memory = self.vm_spec(&row)?.memory_mib << 20;
+        let estimate = memory + self.inner.vm.disk_bytes(id).await;
+        // The lease first: a `taking` row is only ever seen without one after a crash (which
+        // reconciliation then cleans up).
+        let lease = self.begin(id, Operation::Snapshot).await?;
+        let snap = match self.insert_snapshot(id, owner, &name, estimate).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.inner.store.finish(&lease, HostingState::Running, row.state_reason.clone()).await?;
+                return Err(e);
+            }
+        };
+        let msg = format!("Taking snapshot '{name}' (the site pauses for a few seconds)");
+        self.event(&row, EventKind::Action, None, EventStatus::Started, msg, None).await;
+        let this = self.clone();
+        let sid = snap.id;
+        tokio::spawn(async move {
+            if let Err(err) = this.run_take(lease, sid).await {
+                tracing::error!(hosting_id = id, snapshot_id = sid, %err, "snapshot failed");
+            }
+        });
+        Ok(view(&snap))
+    }
+
+    /// Makes the `taking` row if the user's quota (count and bytes, `estimate` for this one)
+    /// allows it. The user's row is locked for the count and the insert.
+    async fn insert_snapshot(&self, id: i32, user_id: i32, name: &str, estimate: u64) -> Result<snapshot::Model> {
+        let cfg = &self.inner.cfg;
+        let txn = self.inner.store.db().begin().await?;
+        lock_user(&txn, user_id).await?;
+        let mine = snapshot::Entity::find().filter(snapshot::Column::UserId.eq(user_id)).all(&txn).await?;
+        if mine.iter().any(|s| s.hosting_id == id && s.name == name) {
+            return Err(Error::conflict(Some("name"), format!("this site already has a snapshot named '{name}'")));
+        }
+        if mine.len() as u64 >= u64::from(cfg.snapshots_per_user) {
+            return Err(Error::QuotaExceeded(format!(
+                "at most {} snapshots per user; delete one first",
+                cfg.snapshots_per_user
+            )));
+        }
+        let used: u64 = mine.iter().map(|s| s.size_bytes.max(0) as u64).sum();
+        let limit = cfg.snapshot_disk_per_user_mib.saturating_mul(1 << 20);
+        if used.saturating_add(estimate) > limit {
+            return Err(Error::QuotaExceeded(format!(
+                "snapshots may take {} MiB per user; yours take {} MiB and this one needs about {} MiB; delete one first",
+                cfg.snapshot_disk_per_user_mib,
+                used >> 20,
+                estimate.div_ceil(1 << 20)
+            )));
+        }
+        let m = snapshot::ActiveModel {
+            hosting_id: Set(id),
+            user_id: Set(user_id),
+            name: Set(name.to_owned()),
+            state: Set(SnapshotState::Taking),
+            size_bytes: Set(estimate as i64),
+            created_at: Set(now_ms()),
+            ..Default::default()
+        }
+        .insert(&txn)
+        .await?;
+        txn.commit().await?;
+        Ok(m)
+    }
+
+    async fn run_take(&self, lease: Lease, sid: i32) -> Result<()> {
+        let t = Instant::now();
+        let id = lease.hosting_id();
+        let row = self.inner.store.require(id).await?;
+        let name = self.snapshot_of(id, sid).await.map(|s| s.name).unwrap_or_default();
+        let spec = self.vm_spec(&row)?;
+        let fail = self.inner.faults.take_snapshot_fault();
+        match self.inner.vm.take_snapshot(id, sid, spec.http_port, spec.ssh_port, fail).await {
+            Ok(bytes) => {
+                snapshot::Entity::update_many()
+                    .col_expr(snapshot::Column::State, Expr::value(SnapshotState::Ready))
+                    .col_expr(snapshot::Column::SizeBytes, Expr::value(bytes as i64))
+                    .filter(snapshot::Column::Id.eq(sid))
+                    .exec(self.inner.store.db())
+                    .await?;
+                self.sync_clock_later(id);
+                let _ = self.wait_ready(&row).await;
+                let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s)", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64());
+                self.finish(lease, HostingState::Running, None, msg, t).await
+            }
+            Err(fail) => {
+                let _ = self.forget_snapshot(id, sid).await;
+                let why = describe(&fail.error.into());
+                if fail.vm_running {
+                    let reason = format!("Snapshot '{name}' failed: {why}; the site kept running");
+                    self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
+                } else {
+                    let _ = self.inner.vm.destroy(id).await;
+                    let reason = format!("Snapshot '{name}' failed: {why}; press start to boot the site again");
+                    self.finish(lease, HostingState::Stopped, Some(reason.clone()), reason, t).await
+                }
+            }
+        }
+    }
+
+    /// Removes a snapshot's files and row.
+    async fn forget_snapshot(&self, id: i32, sid: i32) -> Result<()> {
+        self.inner.vm.remove_snapshot_files(id, sid).await?;
+        snapshot::Entity::delete_by_id(sid).exec(self.inner.store.db()).await?;
+        Ok(())
+    }
+
+    /// Brings the site back to snapshot `sid`, running. Returns at once (the hosting busy).
+    pub async fn restore_snapshot(&self, actor: &Actor, id: i32, sid: i32) -> Result<HostingView> {
+        self.inner.store.owned(actor, id).await?;
+        let snap = self.snapshot_of(id, sid).await?;
+        if snap.state != SnapshotState::Ready {
+            return Err(Error::conflict(None, format!("snapshot '{}' is still being taken", snap.name)));
+        }
+        let lease = self.begin(id, Operation::RestoreSnapshot).await?;
+        let row = self.inner.store.require(id).await?;
+        let msg = format!("Restoring snapshot '{}'", snap.name);
+        self.event(&row, EventKind::Action, None, EventStatus::Started, msg, None).await;
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = this.run_restore(lease, sid, row.state).await {
+                tracing::error!(hosting_id = id, snapshot_id = sid, %err, "snapshot restore failed");
+            }
+        });
+        self.view(&row).await
+    }
+
+    async fn run_restore(&self, lease: Lease, sid: i32, before: HostingState) -> Result<()> {
+        let t = Instant::now();
+        let id = lease.hosting_id();
+        let row = self.inner.store.require(id).await?;
+        let name = self.snapshot_of(id, sid).await.map(|s| s.name).unwrap_or_default();
+        let spec = self.vm_spec(&row)?;
+        let vm = &self.inner.vm;
+        // 1. The snapshot's disk is copied next to the site's: nothing of the site changed yet.
+        // 2. A running site is saved to disk (its own memory kept for a failure).
+        let prepared = async {
+            vm.stage_snapshot_disk(id, sid).await?;
+            if before == HostingState::Running {
+                vm.managed_save(id).await?;
+            }
+            Ok::<_, crate::vm::VmError>(())
+        }
+        .await;
+        if let Err(err) = prepared {
+            let _ = vm.swap_back_disk(id).await;
+            let reason = format!("Restoring snapshot '{name}' failed: {}; the site is as it was", describe(&err.into()));
+            return self.finish(lease, before, Some(reason.clone()), reason, t).await;
+        }
+        // 3. The disks swap and the snapshot's memory is restored.
+        self.inner.ssh_wakers.release(id).await;
+        let fail = self.inner.faults.take_snapshot_fault();
+        let restored = async {
+            vm.swap_in_staged_disk(id).await?;
+            if fail {
+                return Err(crate::vm::VmError::Invalid("the restore failed (injected failure)".into()).into());
+            }
+            vm.restore_snapshot_memory(id, sid, spec.http_port, spec.ssh_port).await?;
+            self.wait_ready(&row).await
+        }
+        .await;
+        match restored {
+            Ok(()) => {
+                vm.drop_previous_disk(id).await;
+                let _ = vm.discard_saved_state(id).await;
+                self.sync_clock_later(id);
+                let msg = format!("Snapshot '{name}' restored ({:.1} s)", t.elapsed().as_secs_f64());
+                self.finish(lease, HostingState::Running, None, msg, t).await
+            }
+            Err(err) => {
+                let why = describe(&err);
+                let _ = vm.destroy(id).await;
+                let back = vm.swap_back_disk(id).await;
+                let state = match (back, before) {
+                    (Err(_), _) => HostingState::Stopped,
+                    (Ok(_), HostingState::Running) => match self.bring_up(id).await {
+                        Ok(()) => HostingState::Running,
+                        Err(_) => HostingState::Stopped,
+                    },
+                    (Ok(_), other) => other,
+                };
+                let reason = if state == before {
+                    format!("Restoring snapshot '{name}' failed: {why}; the site is as it was")
+                } else {
+                    format!("Restoring snapshot '{name}' failed: {why}; press start to try again")
+                };
+                self.finish(lease, state, Some(reason.clone()), reason, t).await?;
+                if state == HostingState::Sleeping {
+                    self.open_ssh_waker(id).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Deletes a snapshot (its files and row). 409 while the site is busy (a snapshot or a
+    /// restore may be using it).
+    pub async fn delete_snapshot(&self, actor: &Actor, id: i32, sid: i32) -> Result<()> {
+        let row = self.inner.store.owned(actor, id).await?;
+        let snap = self.snapshot_of(id, sid).await?;
+        let busy = || Error::Busy(format!("'{}' is busy; try again when it finishes", row.slug));
+        if row.operation.is_some() {
+            return Err(busy());
+        }
+        // A short lease of our own (a reconciliation look may hold it for a moment: wait that out).
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        let (now, lease) = loop {
+            match self.inner.store.look(id).await? {
+                Some((now, lease)) if now.operation.is_none() => break (now, lease),
+                Some((_, lease)) => {
+                    self.inner.store.release(&lease).await?;
+                    return Err(busy());
+                }
+                None if tokio::time::Instant::now() < deadline => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+                None => return Err(busy()),
+            }
+        };
+        let res = self.forget_snapshot(id, sid).await;
+        self.inner.store.release(&lease).await?;
+        res?;
+        let msg = format!("Snapshot '{}' deleted", snap.name);
+        self.event(&now, EventKind::Action, None, EventStatus::Succeeded, msg, None).await;
+        Ok(())
+    }
+
+    /// A deleted hosting's snapshot rows (its folder, with their files, is gone already).
+    pub(super) async fn delete_snapshot_rows(&self, id: i32) -> Result<()> {
+        snapshot::Entity::delete_many().filter(snapshot::Column::HostingId.eq(id)).exec(self.inner.store.db()).await?;
+        Ok(())
+    }
+
+    /// How many snapshots a user has (tests and the dashboard's hints).
+    pub async fn snapshot_count(&self, user_id: i32) -> Result<u64> {
+        Ok(snapshot::Entity::find().filter(snapshot::Column::UserId.eq(user_id)).count(self.inner.store.db()).await?)
+    }
+
+    /// Reconciliation of one live hosting, under its look lease (no operation runs on it):
+    /// an interrupted snapshot or restore is settled, then rows and files are made to agree.
+    pub(super) async fn reconcile_snapshots(&self, row: &HostingRow) {
+        let id = row.id;
+        let vm = &self.inner.vm;
+        let rows = self.snapshot_rows(id).await.unwrap_or_default();
+        let state = vm.state(id).await.ok();
+        let running = matches!(state, Some(crate::vm::VmState::Running | crate::vm::VmState::Paused));
+        // A restore that set the site's disk aside: the VM came up (keep the snapshot's), or not.
+        if vm.has_previous_disk(id) {
+            if running {
+                vm.drop_previous_disk(id).await;
+                let _ = vm.discard_saved_state(id).await;
+            } else if let Err(err) = vm.swap_back_disk(id).await {
+                tracing::warn!(hosting_id = id, %err, "could not put back the disk of an interrupted snapshot restore");
+            }
+        }
+        // A snapshot that had saved the VM's memory but not restored it: restore it now.
+        let shut_off = state == Some(crate::vm::VmState::ShutOff) && !vm.has_managed_save(id).await.unwrap_or(true);
+        if row.operation == Some(Operation::Snapshot) && shut_off {
+            if let Some(s) = rows.iter().find(|s| s.state == SnapshotState::Taking && vm.snapshot_memory_saved(id, s.id)) {
+                if let (Some(http), Some(ssh)) = (row.http_port, row.ssh_port) {
+                    self.inner.ssh_wakers.release(id).await;
+                    match vm.resume_from_snapshot_memory(id, s.id, http as u16, ssh as u16).await {
+                        Ok(()) => tracing::info!(hosting_id = id, "restored a VM an interrupted snapshot had saved"),
+                        Err(err) => tracing::warn!(hosting_id = id, %err, "could not restore a VM an interrupted snapshot had saved"),
+                    }
+                }
+            }
+        }
+        for s in &rows {
+            let gone = s.state == SnapshotState::Ready && !vm.snapshot_complete(id, s.id);
+            if s.state == SnapshotState::Taking || gone {
+                if self.forget_snapshot(id, s.id).await.is_ok() {
+                    let msg = if gone {
+                        format!("Snapshot '{}' lost its files and was removed", s.name)
+                    } else {
+                        format!("Snapshot '{}' was interrupted (service restart) and was removed", s.name)
+                    };
+                    self.event(row, EventKind::Action, None, EventStatus::Failed, msg, None).await;
+                }
+            }
+        }
+        for sid in vm.snapshot_ids_on_disk(id).await {
+            if !rows.iter().any(|s| s.id == sid) {
+                let _ = vm.remove_snapshot_files(id, sid).await;
+            }
+        }
+    }
+}
