@@ -537,10 +537,20 @@ impl VmManager {
 
     /// Saves the running VM's memory to disk and stops it (frees its RAM); the next `start`
     /// restores it in well under a second.
+    /// With `sleep_trim`, the guest first drops its page cache and gives its free memory back
+    /// ([`golden::TRIM`]): a smaller save file (freed pages are saved as zero flags). A guest
+    /// that does not answer in time is saved as it is.
     pub async fn managed_save(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
+        let trim = self.inner.cfg.sleep_trim;
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
+            if trim {
+                let cmd = vec!["-c".into(), golden::TRIM.into()];
+                if let Err(err) = Self::agent_run(&d, &name, "/bin/sh", cmd, Instant::now() + Duration::from_secs(10)) {
+                    tracing::warn!(domain = %name, %err, "the guest did not trim its memory before the save (saved as it is)");
+                }
+            }
             d.managed_save(0).doing("save domain", &name)?;
             Ok(())
         })

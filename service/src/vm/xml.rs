@@ -140,7 +140,7 @@ impl DomainXml {
     <rng model='virtio'>
       <backend model='random'>/dev/urandom</backend>
     </rng>
-    <memballoon model='virtio'>
+    <memballoon model='virtio' freePageReporting='on'>
       <stats period='5'/>
     </memballoon>
     <video>
