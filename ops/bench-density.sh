@@ -19,7 +19,10 @@ N=${N:-20}
 AWAKE=${BENCH_AWAKE:-12}
 SLEEP_BY=${BENCH_SLEEP:-idle}
 WRK_SECS=${BENCH_WRK_SECS:-15}
+export BENCH_CYCLES=${BENCH_CYCLES:-5} BENCH_FLAGS=${BENCH_FLAGS:-}
 PORTS=${BENCH_PORT_BASE:-22000}
+# Extra server flags, e.g. BENCH_FLAGS="--no-sleep-compress --no-sleep-trim" (the footprint settings).
+read -r -a extra <<< "${BENCH_FLAGS:-}"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mem_used_kib() { awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{print t-a}' /proc/meminfo; }
 pid="" data="" prefix=""
@@ -56,10 +59,17 @@ echo "bench-density: N=$N, $bin (data $data, nginx 127.0.0.1:$ng, prefix $prefix
   --site-root "$site" --domain-prefix "$prefix" --max-hostings-per-user 1 \
   --signups-per-address 100000 --signups-per-hour 100000 --first-user-admin \
   --pool-size 0 --pool-paused 0 \
-  --http-port-base "$PORTS" --ssh-port-base $(( PORTS + 5000 )) --log-level warn "${idle[@]}" >"$data.log" 2>&1 &
+  --http-port-base "$PORTS" --ssh-port-base $(( PORTS + 5000 )) --log-level warn "${idle[@]}" "${extra[@]}" >"$data.log" 2>&1 &
 pid=$!
 H="http://127.0.0.1:$ng"
 for _ in $(seq 1 150); do curl -sf "$H/api/v1/health" >/dev/null && break; sleep 0.2; done
+# Every site is a clone of the golden snapshot: wait for it (one cold boot) before the first create.
+t0=$SECONDS
+until find "$data/golden" -name golden.json 2>/dev/null | grep -q .; do
+  if (( SECONDS - t0 > 900 )); then echo "bench-density: no golden snapshot after 900 s" >&2; exit 1; fi
+  sleep 1
+done
+echo "bench-density: golden snapshot ready after $(( SECONDS - t0 )) s" >&2
 set +e
 BENCH_N=$N BENCH_AWAKE=$AWAKE BENCH_SLEEP=$SLEEP_BY BENCH_WRK_SECS=$WRK_SECS BENCH_BASE_KIB=$base_kib \
 BENCH_DATA=$data BENCH_PREFIX=$prefix BENCH_PID=$pid BENCH_LOAD0="$load0" BENCH_BIN=$bin \
@@ -187,6 +197,21 @@ for t in threads: t.join()
 wrk_out = wrk.communicate()[0]
 load_wake = loadavg()
 used_wake_kib = mem_used_kib()
+# 3. One woken site, BENCH_CYCLES more times alone: put to sleep (API), then its first request
+#    through nginx timed (wakes without wrk beside them).
+cycles = []
+for k in range(int(os.environ.get("BENCH_CYCLES", "5")) if pick else 0):
+    hid, u, tok = pick[0]
+    try:
+        for _ in range(100):
+            try: call("POST", f"/api/v1/hostings/{hid}/sleep?wait=120", tok); break
+            except urllib.error.HTTPError as e:
+                if e.code != 409: raise
+                time.sleep(0.2)
+        time.sleep(1)
+        cycles.append(fetch(u, 30))
+    except Exception as e:
+        log(f"cycle {k + 1}: {e}"); cycles.append((False, float("nan")))
 m = re.search(r"wrk_summary (\d+) (\d+) (\d+) (\d+) (\d+) (\d+)", wrk_out)
 wrk_req, *wrk_err = (int(x) for x in m.groups()) if m else (0, 0, 0, 0, 0, 0)
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk_out)
@@ -210,17 +235,19 @@ rows = [
     (f"woken at once (5 %)", str(len(pick))),
     ("wake: first request through nginx, p50 / p99 / worst", f"{pct(lat, 50):.2f} s / {pct(lat, 99):.2f} s / {(lat[-1] if lat else float('nan')):.2f} s"),
     ("wake: first requests failed", str(fails)),
+    (f"one site slept and woken alone {len(cycles)} times: first request p50 / worst, failed",
+     f"{pct(sorted(d for _, d in cycles), 50):.2f} s / {max((d for _, d in cycles), default=float('nan')):.2f} s, {sum(1 for ok, _ in cycles if not ok)}"),
     (f"wrk during the wake ({WRK_SECS} s): requests, p50 / p99", f"{wrk_req}, {wrk_lat.get('50', '-')} / {wrk_lat.get('99', '-')}"),
     ("wrk errors (connect/read/write/status/timeout), non-2xx", " / ".join(map(str, wrk_err)) + f", {non2xx.group(1) if non2xx else 0}"),
     ("host RAM used after the wake", f"{used_wake_kib / 1024:.0f} MiB"),
     ("load average: before / all asleep / before wake / after wake", f"`{os.environ['BENCH_LOAD0']}` / `{load_asleep}` / `{load_wake0}` / `{load_wake}`"),
     ("time to create all and see them asleep", f"{time.time() - t_start:.0f} s"),
 ]
-print(f"Date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, binary {os.environ['BENCH_BIN']}, N={N}, sleep by {SLEEP_BY}, {os.cpu_count()} cores")
+print(f"Date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, binary {os.environ['BENCH_BIN']}, N={N}, sleep by {SLEEP_BY}, flags '{os.environ.get('BENCH_FLAGS', '')}', {os.cpu_count()} cores")
 print()
 print("| | |\n|---|---|")
 for k, v in rows: print(f"| {k} | {v} |")
-sys.exit(1 if fails or failed else 0)
+sys.exit(1 if fails or failed or any(not ok for ok, _ in cycles) else 0)
 PY
 rc=$?
 set -e

@@ -50,8 +50,11 @@ impl HostingService {
     pub(super) async fn run_sleep(&self, lease: Lease, why: String) -> Result<()> {
         let t = Instant::now();
         let id = lease.hosting_id();
-        match self.inner.vm.managed_save(id).await {
-            Ok(()) => {
+        match self.inner.vm.sleep_save(id).await {
+            Ok(sizes) => {
+                if let Some(c) = sizes {
+                    tracing::debug!(hosting_id = id, raw = c.raw_bytes, compressed = c.compressed_bytes, "saved memory compressed");
+                }
                 self.finish(lease, HostingState::Sleeping, Some(ASLEEP.into()), why, t).await?;
                 crate::telemetry::record_sleep(true, t.elapsed().as_secs_f64());
                 self.open_ssh_waker(id).await;

@@ -25,7 +25,7 @@ use super::{Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files};
 /// libvirt's save file header (`virQEMUSaveHeader`, qemu_saveimage.h): magic, then six u32 in
 /// host byte order (version, data_len, was_running, compressed, cookieOffset, 14 unused).
 const SAVE_MAGIC: &[u8; 16] = b"LibvirtQemudSave";
-const HEADER_LEN: u64 = 16 + 4 * 19;
+pub(super) const HEADER_LEN: u64 = 16 + 4 * 19;
 
 /// Run once in the golden VM before it is saved: no identity of its own survives into the
 /// clones (sshd stopped, host keys and machine-id removed), and as little memory as possible is
@@ -371,7 +371,7 @@ pub(super) fn rewrite_save_xml(path: &Path, pristine: &[u8], xml: &str) -> Resul
 }
 
 /// The i-th u32 of a save file header (after the magic), in host byte order.
-fn word(h: &[u8], i: usize) -> u32 {
+pub(super) fn word(h: &[u8], i: usize) -> u32 {
     u32::from_ne_bytes([h[16 + 4 * i], h[17 + 4 * i], h[18 + 4 * i], h[19 + 4 * i]])
 }
 
@@ -393,7 +393,7 @@ fn split_head(bytes: &[u8]) -> Result<([u8; HEADER_LEN as usize], &[u8]), String
 }
 
 /// The header and data area of a save file, as they are now.
-fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
+pub(super) fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
     let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
     let mut f = std::fs::File::open(path).map_err(io("opening"))?;
     let mut h = vec![0u8; HEADER_LEN as usize];

@@ -1,6 +1,7 @@
 //! Virtual machines through libvirt (the `virt` crate, blocking FFI run on
 //! `spawn_blocking`): per-VM overlay disks and NoCloud seeds, domain XML, lifecycle, state,
 //! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
+mod compress;
 mod console;
 mod files;
 mod forwards;
@@ -17,6 +18,7 @@ use virt::domain::{Domain, DomainState};
 use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
+pub use compress::Compressed;
 pub use console::VmConsole;
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
@@ -310,7 +312,7 @@ impl VmManager {
             forward_bind: self.inner.cfg.forward_bind,
             http_port: spec.http_port,
             ssh_port: spec.ssh_port,
-            tb_cache_mib: 64,
+            tb_cache_mib: xml::tb_cache_mib(spec.memory_mib),
         }
         .render()
     }
@@ -537,12 +539,24 @@ impl VmManager {
 
     /// Saves the running VM's memory to disk and stops it (frees its RAM); the next `start`
     /// restores it in well under a second.
-    /// With `sleep_trim`, the guest first drops its page cache and gives its free memory back
-    /// ([`golden::TRIM`]): a smaller save file (freed pages are saved as zero flags). A guest
-    /// that does not answer in time is saved as it is.
     pub async fn managed_save(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
-        let trim = self.inner.cfg.sleep_trim;
+        self.blocking(move |c| {
+            let d = Self::existing(c, &name)?;
+            d.managed_save(0).doing("save domain", &name)?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// A save for a site going to sleep, made small (README: the footprint settings): with
+    /// `sleep_trim` the guest first drops its page cache and reports its free memory
+    /// ([`golden::TRIM`]; a guest that does not answer in time is saved as it is), and with
+    /// `sleep_compress` the saved memory is then compressed ([`compress`]). Some(sizes) when
+    /// it was compressed.
+    pub async fn sleep_save(&self, hosting_id: i32) -> Result<Option<compress::Compressed>, VmError> {
+        let name = self.domain_name(hosting_id);
+        let (trim, squeeze) = (self.inner.cfg.sleep_trim, self.inner.cfg.sleep_compress);
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if trim {
@@ -552,7 +566,16 @@ impl VmManager {
                 }
             }
             d.managed_save(0).doing("save domain", &name)?;
-            Ok(())
+            if !squeeze {
+                return Ok(None);
+            }
+            match compress::compress_save_file(&compress::managed_save_path(&name)) {
+                Ok(sizes) => Ok(sizes),
+                Err(err) => {
+                    tracing::warn!(domain = %name, %err, "the saved memory stays uncompressed");
+                    Ok(None)
+                }
+            }
         })
         .await
     }
