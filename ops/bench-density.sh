@@ -118,10 +118,10 @@ def fetch(slug, timeout=30):
         ok = False
     return ok, time.time() - t
 
-def pss_kib(pid):
+def pss_kib(pid, field="Pss:"):
     try:
         for l in open(f"/proc/{pid}/smaps_rollup"):
-            if l.startswith("Pss:"): return int(l.split()[1])
+            if l.startswith(field): return int(l.split()[1])
     except OSError: pass
     return 0
 
@@ -162,7 +162,7 @@ time.sleep(10)  # let the last saves' page cache settle
 subprocess.run(["sync"]); open("/proc/sys/vm/drop_caches", "w").write("3\n") if os.access("/proc/sys/vm/drop_caches", os.W_OK) else None
 time.sleep(2)
 used_kib = mem_used_kib()
-app_pss = pss_kib(app_pid)
+app_pss, app_anon = pss_kib(app_pid), pss_kib(app_pid, "Pss_Anon:")
 ng_pids = subprocess.run(["pgrep", "-f", f"nginx.*{data}/nginx"], capture_output=True, text=True).stdout.split()
 ng_pss = sum(pss_kib(p) for p in ng_pids)
 qemus = subprocess.run(["pgrep", "-f", f"guest={prefix}"], capture_output=True, text=True).stdout.split()
@@ -228,7 +228,7 @@ rows = [
     ("QEMU processes while all asleep", str(len(qemus))),
     ("host RAM used, before the server / all asleep", f"{base_kib / 1024:.0f} MiB / {used_kib / 1024:.0f} MiB"),
     ("host RAM per sleeping site (delta / N: app + nginx + kernel)", f"{(used_kib - base_kib) / 1024 / n:.2f} MiB"),
-    ("app PSS / nginx PSS (all its processes)", f"{app_pss / 1024:.1f} MiB / {ng_pss / 1024:.1f} MiB"),
+    ("app PSS (of it anonymous) / nginx PSS (all its processes)", f"{app_pss / 1024:.1f} MiB ({app_anon / 1024:.1f} MiB) / {ng_pss / 1024:.1f} MiB"),
     ("disk per sleeping site, apparent / real (overlay + saved memory)", f"{disk['app'] / n / MiB:.1f} MiB / {disk['real'] / n / MiB:.1f} MiB"),
     ("  of which saved memory, apparent / real", f"{save_disk['app'] / n / MiB:.1f} MiB / {save_disk['real'] / n / MiB:.1f} MiB"),
     ("golden snapshot (shared by all, once)", f"{golden_disk / MiB:.0f} MiB"),

@@ -476,7 +476,7 @@ mod tests {
     fn a_clone_xml_names_only_the_clone() {
         let gdir = Path::new("/d/golden/lean-1");
         let vdir = Path::new("/d/vms/12");
-        let golden = GoldenMeta { name: "vmw-golden".into(), http_port: 20000, ssh_port: 10001, vcpus: 1, memory_mib: 256, disk_gib: 4, made_in_ms: 1 };
+        let golden = GoldenMeta { name: "vmw-golden".into(), http_port: 20000, ssh_port: 10001, vcpus: 1, memory_mib: 256, disk_gib: 4, made_in_ms: 1, layout: GOLDEN_LAYOUT };
         let saved = "<domain><name>vmw-golden</name><uuid>0f0e</uuid><genid>1234</genid>\
             <source file='/d/golden/lean-1/disk.qcow2'/><source file='/d/golden/lean-1/seed.iso'/>\
             <log file='/d/golden/lean-1/console.log'/><console><log file='/d/golden/lean-1/console.log'/></console>\
