@@ -197,6 +197,9 @@ for t in threads: t.join()
 wrk_out = wrk.communicate()[0]
 load_wake = loadavg()
 used_wake_kib = mem_used_kib()
+awake_qemus = subprocess.run(["pgrep", "-f", f"guest={prefix}"], capture_output=True, text=True).stdout.split()
+qemu_pss = [pss_kib(p) for p in awake_qemus]
+qemu_rss = [pss_kib(p, "Rss:") for p in awake_qemus]
 # 3. One woken site, BENCH_CYCLES more times alone: put to sleep (API), then its first request
 #    through nginx timed (wakes without wrk beside them).
 cycles = []
@@ -240,6 +243,8 @@ rows = [
     (f"wrk during the wake ({WRK_SECS} s): requests, p50 / p99", f"{wrk_req}, {wrk_lat.get('50', '-')} / {wrk_lat.get('99', '-')}"),
     ("wrk errors (connect/read/write/status/timeout), non-2xx", " / ".join(map(str, wrk_err)) + f", {non2xx.group(1) if non2xx else 0}"),
     ("host RAM used after the wake", f"{used_wake_kib / 1024:.0f} MiB"),
+    ("woken QEMUs after the wake: count, PSS / RSS each (mean)",
+     f"{len(qemu_pss)}, {(sum(qemu_pss) / len(qemu_pss) / 1024 if qemu_pss else float('nan')):.1f} MiB / {(sum(qemu_rss) / len(qemu_rss) / 1024 if qemu_rss else float('nan')):.1f} MiB"),
     ("load average: before / all asleep / before wake / after wake", f"`{os.environ['BENCH_LOAD0']}` / `{load_asleep}` / `{load_wake0}` / `{load_wake}`"),
     ("time to create all and see them asleep", f"{time.time() - t_start:.0f} s"),
 ]
