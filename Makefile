@@ -23,7 +23,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-replicas test-vm test-e2e bench clean-vms
+.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-replicas test-vm test-e2e bench bench-density clean-vms
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
 run: setup image host build-release
@@ -112,6 +112,13 @@ test-e2e:
 ## (ops/bench-instant.sh; prints tables). ops/bench-create.sh (steady state, wrk) runs by hand.
 bench: setup image host build-release
 	VMW_BIN=$(SERVER_RELEASE) VMW_SITE=$(SITE) VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current ops/bench-instant.sh
+
+## Density (not part of the test run), on the release build: N sites (clones, one per new user)
+## fall asleep, then a random 5 % are woken under wrk; prints host RAM, disk per sleeping site,
+## wake latency and errors (ops/bench-density.sh; BENCH_SLEEP=api, BENCH_FLAGS=... there).
+N ?= 200
+bench-density: setup image host build-release
+	N=$(N) VMW_BIN=$(SERVER_RELEASE) VMW_SITE=$(SITE) VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current ops/bench-density.sh
 
 ## Remove every VM, disk and nginx file this data dir holds (the service reconciles anyway).
 clean-vms:

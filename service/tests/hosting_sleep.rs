@@ -156,3 +156,67 @@ async fn a_sleeping_site_can_be_stopped_powered_off_started_and_deleted() {
     assert!(e.svc.wait_settled(&ann, h.id, Duration::from_secs(60)).await.unwrap().is_none(), "deleted while asleep");
     assert!(!e.svc.vm().list_domains().await.unwrap().iter().any(|(d, _)| *d == h.id));
 }
+
+/// A sleeping site holds no memory: it counts only its disk against the node, so more sites fit
+/// than the memory would hold awake. A wake takes its memory back: when none is left, the
+/// awake site with the oldest visit is put to sleep first (not an always-on one); when no site
+/// can give way the wake is refused with the reason, and the node is never overcommitted.
+#[tokio::test]
+async fn sleeping_sites_count_only_disk_and_a_wake_makes_room_or_is_refused() {
+    let e = env_with(|c| {
+        c.idle_sleep_secs = 0;
+        c.max_hostings_per_user = 10;
+        // Room for two small (256 MiB) sites awake.
+        c.node_memory_mib = Some(512);
+        c.memory_overcommit = 1.0;
+    })
+    .await;
+    let [ada, ann] = e.users(["ada", "ann"]).await;
+    assert!(ada.is_admin && !ann.is_admin);
+    let a = site(&e, &ann, "ann-a").await;
+    let b = site(&e, &ann, "ann-b").await;
+    let full = e.svc.create(&ann, CreateHosting { slug: Some("ann-c".into()), ..Default::default() }).await;
+    assert!(matches!(&full, Err(Error::NodeFull(_))), "two awake sites fill the memory: {full:?}");
+
+    act(&e, &ann, a.id, Operation::Sleep).await;
+    let c = site(&e, &ann, "ann-c").await;
+    let node = e.svc.node_info(&ada).await.unwrap();
+    assert_eq!((node.memory_committed_mib, node.memory_limit_mib), (512, 512), "the sleeping site's memory is not counted");
+
+    // Waking a: the memory is full, so b (the awake site whose last visit is oldest) sleeps first.
+    let v = act(&e, &ann, a.id, Operation::Wake).await;
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    let vb = settle(&e, &ann, b.id).await;
+    assert_eq!(vb.state, HostingState::Sleeping, "b made room");
+    assert_eq!(vb.state_reason.as_deref(), Some(ASLEEP), "and wakes on its next visit");
+    let events = e.svc.events(&ann, b.id, 0).await.unwrap();
+    assert!(events.iter().any(|ev| ev.message.contains("make room")), "its owner is told why");
+    assert_eq!(settle(&e, &ann, c.id).await.state, HostingState::Running, "one site was enough");
+    assert_eq!(e.svc.vm().state(b.id).await.unwrap(), VmState::ShutOff);
+    assert_eq!(e.svc.node_info(&ada).await.unwrap().memory_committed_mib, 512);
+
+    // Both awake sites always on: nothing may give way, so b's wake is refused, and it sleeps on.
+    for id in [a.id, c.id] {
+        assert!(e.svc.set_always_on(&ada, id, true).await.unwrap().always_on);
+    }
+    match e.svc.action(&ann, b.id, Operation::Wake).await {
+        Err(Error::NodeFull(why)) => assert!(why.contains("memory is full"), "{why}"),
+        other => panic!("a wake with no room must be refused: {other:?}"),
+    }
+    assert_eq!(e.svc.visit(b.id, Duration::from_secs(5)).await.unwrap(), None, "a visitor gets the site-down page, not a wait");
+    assert_eq!(settle(&e, &ann, b.id).await.state, HostingState::Sleeping);
+    let events = e.svc.events(&ann, b.id, 0).await.unwrap();
+    assert!(events.iter().any(|ev| ev.message.starts_with("Could not wake up") && ev.message.contains("memory is full")), "the owner sees why");
+    for id in [a.id, c.id] {
+        assert_eq!(settle(&e, &ann, id).await.state, HostingState::Running, "always on stays awake");
+    }
+    assert_eq!(e.svc.node_info(&ada).await.unwrap().memory_committed_mib, 512, "never overcommitted");
+
+    // Room again (a stopped by hand): the wake goes through.
+    act(&e, &ann, a.id, Operation::PowerOff).await;
+    assert_eq!(e.svc.visit(b.id, Duration::from_secs(30)).await.unwrap(), None, "a powered-off site still counts its memory");
+    e.svc.action(&ann, a.id, Operation::Delete).await.unwrap();
+    assert!(e.svc.wait_settled(&ann, a.id, Duration::from_secs(60)).await.unwrap().is_none(), "deleted");
+    assert!(e.svc.visit(b.id, Duration::from_secs(30)).await.unwrap().is_some(), "room after a delete: the visit wakes it");
+    assert_eq!(settle(&e, &ann, b.id).await.state, HostingState::Running);
+}

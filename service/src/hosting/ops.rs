@@ -10,7 +10,7 @@ use crate::{Error, Result};
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long an operation waits for a reconciliation look at the hosting to end.
-const LOOK_PATIENCE: Duration = Duration::from_secs(5);
+pub(super) const LOOK_PATIENCE: Duration = Duration::from_secs(5);
 
 impl HostingService {
     /// Starts `op` on a hosting the actor owns. Conflicts (another operation running, or a
@@ -23,7 +23,7 @@ impl HostingService {
             return Err(Error::validation("action", "use the snapshot calls to take or restore a snapshot"));
         }
         self.inner.store.owned(actor, id).await?;
-        let lease = self.begin(id, op).await?;
+        let lease = if op == Operation::Wake { self.begin_wake(id).await? } else { self.begin(id, op).await? };
         let row = self.inner.store.require(id).await?;
         let msg = format!("{} requested", op.label());
         self.event(&row, EventKind::Action, None, EventStatus::Started, msg, None).await;
@@ -57,25 +57,9 @@ impl HostingService {
         loop {
             match self.inner.store.begin(id, op).await? {
                 Ok((_, lease)) => return Ok(lease),
-                Err(Refusal::Gone) => return Err(Error::NotFound("hosting")),
-                Err(Refusal::Busy(now)) => {
-                    let running = now.operation.map(|o| o.as_str()).unwrap_or("an operation");
-                    return Err(Error::Busy(format!(
-                        "'{}' is busy: {running} is in progress; try again when it finishes",
-                        now.slug
-                    )));
-                }
-                Err(Refusal::WrongState(now)) => {
-                    return Err(Error::conflict(
-                        Some("state"),
-                        format!("cannot {op} '{}' while it is {}", now.slug, now.state),
-                    ));
-                }
-                Err(Refusal::Looked(now)) if tokio::time::Instant::now() >= deadline => {
-                    return Err(Error::Busy(format!("'{}' is being checked; try again in a moment", now.slug)));
-                }
-                Err(Refusal::Looked(_)) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(r) => refused(op, r, deadline)?,
             }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
@@ -248,5 +232,22 @@ impl HostingService {
                 }
             }
         }
+    }
+}
+
+/// The error for an operation that could not begin; Ok when only a reconciliation look holds
+/// the hosting and `deadline` has not passed (the caller tries again in a moment).
+pub(super) fn refused(op: Operation, r: Refusal, deadline: tokio::time::Instant) -> Result<()> {
+    match r {
+        Refusal::Gone => Err(Error::NotFound("hosting")),
+        Refusal::Busy(now) => {
+            let running = now.operation.map(|o| o.as_str()).unwrap_or("an operation");
+            Err(Error::Busy(format!("'{}' is busy: {running} is in progress; try again when it finishes", now.slug)))
+        }
+        Refusal::WrongState(now) => Err(Error::conflict(Some("state"), format!("cannot {op} '{}' while it is {}", now.slug, now.state))),
+        Refusal::Looked(now) if tokio::time::Instant::now() >= deadline => {
+            Err(Error::Busy(format!("'{}' is being checked; try again in a moment", now.slug)))
+        }
+        Refusal::Looked(_) => Ok(()),
     }
 }

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::provision::describe;
-use super::store::Lease;
+use super::store::{Lease, WakeRefusal};
 use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation, activity};
 use crate::accounts::Actor;
 use crate::db::now_ms;
@@ -52,8 +52,11 @@ impl HostingService {
     pub(super) async fn run_sleep(&self, lease: Lease, why: String) -> Result<()> {
         let t = Instant::now();
         let id = lease.hosting_id();
-        match self.inner.vm.managed_save(id).await {
-            Ok(()) => {
+        match self.inner.vm.sleep_save(id).await {
+            Ok(sizes) => {
+                if let Some(c) = sizes {
+                    tracing::debug!(hosting_id = id, raw = c.raw_bytes, compressed = c.compressed_bytes, "saved memory compressed");
+                }
                 self.finish(lease, HostingState::Sleeping, Some(ASLEEP.into()), why, t).await?;
                 crate::telemetry::record_sleep(true, t.elapsed().as_secs_f64());
                 self.open_ssh_waker(id).await;
@@ -126,26 +129,80 @@ impl HostingService {
         let addr = SocketAddr::new(self.inner.cfg.forward_bind, port as u16);
         let this = self.clone();
         let opened = self.inner.ssh_wakers.open(id, addr, move || {
-            tokio::spawn(async move { this.wake_for_visit(id, "an SSH connection").await });
+            tokio::spawn(async move {
+                let _ = this.wake_for_visit_boxed(id, "an SSH connection").await;
+            });
         });
         if let Err(err) = opened {
             tracing::warn!(hosting_id = id, %addr, %err, "cannot listen on a sleeping site's SSH port: SSH will not wake it");
         }
     }
 
-    /// Starts a wake if the site sleeps and nothing else runs on it (one wake however many ask).
-    async fn wake_for_visit(&self, id: i32, who: &'static str) {
-        let lease = match self.inner.store.begin(id, Operation::Wake).await {
-            Ok(Ok((_, lease))) => lease,
-            _ => return,
+    /// Takes a sleeping site's lease for a wake once its memory fits on the node. A sleeping
+    /// site holds no memory (`store::holds_memory`), so a wake must find room: when the node's
+    /// memory is committed, the awake site with the oldest visit (a user's, not always on, no
+    /// operation running) is put to sleep first, up to `MAKE_ROOM_TRIES` of them. No such site:
+    /// `NodeFull` with the reason, and the host is never overcommitted.
+    pub(super) async fn begin_wake(&self, id: i32) -> Result<Lease> {
+        const MAKE_ROOM_TRIES: usize = 4;
+        let deadline = tokio::time::Instant::now() + super::ops::LOOK_PATIENCE;
+        let mut slept = 0;
+        loop {
+            match self.inner.store.begin_wake(id, &self.inner.capacity).await? {
+                Ok((_, lease)) => return Ok(lease),
+                Err(WakeRefusal::Other(r)) => {
+                    super::ops::refused(Operation::Wake, r, deadline)?;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(WakeRefusal::NoRoom { victim: Some(v), .. }) if slept < MAKE_ROOM_TRIES => {
+                    slept += 1;
+                    if let Ok(Ok((row, lease))) = self.inner.store.begin(v, Operation::Sleep).await {
+                        let msg = "Going to sleep: another site is waking and the server's memory is full".to_owned();
+                        self.event(&row, EventKind::Action, None, EventStatus::Started, msg, None).await;
+                        let why = "Asleep: put to sleep to make room for a site being visited (it had the oldest visit); the next visit wakes it";
+                        if let Err(err) = self.run_sleep(lease, why.into()).await {
+                            tracing::warn!(hosting_id = v, %err, "putting a site to sleep to make room failed");
+                        }
+                    }
+                }
+                Err(WakeRefusal::NoRoom { why, .. }) => return Err(Error::NodeFull(why)),
+            }
+        }
+    }
+
+    /// [`Self::wake_for_visit`] as a named future type: a wake may put another site to sleep,
+    /// which opens its SSH waker, which may wake: the cycle needs one type that is not inferred.
+    fn wake_for_visit_boxed(&self, id: i32, who: &'static str) -> std::pin::Pin<Box<dyn Future<Output = Result<bool>> + Send>> {
+        let this = self.clone();
+        Box::pin(async move { this.wake_for_visit(id, who).await })
+    }
+
+    /// Starts a wake if the site sleeps and nothing else runs on it (one wake however many
+    /// ask). Ok(true) once this call began it, Ok(false) when someone else did (or the site is
+    /// not asleep); NodeFull when its memory does not fit (the owner is told why).
+    async fn wake_for_visit(&self, id: i32, who: &'static str) -> Result<bool> {
+        let lease = match self.begin_wake(id).await {
+            Ok(lease) => lease,
+            Err(Error::NodeFull(why)) => {
+                if let Ok(row) = self.inner.store.require(id).await {
+                    let msg = format!("Could not wake up for {who}: {why}");
+                    self.event(&row, EventKind::Action, None, EventStatus::Failed, msg, None).await;
+                }
+                return Err(Error::NodeFull(why));
+            }
+            Err(_) => return Ok(false),
         };
         if let Ok(row) = self.inner.store.require(id).await {
             let msg = format!("Waking up: {who} is waiting");
             self.event(&row, EventKind::Action, None, EventStatus::Started, msg, None).await;
         }
-        if let Err(err) = self.run_wake(lease, &format!("woken by {who}")).await {
-            tracing::error!(hosting_id = id, %err, "wake failed");
-        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = this.run_wake(lease, &format!("woken by {who}")).await {
+                tracing::error!(hosting_id = id, %err, "wake failed");
+            }
+        });
+        Ok(true)
     }
 
     /// A request nginx could not pass to the site's VM (its port refused it) asks here. A
@@ -166,8 +223,13 @@ impl HostingService {
                     return Ok(port);
                 }
                 (HostingState::Sleeping, None) => {
+                    // In a task of its own: a visitor who gives up does not cancel the wake.
                     let this = self.clone();
-                    tokio::spawn(async move { this.wake_for_visit(id, "a visitor").await });
+                    let began = tokio::spawn(this.wake_for_visit_boxed(id, "a visitor"));
+                    match tokio::time::timeout_at(deadline, began).await {
+                        Ok(Ok(Err(Error::NodeFull(_)))) | Err(_) => return Ok(None),
+                        _ => {}
+                    }
                 }
                 (_, Some(Operation::Wake | Operation::Start | Operation::Restart | Operation::Create | Operation::Sleep)) => {}
                 _ => return Ok(None),

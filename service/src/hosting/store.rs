@@ -103,11 +103,24 @@ impl Capacity {
         })
     }
 
-    /// The sum of the plans of `rows` (every hosting of the node: users' and spares).
-    pub fn committed<'s>(&self, plans: impl IntoIterator<Item = &'s str>) -> Committed {
-        plans.into_iter().fold(Committed::default(), |c, p| {
+    /// The sum of the plans of `rows` (every hosting of the node: users' and spares), each
+    /// with whether it holds memory: a sleeping site (saved to disk, no QEMU) counts only its
+    /// disk, until a wake takes its memory back ([`Store::begin_wake`]).
+    pub fn committed<'s>(&self, rows: impl IntoIterator<Item = (&'s str, bool)>) -> Committed {
+        rows.into_iter().fold(Committed::default(), |c, (p, holds_memory)| {
             let (m, d) = self.size_of(p);
-            Committed { memory_mib: c.memory_mib + m, disk_gib: c.disk_gib + d }
+            Committed { memory_mib: c.memory_mib + if holds_memory { m } else { 0 }, disk_gib: c.disk_gib + d }
+        })
+    }
+
+    /// None when the memory of a VM of `plan` fits next to `now` (a wake: its disk is counted).
+    pub fn memory_refusal(&self, now: Committed, plan: &str) -> Option<String> {
+        let (m, _) = self.size_of(plan);
+        (now.memory_mib.saturating_add(m) > self.memory_limit_mib).then(|| {
+            format!(
+                "this server's memory is full: {} MiB is committed to running sites and the limit is {} MiB (this site needs {m} MiB), and no other site can be put to sleep to make room; try again later",
+                now.memory_mib, self.memory_limit_mib
+            )
         })
     }
 
@@ -128,6 +141,20 @@ impl Capacity {
         }
         None
     }
+}
+
+/// Whether a hosting in `state` holds its plan's memory: all but a sleeping one (saved to disk,
+/// no QEMU process) that no operation (a wake) is taking back up.
+pub fn holds_memory(state: HostingState, op: Option<Operation>) -> bool {
+    !(state == HostingState::Sleeping && op.is_none())
+}
+
+/// Why a wake could not begin.
+#[derive(Debug)]
+pub enum WakeRefusal {
+    /// Its memory does not fit on the node: why, and the running site to put to sleep first.
+    NoRoom { why: String, victim: Option<i32> },
+    Other(Refusal),
 }
 
 /// Why an operation could not begin.
@@ -258,16 +285,63 @@ impl Store {
         Ok(hosting::Entity::find().filter(hosting::Column::UserId.eq(user_id)).count(conn).await?)
     }
 
-    /// What the node's hostings (users' and spares, in any state) commit.
+    /// What the node's hostings (users' and spares, in any state) commit: every one its disk,
+    /// every one but the sleeping ones (no operation on them) its memory.
     pub async fn committed_in(&self, conn: &impl ConnectionTrait, capacity: &Capacity) -> Result<Committed> {
-        let plans: Vec<String> = hosting::Entity::find()
+        let rows: Vec<(String, HostingState, Option<Operation>)> = hosting::Entity::find()
             .select_only()
             .column(hosting::Column::Plan)
+            .column(hosting::Column::State)
+            .column(hosting::Column::Operation)
             .filter(hosting::Column::NodeId.eq(self.inner.node_id))
             .into_tuple()
             .all(conn)
             .await?;
-        Ok(capacity.committed(plans.iter().map(String::as_str)))
+        Ok(capacity.committed(rows.iter().map(|(p, s, op)| (p.as_str(), holds_memory(*s, *op)))))
+    }
+
+    /// Locks the node's row for the rest of `txn`: whatever commits memory or disk on the node
+    /// (a create, a new spare, a wake) counts and takes its room under it, one at a time.
+    async fn lock_node(&self, txn: &impl ConnectionTrait) -> Result<()> {
+        node::Entity::update_many()
+            .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
+            .filter(node::Column::Id.eq(self.inner.node_id))
+            .exec(txn)
+            .await?;
+        Ok(())
+    }
+
+    /// Begins a wake of a sleeping site if its memory fits on the node (under the node's lock:
+    /// two wakes cannot both take the last room). When it does not: `NoRoom` with the reason and
+    /// the running site to put to sleep first, if there is one (users' sites only, not always
+    /// on, no operation running: the one whose last visit is oldest).
+    pub async fn begin_wake(&self, id: i32, capacity: &Capacity) -> Result<std::result::Result<(HostingRow, Lease), WakeRefusal>> {
+        let txn = self.db().begin().await?;
+        self.lock_node(&txn).await?;
+        let Some(row) = hosting::Entity::find_by_id(id).one(&txn).await? else {
+            return Ok(Err(WakeRefusal::Other(Refusal::Gone)));
+        };
+        if row.state == HostingState::Sleeping && row.operation.is_none() {
+            let committed = self.committed_in(&txn, capacity).await?;
+            if let Some(why) = capacity.memory_refusal(committed, &row.plan) {
+                let victim = self
+                    .on_node()
+                    .filter(hosting::Column::State.eq(HostingState::Running))
+                    .filter(hosting::Column::Operation.is_null())
+                    .filter(hosting::Column::UserId.is_not_null())
+                    .filter(hosting::Column::AlwaysOn.eq(false))
+                    .filter(hosting::Column::Id.ne(id))
+                    .filter(self.lease_free(now_ms()))
+                    .order_by_asc(Expr::cust("COALESCE(last_active_at, running_since, 0)"))
+                    .order_by_asc(hosting::Column::Id)
+                    .one(&txn)
+                    .await?;
+                return Ok(Err(WakeRefusal::NoRoom { why, victim: victim.map(|v| v.id) }));
+            }
+        }
+        let begun = self.begin_in(&txn, id, Operation::Wake).await?;
+        txn.commit().await?;
+        Ok(begun.map_err(WakeRefusal::Other))
     }
 
     pub async fn slug_taken(&self, slug: &str) -> Result<bool> {
@@ -369,11 +443,7 @@ impl Store {
         }
         // A new VM: the node's row is locked (the second write of the transaction, always
         // after the user's: no lock-order inversion), so two creates cannot both take the last room.
-        node::Entity::update_many()
-            .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
-            .filter(node::Column::Id.eq(self.inner.node_id))
-            .exec(&txn)
-            .await?;
+        self.lock_node(&txn).await?;
         let committed = self.committed_in(&txn, new.capacity).await?;
         if let Some(why) = new.capacity.refusal(committed, new.plan) {
             return Err(Error::NodeFull(why));
@@ -466,11 +536,7 @@ impl Store {
     pub async fn insert_spare(&self, slug: &str, plan: &str, capacity: &Capacity) -> Result<(HostingRow, Lease)> {
         // A spare commits its plan like any VM: it must fit (under the node's lock, as a create).
         let txn = self.db().begin().await?;
-        node::Entity::update_many()
-            .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
-            .filter(node::Column::Id.eq(self.inner.node_id))
-            .exec(&txn)
-            .await?;
+        self.lock_node(&txn).await?;
         let committed = self.committed_in(&txn, capacity).await?;
         if let Some(why) = capacity.refusal(committed, plan) {
             return Err(Error::NodeFull(why));
@@ -505,6 +571,10 @@ impl Store {
     /// Begins `op` on a hosting: sets the operation (and `deleting` for a delete) if none runs,
     /// the state allows it and nobody holds the lease.
     pub async fn begin(&self, id: i32, op: Operation) -> Result<std::result::Result<(HostingRow, Lease), Refusal>> {
+        self.begin_in(self.db(), id, op).await
+    }
+
+    async fn begin_in(&self, conn: &impl ConnectionTrait, id: i32, op: Operation) -> Result<std::result::Result<(HostingRow, Lease), Refusal>> {
         let now = now_ms();
         let token = self.token();
         let mut upd = hosting::Entity::update_many()
@@ -519,11 +589,11 @@ impl Store {
         if op == Operation::Delete {
             upd = upd.col_expr(hosting::Column::State, Expr::value(HostingState::Deleting));
         }
-        if upd.exec(self.db()).await?.rows_affected == 1 {
-            let row = self.require(id).await?;
+        if upd.exec(conn).await?.rows_affected == 1 {
+            let row = hosting::Entity::find_by_id(id).one(conn).await?.ok_or(Error::NotFound("hosting"))?;
             return Ok(Ok((row, self.lease(id, token))));
         }
-        let Some(row) = self.get(id).await? else {
+        let Some(row) = hosting::Entity::find_by_id(id).one(conn).await? else {
             return Ok(Err(Refusal::Gone));
         };
         Ok(Err(if row.operation.is_some() {

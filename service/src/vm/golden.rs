@@ -25,13 +25,25 @@ use super::{CpuPriority, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec,
 /// libvirt's save file header (`virQEMUSaveHeader`, qemu_saveimage.h): magic, then six u32 in
 /// host byte order (version, data_len, was_running, compressed, cookieOffset, 14 unused).
 const SAVE_MAGIC: &[u8; 16] = b"LibvirtQemudSave";
-const HEADER_LEN: u64 = 16 + 4 * 19;
+pub(super) const HEADER_LEN: u64 = 16 + 4 * 19;
 
 /// Run once in the golden VM before it is saved: no identity of its own survives into the
 /// clones (sshd stopped, host keys and machine-id removed), and as little memory as possible is
 /// saved. A fixed command: nothing of a user's reaches it.
+/// Then [`TRIM`]: its freed memory is saved as zero pages, flags in the save stream, and a
+/// clone's QEMU never allocates those pages until the guest uses them.
 const GOLDEN_PREP: &str = "systemctl stop ssh.service; rm -f /etc/ssh/ssh_host_*; : > /etc/machine-id; \
-     sync; echo 3 > /proc/sys/vm/drop_caches";
+     echo 5 > /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null; true";
+
+/// Run in a guest just before its memory is saved (the golden, a site going to sleep): the page
+/// cache dropped and free memory compacted, then time for free page reporting (the balloon's
+/// `freePageReporting`: the guest reports free blocks after 2 s, QEMU discards them) so they
+/// read as zero. Only free pages are discarded: the guest's memory is otherwise saved as it is.
+pub(super) const TRIM: &str = "sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory; sleep 2.5";
+
+/// Goldens made before this layout (without free page reporting) are made again: a clone keeps
+/// the devices of the golden it was restored from.
+const GOLDEN_LAYOUT: u32 = 2;
 
 /// Run in each clone (after host randomness was mixed in): a new machine-id and new SSH host
 /// keys, then sshd. Until this ran, sshd is not running, so no clone ever offers another's key.
@@ -49,6 +61,9 @@ pub struct GoldenMeta {
     pub memory_mib: u64,
     pub disk_gib: u64,
     pub made_in_ms: u64,
+    /// [`GOLDEN_LAYOUT`] when it was made (0: before there was one).
+    #[serde(default)]
+    pub layout: u32,
 }
 
 /// The VM a golden is made of (its size is the plan clones can be made for).
@@ -92,7 +107,7 @@ impl VmManager {
         let meta = std::fs::read_to_string(dir.join("golden.json")).ok()?;
         let files = ["state.save", "golden.xml", "golden.head"];
         files.iter().all(|f| dir.join(f).is_file()).then_some(())?;
-        serde_json::from_str(&meta).ok()
+        serde_json::from_str(&meta).ok().filter(|m: &GoldenMeta| m.layout == GOLDEN_LAYOUT)
     }
 
     /// Boots the golden VM of the current image, waits until it serves, quiets it and saves it,
@@ -146,6 +161,7 @@ impl VmManager {
                 let d = Self::existing(c, &n)?;
                 Self::agent_wait(&d, &n, Instant::now() + Duration::from_secs(60))?;
                 Self::agent_run(&d, &n, "/bin/sh", vec!["-c".into(), GOLDEN_PREP.into()], Instant::now() + Duration::from_secs(120))?;
+                Self::agent_run(&d, &n, "/bin/sh", vec!["-c".into(), TRIM.into()], Instant::now() + Duration::from_secs(60))?;
                 save_domain(&d, &n, &save)?;
                 d.undefine().doing("undefine domain", &n)?;
                 // Every clone rewrites the file's XML: keep the golden's own as it was saved.
@@ -176,6 +192,7 @@ impl VmManager {
             memory_mib: spec.memory_mib,
             disk_gib: spec.disk_gib,
             made_in_ms: t.elapsed().as_millis() as u64,
+            layout: GOLDEN_LAYOUT,
         };
         let json = serde_json::to_string_pretty(&meta).map_err(|e| VmError::Invalid(e.to_string()))?;
         files::write_file(&dir.join("golden.json"), json.as_bytes()).await?;
@@ -356,7 +373,7 @@ pub(super) fn rewrite_save_xml(path: &Path, pristine: &[u8], xml: &str) -> Resul
 }
 
 /// The i-th u32 of a save file header (after the magic), in host byte order.
-fn word(h: &[u8], i: usize) -> u32 {
+pub(super) fn word(h: &[u8], i: usize) -> u32 {
     u32::from_ne_bytes([h[16 + 4 * i], h[17 + 4 * i], h[18 + 4 * i], h[19 + 4 * i]])
 }
 
@@ -378,7 +395,7 @@ fn split_head(bytes: &[u8]) -> Result<([u8; HEADER_LEN as usize], &[u8]), String
 }
 
 /// The header and data area of a save file, as they are now.
-fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
+pub(super) fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
     let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
     let mut f = std::fs::File::open(path).map_err(io("opening"))?;
     let mut h = vec![0u8; HEADER_LEN as usize];
@@ -461,7 +478,7 @@ mod tests {
     fn a_clone_xml_names_only_the_clone() {
         let gdir = Path::new("/d/golden/lean-1");
         let vdir = Path::new("/d/vms/12");
-        let golden = GoldenMeta { name: "vmw-golden".into(), http_port: 20000, ssh_port: 10001, vcpus: 1, memory_mib: 256, disk_gib: 4, made_in_ms: 1 };
+        let golden = GoldenMeta { name: "vmw-golden".into(), http_port: 20000, ssh_port: 10001, vcpus: 1, memory_mib: 256, disk_gib: 4, made_in_ms: 1, layout: GOLDEN_LAYOUT };
         let saved = "<domain><name>vmw-golden</name><uuid>0f0e</uuid><genid>1234</genid>\
             <source file='/d/golden/lean-1/disk.qcow2'/><source file='/d/golden/lean-1/seed.iso'/>\
             <log file='/d/golden/lean-1/console.log'/><console><log file='/d/golden/lean-1/console.log'/></console>\

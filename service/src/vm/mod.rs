@@ -1,6 +1,7 @@
 //! Virtual machines through libvirt (the `virt` crate, blocking FFI run on
 //! `spawn_blocking`): per-VM overlay disks and NoCloud seeds, domain XML, lifecycle, state,
 //! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
+mod compress;
 mod console;
 mod files;
 mod forwards;
@@ -19,6 +20,7 @@ use virt::domain::{Domain, DomainState};
 use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
+pub use compress::Compressed;
 pub use console::VmConsole;
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
@@ -316,7 +318,7 @@ impl VmManager {
             forward_bind: self.inner.cfg.forward_bind,
             http_port: spec.http_port,
             ssh_port: spec.ssh_port,
-            tb_cache_mib: 64,
+            tb_cache_mib: xml::tb_cache_mib(spec.memory_mib),
         }
         .render()
         .map(|xml| priority::with_priority(&xml, spec.priority, self.inner.cfg.spare_cpu_shares))
@@ -560,6 +562,37 @@ impl VmManager {
             let d = Self::existing(c, &name)?;
             d.managed_save(0).doing("save domain", &name)?;
             Ok(())
+        })
+        .await
+    }
+
+    /// A save for a site going to sleep, made small (README: the footprint settings): with
+    /// `sleep_trim` the guest first drops its page cache and reports its free memory
+    /// ([`golden::TRIM`]; a guest that does not answer in time is saved as it is), and with
+    /// `sleep_compress` the saved memory is then compressed ([`compress`]). Some(sizes) when
+    /// it was compressed.
+    pub async fn sleep_save(&self, hosting_id: i32) -> Result<Option<compress::Compressed>, VmError> {
+        let name = self.domain_name(hosting_id);
+        let (trim, squeeze) = (self.inner.cfg.sleep_trim, self.inner.cfg.sleep_compress);
+        self.blocking(move |c| {
+            let d = Self::existing(c, &name)?;
+            if trim {
+                let cmd = vec!["-c".into(), golden::TRIM.into()];
+                if let Err(err) = Self::agent_run(&d, &name, "/bin/sh", cmd, Instant::now() + Duration::from_secs(10)) {
+                    tracing::warn!(domain = %name, %err, "the guest did not trim its memory before the save (saved as it is)");
+                }
+            }
+            d.managed_save(0).doing("save domain", &name)?;
+            if !squeeze {
+                return Ok(None);
+            }
+            match compress::compress_save_file(&compress::managed_save_path(&name)) {
+                Ok(sizes) => Ok(sizes),
+                Err(err) => {
+                    tracing::warn!(domain = %name, %err, "the saved memory stays uncompressed");
+                    Ok(None)
+                }
+            }
         })
         .await
     }
