@@ -7,6 +7,7 @@ mod m20261124_000001_initial;
 mod m20261201_000001_typed_core;
 mod m20261202_000001_account_admin;
 mod m20261202_000002_sleep;
+mod m20261202_000020_nodes;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_typed_core::Migration),
             Box::new(m20261202_000001_account_admin::Migration),
             Box::new(m20261202_000002_sleep::Migration),
+            Box::new(m20261202_000020_nodes::Migration),
         ]
     }
 }

@@ -21,11 +21,11 @@ use super::{accounts, admin, console, error, health, host, hostings, stream};
         hostings::list, hostings::create, hostings::get, hostings::patch, hostings::delete, hostings::action,
         hostings::events, hostings::stats, hostings::console, stream::stream,
         console::console_ws, console::set_password,
-        admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::list_hostings, admin::recent_events,
+        admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::add_node, admin::drain_node, admin::undrain_node, admin::remove_node, admin::list_hostings, admin::recent_events,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
                         host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch,
-                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode, admin::AdminHosting,
+                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode, admin::AdminHosting, admin::AddNodeRequest,
                         console::ConsolePasswordRequest, error::ErrorBody, error::ErrorDetail)),
     modifiers(&Bearer),
 )]

@@ -8,6 +8,7 @@ pub mod console;
 pub mod events;
 pub mod faults;
 mod metrics;
+pub mod nodes;
 mod ops;
 mod ports;
 mod pool;
@@ -39,7 +40,7 @@ pub use reconcile::ReconcileReport;
 pub use sleep::ASLEEP;
 pub use store::{HostingRow, Store};
 pub use vmw_types::{CreateKind, EventKind, EventStatus, HostingState, Operation, SpareTier, Step};
-pub use view::{EventView, HostingView, NodeView, StatSample};
+pub use view::{EventView, HostingView, NodeHealth, NodeSite, NodeView, StatSample};
 
 /// What a user asks for when creating a hosting. Everything is optional: the slug defaults to
 /// the username, the plan to the first configured one.
@@ -70,16 +71,18 @@ struct Inner {
     events: events::EventBus,
     /// Provisioning slots (boots are CPU-bound).
     permits: Arc<Semaphore>,
-    faults: faults::Faults,
-    metrics: metrics::Metrics,
+    faults: Arc<faults::Faults>,
+    metrics: Arc<metrics::Metrics>,
     /// When making the golden snapshot last failed (it is retried after a while, not in a loop).
     golden_failed_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// What the node's hostings may commit (fixed at start-up).
     capacity: store::Capacity,
     /// The SSH ports of sleeping sites, listened on by the app (wake on SSH).
-    ssh_wakers: ssh_waker::SshWakers,
+    ssh_wakers: Arc<ssh_waker::SshWakers>,
     /// Who holds each hosting's interactive console (one writer at a time).
-    consoles: console::ConsoleHub,
+    consoles: Arc<console::ConsoleHub>,
+    /// Every node's service (this one's too), their health and placement (shared by all nodes).
+    nodes: Arc<nodes::NodeRegistry>,
 }
 
 impl HostingService {
@@ -96,7 +99,7 @@ impl HostingService {
         let store = Store::new(db.clone(), node_id, &cfg.instance_id)?;
         let capacity = node_capacity(&cfg);
         tracing::info!(memory_limit_mib = capacity.memory_limit_mib, disk_limit_gib = capacity.disk_limit_gib, "node capacity");
-        Ok(Self {
+        let svc = Self {
             inner: Arc::new(Inner {
                 events: events::EventBus::new(db),
                 permits: Arc::new(Semaphore::new(cfg.provision_concurrency.max(1))),
@@ -105,46 +108,29 @@ impl HostingService {
                 vm,
                 proxy,
                 accounts,
-                faults: faults::Faults::default(),
-                metrics: metrics::Metrics::default(),
+                faults: Arc::default(),
+                metrics: Arc::default(),
                 golden_failed_at: std::sync::Mutex::new(None),
                 capacity,
-                ssh_wakers: ssh_waker::SshWakers::default(),
-                consoles: console::ConsoleHub::default(),
+                ssh_wakers: Arc::default(),
+                consoles: Arc::default(),
+                nodes: Arc::new(nodes::NodeRegistry::new(node_id)),
             }),
-        })
+        };
+        svc.inner.nodes.register(node_id, svc.clone());
+        svc.load_added_nodes().await?;
+        Ok(svc)
     }
 
-    /// Reconciles once now, then keeps reconciling and sampling stats in the background.
-    /// The tasks stop when the returned handles are aborted (or the runtime ends).
+    /// Reconciles once now, then keeps reconciling and sampling stats in the background, on
+    /// every node (each its own reconciliation, pool, stats and sleep), and checks the nodes'
+    /// health. The tasks stop when the returned handles are aborted (or the runtime ends).
     pub async fn start_background(&self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         let report = self.reconcile().await?;
         tracing::info!(?report, "start-up reconciliation done");
         self.refresh_routes().await;
         self.open_all_ssh_wakers().await;
-        let sleeper = self.spawn_idle_sleeper();
-        let this = self.clone();
-        let every = Duration::from_secs(self.inner.cfg.reconcile_interval_secs.max(1));
-        let reconciler = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(err) = this.reconcile_periodic().await {
-                    tracing::warn!(%err, "periodic reconciliation failed");
-                }
-            }
-        });
-        let pool = self.spawn_pool_filler();
-        let this = self.clone();
-        let every = Duration::from_secs(self.inner.cfg.stats_interval_secs.max(1));
-        let sampler = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                this.sample_stats().await;
-            }
-        });
+        let mut tasks = self.node_tasks();
         let this = self.clone();
         // Housekeeping: nginx's logs every 10 minutes, old events every hour.
         let pruner = tokio::spawn(async move {
@@ -166,7 +152,43 @@ impl HostingService {
                 }
             }
         });
-        Ok(vec![reconciler, sampler, pool, pruner, sleeper])
+        tasks.push(pruner);
+        tasks.extend(self.start_nodes_background().await);
+        Ok(tasks)
+    }
+
+    /// One node's periodic work: reconciliation, the warm pool, the stats sampler, idle sleep.
+    fn node_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let sleeper = self.spawn_idle_sleeper();
+        let this = self.clone();
+        let every = Duration::from_secs(self.inner.cfg.reconcile_interval_secs.max(1));
+        let reconciler = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                // A node that is down is left alone: its sites show as unreachable, unchanged.
+                if !this.node_up(this.node_id()) {
+                    continue;
+                }
+                if let Err(err) = this.reconcile_periodic().await {
+                    tracing::warn!(node = %this.inner.cfg.node_name, %err, "periodic reconciliation failed");
+                }
+            }
+        });
+        let pool = self.spawn_pool_filler();
+        let this = self.clone();
+        let every = Duration::from_secs(self.inner.cfg.stats_interval_secs.max(1));
+        let sampler = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if this.node_up(this.node_id()) {
+                    this.sample_stats().await;
+                }
+            }
+        });
+        vec![reconciler, sampler, pool, sleeper]
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -304,25 +326,44 @@ impl HostingService {
         };
 
         let keys_json = serde_json::to_string(&keys).map_err(Error::internal)?;
-        let new = store::NewHosting {
-            user_id: actor.user_id,
-            slug: &slug,
-            plan: &plan.name,
-            keys_json: &keys_json,
-            max_per_user: cfg.max_hostings_per_user,
-            fresh: if self.can_clone(&plan) { CreateKind::Clone } else { CreateKind::Cold },
-            capacity: &self.inner.capacity,
-        };
-        let (row, lease, warm) = self.inner.store.insert_for_user(new, cfg.pool_size + cfg.pool_paused > 0).await?;
-        let how = if warm { ", warm VM" } else { "" };
-        let msg = format!("Hosting '{slug}' queued ({} plan{how})", plan.name);
-        self.event(&row, EventKind::State, None, EventStatus::Queued, msg, None).await;
-        if warm {
-            self.spawn_claimed(lease);
-        } else {
-            self.spawn_fresh(lease, &plan.name);
+        // Placement: the healthy, not drained node with the most free capacity; the next one
+        // when it filled up meanwhile (another create took the room).
+        let nodes = self.placement(&plan.name).await?;
+        if nodes.is_empty() {
+            let why = format!("no server has room for a '{}' site now (every node is full, drained or unreachable); try a smaller plan or later", plan.name);
+            return Err(Error::NodeFull(why));
         }
-        self.view(&row).await
+        let mut last = None;
+        for node in nodes {
+            let new = store::NewHosting {
+                user_id: actor.user_id,
+                slug: &slug,
+                plan: &plan.name,
+                keys_json: &keys_json,
+                max_per_user: cfg.max_hostings_per_user,
+                fresh: if node.can_clone(&plan) { CreateKind::Clone } else { CreateKind::Cold },
+                capacity: &node.inner.capacity,
+            };
+            let (row, lease, warm) = match node.inner.store.insert_for_user(new, cfg.pool_size + cfg.pool_paused > 0).await {
+                Ok(r) => r,
+                Err(Error::NodeFull(why)) => {
+                    last = Some(why);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let how = if warm { ", warm VM" } else { "" };
+            let msg = format!("Hosting '{slug}' queued ({} plan{how})", plan.name);
+            node.event(&row, EventKind::State, None, EventStatus::Queued, msg, None).await;
+            tracing::info!(hosting_id = row.id, node = %node.inner.cfg.node_name, "placed a new site");
+            if warm {
+                node.spawn_claimed(lease);
+            } else {
+                node.spawn_fresh(lease, &plan.name);
+            }
+            return self.view(&row).await;
+        }
+        Err(Error::NodeFull(last.unwrap_or_default()))
     }
 
     async fn default_slug(&self, actor: &Actor, username: &str) -> Result<String> {
@@ -419,8 +460,9 @@ impl HostingService {
 
     /// The last lines of the VM's serial console.
     pub async fn console(&self, actor: &Actor, id: i32, lines: usize) -> Result<Vec<String>> {
-        self.inner.store.owned(actor, id).await?;
-        Ok(self.inner.vm.console_tail(id, lines.clamp(1, 2000)).await?)
+        let row = self.inner.store.owned(actor, id).await?;
+        let node = self.on_live(row.node_id)?;
+        Ok(node.inner.vm.console_tail(id, lines.clamp(1, 2000)).await?)
     }
 
     /// Deletes events older than `event_retention_days` (0: none), keeping each hosting's
@@ -435,47 +477,13 @@ impl HostingService {
         Ok(self.inner.events.prune_before(before).await? + activity)
     }
 
-    /// Host capacity and usage (admin page).
+    /// This node's capacity, usage, health and sites (admin page; [`HostingService::nodes_info`]
+    /// has every node).
     pub async fn node_info(&self, actor: &Actor) -> Result<NodeView> {
         if !actor.is_admin {
             return Err(Error::Forbidden);
         }
-        let store = &self.inner.store;
-        let node = node::Entity::find_by_id(store.node_id())
-            .one(store.db())
-            .await?
-            .ok_or(Error::NotFound("node"))?;
-        let hostings_total = store.count_on_node().await?;
-        let vms_running = self
-            .inner
-            .vm
-            .list_domains()
-            .await?
-            .into_iter()
-            .filter(|(_, s)| *s == crate::vm::VmState::Running)
-            .count() as u64;
-        let hostings_running = store.count_on_node_in(HostingState::Running).await?;
-        let hostings_stopped = store.count_on_node_in(HostingState::Stopped).await?;
-        let hostings_sleeping = store.count_on_node_in(HostingState::Sleeping).await?;
-        let (total, avail) = metrics::host_memory_kib();
-        let committed = store.committed_in(store.db(), &self.inner.capacity).await?;
-        Ok(NodeView {
-            id: node.id,
-            name: node.name,
-            libvirt_uri: node.libvirt_uri,
-            domain_type: self.inner.vm.domain_type().to_string(),
-            memory_total_kib: total,
-            memory_available_kib: avail,
-            hostings_total,
-            vms_running,
-            hostings_running,
-            hostings_stopped,
-            hostings_sleeping,
-            memory_committed_mib: committed.memory_mib,
-            memory_limit_mib: self.inner.capacity.memory_limit_mib,
-            disk_committed_gib: committed.disk_gib,
-            disk_limit_gib: self.inner.capacity.disk_limit_gib,
-        })
+        self.node_view().await
     }
 
     async fn view(&self, row: &HostingRow) -> Result<HostingView> {
@@ -483,7 +491,9 @@ impl HostingService {
             HostingState::Queued => Some(self.inner.store.queue_position(row).await?),
             _ => None,
         };
-        Ok(view::hosting_view(row, &self.inner.cfg, pos))
+        let mut v = view::hosting_view(row, &self.inner.cfg, pos);
+        v.unreachable = !self.node_up(row.node_id);
+        Ok(v)
     }
 
     /// Waits until no operation runs on the hosting (or it is gone), for tests and `?wait=`.

@@ -15,11 +15,16 @@ const LOOK_PATIENCE: Duration = Duration::from_secs(5);
 impl HostingService {
     /// Starts `op` on a hosting the actor owns. Conflicts (another operation running, or a
     /// state the operation cannot start from) are refused with a specific message.
+    /// Runs on the hosting's node (refused while that node is unreachable).
     pub async fn action(&self, actor: &Actor, id: i32, op: Operation) -> Result<HostingView> {
         if op == Operation::Create {
             return Err(Error::validation("action", "use create to make a new hosting"));
         }
-        self.inner.store.owned(actor, id).await?;
+        let row = self.inner.store.owned(actor, id).await?;
+        self.on_live(row.node_id)?.action_here(id, op).await
+    }
+
+    async fn action_here(&self, id: i32, op: Operation) -> Result<HostingView> {
         let lease = self.begin(id, op).await?;
         let row = self.inner.store.require(id).await?;
         let msg = format!("{} requested", op.label());

@@ -63,6 +63,10 @@ impl HostingService {
         if want == 0 || store.count_spares(None).await? >= want {
             return Ok(false);
         }
+        // A drained or unreachable node gets no new spares (nor the golden's cold boot below).
+        if !self.takes_new().await? {
+            return Ok(false);
+        }
         // The fast tier first (paused in RAM), then saved ones behind it.
         let tier = if store.count_spares(Some(SpareTier::Paused)).await? < want_paused { SpareTier::Paused } else { SpareTier::Saved };
         if !store.on_node_in(&[HostingState::Queued, HostingState::Provisioning]).await?.is_empty() {
@@ -133,7 +137,7 @@ impl HostingService {
     /// switched on and missing: one cold boot, in a provisioning slot. Returns whether it did.
     async fn ensure_golden(&self) -> Result<bool> {
         let cfg = &self.inner.cfg;
-        if !cfg.golden || self.inner.vm.golden().is_some() {
+        if !cfg.golden || self.inner.vm.golden().is_some() || !self.takes_new().await? {
             return Ok(false);
         }
         // A golden that failed (an image without a guest agent, say) is not retried at once:

@@ -106,6 +106,15 @@ impl HostingService {
 
     /// Starts a wake if the site sleeps and nothing else runs on it (one wake however many ask).
     async fn wake_for_visit(&self, id: i32, who: &'static str) {
+        let node = match self.inner.store.get(id).await {
+            Ok(Some(row)) => row.node_id,
+            _ => return,
+        };
+        match self.on_live(node) {
+            Ok(svc) if svc.node_id() != self.node_id() => return Box::pin(svc.wake_for_visit(id, who)).await,
+            Ok(_) => {}
+            Err(_) => return,
+        }
         let lease = match self.inner.store.begin(id, Operation::Wake).await {
             Ok(Ok((_, lease))) => lease,
             _ => return,
@@ -133,7 +142,8 @@ impl HostingService {
             }
             match (row.state, row.operation) {
                 (HostingState::Running, None) => {
-                    let port = row.http_port.map(|p| SocketAddr::new(self.inner.cfg.forward_bind, p as u16));
+                    let Ok(node) = self.on(row.node_id) else { return Ok(None) };
+                    let port = row.http_port.map(|p| SocketAddr::new(node.inner.cfg.forward_bind, p as u16));
                     return Ok(port);
                 }
                 (HostingState::Sleeping, None) => {

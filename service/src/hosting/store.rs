@@ -47,11 +47,13 @@ const RENEW_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<StoreInner>,
+    node_id: i32,
 }
 
+/// Shared by the stores of every node of one app instance (one boot, one token counter: a
+/// lease of this boot is never taken for a dead one's).
 struct StoreInner {
     db: DatabaseConnection,
-    node_id: i32,
     /// A stable name of this app instance (replicas need distinct ones).
     instance: String,
     /// This process's start: `{instance}:{boot}:` prefixes every lease token it hands out.
@@ -153,12 +155,17 @@ impl Store {
         Ok(Self {
             inner: Arc::new(StoreInner {
                 db,
-                node_id,
                 instance: instance.to_owned(),
                 boot: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
                 next: AtomicU64::new(1),
             }),
+            node_id,
         })
+    }
+
+    /// The store of another node, of the same app instance (same boot: its leases are ours).
+    pub fn for_node(&self, node_id: i32) -> Store {
+        Store { inner: self.inner.clone(), node_id }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -166,7 +173,7 @@ impl Store {
     }
 
     pub fn node_id(&self) -> i32 {
-        self.inner.node_id
+        self.node_id
     }
 
     fn token(&self) -> String {
@@ -258,7 +265,7 @@ impl Store {
         let plans: Vec<String> = hosting::Entity::find()
             .select_only()
             .column(hosting::Column::Plan)
-            .filter(hosting::Column::NodeId.eq(self.inner.node_id))
+            .filter(hosting::Column::NodeId.eq(self.node_id))
             .into_tuple()
             .all(conn)
             .await?;
@@ -332,7 +339,7 @@ impl Store {
     }
 
     fn on_node(&self) -> sea_orm::Select<hosting::Entity> {
-        hosting::Entity::find().filter(hosting::Column::NodeId.eq(self.inner.node_id))
+        hosting::Entity::find().filter(hosting::Column::NodeId.eq(self.node_id))
     }
 
     // ---- transitions that start work (compare-and-set, each returns a lease) --------------
@@ -366,7 +373,7 @@ impl Store {
         // after the user's: no lock-order inversion), so two creates cannot both take the last room.
         node::Entity::update_many()
             .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
-            .filter(node::Column::Id.eq(self.inner.node_id))
+            .filter(node::Column::Id.eq(self.node_id))
             .exec(&txn)
             .await?;
         let committed = self.committed_in(&txn, new.capacity).await?;
@@ -375,7 +382,7 @@ impl Store {
         }
         let row = hosting::ActiveModel {
             user_id: Set(Some(new.user_id)),
-            node_id: Set(self.inner.node_id),
+            node_id: Set(self.node_id),
             slug: Set(new.slug.to_owned()),
             plan: Set(new.plan.to_owned()),
             state: Set(HostingState::Queued),
@@ -463,7 +470,7 @@ impl Store {
         let txn = self.db().begin().await?;
         node::Entity::update_many()
             .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
-            .filter(node::Column::Id.eq(self.inner.node_id))
+            .filter(node::Column::Id.eq(self.node_id))
             .exec(&txn)
             .await?;
         let committed = self.committed_in(&txn, capacity).await?;
@@ -474,7 +481,7 @@ impl Store {
         let token = self.token();
         let row = hosting::ActiveModel {
             user_id: Set(None),
-            node_id: Set(self.inner.node_id),
+            node_id: Set(self.node_id),
             slug: Set(slug.to_owned()),
             plan: Set(plan.to_owned()),
             state: Set(HostingState::Spare),
