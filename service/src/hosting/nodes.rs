@@ -58,8 +58,10 @@ pub fn validate_uri(uri: &str) -> Result<()> {
         None => return bad("has no path (/system or /session)"),
     };
     let plain = |s: &str, extra: &[u8]| s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b) || extra.contains(&b));
+    // libvirt's test driver: its shared `/default`, or a private one from an XML file.
+    let test_file = scheme == "test" && authority.is_empty() && path.ends_with(".xml") && plain(path, b"/") && !path.contains("..");
     let paths: &[&str] = if scheme == "test" { &["/default"] } else { &["/system", "/session"] };
-    if !paths.contains(&path) {
+    if !paths.contains(&path) && !test_file {
         return bad(&format!("path must be {}", paths.join(" or ")));
     }
     if !plain(authority, b"@:[]") || authority.matches('@').count() > 1 || authority.starts_with('-') {
@@ -301,7 +303,11 @@ impl HostingService {
     async fn check_health(&self) -> NodeHealth {
         let home = self.node_id() == self.inner.nodes.home;
         let checked_at = now_ms();
-        let res = tokio::time::timeout(std::time::Duration::from_secs(20), self.inner.vm.health()).await;
+        let res = if self.inner.faults.node_down(self.node_id()) {
+            Ok(Err(crate::vm::VmError::Invalid(format!("could not connect to libvirt at {}: made unreachable by a test", self.inner.cfg.libvirt_uri))))
+        } else {
+            tokio::time::timeout(std::time::Duration::from_secs(20), self.inner.vm.health()).await
+        };
         match res {
             // The node of the settings reads the image from this host's disk (as ever).
             Ok(Ok((version, image))) => NodeHealth {
@@ -547,6 +553,7 @@ mod tests {
             "qemu+tls://host.example.com/system",
             "qemu:///session",
             "test:///default",
+            "test:///tmp/t1/node2.xml",
             "qemu+ssh://[::1]:22/system",
         ] {
             assert!(validate_uri(ok).is_ok(), "{ok}: {:?}", validate_uri(ok));
@@ -566,6 +573,7 @@ mod tests {
             "qemu+ssh://host /system",
             "test:///system",
             "qemu+ssh://host",
+            "test:///../etc/x.xml",
         ] {
             assert!(validate_uri(bad).is_err(), "{bad} was accepted");
         }

@@ -152,7 +152,7 @@ impl HostingService {
         let store = &self.inner.store;
         let (db, node) = (store.db(), store.node_id());
         // An attempt that died left its ports: take them back first.
-        ports::release_all(db, GOLDEN_LEASE).await?;
+        ports::release_on_node(db, node, GOLDEN_LEASE).await?;
         let made = match ports::lease_pair(db, node, GOLDEN_LEASE, cfg).await {
             Ok((http_port, ssh_port)) => {
                 let spec = GoldenSpec { vcpus: plan.vcpus, memory_mib: plan.memory_mib, disk_gib: plan.disk_gib, http_port, ssh_port };
@@ -167,7 +167,7 @@ impl HostingService {
             }
             Err(e) => Err(e),
         };
-        ports::release_all(db, GOLDEN_LEASE).await?;
+        ports::release_on_node(db, node, GOLDEN_LEASE).await?;
         if let Err(err) = made {
             *self.inner.golden_failed_at.lock().unwrap() = Some(std::time::Instant::now());
             tracing::warn!(%err, retry_in_s = GOLDEN_RETRY.as_secs(), "could not make the golden snapshot; VMs boot cold meanwhile");

@@ -80,6 +80,16 @@ pub async fn release_all(db: &impl ConnectionTrait, hosting_id: i32) -> Result<u
         .rows_affected)
 }
 
+/// Releases the ports `hosting_id` holds on one node (the golden VM's id is 0 on every node).
+pub async fn release_on_node(db: &impl ConnectionTrait, node_id: i32, hosting_id: i32) -> Result<u64> {
+    Ok(port_lease::Entity::delete_many()
+        .filter(port_lease::Column::HostingId.eq(hosting_id))
+        .filter(port_lease::Column::NodeId.eq(node_id))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 pub async fn leased_by(db: &impl ConnectionTrait, hosting_id: i32) -> Result<Vec<port_lease::Model>> {
     Ok(port_lease::Entity::find().filter(port_lease::Column::HostingId.eq(hosting_id)).all(db).await?)
 }
