@@ -328,9 +328,9 @@ impl HostingService {
         let keys_json = serde_json::to_string(&keys).map_err(Error::internal)?;
         // Placement: the healthy, not drained node with the most free capacity; the next one
         // when it filled up meanwhile (another create took the room).
-        let nodes = self.placement(&plan.name).await?;
+        let (nodes, refusal) = self.placement(&plan.name).await?;
         if nodes.is_empty() {
-            let why = format!("no server has room for a '{}' site now (every node is full, drained or unreachable); try a smaller plan or later", plan.name);
+            let why = refusal.unwrap_or_else(|| "no server takes new sites now (every node is drained or unreachable); try again later".to_owned());
             return Err(Error::NodeFull(why));
         }
         let mut last = None;

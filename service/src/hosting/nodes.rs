@@ -35,10 +35,10 @@ pub struct NewNode {
 }
 
 /// The URI schemes a node may be reached by (no `ext`: it runs a program of the URI's choice).
-const SCHEMES: &[&str] = &["qemu", "qemu+ssh", "qemu+tls", "qemu+tcp", "qemu+unix", "qemu+libssh2", "test"];
+const SCHEMES: &[&str] = &["qemu", "qemu+ssh", "qemu+libssh", "qemu+libssh2", "qemu+tls", "qemu+tcp", "qemu+unix", "test"];
 /// URI parameters allowed (libvirt's `command`, `netcat` and `socket` name programs or paths
 /// run on the node, and are refused).
-const PARAMS: &[&str] = &["keyfile", "known_hosts", "no_verify", "no_tty", "sshauth", "pkipath", "mode", "proxy"];
+const PARAMS: &[&str] = &["keyfile", "known_hosts", "known_hosts_verify", "no_verify", "no_tty", "sshauth", "pkipath", "mode", "proxy"];
 
 /// Checks a libvirt URI: an allowed scheme, `/system`, `/session` (or `/default` for `test`),
 /// a plain `[user@]host[:port]`, allowed parameters with plain values. Nothing of it reaches a
@@ -457,12 +457,15 @@ impl HostingService {
     }
 
     /// The nodes a new site (or spare) may go to, the one with the most free capacity first:
-    /// healthy (connected, with the image), not drained, with room for a VM of `plan`. Free
-    /// capacity is the memory limit minus what is committed (then disk, then the lower id).
-    pub(super) async fn placement(&self, plan: &str) -> Result<Vec<HostingService>> {
+    /// healthy (connected, with the image), not drained, with room for a VM of `plan` (then
+    /// the full ones: a ready spare there is already counted). Free capacity is the memory
+    /// limit minus what is committed (then disk, then the lower id). Also the refusal of the
+    /// full node with the most room (its numbers), if any.
+    pub(super) async fn placement(&self, plan: &str) -> Result<(Vec<HostingService>, Option<String>)> {
         let db = self.inner.store.db();
         let rows: HashMap<i32, node::Model> = node::Entity::find().all(db).await?.into_iter().map(|n| (n.id, n)).collect();
         let mut cands = Vec::new();
+        let mut full = Vec::new();
         for svc in self.node_services() {
             let id = svc.node_id();
             let h = self.inner.nodes.health(id);
@@ -471,14 +474,21 @@ impl HostingService {
             }
             let cap = &svc.inner.capacity;
             let used = svc.inner.store.committed_in(db, cap).await?;
-            if cap.refusal(used, plan).is_some() {
-                continue;
-            }
             let free = (cap.memory_limit_mib.saturating_sub(used.memory_mib), cap.disk_limit_gib.saturating_sub(used.disk_gib));
-            cands.push((free, id, svc));
+            match cap.refusal(used, plan) {
+                Some(why) => full.push((free, id, why)),
+                None => cands.push((free, id, svc)),
+            }
         }
         cands.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-        Ok(cands.into_iter().map(|c| c.2).collect())
+        full.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        // Full nodes last: a create there may still claim a ready spare (already counted).
+        let why = full.first().map(|f| f.2.clone());
+        let mut out: Vec<HostingService> = cands.into_iter().map(|c| c.2).collect();
+        for (_, id, _) in full {
+            out.push(self.on(id)?);
+        }
+        Ok((out, why))
     }
 
     /// Whether this node takes new spares now (healthy and not drained).
@@ -551,6 +561,7 @@ mod tests {
             "qemu+ssh://root@10.0.0.5/system",
             "qemu+ssh://vmwnode2@127.0.0.1:2222/session?keyfile=/tmp/k/id_ed25519&known_hosts=/tmp/k/known_hosts",
             "qemu+tls://host.example.com/system",
+            "qemu+libssh://root@127.0.0.1:22022/session?keyfile=/var/lib/n2/id_ed25519&known_hosts=/var/lib/n2/known_hosts&sshauth=privkey",
             "qemu:///session",
             "test:///default",
             "test:///tmp/t1/node2.xml",

@@ -243,7 +243,8 @@ impl VmManager {
             if test {
                 return Ok((version, Ok(())));
             }
-            let path = std::path::absolute(&image).unwrap_or(image);
+            // The pool lists the image at its real path (the image folder is often a symlink).
+            let path = image.canonicalize().or_else(|_| std::path::absolute(&image)).unwrap_or(image);
             let path = path.to_string_lossy().into_owned();
             let found = match conn.lookup_storage_vol_by_path(&path) {
                 Ok(_) => Ok(()),
