@@ -166,7 +166,7 @@ pub async fn list_nodes(State(state): State<AppState>, user: ApiUser) -> ApiResu
 #[utoipa::path(operation_id = "admin_add_node", post, path = "/api/v1/admin/nodes", tag = "admin", security(("bearer" = [])), request_body = AddNodeRequest,
     responses((status = 201, description = "The node, added", body = AdminNode), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody),
         (status = 409, description = "A node of this name or URI exists (code `conflict`)", body = ErrorBody),
-        (status = 422, description = "A bad field, or the node does not answer or lacks the image (code `validation`)", body = ErrorBody),
+        (status = 422, description = "A bad field, or the node does not answer or lacks the image (code `validation_failed`)", body = ErrorBody),
         (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
 pub async fn add_node(State(state): State<AppState>, user: ApiUser, Json(req): Json<AddNodeRequest>) -> ApiResult<(axum::http::StatusCode, axum::Json<AdminNode>)> {
     admin_only(&user)?;

@@ -230,7 +230,8 @@ impl HostingService {
                 proxy: i.proxy.clone(),
                 accounts: i.accounts.clone(),
                 events: i.events.clone(),
-                permits: i.permits.clone(),
+                // Provisioning slots are the node's own (boots take its CPU).
+                permits: Arc::new(tokio::sync::Semaphore::new(i.cfg.provision_concurrency.max(1))),
                 faults: i.faults.clone(),
                 metrics: i.metrics.clone(),
                 golden_failed_at: Mutex::new(None),
