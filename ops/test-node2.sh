@@ -36,7 +36,8 @@ start)
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod +x /usr/sbin/policy-rc.d
         trap 'rm -f /usr/sbin/policy-rc.d' EXIT
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server >/dev/null
+        inst() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server >/dev/null; }
+        inst || { apt-get update -q >/dev/null && inst; }
         rm -f /usr/sbin/policy-rc.d
     fi
     install -d -m 0700 "$DIR"
