@@ -618,6 +618,22 @@ async fn an_administrator_adds_drains_and_removes_a_node_over_rest_and_new_sites
     let n = nodes.as_array().unwrap().iter().find(|n| n["id"].as_i64() == Some(id2)).unwrap();
     assert_eq!(n["sites"][0]["id"].as_i64(), Some(site), "{n}");
 
+    // The admin page (server-rendered) shows both nodes, with their health and the site on node 2.
+    let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = browser
+        .post(app.url("/api/fn/login"))
+        .header("accept", "application/json")
+        .form(&[("login", "chief"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "login: {}", r.status());
+    let html = browser.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches(r#"data-testid="node""#).count(), 2, "{html}");
+    assert!(html.contains(r#"data-node="node-2""#), "{html}");
+    assert!(html.contains(r#"data-slug="annie""#), "the site on its node: {html}");
+    assert_eq!(html.matches(r#"data-connected="true""#).count(), 2, "{html}");
+
     let (s, b) = app.call(M::DELETE, &format!("/api/v1/admin/nodes/{id2}"), &root, None).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
     let (s, d) = app.call(M::POST, &format!("/api/v1/admin/nodes/{id2}/drain"), &root, None).await;
