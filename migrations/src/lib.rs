@@ -8,6 +8,7 @@ mod m20261201_000001_typed_core;
 mod m20261202_000001_account_admin;
 mod m20261202_000002_sleep;
 mod m20261202_000010_snapshots;
+mod m20261202_000020_nodes;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_account_admin::Migration),
             Box::new(m20261202_000002_sleep::Migration),
             Box::new(m20261202_000010_snapshots::Migration),
+            Box::new(m20261202_000020_nodes::Migration),
         ]
     }
 }

@@ -26,13 +26,34 @@ pub async fn admin_overview() -> Result<AdminData, AppError> {
             memory_limit_mib: 0,
             disk_committed_gib: 0,
             disk_limit_gib: 0,
+            address: String::new(),
+            drained: false,
+            added: false,
+            health: Default::default(),
+            sites: Vec::new(),
         };
         return Ok(AdminData { nodes: vec![node], hostings: Vec::new(), events: Vec::new(), users, me: me.id });
     };
-    let node = h.node_info(&actor).await?;
+    let nodes = h.nodes_info(&actor).await?;
     let hostings = h.list_all(&actor).await?;
     let events = h.recent_events(&actor, 50).await?;
-    Ok(AdminData { nodes: vec![node], hostings, events, users, me: me.id })
+    Ok(AdminData { nodes, hostings, events, users, me: me.id })
+}
+
+/// Drains a node (`drained` true: no new sites go there) or takes it back (administrators only).
+#[server(prefix = "/api/fn", endpoint = "admin_set_node_drained")]
+pub async fn admin_set_node_drained(node_id: i32, drained: bool) -> Result<crate::model::NodeView, AppError> {
+    let (state, _, actor) = auth::require_admin().await?;
+    let h = state.hosting.as_ref().ok_or_else(|| AppError::from(service::Error::HostingUnavailable("hosting is off".into())))?;
+    Ok(h.set_node_drained(&actor, node_id, drained).await?)
+}
+
+/// Removes an added node with no sites left (administrators only).
+#[server(prefix = "/api/fn", endpoint = "admin_remove_node")]
+pub async fn admin_remove_node(node_id: i32) -> Result<(), AppError> {
+    let (state, _, actor) = auth::require_admin().await?;
+    let h = state.hosting.as_ref().ok_or_else(|| AppError::from(service::Error::HostingUnavailable("hosting is off".into())))?;
+    Ok(h.remove_node(&actor, node_id).await?)
 }
 
 /// Disables (`disabled` true) or enables an account (administrators only; not their own).

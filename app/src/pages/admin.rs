@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::RequireUser;
-use crate::api::admin::{admin_overview, admin_set_disabled};
+use crate::api::admin::{admin_overview, admin_remove_node, admin_set_disabled, admin_set_node_drained};
 use crate::api::hostings::hosting_action;
 use crate::components::charts::human_bytes;
 use crate::components::ui::{StateBadge, format_time, toasts};
@@ -86,16 +86,64 @@ fn Meter(label: &'static str, used: u64, limit: u64, unit: &'static str, testid:
     }
 }
 
+/// A node's health line: connected (with its libvirt version) or unreachable (with why).
+#[component]
+fn NodeHealthLine(n: NodeView) -> impl IntoView {
+    let h = n.health.clone();
+    let (text, class) = if h.connected {
+        let v = h.libvirt_version.clone().unwrap_or_default();
+        let image = if h.image_ok { "guest image present" } else { "guest image missing" };
+        (format!("connected · libvirt {v} · {image}"), if h.image_ok { "text-emerald-600" } else { "text-amber-600" })
+    } else {
+        ("unreachable: its sites are kept and come back with it".to_owned(), "text-rose-600")
+    };
+    view! {
+        <p class=format!("text-xs {class}") data-testid="node-health" data-connected=h.connected.to_string()>{text}</p>
+        {h.last_error.map(|e| view! { <p class="break-all text-xs text-rose-600" data-testid="node-error">{e}</p> })}
+        {n.drained.then(|| view! { <p class="text-xs font-semibold text-amber-600" data-testid="node-drained">"drained: takes no new sites"</p> })}
+    }
+}
+
 #[component]
 fn NodeCard(n: NodeView) -> impl IntoView {
     let used = n.memory_total_kib.saturating_sub(n.memory_available_kib);
     let pct = if n.memory_total_kib > 0 { used as f64 / n.memory_total_kib as f64 * 100.0 } else { 0.0 };
+    let q = toasts();
+    let drained = RwSignal::new(n.drained);
+    let gone = RwSignal::new(false);
+    let id = n.id;
+    let drain = move |_| {
+        let want = !drained.get_untracked();
+        leptos::task::spawn_local(async move {
+            match admin_set_node_drained(id, want).await {
+                Ok(v) => drained.set(v.drained),
+                Err(e) => q.push(e.to_string()),
+            }
+        });
+    };
+    let remove = move |_| {
+        leptos::task::spawn_local(async move {
+            match admin_remove_node(id).await {
+                Ok(()) => gone.set(true),
+                Err(e) => q.push(e.to_string()),
+            }
+        });
+    };
+    let sites = n.sites.clone();
+    let added = n.added;
     view! {
-        <div class="card grid grid-cols-1 gap-4 p-4 sm:grid-cols-2 sm:p-5 lg:grid-cols-4" data-testid="node" data-node=n.name.clone()>
+        <div class="card grid grid-cols-1 gap-4 p-4 sm:grid-cols-2 sm:p-5 lg:grid-cols-4" data-testid="node" data-node=n.name.clone() class:hidden=move || gone.get()>
             <div>
                 <p class="text-lg font-semibold">{n.name.clone()}</p>
-                <p class="text-xs text-slate-500">{format!("domain type: {}", n.domain_type)}</p>
+                <p class="text-xs text-slate-500">{format!("domain type: {} · forwards on {}", n.domain_type, n.address)}</p>
                 <p class="break-all font-mono text-xs text-slate-500">{n.libvirt_uri.clone()}</p>
+                <NodeHealthLine n=n.clone()/>
+                <div class="mt-2 flex flex-wrap gap-2">
+                    <button class="btn-secondary px-3 py-1 text-xs" data-testid="node-drain" on:click=drain>
+                        {move || if drained.get() { "Take new sites" } else { "Drain" }}
+                    </button>
+                    {added.then(|| view! { <button class="btn-secondary px-3 py-1 text-xs" data-testid="node-remove" on:click=remove>"Remove"</button> })}
+                </div>
             </div>
             <div class="flex flex-wrap gap-4">
                 <div><p class="text-xs text-slate-500">"Running"</p><p class="text-lg font-semibold" data-testid="node-running">{n.hostings_running}</p></div>
@@ -109,6 +157,13 @@ fn NodeCard(n: NodeView) -> impl IntoView {
             <p class="text-xs text-slate-500 sm:col-span-2 lg:col-span-4">
                 {format!("Host memory in use: {:.0} % ({} of {})", pct, human_bytes(used as f64 * 1024.0), human_bytes(n.memory_total_kib as f64 * 1024.0))}
             </p>
+            <ul class="flex flex-wrap gap-2 text-xs sm:col-span-2 lg:col-span-4" data-testid="node-sites">
+                {sites.into_iter().map(|s| view! {
+                    <li class="rounded bg-slate-100 px-2 py-0.5 dark:bg-slate-800" data-testid="node-site" data-slug=s.slug.clone()>
+                        {format!("{} · {}", s.slug, s.state)}
+                    </li>
+                }).collect_view()}
+            </ul>
         </div>
     }
 }

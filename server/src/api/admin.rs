@@ -6,11 +6,11 @@
 use axum::extract::{Path, Query, State};
 use serde::{Deserialize, Serialize};
 use service::accounts::UserView;
-use service::hosting::{EventView, HostingView, NodeView};
+use service::hosting::{EventView, HostingView, NodeHealth, NodeSite, NodeView};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
-use super::extract::ApiUser;
+use super::extract::{ApiUser, Json};
 use super::{ApiResult, hosting};
 use app::state::AppState;
 
@@ -60,6 +60,31 @@ pub struct AdminNode {
     pub hostings_sleeping: u64,
     /// Domains libvirt reports running (spares included).
     pub vms_running: u64,
+    /// The IP nginx reaches the node's VM forwards on.
+    pub address: String,
+    /// Takes no new sites (its sites keep running).
+    pub drained: bool,
+    /// Added by an administrator (removable when empty); false: the node of the app's settings.
+    pub added: bool,
+    /// The last health check: connected, libvirt version, guest image, last error.
+    pub health: NodeHealth,
+    /// Users' sites on the node.
+    pub sites: Vec<NodeSite>,
+}
+
+/// A node to add: its libvirt URI, the address of its VM forwards, its capacity.
+#[derive(Deserialize, ToSchema)]
+pub struct AddNodeRequest {
+    /// 1-32 of a-z, 0-9 and '-'.
+    pub name: String,
+    /// `qemu+ssh://user@host[:port]/system` (or `/session`), `qemu+tls://host/system`;
+    /// parameters `keyfile`, `known_hosts`, `no_verify`, `sshauth`, `pkipath`, `mode`, `proxy` only.
+    pub libvirt_uri: String,
+    /// The IP nginx reaches the node's VM forwards on (QEMU binds them there).
+    pub address: String,
+    /// Memory (MiB) and disk (GiB) the node's sites may commit (before the overcommit ratios).
+    pub memory_mib: u64,
+    pub disk_gib: u64,
 }
 
 impl From<NodeView> for AdminNode {
@@ -82,6 +107,11 @@ impl From<NodeView> for AdminNode {
             hostings_stopped: n.hostings_stopped,
             hostings_sleeping: n.hostings_sleeping,
             vms_running: n.vms_running,
+            address: n.address,
+            drained: n.drained,
+            added: n.added,
+            health: n.health,
+            sites: n.sites,
         }
     }
 }
@@ -127,8 +157,58 @@ pub async fn enable_user(State(state): State<AppState>, user: ApiUser, Path(id):
         (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
 pub async fn list_nodes(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AdminNode>>> {
     admin_only(&user)?;
-    let node = hosting(&state)?.node_info(&user.actor()).await?;
-    Ok(axum::Json(vec![node.into()]))
+    let nodes = hosting(&state)?.nodes_info(&user.actor()).await?;
+    Ok(axum::Json(nodes.into_iter().map(AdminNode::from).collect()))
+}
+
+/// Adds a node. It must answer over its URI and have the guest image (a volume of one of its
+/// storage pools at the image's path; see README "Adding a node"); else 422 and nothing is stored.
+#[utoipa::path(operation_id = "admin_add_node", post, path = "/api/v1/admin/nodes", tag = "admin", security(("bearer" = [])), request_body = AddNodeRequest,
+    responses((status = 201, description = "The node, added", body = AdminNode), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody),
+        (status = 409, description = "A node of this name or URI exists (code `conflict`)", body = ErrorBody),
+        (status = 422, description = "A bad field, or the node does not answer or lacks the image (code `validation_failed`)", body = ErrorBody),
+        (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
+pub async fn add_node(State(state): State<AppState>, user: ApiUser, Json(req): Json<AddNodeRequest>) -> ApiResult<(axum::http::StatusCode, axum::Json<AdminNode>)> {
+    admin_only(&user)?;
+    let new = service::hosting::nodes::NewNode {
+        name: req.name,
+        libvirt_uri: req.libvirt_uri,
+        address: req.address,
+        memory_mib: req.memory_mib,
+        disk_gib: req.disk_gib,
+    };
+    let node = hosting(&state)?.add_node(&user.actor(), new).await?;
+    Ok((axum::http::StatusCode::CREATED, axum::Json(node.into())))
+}
+
+/// Drains a node: no new sites or spares go there; its sites keep running.
+#[utoipa::path(operation_id = "admin_drain_node", post, path = "/api/v1/admin/nodes/{id}/drain", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, description = "The node, drained", body = AdminNode), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such node", body = ErrorBody), (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
+pub async fn drain_node(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<AdminNode>> {
+    admin_only(&user)?;
+    Ok(axum::Json(hosting(&state)?.set_node_drained(&user.actor(), id, true).await?.into()))
+}
+
+/// Takes a drained node back: new sites may go there again.
+#[utoipa::path(operation_id = "admin_undrain_node", post, path = "/api/v1/admin/nodes/{id}/undrain", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 200, description = "The node, taking new sites", body = AdminNode), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such node", body = ErrorBody), (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
+pub async fn undrain_node(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<AdminNode>> {
+    admin_only(&user)?;
+    Ok(axum::Json(hosting(&state)?.set_node_drained(&user.actor(), id, false).await?.into()))
+}
+
+/// Removes an added node with no sites left (its spares are deleted first).
+#[utoipa::path(operation_id = "admin_remove_node", delete, path = "/api/v1/admin/nodes/{id}", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
+    responses((status = 204, description = "The node is removed"), (status = 401, description = "No or bad token", body = ErrorBody), (status = 403, description = "Not an administrator (code `forbidden`)", body = ErrorBody),
+        (status = 404, description = "No such node", body = ErrorBody),
+        (status = 409, description = "It still has sites, or it is the node of the app's settings (code `conflict`), or spares are being removed (code `busy`)", body = ErrorBody),
+        (status = 503, description = "The server runs without libvirt (code `hosting_unavailable`)", body = ErrorBody)))]
+pub async fn remove_node(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::http::StatusCode> {
+    admin_only(&user)?;
+    hosting(&state)?.remove_node(&user.actor(), id).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 #[utoipa::path(operation_id = "admin_list_hostings", get, path = "/api/v1/admin/hostings", tag = "admin", security(("bearer" = [])),

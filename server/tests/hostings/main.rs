@@ -453,7 +453,8 @@ async fn the_openapi_document_lists_every_endpoint() {
         "/api/v1/hostings", "/api/v1/hostings/{id}", "/api/v1/hostings/{id}/events", "/api/v1/hostings/{id}/stats",
         "/api/v1/hostings/{id}/console", "/api/v1/hostings/{id}/stream", "/api/v1/hostings/{id}/{action}",
         "/api/v1/account/activity", "/api/v1/admin/users", "/api/v1/admin/users/{id}/disable", "/api/v1/admin/users/{id}/enable",
-        "/api/v1/admin/nodes", "/api/v1/admin/hostings", "/api/v1/admin/events",
+        "/api/v1/admin/nodes", "/api/v1/admin/nodes/{id}", "/api/v1/admin/nodes/{id}/drain", "/api/v1/admin/nodes/{id}/undrain",
+        "/api/v1/admin/hostings", "/api/v1/admin/events",
         "/api/v1/hostings/{id}/console/ws", "/api/v1/hostings/{id}/console/password",
     ] {
         assert!(paths.contains(&p), "{p} missing from {paths:?}");
@@ -587,4 +588,70 @@ async fn an_administrator_sees_nodes_and_every_hosting_and_acts_on_anyones_hosti
     assert_error(s, &b, StatusCode::NOT_FOUND, "not_found");
     let (s, _) = app.call(M::DELETE, &format!("/api/v1/hostings/{id}"), &root, None).await;
     assert_eq!(s, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn an_administrator_adds_drains_and_removes_a_node_over_rest_and_new_sites_go_where_there_is_room() {
+    let app = spawn_with(3, &["--first-user-admin", "--node-memory-mib", "512", "--memory-overcommit", "1.0"]).await;
+    let root = app.register("chief").await;
+    let ann = app.register("annie").await;
+    let file = app.data.path().join("node-2.xml");
+    std::fs::write(&file, "<node/>").unwrap();
+    let node = |uri: &str, address: &str| json!({"name": "node-2", "libvirt_uri": uri, "address": address, "memory_mib": 4096, "disk_gib": 100});
+    let uri = format!("test://{}", file.display());
+
+    let (s, b) = app.call(M::POST, "/api/v1/admin/nodes", &ann, Some(node(&uri, "127.0.0.1"))).await;
+    assert_error(s, &b, StatusCode::FORBIDDEN, "forbidden");
+    let (s, b) = app.call(M::POST, "/api/v1/admin/nodes", &root, Some(node("qemu+ssh://h/system?command=sh", "127.0.0.1"))).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let (s, b) = app.call(M::POST, "/api/v1/admin/nodes", &root, Some(node(&uri, "not-an-ip"))).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    let (s, n2) = app.call(M::POST, "/api/v1/admin/nodes", &root, Some(node(&uri, "127.0.0.1"))).await;
+    assert_eq!(s, StatusCode::CREATED, "{n2}");
+    assert_eq!((n2["health"]["connected"].as_bool(), n2["drained"].as_bool(), n2["added"].as_bool()), (Some(true), Some(false), Some(true)), "{n2}");
+    let id2 = n2["id"].as_i64().unwrap();
+
+    // The new node has more room: the site goes there, and the node lists it.
+    let site = app.create_host(&ann).await;
+    app.wait_for(&ann, "running").await;
+    let (_, nodes) = app.call(M::GET, "/api/v1/admin/nodes", &root, None).await;
+    assert_eq!(nodes.as_array().unwrap().len(), 2, "{nodes}");
+    let n = nodes.as_array().unwrap().iter().find(|n| n["id"].as_i64() == Some(id2)).unwrap();
+    assert_eq!(n["sites"][0]["id"].as_i64(), Some(site), "{n}");
+
+    // The admin page (server-rendered) shows both nodes, with their health and the site on node 2.
+    let browser = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = browser
+        .post(app.url("/api/fn/login"))
+        .header("accept", "application/json")
+        .form(&[("login", "chief"), ("password", "correct horse battery")])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "login: {}", r.status());
+    let html = browser.get(app.url("/admin")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(html.matches(r#"data-testid="node""#).count(), 2, "{html}");
+    assert!(html.contains(r#"data-node="node-2""#), "{html}");
+    assert!(html.contains(r#"data-slug="annie""#), "the site on its node: {html}");
+    assert_eq!(html.matches(r#"data-connected="true""#).count(), 2, "{html}");
+
+    let (s, b) = app.call(M::DELETE, &format!("/api/v1/admin/nodes/{id2}"), &root, None).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    let (s, d) = app.call(M::POST, &format!("/api/v1/admin/nodes/{id2}/drain"), &root, None).await;
+    assert_eq!((s, d["drained"].as_bool()), (StatusCode::OK, Some(true)), "{d}");
+    let (s, _) = app.call(M::DELETE, &format!("/api/v1/hostings/{site}"), &ann, None).await;
+    assert!(s.is_success(), "{s}");
+    for _ in 0..300 {
+        if app.call(M::GET, &format!("/api/v1/hostings/{site}"), &ann, None).await.0 == StatusCode::NOT_FOUND {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (s, _) = app.call(M::DELETE, &format!("/api/v1/admin/nodes/{id2}"), &root, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, nodes) = app.call(M::GET, "/api/v1/admin/nodes", &root, None).await;
+    assert_eq!(nodes.as_array().unwrap().len(), 1, "{nodes}");
+    let home = nodes[0]["id"].as_i64().unwrap();
+    let (s, b) = app.call(M::DELETE, &format!("/api/v1/admin/nodes/{home}"), &root, None).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
 }

@@ -130,7 +130,11 @@ impl HostingService {
     /// Attaches to hosting `id`'s console, taking it over from any other holder. The owner or
     /// an admin only (others: not found).
     pub async fn attach_console(&self, actor: &Actor, id: i32) -> Result<ConsoleSession> {
-        self.inner.store.owned(actor, id).await?;
+        let row = self.inner.store.owned(actor, id).await?;
+        let node = self.on_live(row.node_id)?;
+        if node.node_id() != self.node_id() {
+            return Box::pin(node.attach_console(actor, id)).await;
+        }
         let (generation, holder) = self.inner.consoles.take(id);
         let (out_tx, out_rx) = mpsc::channel(64);
         let (in_tx, in_rx) = mpsc::channel(64);
@@ -148,6 +152,10 @@ impl HostingService {
     pub async fn set_console_password(&self, actor: &Actor, id: i32, password: &str, confirm: &str) -> Result<()> {
         let row = self.inner.store.owned(actor, id).await?;
         validate_console_password(password, confirm)?;
+        let node = self.on_live(row.node_id)?;
+        if node.node_id() != self.node_id() {
+            return Box::pin(node.set_console_password(actor, id, password, confirm)).await;
+        }
         if row.state != HostingState::Running || row.operation.is_some() {
             return Err(Error::conflict(None, "Start the site first: the password is set inside the running VM."));
         }

@@ -23,6 +23,8 @@ pub struct Faults {
     /// The next snapshot or snapshot restore fails once its VM is down (after the save, or
     /// after the disk swap): what is left must be the site as it was.
     fail_snapshot: Mutex<bool>,
+    /// Nodes whose health check fails as if they were down (tests of unreachable nodes).
+    nodes_down: Mutex<std::collections::HashSet<i32>>,
 }
 
 impl Faults {
@@ -37,6 +39,16 @@ impl Faults {
 
     pub fn set_op_delay(&self, d: std::time::Duration) {
         *self.op_delay.lock().unwrap() = d;
+    }
+
+    /// Node `id`'s health checks fail from now on (`down`) or pass again.
+    pub fn set_node_down(&self, id: i32, down: bool) {
+        let mut set = self.nodes_down.lock().unwrap();
+        if down { set.insert(id) } else { set.remove(&id) };
+    }
+
+    pub(crate) fn node_down(&self, id: i32) -> bool {
+        self.nodes_down.lock().unwrap().contains(&id)
     }
 
     pub fn set_undo_twice(&self, on: bool) {

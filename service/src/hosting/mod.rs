@@ -9,6 +9,7 @@ pub mod events;
 pub mod faults;
 pub mod fanout;
 mod metrics;
+pub mod nodes;
 mod ops;
 mod ports;
 mod pool;
@@ -42,7 +43,7 @@ pub use sleep::ASLEEP;
 pub use snapshots::{SnapshotState, SnapshotView, check_snapshot_name};
 pub use store::{HostingRow, Store};
 pub use vmw_types::{CreateKind, EventKind, EventStatus, HostingState, Operation, SpareTier, Step};
-pub use view::{EventView, HostingView, NodeView, StatSample};
+pub use view::{EventView, HostingView, NodeHealth, NodeSite, NodeView, StatSample};
 
 /// What a user asks for when creating a hosting. Everything is optional: the slug defaults to
 /// the username, the plan to the first configured one.
@@ -73,18 +74,21 @@ struct Inner {
     events: events::EventBus,
     /// Provisioning slots (boots are CPU-bound).
     permits: Arc<Semaphore>,
-    faults: faults::Faults,
-    metrics: metrics::Metrics,
+    faults: Arc<faults::Faults>,
+    metrics: Arc<metrics::Metrics>,
     /// When making the golden snapshot last failed (it is retried after a while, not in a loop).
     golden_failed_at: std::sync::Mutex<Option<std::time::Instant>>,
     /// What the node's hostings may commit (fixed at start-up).
     capacity: store::Capacity,
     /// The SSH ports of sleeping sites, listened on by the app (wake on SSH).
-    ssh_wakers: ssh_waker::SshWakers,
+    ssh_wakers: Arc<ssh_waker::SshWakers>,
     /// Who holds each hosting's interactive console (one writer at a time).
-    consoles: console::ConsoleHub,
-    /// Whether this replica leads (runs the background work; see [`crate::leader`]).
-    leading: std::sync::atomic::AtomicBool,
+    consoles: Arc<console::ConsoleHub>,
+    /// Whether this replica leads (runs the background work; see [`crate::leader`]). One
+    /// flag for every node of the process: the leader of the app's own node leads them all.
+    leading: Arc<std::sync::atomic::AtomicBool>,
+    /// Every node's service (this one's too), their health and placement (shared by all nodes).
+    nodes: Arc<nodes::NodeRegistry>,
 }
 
 impl HostingService {
@@ -101,7 +105,7 @@ impl HostingService {
         let store = Store::new(db.clone(), node_id, &cfg.instance_id)?;
         let capacity = node_capacity(&cfg);
         tracing::info!(memory_limit_mib = capacity.memory_limit_mib, disk_limit_gib = capacity.disk_limit_gib, "node capacity");
-        Ok(Self {
+        let svc = Self {
             inner: Arc::new(Inner {
                 events: events::EventBus::new(db, store.replica()),
                 permits: Arc::new(Semaphore::new(cfg.provision_concurrency.max(1))),
@@ -110,36 +114,33 @@ impl HostingService {
                 vm,
                 proxy,
                 accounts,
-                faults: faults::Faults::default(),
-                metrics: metrics::Metrics::default(),
+                faults: Arc::default(),
+                metrics: Arc::default(),
                 golden_failed_at: std::sync::Mutex::new(None),
                 capacity,
-                ssh_wakers: ssh_waker::SshWakers::default(),
-                consoles: console::ConsoleHub::default(),
+                ssh_wakers: Arc::default(),
+                consoles: Arc::default(),
                 // A service that never campaigns (tools, tests) acts alone.
-                leading: std::sync::atomic::AtomicBool::new(true),
+                leading: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+                nodes: Arc::new(nodes::NodeRegistry::new(node_id)),
             }),
-        })
+        };
+        svc.inner.nodes.register(node_id, svc.clone());
+        svc.load_added_nodes().await?;
+        Ok(svc)
     }
 
     /// Starts the background work. Every replica samples its node's VMs (its own charts) and
     /// listens to the other replicas (PostgreSQL); the leader of the node (one replica, under a
     /// PostgreSQL advisory lock; on SQLite the only process) also reconciles (once now, before
     /// it serves, then periodically), refills the warm pool, puts idle sites to sleep, listens
-    /// on sleeping sites' SSH ports and rotates nginx's logs. When the leader dies another
+    /// on sleeping sites' SSH ports and rotates nginx's logs, on this node and on every added
+    /// node (each its own reconciliation, pool and sleep), and checks the nodes' health. When the leader dies another
     /// replica takes over within [`crate::leader::RETRY`] or so, starting with a reconciliation.
     /// The tasks stop when the returned handles are aborted (or the runtime ends).
     pub async fn start_background(&self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         let mut out = Vec::new();
-        let this = self.clone();
-        let every = Duration::from_secs(self.inner.cfg.stats_interval_secs.max(1));
-        out.push(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                this.sample_stats().await;
-            }
-        }));
+        out.push(self.spawn_sampler());
         if let Some(mut notes) = self.inner.events.fanout().listen().await? {
             let this = self.clone();
             out.push(tokio::spawn(async move {
@@ -216,20 +217,7 @@ impl HostingService {
         tracing::info!(?report, "start-up reconciliation done");
         self.refresh_routes().await;
         self.open_all_ssh_wakers().await;
-        let sleeper = self.spawn_idle_sleeper();
-        let this = self.clone();
-        let every = Duration::from_secs(self.inner.cfg.reconcile_interval_secs.max(1));
-        let reconciler = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                if let Err(err) = this.reconcile_periodic().await {
-                    tracing::warn!(%err, "periodic reconciliation failed");
-                }
-            }
-        });
-        let pool = self.spawn_pool_filler();
+        let mut tasks = self.node_tasks();
         let this = self.clone();
         // Housekeeping: nginx's logs every 10 minutes, old events every hour.
         let pruner = tokio::spawn(async move {
@@ -251,7 +239,9 @@ impl HostingService {
                 }
             }
         });
-        Ok(vec![reconciler, pool, pruner, sleeper])
+        tasks.push(pruner);
+        tasks.extend(self.start_nodes_background().await);
+        Ok(tasks)
     }
 
     /// Another replica's note.
@@ -265,6 +255,44 @@ impl HostingService {
             }
             fanout::Note::ReleaseSshWaker { hosting_id } => self.inner.ssh_wakers.release(hosting_id).await,
         }
+    }
+
+    /// One node's periodic work: reconciliation, the warm pool, idle sleep.
+    fn node_tasks(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        let sleeper = self.spawn_idle_sleeper();
+        let this = self.clone();
+        let every = Duration::from_secs(self.inner.cfg.reconcile_interval_secs.max(1));
+        let reconciler = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                // A node that is down is left alone: its sites show as unreachable, unchanged.
+                if !this.node_up(this.node_id()) {
+                    continue;
+                }
+                if let Err(err) = this.reconcile_periodic().await {
+                    tracing::warn!(node = %this.inner.cfg.node_name, %err, "periodic reconciliation failed");
+                }
+            }
+        });
+        let pool = self.spawn_pool_filler();
+        vec![reconciler, pool, sleeper]
+    }
+
+    /// Samples the node's VMs for the charts, while the node is up.
+    fn spawn_sampler(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        let every = Duration::from_secs(self.inner.cfg.stats_interval_secs.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if this.node_up(this.node_id()) {
+                    this.sample_stats().await;
+                }
+            }
+        })
     }
 
     pub fn config(&self) -> &ServiceConfig {
@@ -402,25 +430,44 @@ impl HostingService {
         };
 
         let keys_json = serde_json::to_string(&keys).map_err(Error::internal)?;
-        let new = store::NewHosting {
-            user_id: actor.user_id,
-            slug: &slug,
-            plan: &plan.name,
-            keys_json: &keys_json,
-            max_per_user: cfg.max_hostings_per_user,
-            fresh: if self.can_clone(&plan) { CreateKind::Clone } else { CreateKind::Cold },
-            capacity: &self.inner.capacity,
-        };
-        let (row, lease, warm) = self.inner.store.insert_for_user(new, cfg.pool_size + cfg.pool_paused > 0).await?;
-        let how = if warm { ", warm VM" } else { "" };
-        let msg = format!("Hosting '{slug}' queued ({} plan{how})", plan.name);
-        self.event(&row, EventKind::State, None, EventStatus::Queued, msg, None).await;
-        if warm {
-            self.spawn_claimed(lease);
-        } else {
-            self.spawn_fresh(lease, &plan.name);
+        // Placement: the healthy, not drained node with the most free capacity; the next one
+        // when it filled up meanwhile (another create took the room).
+        let (nodes, refusal) = self.placement(&plan.name).await?;
+        if nodes.is_empty() {
+            let why = refusal.unwrap_or_else(|| "no server takes new sites now (every node is drained or unreachable); try again later".to_owned());
+            return Err(Error::NodeFull(why));
         }
-        self.view(&row).await
+        let mut last = None;
+        for node in nodes {
+            let new = store::NewHosting {
+                user_id: actor.user_id,
+                slug: &slug,
+                plan: &plan.name,
+                keys_json: &keys_json,
+                max_per_user: cfg.max_hostings_per_user,
+                fresh: if node.can_clone(&plan) { CreateKind::Clone } else { CreateKind::Cold },
+                capacity: &node.inner.capacity,
+            };
+            let (row, lease, warm) = match node.inner.store.insert_for_user(new, cfg.pool_size + cfg.pool_paused > 0).await {
+                Ok(r) => r,
+                Err(Error::NodeFull(why)) => {
+                    last = Some(why);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            let how = if warm { ", warm VM" } else { "" };
+            let msg = format!("Hosting '{slug}' queued ({} plan{how})", plan.name);
+            node.event(&row, EventKind::State, None, EventStatus::Queued, msg, None).await;
+            tracing::info!(hosting_id = row.id, node = %node.inner.cfg.node_name, "placed a new site");
+            if warm {
+                node.spawn_claimed(lease);
+            } else {
+                node.spawn_fresh(lease, &plan.name);
+            }
+            return self.view(&row).await;
+        }
+        Err(Error::NodeFull(last.unwrap_or_default()))
     }
 
     async fn default_slug(&self, actor: &Actor, username: &str) -> Result<String> {
@@ -517,8 +564,9 @@ impl HostingService {
 
     /// The last lines of the VM's serial console.
     pub async fn console(&self, actor: &Actor, id: i32, lines: usize) -> Result<Vec<String>> {
-        self.inner.store.owned(actor, id).await?;
-        Ok(self.inner.vm.console_tail(id, lines.clamp(1, 2000)).await?)
+        let row = self.inner.store.owned(actor, id).await?;
+        let node = self.on_live(row.node_id)?;
+        Ok(node.inner.vm.console_tail(id, lines.clamp(1, 2000)).await?)
     }
 
     /// Deletes events older than `event_retention_days` (0: none), keeping each hosting's
@@ -533,47 +581,13 @@ impl HostingService {
         Ok(self.inner.events.prune_before(before).await? + activity)
     }
 
-    /// Host capacity and usage (admin page).
+    /// This node's capacity, usage, health and sites (admin page; [`HostingService::nodes_info`]
+    /// has every node).
     pub async fn node_info(&self, actor: &Actor) -> Result<NodeView> {
         if !actor.is_admin {
             return Err(Error::Forbidden);
         }
-        let store = &self.inner.store;
-        let node = node::Entity::find_by_id(store.node_id())
-            .one(store.db())
-            .await?
-            .ok_or(Error::NotFound("node"))?;
-        let hostings_total = store.count_on_node().await?;
-        let vms_running = self
-            .inner
-            .vm
-            .list_domains()
-            .await?
-            .into_iter()
-            .filter(|(_, s)| *s == crate::vm::VmState::Running)
-            .count() as u64;
-        let hostings_running = store.count_on_node_in(HostingState::Running).await?;
-        let hostings_stopped = store.count_on_node_in(HostingState::Stopped).await?;
-        let hostings_sleeping = store.count_on_node_in(HostingState::Sleeping).await?;
-        let (total, avail) = metrics::host_memory_kib();
-        let committed = store.committed_in(store.db(), &self.inner.capacity).await?;
-        Ok(NodeView {
-            id: node.id,
-            name: node.name,
-            libvirt_uri: node.libvirt_uri,
-            domain_type: self.inner.vm.domain_type().to_string(),
-            memory_total_kib: total,
-            memory_available_kib: avail,
-            hostings_total,
-            vms_running,
-            hostings_running,
-            hostings_stopped,
-            hostings_sleeping,
-            memory_committed_mib: committed.memory_mib,
-            memory_limit_mib: self.inner.capacity.memory_limit_mib,
-            disk_committed_gib: committed.disk_gib,
-            disk_limit_gib: self.inner.capacity.disk_limit_gib,
-        })
+        self.node_view().await
     }
 
     async fn view(&self, row: &HostingRow) -> Result<HostingView> {
@@ -581,7 +595,9 @@ impl HostingService {
             HostingState::Queued => Some(self.inner.store.queue_position(row).await?),
             _ => None,
         };
-        Ok(view::hosting_view(row, &self.inner.cfg, pos))
+        let mut v = view::hosting_view(row, &self.inner.cfg, pos);
+        v.unreachable = !self.node_up(row.node_id);
+        Ok(v)
     }
 
     /// Waits until no operation runs on the hosting (or it is gone), for tests and `?wait=`.

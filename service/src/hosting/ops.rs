@@ -15,6 +15,7 @@ pub(super) const LOOK_PATIENCE: Duration = Duration::from_secs(5);
 impl HostingService {
     /// Starts `op` on a hosting the actor owns. Conflicts (another operation running, or a
     /// state the operation cannot start from) are refused with a specific message.
+    /// Runs on the hosting's node (refused while that node is unreachable).
     pub async fn action(&self, actor: &Actor, id: i32, op: Operation) -> Result<HostingView> {
         if op == Operation::Create {
             return Err(Error::validation("action", "use create to make a new hosting"));
@@ -22,7 +23,11 @@ impl HostingService {
         if matches!(op, Operation::Snapshot | Operation::RestoreSnapshot) {
             return Err(Error::validation("action", "use the snapshot calls to take or restore a snapshot"));
         }
-        self.inner.store.owned(actor, id).await?;
+        let row = self.inner.store.owned(actor, id).await?;
+        self.on_live(row.node_id)?.action_here(id, op).await
+    }
+
+    async fn action_here(&self, id: i32, op: Operation) -> Result<HostingView> {
         let lease = if op == Operation::Wake { self.begin_wake(id).await? } else { self.begin(id, op).await? };
         let row = self.inner.store.require(id).await?;
         let msg = format!("{} requested", op.label());

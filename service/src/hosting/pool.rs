@@ -63,6 +63,10 @@ impl HostingService {
         if want == 0 || store.count_spares(None).await? >= want {
             return Ok(false);
         }
+        // A drained or unreachable node gets no new spares (nor the golden's cold boot below).
+        if !self.takes_new().await? {
+            return Ok(false);
+        }
         // The fast tier first (paused in RAM), then saved ones behind it.
         let tier = if store.count_spares(Some(SpareTier::Paused)).await? < want_paused { SpareTier::Paused } else { SpareTier::Saved };
         if !store.on_node_in(&[HostingState::Queued, HostingState::Provisioning]).await?.is_empty() {
@@ -133,7 +137,7 @@ impl HostingService {
     /// switched on and missing: one cold boot, in a provisioning slot. Returns whether it did.
     async fn ensure_golden(&self) -> Result<bool> {
         let cfg = &self.inner.cfg;
-        if !cfg.golden || self.inner.vm.golden().is_some() {
+        if !cfg.golden || self.inner.vm.golden().is_some() || !self.takes_new().await? {
             return Ok(false);
         }
         // A golden that failed (an image without a guest agent, say) is not retried at once:
@@ -148,7 +152,7 @@ impl HostingService {
         let store = &self.inner.store;
         let (db, node) = (store.db(), store.node_id());
         // An attempt that died left its ports: take them back first.
-        ports::release_all(db, GOLDEN_LEASE).await?;
+        ports::release_on_node(db, node, GOLDEN_LEASE).await?;
         let made = match ports::lease_pair(db, node, GOLDEN_LEASE, cfg).await {
             Ok((http_port, ssh_port)) => {
                 let spec = GoldenSpec { vcpus: plan.vcpus, memory_mib: plan.memory_mib, disk_gib: plan.disk_gib, http_port, ssh_port };
@@ -163,7 +167,7 @@ impl HostingService {
             }
             Err(e) => Err(e),
         };
-        ports::release_all(db, GOLDEN_LEASE).await?;
+        ports::release_on_node(db, node, GOLDEN_LEASE).await?;
         if let Err(err) = made {
             *self.inner.golden_failed_at.lock().unwrap() = Some(std::time::Instant::now());
             tracing::warn!(%err, retry_in_s = GOLDEN_RETRY.as_secs(), "could not make the golden snapshot; VMs boot cold meanwhile");

@@ -1,5 +1,6 @@
 //! Loopback port leases for VM forwards. The (node_id, port) primary key of `port_leases`
-//! makes a double allocation impossible, even with several app instances.
+//! makes a double allocation impossible, even with several app instances; so does the unique
+//! (address, port) index across nodes that share an address (two session daemons on one host).
 use std::collections::HashSet;
 use std::net::{IpAddr, TcpListener};
 
@@ -23,7 +24,18 @@ pub async fn lease(
     range: &PortRange,
     bind: IpAddr,
 ) -> Result<u16> {
-    let taken: HashSet<i32> = on_node(db, node_id).await?.into_iter().map(|l| l.port).collect();
+    let address = bind.to_string();
+    let taken: HashSet<i32> = port_lease::Entity::find()
+        .filter(
+            sea_orm::Condition::any()
+                .add(port_lease::Column::NodeId.eq(node_id))
+                .add(port_lease::Column::Address.eq(address.as_str())),
+        )
+        .all(db)
+        .await?
+        .into_iter()
+        .map(|l| l.port)
+        .collect();
     let end = range.base.saturating_add(range.len);
     for port in range.base..end {
         if taken.contains(&(port as i32)) || !bindable(bind, port) {
@@ -35,6 +47,7 @@ pub async fn lease(
             hosting_id: Set(hosting_id),
             purpose: Set(purpose.to_owned()),
             created_at: Set(now_ms()),
+            address: Set(Some(address.clone())),
         };
         match row.insert(db).await {
             Ok(_) => return Ok(port),
@@ -67,6 +80,16 @@ pub async fn release_all(db: &impl ConnectionTrait, hosting_id: i32) -> Result<u
         .rows_affected)
 }
 
+/// Releases the ports `hosting_id` holds on one node (the golden VM's id is 0 on every node).
+pub async fn release_on_node(db: &impl ConnectionTrait, node_id: i32, hosting_id: i32) -> Result<u64> {
+    Ok(port_lease::Entity::delete_many()
+        .filter(port_lease::Column::HostingId.eq(hosting_id))
+        .filter(port_lease::Column::NodeId.eq(node_id))
+        .exec(db)
+        .await?
+        .rows_affected)
+}
+
 pub async fn leased_by(db: &impl ConnectionTrait, hosting_id: i32) -> Result<Vec<port_lease::Model>> {
     Ok(port_lease::Entity::find().filter(port_lease::Column::HostingId.eq(hosting_id)).all(db).await?)
 }
@@ -84,6 +107,11 @@ async fn on_node(db: &impl ConnectionTrait, node_id: i32) -> Result<Vec<port_lea
     Ok(port_lease::Entity::find().filter(port_lease::Column::NodeId.eq(node_id)).all(db).await?)
 }
 
+/// Whether a port is free on `ip`; always true for an address of another host (a remote node:
+/// its QEMU reports a taken port when it starts).
 fn bindable(ip: IpAddr, port: u16) -> bool {
-    TcpListener::bind((ip, port)).is_ok()
+    match TcpListener::bind((ip, port)) {
+        Ok(_) => true,
+        Err(e) => e.kind() == std::io::ErrorKind::AddrNotAvailable,
+    }
 }

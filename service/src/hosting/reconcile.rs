@@ -200,8 +200,9 @@ impl HostingService {
                 rep.orphan_dirs.push(id);
             }
         }
+        // nginx is shared by every node: a route is an orphan only when no node has its row.
         for id in &routes {
-            if !known.contains(id) && self.inner.proxy.remove_route(*id).await.is_ok() {
+            if !known.contains(id) && store.get(*id).await?.is_none() && self.inner.proxy.remove_route(*id).await.is_ok() {
                 rep.orphan_routes.push(*id);
             }
         }

@@ -181,6 +181,16 @@ impl HostingService {
     /// ask). Ok(true) once this call began it, Ok(false) when someone else did (or the site is
     /// not asleep); NodeFull when its memory does not fit (the owner is told why).
     async fn wake_for_visit(&self, id: i32, who: &'static str) -> Result<bool> {
+        // The site's own node wakes it.
+        let node = match self.inner.store.get(id).await {
+            Ok(Some(row)) => row.node_id,
+            _ => return Ok(false),
+        };
+        match self.on_live(node) {
+            Ok(svc) if svc.node_id() != self.node_id() => return svc.wake_for_visit_boxed(id, who).await,
+            Ok(_) => {}
+            Err(_) => return Ok(false),
+        }
         let lease = match self.begin_wake(id).await {
             Ok(lease) => lease,
             Err(Error::NodeFull(why)) => {
@@ -219,7 +229,8 @@ impl HostingService {
             }
             match (row.state, row.operation) {
                 (HostingState::Running, None) => {
-                    let port = row.http_port.map(|p| SocketAddr::new(self.inner.cfg.forward_bind, p as u16));
+                    let Ok(node) = self.on(row.node_id) else { return Ok(None) };
+                    let port = row.http_port.map(|p| SocketAddr::new(node.inner.cfg.forward_bind, p as u16));
                     return Ok(port);
                 }
                 (HostingState::Sleeping, None) => {

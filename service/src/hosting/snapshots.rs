@@ -66,6 +66,16 @@ impl HostingService {
         Ok(self.snapshot_rows(id).await?.iter().map(view).collect())
     }
 
+    /// The service of the hosting's node when that is another node than this one (its VM,
+    /// its files): snapshots are taken and restored there. Refused while that node is down.
+    async fn other_node_of(&self, actor: &Actor, id: i32) -> Result<Option<HostingService>> {
+        let row = self.inner.store.owned(actor, id).await?;
+        if row.node_id == self.node_id() {
+            return Ok(None);
+        }
+        Ok(Some(self.on_live(row.node_id)?))
+    }
+
     async fn snapshot_rows(&self, id: i32) -> Result<Vec<snapshot::Model>> {
         Ok(snapshot::Entity::find()
             .filter(snapshot::Column::HostingId.eq(id))
@@ -86,6 +96,9 @@ impl HostingService {
     /// Takes a snapshot of a running site (disk and memory); returns at once with the new
     /// snapshot `taking`. 409 when the site is busy or not running, or the quota is used up.
     pub async fn take_snapshot(&self, actor: &Actor, id: i32, name: &str) -> Result<SnapshotView> {
+        if let Some(node) = self.other_node_of(actor, id).await? {
+            return Box::pin(node.take_snapshot(actor, id, name)).await;
+        }
         let name = check_snapshot_name(name)?;
         let row = self.inner.store.owned(actor, id).await?;
         if row.state != HostingState::Running || row.operation.is_some() {
@@ -205,6 +218,9 @@ impl HostingService {
 
     /// Brings the site back to snapshot `sid`, running. Returns at once (the hosting busy).
     pub async fn restore_snapshot(&self, actor: &Actor, id: i32, sid: i32) -> Result<HostingView> {
+        if let Some(node) = self.other_node_of(actor, id).await? {
+            return Box::pin(node.restore_snapshot(actor, id, sid)).await;
+        }
         self.inner.store.owned(actor, id).await?;
         let snap = self.snapshot_of(id, sid).await?;
         if snap.state != SnapshotState::Ready {
@@ -294,6 +310,9 @@ impl HostingService {
     /// Deletes a snapshot (its files and row). 409 while the site is busy (a snapshot or a
     /// restore may be using it).
     pub async fn delete_snapshot(&self, actor: &Actor, id: i32, sid: i32) -> Result<()> {
+        if let Some(node) = self.other_node_of(actor, id).await? {
+            return Box::pin(node.delete_snapshot(actor, id, sid)).await;
+        }
         let row = self.inner.store.owned(actor, id).await?;
         let snap = self.snapshot_of(id, sid).await?;
         let busy = || Error::Busy(format!("'{}' is busy; try again when it finishes", row.slug));

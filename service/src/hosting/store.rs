@@ -47,11 +47,13 @@ const RENEW_EVERY: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<StoreInner>,
+    node_id: i32,
 }
 
+/// Shared by the stores of every node of one app instance (one boot, one token counter: a
+/// lease of this boot is never taken for a dead one's).
 struct StoreInner {
     db: DatabaseConnection,
-    node_id: i32,
     /// A stable name of this app instance (replicas need distinct ones).
     instance: String,
     /// This process's start: `{instance}:{boot}:` prefixes every lease token it hands out.
@@ -180,12 +182,17 @@ impl Store {
         Ok(Self {
             inner: Arc::new(StoreInner {
                 db,
-                node_id,
                 instance: instance.to_owned(),
                 boot: uuid::Uuid::new_v4().simple().to_string()[..12].to_owned(),
                 next: AtomicU64::new(1),
             }),
+            node_id,
         })
+    }
+
+    /// The store of another node, of the same app instance (same boot: its leases are ours).
+    pub fn for_node(&self, node_id: i32) -> Store {
+        Store { inner: self.inner.clone(), node_id }
     }
 
     pub fn db(&self) -> &DatabaseConnection {
@@ -193,7 +200,7 @@ impl Store {
     }
 
     pub fn node_id(&self) -> i32 {
-        self.inner.node_id
+        self.node_id
     }
 
     /// This replica's name in leases and notes: `{instance}:{boot}`.
@@ -293,7 +300,7 @@ impl Store {
             .column(hosting::Column::Plan)
             .column(hosting::Column::State)
             .column(hosting::Column::Operation)
-            .filter(hosting::Column::NodeId.eq(self.inner.node_id))
+            .filter(hosting::Column::NodeId.eq(self.node_id))
             .into_tuple()
             .all(conn)
             .await?;
@@ -305,7 +312,7 @@ impl Store {
     async fn lock_node(&self, txn: &impl ConnectionTrait) -> Result<()> {
         node::Entity::update_many()
             .col_expr(node::Column::CreatedAt, Expr::col(node::Column::CreatedAt).into())
-            .filter(node::Column::Id.eq(self.inner.node_id))
+            .filter(node::Column::Id.eq(self.node_id))
             .exec(txn)
             .await?;
         Ok(())
@@ -411,7 +418,7 @@ impl Store {
     }
 
     fn on_node(&self) -> sea_orm::Select<hosting::Entity> {
-        hosting::Entity::find().filter(hosting::Column::NodeId.eq(self.inner.node_id))
+        hosting::Entity::find().filter(hosting::Column::NodeId.eq(self.node_id))
     }
 
     // ---- transitions that start work (compare-and-set, each returns a lease) --------------
@@ -450,7 +457,7 @@ impl Store {
         }
         let row = hosting::ActiveModel {
             user_id: Set(Some(new.user_id)),
-            node_id: Set(self.inner.node_id),
+            node_id: Set(self.node_id),
             slug: Set(new.slug.to_owned()),
             plan: Set(new.plan.to_owned()),
             state: Set(HostingState::Queued),
@@ -545,7 +552,7 @@ impl Store {
         let token = self.token();
         let row = hosting::ActiveModel {
             user_id: Set(None),
-            node_id: Set(self.inner.node_id),
+            node_id: Set(self.node_id),
             slug: Set(slug.to_owned()),
             plan: Set(plan.to_owned()),
             state: Set(HostingState::Spare),

@@ -3,7 +3,7 @@
 use crate::ServiceConfig;
 use crate::db::entity::{hosting, hosting_event};
 
-pub use vmw_types::{EventView, HostingView, NodeView, StatSample};
+pub use vmw_types::{EventView, HostingView, NodeHealth, NodeSite, NodeView, StatSample};
 
 /// The view of a user's hosting. `queue_position` is set while it waits for a slot.
 pub fn hosting_view(m: &hosting::Model, cfg: &ServiceConfig, queue_position: Option<u32>) -> HostingView {
@@ -33,6 +33,7 @@ pub fn hosting_view(m: &hosting::Model, cfg: &ServiceConfig, queue_position: Opt
         queue_position,
         always_on: m.always_on,
         last_visit_at: m.last_active_at,
+        unreachable: false,
     }
 }
 

@@ -258,7 +258,7 @@ impl Proxy {
             }
             if tokio::time::Instant::now() >= deadline {
                 let log = tokio::fs::read_to_string(self.inner.prefix.join("logs/error.log")).await.unwrap_or_default();
-                let backend = std::net::SocketAddr::new(self.inner.cfg.forward_bind, route.http_port).to_string();
+                let backend = std::net::SocketAddr::new(route.backend, route.http_port).to_string();
                 let hint = own_error_line(&log, route.hosting_id, &backend).unwrap_or("").to_owned();
                 return Err(ProxyError::NotServing { slug: slug.to_owned(), last_status: last, hint }.counted());
             }

@@ -23,6 +23,8 @@ pub struct SiteRoute {
     /// Whether `/{user_id}/` leads here (the user's first site).
     pub serve_user_path: bool,
     pub http_port: u16,
+    /// Where nginx reaches the VM's HTTP forward: its node's address.
+    pub backend: std::net::IpAddr,
 }
 
 /// Site names as nginx sees them: the one rule for site names (`domain::Slug`), and already
@@ -102,7 +104,7 @@ pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path) -> Result<Vec<(&'st
 pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> Result<(String, String), ProxyError> {
     validate_slug(&r.slug)?;
     validate_host(&cfg.base_domain)?;
-    let (listen, bind) = (cfg.nginx_listen, cfg.forward_bind);
+    let (listen, bind) = (cfg.nginx_listen, r.backend);
     if r.http_port == 0 {
         return Err(ProxyError::Invalid("no HTTP port".into()));
     }
@@ -147,7 +149,7 @@ mod tests {
     use super::*;
 
     fn route() -> SiteRoute {
-        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003 }
+        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003, backend: std::net::Ipv4Addr::LOCALHOST.into() }
     }
 
     #[test]

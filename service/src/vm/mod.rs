@@ -224,6 +224,45 @@ impl VmManager {
         Ok(mgr)
     }
 
+    /// A manager that connects at its first call (a node that may be down at start-up: its
+    /// calls fail until it is back, and each call retries the connection).
+    pub fn lazy(cfg: &ServiceConfig) -> Result<Self, VmError> {
+        let domain_type = cfg.domain_type.unwrap_or_else(detect_domain_type);
+        let mut cfg = cfg.clone();
+        cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(|source| VmError::Io {
+            what: "resolving the data dir",
+            path: cfg.data_dir.clone(),
+            source,
+        })?;
+        Ok(Self { inner: Arc::new(Inner { cfg, domain_type, conn: Mutex::new(None), golden_lock: tokio::sync::Mutex::new(()) }) })
+    }
+
+    /// Connects (or checks the live connection) and answers the hypervisor's libvirt version
+    /// ("9.0.0") and whether the guest image is there. On a `test:` URI the image is not looked
+    /// for; on any other the image's disk must be a volume of one of the node's storage pools
+    /// (`virsh pool-define-as vmw-images dir --target DIR` on the node, where DIR holds the image
+    /// at the same path as here).
+    pub async fn health(&self) -> Result<(String, Result<(), String>), VmError> {
+        let image = self.inner.cfg.guest_image_dir.join("base.qcow2");
+        let test = self.inner.cfg.libvirt_uri.starts_with("test:");
+        self.blocking(move |conn| {
+            let v = conn.lib_version().doing_host("read the libvirt version")?;
+            let version = format!("{}.{}.{}", v / 1_000_000, (v / 1000) % 1000, v % 1000);
+            if test {
+                return Ok((version, Ok(())));
+            }
+            // The pool lists the image at its real path (the image folder is often a symlink).
+            let path = image.canonicalize().or_else(|_| std::path::absolute(&image)).unwrap_or(image);
+            let path = path.to_string_lossy().into_owned();
+            let found = match conn.lookup_storage_vol_by_path(&path) {
+                Ok(_) => Ok(()),
+                Err(e) => Err(format!("the guest image {path} is not a volume of a storage pool on the node: {}", e.message())),
+            };
+            Ok((version, found))
+        })
+        .await
+    }
+
     pub fn domain_type(&self) -> DomainType {
         self.inner.domain_type
     }
@@ -264,6 +303,12 @@ impl VmManager {
             f(&conn)
         })
         .await?
+    }
+
+    /// The CPU weight spares are made at. A per-user daemon (`qemu:///session`) has no cgroups,
+    /// and libvirt refuses a `<cputune>` there: its spares run at the default weight.
+    fn spare_cpu_shares(&self) -> u64 {
+        if self.inner.cfg.libvirt_uri.contains("/session") { priority::FOREGROUND_SHARES } else { self.inner.cfg.spare_cpu_shares }
     }
 
     /// Looks a domain up; Ok(None) when it does not exist.
@@ -321,7 +366,7 @@ impl VmManager {
             tb_cache_mib: xml::tb_cache_mib(spec.memory_mib),
         }
         .render()
-        .map(|xml| priority::with_priority(&xml, spec.priority, self.inner.cfg.spare_cpu_shares))
+        .map(|xml| priority::with_priority(&xml, spec.priority, self.spare_cpu_shares()))
     }
 
     /// Defines the domain. Already defined under this name: left as it is.
@@ -344,7 +389,7 @@ impl VmManager {
     /// one), before its restore when it has a saved state.
     pub async fn start(&self, hosting_id: i32, priority: CpuPriority) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
-        let spares = self.inner.cfg.spare_cpu_shares;
+        let spares = self.spare_cpu_shares();
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {

@@ -19,4 +19,4 @@ pub use event::{EventKind, EventStatus, EventView, LiveMessage};
 pub use name::{RESERVED_NAMES, check_name, check_name_for_hosts, host_labels};
 pub use state::{CreateKind, HostingState, Operation, SnapshotState, SpareTier, TokenKind};
 pub use step::Step;
-pub use view::{ApiTokenView, HostingView, NodeView, PlanView, SnapshotView, SshKeyView, StatSample, StepInfo, UserView};
+pub use view::{ApiTokenView, HostingView, NodeHealth, NodeSite, NodeView, PlanView, SnapshotView, SshKeyView, StatSample, StepInfo, UserView};

@@ -38,6 +38,10 @@ pub struct HostingView {
     /// When a visit (HTTP through nginx, or an open SSH session) was last seen (ms).
     #[serde(default)]
     pub last_visit_at: Option<i64>,
+    /// Its node (hypervisor) does not answer: the site is unreachable, not failed (its row is
+    /// kept as it was; it comes back with the node).
+    #[serde(default)]
+    pub unreachable: bool,
 }
 
 impl HostingView {
@@ -92,6 +96,46 @@ pub struct NodeView {
     pub disk_committed_gib: u64,
     #[serde(default)]
     pub disk_limit_gib: u64,
+    /// The IP nginx reaches the node's VM forwards on.
+    #[serde(default)]
+    pub address: String,
+    /// Takes no new sites.
+    #[serde(default)]
+    pub drained: bool,
+    /// Added by an administrator (removable when empty); false: the node of the app's settings.
+    #[serde(default)]
+    pub added: bool,
+    /// Health: the last check's answer (libvirt connection, version, guest image).
+    #[serde(default)]
+    pub health: NodeHealth,
+    /// The users' sites on the node.
+    #[serde(default)]
+    pub sites: Vec<NodeSite>,
+}
+
+/// A node's health, as its last check found it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeHealth {
+    /// libvirt answered.
+    pub connected: bool,
+    /// The hypervisor's libvirt version ("9.0.0").
+    pub libvirt_version: Option<String>,
+    /// The guest image is there.
+    pub image_ok: bool,
+    /// What went wrong at the last check, if anything.
+    pub last_error: Option<String>,
+    /// When it was checked (ms; 0: not yet).
+    pub checked_at: i64,
+}
+
+/// A site on a node (the admin page's node card).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NodeSite {
+    pub id: i32,
+    pub slug: String,
+    pub state: HostingState,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -1,6 +1,6 @@
 use sea_orm::entity::prelude::*;
 
-/// A hypervisor. One today; a hosting always belongs to one.
+/// A hypervisor, reached by its libvirt URI; a hosting always belongs to one.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "nodes")]
 pub struct Model {
@@ -11,6 +11,14 @@ pub struct Model {
     pub libvirt_uri: String,
     pub memory_mib: i64,
     pub created_at: i64,
+    /// The IP nginx reaches the node's VM forwards on; None: the app's `forward_bind`.
+    pub address: Option<String>,
+    /// Disk capacity in GiB; None: from the settings (the node of the app's own settings).
+    pub disk_gib: Option<i64>,
+    /// Takes no new sites.
+    pub drained: bool,
+    /// Added by an administrator (not the node of the app's own settings).
+    pub added: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

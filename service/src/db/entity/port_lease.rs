@@ -12,6 +12,8 @@ pub struct Model {
     /// "http" | "ssh"
     pub purpose: String,
     pub created_at: i64,
+    /// The address the forward binds (unique with the port: nodes sharing an address never clash).
+    pub address: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
