@@ -336,12 +336,20 @@ impl HostingService {
     }
 
     pub(super) async fn wait_ready(&self, row: &HostingRow) -> Result<()> {
+        self.wait_answers(row, true).await
+    }
+
+    /// The VM answers HTTP 200 and, with `ssh`, sends its SSH banner. A VM restored from its own
+    /// saved state needs no SSH check: its sshd is the one that was saved running, and under
+    /// TCG the check (sshd forks and re-executes itself per connection) took about half of a
+    /// start's second.
+    pub(super) async fn wait_answers(&self, row: &HostingRow, ssh: bool) -> Result<()> {
         if self.inner.faults.skip_ready_probe() {
             return units::running_is_ready(self, row.id).await;
         }
         let spec = self.vm_spec(row)?;
         let timeout = Duration::from_secs(self.inner.cfg.ready_timeout_secs);
-        Ok(self.inner.vm.wait_ready(spec.http_port, spec.ssh_port, timeout).await?)
+        Ok(self.inner.vm.wait_ready(spec.http_port, ssh.then_some(spec.ssh_port), timeout).await?)
     }
 }
 

@@ -26,12 +26,13 @@ impl HostingService {
     /// SSH waker gives its port back first (a boot binds the forwards at once, a restore only
     /// when `ensure_forwards` adds them), then waits until it answers.
     pub(super) async fn bring_up(&self, id: i32) -> Result<()> {
-        self.start_vm(id).await?;
-        self.wait_ready(&self.inner.store.require(id).await?).await
+        let restored = self.start_vm(id).await?;
+        self.wait_answers(&self.inner.store.require(id).await?, !restored).await
     }
 
     /// Starts (restores, boots or resumes) the VM and gives it its forwards, without waiting.
-    pub(super) async fn start_vm(&self, id: i32) -> Result<()> {
+    /// Ok(true) when it was restored from a saved state.
+    pub(super) async fn start_vm(&self, id: i32) -> Result<bool> {
         let row = self.inner.store.require(id).await?;
         let spec = self.vm_spec(&row)?;
         let restoring = self.inner.vm.has_managed_save(id).await.unwrap_or(false);
@@ -45,7 +46,7 @@ impl HostingService {
         if !self.inner.faults.skip_ready_probe() {
             self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await?;
         }
-        Ok(())
+        Ok(restoring)
     }
 
     /// Saves the VM to disk; the site sleeps until its next visit.

@@ -154,7 +154,7 @@ unit! {
 unit! {
     /// Boots the domain, or restores it when it has a saved state (a spare's: ~0.4 s).
     StartVm shows StartVm;
-    run(cx) { cx.svc.start_vm(cx.id()).await }
+    run(cx) { cx.svc.start_vm(cx.id()).await.map(|_restored| ()) }
     undo(cx) { Ok(cx.svc.inner.vm.destroy(cx.id()).await?) }
 }
 

@@ -145,7 +145,7 @@ impl VmManager {
             })
             .await?;
             tracing::info!(elapsed_s = t.elapsed().as_secs(), "golden snapshot 2/3: waiting until the guest serves HTTP and SSH");
-            let ready = self.wait_ready(spec.http_port, spec.ssh_port, ready_timeout);
+            let ready = self.wait_ready(spec.http_port, Some(spec.ssh_port), ready_timeout);
             tokio::pin!(ready);
             let every = Duration::from_secs(10);
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

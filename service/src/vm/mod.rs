@@ -540,7 +540,8 @@ impl VmManager {
     }
 
     /// Waits until the guest's web server answers 200 and its SSH server sends a banner.
-    pub async fn wait_ready(&self, http_port: u16, ssh_port: u16, timeout: Duration) -> Result<(), VmError> {
+    /// `ssh_port` None: the web server only (a restored VM's sshd is the one that was saved).
+    pub async fn wait_ready(&self, http_port: u16, ssh_port: Option<u16>, timeout: Duration) -> Result<(), VmError> {
         ready::wait(self.inner.cfg.forward_bind, http_port, ssh_port, timeout).await
     }
 }
