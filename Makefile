@@ -88,9 +88,9 @@ test-unit:
 test-pg:
 	url=$$(ops/pg-test.sh start)
 	trap 'ops/pg-test.sh stop' EXIT
-	TEST_DATABASE_URL=$$url cargo nextest run $(TEST_PKGS) --no-fail-fast -E 'kind(test) & !binary(real_vm)'
+	TEST_DATABASE_URL=$$url cargo nextest run $(TEST_PKGS) --no-fail-fast -E 'kind(test) & !binary(real_vm) & !binary(replicas)'
 
-## App replicas on a throwaway PostgreSQL (also part of test-pg): one leader per node and a
+## App replicas on a throwaway PostgreSQL (run by test-nodes): one leader per node and a
 ## successor, events fanned out between replicas, a dead replica's lease taken over
 ## (service/tests/replicas.rs), and two real `vm-webhoster serve` processes: a login on one works
 ## on the other, a create through one is followed live from the other, the leader SIGKILLed
@@ -107,12 +107,13 @@ test-vm:
 ## More than one hypervisor: node 1 is qemu:///system, node 2 a second libvirt daemon (root's
 ## qemu:///session) reached over qemu+libssh:// through an sshd of its own on 127.0.0.1
 ## (ops/test-node2.sh, idempotent); sites on both, served through one nginx (~2 cold boots).
-## The binary is server/tests/nodes: tests of several app replicas belong there too.
+## Then the app replicas (test-replicas): two processes on one PostgreSQL, one killed.
 test-nodes:
 	ops/test-node2.sh start $(DATA_DIR)/images/current
 	trap 'ops/test-node2.sh stop' EXIT
 	VMW_NODE2_URI="$$(ops/test-node2.sh uri)" VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current \
 	  cargo nextest run $(TEST_PKGS) --test nodes --run-ignored only --test-threads 1 --no-fail-fast
+	$(MAKE) test-replicas
 
 ## Browser tests in Chromium (Playwright) against a real server + nginx + VMs.
 test-e2e:
