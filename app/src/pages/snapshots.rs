@@ -6,7 +6,7 @@ use leptos::prelude::*;
 
 use crate::api::snapshots::{TakeSnapshot, delete_snapshot, list_snapshots, restore_snapshot};
 use crate::components::charts::human_bytes;
-use crate::components::ui::{Field, FormError, SubmitButton, field_error, format_time, general_error, toasts};
+use crate::components::ui::{Field, FormError, field_error, format_time, general_error, toasts};
 use crate::model::{HostingState, HostingView, SnapshotState, SnapshotView};
 
 #[component]
@@ -81,9 +81,12 @@ pub fn Snapshots(hosting: RwSignal<HostingView>) -> impl IntoView {
                 <div class="min-w-0 flex-1">
                     <Field label="Snapshot name" name="name" id="f-snapshot-name" hint="Up to 64 letters, digits, spaces and - _ . : ( )" error=field_error(value, "name")/>
                 </div>
-                <Show when=can_take fallback=|| view! { <p class="text-sm text-slate-500" data-testid="snapshot-later">"Start the site to take a snapshot."</p> }>
-                    <SubmitButton pending=take.pending() idle="Take snapshot" busy="Taking…" class="btn-primary" testid="snapshot-submit"/>
-                </Show>
+                // The same nodes whatever the state (the state may change between the server's
+                // render and hydration): the button is disabled and the hint shown instead.
+                <button type="submit" class="btn-primary" disabled=move || take.pending().get() || !can_take() data-testid="snapshot-submit">
+                    {move || if take.pending().get() { "Taking…" } else { "Take snapshot" }}
+                </button>
+                <p class=move || if can_take() { "hidden" } else { "text-sm text-slate-500" } data-testid="snapshot-later">"Start the site to take a snapshot."</p>
             </ActionForm>
             <FormError error=general_error(value, &["name"])/>
             <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
