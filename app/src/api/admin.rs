@@ -48,6 +48,32 @@ pub async fn admin_set_node_drained(node_id: i32, drained: bool) -> Result<crate
     Ok(h.set_node_drained(&actor, node_id, drained).await?)
 }
 
+/// Adds a node by its libvirt URI (administrators only): the form's fields as typed, numbers
+/// checked here so each bad one is named; the service checks the rest and that the node answers
+/// with the guest image and the shared folder (nothing is stored otherwise).
+#[server(prefix = "/api/fn", endpoint = "admin_add_node")]
+pub async fn admin_add_node(
+    name: String,
+    libvirt_uri: String,
+    address: String,
+    memory_mib: String,
+    disk_gib: String,
+) -> Result<crate::model::NodeView, AppError> {
+    let (state, _, actor) = auth::require_admin().await?;
+    let h = state.hosting.as_ref().ok_or_else(|| AppError::from(service::Error::HostingUnavailable("hosting is off".into())))?;
+    let number = |field: &str, v: &str, what: &str| {
+        v.trim().parse::<u64>().map_err(|_| AppError::Validation { field: field.into(), message: format!("{what} must be a whole number.") })
+    };
+    let new = service::hosting::nodes::NewNode {
+        name: name.trim().to_owned(),
+        libvirt_uri: libvirt_uri.trim().to_owned(),
+        address: address.trim().to_owned(),
+        memory_mib: number("memory_mib", &memory_mib, "Memory (MiB)")?,
+        disk_gib: number("disk_gib", &disk_gib, "Disk (GiB)")?,
+    };
+    Ok(h.add_node(&actor, new).await?)
+}
+
 /// Removes an added node with no sites left (administrators only).
 #[server(prefix = "/api/fn", endpoint = "admin_remove_node")]
 pub async fn admin_remove_node(node_id: i32) -> Result<(), AppError> {

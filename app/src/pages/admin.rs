@@ -4,10 +4,12 @@
 use leptos::prelude::*;
 
 use super::RequireUser;
-use crate::api::admin::{admin_overview, admin_remove_node, admin_set_disabled, admin_set_node_drained};
+use leptos::form::ActionForm;
+
+use crate::api::admin::{AdminAddNode, admin_overview, admin_remove_node, admin_set_disabled, admin_set_node_drained};
 use crate::api::hostings::hosting_action;
 use crate::components::charts::human_bytes;
-use crate::components::ui::{StateBadge, format_time, toasts};
+use crate::components::ui::{Field, FormError, StateBadge, SubmitButton, field_error, format_time, general_error, toasts};
 use crate::model::{HostingView, NodeView, Operation, UserView};
 
 #[component]
@@ -17,7 +19,16 @@ pub fn AdminPage() -> impl IntoView {
 
 #[component]
 fn Admin() -> impl IntoView {
-    let data = Resource::new_blocking(|| (), |_| admin_overview());
+    let add = ServerAction::<AdminAddNode>::new();
+    // The overview loads again after each node added (not after a refused one: the form and
+    // what was typed stay, with the errors).
+    let added = RwSignal::new(0u32);
+    Effect::new(move |_| {
+        if matches!(add.value().get(), Some(Ok(_))) {
+            added.update(|n| *n += 1);
+        }
+    });
+    let data = Resource::new_blocking(move || added.get(), |_| admin_overview());
     view! {
         <h1 class="text-2xl font-semibold">"Administration"</h1>
         <Suspense fallback=|| view! { <p>"Loading…"</p> }>
@@ -32,6 +43,7 @@ fn Admin() -> impl IntoView {
                                 <div class="mt-3 grid grid-cols-1 gap-4">
                                     {o.nodes.into_iter().map(|n| view! { <NodeCard n/> }).collect_view()}
                                 </div>
+                                <AddNodeForm add/>
                             </section>
                             <section class="card mt-6 p-4 sm:p-5">
                                 <h2 class="font-semibold">"All hostings"</h2>
@@ -62,6 +74,42 @@ fn Admin() -> impl IntoView {
                 }
             })}
         </Suspense>
+    }
+}
+
+/// Adding a node (a hypervisor) by its libvirt URI. The node is checked before anything is
+/// stored: it must answer, have the guest image in a storage pool and see this host's node
+/// folder (shared storage); each refusal is shown at its field.
+#[component]
+fn AddNodeForm(add: ServerAction<AdminAddNode>) -> impl IntoView {
+    let value = add.value();
+    let fields: &'static [&'static str] = &["name", "libvirt_uri", "address", "memory_mib", "disk_gib"];
+    let done = move || match value.get() {
+        Some(Ok(n)) => Some(n.name),
+        _ => None,
+    };
+    view! {
+        <details class="card mt-4 p-4 sm:p-5" data-testid="add-node" open=move || value.with(|v| v.is_some())>
+            <summary class="cursor-pointer font-semibold">"Add a node"</summary>
+            <p class="mt-2 text-xs text-slate-500">
+                "A hypervisor reached over libvirt. It needs the guest image as a volume of one of its storage pools and this host's node folder at the same path (shared storage): see the README, \"More than one node\". Nothing is stored unless the node passes these checks."
+            </p>
+            <ActionForm action=add attr:class="mt-3 grid grid-cols-1 gap-x-4 sm:grid-cols-2" attr:data-testid="add-node-form">
+                <div class="sm:col-span-2"><FormError error=general_error(value, fields)/></div>
+                <Field label="Name" name="name" id="f-node-name" error=field_error(value, "name") hint="1-32 of a-z, 0-9 and '-', e.g. node-2"/>
+                <Field label="libvirt URI" name="libvirt_uri" error=field_error(value, "libvirt_uri")
+                    hint="qemu+ssh://root@10.0.0.12/system?keyfile=/etc/vmw/id_ed25519 or qemu+tls://host/system"/>
+                <Field label="Address" name="address" error=field_error(value, "address") hint="The IP nginx reaches the node's VM forwards on"/>
+                <div class="grid grid-cols-2 gap-x-4">
+                    <Field label="Memory (MiB)" name="memory_mib" kind="number" value="65536" error=field_error(value, "memory_mib")/>
+                    <Field label="Disk (GiB)" name="disk_gib" kind="number" value="500" error=field_error(value, "disk_gib")/>
+                </div>
+                <div class="flex items-center gap-3 sm:col-span-2">
+                    <SubmitButton pending=add.pending() idle="Add node" busy="Checking the node…" class="btn-primary" testid="add-node-submit"/>
+                    {move || done().map(|n| view! { <p class="text-sm text-emerald-600" data-testid="node-added">{format!("Node {n} added.")}</p> })}
+                </div>
+            </ActionForm>
+        </details>
     }
 }
 

@@ -331,9 +331,10 @@ impl HostingService {
         }
     }
 
-    /// Adds a node (administrators only). It must answer and have the guest image (a volume of
-    /// one of its storage pools, at the image's path here: see README "Adding a node"), else it
-    /// is refused and nothing is stored.
+    /// Adds a node (administrators only). It must answer, have the guest image (a volume of
+    /// one of its storage pools, at the image's path here) and see this host's
+    /// `{data_dir}/nodes` at the same path (shared storage: the app writes the node's VM files
+    /// there); see README "More than one node". Else it is refused and nothing is stored.
     pub async fn add_node(&self, actor: &Actor, new: NewNode) -> Result<NodeView> {
         if !actor.is_admin {
             return Err(Error::Forbidden);
@@ -368,6 +369,14 @@ impl HostingService {
         };
         if let Err(why) = image {
             return Err(Error::validation("libvirt_uri", why));
+        }
+        // Its VM files are written here, under `{data_dir}/nodes/`: the node must see them.
+        let folder = self.inner.cfg.data_dir.join("nodes");
+        match tokio::time::timeout(std::time::Duration::from_secs(30), vm.check_shared_folder(folder)).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(why))) => return Err(Error::validation("libvirt_uri", why)),
+            Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not check the node's folder: {e}"))),
+            Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 30 s")),
         }
         let row = node::ActiveModel {
             name: Set(new.name.clone()),

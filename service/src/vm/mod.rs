@@ -263,6 +263,53 @@ impl VmManager {
         .await
     }
 
+    /// Whether the node sees `dir` of this host at the same path (shared storage): the folder
+    /// where the app writes a node's overlay disks, seeds and saved states. A file made here
+    /// under a random name must be found there, by a throwaway storage pool on `dir` made over
+    /// the node's connection (refreshed, looked up, destroyed). On a `test:` URI nothing is
+    /// looked for. `Ok(Err(why))` when the node answers but does not share it.
+    pub async fn check_shared_folder(&self, dir: PathBuf) -> Result<Result<(), String>, VmError> {
+        if self.inner.cfg.libvirt_uri.starts_with("test:") {
+            return Ok(Ok(()));
+        }
+        std::fs::create_dir_all(&dir).map_err(|source| VmError::Io { what: "making the node folder", path: dir.clone(), source })?;
+        let dir = dir.canonicalize().map_err(|source| VmError::Io { what: "resolving the node folder", path: dir.clone(), source })?;
+        let token = uuid::Uuid::new_v4().simple().to_string();
+        let marker = format!("vmw-shared-check-{token}");
+        let file = dir.join(&marker);
+        std::fs::write(&file, b"vm-webhoster: a node's folder must be shared\n")
+            .map_err(|source| VmError::Io { what: "writing the shared-folder check", path: file.clone(), source })?;
+        let shown = dir.display().to_string();
+        let xml = format!(
+            "<pool type='dir'><name>vmw-check-{token}</name><target><path>{}</path></target></pool>",
+            crate::escape::markup(&dir.to_string_lossy())
+        );
+        let found = self
+            .blocking(move |conn| {
+                let not_shared = |why: String| {
+                    format!(
+                        "the node does not see {shown} (this host's folder for the node's VM files, which must be shared storage at the same path there): {why}"
+                    )
+                };
+                let pool = match conn.create_storage_pool_xml(&xml, 0) {
+                    Ok(p) => p,
+                    Err(e) => return Ok(Err(not_shared(e.message().to_owned()))),
+                };
+                let res = match pool.refresh(0) {
+                    Err(e) => Err(not_shared(e.message().to_owned())),
+                    Ok(_) => match pool.lookup_storage_vol_by_name(&marker) {
+                        Ok(_) => Ok(()),
+                        Err(_) => Err(not_shared(format!("a file written there now ({marker}) is not there on the node"))),
+                    },
+                };
+                let _ = pool.destroy();
+                Ok(res)
+            })
+            .await;
+        let _ = std::fs::remove_file(&file);
+        found
+    }
+
     pub fn domain_type(&self) -> DomainType {
         self.inner.domain_type
     }
