@@ -70,7 +70,9 @@ qemu-img convert -O qcow2 "$raw" "$work/out/base.qcow2"
 chmod 0644 "$work/out/base.qcow2"
 
 step "image.json and the cache link"
-cmdline="root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet mitigations=off"
+# init_on_free=1: the guest kernel zeroes the memory it frees, so a saved VM's freed memory is
+# zero pages (a flag each in the save stream, not 4 KiB): smaller saves, faster restores.
+cmdline="root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet mitigations=off init_on_free=1"
 cat > "$work/out/image.json" <<JSON
 {"variant": "$variant", "recipe": "$hash", "login_user": "$login_user", "cmdline": "$cmdline",
  "rootfs_mib": $size, "built_at": "$(date -u +%FT%TZ)", "build_seconds": $(( $(date +%s) - start ))}

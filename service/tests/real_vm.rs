@@ -613,9 +613,9 @@ async fn an_idle_site_sleeps_without_qemu_and_wakes_for_ssh_and_http_even_after_
     assert_eq!(st.svc.get(&kim, h.id).await.unwrap().state, HostingState::Sleeping);
     assert_eq!(qemus(&name), 0);
 
-    // Killed during a wake (restored, before its forwards): after restart it runs, once, and
+    // Killed during a wake (restored, before its SSH forward): after restart it runs, once, and
     // answers on its ports.
-    st.svc.vm().start(h.id, service::vm::CpuPriority::Foreground).await.unwrap();
+    st.svc.vm().start(h.id, service::vm::CpuPriority::Foreground, http).await.unwrap();
     st.svc.store().pretend_abandoned(h.id, HostingState::Sleeping, Some(Operation::Wake)).await.unwrap();
     st.svc.reconcile().await.unwrap();
     assert_eq!(st.svc.get(&kim, h.id).await.unwrap().state, HostingState::Running);

@@ -39,7 +39,7 @@ impl HostingService {
         if !restoring {
             self.release_ssh_waker(&row, true).await;
         }
-        self.inner.vm.start(id, spec.priority).await?;
+        self.inner.vm.start(id, spec.priority, spec.http_port).await?;
         if restoring {
             self.release_ssh_waker(&row, true).await;
         }

@@ -37,21 +37,41 @@ pub(super) fn strip_hostfwds(xml: &str) -> String {
     out
 }
 
+/// Adds the HTTP forward `bind:port` -> guest port 80 to the user-mode netdev (`user,id=n0,...`)
+/// of a domain XML whose forwards were stripped.
+fn with_http_forward(xml: &str, bind: IpAddr, port: u16) -> String {
+    let netdev = "user,id=n0,restrict=on";
+    xml.replacen(netdev, &format!("{netdev},hostfwd=tcp:{}:{port}-:80", hostfwd_addr(bind)), 1)
+}
+
 /// The HMP rules for the two forwards of a VM.
 fn rules(bind: IpAddr, http_port: u16, ssh_port: u16) -> [String; 2] {
     let b = hostfwd_addr(bind);
     [format!("tcp:{b}:{http_port}-:80"), format!("tcp:{b}:{ssh_port}-:22")]
 }
 
-/// Rewrites the domain's managed save image so that its restore binds no forward, and runs
-/// with the CPU weight of `priority` from its first instruction.
-pub(super) fn prepare_saved_image(d: &Domain, name: &str, priority: CpuPriority, spare_shares: u64) -> Result<(), VmError> {
+/// Rewrites the domain's managed save image so that its restore binds only the HTTP forward
+/// `http` (when given: the VM's current port, so QEMU listens from its start and the site
+/// answers the moment the guest runs) and no other (the SSH port may still be held by the
+/// sleeping site's waker: [`ensure`] adds it after the restore), and runs with the CPU weight
+/// of `priority` from its first instruction.
+pub(super) fn prepare_saved_image(
+    d: &Domain,
+    name: &str,
+    priority: CpuPriority,
+    spare_shares: u64,
+    http: Option<(IpAddr, u16)>,
+) -> Result<(), VmError> {
     let xml = match saved_image_xml(d, name) {
         // libvirt's test driver keeps no save images (and its VMs no ports).
         Err(e) if unsupported(&e) => return Ok(()),
         r => r?,
     };
-    let stripped = with_priority(&strip_hostfwds(&xml), priority, spare_shares);
+    let mut stripped = strip_hostfwds(&xml);
+    if let Some((bind, port)) = http {
+        stripped = with_http_forward(&stripped, bind, port);
+    }
+    let stripped = with_priority(&stripped, priority, spare_shares);
     if stripped == xml {
         return Ok(());
     }
@@ -131,6 +151,15 @@ fn lists_forward(info: &str, port: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_binds_the_current_http_port_and_no_ssh_forward() {
+        let saved = "<qemu:arg value='user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:20000-:80,hostfwd=tcp:127.0.0.1:20500-:22'/>";
+        let x = with_http_forward(&strip_hostfwds(saved), "127.0.0.1".parse().unwrap(), 27001);
+        assert_eq!(x, "<qemu:arg value='user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:27001-:80'/>");
+        let v6 = with_http_forward(&strip_hostfwds(saved), "::1".parse().unwrap(), 27002);
+        assert!(v6.contains(",hostfwd=tcp:[::1]:27002-:80'") && !v6.contains(":22"), "{v6}");
+    }
 
     #[test]
     fn a_save_images_netdev_loses_its_forwards_and_nothing_else() {

@@ -430,18 +430,20 @@ impl VmManager {
     }
 
     /// Starts the domain: restores its saved memory when there is some (else boots), or
-    /// resumes it when paused. A restored VM has no port forwards yet (see `forwards`): call
+    /// resumes it when paused. A restored VM listens on `http_port` (its HTTP forward) from
+    /// its start but has no SSH forward yet (see `forwards`): call
     /// [`VmManager::ensure_forwards`] next.
     /// A foreground start also gives the VM the normal CPU weight (a claimed spare had a small
     /// one), before its restore when it has a saved state.
-    pub async fn start(&self, hosting_id: i32, priority: CpuPriority) -> Result<(), VmError> {
+    pub async fn start(&self, hosting_id: i32, priority: CpuPriority, http_port: u16) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         let spares = self.spare_cpu_shares();
+        let http = Some((self.inner.cfg.forward_bind, http_port));
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
                 if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
-                    forwards::prepare_saved_image(&d, &name, priority, spares)?;
+                    forwards::prepare_saved_image(&d, &name, priority, spares, http)?;
                 }
                 d.create().doing("start domain", &name)?;
             } else if map_state(&d, &name)? == VmState::Paused {
