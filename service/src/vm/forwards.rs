@@ -51,7 +51,7 @@ fn rules(bind: IpAddr, http_port: u16, ssh_port: u16) -> [String; 2] {
 }
 
 /// Rewrites the domain's managed save image so that its restore binds only the HTTP forward
-/// `http` (when given: the VM's current port, so QEMU listens from its start and the site
+/// `http` (the VM's current address and port, so QEMU listens from its start and the site
 /// answers the moment the guest runs) and no other (the SSH port may still be held by the
 /// sleeping site's waker: [`ensure`] adds it after the restore), and runs with the CPU weight
 /// of `priority` from its first instruction.
@@ -60,18 +60,14 @@ pub(super) fn prepare_saved_image(
     name: &str,
     priority: CpuPriority,
     spare_shares: u64,
-    http: Option<(IpAddr, u16)>,
+    (bind, http_port): (IpAddr, u16),
 ) -> Result<(), VmError> {
     let xml = match saved_image_xml(d, name) {
         // libvirt's test driver keeps no save images (and its VMs no ports).
         Err(e) if unsupported(&e) => return Ok(()),
         r => r?,
     };
-    let mut stripped = strip_hostfwds(&xml);
-    if let Some((bind, port)) = http {
-        stripped = with_http_forward(&stripped, bind, port);
-    }
-    let stripped = with_priority(&stripped, priority, spare_shares);
+    let stripped = with_priority(&with_http_forward(&strip_hostfwds(&xml), bind, http_port), priority, spare_shares);
     if stripped == xml {
         return Ok(());
     }

@@ -272,42 +272,43 @@ impl VmManager {
         if self.inner.cfg.libvirt_uri.starts_with("test:") {
             return Ok(Ok(()));
         }
-        std::fs::create_dir_all(&dir).map_err(|source| VmError::Io { what: "making the node folder", path: dir.clone(), source })?;
-        let dir = dir.canonicalize().map_err(|source| VmError::Io { what: "resolving the node folder", path: dir.clone(), source })?;
         let token = uuid::Uuid::new_v4().simple().to_string();
         let marker = format!("vmw-shared-check-{token}");
-        let file = dir.join(&marker);
-        std::fs::write(&file, b"vm-webhoster: a node's folder must be shared\n")
-            .map_err(|source| VmError::Io { what: "writing the shared-folder check", path: file.clone(), source })?;
-        let shown = dir.display().to_string();
-        let xml = format!(
-            "<pool type='dir'><name>vmw-check-{token}</name><target><path>{}</path></target></pool>",
-            crate::escape::markup(&dir.to_string_lossy())
-        );
-        let found = self
-            .blocking(move |conn| {
-                let not_shared = |why: String| {
-                    format!(
-                        "the node does not see {shown} (this host's folder for the node's VM files, which must be shared storage at the same path there): {why}"
-                    )
-                };
-                let pool = match conn.create_storage_pool_xml(&xml, 0) {
-                    Ok(p) => p,
-                    Err(e) => return Ok(Err(not_shared(e.message().to_owned()))),
-                };
-                let res = match pool.refresh(0) {
-                    Err(e) => Err(not_shared(e.message().to_owned())),
-                    Ok(_) => match pool.lookup_storage_vol_by_name(&marker) {
-                        Ok(_) => Ok(()),
-                        Err(_) => Err(not_shared(format!("a file written there now ({marker}) is not there on the node"))),
-                    },
-                };
-                let _ = pool.destroy();
-                Ok(res)
-            })
-            .await;
-        let _ = std::fs::remove_file(&file);
-        found
+        self.blocking(move |conn| {
+            // The file here (on the blocking pool, like the libvirt calls), removed again below.
+            std::fs::create_dir_all(&dir).map_err(|source| VmError::Io { what: "making the node folder", path: dir.clone(), source })?;
+            let dir = dir.canonicalize().map_err(|source| VmError::Io { what: "resolving the node folder", path: dir.clone(), source })?;
+            let file = dir.join(&marker);
+            std::fs::write(&file, b"vm-webhoster: a node's folder must be shared\n")
+                .map_err(|source| VmError::Io { what: "writing the shared-folder check", path: file.clone(), source })?;
+            let shown = dir.display().to_string();
+            let xml = format!(
+                "<pool type='dir'><name>vmw-check-{token}</name><target><path>{}</path></target></pool>",
+                crate::escape::markup(&dir.to_string_lossy())
+            );
+            let not_shared = |why: String| {
+                format!(
+                    "the node does not see {shown} (this host's folder for the node's VM files, which must be shared storage at the same path there): {why}"
+                )
+            };
+            let res = match conn.create_storage_pool_xml(&xml, 0) {
+                Err(e) => Err(not_shared(e.message().to_owned())),
+                Ok(pool) => {
+                    let res = match pool.refresh(0) {
+                        Err(e) => Err(not_shared(e.message().to_owned())),
+                        Ok(_) => match pool.lookup_storage_vol_by_name(&marker) {
+                            Ok(_) => Ok(()),
+                            Err(_) => Err(not_shared(format!("a file written there now ({marker}) is not there on the node"))),
+                        },
+                    };
+                    let _ = pool.destroy();
+                    res
+                }
+            };
+            let _ = std::fs::remove_file(&file);
+            Ok(res)
+        })
+        .await
     }
 
     pub fn domain_type(&self) -> DomainType {
@@ -438,7 +439,7 @@ impl VmManager {
     pub async fn start(&self, hosting_id: i32, priority: CpuPriority, http_port: u16) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         let spares = self.spare_cpu_shares();
-        let http = Some((self.inner.cfg.forward_bind, http_port));
+        let http = (self.inner.cfg.forward_bind, http_port);
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
