@@ -8,6 +8,9 @@ use server::config::{Cli, Command};
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     server::telemetry::init(&cli.log_level, cli.log_format);
+    if !service::limits::return_large_frees_to_the_os() {
+        tracing::debug!("malloc keeps its own mmap threshold (not glibc)");
+    }
     match cli.command.clone().unwrap_or(Command::Serve) {
         Command::Serve => {
             match service::limits::raise_open_files() {

@@ -77,8 +77,8 @@ pub struct ServiceConfig {
     /// A running site with no visit (HTTP through nginx, or an open SSH session) for this long
     /// goes to sleep. 0: sites never sleep by themselves.
     pub idle_sleep_secs: u64,
-    /// Before a site goes to sleep, its guest drops its page cache and reports its free memory
-    /// (free page reporting), so fewer pages are saved (~2.5 s more per sleep).
+    /// Before a site goes to sleep, its guest drops its page cache (freed memory is zeroed by
+    /// the guest kernel, so it is saved as zero pages): fewer pages are saved.
     pub sleep_trim: bool,
     /// A sleeping site's saved memory is compressed (lzop, in libvirt's save format; restored
     /// through `lzop -dc`): about a third of the bytes on disk.

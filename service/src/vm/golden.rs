@@ -35,11 +35,18 @@ pub(super) const HEADER_LEN: u64 = 16 + 4 * 19;
 const GOLDEN_PREP: &str = "systemctl stop ssh.service; rm -f /etc/ssh/ssh_host_*; : > /etc/machine-id; \
      echo 5 > /sys/module/page_reporting/parameters/page_reporting_order 2>/dev/null; true";
 
-/// Run in a guest just before its memory is saved (the golden, a site going to sleep): the page
+/// Run in the golden guest just before its memory is saved: the page
 /// cache dropped and free memory compacted, then time for free page reporting (the balloon's
 /// `freePageReporting`: the guest reports free blocks after 2 s, QEMU discards them) so they
 /// read as zero. Only free pages are discarded: the guest's memory is otherwise saved as it is.
 pub(super) const TRIM: &str = "sync; echo 3 > /proc/sys/vm/drop_caches; echo 1 > /proc/sys/vm/compact_memory; sleep 2.5";
+
+/// Run in a site's guest just before it goes to sleep: the page cache dropped, nothing more. The
+/// guest kernel zeroes what it frees (`init_on_free=1`, guest/build-image.sh), so the dropped
+/// cache is saved as zero pages at once, without [`TRIM`]'s compaction and 2.5 s wait for free
+/// page reporting. Measured on a clone (one `virsh managedsave` each): 112.2 MB saved as it was,
+/// 104.7 MB after this, 105.3 MB after [`TRIM`].
+pub(super) const SLEEP_TRIM: &str = "sync; echo 3 > /proc/sys/vm/drop_caches";
 
 /// Goldens made before this layout (without free page reporting) are made again: a clone keeps
 /// the devices of the golden it was restored from.

@@ -663,8 +663,8 @@ impl VmManager {
     }
 
     /// A save for a site going to sleep, made small (README: the footprint settings): with
-    /// `sleep_trim` the guest first drops its page cache and reports its free memory
-    /// ([`golden::TRIM`]; a guest that does not answer in time is saved as it is), and with
+    /// `sleep_trim` the guest first drops its page cache ([`golden::SLEEP_TRIM`]; a guest that
+    /// does not answer in time is saved as it is), and with
     /// `sleep_compress` the saved memory is then compressed ([`compress`]). Some(sizes) when
     /// it was compressed.
     pub async fn sleep_save(&self, hosting_id: i32) -> Result<Option<compress::Compressed>, VmError> {
@@ -673,7 +673,7 @@ impl VmManager {
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if trim {
-                let cmd = vec!["-c".into(), golden::TRIM.into()];
+                let cmd = vec!["-c".into(), golden::SLEEP_TRIM.into()];
                 if let Err(err) = Self::agent_run(&d, &name, "/bin/sh", cmd, Instant::now() + Duration::from_secs(10)) {
                     tracing::warn!(domain = %name, %err, "the guest did not trim its memory before the save (saved as it is)");
                 }
