@@ -5,7 +5,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { startServer, launch, hydrated, uniqueUser, signup, ROOT, ARTIFACTS } from './helpers.mjs';
 
@@ -13,18 +12,8 @@ const SESSION = 'qemu:///session';
 
 /** The guest image as a volume of the session daemon's pool `vmw-images` (what adding checks). */
 function imagePool() {
-  const image = realpathSync(process.env.VMW_GUEST_IMAGE_DIR || join(ROOT, 'data/images/current'));
-  const v = (...a) => execFileSync('virsh', ['-q', '-c', SESSION, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  let target = '';
-  try { target = (v('pool-dumpxml', 'vmw-images').match(/<path>(.*)<\/path>/) || [])[1] || ''; } catch {}
-  if (target && target !== image) {
-    try { v('pool-destroy', 'vmw-images'); } catch {}
-    v('pool-undefine', 'vmw-images');
-    target = '';
-  }
-  if (!target) v('pool-define-as', 'vmw-images', 'dir', '--target', image);
-  try { v('pool-start', 'vmw-images'); } catch {}
-  v('pool-refresh', 'vmw-images');
+  const image = process.env.VMW_GUEST_IMAGE_DIR || join(ROOT, 'data/images/current');
+  execFileSync(join(ROOT, 'ops/node-image-pool.sh'), [SESSION, image], { stdio: ['ignore', 'inherit', 'inherit'] });
 }
 
 let server;

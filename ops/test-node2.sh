@@ -67,17 +67,7 @@ CONF
     fi
     running || { echo "sshd did not start; see $DIR/sshd.log" >&2; exit 1; }
     # The guest image as a volume of the session daemon's pool `vmw-images` (through the URI).
-    v() { virsh -q -c "$(uri)" "$@"; }
-    target=$(v pool-dumpxml vmw-images 2>/dev/null | sed -n 's:.*<path>\(.*\)</path>.*:\1:p' | head -1 || true)
-    if [[ -n $target && $target != "$image" ]]; then
-        v pool-destroy vmw-images >/dev/null 2>&1 || true
-        v pool-undefine vmw-images >/dev/null
-        target=
-    fi
-    [[ -n $target ]] || v pool-define-as vmw-images dir --target "$image" >/dev/null
-    v pool-start vmw-images >/dev/null 2>&1 || true
-    v pool-refresh vmw-images >/dev/null
-    v vol-path --pool vmw-images base.qcow2 >/dev/null
+    "$(dirname "$0")/node-image-pool.sh" "$(uri)" "$image"
     echo "==> node 2: $(uri)"
     ;;
 *) echo "usage: $0 start IMAGE_DIR | uri | stop" >&2; exit 2 ;;

@@ -8,6 +8,7 @@ pub mod console;
 pub mod events;
 pub mod faults;
 pub mod fanout;
+mod foreground;
 mod metrics;
 pub mod nodes;
 mod ops;
@@ -78,6 +79,8 @@ struct Inner {
     metrics: Arc<metrics::Metrics>,
     /// When making the golden snapshot last failed (it is retried after a while, not in a loop).
     golden_failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Users' creates, starts and wakes while they run: spares being made wait for them.
+    foreground: foreground::Foreground,
     /// What the node's hostings may commit (fixed at start-up).
     capacity: store::Capacity,
     /// The SSH ports of sleeping sites, listened on by the app (wake on SSH).
@@ -117,6 +120,7 @@ impl HostingService {
                 faults: Arc::default(),
                 metrics: Arc::default(),
                 golden_failed_at: std::sync::Mutex::new(None),
+                foreground: foreground::Foreground::new(),
                 capacity,
                 ssh_wakers: Arc::default(),
                 consoles: Arc::default(),

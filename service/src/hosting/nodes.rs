@@ -235,6 +235,8 @@ impl HostingService {
                 faults: i.faults.clone(),
                 metrics: i.metrics.clone(),
                 golden_failed_at: Mutex::new(None),
+                // Users' work on this node's CPU is what its spares wait for.
+                foreground: super::foreground::Foreground::new(),
                 capacity,
                 ssh_wakers: i.ssh_wakers.clone(),
                 consoles: i.consoles.clone(),

@@ -146,8 +146,17 @@ impl HostingService {
     ) -> std::result::Result<(), Failure> {
         let cx = Cx { svc: self, lease };
         let mut done: Vec<&'static dyn Unit> = Vec::new();
+        // A user's create counts as users' work; a spare (no user yet) waits for it before each step.
+        let spare = row.user_id.is_none();
+        let _users_first = (!spare).then(|| self.inner.foreground.enter());
         for (i, &unit) in order.iter().enumerate() {
             let step = unit.step();
+            if spare {
+                let waited = self.inner.foreground.wait_idle(super::foreground::MAX_WAIT).await;
+                if waited >= std::time::Duration::from_millis(50) {
+                    tracing::debug!(hosting_id = row.id, step = step.as_str(), ms = waited.as_millis() as u64, "a spare's step waited for users' work");
+                }
+            }
             if lease.is_lost() {
                 // Someone else holds the hosting now: no further step, and no rollback of ours.
                 return Err(Failure { unit, error: Error::LeaseLost { hosting_id: lease.hosting_id() }, undo_errors: vec![] });

@@ -26,6 +26,7 @@ impl HostingService {
     /// SSH waker gives its port back first (a boot binds the forwards at once, a restore only
     /// when `ensure_forwards` adds them), then waits until it answers.
     pub(super) async fn bring_up(&self, id: i32) -> Result<()> {
+        let _users_first = self.inner.foreground.enter();
         let restored = self.start_vm(id).await?;
         self.wait_answers(&self.inner.store.require(id).await?, !restored).await
     }
