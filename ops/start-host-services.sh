@@ -34,7 +34,7 @@ fi
 # Transparent huge pages off (VMW_HOST_THP=keep leaves the host's setting). QEMU asks for huge
 # pages on all guest RAM, so a restore that writes ~100 MB of saved pages scattered over 256 MiB
 # zeroes a whole 2 MiB page for each first touch: a managed-saved clone's `virsh start` took
-# 0.95-1.40 s with THP (`madvise`, Debian's default) and 0.74-0.80 s without it, measured on this
+# 0.95-1.40 s with THP (`madvise`, Debian's default) and 0.74-0.83 s without it, measured on this
 # machine (BENCHMARKS.md, Run H). An awake guest's touched memory then also stays in 4 KiB pages
 # that KSM and free page reporting can give back one by one.
 thp=/sys/kernel/mm/transparent_hugepage/enabled

@@ -134,7 +134,7 @@ pub struct Cli {
     #[arg(long, env = "VMW_IDLE_CHECK_SECS", default_value_t = 60, global = true)]
     pub idle_check_secs: u64,
     /// Save a site going to sleep as it is: without this, its guest first drops its page cache,
-    /// so fewer pages are saved (the guest kernel zeroes what it frees: saved as zero pages)
+    /// so fewer pages are saved (the guest kernel zeroes what it frees: saved as zero pages).
     #[arg(long, env = "VMW_NO_SLEEP_TRIM", global = true)]
     pub no_sleep_trim: bool,
     /// Keep a sleeping site's saved memory uncompressed: without this it is compressed with
