@@ -141,6 +141,11 @@ pub struct Cli {
     /// lzop (about a third of the disk; restored through `lzop -dc`, BENCHMARKS.md).
     #[arg(long, env = "VMW_NO_SLEEP_COMPRESS", global = true)]
     pub no_sleep_compress: bool,
+    /// Let libvirt check each starting VM's x86 CPU with its per-property probe (~400 monitor
+    /// calls, 0.2-0.4 s of every start and wake under TCG): without this it reads the same
+    /// features in two calls (libvirt's own pre-QEMU-4.1 path; README, "How a site is born").
+    #[arg(long, env = "VMW_FULL_CPU_CHECK", global = true)]
+    pub full_cpu_check: bool,
     /// How many of a user's sites may be "always on" (never put to sleep); admins have no limit.
     #[arg(long, env = "VMW_ALWAYS_ON_PER_USER", default_value_t = 1, global = true)]
     pub always_on_per_user: u32,
@@ -306,6 +311,7 @@ impl Cli {
             idle_check_secs: self.idle_check_secs.max(1),
             sleep_trim: !self.no_sleep_trim,
             sleep_compress: !self.no_sleep_compress,
+            quick_cpu_check: !self.full_cpu_check,
             always_on_per_user: self.always_on_per_user,
             snapshots_per_user: self.snapshots_per_user,
             snapshot_disk_per_user_mib: self.snapshot_disk_per_user_mib,

@@ -83,6 +83,10 @@ pub struct ServiceConfig {
     /// A sleeping site's saved memory is compressed (lzop, in libvirt's save format; restored
     /// through `lzop -dc`): about a third of the bytes on disk.
     pub sleep_compress: bool,
+    /// libvirt checks a starting VM's x86 CPU in two monitor calls instead of ~400 (the
+    /// `qemu:capabilities` override in `vm::cpu_check`): 0.2-0.4 s off every start, restore and
+    /// wake. false: libvirt's default per-property probe.
+    pub quick_cpu_check: bool,
     /// How often running sites are checked for visits.
     pub idle_check_secs: u64,
     /// How many of a user's sites may be "always on" (never put to sleep). Admins: no limit.
@@ -163,6 +167,7 @@ impl Default for ServiceConfig {
             idle_check_secs: 60,
             sleep_trim: true,
             sleep_compress: true,
+            quick_cpu_check: true,
             always_on_per_user: 1,
             snapshots_per_user: 5,
             snapshot_disk_per_user_mib: 4096,

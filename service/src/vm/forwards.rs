@@ -19,6 +19,7 @@ use std::net::IpAddr;
 use virt::domain::Domain;
 
 use super::VmError;
+use super::cpu_check::with_cpu_check;
 use super::priority::{CpuPriority, with_priority};
 use super::xml::hostfwd_addr;
 
@@ -53,13 +54,14 @@ fn rules(bind: IpAddr, http_port: u16, ssh_port: u16) -> [String; 2] {
 /// Rewrites the domain's managed save image so that its restore binds only the HTTP forward
 /// `http` (the VM's current address and port, so QEMU listens from its start and the site
 /// answers the moment the guest runs) and no other (the SSH port may still be held by the
-/// sleeping site's waker: [`ensure`] adds it after the restore), and runs with the CPU weight
-/// of `priority` from its first instruction.
+/// sleeping site's waker: [`ensure`] adds it after the restore), runs with the CPU weight
+/// of `priority` from its first instruction, and has its CPU checked the `quick` way or not
+/// (a VM saved before the setting changed gets the current one).
 pub(super) fn prepare_saved_image(
     d: &Domain,
     name: &str,
-    priority: CpuPriority,
-    spare_shares: u64,
+    (priority, spare_shares): (CpuPriority, u64),
+    quick: bool,
     (bind, http_port): (IpAddr, u16),
 ) -> Result<(), VmError> {
     let xml = match saved_image_xml(d, name) {
@@ -67,7 +69,8 @@ pub(super) fn prepare_saved_image(
         Err(e) if unsupported(&e) => return Ok(()),
         r => r?,
     };
-    let stripped = with_priority(&with_http_forward(&strip_hostfwds(&xml), bind, http_port), priority, spare_shares);
+    let forwards = with_http_forward(&strip_hostfwds(&xml), bind, http_port);
+    let stripped = with_cpu_check(&with_priority(&forwards, priority, spare_shares), quick);
     if stripped == xml {
         return Ok(());
     }

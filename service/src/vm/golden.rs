@@ -246,6 +246,8 @@ impl VmManager {
             .map_err(|source| VmError::Io { what: "reading", path: golden_xml, source })?;
         // A spare's clone yields the CPU to users' VMs from its restore on.
         let xml = super::priority::with_priority(&clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, bind)?, spec.priority, self.spare_cpu_shares());
+        // The golden may have been saved under the other CPU-check setting.
+        let xml = super::cpu_check::with_cpu_check(&xml, self.inner.cfg.quick_cpu_check);
         let head_path = gdir.join("golden.head");
         let head = tokio::fs::read(&head_path).await.map_err(|source| VmError::Io { what: "reading", path: head_path, source })?;
         // The restore binds no forward: they are added once the guest runs (see `forwards`), so

@@ -3,6 +3,7 @@
 //! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
 mod compress;
 mod console;
+mod cpu_check;
 mod files;
 mod forwards;
 mod golden;
@@ -412,6 +413,7 @@ impl VmManager {
             http_port: spec.http_port,
             ssh_port: spec.ssh_port,
             tb_cache_mib: xml::tb_cache_mib(spec.memory_mib),
+            quick_cpu_check: self.inner.cfg.quick_cpu_check,
         }
         .render()
         .map(|xml| priority::with_priority(&xml, spec.priority, self.spare_cpu_shares()))
@@ -440,11 +442,12 @@ impl VmManager {
         let name = self.domain_name(hosting_id);
         let spares = self.spare_cpu_shares();
         let http = (self.inner.cfg.forward_bind, http_port);
+        let quick = self.inner.cfg.quick_cpu_check;
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
                 if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
-                    forwards::prepare_saved_image(&d, &name, priority, spares, http)?;
+                    forwards::prepare_saved_image(&d, &name, (priority, spares), quick, http)?;
                 }
                 d.create().doing("start domain", &name)?;
             } else if map_state(&d, &name)? == VmState::Paused {

@@ -59,6 +59,8 @@ pub struct DomainXml {
     pub ssh_port: u16,
     /// TCG translation-block cache cap: without it each QEMU grows to ~1 GiB (FACTS.md).
     pub tb_cache_mib: u32,
+    /// libvirt checks the x86 CPU in two monitor calls, not ~400 (`super::cpu_check`).
+    pub quick_cpu_check: bool,
 }
 
 /// The TCG translation cache for a guest of `memory_mib`, sized with its plan: a quarter of the
@@ -160,7 +162,7 @@ impl DomainXml {
     <qemu:arg value='-device'/>
     <qemu:arg value='virtio-net-pci,netdev=n0,bus=pci.0,addr=0x1e'/>
   </qemu:commandline>
-</domain>
+{caps}</domain>
 "#,
             dtype = self.domain_type,
             name = esc(&self.name),
@@ -170,6 +172,7 @@ impl DomainXml {
             seed = path(&self.seed),
             log = path(&self.console_log),
             netdev = esc(&netdev),
+            caps = if self.quick_cpu_check { super::cpu_check::QUICK } else { "" },
         ))
     }
 }
@@ -197,6 +200,7 @@ mod tests {
             http_port: 20001,
             ssh_port: 10001,
             tb_cache_mib: 64,
+            quick_cpu_check: true,
         }
     }
 
@@ -221,6 +225,17 @@ mod tests {
         let x = k.render().unwrap();
         assert!(!x.contains("tb-cache"));
         assert!(x.starts_with("<domain type='kvm'"));
+    }
+
+    #[test]
+    fn the_cpu_is_checked_the_quick_way_unless_the_full_check_is_set() {
+        let x = sample().render().unwrap();
+        assert!(x.ends_with("</qemu:commandline>\n  <qemu:capabilities>\n    <qemu:del capability='cpu-unavailable-features'/>\n  </qemu:capabilities>\n</domain>\n"), "{x}");
+        let mut full = sample();
+        full.quick_cpu_check = false;
+        let x = full.render().unwrap();
+        assert!(!x.contains("qemu:capabilities"), "{x}");
+        assert_eq!(super::super::cpu_check::with_cpu_check(&x, true), sample().render().unwrap(), "one element, wherever it was added");
     }
 
     #[test]
