@@ -4,7 +4,8 @@
 #   before = `--no-golden --pool-paused 0 --pool-size 2` (what the product did before them).
 #   BENCH_MODES picks the columns (default "after before"); `no-yield` is the defaults with
 #   `--spare-cpu-shares 1024` (refills at the same CPU weight as users' VMs), `full-cpu-check`
-#   the defaults with `--full-cpu-check` (libvirt's per-property CPU probe on every start).
+#   the defaults with `--full-cpu-check` (libvirt's per-property CPU probe on every start),
+#   `one-connection` the defaults with `--libvirt-connections 1`.
 # Each mode starts its own server (own data dir, nginx port, libvirt domain prefix) and measures:
 #   A. 10 creates in a row, each by a new user, create -> the welcome page answers 200 through
 #      nginx (no waiting for the pool to refill between them);
@@ -67,7 +68,9 @@ run_mode() { # mode
     no-yield) flags=(--spare-cpu-shares 1024); spares_want=8; golden=1; ports=23000 ;;
     # The defaults but libvirt's own CPU check (~400 qom-get calls on every start and restore).
     full-cpu-check) flags=(--full-cpu-check); spares_want=8; golden=1; ports=20000 ;;
-    *) echo "bench: unknown mode '$mode' (after, before, no-yield, full-cpu-check)" >&2; return 2 ;;
+    # The defaults but one libvirt connection (libvirtd serves 5 of its calls at a time).
+    one-connection) flags=(--libvirt-connections 1); spares_want=8; golden=1; ports=17000 ;;
+    *) echo "bench: unknown mode '$mode' (after, before, no-yield, full-cpu-check, one-connection)" >&2; return 2 ;;
   esac
   local data; data=$(mktemp -d /tmp/vmwbench.XXXXXX); chmod 755 "$data"
   local app ng; app=$(free_port); ng=$(free_port)
@@ -270,7 +273,7 @@ d = {}
 for line in open(res):
     p = line.split()
     d.setdefault(p[0], []).append(p[1:])
-known = ("before", "no-yield", "full-cpu-check", "after")
+known = ("before", "no-yield", "full-cpu-check", "one-connection", "after")
 modes = [m for m in known if m in d] + [m for m in d if m not in known]
 def rows(m, k): return [r[1:] for r in d[m] if r[0] == k]
 def med(v): return f"{st.median(v):.2f} s" if v else "-"

@@ -85,6 +85,10 @@ pub struct Cli {
     /// is made: a refill yields the CPU to users' creates. 1024 turns the yielding off.
     #[arg(long, env = "VMW_SPARE_CPU_SHARES", default_value_t = 32, value_parser = clap::value_parser!(u64).range(2..=262144), global = true)]
     pub spare_cpu_shares: u64,
+    /// Connections to each node's libvirtd (1-16): libvirtd serves five calls of one
+    /// connection at a time, and a guest-agent call holds one for as long as the guest takes.
+    #[arg(long, env = "VMW_LIBVIRT_CONNECTIONS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16), global = true)]
+    pub libvirt_connections: u16,
     /// Do not make a golden snapshot of the guest image: every VM boots cold (30-50 s under
     /// TCG) instead of being cloned from saved memory (under a second).
     #[arg(long, env = "VMW_NO_GOLDEN", global = true)]
@@ -294,6 +298,7 @@ impl Cli {
             pool_size: self.pool_size,
             pool_paused: self.pool_paused,
             spare_cpu_shares: self.spare_cpu_shares,
+            libvirt_connections: usize::from(self.libvirt_connections),
             golden: !self.no_golden,
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,

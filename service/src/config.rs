@@ -117,6 +117,9 @@ pub struct ServiceConfig {
     /// runs at while it is made, so that a refill yields the CPU to users' VMs. A claimed spare
     /// gets the default weight back. 1024 gives spares no less than users' VMs.
     pub spare_cpu_shares: u64,
+    /// Connections to a node's libvirtd (at least 1); each call takes the least busy. libvirtd
+    /// serves five calls of one connection at a time and queues the rest (`vm::connections`).
+    pub libvirt_connections: usize,
     /// Make a golden snapshot of the guest image (one cold boot) and make every new VM a clone
     /// of it (restored in well under a second) instead of booting it.
     pub golden: bool,
@@ -179,6 +182,7 @@ impl Default for ServiceConfig {
             pool_size: 0,
             pool_paused: 0,
             spare_cpu_shares: 32,
+            libvirt_connections: 4,
             golden: false,
             node_memory_mib: None,
             node_disk_gib: None,

@@ -2,6 +2,7 @@
 //! `spawn_blocking`): per-VM overlay disks and NoCloud seeds, domain XML, lifecycle, state,
 //! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
 mod compress;
+mod connections;
 mod console;
 mod cpu_check;
 mod files;
@@ -13,7 +14,7 @@ mod snapshots;
 mod xml;
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
@@ -195,9 +196,16 @@ pub struct VmManager {
 struct Inner {
     cfg: ServiceConfig,
     domain_type: DomainType,
-    conn: Mutex<Option<Arc<Connect>>>,
+    conns: connections::Connections,
     /// The golden snapshot is made, and cloned, one at a time (a clone rewrites its header).
     golden_lock: tokio::sync::Mutex<()>,
+}
+
+impl Inner {
+    fn new(cfg: ServiceConfig, domain_type: DomainType) -> Self {
+        let conns = connections::Connections::new(&cfg.libvirt_uri, cfg.libvirt_connections);
+        Self { cfg, domain_type, conns, golden_lock: tokio::sync::Mutex::new(()) }
+    }
 }
 
 impl VmManager {
@@ -217,7 +225,7 @@ impl VmManager {
             source,
         })?;
         let mgr = Self {
-            inner: Arc::new(Inner { cfg, domain_type, conn: Mutex::new(None), golden_lock: tokio::sync::Mutex::new(()) }),
+            inner: Arc::new(Inner::new(cfg, domain_type)),
         };
         virt::error::clear_error_callback();
         mgr.blocking(|_| Ok(())).await?;
@@ -235,7 +243,7 @@ impl VmManager {
             path: cfg.data_dir.clone(),
             source,
         })?;
-        Ok(Self { inner: Arc::new(Inner { cfg, domain_type, conn: Mutex::new(None), golden_lock: tokio::sync::Mutex::new(()) }) })
+        Ok(Self { inner: Arc::new(Inner::new(cfg, domain_type)) })
     }
 
     /// Connects (or checks the live connection) and answers the hypervisor's libvirt version
@@ -336,20 +344,8 @@ impl VmManager {
     ) -> Result<T, VmError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = {
-                let mut guard = inner.conn.lock().unwrap();
-                let alive = guard.as_ref().map(|c| c.is_alive().unwrap_or(false)).unwrap_or(false);
-                if !alive {
-                    let uri = &inner.cfg.libvirt_uri;
-                    let conn = Connect::open(Some(uri)).map_err(|source| {
-                        crate::telemetry::libvirt_error("connect");
-                        VmError::Connect { uri: uri.clone(), source }
-                    })?;
-                    *guard = Some(Arc::new(conn));
-                }
-                guard.as_ref().unwrap().clone()
-            };
-            f(&conn)
+            let checkout = inner.conns.checkout()?;
+            f(&checkout.conn)
         })
         .await?
     }
