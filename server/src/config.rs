@@ -145,6 +145,11 @@ pub struct Cli {
     /// lzop (about a third of the disk; restored through `lzop -dc`, BENCHMARKS.md).
     #[arg(long, env = "VMW_NO_SLEEP_COMPRESS", global = true)]
     pub no_sleep_compress: bool,
+    /// Compress a sleeping clone's saved memory with lzop too: without this it is stored as its
+    /// difference to the golden snapshot's memory (zstd; ~2.3 MB instead of ~37 MB a site,
+    /// expanded in ~0.1 s at its wake; BENCHMARKS.md).
+    #[arg(long, env = "VMW_NO_SLEEP_DELTA", global = true)]
+    pub no_sleep_delta: bool,
     /// Let libvirt check each starting VM's x86 CPU with its per-property probe (~400 monitor
     /// calls, 0.2-0.4 s of every start and wake under TCG): without this it reads the same
     /// features in two calls (libvirt's own pre-QEMU-4.1 path; README, "How a site is born").
@@ -316,6 +321,7 @@ impl Cli {
             idle_check_secs: self.idle_check_secs.max(1),
             sleep_trim: !self.no_sleep_trim,
             sleep_compress: !self.no_sleep_compress,
+            sleep_delta: !self.no_sleep_delta,
             quick_cpu_check: !self.full_cpu_check,
             always_on_per_user: self.always_on_per_user,
             snapshots_per_user: self.snapshots_per_user,

@@ -80,9 +80,13 @@ pub struct ServiceConfig {
     /// Before a site goes to sleep, its guest drops its page cache (freed memory is zeroed by
     /// the guest kernel, so it is saved as zero pages): fewer pages are saved.
     pub sleep_trim: bool,
-    /// A sleeping site's saved memory is compressed (lzop, in libvirt's save format; restored
-    /// through `lzop -dc`): about a third of the bytes on disk.
+    /// A sleeping site's saved memory is compressed: a clone's as its difference to the golden
+    /// snapshot's (`sleep_delta`, ~2 % of the bytes), else with lzop (in libvirt's save format;
+    /// restored through `lzop -dc`): about a third of the bytes on disk.
     pub sleep_compress: bool,
+    /// A sleeping clone's memory is stored as a zstd delta to its golden's (`vm::delta`);
+    /// false: lzop for every VM.
+    pub sleep_delta: bool,
     /// libvirt checks a starting VM's x86 CPU in two monitor calls instead of ~400 (the
     /// `qemu:capabilities` override in `vm::cpu_check`): 0.2-0.4 s off every start, restore and
     /// wake. false: libvirt's default per-property probe.
@@ -170,6 +174,7 @@ impl Default for ServiceConfig {
             idle_check_secs: 60,
             sleep_trim: true,
             sleep_compress: true,
+            sleep_delta: true,
             quick_cpu_check: true,
             always_on_per_user: 1,
             snapshots_per_user: 5,

@@ -16,6 +16,7 @@ mod ports;
 mod pool;
 mod provision;
 mod reconcile;
+mod restored;
 mod sleep;
 pub mod snapshots;
 mod ssh_waker;
@@ -83,6 +84,9 @@ struct Inner {
     foreground: foreground::Foreground,
     /// What the node's hostings may commit (fixed at start-up).
     capacity: store::Capacity,
+    /// VMs restored for a wake, not yet through their readiness probe: held visitors go now.
+    /// Shared by every node's service: a visit may be held by another node's than the wake.
+    restored: Arc<restored::Restored>,
     /// The SSH ports of sleeping sites, listened on by the app (wake on SSH).
     ssh_wakers: Arc<ssh_waker::SshWakers>,
     /// Who holds each hosting's interactive console (one writer at a time).
@@ -122,6 +126,7 @@ impl HostingService {
                 golden_failed_at: std::sync::Mutex::new(None),
                 foreground: foreground::Foreground::new(),
                 capacity,
+                restored: Arc::new(restored::Restored::new()),
                 ssh_wakers: Arc::default(),
                 consoles: Arc::default(),
                 // A service that never campaigns (tools, tests) acts alone.

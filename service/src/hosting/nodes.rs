@@ -238,6 +238,7 @@ impl HostingService {
                 // Users' work on this node's CPU is what its spares wait for.
                 foreground: super::foreground::Foreground::new(),
                 capacity,
+                restored: i.restored.clone(),
                 ssh_wakers: i.ssh_wakers.clone(),
                 consoles: i.consoles.clone(),
                 leading: i.leading.clone(),

@@ -111,6 +111,11 @@ impl HostingService {
             HostingState::Running | HostingState::Stopped | HostingState::Sleeping => {
                 // An interrupted snapshot or restore first: it may bring the VM back.
                 self.reconcile_snapshots(&row).await;
+                // A wake restored from an expanded delta, interrupted before it dropped the
+                // sleeping save or let the guest run.
+                if let Err(err) = self.inner.vm.settle_interrupted_wake(row.id).await {
+                    tracing::warn!(hosting_id = row.id, %err, "could not finish an interrupted wake");
+                }
                 // Read under the lease: the pass's domain list may be older than an operation
                 // that ended a moment ago.
                 let actual = self.inner.vm.state(row.id).await.ok();

@@ -24,16 +24,49 @@ pub const ASLEEP: &str = "Asleep: wakes on the next visit";
 impl HostingService {
     /// Makes the VM run with its forwards, from whatever it is (saved, shut off, paused): the
     /// SSH waker gives its port back first (a boot binds the forwards at once, a restore only
-    /// when `ensure_forwards` adds them), then waits until it answers.
+    /// when `ensure_forwards` adds them), then waits until it answers. Once a restore has
+    /// returned, held visitors go to the VM while the forwards are added and the probe waits
+    /// (`restored`).
     pub(super) async fn bring_up(&self, id: i32) -> Result<()> {
         let _users_first = self.inner.foreground.enter();
-        let restored = self.start_vm(id).await?;
-        self.wait_answers(&self.inner.store.require(id).await?, !restored).await
+        let t = Instant::now();
+        let (restored, spec) = self.start_vm_only(id).await?;
+        let started_ms = t.elapsed().as_millis() as u64;
+        if restored {
+            self.inner.restored.publish(id, SocketAddr::new(self.inner.cfg.forward_bind, spec.http_port));
+        }
+        let row = self.inner.store.require(id).await;
+        let up = async {
+            let row = row?;
+            let forwards = async {
+                if self.inner.faults.skip_ready_probe() {
+                    return Ok(());
+                }
+                self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await.map_err(crate::Error::from)
+            };
+            // A boot binds both forwards at once; a restore serves HTTP before its SSH forward.
+            let (f, a) = tokio::join!(forwards, self.wait_answers(&row, !restored));
+            f.and(a)
+        }
+        .await;
+        self.inner.restored.clear(id);
+        up?;
+        tracing::debug!(hosting_id = id, restored, started_ms, answered_ms = t.elapsed().as_millis() as u64, "brought up");
+        Ok(())
     }
 
     /// Starts (restores, boots or resumes) the VM and gives it its forwards, without waiting.
     /// Ok(true) when it was restored from a saved state.
     pub(super) async fn start_vm(&self, id: i32) -> Result<bool> {
+        let (restored, spec) = self.start_vm_only(id).await?;
+        if !self.inner.faults.skip_ready_probe() {
+            self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await?;
+        }
+        Ok(restored)
+    }
+
+    /// [`Self::start_vm`] without the forwards a restore lacks.
+    async fn start_vm_only(&self, id: i32) -> Result<(bool, crate::vm::VmSpec)> {
         let row = self.inner.store.require(id).await?;
         let spec = self.vm_spec(&row)?;
         let restoring = self.inner.vm.has_managed_save(id).await.unwrap_or(false);
@@ -44,10 +77,7 @@ impl HostingService {
         if restoring {
             self.release_ssh_waker(&row, true).await;
         }
-        if !self.inner.faults.skip_ready_probe() {
-            self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await?;
-        }
-        Ok(restoring)
+        Ok((restoring, spec))
     }
 
     /// Saves the VM to disk; the site sleeps until its next visit.
@@ -224,6 +254,7 @@ impl HostingService {
     pub async fn visit(&self, id: i32, patience: Duration) -> Result<Option<SocketAddr>> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut rx = self.inner.events.subscribe();
+        let mut restored = self.inner.restored.subscribe();
         loop {
             let Some(row) = self.inner.store.get(id).await? else { return Ok(None) };
             if row.user_id.is_none() {
@@ -244,6 +275,9 @@ impl HostingService {
                         _ => {}
                     }
                 }
+                (_, Some(Operation::Wake | Operation::Start | Operation::Restart)) if self.inner.restored.get(id).is_some() => {
+                    return Ok(self.inner.restored.get(id));
+                }
                 (_, Some(Operation::Wake | Operation::Start | Operation::Restart | Operation::Create | Operation::Sleep)) => {}
                 _ => return Ok(None),
             }
@@ -251,8 +285,14 @@ impl HostingService {
             if left.is_zero() {
                 return Ok(None);
             }
-            // The next state event of this hosting, or a look again in 100 ms at the latest.
-            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), super::next_state_event(&mut rx, id)).await;
+            // The next state event of this hosting, a restore, or a look again in 100 ms.
+            let next = async {
+                tokio::select! {
+                    _ = super::next_state_event(&mut rx, id) => {}
+                    _ = restored.changed() => {}
+                }
+            };
+            let _ = tokio::time::timeout(left.min(Duration::from_millis(100)), next).await;
         }
     }
 

@@ -5,6 +5,7 @@ mod compress;
 mod connections;
 mod console;
 mod cpu_check;
+mod delta;
 mod files;
 mod forwards;
 mod golden;
@@ -439,26 +440,90 @@ impl VmManager {
         let spares = self.spare_cpu_shares();
         let http = (self.inner.cfg.forward_bind, http_port);
         let quick = self.inner.cfg.quick_cpu_check;
-        self.blocking(move |c| {
-            let d = Self::existing(c, &name)?;
-            if !d.is_active().doing("read the state of domain", &name)? {
-                if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
-                    forwards::prepare_saved_image(&d, &name, (priority, spares), quick, http)?;
+        // Saved memory stored as a delta to the golden is expanded first, into a plain save
+        // file beside the VM's disk (libvirt cannot read the delta).
+        let t = Instant::now();
+        let (saved, wake) = (compress::managed_save_path(&name), self.vm_dir(hosting_id).join(delta::WAKE_FILE));
+        let expanded = {
+            let (saved, wake) = (saved.clone(), wake.clone());
+            tokio::task::spawn_blocking(move || if delta::is_delta(&saved) { delta::expand(&saved, &wake).map(|()| true) } else { Ok(false) })
+                .await??
+        };
+        let expanded_ms = t.elapsed().as_millis() as u64;
+        let started = self
+            .blocking(move |c| {
+                let d = Self::existing(c, &name)?;
+                if !d.is_active().doing("read the state of domain", &name)? {
+                    if expanded {
+                        forwards::prepare_save_file(c, &wake, &name, (priority, spares), quick, http)?;
+                        Self::restore_expanded(c, &d, &name, &wake)?;
+                    } else {
+                        if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
+                            forwards::prepare_saved_image(&d, &name, (priority, spares), quick, http)?;
+                        }
+                        d.create().doing("start domain", &name)?;
+                    }
+                    tracing::debug!(domain = %name, expanded, expanded_ms, started_ms = t.elapsed().as_millis() as u64, "domain started");
+                } else if map_state(&d, &name)? == VmState::Paused {
+                    if priority == CpuPriority::Foreground {
+                        priority::to_foreground(&d, &name)?;
+                    }
+                    d.resume().doing("resume domain", &name)?;
+                    return Ok(());
                 }
-                d.create().doing("start domain", &name)?;
-            } else if map_state(&d, &name)? == VmState::Paused {
                 if priority == CpuPriority::Foreground {
                     priority::to_foreground(&d, &name)?;
                 }
-                d.resume().doing("resume domain", &name)?;
+                Ok(())
+            })
+            .await;
+        if expanded {
+            let _ = tokio::fs::remove_file(self.vm_dir(hosting_id).join(delta::WAKE_FILE)).await;
+        }
+        started
+    }
+
+    /// Restores the domain from `file` (its sleeping memory, expanded) paused, drops the
+    /// sleeping save, and only then lets it run: once the guest has run, no saved memory
+    /// older than its disk is left to restore. A save that cannot be dropped stops the domain
+    /// again before it ran (the sleeping save stays good).
+    fn restore_expanded(c: &Connect, d: &Domain, name: &str, file: &std::path::Path) -> Result<(), VmError> {
+        c.restore_domain_flags(&file.display().to_string(), None, virt::sys::VIR_DOMAIN_SAVE_PAUSED)
+            .doing("restore the saved memory of domain", name)?;
+        if let Err(e) = d.managed_save_remove(0).doing("drop the saved state of domain", name) {
+            let _ = d.destroy();
+            return Err(e);
+        }
+        d.resume().doing("resume domain", name)
+    }
+
+    /// Finishes a wake that a process that died left halfway (see [`Self::restore_expanded`]):
+    /// a running or paused domain keeps no saved state, a paused one restored for a wake runs,
+    /// and the expanded file goes. True when something was left.
+    pub async fn settle_interrupted_wake(&self, hosting_id: i32) -> Result<bool, VmError> {
+        let name = self.domain_name(hosting_id);
+        let wake = self.vm_dir(hosting_id).join(delta::WAKE_FILE);
+        // The file goes only after the restore returned: without it, no wake was interrupted.
+        if !tokio::fs::try_exists(&wake).await.unwrap_or(false) {
+            return Ok(false);
+        }
+        self.blocking(move |c| {
+            let Some(d) = Self::lookup(c, &name)? else { return Ok(()) };
+            if !d.is_active().doing("read the state of domain", &name)? {
                 return Ok(());
             }
-            if priority == CpuPriority::Foreground {
-                priority::to_foreground(&d, &name)?;
+            if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
+                tracing::warn!(domain = %name, "a woken VM still had the saved state it was restored from: dropped");
+                d.managed_save_remove(0).doing("drop the saved state of domain", &name)?;
+            }
+            if map_state(&d, &name)? == VmState::Paused {
+                d.resume().doing("resume domain", &name)?;
             }
             Ok(())
         })
-        .await
+        .await?;
+        let _ = tokio::fs::remove_file(self.vm_dir(hosting_id).join(delta::WAKE_FILE)).await;
+        Ok(true)
     }
 
     /// Gives the running VM the forwards of its HTTP and SSH ports that it lacks.
@@ -669,6 +734,7 @@ impl VmManager {
     pub async fn sleep_save(&self, hosting_id: i32) -> Result<Option<compress::Compressed>, VmError> {
         let name = self.domain_name(hosting_id);
         let (trim, squeeze) = (self.inner.cfg.sleep_trim, self.inner.cfg.sleep_compress);
+        let against = self.inner.cfg.sleep_delta.then(|| self.vm_dir(hosting_id));
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if trim {
@@ -681,7 +747,15 @@ impl VmManager {
             if !squeeze {
                 return Ok(None);
             }
-            match compress::compress_save_file(&compress::managed_save_path(&name)) {
+            let path = compress::managed_save_path(&name);
+            // A clone's memory as its difference to the golden's, else lzop.
+            if let Some(reference) = against.and_then(|vdir| delta::Reference::of_vm(&vdir)) {
+                match delta::write_delta(&path, &reference) {
+                    Ok(sizes) => return Ok(sizes),
+                    Err(err) => tracing::warn!(domain = %name, %err, "the saved memory is not stored as a delta (lzop instead)"),
+                }
+            }
+            match compress::compress_save_file(&path) {
                 Ok(sizes) => Ok(sizes),
                 Err(err) => {
                     tracing::warn!(domain = %name, %err, "the saved memory stays uncompressed");
