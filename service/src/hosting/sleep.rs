@@ -275,10 +275,12 @@ impl HostingService {
                         _ => {}
                     }
                 }
-                (_, Some(Operation::Wake | Operation::Start | Operation::Restart)) if self.inner.restored.get(id).is_some() => {
-                    return Ok(self.inner.restored.get(id));
+                (_, Some(Operation::Wake | Operation::Start | Operation::Restart)) => {
+                    if let Some(vm) = self.inner.restored.get(id) {
+                        return Ok(Some(vm));
+                    }
                 }
-                (_, Some(Operation::Wake | Operation::Start | Operation::Restart | Operation::Create | Operation::Sleep)) => {}
+                (_, Some(Operation::Create | Operation::Sleep)) => {}
                 _ => return Ok(None),
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
