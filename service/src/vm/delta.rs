@@ -291,6 +291,18 @@ mod tests {
         (golden, clone)
     }
 
+    /// A golden save file and a clone's, both in `dir`, the clone's rewritten as a delta to the
+    /// golden's. Returns the golden's stream and both paths.
+    fn delta_of_a_clone(dir: &Path) -> (Vec<u8>, PathBuf, PathBuf) {
+        let (golden, clone) = golden_and_clone();
+        let gpath = dir.join("state.save");
+        fake_save(&gpath, b"<domain/>\0\0\0", &golden);
+        let spath = dir.join("d.save");
+        fake_save(&spath, b"<domain/>\0\0\0", &clone);
+        write_delta(&spath, &Reference::of_save_file(&gpath).unwrap()).unwrap().unwrap();
+        (golden, gpath, spath)
+    }
+
     #[test]
     fn a_clone_is_stored_as_a_small_delta_and_expands_to_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
@@ -316,12 +328,7 @@ mod tests {
     #[test]
     fn a_changed_or_missing_reference_fails_instead_of_restoring_wrong_memory() {
         let dir = tempfile::tempdir().unwrap();
-        let (golden, clone) = golden_and_clone();
-        let gpath = dir.path().join("state.save");
-        fake_save(&gpath, b"<domain/>\0\0\0", &golden);
-        let spath = dir.path().join("d.save");
-        fake_save(&spath, b"<domain/>\0\0\0", &clone);
-        write_delta(&spath, &Reference::of_save_file(&gpath).unwrap()).unwrap().unwrap();
+        let (golden, gpath, spath) = delta_of_a_clone(dir.path());
         let out = dir.path().join("wake.save");
 
         // The same length, one byte changed: zstd's checksum of the stream catches it.
@@ -344,12 +351,7 @@ mod tests {
     #[test]
     fn a_truncated_delta_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let (golden, clone) = golden_and_clone();
-        let gpath = dir.path().join("state.save");
-        fake_save(&gpath, b"<domain/>\0\0\0", &golden);
-        let spath = dir.path().join("d.save");
-        fake_save(&spath, b"<domain/>\0\0\0", &clone);
-        write_delta(&spath, &Reference::of_save_file(&gpath).unwrap()).unwrap().unwrap();
+        let (_, _, spath) = delta_of_a_clone(dir.path());
         let bytes = std::fs::read(&spath).unwrap();
         std::fs::write(&spath, &bytes[..bytes.len() - 10]).unwrap();
         assert!(expand(&spath, &dir.path().join("wake.save")).is_err());

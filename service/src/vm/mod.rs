@@ -443,12 +443,13 @@ impl VmManager {
         // Saved memory stored as a delta to the golden is expanded first, into a plain save
         // file beside the VM's disk (libvirt cannot read the delta).
         let t = Instant::now();
-        let (saved, wake) = (compress::managed_save_path(&name), self.vm_dir(hosting_id).join(delta::WAKE_FILE));
+        let wake = self.vm_dir(hosting_id).join(delta::WAKE_FILE);
         let expanded = {
-            let (saved, wake) = (saved.clone(), wake.clone());
+            let (saved, wake) = (compress::managed_save_path(&name), wake.clone());
             tokio::task::spawn_blocking(move || if delta::is_delta(&saved) { delta::expand(&saved, &wake).map(|()| true) } else { Ok(false) })
                 .await??
         };
+        let woken_from = wake.clone();
         let expanded_ms = t.elapsed().as_millis() as u64;
         let started = self
             .blocking(move |c| {
@@ -478,7 +479,7 @@ impl VmManager {
             })
             .await;
         if expanded {
-            let _ = tokio::fs::remove_file(self.vm_dir(hosting_id).join(delta::WAKE_FILE)).await;
+            let _ = tokio::fs::remove_file(&woken_from).await;
         }
         started
     }
@@ -502,9 +503,9 @@ impl VmManager {
     /// and the expanded file goes. True when something was left.
     pub async fn settle_interrupted_wake(&self, hosting_id: i32) -> Result<bool, VmError> {
         let name = self.domain_name(hosting_id);
-        let wake = self.vm_dir(hosting_id).join(delta::WAKE_FILE);
+        let wake_file = self.vm_dir(hosting_id).join(delta::WAKE_FILE);
         // The file goes only after the restore returned: without it, no wake was interrupted.
-        if !tokio::fs::try_exists(&wake).await.unwrap_or(false) {
+        if !tokio::fs::try_exists(&wake_file).await.unwrap_or(false) {
             return Ok(false);
         }
         self.blocking(move |c| {
@@ -522,7 +523,7 @@ impl VmManager {
             Ok(())
         })
         .await?;
-        let _ = tokio::fs::remove_file(self.vm_dir(hosting_id).join(delta::WAKE_FILE)).await;
+        let _ = tokio::fs::remove_file(&wake_file).await;
         Ok(true)
     }
 
