@@ -11,8 +11,9 @@
 //! The file stays libvirt's managed save (libvirt still reports the domain as saved), but its
 //! header's compression word is [`FORMAT`], a format libvirt does not know: anyone who asks
 //! libvirt itself to restore it gets "Invalid compressed save format" instead of a guest with
-//! the wrong memory. The VM's start [`expand`]s it into a plain save file of its own, restores
-//! from that, and only then drops the sleeping one (`VmManager::start`).
+//! the wrong memory. The VM's start serves it, expanded, as a plain save through a named pipe
+//! that libvirt restores from (`super::wake_feed`), and only then drops the sleeping one
+//! (`VmManager::start`).
 //!
 //! Layout after libvirt's header and XML area (host byte order, as libvirt's own header):
 //! [`MAGIC`], the reference's stream offset and length (u64 each), the stream's length (u64),
@@ -22,14 +23,14 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use zstd::zstd_safe::{CCtx, CParameter, DCtx};
+use zstd::zstd_safe::{CCtx, CParameter};
 
 use super::VmError;
 use super::compress::Compressed;
 use super::golden::{HEADER_LEN, read_head, word};
 
-/// The plain save file a delta is expanded into for a wake, in the VM's folder; removed once
-/// the VM runs (`VmManager::start`), or at start-up when a process died in between.
+/// The named pipe a delta is served through, expanded, for a wake, in the VM's folder; removed
+/// once the restore returned (`VmManager::start`), or at start-up when a process died in between.
 pub(super) const WAKE_FILE: &str = "wake.save";
 /// The header's compression word of a delta file (libvirt knows 0-4).
 pub(super) const FORMAT: u32 = u32::from_le_bytes(*b"vmwd");
@@ -186,10 +187,10 @@ pub(super) fn write_delta(path: &Path, reference: &Reference) -> Result<Option<C
 }
 
 /// What a delta file says after libvirt's header and XML area.
-struct Meta {
+pub(super) struct Meta {
     reference: Reference,
     reference_len: u64,
-    stream_len: u64,
+    pub stream_len: u64,
     /// Where the zstd frame starts in the file.
     frame_at: usize,
 }
@@ -213,49 +214,49 @@ fn read_meta(path: &Path, file: &[u8], head_len: usize) -> Result<Meta, VmError>
     Ok(Meta { reference: Reference { path: rpath, offset }, reference_len, stream_len, frame_at: head_len + 44 + plen })
 }
 
-/// Writes the plain save file `out` (libvirt restores it as it is) from the delta file at
-/// `path`, which stays as it was. `out` is made anew; on failure it is removed.
-pub(super) fn expand(path: &Path, out: &Path) -> Result<(), VmError> {
-    let mut head = read_head(path)?;
+/// A delta file opened for its expansion: its header (libvirt's, as in the file), what it says
+/// of its reference, and both files mapped.
+pub(super) struct Opened {
+    pub head: Vec<u8>,
+    pub meta: Meta,
+    file: memmap2::Mmap,
+    reference: memmap2::Mmap,
+}
+
+impl Opened {
+    /// The golden's stream the frame was made against, checked to be as long as it was then.
+    pub fn reference_stream(&self) -> Result<&[u8], VmError> {
+        reference_stream(&self.meta.reference, &self.reference, Some(self.meta.reference_len))
+    }
+
+    /// The zstd frame.
+    pub fn frame(&self) -> &[u8] {
+        &self.file[self.meta.frame_at..]
+    }
+}
+
+/// Opens the delta file at `path` and its reference (see [`Opened`]), checked.
+pub(super) fn open(path: &Path) -> Result<Opened, VmError> {
+    let head = read_head(path)?;
     if word(&head, 3) != FORMAT {
         return Err(invalid(path, "not a delta save file"));
     }
     let (_f, file) = map(path)?;
     let meta = read_meta(path, &file, head.len())?;
-    let (_rf, rmap) = map(&meta.reference.path)?;
-    let prefix = reference_stream(&meta.reference, &rmap, Some(meta.reference_len))?;
+    let (_rf, reference) = map(&meta.reference.path)?;
+    let opened = Opened { head, meta, file, reference };
+    opened.reference_stream()?;
+    Ok(opened)
+}
+
+/// Turns a delta's header into the header of the plain save it expands to.
+pub(super) fn mark_plain(head: &mut [u8]) {
     head[16 + 4 * 3..16 + 4 * 4].copy_from_slice(&0u32.to_ne_bytes());
-    let _ = std::fs::remove_file(out);
-    let written = (|| {
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(out)
-            .map_err(io("creating", out))?;
-        let total = head.len() as u64 + meta.stream_len;
-        f.set_len(total).map_err(io("writing", out))?;
-        // SAFETY: a file this call just made (create_new) and sized; nothing else opens it
-        // before it returns.
-        let mut m = unsafe { memmap2::MmapMut::map_mut(&f) }.map_err(io("mapping", out))?;
-        m[..head.len()].copy_from_slice(&head);
-        let mut d = DCtx::create();
-        d.ref_prefix(prefix).map_err(|e| zstd_error(path, "setting up zstd", e))?;
-        let n = d.decompress(&mut m[head.len()..], &file[meta.frame_at..]).map_err(|e| zstd_error(path, "expanding the saved memory", e))?;
-        if n as u64 != meta.stream_len {
-            return Err(invalid(path, format!("the saved memory expanded to {n} bytes, not {}", meta.stream_len)));
-        }
-        Ok(())
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(out);
-    }
-    written
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::wake_feed::Feed;
     use super::*;
 
     /// A version 2 save file: magic, header words, an XML area, then a "memory stream".
@@ -303,8 +304,20 @@ mod tests {
         (golden, gpath, spath)
     }
 
+    /// Reads the wake pipe of the delta at `spath` as libvirt 9.0 does (opened once, read to its
+    /// end), then the feed's verdict.
+    fn read_through_pipe(spath: &Path) -> Result<(Vec<u8>, Result<(), VmError>), VmError> {
+        let fifo = spath.with_file_name(WAKE_FILE);
+        let feed = Feed::start(spath, &fifo)?;
+        let mut bytes = Vec::new();
+        std::fs::File::open(feed.path()).unwrap().read_to_end(&mut bytes).unwrap();
+        let verdict = feed.finish();
+        assert!(!fifo.exists(), "the pipe goes with the feed");
+        Ok((bytes, verdict))
+    }
+
     #[test]
-    fn a_clone_is_stored_as_a_small_delta_and_expands_to_the_same_bytes() {
+    fn a_clone_is_stored_as_a_small_delta_and_served_as_the_same_bytes() {
         let dir = tempfile::tempdir().unwrap();
         let (golden, clone) = golden_and_clone();
         let gpath = dir.path().join("state.save");
@@ -319,33 +332,71 @@ mod tests {
         assert!(write_delta(&spath, &reference).unwrap().is_none(), "a delta is not written twice");
         assert!(!spath.with_extension("save.vmw-tmp").exists());
 
-        let out = dir.path().join("wake.save");
-        expand(&spath, &out).unwrap();
-        assert_eq!(std::fs::read(&out).unwrap(), original, "header, XML and memory as libvirt wrote them");
+        let (bytes, verdict) = read_through_pipe(&spath).unwrap();
+        verdict.unwrap();
+        assert!(bytes == original, "header, XML and memory as libvirt wrote them ({} bytes of {})", bytes.len(), original.len());
         assert!(is_delta(&spath), "the delta stays until the restore worked");
+        assert_eq!(Feed::start(&spath, &dir.path().join(WAKE_FILE)).unwrap().xml(), "<domain>site</domain>");
+    }
+
+    #[test]
+    fn a_reader_that_left_early_lets_the_next_get_the_whole_file_and_then_the_pipe_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, spath) = delta_of_a_clone(dir.path());
+        let (expected, verdict) = read_through_pipe(&spath).unwrap();
+        verdict.unwrap();
+        let feed = Feed::start(&spath, &dir.path().join(WAKE_FILE)).unwrap();
+        // Newer libvirt reads the header once for the save's metadata, then opens it again.
+        let mut head = vec![0u8; HEADER_LEN as usize + 12];
+        std::fs::File::open(feed.path()).unwrap().read_exact(&mut head).unwrap();
+        assert_eq!(head, expected[..head.len()]);
+        // (libvirt parses that XML before it opens again; a reader back within microseconds
+        // could still find the first one's unread bytes in the pipe.)
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let mut bytes = Vec::new();
+        std::fs::File::open(feed.path()).unwrap().read_to_end(&mut bytes).unwrap();
+        assert!(bytes == expected, "{} bytes of {}", bytes.len(), expected.len());
+        // Once someone got it all, the pipe has no writer any more: a late reader gets nothing.
+        let mut late = Vec::new();
+        let nonblocking = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(feed.path());
+        nonblocking.unwrap().read_to_end(&mut late).unwrap();
+        assert!(late.is_empty(), "{} bytes", late.len());
+        feed.finish().unwrap();
+    }
+
+    #[test]
+    fn a_feed_nobody_read_ends_and_leaves_no_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, _, spath) = delta_of_a_clone(dir.path());
+        let fifo = dir.path().join(WAKE_FILE);
+        // The restore failed before libvirt opened the pipe.
+        Feed::start(&spath, &fifo).unwrap().finish().unwrap();
+        assert!(!fifo.exists());
+        drop(Feed::start(&spath, &fifo).unwrap());
+        assert!(!fifo.exists(), "dropped without finish: stopped all the same");
     }
 
     #[test]
     fn a_changed_or_missing_reference_fails_instead_of_restoring_wrong_memory() {
         let dir = tempfile::tempdir().unwrap();
         let (golden, gpath, spath) = delta_of_a_clone(dir.path());
-        let out = dir.path().join("wake.save");
 
         // The same length, one byte changed: zstd's checksum of the stream catches it.
         let mut changed = golden.clone();
         changed[200 * 4096 + 5] ^= 0xff;
         fake_save(&gpath, b"<domain/>\0\0\0", &changed);
-        let err = expand(&spath, &out).unwrap_err().to_string();
+        let (_, verdict) = read_through_pipe(&spath).unwrap();
+        let err = verdict.unwrap_err().to_string();
         assert!(err.contains("expanding the saved memory"), "{err}");
-        assert!(!out.exists(), "nothing half-written is left");
 
         fake_save(&gpath, b"<domain/>\0\0\0", &golden[..4096]);
-        let err = expand(&spath, &out).unwrap_err().to_string();
+        let err = read_through_pipe(&spath).map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("not the"), "{err}");
 
         std::fs::remove_file(&gpath).unwrap();
-        assert!(expand(&spath, &out).is_err());
+        assert!(read_through_pipe(&spath).is_err());
         assert!(is_delta(&spath), "the sleeping file is untouched by failed wakes");
+        assert!(!dir.path().join(WAKE_FILE).exists());
     }
 
     #[test]
@@ -354,9 +405,11 @@ mod tests {
         let (_, _, spath) = delta_of_a_clone(dir.path());
         let bytes = std::fs::read(&spath).unwrap();
         std::fs::write(&spath, &bytes[..bytes.len() - 10]).unwrap();
-        assert!(expand(&spath, &dir.path().join("wake.save")).is_err());
+        let (served, verdict) = read_through_pipe(&spath).unwrap();
+        assert!(verdict.is_err());
+        assert!(served.len() < HEADER_LEN as usize + 12 + 512 * 4096, "a short file, so the restore fails: {}", served.len());
         std::fs::write(&spath, &bytes[..HEADER_LEN as usize + 12 + 20]).unwrap();
-        assert!(expand(&spath, &dir.path().join("wake.save")).is_err());
+        assert!(Feed::start(&spath, &dir.path().join(WAKE_FILE)).is_err());
     }
 
     #[test]

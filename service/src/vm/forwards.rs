@@ -57,7 +57,7 @@ fn rules(bind: IpAddr, http_port: u16, ssh_port: u16) -> [String; 2] {
 /// [`ensure`] adds it after the restore), runs with the CPU weight of `priority` from its first
 /// instruction, and has its CPU checked the `quick` way or not (a VM saved before the setting
 /// changed gets the current one).
-fn restore_xml(xml: &str, (priority, spare_shares): (CpuPriority, u64), quick: bool, (bind, http_port): (IpAddr, u16)) -> String {
+pub(super) fn restore_xml(xml: &str, (priority, spare_shares): (CpuPriority, u64), quick: bool, (bind, http_port): (IpAddr, u16)) -> String {
     let forwards = with_http_forward(&strip_hostfwds(xml), bind, http_port);
     with_cpu_check(&with_priority(&forwards, priority, spare_shares), quick)
 }
@@ -82,26 +82,6 @@ pub(super) fn prepare_saved_image(d: &Domain, name: &str, weight: (CpuPriority, 
             domain: Some(name.to_owned()),
             source: virt::error::Error::last_error(),
         });
-    }
-    Ok(())
-}
-
-/// The same for a save file of the domain's at `path` (through libvirt, which checks the new
-/// XML against the saved one).
-pub(super) fn prepare_save_file(
-    c: &virt::connect::Connect,
-    path: &std::path::Path,
-    name: &str,
-    weight: (CpuPriority, u64),
-    quick: bool,
-    http: (IpAddr, u16),
-) -> Result<(), VmError> {
-    let file = path.display().to_string();
-    let failed = |action| move |source| VmError::Libvirt { action, domain: Some(name.to_owned()), source };
-    let xml = c.save_image_xml_desc(&file, virt::sys::VIR_DOMAIN_SAVE_IMAGE_XML_SECURE).map_err(failed("read the saved state of domain"))?;
-    let stripped = restore_xml(&xml, weight, quick, http);
-    if stripped != xml {
-        c.save_image_define_xml(&file, &stripped, 0).map_err(failed("rewrite the saved state of domain"))?;
     }
     Ok(())
 }

@@ -403,6 +403,13 @@ fn split_head(bytes: &[u8]) -> Result<([u8; HEADER_LEN as usize], &[u8]), String
     Ok((h, &bytes[at..at + data_len]))
 }
 
+/// The domain XML in a save file's header and data area (up to its NUL).
+pub(super) fn head_xml(head: &[u8]) -> Result<&str, String> {
+    let (_, data) = split_head(head)?;
+    let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
+    std::str::from_utf8(&data[..end]).map_err(|_| "the saved domain XML is not UTF-8".into())
+}
+
 /// The header and data area of a save file, as they are now.
 pub(super) fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
     let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };

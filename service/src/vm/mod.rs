@@ -12,6 +12,7 @@ mod golden;
 mod priority;
 mod ready;
 mod snapshots;
+mod wake_feed;
 mod xml;
 
 use std::path::PathBuf;
@@ -440,80 +441,91 @@ impl VmManager {
         let spares = self.spare_cpu_shares();
         let http = (self.inner.cfg.forward_bind, http_port);
         let quick = self.inner.cfg.quick_cpu_check;
-        // Saved memory stored as a delta to the golden is expanded first, into a plain save
-        // file beside the VM's disk (libvirt cannot read the delta).
+        // Saved memory stored as a delta to the golden is served expanded, through a pipe that
+        // libvirt restores from (libvirt cannot read the delta): the expansion starts now and
+        // runs while libvirt and QEMU start.
         let t = Instant::now();
         let wake = self.vm_dir(hosting_id).join(delta::WAKE_FILE);
-        let expanded = {
-            let (saved, wake) = (compress::managed_save_path(&name), wake.clone());
-            tokio::task::spawn_blocking(move || if delta::is_delta(&saved) { delta::expand(&saved, &wake).map(|()| true) } else { Ok(false) })
+        let feed = {
+            let saved = compress::managed_save_path(&name);
+            tokio::task::spawn_blocking(move || if delta::is_delta(&saved) { wake_feed::Feed::start(&saved, &wake).map(Some) } else { Ok(None) })
                 .await??
         };
-        let woken_from = wake.clone();
-        let expanded_ms = t.elapsed().as_millis() as u64;
-        let started = self
-            .blocking(move |c| {
-                let d = Self::existing(c, &name)?;
-                if !d.is_active().doing("read the state of domain", &name)? {
-                    if expanded {
-                        forwards::prepare_save_file(c, &wake, &name, (priority, spares), quick, http)?;
-                        Self::restore_expanded(c, &d, &name, &wake)?;
-                    } else {
-                        if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
-                            forwards::prepare_saved_image(&d, &name, (priority, spares), quick, http)?;
-                        }
-                        d.create().doing("start domain", &name)?;
+        self.blocking(move |c| {
+            let d = Self::existing(c, &name)?;
+            if !d.is_active().doing("read the state of domain", &name)? {
+                let fed = feed.is_some();
+                if let Some(feed) = feed {
+                    let xml = forwards::restore_xml(feed.xml(), (priority, spares), quick, http);
+                    Self::restore_fed(c, &d, &name, feed, &xml)?;
+                } else {
+                    if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
+                        forwards::prepare_saved_image(&d, &name, (priority, spares), quick, http)?;
                     }
-                    tracing::debug!(domain = %name, expanded, expanded_ms, started_ms = t.elapsed().as_millis() as u64, "domain started");
-                } else if map_state(&d, &name)? == VmState::Paused {
-                    if priority == CpuPriority::Foreground {
-                        priority::to_foreground(&d, &name)?;
-                    }
-                    d.resume().doing("resume domain", &name)?;
-                    return Ok(());
+                    d.create().doing("start domain", &name)?;
                 }
+                tracing::debug!(domain = %name, fed, started_ms = t.elapsed().as_millis() as u64, "domain started");
+            } else if map_state(&d, &name)? == VmState::Paused {
                 if priority == CpuPriority::Foreground {
                     priority::to_foreground(&d, &name)?;
                 }
-                Ok(())
-            })
-            .await;
-        if expanded {
-            let _ = tokio::fs::remove_file(&woken_from).await;
-        }
-        started
+                d.resume().doing("resume domain", &name)?;
+                return Ok(());
+            }
+            if priority == CpuPriority::Foreground {
+                priority::to_foreground(&d, &name)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
-    /// Restores the domain from `file` (its sleeping memory, expanded) paused, drops the
-    /// sleeping save, and only then lets it run: once the guest has run, no saved memory
-    /// older than its disk is left to restore. A save that cannot be dropped stops the domain
-    /// again before it ran (the sleeping save stays good).
-    fn restore_expanded(c: &Connect, d: &Domain, name: &str, file: &std::path::Path) -> Result<(), VmError> {
-        c.restore_domain_flags(&file.display().to_string(), None, virt::sys::VIR_DOMAIN_SAVE_PAUSED)
-            .doing("restore the saved memory of domain", name)?;
-        if let Err(e) = d.managed_save_remove(0).doing("drop the saved state of domain", name) {
+    /// Restores the domain paused from `feed` (its sleeping memory, expanded while libvirt
+    /// reads it) with the domain XML `xml` (ABI-checked by libvirt against the saved one). Only
+    /// when the whole memory was expanded right does it drop the sleeping save, and only then
+    /// let the guest run: once it has run, no saved memory older than its disk is left to
+    /// restore. Anything else stops the domain again before it ran (the sleeping save stays good).
+    fn restore_fed(c: &Connect, d: &Domain, name: &str, feed: wake_feed::Feed, xml: &str) -> Result<(), VmError> {
+        let restored = c
+            .restore_domain_flags(&feed.path().display().to_string(), Some(xml), virt::sys::VIR_DOMAIN_SAVE_PAUSED)
+            .doing("restore the saved memory of domain", name);
+        let fed = feed.finish();
+        restored?;
+        let ready = fed.and_then(|()| d.managed_save_remove(0).doing("drop the saved state of domain", name));
+        if let Err(e) = ready {
             let _ = d.destroy();
             return Err(e);
         }
         d.resume().doing("resume domain", name)
     }
 
-    /// Finishes a wake that a process that died left halfway (see [`Self::restore_expanded`]):
+    /// Finishes a wake that a process that died left halfway (see [`Self::restore_fed`]):
     /// a running or paused domain keeps no saved state, a paused one restored for a wake runs,
-    /// and the expanded file goes. True when something was left.
+    /// and its pipe goes. True when something was left.
     pub async fn settle_interrupted_wake(&self, hosting_id: i32) -> Result<bool, VmError> {
         let name = self.domain_name(hosting_id);
         let wake_file = self.vm_dir(hosting_id).join(delta::WAKE_FILE);
-        // The file goes only after the restore returned: without it, no wake was interrupted.
+        // The pipe goes only after the restore returned: without it, no wake was interrupted.
         if !tokio::fs::try_exists(&wake_file).await.unwrap_or(false) {
             return Ok(false);
         }
+        let wake = wake_file.clone();
         self.blocking(move |c| {
             let Some(d) = Self::lookup(c, &name)? else { return Ok(()) };
             if !d.is_active().doing("read the state of domain", &name)? {
                 return Ok(());
             }
             if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
+                // The restore returned, but the process died before it knew whether the
+                // memory it was fed was right (`Self::restore_fed`): expanded once more to see.
+                let saved = compress::managed_save_path(&name);
+                if map_state(&d, &name)? == VmState::Paused && delta::is_delta(&saved) {
+                    if let Err(e) = wake_feed::Feed::start(&saved, &wake).and_then(wake_feed::Feed::finish) {
+                        tracing::error!(domain = %name, err = %e, "a woken VM was fed saved memory that is not right: stopped, still asleep");
+                        let _ = d.destroy();
+                        return Err(e);
+                    }
+                }
                 tracing::warn!(domain = %name, "a woken VM still had the saved state it was restored from: dropped");
                 d.managed_save_remove(0).doing("drop the saved state of domain", &name)?;
             }
