@@ -435,7 +435,9 @@ impl VmManager {
     /// its start but has no SSH forward yet (see `forwards`): call
     /// [`VmManager::ensure_forwards`] next.
     /// A foreground start also gives the VM the normal CPU weight (a claimed spare had a small
-    /// one), before its restore when it has a saved state.
+    /// one): a restore from its first instruction (the restore's XML), and the definition too,
+    /// except after a restore from a delta (the definition's weight counts at a boot, and every
+    /// boot here gives it).
     pub async fn start(&self, hosting_id: i32, priority: CpuPriority, http_port: u16) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         let spares = self.spare_cpu_shares();
@@ -454,17 +456,17 @@ impl VmManager {
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
-                let fed = feed.is_some();
                 if let Some(feed) = feed {
+                    // The restore's XML gives the guest its CPU weight from its first
+                    // instruction; the definition's follows at its next boot (below).
                     let xml = forwards::restore_xml(feed.xml(), (priority, spares), quick, http);
-                    Self::restore_fed(c, &d, &name, feed, &xml)?;
-                } else {
-                    if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
-                        forwards::prepare_saved_image(&d, &name, (priority, spares), quick, http)?;
-                    }
-                    d.create().doing("start domain", &name)?;
+                    return Self::restore_fed(c, &d, &name, feed, &xml, t);
                 }
-                tracing::debug!(domain = %name, fed, started_ms = t.elapsed().as_millis() as u64, "domain started");
+                if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
+                    forwards::prepare_saved_image(&d, &name, (priority, spares), quick, http)?;
+                }
+                d.create().doing("start domain", &name)?;
+                tracing::debug!(domain = %name, started_ms = t.elapsed().as_millis() as u64, "domain started");
             } else if map_state(&d, &name)? == VmState::Paused {
                 if priority == CpuPriority::Foreground {
                     priority::to_foreground(&d, &name)?;
@@ -485,10 +487,11 @@ impl VmManager {
     /// when the whole memory was expanded right does it drop the sleeping save, and only then
     /// let the guest run: once it has run, no saved memory older than its disk is left to
     /// restore. Anything else stops the domain again before it ran (the sleeping save stays good).
-    fn restore_fed(c: &Connect, d: &Domain, name: &str, feed: wake_feed::Feed, xml: &str) -> Result<(), VmError> {
+    fn restore_fed(c: &Connect, d: &Domain, name: &str, feed: wake_feed::Feed, xml: &str, t: Instant) -> Result<(), VmError> {
         let restored = c
             .restore_domain_flags(&feed.path().display().to_string(), Some(xml), virt::sys::VIR_DOMAIN_SAVE_PAUSED)
             .doing("restore the saved memory of domain", name);
+        let restored_ms = t.elapsed().as_millis() as u64;
         let fed = feed.finish();
         restored?;
         let ready = fed.and_then(|()| d.managed_save_remove(0).doing("drop the saved state of domain", name));
@@ -496,7 +499,10 @@ impl VmManager {
             let _ = d.destroy();
             return Err(e);
         }
-        d.resume().doing("resume domain", name)
+        let dropped_ms = t.elapsed().as_millis() as u64;
+        d.resume().doing("resume domain", name)?;
+        tracing::debug!(domain = %name, restored_ms, dropped_ms, started_ms = t.elapsed().as_millis() as u64, "domain started from its delta");
+        Ok(())
     }
 
     /// Finishes a wake that a process that died left halfway (see [`Self::restore_fed`]):
