@@ -815,6 +815,10 @@ impl VmManager {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
+            // Asleep again, or stopped, by now: its next start sets the clock.
+            if map_state(&d, &name)? != VmState::Running {
+                return Ok(());
+            }
             let now_ns = time::OffsetDateTime::now_utc().unix_timestamp_nanos() as i64;
             Self::agent(&d, &name, "guest-set-time", Some(serde_json::json!({"time": now_ns})), 30)?;
             Ok(())
