@@ -296,13 +296,13 @@ async fn crash_child() {
     tokio::time::sleep(Duration::from_secs(600)).await;
 }
 
-/// Kills (-9) a child service right after its create finished step `kill_after`, restarts the
-/// service, and checks the create ends as a running site with one VM, never a half-made one.
-async fn killed_after_step_then_restarted(tag: &str, kill_after: &str, golden: bool) {
-    let mut s = setup(tag);
+/// Starts the child half of a crash test ([`crash_child`]) on `s`'s data dir and ports, after
+/// making the golden snapshot when `golden` (the child's create is then a clone). `wake`: the
+/// child also puts its site to sleep and wakes it with a visit. Returns the child and the
+/// database, migrated before the child starts (two processes migrating one SQLite file race).
+async fn crash_child_of(mut s: Setup, golden: bool, wake: bool) -> (std::process::Child, sea_orm::DatabaseConnection, Setup) {
     s.cfg.golden = golden;
     if golden {
-        // The golden snapshot exists before the child starts: its create is a clone.
         let st = stack(s.cfg.clone(), &s.db_url).await;
         assert!(st.svc.fill_pool_once().await.unwrap(), "the golden snapshot was made");
         st.svc.proxy().stop().await.unwrap();
@@ -317,37 +317,62 @@ async fn killed_after_step_then_restarted(tag: &str, kill_after: &str, golden: b
         golden,
     ))
     .unwrap();
-    // Migrate before the child starts: two processes migrating one SQLite file at once race.
     let db = service::db::connect_and_migrate(&s.db_url).await.unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--ignored", "--nocapture"])
-        .env("VMW_CRASH_CHILD", spec)
-        .spawn()
-        .unwrap();
-
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let done = hosting_event::Entity::find()
-            .filter(hosting_event::Column::Step.eq(kill_after))
-            .filter(hosting_event::Column::Status.eq("succeeded"))
-            .one(&db)
-            .await
-            .unwrap();
-        if done.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the child never finished {kill_after}");
-        assert!(child.try_wait().unwrap().is_none(), "the child service exited early");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut child = Command::new(std::env::current_exe().unwrap());
+    child.args(["--exact", "crash_child", "--ignored", "--nocapture"]).env("VMW_CRASH_CHILD", spec);
+    if wake {
+        child.env("VMW_CRASH_WAKE", "1");
     }
+    (child.spawn().unwrap(), db, s)
+}
+
+/// Kills (-9) the crash child `after` the first event that matches `event` is logged.
+async fn kill_once_logged(child: &mut std::process::Child, db: &sea_orm::DatabaseConnection, event: sea_orm::Condition, patience: Duration, after: Duration) {
+    let deadline = Instant::now() + patience;
+    while hosting_event::Entity::find().filter(event.clone()).one(db).await.unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the child never logged {event:?}");
+        assert!(child.try_wait().unwrap().is_none(), "the child service exited early");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(after).await;
     child.kill().unwrap();
     child.wait().unwrap();
+}
 
-    // Restart: start-up reconciliation cleans the half-made hosting and provisions it again.
+/// The service started again on a crash test's data dir, its background work running: the stack,
+/// those tasks, an admin, and the child's hosting.
+async fn restarted(s: &Setup) -> (Stack, Vec<tokio::task::JoinHandle<()>>, Actor, service::hosting::HostingView) {
     let st = stack(s.cfg.clone(), &s.db_url).await;
     let tasks = st.svc.start_background().await.unwrap();
     let user = Actor { user_id: 1, is_admin: true };
     let h = st.svc.list(&user).await.unwrap().pop().expect("the hosting row survived");
+    (st, tasks, user, h)
+}
+
+/// The end of a crash test: the site deleted and gone, the restarted service stopped.
+async fn deleted_after_restart(st: Stack, tasks: Vec<tokio::task::JoinHandle<()>>, user: &Actor, id: i32) {
+    st.svc.action(user, id, Operation::Delete).await.unwrap();
+    assert!(st.svc.wait_settled(user, id, Duration::from_secs(120)).await.unwrap().is_none());
+    assert_gone(&st, id).await;
+    for t in tasks {
+        t.abort();
+    }
+    st.svc.proxy().stop().await.unwrap();
+}
+
+/// Kills (-9) a child service right after its create finished step `kill_after`, restarts the
+/// service, and checks the create ends as a running site with one VM, never a half-made one.
+async fn killed_after_step_then_restarted(tag: &str, kill_after: &str, golden: bool) {
+    let s = setup(tag);
+    let (mut child, db, s) = crash_child_of(s, golden, false).await;
+
+    let finished = sea_orm::Condition::all()
+        .add(hosting_event::Column::Step.eq(kill_after))
+        .add(hosting_event::Column::Status.eq("succeeded"));
+    kill_once_logged(&mut child, &db, finished, Duration::from_secs(120), Duration::ZERO).await;
+
+    // Restart: start-up reconciliation cleans the half-made hosting and provisions it again.
+    let (st, tasks, user, h) = restarted(&s).await;
     let h = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
     assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
     let domains = st.svc.vm().list_domains().await.unwrap();
@@ -362,13 +387,7 @@ async fn killed_after_step_then_restarted(tag: &str, kill_after: &str, golden: b
     assert_eq!(status, 200);
     assert!(body.contains("Welcome to lee"));
 
-    st.svc.action(&user, h.id, Operation::Delete).await.unwrap();
-    assert!(st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().is_none());
-    assert_gone(&st, h.id).await;
-    for t in tasks {
-        t.abort();
-    }
-    st.svc.proxy().stop().await.unwrap();
+    deleted_after_restart(st, tasks, &user, h.id).await;
 }
 
 /// A clone asleep as a delta, woken by a visit, and the service killed (-9) in the middle of
@@ -378,49 +397,12 @@ async fn killed_after_step_then_restarted(tag: &str, kill_after: &str, golden: b
 #[tokio::test]
 #[ignore = "boots a real VM (qemu:///system); run by `make test`"]
 async fn a_service_killed_while_a_clone_wakes_from_its_delta_ends_asleep_or_running() {
-    let mut s = setup("crashwake");
-    s.cfg.golden = true;
-    {
-        let st = stack(s.cfg.clone(), &s.db_url).await;
-        assert!(st.svc.fill_pool_once().await.unwrap(), "the golden snapshot was made");
-        st.svc.proxy().stop().await.unwrap();
-    }
-    let spec = serde_json::to_string(&(
-        s.dir.path().display().to_string(),
-        s.cfg.domain_prefix.clone(),
-        s.cfg.nginx_listen,
-        s.cfg.http_port_base,
-        s.cfg.ssh_port_base,
-        s.db_url.clone(),
-        true,
-    ))
-    .unwrap();
-    let db = service::db::connect_and_migrate(&s.db_url).await.unwrap();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "crash_child", "--ignored", "--nocapture"])
-        .env("VMW_CRASH_CHILD", spec)
-        .env("VMW_CRASH_WAKE", "1")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + BOOT_TIMEOUT;
-    loop {
-        let waking = hosting_event::Entity::find().filter(hosting_event::Column::Message.starts_with("Waking up")).one(&db).await.unwrap();
-        if waking.is_some() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the child never began a wake");
-        assert!(child.try_wait().unwrap().is_none(), "the child service exited early");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (mut child, db, s) = crash_child_of(setup("crashwake"), true, true).await;
     // A wake's restore runs ~0.05-0.4 s after it begins; QEMU loads the memory in its second half.
-    tokio::time::sleep(Duration::from_millis(250)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let waking = sea_orm::Condition::all().add(hosting_event::Column::Message.starts_with("Waking up"));
+    kill_once_logged(&mut child, &db, waking, BOOT_TIMEOUT, Duration::from_millis(250)).await;
 
-    let st = stack(s.cfg.clone(), &s.db_url).await;
-    let tasks = st.svc.start_background().await.unwrap();
-    let user = Actor { user_id: 1, is_admin: true };
-    let h = st.svc.list(&user).await.unwrap().pop().expect("the hosting row survived");
+    let (st, tasks, user, h) = restarted(&s).await;
     let v = st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
     let name = st.svc.vm().domain_name(h.id);
     eprintln!("after the kill during a wake and a restart: {:?} ({:?}), {} QEMU", v.state, v.state_reason, qemus(&name));
@@ -438,13 +420,7 @@ async fn a_service_killed_while_a_clone_wakes_from_its_delta_ends_asleep_or_runn
     assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
     assert!(!st.svc.vm().has_managed_save(h.id).await.unwrap(), "a woken VM keeps no saved state");
 
-    st.svc.action(&user, h.id, Operation::Delete).await.unwrap();
-    assert!(st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().is_none());
-    assert_gone(&st, h.id).await;
-    for t in tasks {
-        t.abort();
-    }
-    st.svc.proxy().stop().await.unwrap();
+    deleted_after_restart(st, tasks, &user, h.id).await;
 }
 
 #[tokio::test]
