@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use super::VmError;
-use super::golden::{HEADER_LEN, read_head, word};
+use super::golden::{COMPRESSION, HEADER_LEN, read_head, set_word, word};
 
 /// Where libvirt keeps managed saves of qemu:///system.
 const MANAGED_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
@@ -23,6 +23,29 @@ const LZOP: u32 = 4;
 /// The managed save file of domain `name`.
 pub(super) fn managed_save_path(name: &str) -> PathBuf {
     Path::new(MANAGED_SAVE_DIR).join(format!("{name}.save"))
+}
+
+pub(super) fn io(what: &'static str, p: &Path) -> impl FnOnce(std::io::Error) -> VmError {
+    let path = p.to_owned();
+    move |source| VmError::Io { what, path, source }
+}
+
+/// Writes a new version of the save file at `path`: `fill` writes it into a file of its own
+/// beside it (named second), which is then synced and renamed over `path`. On failure that
+/// file goes, and `path` stays as it was.
+pub(super) fn replace_save_file(path: &Path, fill: impl FnOnce(&mut std::fs::File, &Path) -> Result<(), VmError>) -> Result<(), VmError> {
+    let tmp = path.with_extension("save.vmw-tmp");
+    let written = (|| {
+        let mut out =
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io("creating", &tmp))?;
+        fill(&mut out, &tmp)?;
+        out.sync_all().map_err(io("writing", &tmp))?;
+        std::fs::rename(&tmp, path).map_err(io("replacing", path))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Sizes of a rewritten save file, before and after.
@@ -35,49 +58,32 @@ pub struct Compressed {
 /// Compresses the save file at `path` in place. None: no such file (another driver) or it is
 /// compressed already.
 pub(super) fn compress_save_file(path: &Path) -> Result<Option<Compressed>, VmError> {
-    let io = |what: &'static str, p: &Path| {
-        let p = p.to_owned();
-        move |source| VmError::Io { what, path: p, source }
-    };
     if !path.is_file() {
         return Ok(None);
     }
     let mut head = read_head(path)?;
-    if word(&head, 3) != 0 {
+    if word(&head, COMPRESSION) != 0 {
         return Ok(None);
     }
     let raw_bytes = std::fs::metadata(path).map_err(io("reading", path))?.len();
-    head[16 + 4 * 3..16 + 4 * 4].copy_from_slice(&LZOP.to_ne_bytes());
-    let tmp = path.with_extension("save.vmw-tmp");
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("creating", &tmp))?;
-    let written = (|| {
-        out.write_all(&head).map_err(io("writing", &tmp))?;
+    set_word(&mut head, COMPRESSION, LZOP);
+    replace_save_file(path, |out, tmp| {
+        out.write_all(&head).map_err(io("writing", tmp))?;
         let mut input = std::fs::File::open(path).map_err(io("opening", path))?;
         input.seek(SeekFrom::Start(head.len() as u64)).map_err(io("reading", path))?;
         debug_assert!(head.len() as u64 >= HEADER_LEN);
         let status = Command::new("lzop")
             .args(["-1", "-c"])
             .stdin(Stdio::from(input))
-            .stdout(Stdio::from(out.try_clone().map_err(io("writing", &tmp))?))
+            .stdout(Stdio::from(out.try_clone().map_err(io("writing", tmp))?))
             .stderr(Stdio::null())
             .status()
             .map_err(io("running lzop on", path))?;
         if !status.success() {
             return Err(VmError::Invalid(format!("lzop failed on {} ({status})", path.display())));
         }
-        out.sync_all().map_err(io("writing", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(io("replacing", path))
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+        Ok(())
+    })?;
     let compressed_bytes = std::fs::metadata(path).map_err(io("reading", path))?.len();
     Ok(Some(Compressed { raw_bytes, compressed_bytes }))
 }

@@ -20,14 +20,13 @@
 //! the reference's path (u32 length, then its bytes), then one zstd frame to the end.
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use zstd::zstd_safe::{CCtx, CParameter};
 
 use super::VmError;
-use super::compress::Compressed;
-use super::golden::{HEADER_LEN, read_head, word};
+use super::compress::{Compressed, io, replace_save_file};
+use super::golden::{COMPRESSION, HEADER_LEN, SAVE_MAGIC, read_head, set_word, word};
 
 /// The named pipe a delta is served through, expanded, for a wake, in the VM's folder; removed
 /// once the restore returned (`VmManager::start`), or at start-up when a process died in between.
@@ -86,11 +85,6 @@ fn qcow2_backing_file(path: &Path) -> Option<PathBuf> {
     Some(PathBuf::from(std::ffi::OsStr::from_bytes(&name)))
 }
 
-fn io(what: &'static str, p: &Path) -> impl FnOnce(std::io::Error) -> VmError {
-    let path = p.to_owned();
-    move |source| VmError::Io { what, path, source }
-}
-
 fn invalid(path: &Path, why: impl std::fmt::Display) -> VmError {
     VmError::Invalid(format!("{}: {why}", path.display()))
 }
@@ -101,11 +95,10 @@ fn zstd_error(path: &Path, what: &str, code: usize) -> VmError {
 
 /// Maps `path` read-only. The files mapped here are never written while mapped: a saved VM's
 /// file (its operation holds the site) and a golden's stream.
-fn map(path: &Path) -> Result<(std::fs::File, memmap2::Mmap), VmError> {
+fn map(path: &Path) -> Result<memmap2::Mmap, VmError> {
     let f = std::fs::File::open(path).map_err(io("opening", path))?;
     // SAFETY: see above: nothing truncates or writes these files while the map lives.
-    let m = unsafe { memmap2::Mmap::map(&f) }.map_err(io("mapping", path))?;
-    Ok((f, m))
+    unsafe { memmap2::Mmap::map(&f) }.map_err(io("mapping", path))
 }
 
 /// The reference's stream, checked to be `len` bytes when given.
@@ -123,7 +116,7 @@ fn reference_stream<'m>(r: &Reference, m: &'m memmap2::Mmap, len: Option<u64>) -
 /// Whether the save file at `path` is a delta (false: no file, or another format).
 pub(super) fn is_delta(path: &Path) -> bool {
     let mut h = [0u8; HEADER_LEN as usize];
-    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut h)).is_ok() && &h[..16] == b"LibvirtQemudSave" && word(&h, 3) == FORMAT
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut h)).is_ok() && &h[..16] == SAVE_MAGIC && word(&h, COMPRESSION) == FORMAT
 }
 
 /// Rewrites the plain save file at `path` as a delta to `reference`, through a new file renamed
@@ -134,12 +127,12 @@ pub(super) fn write_delta(path: &Path, reference: &Reference) -> Result<Option<C
         return Ok(None);
     }
     let mut head = read_head(path)?;
-    if word(&head, 3) != 0 {
+    if word(&head, COMPRESSION) != 0 {
         return Ok(None);
     }
-    let (_sf, save) = map(path)?;
+    let save = map(path)?;
     let stream = &save[head.len()..];
-    let (_rf, rmap) = map(&reference.path)?;
+    let rmap = map(&reference.path)?;
     let prefix = reference_stream(reference, &rmap, None)?;
     // The window reaches back over the whole stream and the reference before it.
     let span = (prefix.len() + stream.len()).max(1 << 20) as u64;
@@ -157,7 +150,7 @@ pub(super) fn write_delta(path: &Path, reference: &Reference) -> Result<Option<C
     c.compress2(&mut frame, stream).map_err(|e| zstd_error(path, "compressing", e))?;
     drop(c);
 
-    head[16 + 4 * 3..16 + 4 * 4].copy_from_slice(&FORMAT.to_ne_bytes());
+    set_word(&mut head, COMPRESSION, FORMAT);
     let rpath = reference.path.as_os_str().as_bytes();
     let mut meta = Vec::with_capacity(64 + rpath.len());
     meta.extend_from_slice(MAGIC);
@@ -167,20 +160,11 @@ pub(super) fn write_delta(path: &Path, reference: &Reference) -> Result<Option<C
     meta.extend_from_slice(&(rpath.len() as u32).to_ne_bytes());
     meta.extend_from_slice(rpath);
 
-    let tmp = path.with_extension("save.vmw-tmp");
-    let written = (|| {
-        let mut out =
-            std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io("creating", &tmp))?;
-        out.write_all(&head).map_err(io("writing", &tmp))?;
-        out.write_all(&meta).map_err(io("writing", &tmp))?;
-        out.write_all(&frame).map_err(io("writing", &tmp))?;
-        out.sync_all().map_err(io("writing", &tmp))?;
-        std::fs::rename(&tmp, path).map_err(io("replacing", path))
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
+    replace_save_file(path, |out, tmp| {
+        out.write_all(&head).map_err(io("writing", tmp))?;
+        out.write_all(&meta).map_err(io("writing", tmp))?;
+        out.write_all(&frame).map_err(io("writing", tmp))
+    })?;
     let raw_bytes = save.len() as u64;
     let compressed_bytes = (head.len() + meta.len() + frame.len()) as u64;
     Ok(Some(Compressed { raw_bytes, compressed_bytes }))
@@ -238,12 +222,12 @@ impl Opened {
 /// Opens the delta file at `path` and its reference (see [`Opened`]), checked.
 pub(super) fn open(path: &Path) -> Result<Opened, VmError> {
     let head = read_head(path)?;
-    if word(&head, 3) != FORMAT {
+    if word(&head, COMPRESSION) != FORMAT {
         return Err(invalid(path, "not a delta save file"));
     }
-    let (_f, file) = map(path)?;
+    let file = map(path)?;
     let meta = read_meta(path, &file, head.len())?;
-    let (_rf, reference) = map(&meta.reference.path)?;
+    let reference = map(&meta.reference.path)?;
     let opened = Opened { head, meta, file, reference };
     opened.reference_stream()?;
     Ok(opened)
@@ -251,11 +235,13 @@ pub(super) fn open(path: &Path) -> Result<Opened, VmError> {
 
 /// Turns a delta's header into the header of the plain save it expands to.
 pub(super) fn mark_plain(head: &mut [u8]) {
-    head[16 + 4 * 3..16 + 4 * 4].copy_from_slice(&0u32.to_ne_bytes());
+    set_word(head, COMPRESSION, 0);
 }
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::OpenOptionsExt;
+
     use super::super::wake_feed::Feed;
     use super::*;
 

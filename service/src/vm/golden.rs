@@ -24,8 +24,10 @@ use super::{CpuPriority, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec,
 
 /// libvirt's save file header (`virQEMUSaveHeader`, qemu_saveimage.h): magic, then six u32 in
 /// host byte order (version, data_len, was_running, compressed, cookieOffset, 14 unused).
-const SAVE_MAGIC: &[u8; 16] = b"LibvirtQemudSave";
+pub(super) const SAVE_MAGIC: &[u8; 16] = b"LibvirtQemudSave";
 pub(super) const HEADER_LEN: u64 = 16 + 4 * 19;
+/// The header word naming how the memory stream is compressed (0: not at all).
+pub(super) const COMPRESSION: usize = 3;
 
 /// Run once in the golden VM before it is saved: no identity of its own survives into the
 /// clones (sshd stopped, host keys and machine-id removed), and as little memory as possible is
@@ -373,7 +375,7 @@ pub(super) fn rewrite_save_xml(path: &Path, pristine: &[u8], xml: &str) -> Resul
     new[..xml.len()].copy_from_slice(xml.as_bytes());
     let new_cookie_offset = if cookie.is_empty() { 0 } else { xml.len() + 1 };
     new[new_cookie_offset..new_cookie_offset + cookie.len()].copy_from_slice(cookie);
-    h[16 + 4 * 4..16 + 4 * 5].copy_from_slice(&(new_cookie_offset as u32).to_ne_bytes());
+    set_word(&mut h, 4, new_cookie_offset as u32);
     let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(io("opening"))?;
     f.seek(SeekFrom::Start(0)).map_err(io("seeking in"))?;
     f.write_all(&h).map_err(io("writing"))?;
@@ -384,6 +386,11 @@ pub(super) fn rewrite_save_xml(path: &Path, pristine: &[u8], xml: &str) -> Resul
 /// The i-th u32 of a save file header (after the magic), in host byte order.
 pub(super) fn word(h: &[u8], i: usize) -> u32 {
     u32::from_ne_bytes([h[16 + 4 * i], h[17 + 4 * i], h[18 + 4 * i], h[19 + 4 * i]])
+}
+
+/// Sets the i-th u32 of a save file header ([`word`]).
+pub(super) fn set_word(h: &mut [u8], i: usize, value: u32) {
+    h[16 + 4 * i..20 + 4 * i].copy_from_slice(&value.to_ne_bytes());
 }
 
 /// A save file's header and data area (XML, cookie, slack), checked.
