@@ -30,25 +30,14 @@ impl HostingService {
     pub(super) async fn bring_up(&self, id: i32) -> Result<()> {
         let _users_first = self.inner.foreground.enter();
         let t = Instant::now();
-        let (restored, spec) = self.start_vm_only(id).await?;
+        let (restored, spec, row) = self.start_vm_only(id).await?;
         let started_ms = t.elapsed().as_millis() as u64;
         if restored {
             self.inner.restored.publish(id, SocketAddr::new(self.inner.cfg.forward_bind, spec.http_port));
         }
-        let row = self.inner.store.require(id).await;
-        let up = async {
-            let row = row?;
-            let forwards = async {
-                if self.inner.faults.skip_ready_probe() {
-                    return Ok(());
-                }
-                self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await.map_err(crate::Error::from)
-            };
-            // A boot binds both forwards at once; a restore serves HTTP before its SSH forward.
-            let (f, a) = tokio::join!(forwards, self.wait_answers(&row, !restored));
-            f.and(a)
-        }
-        .await;
+        // A boot binds both forwards at once; a restore serves HTTP before its SSH forward.
+        let (f, a) = tokio::join!(self.add_forwards(id, &spec), self.wait_answers(&row, !restored));
+        let up = f.and(a);
         self.inner.restored.clear(id);
         up?;
         tracing::debug!(hosting_id = id, restored, started_ms, answered_ms = t.elapsed().as_millis() as u64, "brought up");
@@ -58,15 +47,21 @@ impl HostingService {
     /// Starts (restores, boots or resumes) the VM and gives it its forwards, without waiting.
     /// Ok(true) when it was restored from a saved state.
     pub(super) async fn start_vm(&self, id: i32) -> Result<bool> {
-        let (restored, spec) = self.start_vm_only(id).await?;
-        if !self.inner.faults.skip_ready_probe() {
-            self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await?;
-        }
+        let (restored, spec, _) = self.start_vm_only(id).await?;
+        self.add_forwards(id, &spec).await?;
         Ok(restored)
     }
 
-    /// [`Self::start_vm`] without the forwards a restore lacks.
-    async fn start_vm_only(&self, id: i32) -> Result<(bool, crate::vm::VmSpec)> {
+    /// The forwards a restored VM lacks (libvirt's test driver has none).
+    async fn add_forwards(&self, id: i32, spec: &crate::vm::VmSpec) -> Result<()> {
+        if !self.inner.faults.skip_ready_probe() {
+            self.inner.vm.ensure_forwards(id, spec.http_port, spec.ssh_port).await?;
+        }
+        Ok(())
+    }
+
+    /// [`Self::start_vm`] without the forwards a restore lacks; also its spec and row.
+    async fn start_vm_only(&self, id: i32) -> Result<(bool, crate::vm::VmSpec, super::HostingRow)> {
         let row = self.inner.store.require(id).await?;
         let spec = self.vm_spec(&row)?;
         let restoring = self.inner.vm.has_managed_save(id).await.unwrap_or(false);
@@ -77,7 +72,7 @@ impl HostingService {
         if restoring {
             self.release_ssh_waker(&row, true).await;
         }
-        Ok((restoring, spec))
+        Ok((restoring, spec, row))
     }
 
     /// Saves the VM to disk; the site sleeps until its next visit.
