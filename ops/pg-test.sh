@@ -9,11 +9,13 @@
 #
 #   ops/pg-test.sh start && TEST_DATABASE_URL=$(ops/pg-test.sh url) cargo test -p service
 #
-# PGTEST_PORT picks the port (default 55432); the data dir is ${TMPDIR:-/tmp}/vmw-pg-<port>.
+# PGTEST_PORT picks the port (default 32432: above the tests' port windows, 10000..32000, and
+# below Linux's ephemeral range, 32768 and up, where any outgoing connection may hold it: CI once
+# found 55432 taken that way); the data dir is ${TMPDIR:-/tmp}/vmw-pg-<port>.
 # start/stop count users, so two test runs sharing a port do not stop the server under each other.
 set -euo pipefail
 
-port=${PGTEST_PORT:-55432}
+port=${PGTEST_PORT:-32432}
 [[ $port =~ ^[0-9]+$ ]] && (( port >= 1024 && port <= 65535 )) || { echo "pg-test: bad PGTEST_PORT '$port'" >&2; exit 2; }
 base=${TMPDIR:-/tmp}/vmw-pg-$port
 dir=$base/data
@@ -67,9 +69,22 @@ start() {
   as_pg "$bin/initdb" -D "$dir" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 >"$base/initdb.log" 2>&1 \
     || { cat "$base/initdb.log" >&2; exit 1; }
   # Loopback only, no Unix socket outside the data dir; durability off (the data is thrown away).
-  as_pg "$bin/pg_ctl" -D "$dir" -l "$base/log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k $base -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
-    start >/dev/null || { tail -n 20 "$base/log" >&2; exit 1; }
+  # A socket that holds the port for a moment (a connection closing) goes away: try three times.
+  local try
+  for try in 1 2 3; do
+    as_pg "$bin/pg_ctl" -D "$dir" -l "$base/log" -w -t 60 \
+      -o "-h 127.0.0.1 -p $port -k $base -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+      start >/dev/null && break
+    if (( try < 3 )) && grep -q "Address already in use" "$base/log"; then
+      echo "pg-test: 127.0.0.1:$port is busy; trying again in 2 s" >&2
+      sleep 2
+      continue
+    fi
+    tail -n 20 "$base/log" >&2
+    # Who holds the port, for the next one to read this.
+    ss -Htanp "( sport = :$port )" >&2 2>/dev/null || true
+    exit 1
+  done
   echo 1 >"$users"
   echo "$url"
 }
