@@ -109,8 +109,17 @@ async fn names_are_checked_and_a_busy_or_stopped_site_is_refused() {
     assert!(matches!(e.svc.restore_snapshot(&ann, h.id, s).await, Err(Error::Busy(_))));
     assert!(matches!(e.svc.delete_snapshot(&ann, h.id, s).await, Err(Error::Busy(_))));
     assert_eq!(settle(&e, &ann, h.id).await.state, HostingState::Stopped);
+    e.svc.faults().set_op_delay(Duration::ZERO);
+    // Stopped keeps the memory saved (a snapshot copies it); powered off, there is none.
+    e.svc.action(&ann, h.id, Operation::Start).await.unwrap();
+    assert_eq!(settle(&e, &ann, h.id).await.state, HostingState::Running);
+    e.svc.action(&ann, h.id, Operation::PowerOff).await.unwrap();
+    assert_eq!(settle(&e, &ann, h.id).await.state, HostingState::Stopped);
     let r = e.svc.take_snapshot(&ann, h.id, "two").await;
-    assert!(matches!(&r, Err(Error::Conflict { field: Some("state"), .. })), "a stopped site has no memory to take: {r:?}");
+    assert!(
+        matches!(&r, Err(Error::Conflict { field: Some("state"), message }) if message.contains("powered off")),
+        "a powered-off site has no memory to take: {r:?}"
+    );
     assert_eq!(e.svc.list_snapshots(&ann, h.id).await.unwrap().len(), 1, "refusals leave no row");
 }
 
@@ -189,6 +198,17 @@ async fn a_failed_snapshot_or_restore_leaves_the_site_as_it_was_with_the_reason(
     }
     assert_eq!(e.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff);
     assert!(e.svc.vm().has_managed_save(h.id).await.unwrap(), "the stopped site keeps its saved memory");
+
+    // A snapshot of the stopped site (of its saved memory) that fails leaves it stopped.
+    e.svc.faults().set_fail_snapshot(true);
+    e.svc.take_snapshot(&ann, h.id, "stopped").await.unwrap();
+    let v = settle(&e, &ann, h.id).await;
+    assert_eq!(v.state, HostingState::Stopped, "{:?}", v.state_reason);
+    let reason = v.state_reason.unwrap_or_default();
+    assert!(reason.contains("Snapshot 'stopped' failed") && reason.contains("the site is as it was"), "{reason}");
+    assert!(e.svc.vm().has_managed_save(h.id).await.unwrap(), "its saved memory is still there");
+    assert_eq!(e.svc.list_snapshots(&ann, h.id).await.unwrap().iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["good"]);
+    assert_eq!(e.svc.vm().snapshot_ids_on_disk(h.id).await, [s.id], "nothing of it left on disk");
 }
 
 #[tokio::test]

@@ -615,6 +615,51 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     assert!(!st.svc.vm().vm_dir(h.id).join("wake.save").exists());
     assert_eq!(qemus(&name), 1);
 
+    // A clone's snapshot keeps its memory as a delta to the golden's too, and restores from it.
+    let t = Instant::now();
+    let snap = st.svc.take_snapshot(user, h.id, "woken").await.unwrap();
+    let v = st.svc.wait_settled(user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+    assert_eq!((v.state, v.state_reason.clone()), (HostingState::Running, None));
+    let sdir = st.svc.vm().snapshot_dir(h.id, snap.id);
+    let memory = std::fs::metadata(sdir.join("memory.save")).unwrap().len();
+    let snap = st.svc.list_snapshots(user, h.id).await.unwrap().into_iter().find(|x| x.id == snap.id).unwrap();
+    eprintln!("a clone's snapshot, taken in {:?}: memory {memory} bytes, {} bytes in all", t.elapsed(), snap.size_bytes);
+    assert!(memory < 16 << 20, "{memory} bytes for a clone's snapshot memory");
+    assert_eq!(snap.size_bytes as u64, std::fs::read_dir(&sdir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>(), "the size shown is what its files take");
+    ssh(&key, port, "ubuntu", "echo after-the-snapshot > /var/www/html/note.txt; sync");
+    let t = Instant::now();
+    st.svc.restore_snapshot(user, h.id, snap.id).await.unwrap();
+    let v = st.svc.wait_settled(user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+    assert_eq!((v.state, v.state_reason.clone()), (HostingState::Running, None));
+    eprintln!("a clone's snapshot restored from its delta -> running in {:?}", t.elapsed());
+    let (status, body) = get(&format!("http://{nginx}/{}/note.txt", h.slug), None).await;
+    assert_eq!((status, body.trim()), (200, "kept-across-stop"), "the snapshot's file is back");
+    assert!(!sdir.join("memory.pipe").exists());
+    assert_eq!(qemus(&name), 1);
+
+    // Asleep, a snapshot copies the saved memory and the disk: the site is not woken for it.
+    ssh(&key, port, "ubuntu", "echo taken-asleep > /var/www/html/note.txt; sync");
+    st.svc.action(user, h.id, Operation::Sleep).await.unwrap();
+    assert_eq!(st.svc.wait_settled(user, h.id, Duration::from_secs(120)).await.unwrap().unwrap().state, HostingState::Sleeping);
+    let t = Instant::now();
+    let asleep = st.svc.take_snapshot(user, h.id, "asleep").await.unwrap();
+    let v = st.svc.wait_settled(user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
+    eprintln!("a sleeping clone's snapshot taken in {:?}", t.elapsed());
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    assert_eq!(qemus(&name), 0, "not woken for its snapshot");
+    let asleep = st.svc.list_snapshots(user, h.id).await.unwrap().into_iter().find(|x| x.id == asleep.id).unwrap();
+    assert_eq!(asleep.state, service::hosting::SnapshotState::Ready);
+    let memory = std::fs::metadata(st.svc.vm().snapshot_dir(h.id, asleep.id).join("memory.save")).unwrap().len();
+    assert!(memory < 16 << 20, "{memory} bytes for a sleeping clone's snapshot memory");
+    assert!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap().is_some(), "a visit wakes it");
+    assert_eq!(get(&format!("http://{nginx}/{}/note.txt", h.slug), None).await, (200, "taken-asleep\n".into()));
+    ssh(&key, port, "ubuntu", "echo changed-after > /var/www/html/note.txt; sync");
+    st.svc.restore_snapshot(user, h.id, asleep.id).await.unwrap();
+    let v = st.svc.wait_settled(user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+    assert_eq!((v.state, v.state_reason.clone()), (HostingState::Running, None));
+    assert_eq!(get(&format!("http://{nginx}/{}/note.txt", h.slug), None).await.1.trim(), "taken-asleep", "the asleep snapshot's file is back");
+    assert_eq!(qemus(&name), 1);
+
     for (user, h) in &sites {
         st.svc.action(user, h.id, Operation::Delete).await.unwrap();
         assert!(st.svc.wait_settled(user, h.id, Duration::from_secs(120)).await.unwrap().is_none());
@@ -738,7 +783,8 @@ async fn a_snapshot_restores_the_old_file_and_the_running_programs_of_a_site() {
     let v = st.svc.wait_settled(&liv, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
     assert_eq!((v.state, v.state_reason.clone()), (HostingState::Running, None));
     let snap = st.svc.list_snapshots(&liv, h.id).await.unwrap().into_iter().find(|x| x.id == snap.id).unwrap();
-    eprintln!("snapshot taken in {:?}: {} MiB", t.elapsed(), snap.size_bytes >> 20);
+    let memory = std::fs::metadata(st.svc.vm().snapshot_dir(h.id, snap.id).join("memory.save")).unwrap().len();
+    eprintln!("snapshot taken in {:?}: {} MiB ({} MiB of memory, lzop)", t.elapsed(), snap.size_bytes >> 20, memory >> 20);
     assert_eq!(snap.state, service::hosting::SnapshotState::Ready);
     assert_eq!(get(&url, None).await, (200, "before-the-snapshot\n".into()), "the site runs on after its snapshot");
 

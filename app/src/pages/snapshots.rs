@@ -38,7 +38,9 @@ pub fn Snapshots(hosting: RwSignal<HostingView>) -> impl IntoView {
             }
         });
     };
-    let can_take = move || hosting.with(|h| h.state == HostingState::Running && !h.busy());
+    // Asleep or stopped, a site keeps its memory saved (a powered-off one has none: the
+    // server says so when asked).
+    let can_take = move || hosting.with(|h| matches!(h.state, HostingState::Running | HostingState::Sleeping | HostingState::Stopped) && !h.busy());
     let idle = move || hosting.with(|h| !h.busy());
     let row = move |s: SnapshotView| {
         let sid = s.id;
@@ -73,7 +75,7 @@ pub fn Snapshots(hosting: RwSignal<HostingView>) -> impl IntoView {
                 <h2 class="font-semibold">"Snapshots"</h2>
                 <p class="mt-1 max-w-2xl text-sm text-slate-500">
                     "A snapshot keeps the site's disk and memory: restoring it brings the running site back as it was. "
-                    "Taking one pauses the site for a few seconds."
+                    "Taking one pauses a running site for a few seconds; an asleep or stopped site is not woken."
                 </p>
             </div>
             <ActionForm action=take attr:class="flex flex-wrap items-end gap-2" attr:data-testid="snapshot-form">

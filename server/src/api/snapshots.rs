@@ -1,4 +1,5 @@
-//! A hosting's snapshots: disk and memory of the running site, restorable to it as it was.
+//! A hosting's snapshots: disk and memory of the site (running, or asleep/stopped with its memory
+//! saved), restorable to it running as it was.
 use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::Deserialize;
@@ -27,11 +28,11 @@ pub async fn list(c: HostingCaller, Path(id): Path<i32>) -> ApiResult<axum::Json
 }
 
 #[utoipa::path(operation_id = "snapshots_take", post, path = "/api/v1/hostings/{id}/snapshots", tag = "snapshots", security(("bearer" = [])), params(("id" = i32, Path), WaitQuery), request_body = SnapshotRequest,
-    responses((status = 202, description = "Being taken (`state: taking`; the site pauses for a few seconds), or taken, with ?wait", body = SnapshotView),
+    responses((status = 202, description = "Being taken (`state: taking`; a running site pauses for a few seconds, a sleeping or stopped one stays so), or taken, with ?wait", body = SnapshotView),
         (status = 400, description = "Not JSON, an unknown field, or a bad `wait`", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 403, description = "Over the snapshot quota (`quota_exceeded`: count or disk per user)", body = ErrorBody),
         (status = 404, description = "Not found (or not yours)", body = ErrorBody),
-        (status = 409, description = "Busy (`busy`), not running (`conflict`, field `state`), a name taken (`conflict`, field `name`), or, with ?wait, the snapshot failed (the site is as it was; the reason is in its `state_reason`)", body = ErrorBody),
+        (status = 409, description = "Busy (`busy`), no memory to take (`conflict`, field `state`: powered off, failed or not made yet), a name taken (`conflict`, field `name`), or, with ?wait, the snapshot failed (the site is as it was; the reason is in its `state_reason`)", body = ErrorBody),
         (status = 422, description = "A bad name (`validation_failed`, field `name`)", body = ErrorBody),
         (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
 pub async fn take(c: HostingCaller, Path(id): Path<i32>, Json(req): Json<SnapshotRequest>) -> ApiResult<Accepted<SnapshotView>> {

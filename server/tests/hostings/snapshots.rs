@@ -51,8 +51,13 @@ async fn snapshots_are_taken_listed_restored_and_deleted_through_the_api() {
     let (s, b) = app.call(M::POST, &format!("{base}/{sid}/restore"), &ann, None).await;
     assert_error(s, &b, StatusCode::CONFLICT, "busy");
     app.wait_for(&ann, "stopped").await;
+    app.svc.faults().set_op_delay(std::time::Duration::ZERO);
+    // Powered off, a site has no memory to take.
+    app.act(&ann, "start", "running").await;
+    app.act(&ann, "power_off", "stopped").await;
     let (s, b) = app.call(M::POST, &base, &ann, Some(json!({"name": "stopped"}))).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    assert!(b["error"]["message"].as_str().unwrap_or("").contains("powered off"), "{b}");
 
     let (s, _) = app.call(M::DELETE, &format!("{base}/{sid}"), &ann, None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);

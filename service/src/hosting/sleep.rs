@@ -155,9 +155,10 @@ impl HostingService {
         }
         let addr = SocketAddr::new(self.inner.cfg.forward_bind, port as u16);
         let this = self.clone();
+        // As a visit: an operation running on the site (a snapshot of it asleep) is waited out.
         let opened = self.inner.ssh_wakers.open(id, addr, move || {
             tokio::spawn(async move {
-                let _ = this.wake_for_visit_boxed(id, "an SSH connection").await;
+                let _ = this.visit_as(id, Duration::from_secs(60), "an SSH connection").await;
             });
         });
         if let Err(err) = opened {
@@ -247,6 +248,11 @@ impl HostingService {
     /// Some(the VM's HTTP forward) once the site runs; None when it is down for another reason
     /// (stopped, failed, gone) or not up within `patience`: the visitor gets the site-down page.
     pub async fn visit(&self, id: i32, patience: Duration) -> Result<Option<SocketAddr>> {
+        self.visit_as(id, patience, "a visitor").await
+    }
+
+    /// [`Self::visit`], with who is waiting named in the wake's event.
+    pub(super) async fn visit_as(&self, id: i32, patience: Duration, who: &'static str) -> Result<Option<SocketAddr>> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut rx = self.inner.events.subscribe();
         let mut restored = self.inner.restored.subscribe();
@@ -264,7 +270,7 @@ impl HostingService {
                 (HostingState::Sleeping, None) => {
                     // In a task of its own: a visitor who gives up does not cancel the wake.
                     let this = self.clone();
-                    let began = tokio::spawn(this.wake_for_visit_boxed(id, "a visitor"));
+                    let began = tokio::spawn(this.wake_for_visit_boxed(id, who));
                     match tokio::time::timeout_at(deadline, began).await {
                         Ok(Ok(Err(Error::NodeFull(_)))) | Err(_) => return Ok(None),
                         _ => {}
@@ -275,7 +281,8 @@ impl HostingService {
                         return Ok(Some(vm));
                     }
                 }
-                (_, Some(Operation::Create | Operation::Sleep)) => {}
+                // Over in seconds, and the site runs (or sleeps: woken next) afterwards.
+                (_, Some(Operation::Create | Operation::Sleep | Operation::Snapshot | Operation::RestoreSnapshot)) => {}
                 _ => return Ok(None),
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

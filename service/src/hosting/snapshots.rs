@@ -93,20 +93,28 @@ impl HostingService {
             .ok_or(Error::NotFound("snapshot"))
     }
 
-    /// Takes a snapshot of a running site (disk and memory); returns at once with the new
-    /// snapshot `taking`. 409 when the site is busy or not running, or the quota is used up.
+    /// Takes a snapshot of a site (disk and memory): a running one pauses for it, a sleeping or
+    /// stopped one keeps sleeping (its saved memory is copied). Returns at once with the new
+    /// snapshot `taking`. 409 when the site is busy, has no memory (powered off, failed), or
+    /// the quota is used up.
     pub async fn take_snapshot(&self, actor: &Actor, id: i32, name: &str) -> Result<SnapshotView> {
         if let Some(node) = self.other_node_of(actor, id).await? {
             return Box::pin(node.take_snapshot(actor, id, name)).await;
         }
         let name = check_snapshot_name(name)?;
         let row = self.inner.store.owned(actor, id).await?;
-        if row.state != HostingState::Running || row.operation.is_some() {
-            // The same refusal as any operation (busy, or the wrong state), before a row exists.
-            if row.operation.is_some() {
-                return Err(Error::Busy(format!("'{}' is busy: {} is in progress; try again when it finishes", row.slug, row.operation.map(|o| o.as_str()).unwrap_or("an operation"))));
-            }
-            return Err(Error::conflict(Some("state"), format!("cannot take a snapshot of '{}' while it is {}: start it first", row.slug, row.state)));
+        // The same refusals as any operation (busy, or the wrong state), before a row exists.
+        if let Some(op) = row.operation {
+            return Err(Error::Busy(format!("'{}' is busy: {} is in progress; try again when it finishes", row.slug, op.as_str())));
+        }
+        let memory_kept = match row.state {
+            HostingState::Running => true,
+            HostingState::Sleeping | HostingState::Stopped => self.inner.vm.has_managed_save(id).await?,
+            _ => false,
+        };
+        if !memory_kept {
+            let why = if row.state == HostingState::Stopped { "powered off (no memory to take)".to_owned() } else { row.state.to_string() };
+            return Err(Error::conflict(Some("state"), format!("cannot take a snapshot of '{}' while it is {why}: start it first", row.slug)));
         }
         let owner = row.user_id.unwrap_or(actor.user_id);
         let memory = self.vm_spec(&row)?.memory_mib << 20;
@@ -121,7 +129,11 @@ impl HostingService {
                 return Err(e);
             }
         };
-        let msg = format!("Taking snapshot '{name}' (the site pauses for a few seconds)");
+        let msg = if row.state == HostingState::Running {
+            format!("Taking snapshot '{name}' (the site pauses for a few seconds)")
+        } else {
+            format!("Taking snapshot '{name}' of its saved memory and disk (it stays {})", row.state)
+        };
         self.event(&row, EventKind::Action, None, EventStatus::Started, msg, None).await;
         let this = self.clone();
         let sid = snap.id;
@@ -181,14 +193,12 @@ impl HostingService {
         let name = self.snapshot_of(id, sid).await.map(|s| s.name).unwrap_or_default();
         let spec = self.vm_spec(&row)?;
         let fail = self.inner.faults.take_snapshot_fault();
+        if row.state != HostingState::Running {
+            return self.run_take_of_saved(lease, &row, sid, &name, fail, t).await;
+        }
         match self.inner.vm.take_snapshot(id, sid, spec.http_port, spec.ssh_port, fail).await {
             Ok(bytes) => {
-                snapshot::Entity::update_many()
-                    .col_expr(snapshot::Column::State, Expr::value(SnapshotState::Ready))
-                    .col_expr(snapshot::Column::SizeBytes, Expr::value(bytes as i64))
-                    .filter(snapshot::Column::Id.eq(sid))
-                    .exec(self.inner.store.db())
-                    .await?;
+                self.mark_snapshot_ready(sid, bytes).await?;
                 self.sync_clock_later(id);
                 let _ = self.wait_ready(&row).await;
                 let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s)", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64());
@@ -207,6 +217,34 @@ impl HostingService {
                 }
             }
         }
+    }
+
+    /// A snapshot of a sleeping or stopped site: its saved memory and disk are copied, and it
+    /// stays as it was (a visit that comes meanwhile waits, see `visit`).
+    async fn run_take_of_saved(&self, lease: Lease, row: &HostingRow, sid: i32, name: &str, fail: bool, t: Instant) -> Result<()> {
+        let id = row.id;
+        match self.inner.vm.take_snapshot_of_saved(id, sid, fail).await {
+            Ok(bytes) => {
+                self.mark_snapshot_ready(sid, bytes).await?;
+                let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s; the site stayed {})", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64(), row.state);
+                self.finish(lease, row.state, row.state_reason.clone(), msg, t).await
+            }
+            Err(err) => {
+                let _ = self.forget_snapshot(id, sid).await;
+                let msg = format!("Snapshot '{name}' failed: {}; the site is as it was", describe(&err.into()));
+                self.finish(lease, row.state, Some(msg.clone()), msg, t).await
+            }
+        }
+    }
+
+    async fn mark_snapshot_ready(&self, sid: i32, bytes: u64) -> Result<()> {
+        snapshot::Entity::update_many()
+            .col_expr(snapshot::Column::State, Expr::value(SnapshotState::Ready))
+            .col_expr(snapshot::Column::SizeBytes, Expr::value(bytes as i64))
+            .filter(snapshot::Column::Id.eq(sid))
+            .exec(self.inner.store.db())
+            .await?;
+        Ok(())
     }
 
     /// Removes a snapshot's files and row.

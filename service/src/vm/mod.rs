@@ -679,6 +679,23 @@ impl VmManager {
     }
 }
 
+/// Rewrites the plain save file at `path` (of domain `name`) small: as its difference to the
+/// golden's memory when `vm_dir` is given and holds a golden's clone ([`delta`]), else with
+/// lzop ([`compress`]). None: left as it was (not a plain save, or it did not work: logged,
+/// the plain file is still good).
+fn shrink_save_file(path: &std::path::Path, vm_dir: Option<&std::path::Path>, name: &str) -> Option<compress::Compressed> {
+    if let Some(reference) = vm_dir.and_then(delta::Reference::of_vm) {
+        match delta::write_delta(path, &reference) {
+            Ok(sizes) => return sizes,
+            Err(err) => tracing::warn!(domain = %name, %err, "the saved memory is not stored as a delta (lzop instead)"),
+        }
+    }
+    compress::compress_save_file(path)
+        .inspect_err(|err| tracing::warn!(domain = %name, %err, "the saved memory stays uncompressed"))
+        .ok()
+        .flatten()
+}
+
 fn map_state(d: &Domain, name: &str) -> Result<VmState, VmError> {
     let (state, _) = d.state().doing("read the state of domain", name)?;
     Ok(match Result::<DomainState, _>::from(state) {
@@ -752,8 +769,7 @@ impl VmManager {
     /// it was compressed.
     pub async fn sleep_save(&self, hosting_id: i32) -> Result<Option<compress::Compressed>, VmError> {
         let name = self.domain_name(hosting_id);
-        let (trim, squeeze) = (self.inner.cfg.sleep_trim, self.inner.cfg.sleep_compress);
-        let against = self.inner.cfg.sleep_delta.then(|| self.vm_dir(hosting_id));
+        let (trim, shrink) = (self.inner.cfg.sleep_trim, self.shrink_against(hosting_id));
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if trim {
@@ -763,26 +779,18 @@ impl VmManager {
                 }
             }
             d.managed_save(0).doing("save domain", &name)?;
-            if !squeeze {
-                return Ok(None);
-            }
-            let path = compress::managed_save_path(&name);
-            // A clone's memory as its difference to the golden's, else lzop.
-            if let Some(reference) = against.and_then(|vdir| delta::Reference::of_vm(&vdir)) {
-                match delta::write_delta(&path, &reference) {
-                    Ok(sizes) => return Ok(sizes),
-                    Err(err) => tracing::warn!(domain = %name, %err, "the saved memory is not stored as a delta (lzop instead)"),
-                }
-            }
-            match compress::compress_save_file(&path) {
-                Ok(sizes) => Ok(sizes),
-                Err(err) => {
-                    tracing::warn!(domain = %name, %err, "the saved memory stays uncompressed");
-                    Ok(None)
-                }
-            }
+            let Some(against) = shrink else { return Ok(None) };
+            Ok(shrink_save_file(&compress::managed_save_path(&name), against.as_deref(), &name))
         })
         .await
+    }
+
+    /// Where a saved memory of this VM is stored small ([`shrink_save_file`]): the VM's folder
+    /// when its memory may be a delta to its golden's (`sleep_delta`). None: not at all
+    /// (`sleep_compress` off).
+    fn shrink_against(&self, hosting_id: i32) -> Option<Option<PathBuf>> {
+        let cfg = &self.inner.cfg;
+        cfg.sleep_compress.then(|| cfg.sleep_delta.then(|| self.vm_dir(hosting_id)))
     }
 
     /// Drops a saved memory state, so the next start boots. None: fine.

@@ -1,8 +1,16 @@
 //! User snapshots of a VM: its memory and its disk, restorable to the running site as it was.
 //!
 //! Files, named after ids only: `{vm_dir}/snapshots/{sid}/memory.save` (a libvirt save image,
-//! its XML without port forwards, see `forwards`), `saved` (a marker: the memory file is
-//! complete) and `disk.qcow2` (a copy of the VM's overlay, backed by the same read-only base).
+//! restored with its XML's port forwards stripped, see `forwards`), `saved` (a marker: the
+//! memory file is complete) and `disk.qcow2` (a copy of the VM's overlay, backed by the same
+//! read-only base). A running VM is saved into its snapshot; a sleeping or stopped one (its
+//! memory saved already) has its saved memory copied, and is not woken.
+//!
+//! Once the VM runs again, the memory file is made small as a sleeping site's is (the footprint
+//! settings, `super::shrink_save_file`): a clone's as its difference to the golden's memory
+//! (`super::delta`; ~104 MB become a few MB), others with lzop. A restore from a delta is fed
+//! through a named pipe beside it (`memory.pipe`, `super::wake_feed`), paused until the whole
+//! stream has matched its checksum; libvirt reads lzop's itself.
 //!
 //! Mechanism, and why not libvirt's own snapshot API on this libvirt (9.0):
 //! - internal snapshots (`virDomainSnapshotCreateXML`, memory + disk inside the qcow2) would put
@@ -23,6 +31,8 @@ use std::path::{Path, PathBuf};
 use super::{Doing, VmError, VmManager};
 
 const MEMORY: &str = "memory.save";
+/// The named pipe a delta-stored memory file is restored through (there only during a restore).
+const PIPE: &str = "memory.pipe";
 const SAVED: &str = "saved";
 const DISK: &str = "disk.qcow2";
 /// A snapshot's disk staged next to the VM's own, before it is swapped in.
@@ -97,13 +107,7 @@ impl VmManager {
         // A failed save leaves the domain running (libvirt resumes it).
         {
             let (name, mem) = (name.clone(), mem.clone());
-            self.blocking(move |c| {
-                let d = Self::existing(c, &name)?;
-                super::golden::save_domain(&d, &name, &mem)?;
-                strip_save_image(c, &name, &mem)
-            })
-            .await
-            .map_err(running)?;
+            self.blocking(move |c| super::golden::save_domain(&Self::existing(c, &name)?, &name, &mem)).await.map_err(running)?;
         }
         let copied = async {
             super::files::write_file(&dir.join(SAVED), b"").await?;
@@ -115,9 +119,56 @@ impl VmManager {
         .await;
         let restored = self.restore_memory_file(hosting_id, mem.clone(), http_port, ssh_port).await;
         match (copied, restored) {
-            (Ok(()), Ok(())) => Ok(dir_bytes(&dir).await),
+            (Ok(()), Ok(())) => {
+                self.shrink_snapshot_memory(hosting_id, sid).await;
+                Ok(dir_bytes(&dir).await)
+            }
             (Err(error), Ok(())) => Err(TakeFailure { error, vm_running: true }),
             (_, Err(error)) => Err(TakeFailure { error, vm_running: false }),
+        }
+    }
+
+    /// Takes a snapshot of a VM that does not run but keeps its memory saved (asleep, or
+    /// stopped): the saved memory and the disk are copied; the VM stays as it is. Returns the
+    /// bytes the snapshot's files take. `fail_copy` (failure injection for tests) makes the
+    /// disk copy fail. The caller holds the site, so nothing restores the VM meanwhile.
+    pub async fn take_snapshot_of_saved(&self, hosting_id: i32, sid: i32, fail_copy: bool) -> Result<u64, VmError> {
+        let name = self.domain_name(hosting_id);
+        let saved = {
+            let name = name.clone();
+            self.blocking(move |c| {
+                let d = Self::existing(c, &name)?;
+                let saved = !d.is_active().doing("read the state of domain", &name)?
+                    && d.has_managed_save(0).doing("look for a saved state of domain", &name)?;
+                Ok(saved.then(|| super::compress::managed_save_path(&name)))
+            })
+            .await?
+        };
+        let Some(saved) = saved else {
+            return Err(VmError::Invalid(format!("domain {name} has no saved memory to take (it runs, or it was powered off)")));
+        };
+        let dir = self.snapshot_dir(hosting_id, sid);
+        tokio::fs::create_dir_all(&dir).await.map_err(io("creating", &dir))?;
+        copy_file(&saved, &dir.join(MEMORY)).await?;
+        super::files::write_file(&dir.join(SAVED), b"").await?;
+        if fail_copy {
+            return Err(VmError::Invalid("copying the disk failed (injected failure)".into()));
+        }
+        copy_file(&self.vm_dir(hosting_id).join(DISK), &dir.join(DISK)).await?;
+        self.shrink_snapshot_memory(hosting_id, sid).await;
+        Ok(dir_bytes(&dir).await)
+    }
+
+    /// Stores snapshot `sid`'s memory file small, as a sleeping site's is (a delta or lzop:
+    /// `super::shrink_save_file`), unless it is already or the settings keep it raw.
+    async fn shrink_snapshot_memory(&self, hosting_id: i32, sid: i32) {
+        let Some(against) = self.shrink_against(hosting_id) else { return };
+        let (mem, name) = (self.snapshot_dir(hosting_id, sid).join(MEMORY), self.domain_name(hosting_id));
+        let t = std::time::Instant::now();
+        let shrunk = tokio::task::spawn_blocking(move || super::shrink_save_file(&mem, against.as_deref(), &name)).await;
+        if let Ok(Some(c)) = shrunk {
+            let ms = t.elapsed().as_millis() as u64;
+            tracing::debug!(hosting_id, sid, raw_bytes = c.raw_bytes, stored_bytes = c.compressed_bytes, ms, "snapshot memory stored small");
         }
     }
 
@@ -128,11 +179,46 @@ impl VmManager {
         self.restore_memory_file(hosting_id, mem, http_port, ssh_port).await
     }
 
+    /// Restores the VM from the memory file `mem`, running, with its forwards. A delta is
+    /// expanded into a pipe beside it while libvirt restores from that; the guest runs only once
+    /// the whole stream matched its checksum (else the domain is stopped again).
     async fn restore_memory_file(&self, hosting_id: i32, mem: PathBuf, http_port: u16, ssh_port: u16) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         let bind = self.inner.cfg.forward_bind;
+        let feed = {
+            let mem = mem.clone();
+            let pipe = mem.with_file_name(PIPE);
+            tokio::task::spawn_blocking(move || if super::delta::is_delta(&mem) { super::wake_feed::Feed::start(&mem, &pipe).map(Some) } else { Ok(None) })
+                .await??
+        };
         self.blocking(move |c| {
-            c.restore_domain(&mem.display().to_string()).doing("restore the snapshot of domain", &name)?;
+            // The saved XML without its forwards (a sleeping site's SSH waker holds its port, and
+            // they are added once the guest runs, see `forwards`).
+            let what = "restore the snapshot of domain";
+            match feed {
+                Some(feed) => {
+                    let xml = without_forwards(feed.xml());
+                    let restored = c.restore_domain_flags(&feed.path().display().to_string(), xml.as_deref(), virt::sys::VIR_DOMAIN_SAVE_PAUSED).doing(what, &name);
+                    let fed = feed.finish();
+                    restored?;
+                    let d = Self::existing(c, &name)?;
+                    if let Err(e) = fed {
+                        let _ = d.destroy();
+                        return Err(e);
+                    }
+                    d.resume().doing("resume domain", &name)?;
+                }
+                None => {
+                    let path = mem.display().to_string();
+                    let xml = match c.save_image_xml_desc(&path, virt::sys::VIR_DOMAIN_SAVE_IMAGE_XML_SECURE) {
+                        Ok(x) => without_forwards(&x),
+                        // libvirt's test driver keeps its own save format (and its VMs have no ports).
+                        Err(e) if e.code() == virt::error::ErrorNumber::NoSupport.into() => None,
+                        Err(e) => return Err(e).doing("read the saved snapshot of domain", &name),
+                    };
+                    c.restore_domain_flags(&path, xml.as_deref(), 0).doing(what, &name)?;
+                }
+            }
             super::forwards::ensure(&Self::existing(c, &name)?, &name, bind, http_port, ssh_port)
         })
         .await
@@ -190,20 +276,10 @@ impl VmManager {
     }
 }
 
-/// Rewrites a save image's XML so that its restore binds no forward (see `forwards`).
-fn strip_save_image(c: &virt::connect::Connect, name: &str, mem: &Path) -> Result<(), VmError> {
-    let path = mem.display().to_string();
-    let xml = match c.save_image_xml_desc(&path, virt::sys::VIR_DOMAIN_SAVE_IMAGE_XML_SECURE) {
-        Ok(x) => x,
-        // libvirt's test driver keeps its own save format (and its VMs have no ports).
-        Err(e) if e.code() == virt::error::ErrorNumber::NoSupport.into() => return Ok(()),
-        Err(e) => return Err(e).doing("read the saved snapshot of domain", name),
-    };
-    let stripped = super::forwards::strip_hostfwds(&xml);
-    if stripped != xml {
-        c.save_image_define_xml(&path, &stripped, 0).doing("rewrite the saved snapshot of domain", name)?;
-    }
-    Ok(())
+/// A saved domain XML without its forwards; None when it has none (restored as saved: libvirt's
+/// test driver takes no XML with a restore).
+fn without_forwards(xml: &str) -> Option<String> {
+    Some(super::forwards::strip_hostfwds(xml)).filter(|s| s != xml)
 }
 
 /// Copies `from` to `to` through a temporary file (a crash never leaves a half copy under `to`).

@@ -62,8 +62,9 @@ impl Operation {
             Self::PowerOff => &[Running, Sleeping],
             Self::Sleep => &[Running],
             Self::Wake => &[Sleeping],
-            // Memory is part of a snapshot: only a running site has some to take.
-            Self::Snapshot => &[Running],
+            // Memory is part of a snapshot: a running site's is saved for it, a sleeping or
+            // stopped site's saved memory is copied (a powered-off one has none: refused).
+            Self::Snapshot => &[Running, Stopped, Sleeping],
             Self::RestoreSnapshot => &[Running, Stopped, Sleeping],
         }
     }
