@@ -124,6 +124,21 @@ async fn names_are_checked_and_a_busy_or_stopped_site_is_refused() {
 }
 
 #[tokio::test]
+async fn a_visit_while_a_snapshot_is_taken_waits_for_the_site_instead_of_the_down_page() {
+    let e = env().await;
+    let ann = e.user("ann").await;
+    let h = site(&e, &ann, "ann").await;
+    e.svc.faults().set_op_delay(Duration::from_millis(700));
+    e.svc.take_snapshot(&ann, h.id, "one").await.unwrap();
+    assert_eq!(e.svc.get(&ann, h.id).await.unwrap().operation, Some(Operation::Snapshot));
+    let vm = e.svc.visit(h.id, Duration::from_secs(30)).await.unwrap();
+    let now = e.svc.get(&ann, h.id).await.unwrap();
+    assert_eq!((now.state, now.operation), (HostingState::Running, None), "the visit got an answer once the snapshot was done");
+    assert_eq!(vm.map(|a| a.port() as i32), h.http_port, "and was sent to the site");
+    assert_eq!(e.svc.list_snapshots(&ann, h.id).await.unwrap()[0].state, SnapshotState::Ready);
+}
+
+#[tokio::test]
 async fn the_quota_on_count_and_disk_holds_when_asked_at_once() {
     let e = env_with(|c| {
         c.idle_sleep_secs = 0;

@@ -138,6 +138,10 @@ impl HostingService {
         let this = self.clone();
         let sid = snap.id;
         tokio::spawn(async move {
+            let delay = this.inner.faults.op_delay();
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
             if let Err(err) = this.run_take(lease, sid).await {
                 tracing::error!(hosting_id = id, snapshot_id = sid, %err, "snapshot failed");
             }
