@@ -72,6 +72,7 @@ start() {
   # A socket that holds the port for a moment (a connection closing) goes away: try three times.
   local try
   for try in 1 2 3; do
+    rm -f "$base/log"
     as_pg "$bin/pg_ctl" -D "$dir" -l "$base/log" -w -t 60 \
       -o "-h 127.0.0.1 -p $port -k $base -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
       start >/dev/null && break

@@ -109,6 +109,10 @@ async fn names_are_checked_and_a_busy_or_stopped_site_is_refused() {
     assert!(matches!(e.svc.restore_snapshot(&ann, h.id, s).await, Err(Error::Busy(_))));
     assert!(matches!(e.svc.delete_snapshot(&ann, h.id, s).await, Err(Error::Busy(_))));
     assert_eq!(settle(&e, &ann, h.id).await.state, HostingState::Stopped);
+    let r = e.svc.take_snapshot(&ann, h.id, "one").await;
+    assert!(matches!(&r, Err(Error::Conflict { field: Some("name"), .. })), "{r:?}");
+    let v = e.svc.get(&ann, h.id).await.unwrap();
+    assert_eq!((v.state, v.operation), (HostingState::Stopped, None), "a refused snapshot leaves a stopped site stopped");
     e.svc.faults().set_op_delay(Duration::ZERO);
     // Stopped keeps the memory saved (a snapshot copies it); powered off, there is none.
     e.svc.action(&ann, h.id, Operation::Start).await.unwrap();

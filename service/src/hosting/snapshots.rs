@@ -122,10 +122,13 @@ impl HostingService {
         // The lease first: a `taking` row is only ever seen without one after a crash (which
         // reconciliation then cleans up).
         let lease = self.begin(id, Operation::Snapshot).await?;
+        // Read again under the lease: what the site is now (a running one may have fallen asleep).
+        let row = self.inner.store.require(id).await?;
         let snap = match self.insert_snapshot(id, owner, &name, estimate).await {
             Ok(s) => s,
             Err(e) => {
-                self.inner.store.finish(&lease, HostingState::Running, row.state_reason.clone()).await?;
+                // Refused (the name, the quota): the site is left in the state it is in.
+                self.inner.store.finish(&lease, row.state, row.state_reason.clone()).await?;
                 return Err(e);
             }
         };
@@ -399,6 +402,10 @@ impl HostingService {
         let id = row.id;
         let vm = &self.inner.vm;
         let rows = self.snapshot_rows(id).await.unwrap_or_default();
+        // A restore from a delta that left the VM paused: it runs once its memory is checked.
+        if let Err(err) = vm.settle_interrupted_snapshot_restore(id).await {
+            tracing::warn!(hosting_id = id, %err, "could not finish an interrupted snapshot restore");
+        }
         let state = vm.state(id).await.ok();
         let running = matches!(state, Some(crate::vm::VmState::Running | crate::vm::VmState::Paused));
         // A restore that set the site's disk aside: the VM came up (keep the snapshot's), or not.

@@ -146,9 +146,10 @@ impl Capacity {
 }
 
 /// Whether a hosting in `state` holds its plan's memory: all but a sleeping one (saved to disk,
-/// no QEMU process) that no operation (a wake) is taking back up.
+/// no QEMU process) that no operation (a wake) is taking back up; a snapshot of it copies files
+/// and leaves it asleep.
 pub fn holds_memory(state: HostingState, op: Option<Operation>) -> bool {
-    !(state == HostingState::Sleeping && op.is_none())
+    !(state == HostingState::Sleeping && matches!(op, None | Some(Operation::Snapshot)))
 }
 
 /// Why a wake could not begin.
@@ -908,4 +909,19 @@ fn clear_lease(id: i32, token: &str) -> sea_orm::UpdateMany<hosting::Entity> {
 
 fn slug_taken(slug: &str) -> Error {
     Error::conflict(Some("slug"), format!("the site name '{slug}' is taken"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleeping_site_holds_memory_only_while_it_is_taken_back_up() {
+        assert!(!holds_memory(HostingState::Sleeping, None));
+        assert!(!holds_memory(HostingState::Sleeping, Some(Operation::Snapshot)), "a snapshot of it copies files");
+        for op in [Operation::Wake, Operation::Start, Operation::RestoreSnapshot] {
+            assert!(holds_memory(HostingState::Sleeping, Some(op)), "{op:?} brings it back up");
+        }
+        assert!(holds_memory(HostingState::Running, None));
+    }
 }

@@ -224,6 +224,43 @@ impl VmManager {
         .await
     }
 
+    /// Finishes a restore from a delta that a process that died left halfway (see
+    /// [`Self::restore_memory_file`]; its pipe is removed only once the restore returned): a
+    /// domain restored paused runs once its memory has been expanded and checked again (else it
+    /// is stopped), and the pipe goes. True when one was left.
+    pub async fn settle_interrupted_snapshot_restore(&self, hosting_id: i32) -> Result<bool, VmError> {
+        let mut left = None;
+        for sid in self.snapshot_ids_on_disk(hosting_id).await {
+            let pipe = self.snapshot_dir(hosting_id, sid).join(PIPE);
+            if tokio::fs::symlink_metadata(&pipe).await.is_ok() {
+                left = Some((self.snapshot_dir(hosting_id, sid).join(MEMORY), pipe));
+                break;
+            }
+        }
+        let Some((mem, pipe)) = left else { return Ok(false) };
+        let name = self.domain_name(hosting_id);
+        let fifo = pipe.clone();
+        let settled = self
+            .blocking(move |c| {
+                let Some(d) = Self::lookup(c, &name)? else { return Ok(()) };
+                if !d.is_active().doing("read the state of domain", &name)? || super::map_state(&d, &name)? != super::VmState::Paused {
+                    return Ok(());
+                }
+                if super::delta::is_delta(&mem) {
+                    if let Err(e) = super::wake_feed::Feed::start(&mem, &fifo).and_then(super::wake_feed::Feed::finish) {
+                        tracing::error!(domain = %name, err = %e, "a VM restored from a snapshot was fed memory that is not right: stopped");
+                        let _ = d.destroy();
+                        return Err(e);
+                    }
+                }
+                tracing::warn!(domain = %name, "a VM restored from a snapshot was left paused: resumed");
+                d.resume().doing("resume domain", &name)
+            })
+            .await;
+        let _ = tokio::fs::remove_file(&pipe).await;
+        settled.map(|()| true)
+    }
+
     /// Copies snapshot `sid`'s disk next to the VM's (nothing of the VM changes yet).
     pub async fn stage_snapshot_disk(&self, hosting_id: i32, sid: i32) -> Result<(), VmError> {
         if !self.snapshot_complete(hosting_id, sid) {
