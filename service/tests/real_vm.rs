@@ -637,6 +637,16 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     assert!(!sdir.join("memory.pipe").exists());
     assert_eq!(qemus(&name), 1);
 
+    // A process that died after such a restore returned (paused, its pipe left): reconciliation
+    // expands the delta once more to check it, then lets the guest run.
+    assert!(Command::new("virsh").args(["-c", "qemu:///system", "suspend", &name]).status().unwrap().success());
+    assert!(Command::new("mkfifo").arg(sdir.join("memory.pipe")).status().unwrap().success());
+    assert_eq!(st.svc.vm().state(h.id).await.unwrap(), service::vm::VmState::Paused);
+    st.svc.reconcile().await.unwrap();
+    assert_eq!(st.svc.vm().state(h.id).await.unwrap(), service::vm::VmState::Running, "resumed once its memory checked out");
+    assert!(!sdir.join("memory.pipe").exists());
+    assert_eq!(get(&format!("http://{nginx}/{}/note.txt", h.slug), None).await.1.trim(), "kept-across-stop");
+
     // Asleep, a snapshot copies the saved memory and the disk: the site is not woken for it.
     ssh(&key, port, "ubuntu", "echo taken-asleep > /var/www/html/note.txt; sync");
     st.svc.action(user, h.id, Operation::Sleep).await.unwrap();
