@@ -495,7 +495,8 @@ fn host_key(port: u16) -> String {
     key.unwrap_or_else(|| panic!("no host key on port {port}: {}", String::from_utf8_lossy(&out.stderr)))
 }
 
-#[tokio::test]
+// Several threads: the test's blocking ssh to a sleeping site runs while its SSH waker accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "boots a real VM (qemu:///system); run by `make test`"]
 async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_and_start() {
     let mut s = setup("clone");
@@ -661,7 +662,15 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     assert_eq!(asleep.state, service::hosting::SnapshotState::Ready);
     let memory = std::fs::metadata(st.svc.vm().snapshot_dir(h.id, asleep.id).join("memory.save")).unwrap().len();
     assert!(memory < 16 << 20, "{memory} bytes for a sleeping clone's snapshot memory");
-    assert!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap().is_some(), "a visit wakes it");
+    // An SSH connection that comes while a snapshot of the sleeping site is being taken (made
+    // to last 2 s) waits it out, then wakes the site and logs in.
+    st.svc.faults().set_op_delay(Duration::from_secs(2));
+    st.svc.take_snapshot(user, h.id, "asleep-2").await.unwrap();
+    assert_eq!(ssh(&key, port, "ubuntu", "cat /var/www/html/note.txt").trim(), "taken-asleep");
+    st.svc.faults().set_op_delay(Duration::ZERO);
+    let v = st.svc.wait_settled(user, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    assert_eq!(st.svc.list_snapshots(user, h.id).await.unwrap().len(), 3);
     assert_eq!(get(&format!("http://{nginx}/{}/note.txt", h.slug), None).await, (200, "taken-asleep\n".into()));
     ssh(&key, port, "ubuntu", "echo changed-after > /var/www/html/note.txt; sync");
     st.svc.restore_snapshot(user, h.id, asleep.id).await.unwrap();
