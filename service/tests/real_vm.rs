@@ -654,6 +654,7 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     assert_eq!(st.svc.wait_settled(user, h.id, Duration::from_secs(120)).await.unwrap().unwrap().state, HostingState::Sleeping);
     let t = Instant::now();
     let asleep = st.svc.take_snapshot(user, h.id, "asleep").await.unwrap();
+    assert!(asleep.size_bytes < 64 << 20, "the quota counts what is copied, not the plan's memory: {}", asleep.size_bytes);
     let v = st.svc.wait_settled(user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
     eprintln!("a sleeping clone's snapshot taken in {:?}", t.elapsed());
     assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);

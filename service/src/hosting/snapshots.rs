@@ -117,7 +117,12 @@ impl HostingService {
             return Err(Error::conflict(Some("state"), format!("cannot take a snapshot of '{}' while it is {why}: start it first", row.slug)));
         }
         let owner = row.user_id.unwrap_or(actor.user_id);
-        let memory = self.vm_spec(&row)?.memory_mib << 20;
+        // What the snapshot's files will take, at most: a running site's memory as large as its
+        // plan's, a saved one's as its file is (it is copied).
+        let memory = match row.state {
+            HostingState::Running => self.vm_spec(&row)?.memory_mib << 20,
+            _ => self.inner.vm.saved_memory_bytes(id).await,
+        };
         let estimate = memory + self.inner.vm.disk_bytes(id).await;
         // The lease first: a `taking` row is only ever seen without one after a crash (which
         // reconciliation then cleans up).

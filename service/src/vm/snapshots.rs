@@ -91,6 +91,12 @@ impl VmManager {
         tokio::fs::metadata(self.vm_dir(hosting_id).join(DISK)).await.map(|m| m.len()).unwrap_or(0)
     }
 
+    /// Bytes the VM's saved memory (its managed save) takes now; 0 without one.
+    pub async fn saved_memory_bytes(&self, hosting_id: i32) -> u64 {
+        let path = super::compress::managed_save_path(&self.domain_name(hosting_id));
+        tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0)
+    }
+
     pub async fn remove_snapshot_files(&self, hosting_id: i32, sid: i32) -> Result<(), VmError> {
         super::files::remove_dir(&self.snapshot_dir(hosting_id, sid)).await
     }
