@@ -92,18 +92,11 @@ pub(super) fn compress_save_file(path: &Path) -> Result<Option<Compressed>, VmEr
 mod tests {
     use super::*;
 
-    /// A version 2 save file: magic, header words, an XML area, then a "memory stream".
+    /// A save file with `stream` as its "memory stream"; returns its header and XML area.
     fn fake_save(path: &Path, stream: &[u8]) -> Vec<u8> {
-        let mut f = b"LibvirtQemudSave".to_vec();
-        let xml = b"<domain/>\0\0\0\0\0\0\0";
-        for w in [2u32, xml.len() as u32, 1, 0, 0].into_iter().chain([0; 14]) {
-            f.extend_from_slice(&w.to_ne_bytes());
-        }
-        f.extend_from_slice(xml);
-        let head = f.clone();
-        f.extend_from_slice(stream);
+        let f = super::super::golden::save_file_bytes(b"<domain/>\0\0\0\0\0\0\0", 0, stream);
         std::fs::write(path, &f).unwrap();
-        head
+        f[..f.len() - stream.len()].to_vec()
     }
 
     #[test]

@@ -245,14 +245,9 @@ mod tests {
     use super::super::wake_feed::Feed;
     use super::*;
 
-    /// A version 2 save file: magic, header words, an XML area, then a "memory stream".
+    /// A save file with the XML area `xml` and the "memory stream" `stream`; returns its bytes.
     fn fake_save(path: &Path, xml: &[u8], stream: &[u8]) -> Vec<u8> {
-        let mut f = b"LibvirtQemudSave".to_vec();
-        for w in [2u32, xml.len() as u32, 1, 0, 0].into_iter().chain([0; 14]) {
-            f.extend_from_slice(&w.to_ne_bytes());
-        }
-        f.extend_from_slice(xml);
-        f.extend_from_slice(stream);
+        let f = super::super::golden::save_file_bytes(xml, 0, stream);
         std::fs::write(path, &f).unwrap();
         f
     }

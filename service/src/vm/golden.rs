@@ -433,6 +433,21 @@ pub(super) fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
     Ok(h)
 }
 
+/// A version 2 save file as libvirt lays it out, for tests: the header (`cookie_at`: the
+/// cookie's offset in `data`, 0 for none), the data area `data` (XML, cookie, slack), then
+/// QEMU's memory stream `stream`.
+#[cfg(test)]
+pub(super) fn save_file_bytes(data: &[u8], cookie_at: u32, stream: &[u8]) -> Vec<u8> {
+    let mut f = SAVE_MAGIC.to_vec();
+    for w in [2u32, data.len() as u32, 1, 0, cookie_at].into_iter().chain([0; 14]) {
+        f.extend_from_slice(&w.to_ne_bytes());
+    }
+    debug_assert_eq!(f.len(), HEADER_LEN as usize);
+    f.extend_from_slice(data);
+    f.extend_from_slice(stream);
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -450,14 +465,7 @@ mod tests {
             data.push(0);
         }
         data.extend(std::iter::repeat_n(0u8, slack));
-        let mut f = SAVE_MAGIC.to_vec();
-        for w in [2u32, data.len() as u32, 1, 0, cookie_offset] {
-            f.extend_from_slice(&w.to_ne_bytes());
-        }
-        f.extend(std::iter::repeat_n(0u8, 4 * 14));
-        f.extend_from_slice(&data);
-        f.extend_from_slice(b"QEVM-the-memory-stream");
-        std::fs::write(&p, f).unwrap();
+        std::fs::write(&p, save_file_bytes(&data, cookie_offset, b"QEVM-the-memory-stream")).unwrap();
         p
     }
 
