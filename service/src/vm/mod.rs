@@ -488,14 +488,8 @@ impl VmManager {
     /// let the guest run: once it has run, no saved memory older than its disk is left to
     /// restore. Anything else stops the domain again before it ran (the sleeping save stays good).
     fn restore_fed(c: &Connect, d: &Domain, name: &str, feed: wake_feed::Feed, xml: &str, t: Instant) -> Result<(), VmError> {
-        let restored = c
-            .restore_domain_flags(&feed.path().display().to_string(), Some(xml), virt::sys::VIR_DOMAIN_SAVE_PAUSED)
-            .doing("restore the saved memory of domain", name);
-        let restored_ms = t.elapsed().as_millis() as u64;
-        let fed = feed.finish();
-        restored?;
-        let ready = fed.and_then(|()| d.managed_save_remove(0).doing("drop the saved state of domain", name));
-        if let Err(e) = ready {
+        let restored_ms = Self::restore_paused_checked(c, d, name, feed, Some(xml), "restore the saved memory of domain", t)?;
+        if let Err(e) = d.managed_save_remove(0).doing("drop the saved state of domain", name) {
             let _ = d.destroy();
             return Err(e);
         }
@@ -503,6 +497,22 @@ impl VmManager {
         d.resume().doing("resume domain", name)?;
         tracing::debug!(domain = %name, restored_ms, dropped_ms, started_ms = t.elapsed().as_millis() as u64, "domain started from its delta");
         Ok(())
+    }
+
+    /// Restores domain `d` paused from `feed` (a delta expanded while libvirt reads it) with the
+    /// domain XML `xml` (None: the one saved with it; ABI-checked by libvirt against it), and
+    /// checks what it was fed: Ok once the whole stream matched its checksum, else the domain is
+    /// stopped again before it ran. Returns when the restore returned, in ms from `t`.
+    fn restore_paused_checked(c: &Connect, d: &Domain, name: &str, feed: wake_feed::Feed, xml: Option<&str>, what: &'static str, t: Instant) -> Result<u64, VmError> {
+        let restored = c.restore_domain_flags(&feed.path().display().to_string(), xml, virt::sys::VIR_DOMAIN_SAVE_PAUSED).doing(what, name);
+        let restored_ms = t.elapsed().as_millis() as u64;
+        let fed = feed.finish();
+        restored?;
+        if let Err(e) = fed {
+            let _ = d.destroy();
+            return Err(e);
+        }
+        Ok(restored_ms)
     }
 
     /// Finishes a wake that a process that died left halfway (see [`Self::restore_fed`]):

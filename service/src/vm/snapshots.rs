@@ -203,15 +203,9 @@ impl VmManager {
             let what = "restore the snapshot of domain";
             match feed {
                 Some(feed) => {
-                    let xml = without_forwards(feed.xml());
-                    let restored = c.restore_domain_flags(&feed.path().display().to_string(), xml.as_deref(), virt::sys::VIR_DOMAIN_SAVE_PAUSED).doing(what, &name);
-                    let fed = feed.finish();
-                    restored?;
                     let d = Self::existing(c, &name)?;
-                    if let Err(e) = fed {
-                        let _ = d.destroy();
-                        return Err(e);
-                    }
+                    let xml = without_forwards(feed.xml());
+                    Self::restore_paused_checked(c, &d, &name, feed, xml.as_deref(), what, std::time::Instant::now())?;
                     d.resume().doing("resume domain", &name)?;
                 }
                 None => {
