@@ -141,8 +141,9 @@ pub struct Cli {
     /// so fewer pages are saved (the guest kernel zeroes what it frees: saved as zero pages).
     #[arg(long, env = "VMW_NO_SLEEP_TRIM", global = true)]
     pub no_sleep_trim: bool,
-    /// Keep a sleeping site's saved memory uncompressed: without this it is compressed with
-    /// lzop (about a third of the disk; restored through `lzop -dc`, BENCHMARKS.md).
+    /// Keep a sleeping site's saved memory (and a snapshot's) uncompressed: without this it is
+    /// compressed with lzop (about a third of the disk; restored through `lzop -dc`,
+    /// BENCHMARKS.md).
     #[arg(long, env = "VMW_NO_SLEEP_COMPRESS", global = true)]
     pub no_sleep_compress: bool,
     /// Compress a sleeping clone's saved memory with lzop too: without this it is stored as its

@@ -80,9 +80,9 @@ pub struct ServiceConfig {
     /// Before a site goes to sleep, its guest drops its page cache (freed memory is zeroed by
     /// the guest kernel, so it is saved as zero pages): fewer pages are saved.
     pub sleep_trim: bool,
-    /// A sleeping site's saved memory is compressed: a clone's as its difference to the golden
-    /// snapshot's (`sleep_delta`, ~2 % of the bytes), else with lzop (in libvirt's save format;
-    /// restored through `lzop -dc`): about a third of the bytes on disk.
+    /// A sleeping site's saved memory (and a snapshot's) is compressed: a clone's as its
+    /// difference to the golden snapshot's (`sleep_delta`, ~2 % of the bytes), else with lzop
+    /// (in libvirt's save format; restored through `lzop -dc`): about a third of the bytes.
     pub sleep_compress: bool,
     /// A sleeping clone's memory is stored as a zstd delta to its golden's (`vm::delta`);
     /// false: lzop for every VM.
