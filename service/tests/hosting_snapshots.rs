@@ -181,6 +181,41 @@ async fn the_quota_on_count_and_disk_holds_when_asked_at_once() {
     assert!(matches!(&r, Err(Error::QuotaExceeded(m)) if m.contains("1 MiB")), "{r:?}");
 }
 
+/// The estimate a snapshot is admitted with is the plan's memory and the disk as it was; the
+/// disk can grow before it is copied. What the files really take is checked again once they are
+/// written: over the quota, the snapshot is removed and the site keeps running, with the reason.
+#[tokio::test]
+async fn the_disk_quota_is_checked_again_against_what_the_snapshot_really_takes() {
+    let e = env_with(|c| {
+        c.idle_sleep_secs = 0;
+        c.plans = vec![service::config::Plan { name: "small".into(), vcpus: 1, memory_mib: 16, disk_gib: 4 }];
+        c.snapshot_disk_per_user_mib = 24;
+    })
+    .await;
+    let ann = e.user("ann").await;
+    let h = site(&e, &ann, "ann").await;
+    // Within the quota: kept, with its real size.
+    let small = snap(&e, &ann, h.id, "small").await;
+    assert!(small.size_bytes > 0 && small.size_bytes < 1 << 20, "{small:?}");
+
+    // Admitted on its estimate (16 MiB of memory and a tiny disk), then the disk grows to 32 MiB
+    // before it is copied (sparse: the copy is what counts).
+    e.svc.faults().set_op_delay(Duration::from_millis(700));
+    e.svc.take_snapshot(&ann, h.id, "grown").await.expect("admitted on its estimate");
+    std::fs::File::options().write(true).open(disk(&e, h.id)).unwrap().set_len(32 << 20).unwrap();
+    let v = settle(&e, &ann, h.id).await;
+    e.svc.faults().set_op_delay(Duration::ZERO);
+    assert_eq!(v.state, HostingState::Running, "the site kept running");
+    let reason = v.state_reason.unwrap_or_default();
+    assert!(reason.contains("'grown' was not kept") && reason.contains("24 MiB"), "{reason}");
+    let left = e.svc.list_snapshots(&ann, h.id).await.unwrap();
+    assert_eq!(left.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["small"], "the over-quota snapshot is gone: {left:?}");
+    let dirs = std::fs::read_dir(e.svc.vm().vm_dir(h.id).join("snapshots")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(dirs, 1, "and so are its files");
+    let events = e.svc.events(&ann, h.id, 0).await.unwrap();
+    assert!(events.iter().any(|ev| ev.message.contains("'grown' was not kept")), "{events:?}");
+}
+
 #[tokio::test]
 async fn a_failed_snapshot_or_restore_leaves_the_site_as_it_was_with_the_reason() {
     let e = env().await;

@@ -210,11 +210,19 @@ impl HostingService {
         }
         match self.inner.vm.take_snapshot(id, sid, spec.http_port, spec.ssh_port, fail).await {
             Ok(bytes) => {
-                self.mark_snapshot_ready(sid, bytes).await?;
+                let kept = self.settle_snapshot_size(id, sid, bytes).await?;
                 self.sync_clock_later(id);
                 let _ = self.wait_ready(&row).await;
-                let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s)", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64());
-                self.finish(lease, HostingState::Running, None, msg, t).await
+                match kept {
+                    Ok(()) => {
+                        let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s)", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64());
+                        self.finish(lease, HostingState::Running, None, msg, t).await
+                    }
+                    Err(over) => {
+                        let reason = format!("Snapshot '{name}' was not kept: {over}; the site kept running");
+                        self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
+                    }
+                }
             }
             Err(fail) => {
                 let _ = self.forget_snapshot(id, sid).await;
@@ -236,11 +244,16 @@ impl HostingService {
     async fn run_take_of_saved(&self, lease: Lease, row: &HostingRow, sid: i32, name: &str, fail: bool, t: Instant) -> Result<()> {
         let id = row.id;
         match self.inner.vm.take_snapshot_of_saved(id, sid, fail).await {
-            Ok(bytes) => {
-                self.mark_snapshot_ready(sid, bytes).await?;
-                let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s; the site stayed {})", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64(), row.state);
-                self.finish(lease, row.state, row.state_reason.clone(), msg, t).await
-            }
+            Ok(bytes) => match self.settle_snapshot_size(id, sid, bytes).await? {
+                Ok(()) => {
+                    let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s; the site stayed {})", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64(), row.state);
+                    self.finish(lease, row.state, row.state_reason.clone(), msg, t).await
+                }
+                Err(over) => {
+                    let msg = format!("Snapshot '{name}' was not kept: {over}; the site is as it was");
+                    self.finish(lease, row.state, Some(msg.clone()), msg, t).await
+                }
+            },
             Err(err) => {
                 let _ = self.forget_snapshot(id, sid).await;
                 let msg = format!("Snapshot '{name}' failed: {}; the site is as it was", describe(&err.into()));
@@ -249,14 +262,46 @@ impl HostingService {
         }
     }
 
-    async fn mark_snapshot_ready(&self, sid: i32, bytes: u64) -> Result<()> {
+    /// The quota checked again against what snapshot `sid`'s files really take (`bytes`): the
+    /// site's disk may have grown since the estimate. Within the quota the row is `ready` with
+    /// its real size; over it the snapshot is removed (row, then files: a crash in between
+    /// leaves a folder without a row, which reconciliation removes) and the inner `Err` says
+    /// why. Under the owner's row lock, like the check that made the row.
+    async fn settle_snapshot_size(&self, id: i32, sid: i32, bytes: u64) -> Result<std::result::Result<(), String>> {
+        let limit_mib = self.inner.cfg.snapshot_disk_per_user_mib;
+        let txn = self.inner.store.db().begin().await?;
+        let Some(me) = snapshot::Entity::find_by_id(sid).one(&txn).await? else {
+            return Err(Error::NotFound("snapshot"));
+        };
+        lock_user(&txn, me.user_id).await?;
+        let others = snapshot::Entity::find()
+            .filter(snapshot::Column::UserId.eq(me.user_id))
+            .filter(snapshot::Column::Id.ne(sid))
+            .all(&txn)
+            .await?;
+        let used: u64 = others.iter().map(|s| s.size_bytes.max(0) as u64).sum();
+        if used.saturating_add(bytes) > limit_mib.saturating_mul(1 << 20) {
+            snapshot::Entity::delete_by_id(sid).exec(&txn).await?;
+            txn.commit().await?;
+            if let Err(err) = self.inner.vm.remove_snapshot_files(id, sid).await {
+                tracing::warn!(hosting_id = id, snapshot_id = sid, %err, "could not remove an over-quota snapshot's files (reconciliation will)");
+            }
+            tracing::info!(hosting_id = id, snapshot_id = sid, bytes, used, limit_mib, "snapshot over the quota once written: removed");
+            return Ok(Err(format!(
+                "it takes {} MiB once written, and with your other snapshots ({} MiB) that is over the {} MiB snapshots may take per user",
+                bytes.div_ceil(1 << 20),
+                used.div_ceil(1 << 20),
+                limit_mib
+            )));
+        }
         snapshot::Entity::update_many()
             .col_expr(snapshot::Column::State, Expr::value(SnapshotState::Ready))
             .col_expr(snapshot::Column::SizeBytes, Expr::value(bytes as i64))
             .filter(snapshot::Column::Id.eq(sid))
-            .exec(self.inner.store.db())
+            .exec(&txn)
             .await?;
-        Ok(())
+        txn.commit().await?;
+        Ok(Ok(()))
     }
 
     /// Removes a snapshot's files and row.
