@@ -5,8 +5,11 @@
 //! - HTTP: the sleeping VM's port refuses connections, so nginx passes the request to its
 //!   backup, the app's waker, which calls [`HostingService::visit`]: one wake (the store's lease
 //!   lets one operation begin), every request held until the site runs, then passed on.
-//! - SSH: while a site sleeps the app listens on its SSH port (`ssh_waker`); a connection wakes
-//!   it and is spliced through to the guest once it runs.
+//! - SSH: while a site sleeps the app listens on its SSH port (`ssh_waker`); a connection whose
+//!   client sends an SSH identification line wakes it and is spliced through to the guest once
+//!   it runs. Bare connects and scans wake nothing.
+//! - Each client address wakes at most `wakes_per_client_per_minute` distinct sites a minute
+//!   (`wake_limit`), over HTTP and SSH together.
 //! - The owner (or an admin) can also sleep and wake a site by hand, and mark it "always on".
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -154,8 +157,7 @@ impl HostingService {
     }
 
     /// Listens on a sleeping site's SSH port; a connection that identifies itself as SSH wakes
-    /// it (`ssh_waker`). Only the leader
-    /// listens: another replica asks it to.
+    /// it (`ssh_waker`). Only the leader listens: another replica asks it to.
     pub(super) async fn open_ssh_waker(&self, id: i32) {
         if self.inner.events.fanout().enabled() && !self.is_leader() {
             self.inner.events.fanout().send(super::fanout::Note::OpenSshWaker { hosting_id: id }).await;
