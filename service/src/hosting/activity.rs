@@ -172,7 +172,7 @@ mod diag {
                 }
                 match kind {
                     NLMSG_DONE => return Ok(()),
-                    NLMSG_ERROR => return Err(io::Error::new(io::ErrorKind::Other, "sock_diag: the kernel refused the dump")),
+                    NLMSG_ERROR => return Err(io::Error::other("sock_diag: the kernel refused the dump")),
                     SOCK_DIAG_BY_FAMILY => {
                         if let Some((ip, port, received)) = parse(&msgs[HDR..len]) {
                             each(ip, port, received);
