@@ -156,6 +156,17 @@ pub struct Cli {
     /// features in two calls (libvirt's own pre-QEMU-4.1 path; README, "How a site is born").
     #[arg(long, env = "VMW_FULL_CPU_CHECK", global = true)]
     pub full_cpu_check: bool,
+    /// Distinct sleeping sites one client address may wake per minute (HTTP visits and SSH
+    /// connections); over it a visit gets 429 and an SSH connection is closed. 0: no limit.
+    #[arg(long, env = "VMW_WAKES_PER_CLIENT_PER_MINUTE", default_value_t = 10, global = true)]
+    pub wakes_per_client_per_minute: u32,
+    /// Connections a sleeping site's SSH port holds at once (until the client identifies itself
+    /// as SSH and the site wakes); more are closed.
+    #[arg(long, env = "VMW_SSH_WAKER_HELD_PER_SITE", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub ssh_waker_held_per_site: u32,
+    /// Connections held at once from one source address over every sleeping site's SSH port.
+    #[arg(long, env = "VMW_SSH_WAKER_HELD_PER_SOURCE", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub ssh_waker_held_per_source: u32,
     /// How many of a user's sites may be "always on" (never put to sleep); admins have no limit.
     #[arg(long, env = "VMW_ALWAYS_ON_PER_USER", default_value_t = 1, global = true)]
     pub always_on_per_user: u32,
@@ -327,6 +338,9 @@ impl Cli {
             always_on_per_user: self.always_on_per_user,
             snapshots_per_user: self.snapshots_per_user,
             snapshot_disk_per_user_mib: self.snapshot_disk_per_user_mib,
+            wakes_per_client_per_minute: self.wakes_per_client_per_minute,
+            ssh_waker_held_per_site: self.ssh_waker_held_per_site as usize,
+            ssh_waker_held_per_source: self.ssh_waker_held_per_source as usize,
             ..ServiceConfig::default()
         };
         Settings {

@@ -139,6 +139,14 @@ pub struct ServiceConfig {
     /// nginx's access and error logs are rotated (to `.1`, nginx reopens) once one passes
     /// this many MiB (checked every 10 minutes).
     pub nginx_log_max_mib: u64,
+    /// Distinct sleeping sites one client address may wake per minute (HTTP through the waker,
+    /// SSH through a sleeping site's port); over it the wake is refused (HTTP 429). 0: no limit.
+    pub wakes_per_client_per_minute: u32,
+    /// Connections a sleeping site's SSH port holds at once (waiting for the client's SSH
+    /// identification or for the wake); more are closed at once.
+    pub ssh_waker_held_per_site: usize,
+    /// Connections held at once from one source address, over every sleeping site's SSH port.
+    pub ssh_waker_held_per_source: usize,
 }
 
 impl Default for ServiceConfig {
@@ -195,6 +203,9 @@ impl Default for ServiceConfig {
             disk_overcommit: 1.0,
             event_retention_days: 30,
             nginx_log_max_mib: 64,
+            wakes_per_client_per_minute: 10,
+            ssh_waker_held_per_site: 32,
+            ssh_waker_held_per_source: 8,
         }
     }
 }

@@ -13,6 +13,13 @@ use vmw_types::{CreateKind, HostingState, SpareTier, Step};
 pub const WAKES: &str = "vmw_wakes_total";
 /// Counter: hostings put to sleep, by `result` (`ok`, `error`).
 pub const SLEEPS: &str = "vmw_sleeps_total";
+/// Counter: wakes refused, by `reason`: `client_limit` (the client address woke too many
+/// distinct sites this minute), `held_limit` (the HTTP waker holds too many requests),
+/// `ssh_not_identified` (an SSH-port connection sent no SSH identification), `ssh_held_per_site`,
+/// `ssh_held_per_source` (too many SSH connections held).
+pub const WAKES_REFUSED: &str = "vmw_wakes_refused_total";
+/// The closed set of [`WAKES_REFUSED`]'s reasons.
+pub const WAKE_REFUSED_REASONS: [&str; 5] = ["client_limit", "held_limit", "ssh_not_identified", "ssh_held_per_site", "ssh_held_per_source"];
 /// Histogram: how long a wake took, seconds, by `result`.
 pub const WAKE_SECONDS: &str = "vmw_wake_duration_seconds";
 /// Histogram: how long putting a hosting to sleep took, seconds, by `result`.
@@ -44,6 +51,7 @@ fn result(ok: bool) -> &'static str {
 pub fn describe() {
     describe_counter!(WAKES, "Wakes of sleeping hostings, by result");
     describe_counter!(SLEEPS, "Hostings put to sleep, by result");
+    describe_counter!(WAKES_REFUSED, "Wakes refused (too many from one client address, too many held), by reason");
     describe_histogram!(WAKE_SECONDS, Unit::Seconds, "How long a wake took");
     describe_histogram!(SLEEP_SECONDS, Unit::Seconds, "How long putting a hosting to sleep took");
     describe_histogram!(STEP_SECONDS, Unit::Seconds, "Duration of one provisioning step, by step and result");
@@ -56,12 +64,21 @@ pub fn describe() {
         counter!(WAKES, "result" => result(ok)).increment(0);
         counter!(SLEEPS, "result" => result(ok)).increment(0);
     }
+    for reason in WAKE_REFUSED_REASONS {
+        counter!(WAKES_REFUSED, "reason" => reason).increment(0);
+    }
 }
 
 /// A wake of a sleeping hosting ended (`ok`: it serves again) after `seconds`.
 pub fn record_wake(ok: bool, seconds: f64) {
     counter!(WAKES, "result" => result(ok)).increment(1);
     histogram!(WAKE_SECONDS, "result" => result(ok)).record(seconds);
+}
+
+/// A wake refused; `reason` is one of [`WAKE_REFUSED_REASONS`].
+pub fn record_wake_refused(reason: &'static str) {
+    debug_assert!(WAKE_REFUSED_REASONS.contains(&reason), "{reason}");
+    counter!(WAKES_REFUSED, "reason" => reason).increment(1);
 }
 
 /// Putting a hosting to sleep ended (`ok`: it sleeps) after `seconds`.

@@ -828,3 +828,108 @@ async fn a_snapshot_restores_the_old_file_and_the_running_programs_of_a_site() {
     assert_eq!(st.svc.snapshot_count(liv.user_id).await.unwrap(), 0);
     st.svc.proxy().stop().await.unwrap();
 }
+
+/// Whether the other end closed `c` within `within` (EOF or reset).
+async fn closed_within(c: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut b = [0u8; 256];
+    let until = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(until, c.read(&mut b)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue, // a banner: read on
+            Err(_) => return false,
+        }
+    }
+}
+
+// Several threads: the test's blocking ssh runs while the service's SSH waker accepts.
+/// Issue 28, items 4 and 5: a silent TCP connection keeps no site awake, and connects, scans
+/// and non-SSH bytes to a sleeping site's SSH port wake nothing (held connections bounded per
+/// source), while a real `ssh` login wakes it; a site whose `/` redirects wakes and runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn only_ssh_wakes_a_sleeping_site_and_a_site_whose_root_redirects_wakes_and_runs() {
+    use base64::Engine;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    let mut s = setup("sshid");
+    s.cfg.golden = false;
+    s.cfg.pool_size = 0;
+    s.cfg.pool_paused = 0;
+    s.cfg.idle_sleep_secs = 2;
+    s.cfg.ssh_waker_held_per_source = 2;
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+    let (key, public) = keygen(s.dir.path());
+    let kim = register(&st.accounts, "kim").await;
+    let h = st.svc.create(&kim, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
+    let h = st.svc.wait_settled(&kim, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    let (http, ssh_port) = (h.http_port.unwrap() as u16, h.ssh_port.unwrap() as u16);
+    let name = st.svc.vm().domain_name(h.id);
+    let wakes = || async { st.svc.events(&kim, h.id, 0).await.unwrap().into_iter().filter(|e| e.message.starts_with("Waking up")).count() };
+
+    // `/` answers 302 (the rest of the site 200), as many frameworks' and CMSs' do.
+    let conf = "server {\n listen 80 default_server;\n listen [::]:80 default_server;\n root /var/www/html;\n location = / { return 302 /welcome.html; }\n location / { try_files $uri =404; }\n}\n";
+    let b64 = base64::engine::general_purpose::STANDARD.encode(conf);
+    ssh(&key, ssh_port, "ubuntu", &format!("echo kept-asleep > /var/www/html/note.txt && echo {b64} | base64 -d | sudo tee /etc/nginx/sites-enabled/default >/dev/null && sudo nginx -t -q && sudo nginx -s reload && sleep 1"));
+    let no_follow = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().unwrap();
+    assert_eq!(no_follow.get(format!("http://127.0.0.1:{http}/")).send().await.unwrap().status().as_u16(), 302);
+
+    // A silent TCP connection to the SSH port is no SSH session: the idle site still sleeps.
+    let mut silent = TcpStream::connect(("127.0.0.1", ssh_port)).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(st.svc.sleep_idle_sites().await.unwrap(), 1, "an open silent connection kept the site awake");
+    let v = st.svc.get(&kim, h.id).await.unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    assert!(closed_within(&mut silent, Duration::from_secs(10)).await, "the VM's forward went with the VM");
+    assert_eq!(qemus(&name), 0);
+
+    // Asleep: a scan (connect, close), a client that says nothing and one that is not SSH wake
+    // nothing; a third connection from the same address is over the per-source bound (2).
+    drop(TcpStream::connect(("127.0.0.1", ssh_port)).await.unwrap());
+    let mut quiet = TcpStream::connect(("127.0.0.1", ssh_port)).await.unwrap();
+    let mut http_ish = TcpStream::connect(("127.0.0.1", ssh_port)).await.unwrap();
+    http_ish.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(closed_within(&mut http_ish, Duration::from_secs(2)).await, "not SSH: closed");
+    let _quiet2 = TcpStream::connect(("127.0.0.1", ssh_port)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut over = TcpStream::connect(("127.0.0.1", ssh_port)).await.unwrap();
+    assert!(closed_within(&mut over, Duration::from_secs(2)).await, "over the per-source bound: closed at once");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(st.svc.get(&kim, h.id).await.unwrap().state, HostingState::Sleeping, "no wake");
+    assert_eq!((wakes().await, qemus(&name)), (0, 0));
+    assert!(closed_within(&mut quiet, Duration::from_secs(12)).await, "silence is closed, not held forever");
+    assert_eq!(st.svc.get(&kim, h.id).await.unwrap().state, HostingState::Sleeping, "still no wake");
+    drop(_quiet2);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // A real ssh login wakes it (its identification line is passed on: the login works), and
+    // the wake ends running although `/` answers 302.
+    let t = Instant::now();
+    assert_eq!(ssh(&key, ssh_port, "ubuntu", "cat /var/www/html/note.txt").trim(), "kept-asleep");
+    eprintln!("ssh to a sleeping site -> logged in and ran a command: {:?}", t.elapsed());
+    let v = st.svc.wait_settled(&kim, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!((v.state, v.operation), (HostingState::Running, None), "{:?}", v.state_reason);
+    assert_eq!(wakes().await, 1);
+
+    // Asleep again by hand; a visit wakes it, the wake finishes (running, not destroyed as
+    // "not ready") and the site serves its redirect and its pages.
+    st.svc.action(&kim, h.id, Operation::Sleep).await.unwrap();
+    let v = st.svc.wait_settled(&kim, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    let t = Instant::now();
+    assert_eq!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap(), Some(std::net::SocketAddr::from(([127, 0, 0, 1], http))));
+    let v = st.svc.wait_settled(&kim, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
+    assert_eq!((v.state, v.operation), (HostingState::Running, None), "a 302 at / is ready: {:?}", v.state_reason);
+    eprintln!("a site whose / redirects: woken and running in {:?}", t.elapsed());
+    assert_eq!(qemus(&name), 1);
+    assert_eq!(no_follow.get(format!("http://127.0.0.1:{http}/")).send().await.unwrap().status().as_u16(), 302);
+    let (status, body) = get(&format!("http://127.0.0.1:{http}/note.txt"), None).await;
+    assert_eq!((status, body.trim()), (200, "kept-asleep"));
+
+    st.svc.action(&kim, h.id, Operation::Delete).await.unwrap();
+    assert!(st.svc.wait_settled(&kim, h.id, Duration::from_secs(120)).await.unwrap().is_none());
+    assert_gone(&st, h.id).await;
+    st.svc.proxy().stop().await.unwrap();
+}

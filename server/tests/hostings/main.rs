@@ -16,6 +16,7 @@ mod console;
 mod front_door;
 mod metrics;
 mod snapshots;
+mod wake_abuse;
 
 struct App {
     base: String,

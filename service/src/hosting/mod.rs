@@ -22,6 +22,7 @@ pub mod snapshots;
 mod ssh_waker;
 pub mod store;
 mod units;
+mod wake_limit;
 pub mod view;
 
 use std::sync::Arc;
@@ -41,7 +42,7 @@ use crate::{Error, Result, ServiceConfig};
 pub use console::{ConsoleInput, ConsoleOutput, ConsoleSession, ConsoleStatus};
 pub use events::LiveEvent;
 pub use reconcile::ReconcileReport;
-pub use sleep::ASLEEP;
+pub use sleep::{ASLEEP, Visit};
 pub use snapshots::{SnapshotState, SnapshotView, check_snapshot_name};
 pub use store::{HostingRow, Store};
 pub use vmw_types::{CreateKind, EventKind, EventStatus, HostingState, Operation, SpareTier, Step};
@@ -89,6 +90,8 @@ struct Inner {
     restored: Arc<restored::Restored>,
     /// The SSH ports of sleeping sites, listened on by the app (wake on SSH).
     ssh_wakers: Arc<ssh_waker::SshWakers>,
+    /// Distinct sites each client address woke in the last minute (shared by all nodes).
+    wake_limit: Arc<wake_limit::WakeLimit>,
     /// Who holds each hosting's interactive console (one writer at a time).
     consoles: Arc<console::ConsoleHub>,
     /// Whether this replica leads (runs the background work; see [`crate::leader`]). One
@@ -112,6 +115,7 @@ impl HostingService {
         let store = Store::new(db.clone(), node_id, &cfg.instance_id)?;
         let capacity = node_capacity(&cfg);
         tracing::info!(memory_limit_mib = capacity.memory_limit_mib, disk_limit_gib = capacity.disk_limit_gib, "node capacity");
+        let wake_limit = Arc::new(wake_limit::WakeLimit::new(cfg.wakes_per_client_per_minute));
         let svc = Self {
             inner: Arc::new(Inner {
                 events: events::EventBus::new(db, store.replica()),
@@ -128,6 +132,7 @@ impl HostingService {
                 capacity,
                 restored: Arc::new(restored::Restored::new()),
                 ssh_wakers: Arc::default(),
+                wake_limit,
                 consoles: Arc::default(),
                 // A service that never campaigns (tools, tests) acts alone.
                 leading: Arc::new(std::sync::atomic::AtomicBool::new(true)),

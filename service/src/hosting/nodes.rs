@@ -240,6 +240,7 @@ impl HostingService {
                 capacity,
                 restored: i.restored.clone(),
                 ssh_wakers: i.ssh_wakers.clone(),
+                wake_limit: i.wake_limit.clone(),
                 consoles: i.consoles.clone(),
                 leading: i.leading.clone(),
                 nodes: i.nodes.clone(),

@@ -348,10 +348,10 @@ impl HostingService {
         self.wait_answers(row, true).await
     }
 
-    /// The VM answers HTTP 200 and, with `ssh`, sends its SSH banner. A VM restored from its own
-    /// saved state needs no SSH check: its sshd is the one that was saved running, and under
-    /// TCG the check (sshd forks and re-executes itself per connection) took about half of a
-    /// start's second.
+    /// The VM answers HTTP (any status: a redirect or a 404 at `/` is the tenant's page) and,
+    /// with `ssh`, sends its SSH banner. A VM restored from its own saved state needs no SSH
+    /// check: its sshd is the one that was saved running, and under TCG the check (sshd forks
+    /// and re-executes itself per connection) took about half of a start's second.
     pub(super) async fn wait_answers(&self, row: &HostingRow, ssh: bool) -> Result<()> {
         if self.inner.faults.skip_ready_probe() {
             return units::running_is_ready(self, row.id).await;

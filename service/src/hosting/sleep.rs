@@ -5,21 +5,36 @@
 //! - HTTP: the sleeping VM's port refuses connections, so nginx passes the request to its
 //!   backup, the app's waker, which calls [`HostingService::visit`]: one wake (the store's lease
 //!   lets one operation begin), every request held until the site runs, then passed on.
-//! - SSH: while a site sleeps the app listens on its SSH port (`ssh_waker`); a connection wakes
-//!   it and is spliced through to the guest once it runs.
+//! - SSH: while a site sleeps the app listens on its SSH port (`ssh_waker`); a connection whose
+//!   client sends an SSH identification line wakes it and is spliced through to the guest once
+//!   it runs. Bare connects and scans wake nothing.
+//! - Each client address wakes at most `wakes_per_client_per_minute` distinct sites a minute
+//!   (`wake_limit`), over HTTP and SSH together.
 //! - The owner (or an admin) can also sleep and wake a site by hand, and mark it "always on".
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::provision::describe;
 use super::store::{Lease, WakeRefusal};
-use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation, activity};
+use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation, activity, ssh_waker};
 use crate::accounts::Actor;
 use crate::db::now_ms;
 use crate::{Error, Result};
 
 /// What a sleeping site's state reason says (the dashboard's badge reads it too).
 pub const ASLEEP: &str = "Asleep: wakes on the next visit";
+
+/// What a visit to a site gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Visit {
+    /// The site runs: its VM's HTTP forward.
+    Up(SocketAddr),
+    /// Down for another reason (stopped, failed, gone, no room), or not up within the patience.
+    Down,
+    /// The site sleeps and the client's address woke too many distinct sites this minute
+    /// (`wakes_per_client_per_minute`): not woken.
+    TooManyWakes,
+}
 
 impl HostingService {
     /// Makes the VM run with its forwards, from whatever it is (saved, shut off, paused): the
@@ -141,8 +156,8 @@ impl HostingService {
         }
     }
 
-    /// Listens on a sleeping site's SSH port; the first connection wakes it. Only the leader
-    /// listens: another replica asks it to.
+    /// Listens on a sleeping site's SSH port; a connection that identifies itself as SSH wakes
+    /// it (`ssh_waker`). Only the leader listens: another replica asks it to.
     pub(super) async fn open_ssh_waker(&self, id: i32) {
         if self.inner.events.fanout().enabled() && !self.is_leader() {
             self.inner.events.fanout().send(super::fanout::Note::OpenSshWaker { hosting_id: id }).await;
@@ -154,13 +169,21 @@ impl HostingService {
             return;
         }
         let addr = SocketAddr::new(self.inner.cfg.forward_bind, port as u16);
+        let bounds = ssh_waker::Bounds {
+            per_site: self.inner.cfg.ssh_waker_held_per_site.max(1),
+            per_source: self.inner.cfg.ssh_waker_held_per_source.max(1),
+            ident_wait: ssh_waker::IDENT_WAIT,
+        };
         let this = self.clone();
-        // As a visit: an operation running on the site (a snapshot of it asleep) is waited out.
-        let opened = self.inner.ssh_wakers.open(id, addr, move || {
-            tokio::spawn(async move {
-                let _ = this.visit_as(id, Duration::from_secs(60), "an SSH connection").await;
-            });
+        // As a visit from the client's address: an operation running on the site (a snapshot of
+        // it asleep) is waited out, and the per-client wake limit counts it.
+        let wake: ssh_waker::Wake = std::sync::Arc::new(move |peer| {
+            let this = this.clone();
+            Box::pin(async move {
+                matches!(this.visit_as(id, ssh_waker::HOLD_FOR, "an SSH connection", Some(peer)).await, Ok(Visit::Up(_)))
+            })
         });
+        let opened = self.inner.ssh_wakers.open(id, addr, bounds, wake);
         if let Err(err) = opened {
             tracing::warn!(hosting_id = id, %addr, %err, "cannot listen on a sleeping site's SSH port: SSH will not wake it");
         }
@@ -247,47 +270,65 @@ impl HostingService {
     /// sleeping site is woken; a site that is waking, starting or going to sleep is waited for.
     /// Some(the VM's HTTP forward) once the site runs; None when it is down for another reason
     /// (stopped, failed, gone) or not up within `patience`: the visitor gets the site-down page.
+    /// No per-client wake limit: see [`Self::visit_from`].
     pub async fn visit(&self, id: i32, patience: Duration) -> Result<Option<SocketAddr>> {
-        self.visit_as(id, patience, "a visitor").await
+        Ok(match self.visit_as(id, patience, "a visitor", None).await? {
+            Visit::Up(vm) => Some(vm),
+            Visit::Down | Visit::TooManyWakes => None,
+        })
     }
 
-    /// [`Self::visit`], with who is waiting named in the wake's event.
-    pub(super) async fn visit_as(&self, id: i32, patience: Duration, who: &'static str) -> Result<Option<SocketAddr>> {
+    /// [`Self::visit`] by a visitor from `client`: a wake counts against the address's limit of
+    /// distinct sites woken per minute, and over it the site is not woken.
+    pub async fn visit_from(&self, id: i32, patience: Duration, client: IpAddr) -> Result<Visit> {
+        self.visit_as(id, patience, "a visitor", Some(client)).await
+    }
+
+    /// [`Self::visit`], with who is waiting named in the wake's event, and the client's address
+    /// when its wakes are limited.
+    pub(super) async fn visit_as(&self, id: i32, patience: Duration, who: &'static str, client: Option<IpAddr>) -> Result<Visit> {
         let deadline = tokio::time::Instant::now() + patience;
         let mut rx = self.inner.events.subscribe();
         let mut restored = self.inner.restored.subscribe();
         loop {
-            let Some(row) = self.inner.store.get(id).await? else { return Ok(None) };
+            let Some(row) = self.inner.store.get(id).await? else { return Ok(Visit::Down) };
             if row.user_id.is_none() {
-                return Ok(None); // a spare is nobody's site
+                return Ok(Visit::Down); // a spare is nobody's site
             }
             match (row.state, row.operation) {
                 (HostingState::Running, None) => {
-                    let Ok(node) = self.on(row.node_id) else { return Ok(None) };
+                    let Ok(node) = self.on(row.node_id) else { return Ok(Visit::Down) };
                     let port = row.http_port.map(|p| SocketAddr::new(node.inner.cfg.forward_bind, p as u16));
-                    return Ok(port);
+                    return Ok(port.map_or(Visit::Down, Visit::Up));
                 }
                 (HostingState::Sleeping, None) => {
+                    if let Some(c) = client
+                        && !self.inner.wake_limit.admit(c, id)
+                    {
+                        crate::telemetry::record_wake_refused("client_limit");
+                        tracing::info!(hosting_id = id, client = %c, "wake refused: this address woke too many sites this minute");
+                        return Ok(Visit::TooManyWakes);
+                    }
                     // In a task of its own: a visitor who gives up does not cancel the wake.
                     let this = self.clone();
                     let began = tokio::spawn(this.wake_for_visit_boxed(id, who));
                     match tokio::time::timeout_at(deadline, began).await {
-                        Ok(Ok(Err(Error::NodeFull(_)))) | Err(_) => return Ok(None),
+                        Ok(Ok(Err(Error::NodeFull(_)))) | Err(_) => return Ok(Visit::Down),
                         _ => {}
                     }
                 }
                 (_, Some(Operation::Wake | Operation::Start | Operation::Restart)) => {
                     if let Some(vm) = self.inner.restored.get(id) {
-                        return Ok(Some(vm));
+                        return Ok(Visit::Up(vm));
                     }
                 }
                 // Over in seconds, and the site runs (or sleeps: woken next) afterwards.
                 (_, Some(Operation::Create | Operation::Sleep | Operation::Snapshot | Operation::RestoreSnapshot)) => {}
-                _ => return Ok(None),
+                _ => return Ok(Visit::Down),
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             if left.is_zero() {
-                return Ok(None);
+                return Ok(Visit::Down);
             }
             // The next state event of this hosting, a restore, or a look again in 100 ms.
             let next = async {
@@ -327,7 +368,7 @@ impl HostingService {
             return Ok(0);
         }
         let now = now_ms();
-        let ssh_open = activity::established_ports(self.inner.cfg.forward_bind).await;
+        let ssh_open = activity::ssh_session_ports(self.inner.cfg.forward_bind).await;
         let mut slept = 0;
         for row in self.inner.store.on_node_in(&[HostingState::Running]).await? {
             if row.user_id.is_none() || row.operation.is_some() || row.always_on {

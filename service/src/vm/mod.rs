@@ -682,7 +682,7 @@ impl VmManager {
         files::tail(&self.vm_dir(hosting_id).join("console.log"), max_lines).await
     }
 
-    /// Waits until the guest's web server answers 200 and its SSH server sends a banner.
+    /// Waits until the guest's web server answers HTTP (any status) and its SSH server sends a banner.
     /// `ssh_port` None: the web server only (a restored VM's sshd is the one that was saved).
     pub async fn wait_ready(&self, http_port: u16, ssh_port: Option<u16>, timeout: Duration) -> Result<(), VmError> {
         ready::wait(self.inner.cfg.forward_bind, http_port, ssh_port, timeout).await

@@ -1,4 +1,5 @@
-//! Readiness: the guest's web server answers HTTP 200 and its SSH server sends its banner.
+//! Readiness: the guest's web server answers HTTP (any status) and its SSH server sends its
+//! banner.
 //! QEMU's user-mode forwards accept TCP connections even before the guest listens, so a
 //! connect alone proves nothing: read an answer.
 use std::net::{IpAddr, SocketAddr};
@@ -11,10 +12,13 @@ use super::VmError;
 
 const ATTEMPT: Duration = Duration::from_secs(3);
 
-/// The guest's web server answers `GET /` with 200 (a redirect is not followed: not ready).
-pub(super) async fn http_ok(bind: IpAddr, port: u16) -> bool {
+/// The guest's web server answers `GET /` with any HTTP response: a 302 (frameworks, CMSs,
+/// "coming soon" pages), a 404 or a 500 is the tenant's page, and the server runs. The redirect
+/// is not followed (`probe`): it may name any address. Before the guest listens, QEMU's forward
+/// accepts and then drops the connection: no response, not ready.
+pub(super) async fn http_answers(bind: IpAddr, port: u16) -> bool {
     let url = format!("http://{}/", SocketAddr::new(bind, port));
-    crate::probe::status(&url, Some("localhost"), ATTEMPT).await == Some(200)
+    crate::probe::status(&url, Some("localhost"), ATTEMPT).await.is_some()
 }
 
 pub(super) async fn ssh_banner(bind: IpAddr, port: u16) -> bool {
@@ -27,13 +31,13 @@ pub(super) async fn ssh_banner(bind: IpAddr, port: u16) -> bool {
     tokio::time::timeout(ATTEMPT, fut).await.ok().flatten().unwrap_or(false)
 }
 
-/// Waits until the web server answers 200 and, when `ssh_port` is given, SSH sends its banner.
+/// Waits until the web server answers (any status) and, when `ssh_port` is given, SSH sends its banner.
 pub(super) async fn wait(bind: IpAddr, http_port: u16, ssh_port: Option<u16>, timeout: Duration) -> Result<(), VmError> {
     let deadline = Instant::now() + timeout;
     let (mut http, mut ssh) = (false, ssh_port.is_none());
     loop {
         // Both at once: a restored warm VM answers each within milliseconds.
-        let (h, s) = tokio::join!(async { http || http_ok(bind, http_port).await }, async {
+        let (h, s) = tokio::join!(async { http || http_answers(bind, http_port).await }, async {
             ssh || ssh_banner(bind, ssh_port.unwrap_or_default()).await
         });
         (http, ssh) = (h, s);
@@ -41,7 +45,7 @@ pub(super) async fn wait(bind: IpAddr, http_port: u16, ssh_port: Option<u16>, ti
             return Ok(());
         }
         if Instant::now() >= deadline {
-            let missing = [(!http).then_some("the web server (HTTP 200)"), (!ssh).then_some("SSH")]
+            let missing = [(!http).then_some("the web server (HTTP)"), (!ssh).then_some("SSH")]
                 .into_iter()
                 .flatten()
                 .collect();
@@ -60,7 +64,7 @@ mod tests {
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
     #[tokio::test]
-    async fn ready_only_when_http_answers_200_and_ssh_sends_its_banner() {
+    async fn ready_only_when_http_answers_and_ssh_sends_its_banner() {
         let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ssh = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (wp, sp) = (web.local_addr().unwrap().port(), ssh.local_addr().unwrap().port());
@@ -82,5 +86,39 @@ mod tests {
             }
         });
         wait(LOOPBACK, wp, Some(sp), Duration::from_secs(5)).await.unwrap();
+    }
+
+    /// A web server that accepts and closes without a response (QEMU's forward before the
+    /// guest listens) is not ready; one whose `/` redirects, is missing or fails is.
+    #[tokio::test]
+    async fn any_http_status_is_ready_and_a_dropped_connection_is_not() {
+        let mute = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mp = mute.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            loop {
+                let (c, _) = mute.accept().await.unwrap();
+                drop(c);
+            }
+        });
+        assert!(wait(LOOPBACK, mp, None, Duration::from_millis(300)).await.is_err());
+        for reply in [
+            &b"HTTP/1.1 302 Found\r\nLocation: http://127.0.0.2:9/elsewhere\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let web = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let wp = web.local_addr().unwrap().port();
+            tokio::spawn(async move {
+                loop {
+                    let (mut c, _) = web.accept().await.unwrap();
+                    let mut b = [0u8; 256];
+                    let _ = c.read(&mut b).await;
+                    let _ = c.write_all(reply).await;
+                }
+            });
+            let t = Instant::now();
+            wait(LOOPBACK, wp, None, Duration::from_secs(2)).await.unwrap();
+            assert!(t.elapsed() < Duration::from_secs(1), "ready at the first answer");
+        }
     }
 }
