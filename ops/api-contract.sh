@@ -72,12 +72,8 @@ set +e
 "$st" "${args[@]}" > "$data/st.log" 2>&1
 rc=$?
 set -e
-# The summary (and, on failure, each failure with its reproduction).
-if [ $rc -eq 0 ]; then
-  sed -n '/SUMMARY/,$p' "$data/st.log"
-else
-  cat "$data/st.log"
-fi
+# Each phase's numbers, the summary and, on failure, each failure with its reproduction.
+grep -v '^\s*$' "$data/st.log"
 python3 - "$data/report" <<'PY'
 import glob, sys, xml.etree.ElementTree as ET
 tests = failures = errors = 0
