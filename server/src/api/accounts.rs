@@ -129,6 +129,7 @@ pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiRes
     responses((status = 201, description = "The token with its secret (`token`), shown this once", body = CreatedToken),
         (status = 400, description = "Not JSON, or a field missing", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "The account holds as many API tokens as it may (`quota_exceeded`); revoke one first", body = ErrorBody),
         (status = 422, description = "Wrong password (code `wrong_password`, field `password`) or a bad name or expiry", body = ErrorBody),
         (status = 429, description = "Too many tokens created recently", body = ErrorBody)))]
 pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req): Json<TokenRequest>) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
@@ -174,6 +175,7 @@ pub async fn list_keys(State(state): State<AppState>, user: ApiUser) -> ApiResul
     responses((status = 201, description = "The key with its fingerprint", body = SshKeyView),
         (status = 400, description = "Not JSON, or a field missing", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "The account holds as many SSH keys as it may (`quota_exceeded`)", body = ErrorBody),
         (status = 409, description = "Already added", body = ErrorBody),
         (status = 422, description = "Not a valid OpenSSH public key", body = ErrorBody)))]
 pub async fn add_key(State(state): State<AppState>, user: ApiUser, Json(req): Json<SshKeyRequest>) -> ApiResult<(StatusCode, axum::Json<SshKeyView>)> {

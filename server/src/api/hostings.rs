@@ -33,6 +33,7 @@ pub async fn list(c: HostingCaller) -> ApiResult<axum::Json<Vec<HostingView>>> {
     responses((status = 202, description = "Created and queued (or finished, with ?wait)", body = HostingView),
         (status = 400, description = "Not JSON, a field of the wrong type, or a bad `wait`", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 403, description = "Over quota", body = ErrorBody),
+        (status = 404, description = "One of `ssh_key_ids` is not one of your saved keys (`not_found`)", body = ErrorBody),
         (status = 409, description = "Slug taken", body = ErrorBody),
         (status = 422, description = "Invalid input (`field` says which)", body = ErrorBody), (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody), (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody),
         (status = 507, description = "The node has no room (`node_full`)", body = ErrorBody)))]

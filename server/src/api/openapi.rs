@@ -54,7 +54,7 @@ impl Modify for Bearer {
 /// handler's list (a new handler gets them too): a path parameter of the wrong type or out of
 /// range (400 `invalid_path`), a bad query string (400 `invalid_query`), a body that is not
 /// JSON of the documented shape (400 `invalid_json`, `invalid_body`, `unsupported_media_type`),
-/// a missing or bad token (401). Where a handler documents the code already, its description
+/// a missing or bad token (401), a `?wait=` long poll past the account's places (429). Where a handler documents the code already, its description
 /// gains the shared cause.
 struct SharedResponses;
 
@@ -92,6 +92,10 @@ impl Modify for SharedResponses {
                 }
                 if query {
                     Self::add(op, "400", "a query parameter of the wrong type (`invalid_query`)");
+                }
+                // `?wait=` holds one of the account's places for streams and long polls.
+                if op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query && p.name == "wait") {
+                    Self::add(op, "429", "the account holds as many event streams and long polls as it may (`too_many_streams`, Retry-After)");
                 }
                 if op.request_body.is_some() {
                     Self::add(op, "400", "a body that is not of the documented type and shape (`invalid_json`, `invalid_body`, `invalid_form`, `unsupported_media_type`)");
