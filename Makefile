@@ -79,7 +79,7 @@ build-release: css swagger xterm
 
 ## Unit and integration tests on SQLite (libvirt's test driver, real nginx in temp prefixes),
 ## then the generated OpenAPI document through a validator, then the API against that document
-## (schemathesis, ops/api-contract.sh: ~1 min).
+## (schemathesis, ops/api-contract.sh: ~1-2 min).
 test-unit:
 	cargo nextest run $(TEST_PKGS) --no-fail-fast
 	VMW_BIN=$(SERVER) ops/validate-openapi.sh

@@ -7,18 +7,19 @@
 #
 # The server is the real binary (VMW_BIN) with hosting on libvirt's in-memory test driver
 # (test:///default: domains that run nothing), a real nginx on a loopback port, a fresh SQLite
-# database and a placeholder guest image. Everything listens on and talks to 127.0.0.1 only:
+# database and a placeholder guest image; room for many sites per user and on the node, so the
+# stateful phase gets past the quota to what it creates. Everything listens on and talks to 127.0.0.1 only:
 # the one operation that would make the server reach another host (POST /admin/nodes, a new
 # node's libvirt URI) is left out. The event stream is read for its first events
 # (ops/schemathesis.toml, with the 507 a create answers once the node is drained).
 #
-# Settings: VMW_ST_EXAMPLES (cases per operation and phase, default 15), VMW_ST_SEED (default
+# Settings: VMW_ST_EXAMPLES (cases per operation and phase, default 100: ~1-1.5 min on 2 cores), VMW_ST_SEED (default
 # fixed, so CI is repeatable; `random` for a new one), VMW_ST (the schemathesis binary).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${VMW_BIN:-$root/target/debug/vm-webhoster}
 st=${VMW_ST:-/opt/vmw-venv/bin/st}
-examples=${VMW_ST_EXAMPLES:-15}
+examples=${VMW_ST_EXAMPLES:-100}
 seed=${VMW_ST_SEED:-20261207}
 [ -x "$st" ] || { echo "api-contract: schemathesis is not installed at $st (run ops/setup-toolchain.sh)" >&2; exit 1; }
 [ -x "$bin" ] || { echo "api-contract: no server binary at $bin (make server)" >&2; exit 1; }
@@ -27,8 +28,9 @@ data=$(mktemp -d)
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 port=$(free_port)
 nginx_port=$(free_port)
-# The VM forwards' and the SSH waker's port windows (nothing runs behind them under the test driver).
-window=$((40000 + (RANDOM % 400) * 50))
+# The VM forwards' and the SSH waker's port windows (5000 ports each, below the ephemeral range;
+# nothing runs behind them under the test driver).
+window=$((21000 + (RANDOM % 6) * 10))
 mkdir -p "$data/images/current"
 qemu-img create -q -f qcow2 "$data/images/current/base.qcow2" 64M
 echo kernel > "$data/images/current/vmlinuz"
@@ -37,7 +39,8 @@ echo initrd > "$data/images/current/initrd.img"
 "$bin" serve --data-dir "$data" --site-root "$data" --listen "127.0.0.1:$port" \
   --libvirt-uri test:///default --domain-type qemu --nginx-listen "127.0.0.1:$nginx_port" \
   --public-host 127.0.0.1 --domain-prefix "vmwst$$-" --pool-size 0 --no-golden --first-user-admin \
-  --http-port-base "$window" --ssh-port-base "$((window + 25))" --log-level "${VMW_LOG:-error}" &
+  --http-port-base "$window" --ssh-port-base "$((window + 5000))" --log-level "${VMW_LOG:-error}" \
+  --max-hostings-per-user 100 --node-memory-mib 1048576 --node-disk-gib 65536 &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true
