@@ -78,10 +78,12 @@ build-release: css swagger xterm
 	mkdir -p $(SITE) && cp -r public/. $(SITE)/
 
 ## Unit and integration tests on SQLite (libvirt's test driver, real nginx in temp prefixes),
-## then the generated OpenAPI document through a validator.
+## then the generated OpenAPI document through a validator, then the API against that document
+## (schemathesis, ops/api-contract.sh: ~1-2 min).
 test-unit:
 	cargo nextest run $(TEST_PKGS) --no-fail-fast
 	VMW_BIN=$(SERVER) ops/validate-openapi.sh
+	VMW_BIN=$(SERVER) ops/api-contract.sh
 
 ## The integration test binaries (they hold every database-touching test) against a throwaway
 ## PostgreSQL, stopped again even when a test fails.

@@ -29,4 +29,16 @@ if [ ! -x /usr/bin/chromium ]; then
   echo "setup-toolchain: installing Debian's chromium"
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver
 fi
+# The API contract test (ops/api-contract.sh): schemathesis from PyPI, pinned, in a venv of its
+# own (Debian's python3 needs python3-venv for it).
+SCHEMATHESIS=4.32.5
+venv=${VMW_VENV:-/opt/vmw-venv}
+if [ "$("$venv/bin/st" --version 2>/dev/null | awk '{print $NF}')" != "$SCHEMATHESIS" ]; then
+  echo "setup-toolchain: installing schemathesis $SCHEMATHESIS into $venv"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends python3-venv
+    python3 -m venv "$venv"
+  fi
+  "$venv/bin/pip" install -q "schemathesis==$SCHEMATHESIS"
+fi
 echo "setup-toolchain: ok"

@@ -1,14 +1,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use service::accounts::{ApiTokenView, NewUser, SshKeyView, UserView};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::extract::{ApiUser, Form, Json};
+use super::extract::{ApiUser, Form, Json, Path};
 use super::ApiResult;
 use app::state::AppState;
 
@@ -17,8 +17,15 @@ const LOGIN_TOKEN_TTL: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
+    /// An email address (at most 254 characters).
+    #[schema(format = Email, min_length = 3, max_length = 254)]
     pub email: String,
+    /// 8 to 128 characters, not one character repeated.
+    #[schema(format = Password, min_length = 8, max_length = 128)]
     pub password: String,
+    /// 3-32 of a-z, 0-9 and '-' (taken lower case), starting with a letter, no trailing or
+    /// doubled dash; some names are reserved (422 `validation_failed`).
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*$")]
     pub username: String,
 }
 
@@ -47,7 +54,10 @@ pub async fn register(
 /// The OAuth2 password form: `username` may be the email or the username.
 #[derive(Deserialize, ToSchema)]
 pub struct LoginForm {
+    /// The email or the username (at most 254 characters; not blank).
+    #[schema(min_length = 1, max_length = 254, pattern = "\\S")]
     pub username: String,
+    #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub password: String,
     #[serde(default)]
     pub grant_type: Option<String>,
@@ -71,6 +81,7 @@ pub struct LoginResponse {
         (status = 400, description = "Not a form, or a field missing", body = ErrorBody),
         (status = 401, description = "Wrong credentials (`invalid_credentials`)", body = ErrorBody),
         (status = 403, description = "Right password, but an administrator has disabled the account (`account_disabled`)", body = ErrorBody),
+        (status = 422, description = "An empty or blank login or password (`validation_failed`, `field` says which)", body = ErrorBody),
         (status = 429, description = "Too many attempts (Retry-After)", body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
@@ -93,8 +104,11 @@ pub async fn me(user: ApiUser) -> axum::Json<UserView> {
 
 #[derive(Deserialize, ToSchema)]
 pub struct TokenRequest {
+    /// 1 to 64 characters, no control characters, not blank.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub name: String,
     /// The account's current password (a token outlives the session that asks for it).
+    #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub password: String,
     /// Days until the token stops working (1 to 3650); absent: until revoked.
     #[serde(default)]
@@ -115,6 +129,7 @@ pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiRes
     responses((status = 201, description = "The token with its secret (`token`), shown this once", body = CreatedToken),
         (status = 400, description = "Not JSON, or a field missing", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "The account holds as many API tokens as it may (`quota_exceeded`); revoke one first", body = ErrorBody),
         (status = 422, description = "Wrong password (code `wrong_password`, field `password`) or a bad name or expiry", body = ErrorBody),
         (status = 429, description = "Too many tokens created recently", body = ErrorBody)))]
 pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req): Json<TokenRequest>) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
@@ -141,8 +156,13 @@ pub async fn revoke_token(State(state): State<AppState>, user: ApiUser, Path(id)
 
 #[derive(Deserialize, ToSchema)]
 pub struct SshKeyRequest {
+    /// Up to 64 characters, no control characters (blank: the key's comment or type).
     #[serde(default)]
+    #[schema(max_length = 64, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub name: String,
+    /// One OpenSSH public key line: `ssh-ed25519 AAAA... comment` (ssh-ed25519, ecdsa-sha2-nistp256/384/521,
+    /// ssh-rsa of 2048 to 16384 bits, or their security-key kinds).
+    #[schema(min_length = 1, max_length = 16384, pattern = "^\\s*(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)|sk-ssh-ed25519@openssh\\.com|sk-ecdsa-sha2-nistp256@openssh\\.com) ")]
     pub public_key: String,
 }
 
@@ -155,6 +175,7 @@ pub async fn list_keys(State(state): State<AppState>, user: ApiUser) -> ApiResul
     responses((status = 201, description = "The key with its fingerprint", body = SshKeyView),
         (status = 400, description = "Not JSON, or a field missing", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),
+        (status = 403, description = "The account holds as many SSH keys as it may (`quota_exceeded`)", body = ErrorBody),
         (status = 409, description = "Already added", body = ErrorBody),
         (status = 422, description = "Not a valid OpenSSH public key", body = ErrorBody)))]
 pub async fn add_key(State(state): State<AppState>, user: ApiUser, Json(req): Json<SshKeyRequest>) -> ApiResult<(StatusCode, axum::Json<SshKeyView>)> {
@@ -175,7 +196,7 @@ pub struct AccountActivity {
     pub id: i32,
     /// What happened: `login_succeeded`, `login_failed`, `token_created`, `token_revoked`,
     /// `password_changed`, `disabled` or `enabled` (by an administrator).
-    #[schema(value_type = String, example = "login_failed")]
+    #[schema(example = "login_failed")]
     pub kind: service::accounts::AccountEventKind,
     /// The client's address (logins).
     pub client_ip: Option<String>,

@@ -3,14 +3,14 @@
 //! administrators get 403 `forbidden`, as the admin page's server functions do. Administrators
 //! act on anyone's hosting through the ordinary `/hostings/{id}/...` endpoints (the service layer
 //! lets an administrator past the owner check there).
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use service::accounts::UserView;
 use service::hosting::{EventView, HostingView, NodeHealth, NodeSite, NodeView};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::ErrorBody;
-use super::extract::{ApiUser, Json};
+use super::extract::{ApiUser, Json, Path, Query};
 use super::{ApiResult, hosting};
 use app::state::AppState;
 
@@ -75,15 +75,20 @@ pub struct AdminNode {
 /// A node to add: its libvirt URI, the address of its VM forwards, its capacity.
 #[derive(Deserialize, ToSchema)]
 pub struct AddNodeRequest {
-    /// 1-32 of a-z, 0-9 and '-'.
+    /// 1-32 of a-z, 0-9 and '-', not starting with '-'.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9][a-z0-9-]*$")]
     pub name: String,
     /// `qemu+ssh://user@host[:port]/system` (or `/session`), `qemu+tls://host/system`;
     /// parameters `keyfile`, `known_hosts`, `no_verify`, `sshauth`, `pkipath`, `mode`, `proxy` only.
+    #[schema(min_length = 1, max_length = 400, pattern = "^[a-z+]+://[!-~]*$")]
     pub libvirt_uri: String,
     /// The IP nginx reaches the node's VM forwards on (QEMU binds them there).
+    #[schema(min_length = 2, max_length = 64)]
     pub address: String,
     /// Memory (MiB) and disk (GiB) the node's sites may commit (before the overcommit ratios).
+    #[schema(minimum = 64, maximum = 67108864)]
     pub memory_mib: u64,
+    #[schema(minimum = 1, maximum = 1048576)]
     pub disk_gib: u64,
 }
 

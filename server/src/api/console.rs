@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
@@ -25,7 +25,7 @@ use service::hosting::{ConsoleInput, ConsoleOutput, ConsoleStatus, HostingServic
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
-use super::extract::{ApiUser, Credential, Json};
+use super::extract::{ApiUser, Credential, Json, Path};
 use super::{ApiError, ApiResult, hosting};
 use crate::csrf;
 use app::state::{AppState, HeldSlot};
@@ -154,6 +154,7 @@ fn close_frame(code: u16, reason: &str) -> Message {
 #[derive(Deserialize, ToSchema)]
 pub struct ConsolePasswordRequest {
     /// 10 to 128 characters, no control characters.
+    #[schema(format = Password, min_length = 10, max_length = 128, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*$")]
     pub password: String,
     /// The same again.
     pub confirm: String,

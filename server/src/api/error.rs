@@ -17,8 +17,9 @@ pub struct ErrorDetail {
     /// Stable machine-readable code: `validation_failed`, `conflict`, `not_found`,
     /// `unauthorized`, `invalid_credentials`, `wrong_password`, `forbidden`, `rate_limited`,
     /// `quota_exceeded`, `node_full`, `busy`, `hosting_unavailable`, `too_many_streams`,
-    /// `invalid_json`, `invalid_body`, `invalid_form`, `invalid_wait`, `unsupported_media_type`,
-    /// `payload_too_large` (from nginx) or `internal`.
+    /// `invalid_json`, `invalid_body`, `invalid_form`, `invalid_wait`, `invalid_path`,
+    /// `invalid_query`, `unsupported_media_type`, `method_not_allowed`, `payload_too_large`
+    /// (from nginx) or `internal`.
     #[schema(example = "not_found")]
     pub code: String,
     /// What went wrong, for people.
@@ -29,7 +30,7 @@ pub struct ErrorDetail {
 }
 
 impl ErrorBody {
-    fn json(code: &str, message: String, field: Option<&str>) -> Json<ErrorBody> {
+    pub(crate) fn json(code: &str, message: String, field: Option<&str>) -> Json<ErrorBody> {
         Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message, field: field.map(str::to_owned) } })
     }
 }

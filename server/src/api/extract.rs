@@ -1,6 +1,8 @@
-//! Extractors: the calling user (bearer token or session cookie), and JSON/form bodies whose
-//! rejections use the API's error shape.
-use axum::extract::rejection::{FormRejection, JsonRejection};
+//! Extractors: the calling user (bearer token or session cookie), and JSON/form bodies, path
+//! parameters and query strings whose rejections use the API's error shape (never axum's
+//! text/plain "Invalid URL").
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{FormRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -115,5 +117,56 @@ pub struct Form<T>(pub T);
 impl From<FormRejection> for ApiError {
     fn from(rej: FormRejection) -> Self {
         ApiError::bad("invalid_form", rej.body_text())
+    }
+}
+
+/// `axum::extract::Path` with our error shape: a path parameter of the wrong type or out of
+/// range (`/hostings/abc`, `/hostings/2147483648`) is 400 `invalid_path`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+impl From<PathRejection> for ApiError {
+    fn from(rej: PathRejection) -> Self {
+        let PathRejection::FailedToDeserializePathParams(e) = &rej else {
+            // A route without the parameters its handler reads: a bug of ours, not the caller's.
+            return ApiError::Service(service::Error::internal(rej.body_text()));
+        };
+        let message = match e.kind() {
+            ErrorKind::ParseErrorAtKey { key, value, expected_type } => {
+                format!("the path's `{key}` must be {}; '{value}' is not", kind_of(expected_type))
+            }
+            ErrorKind::ParseErrorAtIndex { value, expected_type, .. } | ErrorKind::ParseError { value, expected_type } => {
+                format!("a path parameter must be {}; '{value}' is not", kind_of(expected_type))
+            }
+            ErrorKind::InvalidUtf8InPathParam { key } => format!("the path's `{key}` is not valid UTF-8"),
+            _ => "the path does not name a resource this API has".to_owned(),
+        };
+        ApiError::bad("invalid_path", message)
+    }
+}
+
+/// What a Rust type means to a caller of the API.
+fn kind_of(rust_type: &str) -> &'static str {
+    match rust_type {
+        "i32" => "a whole number from -2147483648 to 2147483647",
+        "i64" => "a whole number",
+        "u32" | "u64" | "usize" => "a whole number from 0",
+        "bool" => "true or false",
+        _ => "of the documented type",
+    }
+}
+
+/// `axum::extract::Query` with our error shape: a query parameter of the wrong type is 400
+/// `invalid_query`.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+impl From<QueryRejection> for ApiError {
+    fn from(rej: QueryRejection) -> Self {
+        let detail = rej.body_text();
+        let detail = detail.strip_prefix("Failed to deserialize query string: ").unwrap_or(&detail);
+        ApiError::bad("invalid_query", format!("the query string is not valid: {detail}"))
     }
 }

@@ -1,6 +1,6 @@
 //! The original system's single-hosting API: `POST/GET/DELETE /api/v1/host` and
 //! `POST /api/v1/host/{start,stop,restart}` act on the caller's first hosting.
-use axum::extract::Path;
+use super::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use service::hosting::{CreateHosting, HostingState, HostingView, Operation};
@@ -16,9 +16,12 @@ use super::{ApiError, ApiResult};
 /// The site's name and size, as both create calls take them.
 #[derive(Deserialize, ToSchema, Default)]
 pub struct SiteChoice {
-    /// Site name (default: the username).
+    /// Site name (default: the username): 3-32 of a-z, 0-9 and '-' (taken lower case),
+    /// starting with a letter, no trailing or doubled dash; some names are reserved.
+    #[schema(min_length = 3, max_length = 32, pattern = "^[A-Za-z][A-Za-z0-9]*(-[A-Za-z0-9]+)*$")]
     pub slug: Option<String>,
     /// Plan name (default: the first configured plan).
+    #[schema(min_length = 1, max_length = 64)]
     pub plan: Option<String>,
 }
 
@@ -122,6 +125,20 @@ pub async fn delete(c: HostingCaller) -> ApiResult<axum::response::Response> {
     }
 }
 
+/// The actions of `POST /host/{action}` and `POST /hostings/{id}/{action}`, as the document
+/// lists them (anything else is 404 `not_found`).
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // the document's enum; parse_action reads the path
+pub enum ActionName {
+    Start,
+    Stop,
+    Restart,
+    PowerOff,
+    Sleep,
+    Wake,
+}
+
 pub fn parse_action(action: &str) -> ApiResult<Operation> {
     match action {
         "start" => Ok(Operation::Start),
@@ -136,7 +153,7 @@ pub fn parse_action(action: &str) -> ApiResult<Operation> {
 
 /// `POST /api/v1/host/{start|stop|restart|power_off|sleep|wake}`
 #[utoipa::path(operation_id = "host_action", post, path = "/api/v1/host/{action}", tag = "host", security(("bearer" = [])),
-    params(("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot), power_off (an ACPI shutdown), sleep (saves it to disk; the next visit wakes it) or wake"), WaitQuery),
+    params(("action" = ActionName, Path, description = "start, stop (saves the VM to disk), restart (a reboot), power_off (an ACPI shutdown), sleep (saves it to disk; the next visit wakes it) or wake"), WaitQuery),
     responses((status = 202, description = "Started (or finished, with ?wait)", body = HostJson),
         (status = 400, description = "A bad `wait`", body = ErrorBody),
         (status = 401, description = "No or bad token", body = ErrorBody),

@@ -1,5 +1,5 @@
 //! The collection API for users with several hostings.
-use axum::extract::{Path, Query};
+use super::extract::{Path, Query};
 use serde::Deserialize;
 use service::hosting::{CreateHosting, EventView, HostingView, Operation, StatSample};
 use utoipa::ToSchema;
@@ -20,6 +20,7 @@ pub struct CreateRequest {
     pub ssh_key_ids: Vec<i32>,
     /// Extra OpenSSH public key lines.
     #[serde(default)]
+    #[schema(max_items = 32)]
     pub ssh_public_keys: Vec<String>,
 }
 
@@ -32,6 +33,7 @@ pub async fn list(c: HostingCaller) -> ApiResult<axum::Json<Vec<HostingView>>> {
     responses((status = 202, description = "Created and queued (or finished, with ?wait)", body = HostingView),
         (status = 400, description = "Not JSON, a field of the wrong type, or a bad `wait`", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 403, description = "Over quota", body = ErrorBody),
+        (status = 404, description = "One of `ssh_key_ids` is not one of your saved keys (`not_found`)", body = ErrorBody),
         (status = 409, description = "Slug taken", body = ErrorBody),
         (status = 422, description = "Invalid input (`field` says which)", body = ErrorBody), (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody), (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody),
         (status = 507, description = "The node has no room (`node_full`)", body = ErrorBody)))]
@@ -79,9 +81,10 @@ pub async fn delete(c: HostingCaller, Path(id): Path<i32>) -> ApiResult<Accepted
 }
 
 #[utoipa::path(operation_id = "hostings_action", post, path = "/api/v1/hostings/{id}/{action}", tag = "hostings", security(("bearer" = [])),
-    params(("id" = i32, Path), ("action" = String, Path, description = "start, stop (saves the VM to disk), restart (a reboot), power_off (an ACPI shutdown), sleep (saves it to disk; the next visit wakes it) or wake"), WaitQuery),
+    params(("id" = i32, Path), ("action" = super::host::ActionName, Path, description = "start, stop (saves the VM to disk), restart (a reboot), power_off (an ACPI shutdown), sleep (saves it to disk; the next visit wakes it) or wake"), WaitQuery),
     responses((status = 202, description = "Started (or finished, with ?wait)", body = HostingView), (status = 400, description = "A bad `wait`", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
         (status = 404, description = "Not found (or not yours), or an unknown action", body = ErrorBody),
+        (status = 405, description = "The action's name is another endpoint of the hosting that takes no POST (`events`, `stats`, `console`, `stream`; `method_not_allowed`, with `Allow`)", body = ErrorBody),
         (status = 409, description = "Not possible in this state, or busy", body = ErrorBody), (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody), (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
 pub async fn action(c: HostingCaller, Path((id, action)): Path<(i32, String)>) -> ApiResult<Accepted<HostingView>> {
     let op = parse_action(&action)?;

@@ -16,6 +16,10 @@ pub mod snapshots;
 pub mod stream;
 
 use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 
 use app::state::AppState;
@@ -58,7 +62,29 @@ pub fn router() -> Router<AppState> {
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
         .route("/docs/init.js", get(openapi::docs_init))
+        .route_layer(axum::middleware::from_fn(method_not_allowed))
         .fallback(|| async { ApiError::from(service::Error::NotFound("endpoint")) })
+}
+
+/// A method a route does not have: 405 with `Allow` (the methods the document lists for it) and
+/// the JSON error body. axum sets `Allow` only on routes of the top-level router, and this one
+/// is nested under `/api/v1`.
+async fn method_not_allowed(path: MatchedPath, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return resp;
+    }
+    let allow = openapi::allowed_methods(path.as_str());
+    let message = match allow {
+        Some(a) => format!("{method} is not a method of {}; it has {}", path.as_str(), a.replace(',', ", ")),
+        None => format!("{method} is not a method of {}", path.as_str()),
+    };
+    let mut out = (StatusCode::METHOD_NOT_ALLOWED, error::ErrorBody::json("method_not_allowed", message, None)).into_response();
+    if let Some(v) = allow.and_then(|a| HeaderValue::from_str(a).ok()) {
+        out.headers_mut().insert(header::ALLOW, v);
+    }
+    out
 }
 
 /// The hosting service, or 503 when the server runs without libvirt.

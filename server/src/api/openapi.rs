@@ -1,10 +1,19 @@
 //! The OpenAPI document, generated from the handlers' annotations, and its interactive viewer:
 //! Swagger UI from the project's own assets (`swagger-ui-dist` from npm, copied under
 //! `/pkg/swagger-ui/` by the build; nothing from a CDN), started by a small script of ours.
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use super::{accounts, admin, console, error, health, host, hostings, snapshots, stream};
@@ -25,10 +34,10 @@ use super::{accounts, admin, console, error, health, host, hostings, snapshots, 
         admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::add_node, admin::drain_node, admin::undrain_node, admin::remove_node, admin::list_hostings, admin::recent_events,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
-                        host::HostRequest, host::SiteChoice, hostings::CreateRequest, hostings::HostingPatch,
+                        host::HostRequest, host::SiteChoice, host::ActionName, hostings::CreateRequest, hostings::HostingPatch,
                         accounts::AccountActivity, admin::AdminUser, admin::AdminNode, admin::AdminHosting, admin::AddNodeRequest,
                         console::ConsolePasswordRequest, snapshots::SnapshotRequest, error::ErrorBody, error::ErrorDetail)),
-    modifiers(&Bearer),
+    modifiers(&Bearer, &SharedResponses),
 )]
 pub struct ApiDoc;
 
@@ -41,8 +50,185 @@ impl Modify for Bearer {
     }
 }
 
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+/// The answers every operation of a kind can give, documented once here rather than in each
+/// handler's list (a new handler gets them too): a path parameter of the wrong type or out of
+/// range (400 `invalid_path`), a bad query string (400 `invalid_query`), a body that is not
+/// JSON of the documented shape (400 `invalid_json`, `invalid_body`, `unsupported_media_type`),
+/// a missing or bad token (401), a `?wait=` long poll past the account's places (429). Where a handler documents the code already, its description
+/// gains the shared cause.
+struct SharedResponses;
+
+impl SharedResponses {
+    fn add(op: &mut Operation, code: &str, cause: &str) {
+        match op.responses.responses.get_mut(code) {
+            Some(RefOr::T(r)) => {
+                if !r.description.contains(cause) {
+                    r.description = format!("{}; or {cause}", r.description.trim_end_matches('.'));
+                }
+            }
+            Some(RefOr::Ref(_)) => {}
+            None => {
+                let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
+                let r = ResponseBuilder::new().description(upper_first(cause)).content("application/json", body).build();
+                op.responses.responses.insert(code.to_owned(), RefOr::T(r));
+            }
+        }
+    }
+}
+
+fn upper_first(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+impl Modify for SharedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for op in operations(item) {
+                let has = |place: ParameterIn| op.parameters.iter().flatten().any(|p| p.parameter_in == place);
+                let (path, query) = (has(ParameterIn::Path), has(ParameterIn::Query));
+                if path {
+                    Self::add(op, "400", "a path parameter of the wrong type or out of range (`invalid_path`)");
+                }
+                if query {
+                    Self::add(op, "400", "a query parameter of the wrong type (`invalid_query`)");
+                }
+                // `?wait=` holds one of the account's places for streams and long polls.
+                if op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query && p.name == "wait") {
+                    Self::add(op, "429", "the account holds as many event streams and long polls as it may (`too_many_streams`, Retry-After)");
+                }
+                if op.request_body.is_some() {
+                    Self::add(op, "400", "a body that is not of the documented type and shape (`invalid_json`, `invalid_body`, `invalid_form`, `unsupported_media_type`)");
+                }
+                if op.security.is_some() {
+                    Self::add(op, "401", "no token, or one that is not valid (`unauthorized`)");
+                }
+            }
+        }
+    }
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch, &mut item.trace]
+        .into_iter()
+        .filter_map(Option::as_mut)
+}
+
+/// OpenAPI links from what a POST creates to the operations on it: a POST on `P` whose answer
+/// has an `id` links to every operation on `P/{x}...`, with `x` taken from that `id` (and the
+/// POST's own path parameters passed on). Clients (and the property-based tests' stateful
+/// phase) follow them: create a hosting, then read, act on and delete that one. Added to the
+/// JSON (utoipa 5.5 writes a link's `operationId` as `operation_id`).
+fn add_links(doc: &mut Value) {
+    let schemas = doc["components"]["schemas"].clone();
+    let resolve = |s: &Value| -> Value {
+        match s["$ref"].as_str().and_then(|r| r.strip_prefix("#/components/schemas/")) {
+            Some(name) => schemas[name].clone(),
+            None => s.clone(),
+        }
+    };
+    let has_id = |s: &Value| {
+        let s = resolve(s);
+        s["properties"]["id"].is_object() || s["allOf"].as_array().is_some_and(|all| all.iter().any(|p| resolve(p)["properties"]["id"].is_object()))
+    };
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    let targets: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(path, item)| {
+            item.as_object().into_iter().flat_map(|ops| ops.values()).filter_map(|op| Some((path.clone(), op["operationId"].as_str()?.to_owned())))
+        })
+        .collect();
+    for (path, item) in paths.iter_mut() {
+        let Some(responses) = item.get_mut("post").and_then(|op| op.get_mut("responses")).and_then(Value::as_object_mut) else { continue };
+        let own: Vec<&str> = path.split('/').filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}')).collect();
+        for (code, resp) in responses.iter_mut() {
+            if !code.starts_with('2') || !has_id(&resp["content"]["application/json"]["schema"]) {
+                continue;
+            }
+            let mut links = serde_json::Map::new();
+            for (target, id) in &targets {
+                let Some(param) = target.strip_prefix(path.as_str()).and_then(|r| r.strip_prefix("/{")).and_then(|r| r.split('}').next()) else {
+                    continue;
+                };
+                if param == "action" {
+                    continue; // an action's name, not an id
+                }
+                let mut params = serde_json::Map::new();
+                params.insert(param.to_owned(), "$response.body#/id".into());
+                for p in &own {
+                    params.insert((*p).to_owned(), format!("$request.path.{p}").into());
+                }
+                links.insert(id.clone(), json!({"operationId": id, "parameters": params}));
+            }
+            if !links.is_empty() {
+                resp["links"] = Value::Object(links);
+            }
+        }
+    }
+}
+
+/// The document, generated once.
+pub fn doc() -> &'static utoipa::openapi::OpenApi {
+    static DOC: OnceLock<utoipa::openapi::OpenApi> = OnceLock::new();
+    DOC.get_or_init(ApiDoc::openapi)
+}
+
+/// The `Allow` header's value for a route of the API (its full path pattern, as the document
+/// and axum's `MatchedPath` write it): the methods the document lists for it (HEAD with GET).
+pub fn allowed_methods(path: &str) -> Option<&'static str> {
+    static ALLOW: OnceLock<HashMap<String, String>> = OnceLock::new();
+    let table = ALLOW.get_or_init(|| {
+        let mut t: HashMap<String, String> = doc()
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let mut m = Vec::new();
+                let ops = [("GET", &item.get), ("HEAD", &item.get), ("POST", &item.post), ("PUT", &item.put), ("PATCH", &item.patch), ("DELETE", &item.delete)];
+                for (name, op) in ops {
+                    if op.is_some() {
+                        m.push(name);
+                    }
+                }
+                (path.clone(), m.join(","))
+            })
+            .collect();
+        // The document and its viewer are not in the document.
+        for p in ["/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/init.js"] {
+            t.insert(p.to_owned(), "GET,HEAD".to_owned());
+        }
+        t
+    });
+    table.get(path).map(String::as_str)
+}
+
+/// Every `text/event-stream` answer's schema is that of one of its events (utoipa knows no
+/// such schema: the handler documents the body as a string).
+fn stream_events(doc: &mut Value) {
+    let Some(paths) = doc["paths"].as_object_mut() else { return };
+    for op in paths.values_mut().filter_map(Value::as_object_mut).flat_map(|ops| ops.values_mut()) {
+        let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else { continue };
+        for resp in responses.values_mut() {
+            if let Some(media) = resp.pointer_mut("/content/text~1event-stream") {
+                media["schema"] = super::stream::event_schema();
+            }
+        }
+    }
+}
+
+/// The document as it is served: [`doc`] with its links.
+pub fn doc_json() -> &'static Value {
+    static JSON: OnceLock<Value> = OnceLock::new();
+    JSON.get_or_init(|| {
+        let mut v = serde_json::to_value(doc()).unwrap_or_default();
+        add_links(&mut v);
+        stream_events(&mut v);
+        v
+    })
+}
+
+pub async fn document() -> Json<&'static Value> {
+    Json(doc_json())
 }
 
 /// The docs page's policy: scripts and styles from this origin only (Swagger UI sets inline

@@ -1,6 +1,6 @@
 //! A hosting's snapshots: disk and memory of the site (running, or asleep/stopped with its memory
 //! saved), restorable to it running as it was.
-use axum::extract::Path;
+use super::extract::Path;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use service::hosting::{HostingView, SnapshotView};
@@ -17,6 +17,7 @@ use super::params::WaitQuery;
 pub struct SnapshotRequest {
     /// 1-64 characters: letters, digits, spaces and `- _ . : ( )` (422 `validation_failed`
     /// with `field: name` otherwise; 409 `conflict` when the site has one of that name).
+    #[schema(min_length = 1, max_length = 64, pattern = "^ *[A-Za-z0-9_.:()-][A-Za-z0-9 _.:()-]*$")]
     pub name: String,
 }
 

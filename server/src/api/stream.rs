@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures::{Stream, StreamExt};
@@ -14,7 +14,7 @@ use service::hosting::{EventStatus, HostingService, LiveEvent};
 use vmw_types::LiveMessage;
 use tokio_stream::wrappers::BroadcastStream;
 
-use super::extract::ApiUser;
+use super::extract::{ApiUser, Path, Query};
 use super::params::AfterQuery;
 use super::{ApiResult, hosting};
 use app::state::AppState;
@@ -131,6 +131,34 @@ pub async fn stream(
     };
     let stream = futures::stream::iter(first).chain(live).take_until(Box::pin(ended));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The schema of one event of the stream, for the document (`text/event-stream`): its name
+/// (`event`) and its `data`, JSON of the schema the name says; `id` on events, `retry` on the
+/// first hosting message.
+pub fn event_schema() -> serde_json::Value {
+    use serde_json::json;
+    let kind = |name: &str, data: serde_json::Value| {
+        json!({
+            "type": "object",
+            "required": ["event", "data"],
+            "properties": {
+                "event": {"type": "string", "const": name},
+                "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": data},
+                "id": {"type": "string"},
+                "retry": {"type": "integer", "minimum": 0},
+            },
+        })
+    };
+    let schema = |name: &str| json!({"$ref": format!("#/components/schemas/{name}")});
+    let deleted = json!({"type": "object", "required": ["hosting_id"], "properties": {"hosting_id": {"type": "integer", "format": "int32"}}});
+    debug_assert_eq!(LiveMessage::NAMES, ["hosting", "event", "stats", "deleted"]);
+    json!({"oneOf": [
+        kind("hosting", schema("HostingView")),
+        kind("event", schema("EventView")),
+        kind("stats", schema("StatSample")),
+        kind("deleted", deleted),
+    ]})
 }
 
 /// One message as an SSE event: its name, its payload as data, and an event's id (so a

@@ -513,6 +513,7 @@ impl Accounts {
         self.check_password(actor, password).await?;
         let hostings_left = || Error::conflict(None, "delete your hostings before deleting the account");
         let txn = self.db.begin().await?;
+        crate::hosting::store::lock_user(&txn, actor.user_id).await?; // write first (see set_disabled)
         let left = crate::hosting::Store::count_for_user(&txn, actor.user_id).await?;
         if left > 0 {
             return Err(hostings_left());
@@ -567,6 +568,10 @@ impl Accounts {
             return Err(Error::conflict(None, "you cannot disable your own account"));
         }
         let txn = self.db.begin().await?;
+        // Write first (as every read-then-write transaction here): SQLite then takes its write
+        // lock up front and waits for it (busy_timeout), instead of failing a read transaction
+        // that must upgrade after another write ("database is locked", a 500 under load).
+        crate::hosting::store::lock_user(&txn, user_id).await?;
         let u = user::Entity::find_by_id(user_id).one(&txn).await?.ok_or(Error::NotFound("user"))?;
         if u.disabled_at.is_some() == disabled {
             return Ok(UserView::from(&u));

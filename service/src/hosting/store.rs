@@ -30,7 +30,7 @@ pub use hosting::Model as HostingRow;
 /// Locks the user's row for the rest of `txn` (per-user limits count under it). The first
 /// statement writes: SQLite takes its write lock now (no read-then-write upgrade to fail),
 /// PostgreSQL locks the row until commit.
-pub(super) async fn lock_user(txn: &impl ConnectionTrait, user_id: i32) -> Result<()> {
+pub(crate) async fn lock_user(txn: &impl ConnectionTrait, user_id: i32) -> Result<()> {
     user::Entity::update_many()
         .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt).into())
         .filter(user::Column::Id.eq(user_id))

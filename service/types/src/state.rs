@@ -128,6 +128,19 @@ mod tests {
         assert!("gone".parse::<HostingState>().unwrap_err().to_string().contains("HostingState"));
     }
 
+    /// The OpenAPI schema lists the names the wire carries, not the Rust variants.
+    #[cfg(feature = "openapi")]
+    #[test]
+    fn the_openapi_schema_lists_the_wire_names() {
+        use utoipa::PartialSchema;
+        let names = |v: serde_json::Value| v["enum"].clone();
+        let states = serde_json::to_value(HostingState::schema()).unwrap();
+        assert_eq!(names(states), serde_json::to_value(HostingState::ALL).unwrap());
+        let ops = serde_json::to_value(Operation::schema()).unwrap();
+        assert_eq!(names(ops), serde_json::to_value(Operation::ALL).unwrap());
+        assert_eq!(<Operation as utoipa::ToSchema>::name(), "Operation");
+    }
+
     #[test]
     fn badges_buttons_and_progress_views_show_human_labels() {
         assert_eq!(HostingState::Provisioning.label(), "Provisioning");
