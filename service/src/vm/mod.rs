@@ -30,7 +30,7 @@ pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
 pub use priority::CpuPriority;
 pub use snapshots::TakeFailure;
-pub use xml::{DomainXml, ImageInfo};
+pub use xml::{DomainXml, ImageInfo, NODE_NS};
 
 /// What went wrong with a VM, with what was being done and the underlying error as the source.
 /// Display is worded for the site's owner (the hosting page shows "<step> failed: <this>").
@@ -335,7 +335,8 @@ impl VmManager {
             let hostname = c.hostname().doing_host("read the host name")?;
             let mut id = identity_of(&caps, &kind, &hostname);
             if kind.eq_ignore_ascii_case("test") {
-                id.push_str(&format!("|uri={}", c.uri().doing_host("read the URI")?));
+                let uri = c.uri().doing_host("read the URI")?;
+                id.push_str(&format!("|uri={}", uri.split('?').next().unwrap_or_default()));
             }
             Ok(id)
         })
