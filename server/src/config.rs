@@ -438,9 +438,9 @@ mod tests {
         let d = parse(&[]).settings();
         assert_eq!((d.service.forward_bind.to_string(), d.service.http_forward_bind.to_string()), ("127.0.0.1".into(), "127.0.0.2".into()), "HTTP forwards are not on the dashboard's host");
         assert!(!d.service.allow_plaintext_libvirt && d.service.node_key_dir.is_none());
-        let s = parse(&["--http-forward-bind", "127.0.0.9", "--allow-plaintext-libvirt", "--node-key-dir", "/etc/vmw/keys"]).settings();
-        assert_eq!(s.service.http_forward_bind, "127.0.0.9".parse::<IpAddr>().unwrap());
-        assert!(s.service.allow_plaintext_libvirt && s.service.node_key_dir == Some(PathBuf::from("/etc/vmw/keys")));
+        let o = parse(&["--http-forward-bind", "127.0.0.9", "--allow-plaintext-libvirt", "--node-key-dir", "/etc/vmw/keys"]).settings();
+        assert_eq!(o.service.http_forward_bind, "127.0.0.9".parse::<IpAddr>().unwrap());
+        assert!(o.service.allow_plaintext_libvirt && o.service.node_key_dir == Some(PathBuf::from("/etc/vmw/keys")));
         assert_eq!(s.service.domain_type, Some(DomainType::Kvm));
         assert_eq!(s.service.app_upstream, s.listen, "nginx proxies to the app's own address");
         let refused = |args: &[&str]| Cli::try_parse_from(std::iter::once("vm-webhoster").chain(args.iter().copied())).is_err();

@@ -896,25 +896,30 @@ async fn a_sites_http_forward_is_not_on_the_dashboards_host_and_old_vms_move_ove
     check("a running VM after reconciliation");
     served("a running VM after reconciliation").await;
 
-    // A VM defined before the change: its definition's HTTP forward on 127.0.0.1. Its next boot
-    // binds it on the forward address.
-    st.svc.action(&user, h.id, Operation::Stop).await.unwrap();
-    let v = st.svc.wait_settled(&user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
-    assert_eq!(v.state, HostingState::Stopped, "{:?}", v.state_reason);
+    // A VM defined before the change: its definition's HTTP forward on 127.0.0.1. Its next
+    // start, a restore (a stop saves it) or a boot (after a power-off), binds it on the forward
+    // address, and its definition is moved too.
     let virsh = |args: &[&str]| Command::new("virsh").arg("-c").arg(&uri).args(args).output().unwrap();
-    let xml = String::from_utf8(virsh(&["dumpxml", "--inactive", &name]).stdout).unwrap();
     let new_rule = format!("hostfwd=tcp:{fwd}:{http}-:80");
-    assert!(xml.contains(&new_rule), "{xml}");
-    let old = s.dir.path().join("old.xml");
-    std::fs::write(&old, xml.replace(&new_rule, &format!("hostfwd=tcp:127.0.0.1:{http}-:80"))).unwrap();
-    assert!(virsh(&["define", old.to_str().unwrap()]).status.success());
-    st.svc.action(&user, h.id, Operation::Start).await.unwrap();
-    let v = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
-    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
-    check("an old definition after its boot");
-    served("an old definition after its boot").await;
-    let xml = String::from_utf8(virsh(&["dumpxml", "--inactive", &name]).stdout).unwrap();
-    assert!(xml.contains(&new_rule) && !xml.contains(&format!("127.0.0.1:{http}-")), "the definition moved too");
+    let old_rule = format!("hostfwd=tcp:127.0.0.1:{http}-:80");
+    for (halt, halted) in [(Operation::Stop, "a restore"), (Operation::PowerOff, "a boot")] {
+        st.svc.action(&user, h.id, halt).await.unwrap();
+        let v = st.svc.wait_settled(&user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+        assert_eq!(v.state, HostingState::Stopped, "{:?}", v.state_reason);
+        let xml = String::from_utf8(virsh(&["dumpxml", "--inactive", &name]).stdout).unwrap();
+        assert!(xml.contains(&new_rule), "{xml}");
+        let old = s.dir.path().join("old.xml");
+        std::fs::write(&old, xml.replace(&new_rule, &old_rule)).unwrap();
+        let defined = virsh(&["define", old.to_str().unwrap()]);
+        assert!(defined.status.success(), "{defined:?}");
+        st.svc.action(&user, h.id, Operation::Start).await.unwrap();
+        let v = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+        assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+        check(halted);
+        served(halted).await;
+        let xml = String::from_utf8(virsh(&["dumpxml", "--inactive", &name]).stdout).unwrap();
+        assert!(xml.contains(&new_rule) && !xml.contains(&old_rule), "{halted}: the definition moved too");
+    }
 
     // Asleep and woken by a visit: the restore binds the forward address.
     st.svc.action(&user, h.id, Operation::Sleep).await.unwrap();

@@ -417,20 +417,6 @@ impl HostingService {
         if let Err(why) = image {
             return Err(Error::validation("libvirt_uri", why));
         }
-        // One daemon is one node: a second URI of a known one would see (and, reconciling,
-        // judge) the other node's domains.
-        let identity = match tokio::time::timeout(std::time::Duration::from_secs(30), vm.identity()).await {
-            Ok(Ok(id)) => id,
-            Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not read what the node is: {e}"))),
-            Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 30 s")),
-        };
-        if let Some(name) = self.node_with_identity(&identity).await? {
-            tracing::warn!(uri = %new.libvirt_uri, existing = %name, %identity, "refused a second node for one libvirt daemon");
-            return Err(Error::conflict(
-                Some("libvirt_uri"),
-                format!("this URI reaches the libvirt daemon of node '{name}' (the same host and daemon); a daemon can be added once"),
-            ));
-        }
         // Its VM files are written here, under `{data_dir}/nodes/`: the node must see them.
         let folder = self.inner.cfg.data_dir.join("nodes");
         match tokio::time::timeout(std::time::Duration::from_secs(30), vm.check_shared_folder(folder)).await {
@@ -438,6 +424,20 @@ impl HostingService {
             Ok(Ok(Err(why))) => return Err(Error::validation("libvirt_uri", why)),
             Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not check the node's folder: {e}"))),
             Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 30 s")),
+        }
+        // One daemon is one node: a second URI of a known one would see (and, reconciling,
+        // judge) the other node's domains. What the daemon says it is, kept in the row:
+        let identity = match tokio::time::timeout(std::time::Duration::from_secs(30), vm.identity()).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not read what the node is: {e}"))),
+            Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 30 s")),
+        };
+        if let Some(name) = self.node_of_daemon(&vm).await? {
+            tracing::warn!(uri = %new.libvirt_uri, existing = %name, %identity, "refused a second node for one libvirt daemon");
+            return Err(Error::conflict(
+                Some("libvirt_uri"),
+                format!("this URI reaches the libvirt daemon of node '{name}' (the same host and daemon); a daemon can be added once"),
+            ));
         }
         // The row and its domain prefix (`{prefix}n{id}-`, its own) in one transaction.
         let txn = db.begin().await?;
@@ -471,22 +471,34 @@ impl HostingService {
         svc.node_view().await
     }
 
-    /// The name of the known node whose libvirt daemon has `identity`: by the live answer of
-    /// every node that answers, and the identity stored when a node was added (it may be down).
-    async fn node_with_identity(&self, identity: &str) -> Result<Option<String>> {
-        let rows = node::Entity::find().all(self.inner.store.db()).await?;
-        if let Some(n) = rows.iter().find(|n| n.identity.as_deref() == Some(identity)) {
-            return Ok(Some(n.name.clone()));
-        }
+    /// The name of the known node whose libvirt daemon `vm` reaches: the one that sees the
+    /// mark `vm` leaves on its daemon (`VmManager::mark_daemon`). A node that is down cannot be
+    /// asked (logged).
+    async fn node_of_daemon(&self, vm: &VmManager) -> Result<Option<String>> {
+        let wait = std::time::Duration::from_secs(20);
+        let folder = self.inner.cfg.data_dir.join("nodes");
+        tokio::fs::create_dir_all(&folder).await.map_err(|e| Error::internal(format!("making {}: {e}", folder.display())))?;
+        let mark = match tokio::time::timeout(wait, vm.mark_daemon(folder)).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not tell which libvirt daemon the node is: {e}"))),
+            Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 20 s")),
+        };
+        let mut found = None;
         for svc in self.node_services() {
-            let live = tokio::time::timeout(std::time::Duration::from_secs(10), svc.inner.vm.identity()).await;
-            if let Ok(Ok(id)) = live {
-                if id == identity {
-                    return Ok(Some(svc.inner.cfg.node_name.clone()));
+            match tokio::time::timeout(wait, svc.inner.vm.sees_mark(&mark)).await {
+                Ok(Ok(true)) => {
+                    found = Some(svc.inner.cfg.node_name.clone());
+                    break;
                 }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(node = %svc.inner.cfg.node_name, err = %e, "could not ask a node whether a new node is its daemon"),
+                Err(_) => tracing::warn!(node = %svc.inner.cfg.node_name, "a node did not answer whether a new node is its daemon"),
             }
         }
-        Ok(None)
+        if let Err(e) = vm.unmark_daemon(&mark).await {
+            tracing::warn!(%mark, err = %e, "could not remove the transient storage pool of a node check");
+        }
+        Ok(found)
     }
 
     /// Drains a node (no new sites or spares go there; its sites keep running) or takes it

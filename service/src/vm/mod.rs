@@ -322,12 +322,13 @@ impl VmManager {
         .await
     }
 
-    /// What the node's libvirt daemon is, whatever URI reached it: its driver, its host's UUID
-    /// and name, and its security labels (a per-user `/session` daemon runs its guests under
-    /// its user's uid, `/system` under qemu's), from the daemon's own answers. Two URIs of one
-    /// daemon (`qemu:///system`, `qemu+ssh://root@localhost/system`, `...?mode=direct`) have
-    /// one identity. libvirt's test driver lives in this process: each `test:///FILE.xml` is
-    /// a driver of its own and `test:///default` one shared one, so its URI is part of it.
+    /// What the node's libvirt daemon says it is, whatever URI reached it: its driver, its
+    /// host's UUID and name, and its security labels, from the daemon's own answers (kept in
+    /// the node's row for the operator). Two URIs of one daemon (`qemu:///system`,
+    /// `qemu+ssh://root@localhost/system`, `...?mode=direct`) have one identity, but two
+    /// daemons of one host may share it too (root's `/session` and `/system`): whether two
+    /// URIs reach one daemon is told by [`Self::mark_daemon`]. libvirt's test driver lives in
+    /// this process: each `test:///FILE.xml` is a driver of its own, so its URI is part of it.
     pub async fn identity(&self) -> Result<String, VmError> {
         self.blocking(|c| {
             let caps = c.capabilities().doing_host("read the capabilities")?;
@@ -339,6 +340,48 @@ impl VmManager {
                 id.push_str(&format!("|uri={}", uri.split('?').next().unwrap_or_default()));
             }
             Ok(id)
+        })
+        .await
+    }
+
+    /// Leaves a mark on the node's daemon that any connection to that daemon sees: a transient
+    /// storage pool (no file is written, it is gone once destroyed or the daemon restarts) named
+    /// `vmw-daemon-{token}` on `dir` (a folder the node sees: its shared node folder). Two
+    /// URIs reach one daemon exactly when one sees the other's mark ([`Self::sees_mark`]); the
+    /// daemon's host and labels ([`Self::identity`]) cannot tell root's `/session` daemon from
+    /// `/system` on one host. Returns the mark's name.
+    pub async fn mark_daemon(&self, dir: PathBuf) -> Result<String, VmError> {
+        let name = format!("vmw-daemon-{}", uuid::Uuid::new_v4().simple());
+        let xml = format!(
+            "<pool type='dir'><name>{name}</name><target><path>{}</path></target></pool>",
+            crate::escape::markup(&dir.to_string_lossy())
+        );
+        self.blocking(move |c| {
+            c.create_storage_pool_xml(&xml, 0).doing_host("make a transient storage pool")?;
+            Ok(name)
+        })
+        .await
+    }
+
+    /// Whether this node's daemon has the mark `name` ([`Self::mark_daemon`]).
+    pub async fn sees_mark(&self, name: &str) -> Result<bool, VmError> {
+        let name = name.to_owned();
+        self.blocking(move |c| match c.lookup_storage_pool_by_name(&name) {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == ErrorNumber::NoStoragePool.into() => Ok(false),
+            Err(e) => Err(e).doing_host("look up a storage pool"),
+        })
+        .await
+    }
+
+    /// Removes the mark `name`. Missing: fine.
+    pub async fn unmark_daemon(&self, name: &str) -> Result<(), VmError> {
+        let name = name.to_owned();
+        self.blocking(move |c| {
+            if let Ok(p) = c.lookup_storage_pool_by_name(&name) {
+                p.destroy().doing_host("remove a transient storage pool")?;
+            }
+            Ok(())
         })
         .await
     }
@@ -480,6 +523,7 @@ impl VmManager {
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
+                Self::update_definition(c, &d, &name, http.0, &node)?;
                 if let Some(feed) = feed {
                     // The restore's XML gives the guest its CPU weight from its first
                     // instruction; the definition's follows at its next boot (below).
@@ -488,8 +532,6 @@ impl VmManager {
                 }
                 if d.has_managed_save(0).doing("look for a saved state of domain", &name)? {
                     forwards::prepare_saved_image(&d, &name, (priority, spares), quick, http)?;
-                } else {
-                    Self::update_definition(c, &d, &name, http.0, &node)?;
                 }
                 d.create().doing("start domain", &name)?;
                 tracing::debug!(domain = %name, started_ms = t.elapsed().as_millis() as u64, "domain started");
@@ -508,8 +550,8 @@ impl VmManager {
         .await
     }
 
-    /// Before a cold boot: a definition from before the HTTP forwards moved to their own
-    /// address gets its HTTP forward there, and one from before the node markers this node's
+    /// Before a start (a boot or a restore): a definition from before the HTTP forwards moved
+    /// to their own address gets its HTTP forward there, and one from before the node markers this node's
     /// marker (it is this node's VM: its row is). Unchanged definitions are left alone.
     fn update_definition(c: &Connect, d: &Domain, name: &str, http_bind: std::net::IpAddr, node: &str) -> Result<(), VmError> {
         let xml = d.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE | virt::sys::VIR_DOMAIN_XML_SECURE).doing("read the definition of domain", name)?;
