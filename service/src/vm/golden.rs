@@ -250,8 +250,9 @@ impl VmManager {
         let xml = super::priority::with_priority(&clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, binds)?, spec.priority, self.spare_cpu_shares());
         // The golden may have been saved under the other CPU-check setting.
         let xml = super::cpu_check::with_cpu_check(&xml, self.inner.cfg.quick_cpu_check);
-        // A golden made before the node markers has none: its clones get this node's.
-        let xml = super::xml::with_node_marker(&xml, &self.inner.cfg.node_name)?;
+        // A golden made before the node markers has none: its clones get this node's (one made
+        // under another node name keeps that one: reconciliation then leaves such a clone alone).
+        let xml = super::xml::with_node_marker(&xml, &self.inner.cfg.node_name).unwrap_or(xml);
         let head_path = gdir.join("golden.head");
         let head = tokio::fs::read(&head_path).await.map_err(|source| VmError::Io { what: "reading", path: head_path, source })?;
         // The restore binds no forward: they are added once the guest runs (see `forwards`), so
