@@ -1,10 +1,14 @@
 // An administrator adds a second hypervisor from the admin page's form: each bad field is
-// refused at its field with nothing stored, then a real node is added (root's own
-// `qemu:///session` libvirt daemon, with the guest image in a storage pool there and this
-// server's node folder checked through it), shown with its health, and removed again.
+// refused at its field with nothing stored; root's `qemu:///session` (with the guest image in a
+// storage pool there and this server's node folder checked through it) is refused because it is
+// the daemon of the server's own `qemu:///system` (a privileged libvirtd serves both; issue 28:
+// its reconciliation would have judged node 1's domains); then a node of a daemon of its own (a
+// private libvirt test driver) is added, shown with its health, and removed again.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, launch, hydrated, uniqueUser, signup, ROOT, ARTIFACTS } from './helpers.mjs';
 
@@ -60,8 +64,17 @@ test('an administrator adds a node from the admin page, refused field by field u
     const listed = async () => (await (await fetch(`${server.base}/api/v1/admin/nodes`, { headers: { Authorization: `Bearer ${token}` } })).json()).map(n => n.name);
     assert.equal((await listed()).length, 1);
 
-    // A real node: answers, has the image, sees this server's node folder.
+    // Root's session daemon answers, has the image and sees this server's node folder, but it is
+    // the daemon of node 1 (qemu:///system): refused at the URI, nothing stored.
     await submit({ memory_mib: '4096' });
+    await page.waitForFunction(() => document.querySelector('[data-testid=add-node-form] [data-field-error=libvirt_uri]').textContent.trim() !== '');
+    assert.match(await fieldError('libvirt_uri'), /reaches the libvirt daemon of node/);
+    assert.equal((await listed()).length, 1);
+
+    // A daemon of its own: a private libvirt test driver.
+    const dir = mkdtempSync(join(tmpdir(), 'vmw-e2e-node2-'));
+    writeFileSync(join(dir, 'node2.xml'), '<node/>');
+    await submit({ libvirt_uri: `test://${dir}/node2.xml` });
     await page.waitForSelector('[data-testid=node][data-node=node-2]', { timeout: 60_000 });
     const card = '[data-testid=node][data-node=node-2]';
     await page.waitForSelector(`${card} [data-testid=node-health][data-connected=true]`);
@@ -72,7 +85,7 @@ test('an administrator adds a node from the admin page, refused field by field u
     assert.ok((await listed()).includes('node-2'), 'the API lists it too');
     await page.screenshot({ path: `${ARTIFACTS}/admin-add-node.png`, fullPage: true });
 
-    // The same node again: refused by its name, and still one node-2.
+    // The same name again: refused by its name, and still one node-2.
     await hydrated(page);
     await submit({ name: 'node-2', libvirt_uri: SESSION, address: '127.0.0.1', memory_mib: '4096', disk_gib: '40' });
     await page.waitForFunction(() => document.querySelector('[data-testid=add-node-form] [data-field-error=name]').textContent.trim() !== '');

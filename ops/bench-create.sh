@@ -117,6 +117,7 @@ steady() {
   echo "steady idle_cpu_pct $(echo "scale=1; ($c2 - $c1) / $(getconf CLK_TCK) * 10" | bc)" >> "$results"
   echo "steady fit_idle_vms $(( $(awk '/MemAvailable/{print $2}' /proc/meminfo) / rss ))" >> "$results"
   ulimit -n 65536 2>/dev/null || true
+  # The VM's raw HTTP forward listens on the HTTP forward address (--http-forward-bind), not 127.0.0.1.
   local http; http=$(curl -sf "$H/api/v1/host" -H "Authorization: Bearer $tok" | python3 -c 'import sys,json;print(json.load(sys.stdin)["http_port"])')
   # The dashboard as a logged-in person sees it: a browser session from the log-in form.
   curl -sf -c "$data/jar" -o /dev/null -X POST "$H/api/fn/login" --data-urlencode "login=$u" --data-urlencode "password=correct horse"
@@ -124,7 +125,7 @@ steady() {
   curl -sf -H "Cookie: vmw_session=$cookie" "$H/dashboard" | grep -q "$u" || echo "bench: warning: the dashboard did not show $u's hosting (rows below measure something else)" >&2
   for c in 10 100 1000; do
     for target in "api_host|$H/api/v1/host|Authorization: Bearer $tok" "dashboard|$H/dashboard|Cookie: vmw_session=$cookie" \
-                  "home_page|$H/|X-Bench: 1" "site_via_nginx|$H/$u/|X-Bench: 1" "site_direct|http://127.0.0.1:$http/|X-Bench: 1"; do
+                  "home_page|$H/|X-Bench: 1" "site_via_nginx|$H/$u/|X-Bench: 1" "site_direct|http://${VMW_HTTP_FORWARD_BIND:-127.0.0.2}:$http/|X-Bench: 1"; do
       local name=${target%%|*} rest=${target#*|}
       local url=${rest%%|*} header=${rest#*|}
       wrk -t2 -c "$c" -d5s --latency -H "$header" "$url" > "$data/wrk.txt" 2>&1 || true

@@ -8,6 +8,10 @@
 # `vmw-images` (what adding a node checks). `uri` prints the node's libvirt URI; `stop` stops
 # this sshd (the session daemon ends by itself when idle).
 #   ops/test-node2.sh start IMAGE_DIR   # then: ops/test-node2.sh uri
+# Caveat (issue 28): a privileged libvirtd serves root's `/session` URI with its system driver
+# (a pool made over one is listed over the other), so this URI reaches the daemon of
+# `qemu:///system`, and adding it as a second node is now refused as the same daemon. A real
+# second node needs a daemon of its own (another host, or an unprivileged user's session).
 set -euo pipefail
 DIR=${VMW_NODE2_DIR:-/var/lib/vmw-test-node2}
 PORT=${VMW_NODE2_PORT:-22022}

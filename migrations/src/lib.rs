@@ -9,6 +9,7 @@ mod m20261202_000001_account_admin;
 mod m20261202_000002_sleep;
 mod m20261202_000010_snapshots;
 mod m20261202_000020_nodes;
+mod m20261207_000030_node_identity;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000002_sleep::Migration),
             Box::new(m20261202_000010_snapshots::Migration),
             Box::new(m20261202_000020_nodes::Migration),
+            Box::new(m20261207_000030_node_identity::Migration),
         ]
     }
 }

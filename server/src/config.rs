@@ -42,9 +42,22 @@ pub struct Cli {
     /// Where nginx, the front door, listens.
     #[arg(long, env = "VMW_NGINX_LISTEN", default_value = "127.0.0.1:80", global = true)]
     pub nginx_listen: SocketAddr,
-    /// Address VM port forwards (HTTP for nginx, SSH for users) bind to.
+    /// Address the VMs' SSH forwards (for users) bind to.
     #[arg(long, env = "VMW_FORWARD_BIND", default_value = "127.0.0.1", global = true)]
     pub forward_bind: IpAddr,
+    /// Address the VMs' HTTP forwards (for nginx, the waker and the app's probes only) bind
+    /// to: not the dashboard's host, so a tenant's page never answers under the dashboard's
+    /// name (its cookies). Linux routes all of 127.0.0.0/8 to loopback.
+    #[arg(long, env = "VMW_HTTP_FORWARD_BIND", default_value = "127.0.0.2", global = true)]
+    pub http_forward_bind: IpAddr,
+    /// Allow adding a node by a plaintext `qemu+tcp://` URI (no authentication, no encryption:
+    /// anyone on the network could drive its hypervisor).
+    #[arg(long, env = "VMW_ALLOW_PLAINTEXT_LIBVIRT", global = true)]
+    pub allow_plaintext_libvirt: bool,
+    /// The folder a node URI's key files (`keyfile`, `known_hosts`, `pkipath`) must be in;
+    /// unset: a node URI naming a key file is refused.
+    #[arg(long, env = "VMW_NODE_KEY_DIR", global = true)]
+    pub node_key_dir: Option<PathBuf>,
     /// Guest image folder (base.qcow2 [+ vmlinuz, initrd.img]); default: DATA_DIR/images/current.
     #[arg(long, env = "VMW_GUEST_IMAGE", global = true)]
     pub guest_image: Option<PathBuf>,
@@ -304,6 +317,9 @@ impl Cli {
             base_domain: self.base_domain.clone(),
             public_host: self.public_host.clone(),
             forward_bind: self.forward_bind,
+            http_forward_bind: self.http_forward_bind,
+            allow_plaintext_libvirt: self.allow_plaintext_libvirt,
+            node_key_dir: self.node_key_dir.clone(),
             guest_user: self.guest_user.clone(),
             max_hostings_per_user: self.max_hostings_per_user,
             provision_concurrency: self.provision_concurrency,
@@ -433,12 +449,19 @@ mod tests {
         let s = parse(&["--nginx-listen", "0.0.0.0:8080", "--forward-bind", "127.0.0.2", "--domain-type", "kvm"]).settings();
         assert_eq!(s.service.nginx_listen, "0.0.0.0:8080".parse::<SocketAddr>().unwrap());
         assert_eq!(s.service.forward_bind, "127.0.0.2".parse::<IpAddr>().unwrap());
+        let d = parse(&[]).settings();
+        assert_eq!((d.service.forward_bind.to_string(), d.service.http_forward_bind.to_string()), ("127.0.0.1".into(), "127.0.0.2".into()), "HTTP forwards are not on the dashboard's host");
+        assert!(!d.service.allow_plaintext_libvirt && d.service.node_key_dir.is_none());
+        let o = parse(&["--http-forward-bind", "127.0.0.9", "--allow-plaintext-libvirt", "--node-key-dir", "/etc/vmw/keys"]).settings();
+        assert_eq!(o.service.http_forward_bind, "127.0.0.9".parse::<IpAddr>().unwrap());
+        assert!(o.service.allow_plaintext_libvirt && o.service.node_key_dir == Some(PathBuf::from("/etc/vmw/keys")));
         assert_eq!(s.service.domain_type, Some(DomainType::Kvm));
         assert_eq!(s.service.app_upstream, s.listen, "nginx proxies to the app's own address");
         let refused = |args: &[&str]| Cli::try_parse_from(std::iter::once("vm-webhoster").chain(args.iter().copied())).is_err();
         // Nothing but an address reaches QEMU's hostfwd option or nginx's listen directive.
         assert!(refused(&["--forward-bind", "127.0.0.1,hostfwd=tcp::1-:22"]));
         assert!(refused(&["--forward-bind", "localhost"]));
+        assert!(refused(&["--http-forward-bind", "127.0.0.2,hostfwd=tcp::1-:22"]));
         assert!(refused(&["--nginx-listen", "80; evil"]));
         assert!(refused(&["--nginx-listen", "127.0.0.1"]), "a port is required");
         assert!(refused(&["--domain-type", "xen"]));

@@ -5,11 +5,15 @@
 //! guarded even without a cookie: a foreign page must not log a visitor into the attacker's
 //! account (login CSRF). SameSite=Lax cookies are the second layer.
 //!
-//! The `Origin` is compared with the configured public host (`--public-host`), not with the
-//! request's `Host` header: a DNS-rebinding page (evil.example resolved to this server) sends
-//! `Host: evil.example` and `Origin: http://evil.example`, which agree with each other but not
-//! with the dashboard's name. A loopback public host (the default, 127.0.0.1) also accepts the
-//! other loopback names. Only the host name is compared (a TLS front changes the scheme and port).
+//! The `Origin` is compared with the dashboard's own origins (scheme, host AND port), not with
+//! the request's `Host` header: a DNS-rebinding page (evil.example resolved to this server)
+//! sends `Host: evil.example` and `Origin: http://evil.example`, which agree with each other
+//! but not with the dashboard's name. The dashboard's origins are `http://` the public host
+//! (`--public-host`) on nginx's port (`--nginx-listen`) and on the app's own port (`--listen`),
+//! and `https://` it on 443 (a TLS front); a loopback public host (the default, 127.0.0.1) also
+//! accepts the other loopback names on those ports. Any other port of the same host is another
+//! origin: browsers do not scope cookies by port, and a tenant's VM port on the dashboard's
+//! host (`http://127.0.0.1:20005`) must not pass for the dashboard.
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -18,31 +22,75 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// The host names the dashboard's own pages are served from.
+/// The dashboard's own origins: (scheme, host, port).
 #[derive(Clone, Debug)]
-pub struct Origins(Arc<Vec<String>>);
+pub struct Origins(Arc<Vec<(&'static str, String, u16)>>);
 
 impl Origins {
-    pub fn for_public_host(public_host: &str) -> Self {
+    /// `http://{public_host}:{port}` for each of `ports` (and its loopback aliases when it is
+    /// a loopback name), and `https://{public_host}` (port 443).
+    pub fn new(public_host: &str, ports: &[u16]) -> Self {
         let host = public_host.trim().trim_end_matches('.').to_ascii_lowercase();
         let loopback = ["127.0.0.1", "localhost", "[::1]", "::1"];
-        let mut names = vec![host.clone()];
+        let mut names = vec![if host == "::1" { "[::1]".to_owned() } else { host.clone() }];
         if loopback.contains(&host.as_str()) {
             names.extend(["127.0.0.1", "localhost", "[::1]"].map(String::from));
         }
-        Origins(Arc::new(names))
+        names.dedup();
+        let mut all = Vec::new();
+        for n in &names {
+            for p in ports.iter().filter(|p| **p != 0) {
+                all.push(("http", n.clone(), *p));
+            }
+            all.push(("https", n.clone(), 443));
+        }
+        Origins(Arc::new(all))
     }
 
-    /// Whether `origin` (scheme://host[:port]) is one of the dashboard's.
-    pub fn allows(&self, origin: &str) -> bool {
-        let Some(authority) = origin.split("://").nth(1) else { return false };
-        let host = match authority.rsplit_once(':') {
-            Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !h.is_empty() => h,
-            _ => authority,
-        };
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        self.0.iter().any(|n| *n == host)
+    /// The dashboard's origins of these settings: the public host on nginx's port and on the
+    /// app's own (its real one: `app_upstream` is set to the bound address at start-up).
+    pub fn for_config(cfg: &service::ServiceConfig) -> Self {
+        Self::new(&cfg.public_host, &[cfg.nginx_listen.port(), cfg.app_upstream.port()])
     }
+
+    /// Whether `origin` (scheme://host[:port]) is exactly one of the dashboard's.
+    pub fn allows(&self, origin: &str) -> bool {
+        parse_origin(origin).is_some_and(|(scheme, host, port)| self.0.iter().any(|(s, h, p)| *s == scheme && *h == host && *p == port))
+    }
+}
+
+/// (scheme, host, port) of an `Origin` value: the port is the scheme's default when absent;
+/// anything but `http`/`https` with a plain authority is None.
+fn parse_origin(origin: &str) -> Option<(&'static str, String, u16)> {
+    let (scheme, authority) = origin.split_once("://")?;
+    let (scheme, default) = match scheme.to_ascii_lowercase().as_str() {
+        "http" => ("http", 80),
+        "https" => ("https", 443),
+        _ => return None,
+    };
+    if authority.is_empty() || authority.contains(['/', '?', '#', '@']) {
+        return None;
+    }
+    let (host, port) = if authority.starts_with('[') {
+        let end = authority.find(']')?;
+        let (h, rest) = authority.split_at(end + 1);
+        match rest {
+            "" => (h, None),
+            r => (h, Some(r.strip_prefix(':')?)),
+        }
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        None => default,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().ok()?,
+        Some(_) => return None,
+    };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    (!host.is_empty()).then_some((scheme, host, port))
 }
 
 pub async fn guard(State(origins): State<Origins>, req: Request<Body>, next: Next) -> Response {
@@ -99,7 +147,7 @@ mod tests {
     }
 
     fn site() -> Origins {
-        Origins::for_public_host("site.example")
+        Origins::new("site.example", &[80, 3000])
     }
 
     #[test]
@@ -110,8 +158,8 @@ mod tests {
         assert!(!is_cross_site_write(&site(), &Method::POST, "/api/fn/change_password", &behind_tls));
         let sub = headers(&[("cookie", "id=1"), ("origin", "http://blog.site.example")]);
         assert!(is_cross_site_write(&site(), &Method::POST, "/api/fn/change_password", &sub), "a site's subdomain is not the dashboard");
-        let local = Origins::for_public_host("127.0.0.1");
-        for own in ["http://127.0.0.1:8080", "http://localhost:3000", "http://[::1]"] {
+        let local = Origins::new("127.0.0.1", &[8080, 3000]);
+        for own in ["http://127.0.0.1:8080", "http://localhost:3000", "http://[::1]:8080", "https://127.0.0.1"] {
             assert!(!is_cross_site_write(&local, &Method::POST, "/api/fn/login", &headers(&[("origin", own)])), "{own}");
         }
         let slug = headers(&[("origin", "http://ann.localhost:8080")]);
@@ -119,8 +167,42 @@ mod tests {
     }
 
     #[test]
+    fn another_port_of_the_dashboards_host_is_another_origin() {
+        let local = Origins::new("127.0.0.1", &[80, 3000]);
+        for own in ["http://127.0.0.1", "http://127.0.0.1:80", "http://127.0.0.1:3000", "http://LOCALHOST:3000", "http://[::1]"] {
+            assert!(local.allows(own), "{own}");
+        }
+        // A tenant's raw forward on the dashboard's host, its SSH port, nginx's port under https.
+        for foreign in [
+            "http://127.0.0.1:20005",
+            "http://localhost:10001",
+            "http://[::1]:20005",
+            "https://127.0.0.1:80",
+            "http://127.0.0.2:20005",
+            "http://127.0.0.1:3000.evil.example",
+            "http://127.0.0.1:",
+            "http://user@127.0.0.1:3000",
+            "ftp://127.0.0.1:3000",
+            "http://127.0.0.1:99999",
+        ] {
+            assert!(!local.allows(foreign), "{foreign}");
+            let cookie_post = headers(&[("cookie", "id=1"), ("origin", foreign)]);
+            assert!(is_cross_site_write(&local, &Method::POST, "/api/v1/hostings/1/stop", &cookie_post), "{foreign}");
+            assert!(is_cross_site_upgrade(&local, &headers(&[("origin", foreign)]), true), "{foreign}");
+        }
+        let named = Origins::new("panel.example", &[8080, 3000]);
+        assert!(named.allows("http://panel.example:8080") && named.allows("https://panel.example"));
+        assert!(!named.allows("http://panel.example") && !named.allows("http://panel.example:20005"));
+        assert!(!named.allows("http://localhost:8080"), "loopback names only for a loopback public host");
+        let mut cfg = service::ServiceConfig::default();
+        cfg.app_upstream = "127.0.0.1:41234".parse().unwrap();
+        let c = Origins::for_config(&cfg);
+        assert!(c.allows("http://127.0.0.1") && c.allows("http://127.0.0.1:41234") && !c.allows("http://127.0.0.1:3000"));
+    }
+
+    #[test]
     fn websocket_handshakes_must_come_from_the_dashboard() {
-        let local = Origins::for_public_host("127.0.0.1");
+        let local = Origins::new("127.0.0.1", &[8080]);
         assert!(!is_cross_site_upgrade(&local, &headers(&[("origin", "http://127.0.0.1:8080")]), true));
         assert!(is_cross_site_upgrade(&local, &headers(&[("origin", "http://evil.example")]), true));
         assert!(is_cross_site_upgrade(&local, &headers(&[("origin", "http://ann.localhost")]), true), "a tenant's site");
@@ -128,7 +210,6 @@ mod tests {
         assert!(is_cross_site_upgrade(&local, &headers(&[]), true), "a cookie without an Origin");
         assert!(!is_cross_site_upgrade(&local, &headers(&[]), false), "a script with a token");
     }
-
     #[test]
     fn cookie_writes_from_other_origins_are_refused() {
         let evil = headers(&[("cookie", "id=1"), ("host", "site.example"), ("origin", "https://evil.example")]);

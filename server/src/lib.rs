@@ -53,9 +53,11 @@ impl Application {
         if needs_admin {
             tracing::warn!("no administrator yet: sign up, then run `vm-webhoster grant-admin YOUR_USERNAME`");
         }
-        let cfg = Arc::new(settings.service.clone());
         let listener = tokio::net::TcpListener::bind(settings.listen).await?;
         let addr = listener.local_addr()?;
+        // The app's real address (tests bind port 0): nginx's upstream, and one of the
+        // dashboard's origins (`csrf::Origins::for_config`).
+        let cfg = Arc::new(service::ServiceConfig { app_upstream: addr, ..settings.service.clone() });
 
         let mut background = Vec::new();
         let hosting = if settings.hosting_enabled {
@@ -154,7 +156,7 @@ impl Application {
             .nest_service("/pkg", ServeDir::new(settings.site_root.join("pkg")))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
             .with_state(state.clone())
-            .layer(axum::middleware::from_fn_with_state(csrf::Origins::for_public_host(&settings.service.public_host), csrf::guard))
+            .layer(axum::middleware::from_fn_with_state(csrf::Origins::for_config(&state.config), csrf::guard))
             .layer(sessions)
             .layer(
                 TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -46,8 +46,17 @@ pub struct ServiceConfig {
     pub base_domain: String,
     /// Host name users are told to ssh/sftp to.
     pub public_host: String,
-    /// Address the VMs' forwarded ports bind to (loopback here).
+    /// Address the VMs' SSH forwards bind to (loopback here): users ssh there.
     pub forward_bind: IpAddr,
+    /// Address the VMs' HTTP forwards bind to: only nginx, the waker and the app's probes
+    /// connect there. Not the dashboard's host (a page served at the dashboard's host name on
+    /// another port would get its cookies): another loopback address by default.
+    pub http_forward_bind: IpAddr,
+    /// Adding a node by a plaintext `qemu+tcp://` URI (no authentication, no encryption).
+    pub allow_plaintext_libvirt: bool,
+    /// The folder a node URI's key files (`keyfile`, `known_hosts`, `pkipath`) must be in;
+    /// None: no URI may name one.
+    pub node_key_dir: Option<PathBuf>,
     /// Guest login user (the original system promised `ubuntu`).
     pub guest_user: String,
     /// Base image directory (built by guest/build-image.sh) or an operator-supplied image.
@@ -160,6 +169,9 @@ impl Default for ServiceConfig {
             base_domain: "localhost".into(),
             public_host: "127.0.0.1".into(),
             forward_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            http_forward_bind: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
+            allow_plaintext_libvirt: false,
+            node_key_dir: None,
             guest_user: "ubuntu".into(),
             plans: vec![
                 Plan { name: "small".into(), vcpus: 1, memory_mib: 256, disk_gib: 4 },

@@ -205,3 +205,74 @@ async fn adding_a_node_checks_its_fields_its_uniqueness_and_that_it_answers() {
     assert!(matches!(same_uri, Err(Error::Conflict { field: Some("libvirt_uri"), .. })), "{same_uri:?}");
     assert_eq!(e.svc.nodes_info(&admin).await.unwrap().len(), 2);
 }
+
+/// Issue 28: a second URI of a daemon that is already a node is refused (its reconciliation
+/// would judge the first node's domains), whatever the URI's spelling; a daemon of its own is
+/// added, and its domains get a name prefix of their own.
+#[tokio::test]
+async fn a_second_uri_of_a_known_daemon_is_refused_and_each_node_names_its_domains_its_own_way() {
+    let e = small_home().await;
+    let [admin, fay] = e.users(["boss", "fay"]).await;
+    // The node of the settings is `test:///default`; this is the same daemon, spelled otherwise.
+    let again = NewNode { name: "again".into(), libvirt_uri: "test:///default?mode=direct".into(), ..test_node(&e, "again", 2048) };
+    let r = e.svc.add_node(&admin, again).await;
+    match &r {
+        Err(Error::Conflict { field: Some("libvirt_uri"), message }) => assert!(message.contains(&e.svc.config().node_name), "{message}"),
+        other => panic!("a second URI of the node's daemon was not refused: {other:?}"),
+    }
+    assert_eq!(e.svc.nodes_info(&admin).await.unwrap().len(), 1, "nothing stored");
+
+    // A daemon of its own (a private test driver) is a node; the same one again is refused.
+    let two = e.svc.add_node(&admin, test_node(&e, "two", 2048)).await.unwrap();
+    let twice = e.svc.add_node(&admin, NewNode { name: "two-again".into(), ..test_node(&e, "two", 2048) }).await;
+    assert!(matches!(twice, Err(Error::Conflict { field: Some("libvirt_uri"), .. })), "{twice:?}");
+
+    // Its domains: `{prefix}n{id}-{hosting}`; the node of the settings keeps `{prefix}{hosting}`.
+    let h = site(&e, &fay, "fay-two").await;
+    assert_eq!(h.node_id, two.id, "the node with the most room");
+    let prefix = &e.svc.config().domain_prefix;
+    let svc_two = e.svc.on(two.id).unwrap();
+    assert_eq!(svc_two.vm().domain_name(h.id), format!("{prefix}n{}-{}", two.id, h.id));
+    assert_eq!(e.svc.vm().domain_name(h.id), format!("{prefix}{}", h.id));
+    assert_eq!(svc_two.vm().list_domains().await.unwrap().iter().map(|d| d.0).collect::<Vec<_>>(), vec![h.id]);
+    assert!(e.svc.vm().list_domains().await.unwrap().is_empty(), "the other node's domain is not the home node's");
+    // Plaintext libvirt needs the operator's setting: refused before anything is reached.
+    let tcp = e.svc.add_node(&admin, NewNode { name: "tcp".into(), libvirt_uri: "qemu+tcp://127.0.0.1/system".into(), ..test_node(&e, "tcp", 2048) }).await;
+    assert!(matches!(&tcp, Err(Error::Validation { field: "libvirt_uri", message }) if message.contains("--allow-plaintext-libvirt")), "{tcp:?}");
+    let key = e.svc.add_node(&admin, NewNode { name: "key".into(), libvirt_uri: "qemu+ssh://root@127.0.0.1/system?keyfile=/root/.ssh/id_ed25519".into(), ..test_node(&e, "key", 2048) }).await;
+    assert!(matches!(&key, Err(Error::Validation { field: "libvirt_uri", message }) if message.contains("--node-key-dir")), "{key:?}");
+}
+
+/// Issue 28: reconciliation removes a domain with no row only when it carries its own node's
+/// marker: another node's domain (of the same daemon), another app's, or one from before the
+/// markers, all named with this node's prefix, survive.
+#[tokio::test]
+async fn reconciliation_removes_only_orphans_carrying_its_own_nodes_marker() {
+    let e = small_home().await;
+    let prefix = e.svc.config().domain_prefix.clone();
+    let conn = virt::connect::Connect::open(Some("test:///default")).unwrap();
+    let marker = |node: &str| format!("<metadata><vmw:node xmlns:vmw='{}' name='{node}'/></metadata>", service::vm::NODE_NS);
+    let define = |id: i32, meta: &str| {
+        let xml = format!(
+            "<domain type='test'><name>{prefix}{id}</name>{meta}<memory unit='MiB'>128</memory><vcpu>1</vcpu><os><type arch='x86_64'>hvm</type></os></domain>"
+        );
+        conn.define_domain_xml(&xml).unwrap();
+    };
+    define(9991, ""); // from before the markers, or another app's
+    define(9992, &marker("node-2")); // another node's, on the same daemon, same prefix
+    define(9993, &marker(&e.svc.config().node_name)); // this node's own orphan
+    let ids = |d: Vec<(i32, service::vm::VmState)>| d.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
+    assert_eq!(ids(e.svc.vm().list_domains().await.unwrap()), vec![9991, 9992, 9993], "all named as this node's");
+
+    let report = e.svc.reconcile().await.unwrap();
+    assert_eq!(report.orphan_domains, vec![9993], "{report:?}");
+    assert_eq!(ids(e.svc.vm().list_domains().await.unwrap()), vec![9991, 9992], "the domains it did not make survive");
+    // A VM this node makes carries its marker (so its own orphans do go).
+    let spec = service::vm::VmSpec { hosting_id: 9994, vcpus: 1, memory_mib: 128, disk_gib: 1, http_port: 1, ssh_port: 2, priority: Default::default() };
+    e.svc.vm().create_disk(&spec).await.unwrap();
+    e.svc.vm().define(&spec).await.unwrap();
+    assert_eq!(e.svc.reconcile().await.unwrap().orphan_domains, vec![9994]);
+    for id in [9991, 9992] {
+        conn.lookup_domain_by_name(&format!("{prefix}{id}")).unwrap().undefine().unwrap();
+    }
+}

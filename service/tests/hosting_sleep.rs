@@ -69,7 +69,7 @@ async fn visits_to_a_sleeping_site_wake_it_once_and_a_stopped_site_stays_down() 
     act(&e, &ann, h.id, Operation::Sleep).await;
 
     let visits = futures::future::join_all((0..5).map(|_| e.svc.visit(h.id, Duration::from_secs(30)))).await;
-    let want = std::net::SocketAddr::new(e.svc.config().forward_bind, h.http_port.unwrap() as u16);
+    let want = std::net::SocketAddr::new(e.svc.config().http_forward_bind, h.http_port.unwrap() as u16);
     for v in visits {
         assert_eq!(v.unwrap(), Some(want), "every held request goes on to the woken VM");
     }

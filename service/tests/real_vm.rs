@@ -411,7 +411,7 @@ async fn a_service_killed_while_a_clone_wakes_from_its_delta_ends_asleep_or_runn
     assert!(!st.svc.vm().vm_dir(h.id).join("wake.save").exists(), "the wake's pipe is gone");
 
     let http = h.http_port.unwrap() as u16;
-    assert_eq!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap(), Some(std::net::SocketAddr::from(([127, 0, 0, 1], http))));
+    assert_eq!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap(), Some(std::net::SocketAddr::new(st.cfg.http_forward_bind, http)));
     let (status, body) = get(&format!("http://{}/lee/", st.cfg.nginx_listen), None).await;
     assert_eq!(status, 200);
     assert!(body.contains("Welcome to lee"));
@@ -606,8 +606,8 @@ async fn sites_cloned_from_the_golden_snapshot_are_their_own_and_survive_stop_an
     assert_eq!(qemus(&name), 0);
     let http = h.http_port.unwrap() as u16;
     let t = Instant::now();
-    assert_eq!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap(), Some(std::net::SocketAddr::from(([127, 0, 0, 1], http))));
-    let (status, body) = get(&format!("http://127.0.0.1:{http}/note.txt"), None).await;
+    assert_eq!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap(), Some(std::net::SocketAddr::new(st.cfg.http_forward_bind, http)));
+    let (status, body) = get(&format!("http://{}:{http}/note.txt", st.cfg.http_forward_bind), None).await;
     eprintln!("visit to a sleeping clone -> its file: {:?}", t.elapsed());
     assert_eq!((status, body.trim()), (200, "kept-across-stop"));
     let v = st.svc.wait_settled(user, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
@@ -746,9 +746,9 @@ async fn an_idle_site_sleeps_without_qemu_and_wakes_for_ssh_and_http_even_after_
     let visits = futures::future::join_all((0..4).map(|_| st.svc.visit(h.id, Duration::from_secs(60)))).await;
     eprintln!("4 visits to a sleeping site -> all told where it runs: {:?}", t.elapsed());
     for v in visits {
-        assert_eq!(v.unwrap(), Some(std::net::SocketAddr::from(([127, 0, 0, 1], http))));
+        assert_eq!(v.unwrap(), Some(std::net::SocketAddr::new(st.cfg.http_forward_bind, http)));
     }
-    let (status, body) = get(&format!("http://127.0.0.1:{http}/note.txt"), None).await;
+    let (status, body) = get(&format!("http://{}:{http}/note.txt", st.cfg.http_forward_bind), None).await;
     assert_eq!((status, body.trim()), (200, "kept-asleep"));
     let wakes = st.svc.events(&kim, h.id, 0).await.unwrap().into_iter().filter(|e| e.message.starts_with("Waking up")).count();
     assert_eq!(wakes, 2, "one wake for SSH, one for the four visits");
@@ -767,7 +767,7 @@ async fn an_idle_site_sleeps_without_qemu_and_wakes_for_ssh_and_http_even_after_
     st.svc.reconcile().await.unwrap();
     assert_eq!(st.svc.get(&kim, h.id).await.unwrap().state, HostingState::Running);
     assert_eq!(qemus(&name), 1, "never two QEMUs");
-    let (status, body) = get(&format!("http://127.0.0.1:{http}/note.txt"), None).await;
+    let (status, body) = get(&format!("http://{}:{http}/note.txt", st.cfg.http_forward_bind), None).await;
     assert_eq!((status, body.trim()), (200, "kept-asleep"));
     assert_eq!(ssh(&key, ssh_port, "ubuntu", "cat /var/www/html/note.txt").trim(), "kept-asleep");
 
@@ -867,6 +867,7 @@ async fn only_ssh_wakes_a_sleeping_site_and_a_site_whose_root_redirects_wakes_an
     assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
     let (http, ssh_port) = (h.http_port.unwrap() as u16, h.ssh_port.unwrap() as u16);
     let name = st.svc.vm().domain_name(h.id);
+    let web = st.cfg.http_forward_bind;
     let wakes = || async { st.svc.events(&kim, h.id, 0).await.unwrap().into_iter().filter(|e| e.message.starts_with("Waking up")).count() };
 
     // `/` answers 302 (the rest of the site 200), as many frameworks' and CMSs' do.
@@ -874,7 +875,7 @@ async fn only_ssh_wakes_a_sleeping_site_and_a_site_whose_root_redirects_wakes_an
     let b64 = base64::engine::general_purpose::STANDARD.encode(conf);
     ssh(&key, ssh_port, "ubuntu", &format!("echo kept-asleep > /var/www/html/note.txt && echo {b64} | base64 -d | sudo tee /etc/nginx/sites-enabled/default >/dev/null && sudo nginx -t -q && sudo nginx -s reload && sleep 1"));
     let no_follow = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(10)).build().unwrap();
-    assert_eq!(no_follow.get(format!("http://127.0.0.1:{http}/")).send().await.unwrap().status().as_u16(), 302);
+    assert_eq!(no_follow.get(format!("http://{web}:{http}/")).send().await.unwrap().status().as_u16(), 302);
 
     // A silent TCP connection to the SSH port is no SSH session: the idle site still sleeps.
     let mut silent = TcpStream::connect(("127.0.0.1", ssh_port)).await.unwrap();
@@ -919,17 +920,125 @@ async fn only_ssh_wakes_a_sleeping_site_and_a_site_whose_root_redirects_wakes_an
     let v = st.svc.wait_settled(&kim, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
     let t = Instant::now();
-    assert_eq!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap(), Some(std::net::SocketAddr::from(([127, 0, 0, 1], http))));
+    assert_eq!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap(), Some(std::net::SocketAddr::new(web, http)));
     let v = st.svc.wait_settled(&kim, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!((v.state, v.operation), (HostingState::Running, None), "a 302 at / is ready: {:?}", v.state_reason);
     eprintln!("a site whose / redirects: woken and running in {:?}", t.elapsed());
     assert_eq!(qemus(&name), 1);
-    assert_eq!(no_follow.get(format!("http://127.0.0.1:{http}/")).send().await.unwrap().status().as_u16(), 302);
-    let (status, body) = get(&format!("http://127.0.0.1:{http}/note.txt"), None).await;
+    assert_eq!(no_follow.get(format!("http://{web}:{http}/")).send().await.unwrap().status().as_u16(), 302);
+    let (status, body) = get(&format!("http://{web}:{http}/note.txt"), None).await;
     assert_eq!((status, body.trim()), (200, "kept-asleep"));
 
     st.svc.action(&kim, h.id, Operation::Delete).await.unwrap();
     assert!(st.svc.wait_settled(&kim, h.id, Duration::from_secs(120)).await.unwrap().is_none());
+    assert_gone(&st, h.id).await;
+    st.svc.proxy().stop().await.unwrap();
+}
+
+/// Whether something accepts a TCP connection at `addr` (within 3 s).
+fn answers(addr: std::net::SocketAddr) -> bool {
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_ok()
+}
+
+/// The guest's sshd greets at `addr`.
+fn ssh_greets(addr: std::net::SocketAddr) -> bool {
+    use std::io::Read;
+    let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) else { return false };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+    let mut b = [0u8; 8];
+    s.read_exact(&mut b).is_ok() && &b == b"SSH-2.0-"
+}
+
+fn hmp(uri: &str, name: &str, cmd: &str) -> String {
+    let out = Command::new("virsh").args(["-c", uri, "qemu-monitor-command", "--hmp", name, cmd]).output().unwrap();
+    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 28: the HTTP forward (only nginx, the waker and the probes use it) listens on its own
+/// loopback address, never on the dashboard's host (127.0.0.1), where a tenant's page would
+/// get the dashboard's cookies; SSH stays on 127.0.0.1 for users. A VM that still has its HTTP
+/// forward on the old address (started, or defined, before the change) gets it moved: running,
+/// at reconciliation; defined, at its next boot; asleep, when it is restored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn a_sites_http_forward_is_not_on_the_dashboards_host_and_old_vms_move_over() {
+    let s = setup("fwd");
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+    let uri = s.cfg.libvirt_uri.clone();
+    let fwd = st.cfg.http_forward_bind;
+    assert_eq!(fwd.to_string(), "127.0.0.2", "the default");
+    let dashboard_host: std::net::IpAddr = s.cfg.public_host.parse().unwrap();
+    let user = register(&st.accounts, "fay").await;
+    let h = st.svc.create(&user, CreateHosting::default()).await.unwrap();
+    let h = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    let (http, ssh) = (h.http_port.unwrap() as u16, h.ssh_port.unwrap() as u16);
+    let name = st.svc.vm().domain_name(h.id);
+    let on = |ip: std::net::IpAddr, port: u16| std::net::SocketAddr::new(ip, port);
+    let check = |when: &str| {
+        assert!(!answers(on(dashboard_host, http)), "{when}: the site's HTTP forward answers on the dashboard's host");
+        assert!(ssh_greets(on(dashboard_host, ssh)), "{when}: SSH is on the dashboard's host for users");
+        assert!(!answers(on(fwd, ssh)), "{when}: SSH is not on the HTTP forward address");
+    };
+    let served = |when: &'static str| {
+        let nginx = s.cfg.nginx_listen;
+        async move {
+            let (status, body) = get(&format!("http://{fwd}:{http}/"), None).await;
+            assert!(status == 200 && body.contains("Welcome to fay"), "{when}: direct {status}");
+            let (status, body) = get(&format!("http://{nginx}/fay/"), None).await;
+            assert!(status == 200 && body.contains("Welcome to fay"), "{when}: through nginx {status}");
+        }
+    };
+    check("booted");
+    served("booted").await;
+
+    // A VM started before the change: its HTTP forward on 127.0.0.1 (the attack of issue 28
+    // works: the raw port answers on the dashboard's host). Reconciliation moves it.
+    hmp(&uri, &name, &format!("hostfwd_remove n0 tcp:{fwd}:{http}"));
+    assert_eq!(hmp(&uri, &name, &format!("hostfwd_add n0 tcp:127.0.0.1:{http}-:80")).trim(), "");
+    assert!(answers(on(dashboard_host, http)), "the old layout, made by hand");
+    st.svc.reconcile().await.unwrap();
+    check("a running VM after reconciliation");
+    served("a running VM after reconciliation").await;
+
+    // A VM defined before the change: its definition's HTTP forward on 127.0.0.1. Its next
+    // start, a restore (a stop saves it) or a boot (after a power-off), binds it on the forward
+    // address, and its definition is moved too.
+    let virsh = |args: &[&str]| Command::new("virsh").arg("-c").arg(&uri).args(args).output().unwrap();
+    let new_rule = format!("hostfwd=tcp:{fwd}:{http}-:80");
+    let old_rule = format!("hostfwd=tcp:127.0.0.1:{http}-:80");
+    for (halt, halted) in [(Operation::Stop, "a restore"), (Operation::PowerOff, "a boot")] {
+        st.svc.action(&user, h.id, halt).await.unwrap();
+        let v = st.svc.wait_settled(&user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+        assert_eq!(v.state, HostingState::Stopped, "{:?}", v.state_reason);
+        let xml = String::from_utf8(virsh(&["dumpxml", "--inactive", &name]).stdout).unwrap();
+        assert!(xml.contains(&new_rule), "{xml}");
+        let old = s.dir.path().join("old.xml");
+        std::fs::write(&old, xml.replace(&new_rule, &old_rule)).unwrap();
+        let defined = virsh(&["define", old.to_str().unwrap()]);
+        assert!(defined.status.success(), "{defined:?}");
+        st.svc.action(&user, h.id, Operation::Start).await.unwrap();
+        let v = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+        assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+        check(halted);
+        served(halted).await;
+        let xml = String::from_utf8(virsh(&["dumpxml", "--inactive", &name]).stdout).unwrap();
+        assert!(xml.contains(&new_rule) && !xml.contains(&old_rule), "{halted}: the definition moved too");
+    }
+
+    // Asleep and woken by a visit: the restore binds the forward address.
+    st.svc.action(&user, h.id, Operation::Sleep).await.unwrap();
+    let v = st.svc.wait_settled(&user, h.id, Duration::from_secs(180)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    assert_eq!(st.svc.visit(h.id, Duration::from_secs(120)).await.unwrap(), Some(on(fwd, http)));
+    let v = st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    check("woken");
+    served("woken").await;
+
+    st.svc.action(&user, h.id, Operation::Delete).await.unwrap();
+    assert!(st.svc.wait_settled(&user, h.id, Duration::from_secs(120)).await.unwrap().is_none());
     assert_gone(&st, h.id).await;
     st.svc.proxy().stop().await.unwrap();
 }

@@ -1,7 +1,7 @@
 //! A tenant's VM answers with headers meant to steer the shared nginx or to act on the
 //! dashboard's origin; through a real nginx the visitor gets none of them. libvirt's
 //! `test:///default` driver runs nothing, so once the hosting is running this test binds its
-//! own hostile "VM" web server on 127.0.0.1 at the hosting's HTTP port, and a stand-in for the
+//! own hostile "VM" web server on the HTTP forward address (127.0.0.2) at the hosting's HTTP port, and a stand-in for the
 //! app on the app upstream whose every answer is a secret that must never reach the visitor.
 use std::time::Duration;
 
@@ -144,7 +144,7 @@ async fn a_vm_cannot_steer_nginx_or_plant_headers_on_the_visitor() {
     let h = e.svc.wait_settled(&actor, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
     assert_eq!(h.state, service::hosting::HostingState::Running, "reason: {:?}", h.state_reason);
     let vm_port = u16::try_from(h.http_port.unwrap()).unwrap();
-    let vm = tokio::net::TcpListener::bind(("127.0.0.1", vm_port)).await.expect("the VM's port is free");
+    let vm = tokio::net::TcpListener::bind((e.svc.config().http_forward_bind, vm_port)).await.expect("the VM's port is free");
     serve(vm, hostile_vm);
 
     let nginx = e.svc.config().nginx_listen;

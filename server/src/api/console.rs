@@ -63,7 +63,7 @@ pub async fn console_ws(
     if !cookie {
         return Err(ApiError::SessionRequired);
     }
-    if csrf::is_cross_site_upgrade(&csrf::Origins::for_public_host(&state.config.public_host), &headers, cookie) {
+    if csrf::is_cross_site_upgrade(&csrf::Origins::for_config(&state.config), &headers, cookie) {
         tracing::warn!(hosting_id = id, origin = ?headers.get("origin"), "refused a cross-site console handshake");
         return Err(ApiError::CrossSite);
     }

@@ -114,3 +114,40 @@ async fn a_dns_rebinding_page_whose_host_and_origin_agree_is_still_refused() {
     app.logout().await;
     assert_eq!(app.login(&u.username, &u.password).await.status(), 200, "the password did not change");
 }
+
+/// Issue 28: another port of the dashboard's host (a tenant's VM forward, `127.0.0.1:20005`) is
+/// another origin: browsers send the dashboard's cookies there, so its pages must not pass
+/// the guard; the dashboard's own port (here the app's) still does.
+#[tokio::test]
+async fn a_page_on_another_port_of_the_dashboards_host_is_refused() {
+    let (app, u) = spawn_signed_up().await;
+    let port: u16 = app.address.rsplit(':').next().unwrap().parse().unwrap();
+    let other = if port == 20005 { 20006 } else { 20005 };
+    let change = |origin: String, new: &'static str| {
+        app.client
+            .post(app.url("/api/fn/change_password"))
+            .header("accept", "application/json")
+            .header("origin", origin)
+            .form(&[("current_password", u.password.as_str()), ("new_password", new)])
+            .send()
+    };
+    for origin in [format!("http://127.0.0.1:{other}"), format!("http://localhost:{other}"), format!("https://127.0.0.1:{port}")] {
+        let r = change(origin.clone(), "attacker chosen pw").await.unwrap();
+        assert_eq!(r.status(), 403, "{origin}");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "csrf", "{origin}");
+        // The REST API with the cookie: the same.
+        let r = app
+            .client
+            .post(app.url("/api/v1/tokens"))
+            .header("origin", origin.as_str())
+            .json(&serde_json::json!({"name": "stolen", "password": u.password}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{origin}: a cookie POST to the REST API");
+    }
+    // From the dashboard's own origin (and a loopback alias on its port) it goes through.
+    let r = change(format!("http://localhost:{port}"), "my own new password").await.unwrap();
+    assert_eq!(r.status(), 200);
+}

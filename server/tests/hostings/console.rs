@@ -99,6 +99,11 @@ async fn only_the_owner_opens_the_console_and_only_from_the_dashboard() {
         h.extend(origin.map(|o| ("origin", o)));
         assert_eq!(app.console(id, &h).await.err(), Some(StatusCode::FORBIDDEN), "origin {origin:?}");
     }
+    // Issue 28: the site's own raw HTTP forward on the dashboard's host (another port of it) is
+    // another origin, however its page got the owner's cookie.
+    let (_, v) = app.call(reqwest::Method::GET, &format!("/api/v1/hostings/{id}"), &alice, None).await;
+    let raw = format!("http://127.0.0.1:{}", v["http_port"].as_i64().expect("the site's HTTP port"));
+    assert_eq!(app.console(id, &[("cookie", &alice_cookie), ("origin", &raw)]).await.err(), Some(StatusCode::FORBIDDEN), "{raw}");
     // Not a handshake: a plain GET says what it wants.
     let plain = app.client.get(app.url(&format!("/api/v1/hostings/{id}/console/ws"))).header("cookie", &alice_cookie).header("origin", &own);
     let (s, b) = send(plain).await;

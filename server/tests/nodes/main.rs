@@ -96,6 +96,8 @@ async fn sites_on_two_nodes_are_both_served_through_one_nginx() {
         node_memory_mib: Some(1024),
         node_disk_gib: Some(100),
         memory_overcommit: 1.0,
+        // The node's URI names its key files: they must be in the key folder (its own).
+        node_key_dir: key_dir(&uri2),
         ..ServiceConfig::default()
     });
     let _cleanup = Cleanup { dir, prefix, uris: vec![cfg.libvirt_uri.clone(), uri2.clone()] };
@@ -160,4 +162,11 @@ async fn sites_on_two_nodes_are_both_served_through_one_nginx() {
     assert!(svc.wait_settled(&ann, on_two.id, Duration::from_secs(120)).await.unwrap().is_none());
     svc.remove_node(&admin, two.id).await.unwrap();
     assert_eq!(svc.nodes_info(&admin).await.unwrap().len(), 1);
+}
+
+/// The folder of the key file a node URI names (`keyfile=DIR/id_ed25519`), if any.
+fn key_dir(uri: &str) -> Option<std::path::PathBuf> {
+    let query = uri.split_once('?')?.1;
+    let file = query.split('&').find_map(|kv| kv.strip_prefix("keyfile="))?;
+    std::path::Path::new(file).parent().map(|p| p.to_path_buf())
 }

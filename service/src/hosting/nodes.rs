@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 
 use super::{HostingService, HostingState, Inner, NodeHealth, NodeSite, NodeView, Operation, metrics};
 use crate::accounts::Actor;
@@ -77,6 +77,37 @@ pub fn validate_uri(uri: &str) -> Result<()> {
         }
         if !plain(v, b"/,") || v.starts_with('-') {
             return bad(&format!("parameter '{k}' has a value with characters that are not allowed"));
+        }
+    }
+    Ok(())
+}
+
+/// The parameters of a node URI that name files on this host (libvirt reads them here).
+const FILE_PARAMS: &[&str] = &["keyfile", "known_hosts", "pkipath"];
+
+/// What the operator's settings allow of a (valid) node URI: a plaintext `qemu+tcp://` only
+/// with `allow_plaintext_libvirt`, key files only inside `node_key_dir` (a plain absolute path,
+/// no `..`), so an administrator's form cannot point libvirt at any file the app can read.
+pub fn check_uri_policy(uri: &str, cfg: &ServiceConfig) -> Result<()> {
+    let bad = |why: String| Err(Error::validation("libvirt_uri", why));
+    if uri.starts_with("qemu+tcp://") && !cfg.allow_plaintext_libvirt {
+        return bad("qemu+tcp:// is plaintext (no authentication, no encryption); use qemu+ssh:// or qemu+tls://, \
+                    or start the app with --allow-plaintext-libvirt"
+            .into());
+    }
+    let query = uri.split_once('?').map_or("", |(_, q)| q);
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        if !FILE_PARAMS.contains(&k) {
+            continue;
+        }
+        let Some(dir) = &cfg.node_key_dir else {
+            return bad(format!("parameter '{k}' names a file; key files must be in the folder set by --node-key-dir, which is not set"));
+        };
+        let path = std::path::Path::new(v);
+        let plain = path.is_absolute() && path.components().all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::Normal(_)));
+        if !plain || !path.starts_with(dir) || path == dir.as_path() && k != "pkipath" {
+            return bad(format!("parameter '{k}': '{v}' is not a file inside the key folder {} (--node-key-dir)", dir.display()));
         }
     }
     Ok(())
@@ -166,7 +197,17 @@ fn node_config(base: &ServiceConfig, n: &node::Model) -> Result<ServiceConfig> {
     cfg.libvirt_uri = n.libvirt_uri.clone();
     cfg.node_name = n.name.clone();
     if let Some(a) = &n.address {
-        cfg.forward_bind = a.parse().map_err(|_| Error::internal(format!("node {}: bad address '{a}'", n.name)))?;
+        let ip: IpAddr = a.parse().map_err(|_| Error::internal(format!("node {}: bad address '{a}'", n.name)))?;
+        cfg.forward_bind = ip;
+        // Its HTTP forwards on its address too, unless that is this host's users' address (the
+        // dashboard's host): then on this host's address for HTTP forwards.
+        if ip != base.forward_bind {
+            cfg.http_forward_bind = ip;
+        }
+    }
+    // Its domains are named by a prefix of its own (nodes added before have the app's).
+    if let Some(p) = &n.domain_prefix {
+        cfg.domain_prefix = p.clone();
     }
     cfg.node_memory_mib = Some(n.memory_mib.max(0) as u64);
     cfg.node_disk_gib = n.disk_gib.map(|d| d.max(0) as u64);
@@ -344,6 +385,7 @@ impl HostingService {
             return Err(Error::Forbidden);
         }
         let ip = new.validate()?;
+        check_uri_policy(&new.libvirt_uri, &self.inner.cfg)?;
         let db = self.inner.store.db();
         let same = node::Entity::find()
             .filter(sea_orm::Condition::any().add(node::Column::Name.eq(new.name.as_str())).add(node::Column::LibvirtUri.eq(new.libvirt_uri.as_str())))
@@ -364,6 +406,8 @@ impl HostingService {
             disk_gib: Some(new.disk_gib as i64),
             drained: false,
             added: true,
+            identity: None,
+            domain_prefix: None,
         };
         let vm = VmManager::lazy(&node_config(&self.inner.cfg, &probe)?)?;
         let (version, image) = match tokio::time::timeout(std::time::Duration::from_secs(30), vm.health()).await {
@@ -382,6 +426,22 @@ impl HostingService {
             Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not check the node's folder: {e}"))),
             Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 30 s")),
         }
+        // One daemon is one node: a second URI of a known one would see (and, reconciling,
+        // judge) the other node's domains. What the daemon says it is, kept in the row:
+        let identity = match tokio::time::timeout(std::time::Duration::from_secs(30), vm.identity()).await {
+            Ok(Ok(id)) => id,
+            Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not read what the node is: {e}"))),
+            Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 30 s")),
+        };
+        if let Some(name) = self.node_of_daemon(&vm).await? {
+            tracing::warn!(uri = %new.libvirt_uri, existing = %name, %identity, "refused a second node for one libvirt daemon");
+            return Err(Error::conflict(
+                Some("libvirt_uri"),
+                format!("this URI reaches the libvirt daemon of node '{name}' (the same host and daemon); a daemon can be added once"),
+            ));
+        }
+        // The row and its domain prefix (`{prefix}n{id}-`, its own) in one transaction.
+        let txn = db.begin().await?;
         let row = node::ActiveModel {
             name: Set(new.name.clone()),
             libvirt_uri: Set(new.libvirt_uri.clone()),
@@ -391,11 +451,17 @@ impl HostingService {
             drained: Set(false),
             added: Set(true),
             created_at: Set(now_ms()),
+            identity: Set(Some(identity)),
             ..Default::default()
         }
-        .insert(db)
+        .insert(&txn)
         .await
         .map_err(|e| if crate::db::is_unique_violation(&e) { Error::conflict(Some("name"), "a node of this name exists") } else { e.into() })?;
+        let prefix = format!("{}n{}-", self.inner.cfg.domain_prefix, row.id);
+        let mut am: node::ActiveModel = row.into();
+        am.domain_prefix = Set(Some(prefix));
+        let row = am.update(&txn).await?;
+        txn.commit().await?;
         let svc = self.make_node_service(&row)?;
         let health = NodeHealth { connected: true, libvirt_version: Some(version), image_ok: true, last_error: None, checked_at: now_ms() };
         self.inner.nodes.health.lock().unwrap().insert(row.id, health);
@@ -404,6 +470,36 @@ impl HostingService {
             svc.start_added_node().await;
         }
         svc.node_view().await
+    }
+
+    /// The name of the known node whose libvirt daemon `vm` reaches: the one that sees the
+    /// mark `vm` leaves on its daemon (`VmManager::mark_daemon`). A node that is down cannot be
+    /// asked (logged).
+    async fn node_of_daemon(&self, vm: &VmManager) -> Result<Option<String>> {
+        let wait = std::time::Duration::from_secs(20);
+        let folder = self.inner.cfg.data_dir.join("nodes");
+        tokio::fs::create_dir_all(&folder).await.map_err(|e| Error::internal(format!("making {}: {e}", folder.display())))?;
+        let mark = match tokio::time::timeout(wait, vm.mark_daemon(folder)).await {
+            Ok(Ok(m)) => m,
+            Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not tell which libvirt daemon the node is: {e}"))),
+            Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 20 s")),
+        };
+        let mut found = None;
+        for svc in self.node_services() {
+            match tokio::time::timeout(wait, svc.inner.vm.sees_mark(&mark)).await {
+                Ok(Ok(true)) => {
+                    found = Some(svc.inner.cfg.node_name.clone());
+                    break;
+                }
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => tracing::warn!(node = %svc.inner.cfg.node_name, err = %e, "could not ask a node whether a new node is its daemon"),
+                Err(_) => tracing::warn!(node = %svc.inner.cfg.node_name, "a node did not answer whether a new node is its daemon"),
+            }
+        }
+        if let Err(e) = vm.unmark_daemon(&mark).await {
+            tracing::warn!(%mark, err = %e, "could not remove the transient storage pool of a node check");
+        }
+        Ok(found)
     }
 
     /// Drains a node (no new sites or spares go there; its sites keep running) or takes it
@@ -604,6 +700,36 @@ mod tests {
         ] {
             assert!(validate_uri(bad).is_err(), "{bad} was accepted");
         }
+    }
+
+    #[test]
+    fn plaintext_uris_and_key_files_outside_the_key_folder_need_the_operators_setting() {
+        let mut cfg = ServiceConfig::default();
+        let field_err = |uri: &str, cfg: &ServiceConfig| match check_uri_policy(uri, cfg) {
+            Err(Error::Validation { field, message }) => {
+                assert_eq!(field, "libvirt_uri");
+                message
+            }
+            other => panic!("{uri}: {other:?}"),
+        };
+        assert!(field_err("qemu+tcp://10.0.0.5/system", &cfg).contains("--allow-plaintext-libvirt"));
+        assert!(check_uri_policy("qemu+ssh://root@10.0.0.5/system", &cfg).is_ok());
+        assert!(check_uri_policy("qemu+tls://h.example/system?mode=direct", &cfg).is_ok());
+        let keyed = "qemu+ssh://n2@127.0.0.1:2222/session?keyfile=/etc/vmw/keys/id_ed25519&known_hosts=/etc/vmw/keys/known_hosts";
+        assert!(field_err(keyed, &cfg).contains("--node-key-dir"), "no key folder set: no key file");
+        cfg.node_key_dir = Some("/etc/vmw/keys".into());
+        assert!(check_uri_policy(keyed, &cfg).is_ok());
+        for outside in [
+            "qemu+ssh://h/system?keyfile=/root/.ssh/id_ed25519",
+            "qemu+ssh://h/system?keyfile=/etc/vmw/keys/../../../root/.ssh/id_rsa",
+            "qemu+ssh://h/system?known_hosts=/etc/vmw/keys2/known_hosts",
+            "qemu+ssh://h/system?keyfile=etc/vmw/keys/id",
+            "qemu+tls://h/system?pkipath=/etc/pki",
+        ] {
+            assert!(field_err(outside, &cfg).contains("/etc/vmw/keys"), "{outside}");
+        }
+        cfg.allow_plaintext_libvirt = true;
+        assert!(check_uri_policy("qemu+tcp://10.0.0.5/system", &cfg).is_ok());
     }
 
     #[test]

@@ -66,7 +66,7 @@ pub async fn lease(
 pub async fn lease_pair(db: &impl ConnectionTrait, node_id: i32, hosting_id: i32, cfg: &crate::ServiceConfig) -> Result<(u16, u16)> {
     let http_range = PortRange { base: cfg.http_port_base, len: cfg.port_range_len };
     let ssh_range = PortRange { base: cfg.ssh_port_base, len: cfg.port_range_len };
-    let http = lease(db, node_id, hosting_id, "http", &http_range, cfg.forward_bind).await?;
+    let http = lease(db, node_id, hosting_id, "http", &http_range, cfg.http_forward_bind).await?;
     let ssh = lease(db, node_id, hosting_id, "ssh", &ssh_range, cfg.forward_bind).await?;
     Ok((http, ssh))
 }

@@ -325,7 +325,7 @@ impl HostingService {
             .await?;
         let http = row.http_port.ok_or_else(|| Error::internal("ports are not allocated"))?;
         Ok(SiteRoute {
-            backend: self.on(row.node_id)?.inner.cfg.forward_bind,
+            backend: self.on(row.node_id)?.inner.cfg.http_forward_bind,
             hosting_id: row.id,
             slug: row.slug.clone(),
             user_id,

@@ -185,7 +185,8 @@ impl HostingService {
     }
 
     /// Things named after a hosting id that has no row. They are listed first, then the rows:
-    /// a hosting's row is made before anything named after it and removed after it.
+    /// a hosting's row is made before anything named after it and removed after it. A domain
+    /// goes only when it carries this node's marker (`VmManager::undefine_orphan`).
     async fn remove_orphans(&self, rep: &mut ReconcileReport) -> Result<()> {
         let store = &self.inner.store;
         let domains: Vec<(i32, VmState)> = self.inner.vm.list_domains().await?;
@@ -193,9 +194,10 @@ impl HostingService {
         let routes: HashSet<i32> = self.inner.proxy.list_routes().await?.into_iter().collect();
         let leases = ports::leased_on_node(store.db(), store.node_id()).await?;
         let known: HashSet<i32> = store.ids_on_node().await?.into_iter().collect();
+        // Only a domain this node made (its marker) is removed: one of another node of the same
+        // daemon, another app's or one from before the markers is left alone (and logged).
         for (id, _) in &domains {
-            if !known.contains(id) {
-                let _ = self.inner.vm.undefine(*id).await;
+            if !known.contains(id) && matches!(self.inner.vm.undefine_orphan(*id).await, Ok(true)) {
                 let _ = self.inner.vm.remove_files(*id).await;
                 rep.orphan_domains.push(*id);
             }

@@ -48,7 +48,7 @@ impl HostingService {
         let (restored, spec, row) = self.start_vm_only(id).await?;
         let started_ms = t.elapsed().as_millis() as u64;
         if restored {
-            self.inner.restored.publish(id, SocketAddr::new(self.inner.cfg.forward_bind, spec.http_port));
+            self.inner.restored.publish(id, SocketAddr::new(self.inner.cfg.http_forward_bind, spec.http_port));
         }
         // A boot binds both forwards at once; a restore serves HTTP before its SSH forward.
         let (f, a) = tokio::join!(self.add_forwards(id, &spec), self.wait_answers(&row, !restored));
@@ -298,7 +298,7 @@ impl HostingService {
             match (row.state, row.operation) {
                 (HostingState::Running, None) => {
                     let Ok(node) = self.on(row.node_id) else { return Ok(Visit::Down) };
-                    let port = row.http_port.map(|p| SocketAddr::new(node.inner.cfg.forward_bind, p as u16));
+                    let port = row.http_port.map(|p| SocketAddr::new(node.inner.cfg.http_forward_bind, p as u16));
                     return Ok(port.map_or(Visit::Down, Visit::Up));
                 }
                 (HostingState::Sleeping, None) => {

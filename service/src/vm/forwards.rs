@@ -45,10 +45,31 @@ fn with_http_forward(xml: &str, bind: IpAddr, port: u16) -> String {
     xml.replacen(netdev, &format!("{netdev},hostfwd=tcp:{}:{port}-:80", hostfwd_addr(bind)), 1)
 }
 
-/// The HMP rules for the two forwards of a VM.
-fn rules(bind: IpAddr, http_port: u16, ssh_port: u16) -> [String; 2] {
-    let b = hostfwd_addr(bind);
-    [format!("tcp:{b}:{http_port}-:80"), format!("tcp:{b}:{ssh_port}-:22")]
+/// The HMP rules for the two forwards of a VM: HTTP on its own address (nginx's), SSH on the
+/// users' one.
+fn rules((http_bind, http_port): (IpAddr, u16), (ssh_bind, ssh_port): (IpAddr, u16)) -> [String; 2] {
+    [format!("tcp:{}:{http_port}-:80", hostfwd_addr(http_bind)), format!("tcp:{}:{ssh_port}-:22", hostfwd_addr(ssh_bind))]
+}
+
+/// `xml` (a domain definition) with its HTTP forward (`hostfwd=tcp:ADDR:PORT-:80`) on `bind`:
+/// a VM defined before the HTTP forwards moved to their own address gets it at its next boot.
+pub(super) fn rebind_http_forward(xml: &str, bind: IpAddr) -> String {
+    let mut out = String::with_capacity(xml.len());
+    let mut rest = xml;
+    while let Some(at) = rest.find(",hostfwd=tcp:") {
+        let start = at + ",hostfwd=tcp:".len();
+        out.push_str(&rest[..start]);
+        let tail = &rest[start..];
+        let end = tail.find([',', '\'', '"', '<']).unwrap_or(tail.len());
+        let rule = &tail[..end];
+        match rule.strip_suffix("-:80").and_then(|hp| hp.rsplit_once(':')) {
+            Some((_, port)) if port.bytes().all(|b| b.is_ascii_digit()) => out.push_str(&format!("{}:{port}-:80", hostfwd_addr(bind))),
+            _ => out.push_str(rule),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The XML a saved image is restored with: it binds only the HTTP forward `http` (the VM's
@@ -117,16 +138,24 @@ fn hmp(d: &Domain, name: &str, cmd: &str) -> Result<String, VmError> {
 }
 
 /// Adds whichever of the VM's two forwards QEMU does not have (a booted VM has both; a
-/// restored one none; a process that died in between left it with one or none).
-pub(super) fn ensure(d: &Domain, name: &str, bind: IpAddr, http_port: u16, ssh_port: u16) -> Result<(), VmError> {
+/// restored one none; a process that died in between left it with one or none), and moves a
+/// forward that listens on another address than its own (a VM started before the HTTP
+/// forwards moved off the dashboard's host).
+pub(super) fn ensure(d: &Domain, name: &str, http: (IpAddr, u16), ssh: (IpAddr, u16)) -> Result<(), VmError> {
     let have = match hmp(d, name, "info usernet") {
         // libvirt's test driver: no QEMU, no ports.
         Err(e) if unsupported(&e) => return Ok(()),
         r => r?,
     };
-    for (rule, port) in rules(bind, http_port, ssh_port).iter().zip([http_port, ssh_port]) {
-        if lists_forward(&have, port) {
-            continue;
+    for (rule, (bind, port)) in rules(http, ssh).iter().zip([http, ssh]) {
+        match forward_address(&have, port) {
+            Some(addr) if addr == bind.to_string() || format!("[{addr}]") == hostfwd_addr(bind) => continue,
+            Some(addr) => {
+                let old = if addr.contains(':') { format!("[{addr}]") } else { addr };
+                let said = hmp(d, name, &format!("hostfwd_remove n0 tcp:{old}:{port}"))?;
+                tracing::info!(domain = %name, port, from = %old, to = %bind, said = said.trim(), "moved a forward to its address");
+            }
+            None => {}
         }
         let said = hmp(d, name, &format!("hostfwd_add n0 {rule}"))?;
         // hostfwd_add prints nothing when it worked, and why not when it did not.
@@ -137,13 +166,20 @@ pub(super) fn ensure(d: &Domain, name: &str, bind: IpAddr, http_port: u16, ssh_p
     Ok(())
 }
 
-/// Whether `info usernet` output lists a host forward from `port`. Its lines look like
-/// `  TCP[HOST_FORWARD]  12       127.0.0.1 27001       10.0.2.15    80     0     0`.
-fn lists_forward(info: &str, port: u16) -> bool {
-    info.lines().any(|l| {
-        let mut f = l.split_whitespace();
-        f.next().is_some_and(|kind| kind.ends_with("[HOST_FORWARD]")) && f.nth(2).and_then(|p| p.parse::<u16>().ok()) == Some(port)
+/// The host address of the forward from `port` that `info usernet` lists, if any. Its lines
+/// look like `  TCP[HOST_FORWARD]  12       127.0.0.1 27001       10.0.2.15    80     0     0`.
+fn forward_address(info: &str, port: u16) -> Option<String> {
+    info.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let forward = f.first().is_some_and(|kind| kind.ends_with("[HOST_FORWARD]")) && f.get(3).and_then(|p| p.parse::<u16>().ok()) == Some(port);
+        forward.then(|| f[2].to_owned())
     })
+}
+
+/// Whether `info usernet` output lists a host forward from `port`.
+#[cfg(test)]
+fn lists_forward(info: &str, port: u16) -> bool {
+    forward_address(info, port).is_some()
 }
 
 #[cfg(test)]
@@ -173,5 +209,19 @@ mod tests {
         assert!(lists_forward(info, 27501));
         assert!(!lists_forward(info, 27001), "an established connection is not a forward");
         assert!(!lists_forward(info, 80));
+        assert_eq!(forward_address(info, 27501).as_deref(), Some("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_definitions_http_forward_moves_to_its_address_and_ssh_stays() {
+        let xml = "<qemu:arg value='user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:20001-:80,hostfwd=tcp:127.0.0.1:10001-:22'/>";
+        let x = rebind_http_forward(xml, "127.0.0.2".parse().unwrap());
+        assert_eq!(x, "<qemu:arg value='user,id=n0,restrict=on,hostfwd=tcp:127.0.0.2:20001-:80,hostfwd=tcp:127.0.0.1:10001-:22'/>");
+        assert_eq!(rebind_http_forward(&x, "127.0.0.2".parse().unwrap()), x, "twice changes nothing");
+        let v6 = rebind_http_forward(xml, "::1".parse().unwrap());
+        assert!(v6.contains("hostfwd=tcp:[::1]:20001-:80,hostfwd=tcp:127.0.0.1:10001-:22"), "{v6}");
+        let http = ("127.0.0.2".parse().unwrap(), 20001);
+        let ssh = ("127.0.0.1".parse().unwrap(), 10001);
+        assert_eq!(rules(http, ssh), ["tcp:127.0.0.2:20001-:80".to_owned(), "tcp:127.0.0.1:10001-:22".to_owned()]);
     }
 }

@@ -238,7 +238,7 @@ impl VmManager {
         let vdir = self.vm_dir(spec.hosting_id);
         files::create_overlay(&vdir, &gdir.join("disk.qcow2"), golden.disk_gib).await?;
         let name = self.domain_name(spec.hosting_id);
-        let bind = self.inner.cfg.forward_bind;
+        let binds = (self.inner.cfg.http_forward_bind, self.inner.cfg.forward_bind);
         let save = gdir.join("state.save");
         // One clone at a time rewrites the golden's header and restores from it.
         let _g = self.inner.golden_lock.lock().await;
@@ -247,9 +247,12 @@ impl VmManager {
             .await
             .map_err(|source| VmError::Io { what: "reading", path: golden_xml, source })?;
         // A spare's clone yields the CPU to users' VMs from its restore on.
-        let xml = super::priority::with_priority(&clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, bind)?, spec.priority, self.spare_cpu_shares());
+        let xml = super::priority::with_priority(&clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, binds)?, spec.priority, self.spare_cpu_shares());
         // The golden may have been saved under the other CPU-check setting.
         let xml = super::cpu_check::with_cpu_check(&xml, self.inner.cfg.quick_cpu_check);
+        // A golden made before the node markers has none: its clones get this node's (one made
+        // under another node name keeps that one: reconciliation then leaves such a clone alone).
+        let xml = super::xml::with_node_marker(&xml, &self.inner.cfg.node_name).unwrap_or(xml);
         let head_path = gdir.join("golden.head");
         let head = tokio::fs::read(&head_path).await.map_err(|source| VmError::Io { what: "reading", path: head_path, source })?;
         // The restore binds no forward: they are added once the guest runs (see `forwards`), so
@@ -260,7 +263,7 @@ impl VmManager {
         self.blocking(move |c| {
             c.restore_domain(&save.display().to_string()).doing("restore the golden snapshot as domain", &name)?;
             c.define_domain_xml(&xml).doing("define domain", &name)?;
-            super::forwards::ensure(&Self::existing(c, &name)?, &name, bind, http, ssh)
+            super::forwards::ensure(&Self::existing(c, &name)?, &name, (binds.0, http), (binds.1, ssh))
         })
         .await
     }
@@ -304,6 +307,8 @@ pub(super) fn save_domain(d: &virt::domain::Domain, name: &str, path: &Path) -> 
 
 /// The golden's saved XML made the clone's: every string that names the golden (its name, UUID,
 /// generation id, disk, console log, forwarded ports) replaced; each must be there exactly once.
+/// The forwards are the clone's own, HTTP on `binds.0` and SSH on `binds.1` (whatever address
+/// the golden was saved with).
 fn clone_xml(
     saved: &str,
     golden: &GoldenMeta,
@@ -311,7 +316,7 @@ fn clone_xml(
     vdir: &Path,
     name: &str,
     spec: &VmSpec,
-    bind: std::net::IpAddr,
+    binds: (std::net::IpAddr, std::net::IpAddr),
 ) -> Result<String, VmError> {
     let between = |open: &str, close: &str| -> Option<String> {
         let a = saved.find(open)? + open.len();
@@ -321,8 +326,12 @@ fn clone_xml(
     let uuid = between("<uuid>", "</uuid>").ok_or_else(|| VmError::Invalid("the golden XML has no uuid".into()))?;
     let esc = crate::escape::markup;
     let path = |p: PathBuf| esc(&p.display().to_string());
-    let fwd = |port: u16, guest: u16| format!("hostfwd=tcp:{}:{port}-:{guest}", super::xml::hostfwd_addr(bind));
-    let mut out = saved.to_owned();
+    let fwd = |bind: std::net::IpAddr, port: u16, guest: u16| format!("hostfwd=tcp:{}:{port}-:{guest}", super::xml::hostfwd_addr(bind));
+    let has = |port: u16, guest: u16| saved.contains(&format!(":{port}-:{guest}"));
+    if !has(golden.http_port, 80) || !has(golden.ssh_port, 22) {
+        return Err(VmError::Invalid("the golden XML lacks its forwards".into()));
+    }
+    let mut out = super::forwards::strip_hostfwds(saved);
     // `once`: the name and UUID must stand exactly once; a path may stand more than once (the
     // serial console's log also shows under <console>), but at least once.
     let mut swap = |from: String, to: String, once: bool| -> Result<(), VmError> {
@@ -339,8 +348,9 @@ fn clone_xml(
     swap(format!("<uuid>{uuid}</uuid>"), format!("<uuid>{}</uuid>", uuid::Uuid::new_v4()), true)?;
     swap(path(gdir.join("disk.qcow2")), path(vdir.join("disk.qcow2")), false)?;
     swap(path(gdir.join("console.log")), path(vdir.join("console.log")), false)?;
-    swap(fwd(golden.http_port, 80), fwd(spec.http_port, 80), true)?;
-    swap(fwd(golden.ssh_port, 22), fwd(spec.ssh_port, 22), true)?;
+    let netdev = "user,id=n0,restrict=on".to_owned();
+    let forwards = format!("{netdev},{},{}", fwd(binds.0, spec.http_port, 80), fwd(binds.1, spec.ssh_port, 22));
+    swap(netdev, forwards, true)?;
     if let Some(genid) = between("<genid>", "</genid>") {
         swap(format!("<genid>{genid}</genid>"), "<genid/>".into(), true)?;
     }
@@ -515,7 +525,7 @@ mod tests {
             <log file='/d/golden/lean-1/console.log'/><console><log file='/d/golden/lean-1/console.log'/></console>\
             <qemu:arg value='user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:20000-:80,hostfwd=tcp:127.0.0.1:10001-:22'/></domain>";
         let spec = VmSpec { hosting_id: 12, vcpus: 1, memory_mib: 256, disk_gib: 4, http_port: 20005, ssh_port: 10006, priority: Default::default() };
-        let bind: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let bind = ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap());
         let x = clone_xml(saved, &golden, gdir, vdir, "vmw-12", &spec, bind).unwrap();
         assert!(x.contains("<name>vmw-12</name>") && !x.contains("vmw-golden"));
         assert!(!x.contains("<uuid>0f0e</uuid>") && x.contains("<uuid>"));
@@ -523,7 +533,7 @@ mod tests {
         assert!(x.contains("/d/vms/12/disk.qcow2") && x.contains("/d/vms/12/console.log"));
         assert!(!x.contains("/d/golden/lean-1/console.log"), "both console log mentions moved");
         assert!(x.contains("/d/golden/lean-1/seed.iso"), "the read-only seed is shared");
-        assert!(x.contains("127.0.0.1:20005-:80") && x.contains("127.0.0.1:10006-:22"));
+        assert!(x.contains("hostfwd=tcp:127.0.0.2:20005-:80,hostfwd=tcp:127.0.0.1:10006-:22'"), "HTTP on its own address: {x}");
         assert!(!x.contains(":20000-") && !x.contains(":10001-"));
         // A golden XML that does not look as expected is refused, not half-rewritten.
         let odd = saved.replace("hostfwd=tcp:127.0.0.1:10001-:22", "");

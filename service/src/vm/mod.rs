@@ -30,7 +30,7 @@ pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
 pub use priority::CpuPriority;
 pub use snapshots::TakeFailure;
-pub use xml::{DomainXml, ImageInfo};
+pub use xml::{DomainXml, ImageInfo, NODE_NS};
 
 /// What went wrong with a VM, with what was being done and the underlying error as the source.
 /// Display is worded for the site's owner (the hosting page shows "<step> failed: <this>").
@@ -322,6 +322,70 @@ impl VmManager {
         .await
     }
 
+    /// What the node's libvirt daemon says it is, whatever URI reached it: its driver, its
+    /// host's UUID and name, and its security labels, from the daemon's own answers (kept in
+    /// the node's row for the operator). Two URIs of one daemon (`qemu:///system`,
+    /// `qemu+ssh://root@localhost/system`, `...?mode=direct`) have one identity, but two
+    /// daemons of one host may share it too (root's `/session` and `/system`): whether two
+    /// URIs reach one daemon is told by [`Self::mark_daemon`]. libvirt's test driver lives in
+    /// this process: each `test:///FILE.xml` is a driver of its own, so its URI is part of it.
+    pub async fn identity(&self) -> Result<String, VmError> {
+        self.blocking(|c| {
+            let caps = c.capabilities().doing_host("read the capabilities")?;
+            let kind = c.driver_type().doing_host("read the driver type")?;
+            let hostname = c.hostname().doing_host("read the host name")?;
+            let mut id = identity_of(&caps, &kind, &hostname);
+            if kind.eq_ignore_ascii_case("test") {
+                let uri = c.uri().doing_host("read the URI")?;
+                id.push_str(&format!("|uri={}", uri.split('?').next().unwrap_or_default()));
+            }
+            Ok(id)
+        })
+        .await
+    }
+
+    /// Leaves a mark on the node's daemon that any connection to that daemon sees: a transient
+    /// storage pool (no file is written, it is gone once destroyed or the daemon restarts) named
+    /// `vmw-daemon-{token}` on `dir` (a folder the node sees: its shared node folder). Two
+    /// URIs reach one daemon exactly when one sees the other's mark ([`Self::sees_mark`]); the
+    /// daemon's host and labels ([`Self::identity`]) cannot tell root's `/session` daemon from
+    /// `/system` on one host. Returns the mark's name.
+    pub async fn mark_daemon(&self, dir: PathBuf) -> Result<String, VmError> {
+        let name = format!("vmw-daemon-{}", uuid::Uuid::new_v4().simple());
+        let xml = format!(
+            "<pool type='dir'><name>{name}</name><target><path>{}</path></target></pool>",
+            crate::escape::markup(&dir.to_string_lossy())
+        );
+        self.blocking(move |c| {
+            c.create_storage_pool_xml(&xml, 0).doing_host("make a transient storage pool")?;
+            Ok(name)
+        })
+        .await
+    }
+
+    /// Whether this node's daemon has the mark `name` ([`Self::mark_daemon`]).
+    pub async fn sees_mark(&self, name: &str) -> Result<bool, VmError> {
+        let name = name.to_owned();
+        self.blocking(move |c| match c.lookup_storage_pool_by_name(&name) {
+            Ok(_) => Ok(true),
+            Err(e) if e.code() == ErrorNumber::NoStoragePool.into() => Ok(false),
+            Err(e) => Err(e).doing_host("look up a storage pool"),
+        })
+        .await
+    }
+
+    /// Removes the mark `name`. Missing: fine.
+    pub async fn unmark_daemon(&self, name: &str) -> Result<(), VmError> {
+        let name = name.to_owned();
+        self.blocking(move |c| {
+            if let Ok(p) = c.lookup_storage_pool_by_name(&name) {
+                p.destroy().doing_host("remove a transient storage pool")?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub fn domain_type(&self) -> DomainType {
         self.inner.domain_type
     }
@@ -408,10 +472,12 @@ impl VmManager {
             console_log: dir.join("console.log"),
             image: ImageInfo::load(&self.inner.cfg.guest_image_dir)?,
             forward_bind: self.inner.cfg.forward_bind,
+            http_bind: self.inner.cfg.http_forward_bind,
             http_port: spec.http_port,
             ssh_port: spec.ssh_port,
             tb_cache_mib: xml::tb_cache_mib(spec.memory_mib),
             quick_cpu_check: self.inner.cfg.quick_cpu_check,
+            node: self.inner.cfg.node_name.clone(),
         }
         .render()
         .map(|xml| priority::with_priority(&xml, spec.priority, self.spare_cpu_shares()))
@@ -441,7 +507,8 @@ impl VmManager {
     pub async fn start(&self, hosting_id: i32, priority: CpuPriority, http_port: u16) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         let spares = self.spare_cpu_shares();
-        let http = (self.inner.cfg.forward_bind, http_port);
+        let http = (self.inner.cfg.http_forward_bind, http_port);
+        let node = self.inner.cfg.node_name.clone();
         let quick = self.inner.cfg.quick_cpu_check;
         // Saved memory stored as a delta to the golden is served expanded, through a pipe that
         // libvirt restores from (libvirt cannot read the delta): the expansion starts now and
@@ -456,6 +523,7 @@ impl VmManager {
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             if !d.is_active().doing("read the state of domain", &name)? {
+                Self::update_definition(c, &d, &name, http.0, &node)?;
                 if let Some(feed) = feed {
                     // The restore's XML gives the guest its CPU weight from its first
                     // instruction; the definition's follows at its next boot (below).
@@ -480,6 +548,20 @@ impl VmManager {
             Ok(())
         })
         .await
+    }
+
+    /// Before a start (a boot or a restore): a definition from before the HTTP forwards moved
+    /// to their own address gets its HTTP forward there, and one from before the node markers this node's
+    /// marker (it is this node's VM: its row is). Unchanged definitions are left alone.
+    fn update_definition(c: &Connect, d: &Domain, name: &str, http_bind: std::net::IpAddr, node: &str) -> Result<(), VmError> {
+        let xml = d.xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE | virt::sys::VIR_DOMAIN_XML_SECURE).doing("read the definition of domain", name)?;
+        let moved = forwards::rebind_http_forward(&xml, http_bind);
+        let marked = xml::with_node_marker(&moved, node).unwrap_or(moved);
+        if marked != xml {
+            c.define_domain_xml(&marked).doing("update the definition of domain", name)?;
+            tracing::info!(domain = %name, "updated the definition (HTTP forward address, node marker)");
+        }
+        Ok(())
     }
 
     /// Restores the domain paused from `feed` (its sleeping memory, expanded while libvirt
@@ -558,8 +640,8 @@ impl VmManager {
     /// Gives the running VM the forwards of its HTTP and SSH ports that it lacks.
     pub async fn ensure_forwards(&self, hosting_id: i32, http_port: u16, ssh_port: u16) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
-        let bind = self.inner.cfg.forward_bind;
-        self.blocking(move |c| forwards::ensure(&Self::existing(c, &name)?, &name, bind, http_port, ssh_port)).await
+        let (http, ssh) = ((self.inner.cfg.http_forward_bind, http_port), (self.inner.cfg.forward_bind, ssh_port));
+        self.blocking(move |c| forwards::ensure(&Self::existing(c, &name)?, &name, http, ssh)).await
     }
 
     /// ACPI shutdown, then a hard stop if the guest has not powered off within `timeout`.
@@ -667,7 +749,9 @@ impl VmManager {
             let mut out = Vec::new();
             for d in c.list_all_domains(0).doing_host("list domains")? {
                 let name = d.name().doing_host("read a domain's name")?;
-                if let Some(id) = name.strip_prefix(&prefix).and_then(|r| r.parse::<i32>().ok()) {
+                // Only digits after the prefix: `vmw-n2-5` is node 2's, not this prefix's.
+                let id = name.strip_prefix(&prefix).filter(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit()));
+                if let Some(id) = id.and_then(|r| r.parse::<i32>().ok()) {
                     out.push((id, map_state(&d, &name)?));
                 }
             }
@@ -675,6 +759,31 @@ impl VmManager {
             Ok(out)
         })
         .await
+    }
+
+    /// Removes the domain of `hosting_id` (reconciliation found no row for it) only when it
+    /// carries this node's marker ([`xml::node_marker`]): a domain this node did not make (another
+    /// app's, another node's of the same daemon, one from before the markers) is left alone.
+    /// True when it was removed.
+    pub async fn undefine_orphan(&self, hosting_id: i32) -> Result<bool, VmError> {
+        let name = self.domain_name(hosting_id);
+        let node = self.inner.cfg.node_name.clone();
+        let ours = self
+            .blocking(move |c| {
+                let Some(d) = Self::lookup(c, &name)? else { return Ok(false) };
+                match d.metadata(virt::sys::VIR_DOMAIN_METADATA_ELEMENT as i32, Some(xml::NODE_NS), 0) {
+                    Ok(el) => Ok(xml::marks_node(&el, &node)),
+                    Err(e) if e.code() == ErrorNumber::NoDomainMetadata.into() => Ok(false),
+                    Err(e) => Err(e).doing("read the metadata of domain", &name),
+                }
+            })
+            .await?;
+        if !ours {
+            tracing::warn!(domain = %self.domain_name(hosting_id), node = %self.inner.cfg.node_name, "a domain with this node's prefix but not its marker has no row: left alone");
+            return Ok(false);
+        }
+        self.undefine(hosting_id).await?;
+        Ok(true)
     }
 
     /// The last `max_lines` lines of the VM's serial console log.
@@ -685,8 +794,21 @@ impl VmManager {
     /// Waits until the guest's web server answers HTTP (any status) and its SSH server sends a banner.
     /// `ssh_port` None: the web server only (a restored VM's sshd is the one that was saved).
     pub async fn wait_ready(&self, http_port: u16, ssh_port: Option<u16>, timeout: Duration) -> Result<(), VmError> {
-        ready::wait(self.inner.cfg.forward_bind, http_port, ssh_port, timeout).await
+        ready::wait(self.inner.cfg.http_forward_bind, http_port, ssh_port.map(|p| (self.inner.cfg.forward_bind, p)), timeout).await
     }
+}
+
+/// The identity of a daemon from its capabilities XML (`<host>`'s `<uuid>` and every
+/// `<baselabel>`), its driver type and its host name.
+fn identity_of(caps: &str, kind: &str, hostname: &str) -> String {
+    let host = caps.split_once("<host>").and_then(|(_, h)| h.split_once("</host>")).map_or("", |(h, _)| h);
+    let uuid = host.split_once("<uuid>").and_then(|(_, u)| u.split_once("</uuid>")).map_or("", |(u, _)| u.trim());
+    let labels: Vec<&str> = host
+        .split("<baselabel")
+        .skip(1)
+        .filter_map(|l| l.split_once("</baselabel>").map(|(l, _)| l.trim()))
+        .collect();
+    format!("{}|host={uuid}|name={}|labels={}", kind.to_ascii_lowercase(), hostname.trim(), labels.join(","))
 }
 
 /// Rewrites the plain save file at `path` (of domain `name`) small: as its difference to the
@@ -945,5 +1067,26 @@ impl VmManager {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemons_identity_is_its_host_its_driver_and_its_users_labels() {
+        let caps = |label: &str| {
+            format!(
+                "<capabilities><host><uuid>4c4c4544-0001</uuid><cpu/><secmodel><model>dac</model><doi>0</doi>\
+                 <baselabel type='kvm'>{label}</baselabel><baselabel type='qemu'>{label}</baselabel></secmodel></host>\
+                 <guest><os_type>hvm</os_type></guest></capabilities>"
+            )
+        };
+        let system = identity_of(&caps("+64055:+994"), "QEMU", "h1");
+        assert_eq!(system, "qemu|host=4c4c4544-0001|name=h1|labels=type='kvm'>+64055:+994,type='qemu'>+64055:+994");
+        assert_eq!(identity_of(&caps("+64055:+994"), "QEMU", "h1"), system, "any URI of one daemon");
+        assert_ne!(identity_of(&caps("+1001:+1001"), "QEMU", "h1"), system, "a user's session daemon is another");
+        assert_ne!(identity_of(&caps("+64055:+994").replace("0001", "0002"), "QEMU", "h1"), system, "another host");
     }
 }

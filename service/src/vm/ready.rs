@@ -31,14 +31,16 @@ pub(super) async fn ssh_banner(bind: IpAddr, port: u16) -> bool {
     tokio::time::timeout(ATTEMPT, fut).await.ok().flatten().unwrap_or(false)
 }
 
-/// Waits until the web server answers (any status) and, when `ssh_port` is given, SSH sends its banner.
-pub(super) async fn wait(bind: IpAddr, http_port: u16, ssh_port: Option<u16>, timeout: Duration) -> Result<(), VmError> {
+/// Waits until the web server (its forward on `bind`) answers (any status) and, when `ssh_port`
+/// (with its own address) is given, SSH sends its banner.
+pub(super) async fn wait(bind: IpAddr, http_port: u16, ssh_port: Option<(IpAddr, u16)>, timeout: Duration) -> Result<(), VmError> {
     let deadline = Instant::now() + timeout;
     let (mut http, mut ssh) = (false, ssh_port.is_none());
+    let (ssh_bind, ssh_port) = ssh_port.map_or((bind, None), |(b, p)| (b, Some(p)));
     loop {
         // Both at once: a restored warm VM answers each within milliseconds.
         let (h, s) = tokio::join!(async { http || http_answers(bind, http_port).await }, async {
-            ssh || ssh_banner(bind, ssh_port.unwrap_or_default()).await
+            ssh || ssh_banner(ssh_bind, ssh_port.unwrap_or_default()).await
         });
         (http, ssh) = (h, s);
         if http && ssh {
@@ -69,7 +71,7 @@ mod tests {
         let ssh = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (wp, sp) = (web.local_addr().unwrap().port(), ssh.local_addr().unwrap().port());
         // Nothing answers yet: a short wait fails and names both.
-        let err = wait(LOOPBACK, wp, Some(sp), Duration::from_millis(300)).await.unwrap_err().to_string();
+        let err = wait(LOOPBACK, wp, Some((LOOPBACK, sp)), Duration::from_millis(300)).await.unwrap_err().to_string();
         assert!(err.contains("HTTP") && err.contains("SSH"), "{err}");
         tokio::spawn(async move {
             loop {
@@ -85,7 +87,7 @@ mod tests {
                 let _ = c.write_all(b"SSH-2.0-OpenSSH_9.2\r\n").await;
             }
         });
-        wait(LOOPBACK, wp, Some(sp), Duration::from_secs(5)).await.unwrap();
+        wait(LOOPBACK, wp, Some((LOOPBACK, sp)), Duration::from_secs(5)).await.unwrap();
     }
 
     /// A web server that accepts and closes without a response (QEMU's forward before the

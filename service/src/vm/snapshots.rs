@@ -190,7 +190,7 @@ impl VmManager {
     /// the whole stream matched its checksum (else the domain is stopped again).
     async fn restore_memory_file(&self, hosting_id: i32, mem: PathBuf, http_port: u16, ssh_port: u16) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
-        let bind = self.inner.cfg.forward_bind;
+        let (http, ssh) = ((self.inner.cfg.http_forward_bind, http_port), (self.inner.cfg.forward_bind, ssh_port));
         let feed = {
             let mem = mem.clone();
             let pipe = mem.with_file_name(PIPE);
@@ -219,7 +219,7 @@ impl VmManager {
                     c.restore_domain_flags(&path, xml.as_deref(), 0).doing(what, &name)?;
                 }
             }
-            super::forwards::ensure(&Self::existing(c, &name)?, &name, bind, http_port, ssh_port)
+            super::forwards::ensure(&Self::existing(c, &name)?, &name, http, ssh)
         })
         .await
     }

@@ -54,13 +54,51 @@ pub struct DomainXml {
     pub seed: PathBuf,
     pub console_log: PathBuf,
     pub image: ImageInfo,
+    /// Where the SSH forward binds (users ssh there).
     pub forward_bind: IpAddr,
+    /// Where the HTTP forward binds (only nginx, the waker and the probes connect there).
+    pub http_bind: IpAddr,
     pub http_port: u16,
     pub ssh_port: u16,
     /// TCG translation-block cache cap: without it each QEMU grows to ~1 GiB (FACTS.md).
     pub tb_cache_mib: u32,
     /// libvirt checks the x86 CPU in two monitor calls, not ~400 (`super::cpu_check`).
     pub quick_cpu_check: bool,
+    /// The node whose domain this is (its marker, [`node_marker`]).
+    pub node: String,
+}
+
+/// The XML namespace of the element that marks a domain as made by this app for one node.
+pub const NODE_NS: &str = "https://vm-webhoster.invalid/ns/node/1";
+
+/// The `<metadata>` element marking a domain as made by this app for node `node` (its name):
+/// reconciliation removes an orphan domain only when it carries its own node's mark.
+pub fn node_marker(node: &str) -> String {
+    format!("<metadata>\n    <vmw:node xmlns:vmw='{NODE_NS}' name='{}'/>\n  </metadata>", esc(node))
+}
+
+/// Whether `element` (libvirt's answer to a metadata query in [`NODE_NS`]) names `node`.
+/// libvirt re-serialises the element, with either quote.
+pub fn marks_node(element: &str, node: &str) -> bool {
+    let name = esc(node);
+    element.contains(&format!("name=\"{name}\"")) || element.contains(&format!("name='{name}'"))
+}
+
+/// `xml` with this node's marker: put after `<name>` when it has none, kept when it has one
+/// (a golden's clone, a saved image). Any other node's marker is a foreign domain's: refused.
+pub fn with_node_marker(xml: &str, node: &str) -> Result<String, VmError> {
+    if xml.contains(NODE_NS) {
+        let at = xml.find(NODE_NS).unwrap_or_default();
+        let tail = &xml[at..xml.len().min(at + NODE_NS.len() + 120)];
+        return if marks_node(tail, node) {
+            Ok(xml.to_owned())
+        } else {
+            Err(VmError::Invalid("the domain XML carries another node's marker".into()))
+        };
+    }
+    let Some(at) = xml.find("</name>") else { return Err(VmError::Invalid("the domain XML has no name".into())) };
+    let at = at + "</name>".len();
+    Ok(format!("{}\n  {}{}", &xml[..at], node_marker(node), &xml[at..]))
 }
 
 /// The TCG translation cache for a guest of `memory_mib`, sized with its plan: a quarter of the
@@ -86,6 +124,7 @@ pub(super) fn hostfwd_addr(ip: IpAddr) -> String {
 impl DomainXml {
     pub fn render(&self) -> Result<String, VmError> {
         let bind = hostfwd_addr(self.forward_bind);
+        let http_bind = hostfwd_addr(self.http_bind);
         if self.http_port == 0 || self.ssh_port == 0 || self.http_port == self.ssh_port {
             return Err(VmError::Invalid("HTTP and SSH need two distinct ports".into()));
         }
@@ -105,12 +144,13 @@ impl DomainXml {
         };
         // libvirt 9.0 has no XML for user-mode forwards: pass them to QEMU directly.
         let netdev = format!(
-            "user,id=n0,restrict=on,hostfwd=tcp:{bind}:{}-:80,hostfwd=tcp:{bind}:{}-:22",
+            "user,id=n0,restrict=on,hostfwd=tcp:{http_bind}:{}-:80,hostfwd=tcp:{bind}:{}-:22",
             self.http_port, self.ssh_port
         );
         Ok(format!(
             r#"<domain type='{dtype}' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
   <name>{name}</name>
+  {marker}
   <genid/>
   <memory unit='MiB'>{mem}</memory>
   <currentMemory unit='MiB'>{mem}</currentMemory>
@@ -166,6 +206,7 @@ impl DomainXml {
 "#,
             dtype = self.domain_type,
             name = esc(&self.name),
+            marker = node_marker(&self.node),
             mem = self.memory_mib,
             vcpus = self.vcpus.max(1),
             disk = path(&self.disk),
@@ -197,10 +238,12 @@ mod tests {
                 cmdline: "root=/dev/vda rw console=ttyS0".into(),
             },
             forward_bind: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            http_bind: IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2)),
             http_port: 20001,
             ssh_port: 10001,
             tb_cache_mib: 64,
             quick_cpu_check: true,
+            node: "local".into(),
         }
     }
 
@@ -208,8 +251,9 @@ mod tests {
     fn forwards_are_bound_to_loopback_and_the_guest_network_is_restricted() {
         let x = sample().render().unwrap();
         assert!(x.contains("restrict=on"));
-        assert!(x.contains("hostfwd=tcp:127.0.0.1:20001-:80"));
-        assert!(x.contains("hostfwd=tcp:127.0.0.1:10001-:22"));
+        assert!(x.contains("hostfwd=tcp:127.0.0.2:20001-:80"), "HTTP for nginx, not on the dashboard's host");
+        assert!(x.contains("hostfwd=tcp:127.0.0.1:10001-:22"), "SSH for users");
+        assert!(!x.contains("127.0.0.1:20001"));
         assert!(!x.contains("<interface"), "no libvirt network, so no NAT network either");
     }
 
@@ -259,10 +303,23 @@ mod tests {
         // "127.0.0.1,hostfwd=tcp::1-:22" or "xen" is refused where the settings are parsed
         // (server::config tests).
         let mut s = sample();
-        s.forward_bind = "::1".parse().unwrap();
+        s.http_bind = "::1".parse().unwrap();
         assert!(s.render().unwrap().contains("hostfwd=tcp:[::1]:20001-:80"));
         let mut s = sample();
         s.ssh_port = s.http_port;
         assert!(s.render().is_err());
+    }
+
+    #[test]
+    fn a_domain_carries_its_nodes_marker_and_no_other() {
+        let x = sample().render().unwrap();
+        assert!(x.contains(&format!("<vmw:node xmlns:vmw='{NODE_NS}' name='local'/>")), "{x}");
+        assert_eq!(with_node_marker(&x, "local").unwrap(), x, "marked once");
+        assert!(with_node_marker(&x, "n2").is_err(), "another node's domain is not made ours");
+        let bare = "<domain><name>vmw-3</name><uuid>u</uuid></domain>";
+        let m = with_node_marker(bare, "n2").unwrap();
+        assert!(m.starts_with("<domain><name>vmw-3</name>\n  <metadata>") && m.contains("name='n2'"), "{m}");
+        assert!(marks_node(&format!("<vmw:node xmlns:vmw=\"{NODE_NS}\" name=\"n2\"/>"), "n2"));
+        assert!(!marks_node(&format!("<vmw:node xmlns:vmw=\"{NODE_NS}\" name=\"n22\"/>"), "n2"));
     }
 }

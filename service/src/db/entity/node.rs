@@ -19,6 +19,10 @@ pub struct Model {
     pub drained: bool,
     /// Added by an administrator (not the node of the app's own settings).
     pub added: bool,
+    /// The node's libvirt daemon (`VmManager::identity`); None: not read yet.
+    pub identity: Option<String>,
+    /// Prefix of the node's domain names; None: the app's `domain_prefix`.
+    pub domain_prefix: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
