@@ -210,7 +210,7 @@ impl HostingService {
         }
         match self.inner.vm.take_snapshot(id, sid, spec.http_port, spec.ssh_port, fail).await {
             Ok(bytes) => {
-                let kept = self.settle_snapshot_size(id, sid, bytes).await?;
+                let kept = self.settle_snapshot_size_or_forget(id, sid, bytes).await;
                 self.sync_clock_later(id);
                 let _ = self.wait_ready(&row).await;
                 match kept {
@@ -244,7 +244,7 @@ impl HostingService {
     async fn run_take_of_saved(&self, lease: Lease, row: &HostingRow, sid: i32, name: &str, fail: bool, t: Instant) -> Result<()> {
         let id = row.id;
         match self.inner.vm.take_snapshot_of_saved(id, sid, fail).await {
-            Ok(bytes) => match self.settle_snapshot_size(id, sid, bytes).await? {
+            Ok(bytes) => match self.settle_snapshot_size_or_forget(id, sid, bytes).await {
                 Ok(()) => {
                     let msg = format!("Snapshot '{name}' taken ({} MiB, {:.1} s; the site stayed {})", bytes.div_ceil(1 << 20), t.elapsed().as_secs_f64(), row.state);
                     self.finish(lease, row.state, row.state_reason.clone(), msg, t).await
@@ -262,6 +262,19 @@ impl HostingService {
         }
     }
 
+    /// [`Self::settle_snapshot_size`], and when that cannot be done (the database), the snapshot
+    /// is removed and the inner `Err` says so: the operation still ends, never left busy.
+    async fn settle_snapshot_size_or_forget(&self, id: i32, sid: i32, bytes: u64) -> std::result::Result<(), String> {
+        match self.settle_snapshot_size(id, sid, bytes).await {
+            Ok(kept) => kept,
+            Err(err) => {
+                tracing::error!(hosting_id = id, snapshot_id = sid, %err, "could not record a snapshot's size: removing it");
+                let _ = self.forget_snapshot(id, sid).await;
+                Err(format!("its size could not be recorded ({})", describe(&err)))
+            }
+        }
+    }
+
     /// The quota checked again against what snapshot `sid`'s files really take (`bytes`): the
     /// site's disk may have grown since the estimate. Within the quota the row is `ready` with
     /// its real size; over it the snapshot is removed (row, then files: a crash in between
@@ -269,10 +282,12 @@ impl HostingService {
     /// why. Under the owner's row lock, like the check that made the row.
     async fn settle_snapshot_size(&self, id: i32, sid: i32, bytes: u64) -> Result<std::result::Result<(), String>> {
         let limit_mib = self.inner.cfg.snapshot_disk_per_user_mib;
-        let txn = self.inner.store.db().begin().await?;
-        let Some(me) = snapshot::Entity::find_by_id(sid).one(&txn).await? else {
+        // Its owner never changes: read before the transaction, which writes first (the user's
+        // row lock), so SQLite waits for its lock instead of failing a read-then-write upgrade.
+        let Some(me) = snapshot::Entity::find_by_id(sid).one(self.inner.store.db()).await? else {
             return Err(Error::NotFound("snapshot"));
         };
+        let txn = self.inner.store.db().begin().await?;
         lock_user(&txn, me.user_id).await?;
         let others = snapshot::Entity::find()
             .filter(snapshot::Column::UserId.eq(me.user_id))
