@@ -828,3 +828,180 @@ async fn a_snapshot_restores_the_old_file_and_the_running_programs_of_a_site() {
     assert_eq!(st.svc.snapshot_count(liv.user_id).await.unwrap(), 0);
     st.svc.proxy().stop().await.unwrap();
 }
+
+/// Retries `f` (the guest agent may still be starting) until it succeeds; how long the
+/// successful call took.
+async fn timed_until_ok<F, Fut>(what: &str, patience: Duration, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = service::Result<()>>,
+{
+    let until = Instant::now() + patience;
+    loop {
+        let t = Instant::now();
+        match f().await {
+            Ok(()) => return t.elapsed(),
+            Err(e) if Instant::now() < until => {
+                eprintln!("{what}: {e} (retrying)");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+/// Stops and starts a site; how long the two took.
+async fn stop_start(st: &Stack, user: &Actor, id: i32) -> Duration {
+    let t = Instant::now();
+    for (op, want) in [(Operation::Stop, HostingState::Stopped), (Operation::Start, HostingState::Running)] {
+        st.svc.action(user, id, op).await.unwrap();
+        let v = st.svc.wait_settled(user, id, Duration::from_secs(180)).await.unwrap().unwrap();
+        assert_eq!(v.state, want, "{:?}", v.state_reason);
+    }
+    t.elapsed()
+}
+
+/// Issue 28, item 1: a tenant makes `chpasswd` hang in their VM, so their guest agent never
+/// finishes a password call. Their calls answer `guest_timeout` within the setting (a pile of
+/// them too), their site stays as it was, and meanwhile another tenant's password call and
+/// stop/start keep their normal latency.
+#[tokio::test]
+#[ignore = "boots two real VMs (qemu:///system); run by `make test`"]
+async fn a_tenant_whose_guest_agent_hangs_holds_up_no_one_else() {
+    const TIMEOUT: Duration = Duration::from_secs(4);
+    let mut s = setup("stuck");
+    s.cfg.guest_call_timeout_secs = TIMEOUT.as_secs();
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+    let (ann, bob) = (register(&st.accounts, "ann").await, register(&st.accounts, "bob").await);
+    let (key, public) = keygen(s.dir.path());
+    let mut sites = Vec::new();
+    for user in [&ann, &bob] {
+        sites.push(st.svc.create(user, CreateHosting { public_keys: vec![public.clone()], ..Default::default() }).await.unwrap());
+    }
+    for (user, h) in [(&ann, &sites[0]), (&bob, &sites[1])] {
+        let v = st.svc.wait_settled(user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+        assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    }
+    let (a, b) = (sites[0].clone(), sites[1].clone());
+    let pw = "correct horse battery";
+
+    // Quiet baselines: both agents answer; bob's password call and stop/start.
+    timed_until_ok("ann's first password", Duration::from_secs(120), || st.svc.set_console_password(&ann, a.id, pw, pw)).await;
+    timed_until_ok("bob's first password", Duration::from_secs(120), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
+    let base_pw = timed_until_ok("bob's password", Duration::from_secs(30), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
+    let base_cycle = stop_start(&st, &bob, b.id).await;
+    timed_until_ok("bob's password after a start", Duration::from_secs(60), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
+    eprintln!("quiet: bob's password {base_pw:?}, stop+start {base_cycle:?}");
+
+    // Ann, root in her VM, makes chpasswd hang: the agent waits for it and answers nothing.
+    let a_port = a.ssh_port.unwrap() as u16;
+    ssh(&key, a_port, "ubuntu", "printf '#!/bin/sh\\nexec sleep 3600\\n' | sudo tee /usr/local/sbin/chpasswd >/dev/null && sudo chmod 755 /usr/local/sbin/chpasswd && sudo mount --bind /usr/local/sbin/chpasswd /usr/sbin/chpasswd");
+
+    // A pile of her calls: each answers guest_timeout in time.
+    let calls: Vec<_> = (0..6)
+        .map(|_| {
+            let (svc, ann, id) = (st.svc.clone(), ann, a.id);
+            tokio::spawn(async move {
+                let t = Instant::now();
+                let r = tokio::time::timeout(Duration::from_secs(60), svc.set_console_password(&ann, id, pw, pw)).await;
+                (r, t.elapsed())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Meanwhile bob: his password call and his stop/start at their quiet pace.
+    let t = Instant::now();
+    st.svc.set_console_password(&bob, b.id, pw, pw).await.expect("bob's password while ann's agent hangs");
+    let busy_pw = t.elapsed();
+    let busy_cycle = stop_start(&st, &bob, b.id).await;
+    eprintln!("ann stuck: bob's password {busy_pw:?}, stop+start {busy_cycle:?}");
+    assert!(busy_pw < base_pw * 3 + Duration::from_secs(2), "bob's password took {busy_pw:?} (quiet: {base_pw:?})");
+    assert!(busy_cycle < base_cycle * 2 + Duration::from_secs(5), "bob's stop+start took {busy_cycle:?} (quiet: {base_cycle:?})");
+
+    for c in calls {
+        let (r, took) = c.await.unwrap();
+        let r = r.unwrap_or_else(|_| panic!("ann's call still open after {took:?}"));
+        assert!(matches!(r, Err(service::Error::GuestTimeout(_))), "{r:?}");
+        assert!(took < TIMEOUT + Duration::from_secs(2), "ann's call answered after {took:?}");
+    }
+    // Later ones too, and her site is as it was: running, no operation, serving.
+    let t = Instant::now();
+    let r = st.svc.set_console_password(&ann, a.id, pw, pw).await;
+    assert!(matches!(r, Err(service::Error::GuestTimeout(_))), "{r:?}");
+    assert!(t.elapsed() < TIMEOUT + Duration::from_secs(2), "{:?}", t.elapsed());
+    let v = st.svc.get(&ann, a.id).await.unwrap();
+    assert_eq!((v.state, v.operation), (HostingState::Running, None));
+    let (status, _) = get(&format!("http://{}/{}/", s.cfg.nginx_listen, a.slug), None).await;
+    assert_eq!(status, 200, "ann's site still serves");
+    st.svc.proxy().stop().await.unwrap();
+}
+
+/// Issue 28, item 2: nobody reads the guest's serial line (its getty stopped). Input pushed at
+/// its console is taken only up to the session's small budget, then waits (the WebSocket's
+/// reader stops reading); once something in the guest reads the line, it flows again.
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn console_input_waits_while_the_guest_does_not_read_it() {
+    use service::hosting::{ConsoleInput, ConsoleOutput, ConsoleStatus};
+    use service::vm::{INPUT_BUDGET, Typed};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const FRAME: usize = 64 * 1024;
+    let s = setup("flood");
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+    let user = register(&st.accounts, "flo").await;
+    let (key, public) = keygen(s.dir.path());
+    let h = st.svc.create(&user, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
+    let h = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    let port = h.ssh_port.unwrap() as u16;
+    ssh(&key, port, "ubuntu", "sudo systemctl stop serial-getty@ttyS0.service");
+
+    let session = st.svc.attach_console(&user, h.id).await.unwrap();
+    let (mut output, input, budget) = (session.output, session.input, session.budget);
+    let connected = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(o) = output.recv().await {
+            if matches!(o, ConsoleOutput::Status(ConsoleStatus::Connected)) {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(connected.await.unwrap_or(false), "the console connects");
+    tokio::spawn(async move { while output.recv().await.is_some() {} });
+
+    // Push 64 MiB as fast as the session takes it.
+    let pushed = Arc::new(AtomicUsize::new(0));
+    let pusher = tokio::spawn({
+        let (pushed, budget) = (pushed.clone(), budget.clone());
+        async move {
+            while pushed.load(Ordering::Relaxed) < 64 << 20 {
+                let room = budget.room(FRAME).await;
+                if input.send(ConsoleInput::Data(Typed::new(vec![b'a'; FRAME], room))).await.is_err() {
+                    break;
+                }
+                pushed.fetch_add(FRAME, Ordering::Relaxed);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let stalled = pushed.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = pushed.load(Ordering::Relaxed);
+    eprintln!("taken while nobody reads: {} KiB, then {} KiB; queued in the session: {} KiB", stalled >> 10, later >> 10, budget.queued() >> 10);
+    assert!(later < 4 << 20, "{} KiB taken from a client whose guest reads nothing", later >> 10);
+    assert!(later - stalled <= FRAME, "still taking input: {} KiB in 3 s", (later - stalled) >> 10);
+    assert!(budget.queued() <= INPUT_BUDGET);
+    assert!(!pusher.is_finished());
+
+    // Something reads the line again: the input flows.
+    ssh(&key, port, "ubuntu", "sudo sh -c 'stty -F /dev/ttyS0 raw -echo; nohup setsid cat /dev/ttyS0 </dev/null >/dev/null 2>&1 &'");
+    let flowing = tokio::time::timeout(Duration::from_secs(60), async {
+        while pushed.load(Ordering::Relaxed) < later + (1 << 20) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    assert!(flowing.await.is_ok(), "only {} KiB more taken once the guest reads", (pushed.load(Ordering::Relaxed) - later) >> 10);
+    pusher.abort();
+    st.svc.proxy().stop().await.unwrap();
+}
