@@ -986,22 +986,26 @@ async fn console_input_waits_while_the_guest_does_not_read_it() {
     });
     tokio::time::sleep(Duration::from_secs(8)).await;
     let stalled = pushed.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let later = pushed.load(Ordering::Relaxed);
-    eprintln!("taken while nobody reads: {} KiB, then {} KiB; queued in the session: {} KiB", stalled >> 10, later >> 10, budget.queued() >> 10);
+    let slow = later - stalled;
+    eprintln!(
+        "taken while nobody reads: {} KiB, {} KiB more in 5 s; queued in the session: {} KiB",
+        stalled >> 10, slow >> 10, budget.queued() >> 10
+    );
+    // Unbounded, all 64 MiB went in well under a second.
     assert!(later < 4 << 20, "{} KiB taken from a client whose guest reads nothing", later >> 10);
-    assert!(later - stalled <= FRAME, "still taking input: {} KiB in 3 s", (later - stalled) >> 10);
+    assert!(slow < 1 << 20, "still taking input fast: {} KiB in 5 s", slow >> 10);
     assert!(budget.queued() <= INPUT_BUDGET);
     assert!(!pusher.is_finished());
 
-    // Something reads the line again: the input flows.
+    // Something reads the line again: the input flows, faster than while nobody read it.
     ssh(&key, port, "ubuntu", "sudo sh -c 'stty -F /dev/ttyS0 raw -echo; nohup setsid cat /dev/ttyS0 </dev/null >/dev/null 2>&1 &'");
-    let flowing = tokio::time::timeout(Duration::from_secs(60), async {
-        while pushed.load(Ordering::Relaxed) < later + (1 << 20) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    });
-    assert!(flowing.await.is_ok(), "only {} KiB more taken once the guest reads", (pushed.load(Ordering::Relaxed) - later) >> 10);
+    let resumed = pushed.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let fast = pushed.load(Ordering::Relaxed) - resumed;
+    eprintln!("once the guest reads: {} KiB in 10 s (while it did not: {} KiB in 5 s)", fast >> 10, slow >> 10);
+    assert!(fast >= 512 << 10 && fast > 4 * slow, "only {} KiB taken in 10 s once the guest reads", fast >> 10);
     pusher.abort();
     st.svc.proxy().stop().await.unwrap();
 }

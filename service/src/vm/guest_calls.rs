@@ -74,6 +74,13 @@ impl GuestCalls {
         Ok(GuestPass { _turn: turn, _slot: slot, deadline })
     }
 
+    /// `domain`'s turn alone, for the service's own calls into a guest (clock, trim,
+    /// hostname: not the tenant's to repeat, so no slot), waited for up to `wait`. None: a
+    /// tenant's call still holds it.
+    pub(super) async fn turn(&self, domain: &str, wait: Duration) -> Option<OwnedMutexGuard<()>> {
+        tokio::time::timeout(wait, self.turn_of(domain).lock_owned()).await.ok()
+    }
+
     pub(super) fn timed_out(&self, domain: &str, command: &'static str) -> VmError {
         VmError::GuestTimeout { domain: domain.to_owned(), command, waited_secs: self.timeout.as_secs() }
     }

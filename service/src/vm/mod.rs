@@ -842,9 +842,14 @@ impl VmManager {
     pub async fn sleep_save(&self, hosting_id: i32) -> Result<Option<compress::Compressed>, VmError> {
         let name = self.domain_name(hosting_id);
         let (trim, shrink) = (self.inner.cfg.sleep_trim, self.shrink_against(hosting_id));
+        // After the site's pending guest call (a tenant's stuck agent: saved untrimmed).
+        let turn = if trim { self.inner.guest.turn(&name, Duration::from_secs(10)).await } else { None };
+        if trim && turn.is_none() {
+            tracing::warn!(domain = %name, "a guest call of the site is still pending: saved without trimming its memory");
+        }
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
-            if trim {
+            if let Some(_turn) = turn {
                 let cmd = vec!["-c".into(), golden::SLEEP_TRIM.into()];
                 if let Err(err) = Self::agent_run(&d, &name, "/bin/sh", cmd, Instant::now() + Duration::from_secs(10)) {
                     tracing::warn!(domain = %name, %err, "the guest did not trim its memory before the save (saved as it is)");
@@ -893,7 +898,11 @@ impl VmManager {
     /// path to a live site.
     pub async fn agent_sync_clock(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
+        let Some(turn) = self.inner.guest.turn(&name, Duration::from_secs(30)).await else {
+            return Err(self.inner.guest.timed_out(&name, "guest-set-time"));
+        };
         self.blocking(move |c| {
+            let _turn = turn;
             let d = Self::existing(c, &name)?;
             // Asleep again, or stopped, by now: its next start sets the clock.
             if map_state(&d, &name)? != VmState::Running {
@@ -932,7 +941,11 @@ impl VmManager {
         let name = self.domain_name(hosting_id);
         let files = seed.hostname_files();
         let hostname = seed.hostname.clone();
+        let Some(turn) = self.inner.guest.turn(&name, timeout).await else {
+            return Err(self.inner.guest.timed_out(&name, "guest-exec"));
+        };
         self.blocking(move |c| {
+            let _turn = turn;
             let d = Self::existing(c, &name)?;
             let deadline = Instant::now() + timeout;
             for (path, bytes) in &files {
