@@ -878,7 +878,7 @@ async fn a_tenant_whose_guest_agent_hangs_holds_up_no_one_else() {
     for user in [&ann, &bob] {
         sites.push(st.svc.create(user, CreateHosting { public_keys: vec![public.clone()], ..Default::default() }).await.unwrap());
     }
-    for (user, h) in [(&ann, &mut sites[0]), (&bob, &mut sites[1])] {
+    for (user, h) in [&ann, &bob].into_iter().zip(sites.iter_mut()) {
         *h = st.svc.wait_settled(user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
         assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
     }
