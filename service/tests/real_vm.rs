@@ -897,32 +897,52 @@ async fn a_tenant_whose_guest_agent_hangs_holds_up_no_one_else() {
     let a_port = a.ssh_port.unwrap() as u16;
     ssh(&key, a_port, "ubuntu", "printf '#!/bin/sh\\nexec sleep 3600\\n' | sudo tee /usr/local/sbin/chpasswd >/dev/null && sudo chmod 755 /usr/local/sbin/chpasswd && sudo mount --bind /usr/local/sbin/chpasswd /usr/sbin/chpasswd");
 
-    // A pile of her calls: each answers guest_timeout in time.
-    let calls: Vec<_> = (0..6)
-        .map(|_| {
-            let (svc, ann, id) = (st.svc.clone(), ann, a.id);
-            tokio::spawn(async move {
-                let t = Instant::now();
-                let r = tokio::time::timeout(Duration::from_secs(60), svc.set_console_password(&ann, id, pw, pw)).await;
-                (r, t.elapsed())
-            })
-        })
-        .collect();
+    // Her calls keep coming, three at a time: each answers guest_timeout in time.
+    let stop_pile = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pile = tokio::spawn({
+        let (svc, ann, id, stop) = (st.svc.clone(), ann, a.id, stop_pile.clone());
+        async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch: Vec<_> = (0..3)
+                    .map(|_| {
+                        let svc = svc.clone();
+                        tokio::spawn(async move {
+                            let t = Instant::now();
+                            let r = tokio::time::timeout(Duration::from_secs(60), svc.set_console_password(&ann, id, pw, pw)).await;
+                            (r.map(|r| r.map_err(|e| e.code())), t.elapsed())
+                        })
+                    })
+                    .collect();
+                for c in batch {
+                    answers.push(c.await.unwrap());
+                }
+            }
+            answers
+        }
+    });
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    // Meanwhile bob: his password call and his stop/start at their quiet pace.
-    let t = Instant::now();
-    st.svc.set_console_password(&bob, b.id, pw, pw).await.expect("bob's password while ann's agent hangs");
-    let busy_pw = t.elapsed();
+    // Meanwhile bob: his password calls and his stop/start at their quiet pace.
+    let mut busy_pw = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        st.svc.set_console_password(&bob, b.id, pw, pw).await.expect("bob's password while ann's agent hangs");
+        busy_pw.push(t.elapsed());
+    }
     let busy_cycle = stop_start(&st, &bob, b.id).await;
-    eprintln!("ann stuck: bob's password {busy_pw:?}, stop+start {busy_cycle:?}");
-    assert!(busy_pw < base_pw * 3 + Duration::from_secs(2), "bob's password took {busy_pw:?} (quiet: {base_pw:?})");
+    stop_pile.store(true, std::sync::atomic::Ordering::Relaxed);
+    eprintln!("ann stuck: bob's passwords {busy_pw:?}, stop+start {busy_cycle:?}");
+    busy_pw.sort();
+    assert!(busy_pw[1] < base_pw * 3 + Duration::from_secs(2), "bob's passwords took {busy_pw:?} (quiet: {base_pw:?})");
     assert!(busy_cycle < base_cycle * 2 + Duration::from_secs(5), "bob's stop+start took {busy_cycle:?} (quiet: {base_cycle:?})");
 
-    for c in calls {
-        let (r, took) = c.await.unwrap();
+    let answers = pile.await.unwrap();
+    eprintln!("ann's calls: {} answered, the slowest in {:?}", answers.len(), answers.iter().map(|a| a.1).max());
+    assert!(answers.len() >= 6);
+    for (r, took) in answers {
         let r = r.unwrap_or_else(|_| panic!("ann's call still open after {took:?}"));
-        assert!(matches!(r, Err(service::Error::GuestTimeout(_))), "{r:?}");
+        assert_eq!(r, Err("guest_timeout"), "ann's call");
         assert!(took < TIMEOUT + Duration::from_secs(2), "ann's call answered after {took:?}");
     }
     // Later ones too, and her site is as it was: running, no operation, serving.
@@ -954,8 +974,13 @@ async fn console_input_waits_while_the_guest_does_not_read_it() {
     let h = st.svc.create(&user, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
     let h = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
     assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
-    let port = h.ssh_port.unwrap() as u16;
-    ssh(&key, port, "ubuntu", "sudo systemctl stop serial-getty@ttyS0.service");
+    let _ = key;
+    // The guest reads nothing while its vCPUs are paused (running, its kernel drains the
+    // serial line at the UART's pace, ~30 KiB/s under TCG, whether a program reads it or not).
+    let virsh = |verb: &str| {
+        let out = Command::new("virsh").arg("-c").arg(&s.cfg.libvirt_uri).arg(verb).arg(st.svc.vm().domain_name(h.id)).output().unwrap();
+        assert!(out.status.success(), "virsh {verb}: {}", String::from_utf8_lossy(&out.stderr));
+    };
 
     let session = st.svc.attach_console(&user, h.id).await.unwrap();
     let (mut output, input, budget) = (session.output, session.input, session.budget);
@@ -969,6 +994,7 @@ async fn console_input_waits_while_the_guest_does_not_read_it() {
     });
     assert!(connected.await.unwrap_or(false), "the console connects");
     tokio::spawn(async move { while output.recv().await.is_some() {} });
+    virsh("suspend");
 
     // Push 64 MiB as fast as the session takes it.
     let pushed = Arc::new(AtomicUsize::new(0));
@@ -990,22 +1016,21 @@ async fn console_input_waits_while_the_guest_does_not_read_it() {
     let later = pushed.load(Ordering::Relaxed);
     let slow = later - stalled;
     eprintln!(
-        "taken while nobody reads: {} KiB, {} KiB more in 5 s; queued in the session: {} KiB",
+        "taken while the guest reads nothing: {} KiB, {} KiB more in 5 s; queued in the session: {} KiB",
         stalled >> 10, slow >> 10, budget.queued() >> 10
     );
     // Unbounded, all 64 MiB went in well under a second.
-    assert!(later < 4 << 20, "{} KiB taken from a client whose guest reads nothing", later >> 10);
-    assert!(slow < 1 << 20, "still taking input fast: {} KiB in 5 s", slow >> 10);
+    assert!(later < 2 << 20, "{} KiB taken from a client whose guest reads nothing", later >> 10);
+    assert!(slow <= FRAME, "still taking input: {} KiB in 5 s", slow >> 10);
     assert!(budget.queued() <= INPUT_BUDGET);
     assert!(!pusher.is_finished());
 
-    // Something reads the line again: the input flows, faster than while nobody read it.
-    ssh(&key, port, "ubuntu", "sudo sh -c 'stty -F /dev/ttyS0 raw -echo; nohup setsid cat /dev/ttyS0 </dev/null >/dev/null 2>&1 &'");
-    let resumed = pushed.load(Ordering::Relaxed);
+    // The guest reads again: the input flows.
+    virsh("resume");
     tokio::time::sleep(Duration::from_secs(10)).await;
-    let fast = pushed.load(Ordering::Relaxed) - resumed;
-    eprintln!("once the guest reads: {} KiB in 10 s (while it did not: {} KiB in 5 s)", fast >> 10, slow >> 10);
-    assert!(fast >= 512 << 10 && fast > 4 * slow, "only {} KiB taken in 10 s once the guest reads", fast >> 10);
+    let flowed = pushed.load(Ordering::Relaxed) - later;
+    eprintln!("once the guest reads: {} KiB in 10 s", flowed >> 10);
+    assert!(flowed >= 2 * FRAME, "only {} KiB taken in 10 s once the guest reads", flowed >> 10);
     pusher.abort();
     st.svc.proxy().stop().await.unwrap();
 }
