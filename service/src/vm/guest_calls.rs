@@ -5,8 +5,8 @@
 //!   [`VmError::GuestTimeout`] (libvirt gets what is left as the agent command's own timeout);
 //! - runs one at a time per site: a per-domain lock, held until libvirt returns, also after the
 //!   caller stopped waiting, so piling calls on one site never piles them in libvirt;
-//! - takes one of `guest_calls_max` slots and runs on a libvirt connection of its own
-//!   (`VmManager`'s `guest_conns`): libvirtd serves five calls of a connection at a time, so
+//! - takes one of `guest_calls_max` slots and runs on a libvirt connection of the guest calls'
+//!   (`VmManager`'s `guest_conns`, one per slot): libvirtd serves five calls of a connection at a time, so
 //!   the other connections, which carry every site's starts, stops, saves and wakes, never
 //!   queue behind a stuck agent, and libvirtd's workers hold at most that many of them.
 use std::collections::HashMap;

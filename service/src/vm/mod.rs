@@ -207,8 +207,8 @@ struct Inner {
     conns: connections::Connections,
     /// Calls into guests that tenants can trigger: bounded (`guest_calls`), on `guest_conns`.
     guest: guest_calls::GuestCalls,
-    /// Their own connection (None on libvirt's test driver: a second `test:///path` connection
-    /// would be another, empty driver).
+    /// Their own connections, one per slot (None on libvirt's test driver: a second
+    /// `test:///path` connection would be another, empty driver).
     guest_conns: Option<connections::Connections>,
     /// The golden snapshot is made, and cloned, one at a time (a clone rewrites its header).
     golden_lock: tokio::sync::Mutex<()>,
@@ -218,7 +218,8 @@ impl Inner {
     fn new(cfg: ServiceConfig, domain_type: DomainType) -> Self {
         let conns = connections::Connections::new(&cfg.libvirt_uri, cfg.libvirt_connections);
         let guest = guest_calls::GuestCalls::new(Duration::from_secs(cfg.guest_call_timeout_secs), cfg.guest_calls_max);
-        let guest_conns = (!cfg.libvirt_uri.starts_with("test:")).then(|| connections::Connections::new(&cfg.libvirt_uri, 1));
+        // One connection per slot: no tenant's call shares one with another's.
+        let guest_conns = (!cfg.libvirt_uri.starts_with("test:")).then(|| connections::Connections::new(&cfg.libvirt_uri, cfg.guest_calls_max));
         Self { cfg, domain_type, conns, guest, guest_conns, golden_lock: tokio::sync::Mutex::new(()) }
     }
 }
