@@ -94,8 +94,8 @@ pub struct Cli {
     /// `guest_timeout` (1-300): a tenant's stuck guest agent holds nothing longer.
     #[arg(long, env = "VMW_GUEST_CALL_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
     pub guest_call_timeout_secs: u64,
-    /// How many such guest calls may run at once over all sites (1-4), on a libvirt connection
-    /// of their own: other sites' starts, stops and wakes never queue behind them.
+    /// How many such guest calls may run at once over all sites (1-4), each on a libvirt
+    /// connection of their own: other sites' starts, stops and wakes never queue behind them.
     #[arg(long, env = "VMW_GUEST_CALLS_MAX", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=4), global = true)]
     pub guest_calls_max: u16,
     /// Do not make a golden snapshot of the guest image: every VM boots cold (30-50 s under

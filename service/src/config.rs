@@ -128,8 +128,8 @@ pub struct ServiceConfig {
     /// console's size: `vm::guest_calls`) may take, waiting included, before it answers
     /// `guest_timeout` (at least 1 s).
     pub guest_call_timeout_secs: u64,
-    /// How many such calls may be in the guests at once, over all sites (1-4): they run on a
-    /// libvirt connection of their own, which libvirtd serves five calls of at a time.
+    /// How many such calls may be in the guests at once, over all sites (1-4), each on a libvirt
+    /// connection of the guest calls' own (never one that starts, stops or wakes sites).
     pub guest_calls_max: usize,
     /// Make a golden snapshot of the guest image (one cold boot) and make every new VM a clone
     /// of it (restored in well under a second) instead of booting it.
