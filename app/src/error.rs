@@ -85,6 +85,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
         E::NodeFull(_) => S::INSUFFICIENT_STORAGE,
         E::RateLimited { .. } => S::TOO_MANY_REQUESTS,
         E::HostingUnavailable(_) => S::SERVICE_UNAVAILABLE,
+        E::GuestTimeout(_) => S::GATEWAY_TIMEOUT,
         E::Db(_) | E::LeaseLost { .. } | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
     }
 }
@@ -133,7 +134,7 @@ impl From<service::Error> for AppError {
             E::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
             E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },
             E::NodeFull(m) => AppError::Conflict { field: None, message: sentence(m) },
-            E::Busy(m) => AppError::Busy(m),
+            E::Busy(m) | E::GuestTimeout(m) => AppError::Busy(m),
             E::HostingUnavailable(_) => AppError::Unavailable(
                 "Hosting is disabled on this server (it was started without libvirt), so sites cannot be created or managed here."
                     .into(),

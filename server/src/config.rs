@@ -102,6 +102,15 @@ pub struct Cli {
     /// connection at a time, and a guest-agent call holds one for as long as the guest takes.
     #[arg(long, env = "VMW_LIBVIRT_CONNECTIONS", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=16), global = true)]
     pub libvirt_connections: u16,
+    /// Seconds a call into a guest that its tenant can trigger (console password, console
+    /// size) may take, waiting for the site's previous one included, before it answers 504
+    /// `guest_timeout` (1-300): a tenant's stuck guest agent holds nothing longer.
+    #[arg(long, env = "VMW_GUEST_CALL_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300), global = true)]
+    pub guest_call_timeout_secs: u64,
+    /// How many such guest calls may run at once over all sites (1-4), each on a libvirt
+    /// connection of their own: other sites' starts, stops and wakes never queue behind them.
+    #[arg(long, env = "VMW_GUEST_CALLS_MAX", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=4), global = true)]
+    pub guest_calls_max: u16,
     /// Do not make a golden snapshot of the guest image: every VM boots cold (30-50 s under
     /// TCG) instead of being cloned from saved memory (under a second).
     #[arg(long, env = "VMW_NO_GOLDEN", global = true)]
@@ -332,6 +341,8 @@ impl Cli {
             pool_paused: self.pool_paused,
             spare_cpu_shares: self.spare_cpu_shares,
             libvirt_connections: usize::from(self.libvirt_connections),
+            guest_call_timeout_secs: self.guest_call_timeout_secs,
+            guest_calls_max: usize::from(self.guest_calls_max),
             golden: !self.no_golden,
             domain_prefix: self.domain_prefix.clone(),
             ssh_port_base: self.ssh_port_base,

@@ -133,6 +133,13 @@ pub struct ServiceConfig {
     /// Connections to a node's libvirtd (at least 1); each call takes the least busy. libvirtd
     /// serves five calls of one connection at a time and queues the rest (`vm::connections`).
     pub libvirt_connections: usize,
+    /// How long a call into a guest that its tenant can trigger (the console password, the
+    /// console's size: `vm::guest_calls`) may take, waiting included, before it answers
+    /// `guest_timeout` (at least 1 s).
+    pub guest_call_timeout_secs: u64,
+    /// How many such calls may be in the guests at once, over all sites (1-4), each on a libvirt
+    /// connection of the guest calls' own (never one that starts, stops or wakes sites).
+    pub guest_calls_max: usize,
     /// Make a golden snapshot of the guest image (one cold boot) and make every new VM a clone
     /// of it (restored in well under a second) instead of booting it.
     pub golden: bool,
@@ -208,6 +215,8 @@ impl Default for ServiceConfig {
             pool_paused: 0,
             spare_cpu_shares: 32,
             libvirt_connections: 4,
+            guest_call_timeout_secs: 10,
+            guest_calls_max: 3,
             golden: false,
             node_memory_mib: None,
             node_disk_gib: None,

@@ -41,6 +41,10 @@ pub enum Error {
     /// Another operation is running on this object.
     #[error("{0}")]
     Busy(String),
+    /// A call into a tenant's VM (its guest agent) did not finish in time (`guest_calls`):
+    /// 504, code `guest_timeout`. Nothing was changed on the host.
+    #[error("{0}")]
+    GuestTimeout(String),
     /// This process no longer holds the hosting's lease (it stalled past the expiry and
     /// another took over): it must stop changing the hosting.
     #[error("hosting {hosting_id}: its lease was lost to another process")]
@@ -90,6 +94,7 @@ impl Error {
             Error::QuotaExceeded(_) => "quota_exceeded",
             Error::NodeFull(_) => "node_full",
             Error::Busy(_) => "busy",
+            Error::GuestTimeout(_) => "guest_timeout",
             Error::HostingUnavailable(_) => "hosting_unavailable",
             Error::Db(_) | Error::LeaseLost { .. } | Error::Vm(_) | Error::Proxy(_) | Error::Internal(_) => "internal",
         }

@@ -1042,3 +1042,210 @@ async fn a_sites_http_forward_is_not_on_the_dashboards_host_and_old_vms_move_ove
     assert_gone(&st, h.id).await;
     st.svc.proxy().stop().await.unwrap();
 }
+
+/// Retries `f` (the guest agent may still be starting) until it succeeds; how long the
+/// successful call took.
+async fn timed_until_ok<F, Fut>(what: &str, patience: Duration, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = service::Result<()>>,
+{
+    let until = Instant::now() + patience;
+    loop {
+        let t = Instant::now();
+        match f().await {
+            Ok(()) => return t.elapsed(),
+            Err(e) if Instant::now() < until => {
+                eprintln!("{what}: {e} (retrying)");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+/// Stops and starts a site; how long the two took.
+async fn stop_start(st: &Stack, user: &Actor, id: i32) -> Duration {
+    let t = Instant::now();
+    for (op, want) in [(Operation::Stop, HostingState::Stopped), (Operation::Start, HostingState::Running)] {
+        st.svc.action(user, id, op).await.unwrap();
+        let v = st.svc.wait_settled(user, id, Duration::from_secs(180)).await.unwrap().unwrap();
+        assert_eq!(v.state, want, "{:?}", v.state_reason);
+    }
+    t.elapsed()
+}
+
+/// Issue 28, item 1: a tenant makes `chpasswd` hang in their VM, so their guest agent never
+/// finishes a password call. Their calls answer `guest_timeout` within the setting (a pile of
+/// them too), their site stays as it was, and meanwhile another tenant's password call and
+/// stop/start keep their normal latency.
+#[tokio::test]
+#[ignore = "boots two real VMs (qemu:///system); run by `make test`"]
+async fn a_tenant_whose_guest_agent_hangs_holds_up_no_one_else() {
+    const TIMEOUT: Duration = Duration::from_secs(4);
+    let mut s = setup("stuck");
+    s.cfg.guest_call_timeout_secs = TIMEOUT.as_secs();
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+    let (ann, bob) = (register(&st.accounts, "ann").await, register(&st.accounts, "bob").await);
+    let (key, public) = keygen(s.dir.path());
+    let mut sites = Vec::new();
+    for user in [&ann, &bob] {
+        sites.push(st.svc.create(user, CreateHosting { public_keys: vec![public.clone()], ..Default::default() }).await.unwrap());
+    }
+    for (user, h) in [&ann, &bob].into_iter().zip(sites.iter_mut()) {
+        *h = st.svc.wait_settled(user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+        assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    }
+    let (a, b) = (sites[0].clone(), sites[1].clone());
+    let pw = "correct horse battery";
+
+    // Quiet baselines: both agents answer; bob's password call and stop/start.
+    timed_until_ok("ann's first password", Duration::from_secs(120), || st.svc.set_console_password(&ann, a.id, pw, pw)).await;
+    timed_until_ok("bob's first password", Duration::from_secs(120), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
+    let base_pw = timed_until_ok("bob's password", Duration::from_secs(30), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
+    let base_cycle = stop_start(&st, &bob, b.id).await;
+    timed_until_ok("bob's password after a start", Duration::from_secs(60), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
+    eprintln!("quiet: bob's password {base_pw:?}, stop+start {base_cycle:?}");
+
+    // Ann, root in her VM, makes chpasswd hang: the agent waits for it and answers nothing.
+    let a_port = a.ssh_port.unwrap() as u16;
+    ssh(&key, a_port, "ubuntu", "printf '#!/bin/sh\\nexec sleep 3600\\n' | sudo tee /usr/local/sbin/chpasswd >/dev/null && sudo chmod 755 /usr/local/sbin/chpasswd && sudo mount --bind /usr/local/sbin/chpasswd /usr/sbin/chpasswd");
+
+    // Her calls keep coming, three at a time: each answers guest_timeout in time.
+    let stop_pile = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pile = tokio::spawn({
+        let (svc, ann, id, stop) = (st.svc.clone(), ann, a.id, stop_pile.clone());
+        async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let batch: Vec<_> = (0..3)
+                    .map(|_| {
+                        let svc = svc.clone();
+                        tokio::spawn(async move {
+                            let t = Instant::now();
+                            let r = tokio::time::timeout(Duration::from_secs(60), svc.set_console_password(&ann, id, pw, pw)).await;
+                            (r.map(|r| r.map_err(|e| e.code())), t.elapsed())
+                        })
+                    })
+                    .collect();
+                for c in batch {
+                    answers.push(c.await.unwrap());
+                }
+            }
+            answers
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Meanwhile bob: his password calls and his stop/start at their quiet pace.
+    let mut busy_pw = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        st.svc.set_console_password(&bob, b.id, pw, pw).await.expect("bob's password while ann's agent hangs");
+        busy_pw.push(t.elapsed());
+    }
+    let busy_cycle = stop_start(&st, &bob, b.id).await;
+    stop_pile.store(true, std::sync::atomic::Ordering::Relaxed);
+    eprintln!("ann stuck: bob's passwords {busy_pw:?}, stop+start {busy_cycle:?}");
+    busy_pw.sort();
+    assert!(busy_pw[1] < base_pw * 3 + Duration::from_secs(2), "bob's passwords took {busy_pw:?} (quiet: {base_pw:?})");
+    assert!(busy_cycle < base_cycle * 2 + Duration::from_secs(5), "bob's stop+start took {busy_cycle:?} (quiet: {base_cycle:?})");
+
+    let answers = pile.await.unwrap();
+    eprintln!("ann's calls: {} answered, the slowest in {:?}", answers.len(), answers.iter().map(|a| a.1).max());
+    assert!(answers.len() >= 6);
+    for (r, took) in answers {
+        let r = r.unwrap_or_else(|_| panic!("ann's call still open after {took:?}"));
+        assert_eq!(r, Err("guest_timeout"), "ann's call");
+        assert!(took < TIMEOUT + Duration::from_secs(2), "ann's call answered after {took:?}");
+    }
+    // Later ones too, and her site is as it was: running, no operation, serving.
+    let t = Instant::now();
+    let r = st.svc.set_console_password(&ann, a.id, pw, pw).await;
+    assert!(matches!(r, Err(service::Error::GuestTimeout(_))), "{r:?}");
+    assert!(t.elapsed() < TIMEOUT + Duration::from_secs(2), "{:?}", t.elapsed());
+    let v = st.svc.get(&ann, a.id).await.unwrap();
+    assert_eq!((v.state, v.operation), (HostingState::Running, None));
+    let (status, _) = get(&format!("http://{}/{}/", s.cfg.nginx_listen, a.slug), None).await;
+    assert_eq!(status, 200, "ann's site still serves");
+    st.svc.proxy().stop().await.unwrap();
+}
+
+/// Issue 28, item 2: nobody reads the guest's serial line (its getty stopped). Input pushed at
+/// its console is taken only up to the session's small budget, then waits (the WebSocket's
+/// reader stops reading); once something in the guest reads the line, it flows again.
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn console_input_waits_while_the_guest_does_not_read_it() {
+    use service::hosting::{ConsoleInput, ConsoleOutput, ConsoleStatus};
+    use service::vm::{INPUT_BUDGET, Typed};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    const FRAME: usize = 64 * 1024;
+    let s = setup("flood");
+    let st = stack(s.cfg.clone(), &s.db_url).await;
+    let user = register(&st.accounts, "flo").await;
+    let (key, public) = keygen(s.dir.path());
+    let h = st.svc.create(&user, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
+    let h = st.svc.wait_settled(&user, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    // No getty on the line (it would echo, and the echo goes at the line's baud rate). The
+    // guest reads nothing while its vCPUs are paused (running, its kernel drains the serial
+    // line at the UART's pace, ~30 KiB/s under TCG, whether a program reads it or not).
+    let virsh = |verb: &str| {
+        let out = Command::new("virsh").arg("-c").arg(&s.cfg.libvirt_uri).arg(verb).arg(st.svc.vm().domain_name(h.id)).output().unwrap();
+        assert!(out.status.success(), "virsh {verb}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+
+    ssh(&key, h.ssh_port.unwrap() as u16, "ubuntu", "sudo systemctl stop serial-getty@ttyS0.service");
+    let session = st.svc.attach_console(&user, h.id).await.unwrap();
+    let (mut output, input, budget) = (session.output, session.input, session.budget);
+    let connected = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(o) = output.recv().await {
+            if matches!(o, ConsoleOutput::Status(ConsoleStatus::Connected)) {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(connected.await.unwrap_or(false), "the console connects");
+    tokio::spawn(async move { while output.recv().await.is_some() {} });
+    virsh("suspend");
+
+    // Push 64 MiB as fast as the session takes it.
+    let pushed = Arc::new(AtomicUsize::new(0));
+    let pusher = tokio::spawn({
+        let (pushed, budget) = (pushed.clone(), budget.clone());
+        async move {
+            while pushed.load(Ordering::Relaxed) < 64 << 20 {
+                let room = budget.room(FRAME).await;
+                if input.send(ConsoleInput::Data(Typed::new(vec![b'a'; FRAME], room))).await.is_err() {
+                    break;
+                }
+                pushed.fetch_add(FRAME, Ordering::Relaxed);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let stalled = pushed.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let later = pushed.load(Ordering::Relaxed);
+    let slow = later - stalled;
+    eprintln!(
+        "taken while the guest reads nothing: {} KiB, {} KiB more in 5 s; queued in the session: {} KiB",
+        stalled >> 10, slow >> 10, budget.queued() >> 10
+    );
+    // Unbounded, all 64 MiB went in well under a second.
+    assert!(later < 2 << 20, "{} KiB taken from a client whose guest reads nothing", later >> 10);
+    assert!(slow <= FRAME, "still taking input: {} KiB in 5 s", slow >> 10);
+    assert!(budget.queued() <= INPUT_BUDGET);
+    assert!(!pusher.is_finished());
+
+    // The guest reads again: the input flows.
+    virsh("resume");
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let flowed = pushed.load(Ordering::Relaxed) - later;
+    eprintln!("once the guest reads: {} KiB in 20 s", flowed >> 10);
+    assert!(flowed >= 2 * FRAME, "only {} KiB taken in 20 s once the guest reads", flowed >> 10);
+    pusher.abort();
+    st.svc.proxy().stop().await.unwrap();
+}

@@ -12,6 +12,11 @@
 //! "connected"|"waiting"|"taken_over"|"gone", "reason"?}`. The server closes with 4001 (taken
 //! over by another console: do not reconnect), 4004 (the hosting is gone), 4003 (the session
 //! or token no longer holds) or 4000 (nginx reloaded: reconnect now, through a new worker).
+//!
+//! Backpressure: a binary frame is read only once the one before it fits in the session's input
+//! budget (`service::vm::INPUT_BUDGET`, 256 KiB on its way to the guest at most), so a guest
+//! that does not read its serial line stops the reading of the socket (the client's sends
+//! block) until it reads again.
 use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
@@ -22,6 +27,7 @@ use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use service::hosting::{ConsoleInput, ConsoleOutput, ConsoleStatus, HostingService};
+use service::vm::Typed;
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
@@ -96,8 +102,16 @@ async fn run(socket: WebSocket, state: AppState, user: ApiUser, h: HostingServic
     let mut reloads = h.proxy_reloads();
     reloads.mark_unchanged();
     let mut proxied = true;
+    // A frame read from the client that waits for room in the session's input budget: no
+    // more is read meanwhile (the guest is not reading its serial line), output still flows.
+    let mut waiting: Option<Vec<u8>> = None;
     let end: Option<(u16, &str)> = loop {
+        let want = waiting.as_ref().map_or(0, Vec::len);
         tokio::select! {
+            room = session.budget.room(want), if waiting.is_some() => {
+                let bytes = waiting.take().unwrap_or_default();
+                if session.input.send(ConsoleInput::Data(Typed::new(bytes, room))).await.is_err() { break None }
+            }
             out = session.output.recv() => match out {
                 Some(ConsoleOutput::Data(bytes)) => {
                     if sink.send(Message::Binary(bytes.into())).await.is_err() { break None }
@@ -114,10 +128,8 @@ async fn run(socket: WebSocket, state: AppState, user: ApiUser, h: HostingServic
                 }
                 None => break Some((1000, "console closed")),
             },
-            msg = from_client.next() => match msg {
-                Some(Ok(Message::Binary(bytes))) => {
-                    if session.input.send(ConsoleInput::Data(bytes.to_vec())).await.is_err() { break None }
-                }
+            msg = from_client.next(), if waiting.is_none() => match msg {
+                Some(Ok(Message::Binary(bytes))) => waiting = Some(bytes.to_vec()),
                 Some(Ok(Message::Text(t))) => match serde_json::from_str::<Control>(&t) {
                     Ok(Control::Resize { rows, cols }) => {
                         if session.input.send(ConsoleInput::Resize { rows, cols }).await.is_err() { break None }
@@ -164,9 +176,10 @@ pub struct ConsolePasswordRequest {
     request_body = ConsolePasswordRequest,
     responses((status = 204, description = "The login user's password in the VM is set (for the console; SSH stays key-only)"),
               (status = 400, description = "Not JSON, or a field missing", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
-              (status = 404, description = "Not found (or not yours)", body = ErrorBody), (status = 409, description = "The site is not running, or its guest agent did not answer", body = ErrorBody),
+              (status = 404, description = "Not found (or not yours)", body = ErrorBody), (status = 409, description = "The site is not running, or its guest agent refused (`conflict`, `busy`)", body = ErrorBody),
               (status = 422, description = "Too short, too long, a control character, or the two differ", body = ErrorBody),
-              (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
+              (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody),
+              (status = 504, description = "The VM did not set it within `--guest-call-timeout-secs` (`guest_timeout`); nothing was changed", body = ErrorBody)))]
 pub async fn set_password(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>, Json(req): Json<ConsolePasswordRequest>) -> ApiResult<StatusCode> {
     hosting(&state)?.set_console_password(&user.actor(), id, &req.password, &req.confirm).await?;
     Ok(StatusCode::NO_CONTENT)

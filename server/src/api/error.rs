@@ -16,10 +16,10 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Stable machine-readable code: `validation_failed`, `conflict`, `not_found`,
     /// `unauthorized`, `invalid_credentials`, `wrong_password`, `forbidden`, `rate_limited`,
-    /// `quota_exceeded`, `node_full`, `busy`, `hosting_unavailable`, `too_many_streams`,
-    /// `invalid_json`, `invalid_body`, `invalid_form`, `invalid_wait`, `invalid_path`,
-    /// `invalid_query`, `unsupported_media_type`, `method_not_allowed`, `payload_too_large`
-    /// (from nginx) or `internal`.
+    /// `quota_exceeded`, `node_full`, `busy`, `guest_timeout`, `hosting_unavailable`,
+    /// `too_many_streams`, `invalid_json`, `invalid_body`, `invalid_form`, `invalid_wait`,
+    /// `invalid_path`, `invalid_query`, `unsupported_media_type`, `method_not_allowed`,
+    /// `payload_too_large` (from nginx) or `internal`.
     #[schema(example = "not_found")]
     pub code: String,
     /// What went wrong, for people.
@@ -63,7 +63,8 @@ impl ApiError {
 /// Status codes come from the one table in `app::error::http_status` (shared with the server
 /// functions): Validation and WrongPassword (code `wrong_password`, with its `field`) 422, Conflict/Busy 409, NotFound 404, Unauthorized/InvalidCredentials
 /// 401, Forbidden/QuotaExceeded 403, NodeFull 507 (code `node_full`), RateLimited 429 (+ Retry-After), HostingUnavailable 503
-/// (code `hosting_unavailable`: the server runs without libvirt), internal 500.
+/// (code `hosting_unavailable`: the server runs without libvirt), GuestTimeout 504 (code `guest_timeout`: the site's
+/// VM did not finish a call in time), internal 500.
 pub use app::error::http_status as status_of;
 
 impl IntoResponse for ApiError {

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{EventKind, EventStatus, HostingService, HostingState};
 use crate::accounts::Actor;
-use crate::vm::VmConsole;
+use crate::vm::{InputBudget, Typed, VmConsole, VmError};
 use crate::{Error, Result};
 
 /// How often a waiting session looks at the VM again.
@@ -36,8 +36,9 @@ pub const PASSWORD_MAX: usize = 128;
 /// What the person at the terminal sends.
 #[derive(Debug)]
 pub enum ConsoleInput {
-    /// Keystrokes (or pasted text) for the serial line.
-    Data(Vec<u8>),
+    /// Keystrokes (or pasted text) for the serial line, with their room in the session's
+    /// input budget ([`ConsoleSession::budget`]): read no more from the person than fits.
+    Data(Typed),
     /// The terminal's size changed.
     Resize { rows: u16, cols: u16 },
 }
@@ -69,6 +70,10 @@ pub enum ConsoleStatus {
 pub struct ConsoleSession {
     pub output: mpsc::Receiver<ConsoleOutput>,
     pub input: mpsc::Sender<ConsoleInput>,
+    /// Input on its way to the guest is bounded: wait for room here before reading more from
+    /// the person (it comes back as the guest reads its serial line), keep reading `output`
+    /// meanwhile.
+    pub budget: InputBudget,
 }
 
 /// The current holder of each hosting's console, as a generation number.
@@ -144,7 +149,7 @@ impl HostingService {
             svc.drive_console(&actor, id, generation, holder, out_tx, in_rx).await;
             svc.inner.consoles.release(id, generation);
         });
-        Ok(ConsoleSession { output: out_rx, input: in_tx })
+        Ok(ConsoleSession { output: out_rx, input: in_tx, budget: InputBudget::default() })
     }
 
     /// Sets the password of the guest's login user (for the console), through the guest
@@ -162,7 +167,12 @@ impl HostingService {
         let user = self.inner.cfg.guest_user.clone();
         self.inner.vm.set_user_password(id, &user, password).await.map_err(|e| {
             tracing::warn!(hosting_id = id, error = %e, "could not set the console password");
-            Error::Busy("The VM did not take the password (its guest agent may still be starting). Try again in a moment.".into())
+            match e {
+                VmError::GuestTimeout { waited_secs, .. } => Error::GuestTimeout(format!(
+                    "The VM did not set the password within {waited_secs} s (its guest agent is busy, stopped or still starting). Nothing was changed here; try again in a moment."
+                )),
+                _ => Error::Busy("The VM did not take the password (its guest agent may still be starting). Try again in a moment.".into()),
+            }
         })?;
         let msg = format!("Console password set for {user}");
         self.event(&row, EventKind::Action, None, EventStatus::Info, msg, None).await;
@@ -285,7 +295,7 @@ async fn bridge(
             },
             msg = input.recv() => match msg {
                 None => return Ended::Left,
-                Some(ConsoleInput::Data(bytes)) => if !console.send(bytes) { return Ended::Stream },
+                Some(ConsoleInput::Data(typed)) => if !console.send(typed) { return Ended::Stream },
                 Some(ConsoleInput::Resize { rows, cols }) => { size.send_replace(Some(clamp_size(rows, cols))); }
             },
             changed = holder.changed() => if changed.is_err() || *holder.borrow() != generation { return Ended::TakenOver },

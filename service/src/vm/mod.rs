@@ -9,6 +9,7 @@ mod delta;
 mod files;
 mod forwards;
 mod golden;
+mod guest_calls;
 mod priority;
 mod ready;
 mod snapshots;
@@ -25,7 +26,7 @@ use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
 pub use compress::Compressed;
-pub use console::VmConsole;
+pub use console::{INPUT_BUDGET, InputBudget, Room, Typed, VmConsole};
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
 pub use priority::CpuPriority;
@@ -96,6 +97,11 @@ pub enum VmError {
         #[source]
         source: virt::error::Error,
     },
+    /// A call into the guest that its tenant can trigger did not finish within
+    /// `guest_call_timeout_secs` (its turn included: `guest_calls`). Nothing was changed on the
+    /// host; the guest may still finish it.
+    #[error("the guest agent of {domain} did not answer {command} within {waited_secs} s")]
+    GuestTimeout { domain: String, command: &'static str, waited_secs: u64 },
     #[error("the guest agent of {domain} did not answer in time: {source}")]
     AgentUnresponsive {
         domain: String,
@@ -199,6 +205,11 @@ struct Inner {
     cfg: ServiceConfig,
     domain_type: DomainType,
     conns: connections::Connections,
+    /// Calls into guests that tenants can trigger: bounded (`guest_calls`), on `guest_conns`.
+    guest: guest_calls::GuestCalls,
+    /// Their own connections, one per slot (None on libvirt's test driver: a second
+    /// `test:///path` connection would be another, empty driver).
+    guest_conns: Option<connections::Connections>,
     /// The golden snapshot is made, and cloned, one at a time (a clone rewrites its header).
     golden_lock: tokio::sync::Mutex<()>,
 }
@@ -206,7 +217,10 @@ struct Inner {
 impl Inner {
     fn new(cfg: ServiceConfig, domain_type: DomainType) -> Self {
         let conns = connections::Connections::new(&cfg.libvirt_uri, cfg.libvirt_connections);
-        Self { cfg, domain_type, conns, golden_lock: tokio::sync::Mutex::new(()) }
+        let guest = guest_calls::GuestCalls::new(Duration::from_secs(cfg.guest_call_timeout_secs), cfg.guest_calls_max);
+        // One connection per slot: no tenant's call shares one with another's.
+        let guest_conns = (!cfg.libvirt_uri.starts_with("test:")).then(|| connections::Connections::new(&cfg.libvirt_uri, cfg.guest_calls_max));
+        Self { cfg, domain_type, conns, guest, guest_conns, golden_lock: tokio::sync::Mutex::new(()) }
     }
 }
 
@@ -414,6 +428,43 @@ impl VmManager {
             f(&checkout.conn)
         })
         .await?
+    }
+
+    /// Runs `f` as a call into hosting `hosting_id`'s running guest that its tenant can trigger
+    /// (`guest_calls`): after the site's previous one, in one of the few guest-call slots, on
+    /// the guest calls' connection; `f` gets the domain, its name and the seconds left (the
+    /// agent command's timeout). Answers [`VmError::GuestTimeout`] once the time is up, also
+    /// while libvirt still waits for the guest (the call keeps its turn and slot until then).
+    async fn guest_call<T: Send + 'static>(
+        &self,
+        hosting_id: i32,
+        command: &'static str,
+        f: impl FnOnce(&Domain, &str, i32) -> Result<T, VmError> + Send + 'static,
+    ) -> Result<T, VmError> {
+        /// libvirt returns at the agent's timeout; a little later the caller stops waiting.
+        const GRACE: Duration = Duration::from_millis(500);
+        let name = self.domain_name(hosting_id);
+        let pass = self.inner.guest.enter(&name, command).await?;
+        let deadline = pass.deadline();
+        let inner = self.inner.clone();
+        let domain = name.clone();
+        let call = tokio::task::spawn_blocking(move || {
+            let pass = pass; // the site's turn and the slot, until libvirt returns
+            let checkout = inner.guest_conns.as_ref().unwrap_or(&inner.conns).checkout()?;
+            let d = Self::existing(&checkout.conn, &domain)?;
+            match map_state(&d, &domain)? {
+                VmState::Running => {}
+                other => return Err(VmError::NotRunning(other)),
+            }
+            let r = f(&d, &domain, pass.agent_timeout_secs());
+            drop(pass);
+            r
+        });
+        let r = match tokio::time::timeout_at(deadline + GRACE, call).await {
+            Ok(joined) => joined?,
+            Err(_) => return Err(self.inner.guest.timed_out(&name, command)),
+        };
+        r.map_err(|e| if is_agent_timeout(&e) { self.inner.guest.timed_out(&name, command) } else { e })
     }
 
     /// The CPU weight spares are made at. A per-user daemon (`qemu:///session`) has no cgroups,
@@ -828,6 +879,18 @@ fn shrink_save_file(path: &std::path::Path, vm_dir: Option<&std::path::Path>, na
         .flatten()
 }
 
+/// Whether libvirt gave up waiting for the guest agent (it did not answer within the call's
+/// timeout, or another call on the domain held the agent that long).
+fn is_agent_timeout(e: &VmError) -> bool {
+    let code = match e {
+        VmError::Agent { source, .. } | VmError::Libvirt { source, .. } => source.code(),
+        VmError::GuestFile { source, .. } | VmError::AgentUnresponsive { source, .. } => return is_agent_timeout(source),
+        VmError::GuestCommandTimeout { .. } => return true,
+        _ => return false,
+    };
+    code == ErrorNumber::AgentUnresponsive.into() || code == ErrorNumber::OperationTimeout.into()
+}
+
 fn map_state(d: &Domain, name: &str) -> Result<VmState, VmError> {
     let (state, _) = d.state().doing("read the state of domain", name)?;
     Ok(match Result::<DomainState, _>::from(state) {
@@ -902,9 +965,14 @@ impl VmManager {
     pub async fn sleep_save(&self, hosting_id: i32) -> Result<Option<compress::Compressed>, VmError> {
         let name = self.domain_name(hosting_id);
         let (trim, shrink) = (self.inner.cfg.sleep_trim, self.shrink_against(hosting_id));
+        // After the site's pending guest call (a tenant's stuck agent: saved untrimmed).
+        let turn = if trim { self.inner.guest.turn(&name, Duration::from_secs(10)).await } else { None };
+        if trim && turn.is_none() {
+            tracing::warn!(domain = %name, "a guest call of the site is still pending: saved without trimming its memory");
+        }
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
-            if trim {
+            if let Some(_turn) = turn {
                 let cmd = vec!["-c".into(), golden::SLEEP_TRIM.into()];
                 if let Err(err) = Self::agent_run(&d, &name, "/bin/sh", cmd, Instant::now() + Duration::from_secs(10)) {
                     tracing::warn!(domain = %name, %err, "the guest did not trim its memory before the save (saved as it is)");
@@ -953,7 +1021,11 @@ impl VmManager {
     /// path to a live site.
     pub async fn agent_sync_clock(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
+        let Some(turn) = self.inner.guest.turn(&name, Duration::from_secs(30)).await else {
+            return Err(self.inner.guest.timed_out(&name, "guest-set-time"));
+        };
         self.blocking(move |c| {
+            let _turn = turn;
             let d = Self::existing(c, &name)?;
             // Asleep again, or stopped, by now: its next start sets the clock.
             if map_state(&d, &name)? != VmState::Running {
@@ -992,7 +1064,11 @@ impl VmManager {
         let name = self.domain_name(hosting_id);
         let files = seed.hostname_files();
         let hostname = seed.hostname.clone();
+        let Some(turn) = self.inner.guest.turn(&name, timeout).await else {
+            return Err(self.inner.guest.timed_out(&name, "guest-exec"));
+        };
         self.blocking(move |c| {
+            let _turn = turn;
             let d = Self::existing(c, &name)?;
             let deadline = Instant::now() + timeout;
             for (path, bytes) in &files {
@@ -1037,20 +1113,22 @@ impl VmManager {
         closed
     }
 
-    /// Runs `path args...` in the guest and waits for it to exit 0.
+    /// Runs `path args...` in the guest and waits for it to exit 0; no agent command waits
+    /// past `deadline` (give or take a second).
     fn agent_run(d: &Domain, name: &str, path: &str, args: Vec<String>, deadline: Instant) -> Result<(), VmError> {
+        let secs = |most: i32| (deadline.saturating_duration_since(Instant::now()).as_secs_f64().ceil() as i32).clamp(1, most);
         let started = Self::agent(
             d,
             name,
             "guest-exec",
             Some(serde_json::json!({"path": path, "arg": args, "capture-output": true})),
-            10,
+            secs(10),
         )?;
         let pid = started["pid"]
             .as_i64()
             .ok_or_else(|| VmError::AgentReply { command: "guest-exec", problem: "no pid".into() })?;
         loop {
-            let st = Self::agent(d, name, "guest-exec-status", Some(serde_json::json!({"pid": pid})), 5)?;
+            let st = Self::agent(d, name, "guest-exec-status", Some(serde_json::json!({"pid": pid})), secs(5))?;
             if st["exited"].as_bool() == Some(true) {
                 let code = st["exitcode"].as_i64().unwrap_or(-1);
                 if code == 0 {
