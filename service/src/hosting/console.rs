@@ -165,7 +165,8 @@ impl HostingService {
             return Err(Error::conflict(None, "Start the site first: the password is set inside the running VM."));
         }
         let user = self.inner.cfg.guest_user.clone();
-        self.inner.vm.set_user_password(id, &user, password).await.map_err(|e| {
+        let owner = row.user_id.unwrap_or(actor.user_id);
+        self.inner.vm.set_user_password(id, owner, &user, password).await.map_err(|e| {
             tracing::warn!(hosting_id = id, error = %e, "could not set the console password");
             match e {
                 VmError::GuestTimeout { waited_secs, .. } => Error::GuestTimeout(format!(
@@ -310,9 +311,11 @@ fn clamp_size(rows: u16, cols: u16) -> (u16, u16) {
 /// Applies the newest terminal size in the guest (stty through the agent), one at a time.
 /// A failure (the agent not up yet) is only logged: the terminal works at any size.
 async fn resize_loop(svc: HostingService, id: i32, mut size: watch::Receiver<Option<(u16, u16)>>) {
+    // Whose share of the guest-call slots the resizes take (a spare has nobody's: 0).
+    let owner = svc.inner.store.require(id).await.ok().and_then(|r| r.user_id).unwrap_or(0);
     while size.changed().await.is_ok() {
         let Some((rows, cols)) = *size.borrow_and_update() else { continue };
-        if let Err(e) = svc.inner.vm.console_resize(id, rows, cols).await {
+        if let Err(e) = svc.inner.vm.console_resize(id, owner, rows, cols).await {
             tracing::debug!(hosting_id = id, error = %e, "console: could not set the terminal size");
         }
     }

@@ -219,8 +219,9 @@ impl HostingService {
                         self.finish(lease, HostingState::Running, None, msg, t).await
                     }
                     Err(over) => {
-                        let reason = format!("Snapshot '{name}' was not kept: {over}; the site kept running");
-                        self.finish(lease, HostingState::Running, Some(reason.clone()), reason, t).await
+                        // Told in the event; the site's own state reason stays (it runs well).
+                        let msg = format!("Snapshot '{name}' was not kept: {over}; the site kept running");
+                        self.finish(lease, HostingState::Running, row.state_reason.clone(), msg, t).await
                     }
                 }
             }
@@ -250,8 +251,10 @@ impl HostingService {
                     self.finish(lease, row.state, row.state_reason.clone(), msg, t).await
                 }
                 Err(over) => {
+                    // Told in the event; the site keeps its state reason (a sleeping one's "wakes
+                    // on the next visit").
                     let msg = format!("Snapshot '{name}' was not kept: {over}; the site is as it was");
-                    self.finish(lease, row.state, Some(msg.clone()), msg, t).await
+                    self.finish(lease, row.state, row.state_reason.clone(), msg, t).await
                 }
             },
             Err(err) => {

@@ -182,8 +182,9 @@ impl VmManager {
     /// guest agent: a serial line has no size of its own, so programs would assume 80x24).
     /// The kernel tells the foreground program (SIGWINCH). A tenant's call: bounded
     /// (`guest_calls`).
-    pub async fn console_resize(&self, hosting_id: i32, rows: u16, cols: u16) -> Result<(), VmError> {
-        self.guest_call(hosting_id, "guest-exec", move |d, name, secs| {
+    /// `owner`: the site's owner, whose calls share one slot (`guest_calls`).
+    pub async fn console_resize(&self, hosting_id: i32, owner: i32, rows: u16, cols: u16) -> Result<(), VmError> {
+        self.guest_call(hosting_id, owner, "guest-exec", move |d, name, secs| {
             let args = ["-F", "/dev/ttyS0", "rows", &rows.to_string(), "cols", &cols.to_string()].map(String::from).to_vec();
             let deadline = std::time::Instant::now() + Duration::from_secs(secs.max(1) as u64);
             Self::agent_run(d, name, "/usr/bin/stty", args, deadline)
@@ -195,14 +196,15 @@ impl VmManager {
     /// guest agent, which runs chpasswd). Nothing is stored on the host. A tenant's call:
     /// bounded (`guest_calls`), [`VmError::GuestTimeout`] when the guest does not finish it
     /// in time.
-    pub async fn set_user_password(&self, hosting_id: i32, user: &str, password: &str) -> Result<(), VmError> {
+    /// `owner`: the site's owner, whose calls share one slot (`guest_calls`).
+    pub async fn set_user_password(&self, hosting_id: i32, owner: i32, user: &str, password: &str) -> Result<(), VmError> {
         use base64::Engine;
         let args = serde_json::json!({
             "username": user,
             "password": base64::engine::general_purpose::STANDARD.encode(password),
             "crypted": false,
         });
-        self.guest_call(hosting_id, "guest-set-user-password", move |d, name, secs| {
+        self.guest_call(hosting_id, owner, "guest-set-user-password", move |d, name, secs| {
             Self::agent(d, name, "guest-set-user-password", Some(args), secs).map(|_| ())
         })
         .await

@@ -5,7 +5,8 @@
 //!   [`VmError::GuestTimeout`] (libvirt gets what is left as the agent command's own timeout);
 //! - runs one at a time per site: a per-domain lock, held until libvirt returns, also after the
 //!   caller stopped waiting, so piling calls on one site never piles them in libvirt;
-//! - takes one of `guest_calls_max` slots and runs on a libvirt connection of the guest calls'
+//! - takes its owner's one share (a tenant with several stuck sites still holds one slot, never
+//!   all of them), then one of `guest_calls_max` slots, and runs on a libvirt connection of the guest calls'
 //!   (`VmManager`'s `guest_conns`, one per slot): libvirtd serves five calls of a connection at a time, so
 //!   the other connections, which carry every site's starts, stops, saves and wakes, never
 //!   queue behind a stuck agent, and libvirtd's workers hold at most that many of them.
@@ -22,12 +23,18 @@ pub(super) struct GuestCalls {
     timeout: Duration,
     /// Each domain's turn; an entry lives while a call holds or waits for it.
     sites: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    /// Each owner's share of the slots (`PER_OWNER`); an entry lives while a call holds it.
+    owners: Mutex<HashMap<i32, Weak<Semaphore>>>,
     slots: Arc<Semaphore>,
 }
+
+/// Slots one owner's calls may hold at once, over all their sites.
+const PER_OWNER: usize = 1;
 
 /// Leave to call into one guest, until it drops (move it into the blocking call).
 pub(super) struct GuestPass {
     _turn: OwnedMutexGuard<()>,
+    _share: OwnedSemaphorePermit,
     _slot: OwnedSemaphorePermit,
     deadline: Instant,
 }
@@ -48,7 +55,18 @@ impl GuestPass {
 impl GuestCalls {
     /// Calls of `timeout` each, at most `max` at once (at least 1).
     pub(super) fn new(timeout: Duration, max: usize) -> Self {
-        Self { timeout, sites: Mutex::default(), slots: Arc::new(Semaphore::new(max.max(1))) }
+        Self { timeout, sites: Mutex::default(), owners: Mutex::default(), slots: Arc::new(Semaphore::new(max.max(1))) }
+    }
+
+    fn share_of(&self, owner: i32) -> Arc<Semaphore> {
+        let mut owners = self.owners.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(share) = owners.get(&owner).and_then(Weak::upgrade) {
+            return share;
+        }
+        owners.retain(|_, w| w.strong_count() > 0);
+        let share = Arc::new(Semaphore::new(PER_OWNER));
+        owners.insert(owner, Arc::downgrade(&share));
+        share
     }
 
     fn turn_of(&self, domain: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -62,16 +80,21 @@ impl GuestCalls {
         turn
     }
 
-    /// Waits for `domain`'s turn, then for a slot, both within the timeout.
-    pub(super) async fn enter(&self, domain: &str, command: &'static str) -> Result<GuestPass, VmError> {
+    /// Waits for `domain`'s turn, then for its `owner`'s share, then for a slot, all within
+    /// the timeout.
+    pub(super) async fn enter(&self, domain: &str, owner: i32, command: &'static str) -> Result<GuestPass, VmError> {
         let deadline = Instant::now() + self.timeout;
         let timed_out = || self.timed_out(domain, command);
         let turn = tokio::time::timeout_at(deadline, self.turn_of(domain).lock_owned()).await.map_err(|_| timed_out())?;
+        let share = tokio::time::timeout_at(deadline, self.share_of(owner).acquire_owned())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|_| VmError::Invalid("the guest call shares are closed".into()))?;
         let slot = tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned())
             .await
             .map_err(|_| timed_out())?
             .map_err(|_| VmError::Invalid("the guest call slots are closed".into()))?;
-        Ok(GuestPass { _turn: turn, _slot: slot, deadline })
+        Ok(GuestPass { _turn: turn, _share: share, _slot: slot, deadline })
     }
 
     /// `domain`'s turn alone, for the service's own calls into a guest (clock, trim,
@@ -105,20 +128,20 @@ mod tests {
     #[tokio::test]
     async fn one_call_per_site_at_a_time_and_a_waiting_one_gives_up_at_the_deadline() {
         let calls = Arc::new(GuestCalls::new(T, 3));
-        let a = calls.enter("vmw-1", "x").await.expect("a free site");
+        let a = calls.enter("vmw-1", 1, "x").await.expect("a free site");
         // A second call on the same site waits for the first, and gives up at its deadline.
         let t = Instant::now();
-        let second = calls.enter("vmw-1", "x").await;
+        let second = calls.enter("vmw-1", 1, "x").await;
         assert!(matches!(second, Err(VmError::GuestTimeout { .. })), "{:?}", second.err());
         assert!(about(t.elapsed(), T), "{:?}", t.elapsed());
         // Another site goes at once meanwhile.
         let t = Instant::now();
-        let b = calls.enter("vmw-2", "x").await.expect("another site is not held up");
+        let b = calls.enter("vmw-2", 2, "x").await.expect("another site is not held up");
         assert!(t.elapsed() < Duration::from_millis(50));
         assert!(a.agent_timeout_secs() >= 1, "never 0 (libvirt's 'do not wait')");
         // The site's turn passes on when the call returns.
         let c = calls.clone();
-        let waiter = tokio::spawn(async move { c.enter("vmw-1", "x").await.is_ok() });
+        let waiter = tokio::spawn(async move { c.enter("vmw-1", 1, "x").await.is_ok() });
         tokio::time::sleep(T / 4).await;
         drop(a);
         assert!(waiter.await.unwrap(), "the next call on the site runs once the previous one returned");
@@ -129,12 +152,26 @@ mod tests {
     #[tokio::test]
     async fn stuck_sites_take_at_most_the_slots() {
         let calls = GuestCalls::new(T, 2);
-        let a = calls.enter("vmw-1", "x").await.unwrap();
-        let _b = calls.enter("vmw-2", "x").await.unwrap();
+        let a = calls.enter("vmw-1", 1, "x").await.unwrap();
+        let _b = calls.enter("vmw-2", 2, "x").await.unwrap();
         let t = Instant::now();
-        assert!(matches!(calls.enter("vmw-3", "x").await, Err(VmError::GuestTimeout { .. })), "no third call in flight");
+        assert!(matches!(calls.enter("vmw-3", 3, "x").await, Err(VmError::GuestTimeout { .. })), "no third call in flight");
         assert!(about(t.elapsed(), T), "{:?}", t.elapsed());
         drop(a);
-        assert!(calls.enter("vmw-3", "x").await.is_ok(), "a slot comes back when its call returns");
+        assert!(calls.enter("vmw-3", 3, "x").await.is_ok(), "a slot comes back when its call returns");
+    }
+
+    /// A tenant whose agents hang on all their sites holds one slot; others still get theirs.
+    #[tokio::test]
+    async fn one_owners_stuck_sites_hold_one_slot_only() {
+        let calls = GuestCalls::new(T, 3);
+        let _a1 = calls.enter("vmw-1", 7, "x").await.unwrap();
+        let t = Instant::now();
+        assert!(matches!(calls.enter("vmw-2", 7, "x").await, Err(VmError::GuestTimeout { .. })), "the owner's second site waits for their share");
+        assert!(about(t.elapsed(), T), "{:?}", t.elapsed());
+        let t = Instant::now();
+        let _b = calls.enter("vmw-4", 8, "x").await.expect("another owner is not held up");
+        let _c = calls.enter("vmw-5", 9, "x").await.expect("nor a third");
+        assert!(t.elapsed() < Duration::from_millis(50));
     }
 }

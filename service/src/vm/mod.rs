@@ -210,6 +210,10 @@ struct Inner {
     /// Their own connections, one per slot (None on libvirt's test driver: a second
     /// `test:///path` connection would be another, empty driver).
     guest_conns: Option<connections::Connections>,
+    /// The service's own calls into guests (clock, hostname): a connection of their own, so a
+    /// tenant's stuck agent, which they wait out, never holds one that starts, stops, saves
+    /// and wakes use (None on libvirt's test driver, as above).
+    own_guest_conns: Option<connections::Connections>,
     /// The golden snapshot is made, and cloned, one at a time (a clone rewrites its header).
     golden_lock: tokio::sync::Mutex<()>,
 }
@@ -219,8 +223,10 @@ impl Inner {
         let conns = connections::Connections::new(&cfg.libvirt_uri, cfg.libvirt_connections);
         let guest = guest_calls::GuestCalls::new(Duration::from_secs(cfg.guest_call_timeout_secs), cfg.guest_calls_max);
         // One connection per slot: no tenant's call shares one with another's.
-        let guest_conns = (!cfg.libvirt_uri.starts_with("test:")).then(|| connections::Connections::new(&cfg.libvirt_uri, cfg.guest_calls_max));
-        Self { cfg, domain_type, conns, guest, guest_conns, golden_lock: tokio::sync::Mutex::new(()) }
+        let real = !cfg.libvirt_uri.starts_with("test:");
+        let guest_conns = real.then(|| connections::Connections::new(&cfg.libvirt_uri, cfg.guest_calls_max));
+        let own_guest_conns = real.then(|| connections::Connections::new(&cfg.libvirt_uri, 1));
+        Self { cfg, domain_type, conns, guest, guest_conns, own_guest_conns, golden_lock: tokio::sync::Mutex::new(()) }
     }
 }
 
@@ -430,6 +436,20 @@ impl VmManager {
         .await?
     }
 
+    /// Runs `f`, one of the service's own calls into a guest (clock, hostname), on the
+    /// connection kept for them (`own_guest_conns`).
+    async fn own_guest_blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connect) -> Result<T, VmError> + Send + 'static,
+    ) -> Result<T, VmError> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let checkout = inner.own_guest_conns.as_ref().unwrap_or(&inner.conns).checkout()?;
+            f(&checkout.conn)
+        })
+        .await?
+    }
+
     /// Runs `f` as a call into hosting `hosting_id`'s running guest that its tenant can trigger
     /// (`guest_calls`): after the site's previous one, in one of the few guest-call slots, on
     /// the guest calls' connection; `f` gets the domain, its name and the seconds left (the
@@ -438,13 +458,14 @@ impl VmManager {
     async fn guest_call<T: Send + 'static>(
         &self,
         hosting_id: i32,
+        owner: i32,
         command: &'static str,
         f: impl FnOnce(&Domain, &str, i32) -> Result<T, VmError> + Send + 'static,
     ) -> Result<T, VmError> {
         /// libvirt returns at the agent's timeout; a little later the caller stops waiting.
         const GRACE: Duration = Duration::from_millis(500);
         let name = self.domain_name(hosting_id);
-        let pass = self.inner.guest.enter(&name, command).await?;
+        let pass = self.inner.guest.enter(&name, owner, command).await?;
         let deadline = pass.deadline();
         let inner = self.inner.clone();
         let domain = name.clone();
@@ -888,7 +909,7 @@ fn is_agent_timeout(e: &VmError) -> bool {
         VmError::GuestCommandTimeout { .. } => return true,
         _ => return false,
     };
-    code == ErrorNumber::AgentUnresponsive.into() || code == ErrorNumber::OperationTimeout.into()
+    code == ErrorNumber::AgentUnresponsive.into() || code == ErrorNumber::AgentCommandTimeout.into() || code == ErrorNumber::OperationTimeout.into()
 }
 
 fn map_state(d: &Domain, name: &str) -> Result<VmState, VmError> {
@@ -1024,7 +1045,7 @@ impl VmManager {
         let Some(turn) = self.inner.guest.turn(&name, Duration::from_secs(30)).await else {
             return Err(self.inner.guest.timed_out(&name, "guest-set-time"));
         };
-        self.blocking(move |c| {
+        self.own_guest_blocking(move |c| {
             let _turn = turn;
             let d = Self::existing(c, &name)?;
             // Asleep again, or stopped, by now: its next start sets the clock.
@@ -1067,7 +1088,7 @@ impl VmManager {
         let Some(turn) = self.inner.guest.turn(&name, timeout).await else {
             return Err(self.inner.guest.timed_out(&name, "guest-exec"));
         };
-        self.blocking(move |c| {
+        self.own_guest_blocking(move |c| {
             let _turn = turn;
             let d = Self::existing(c, &name)?;
             let deadline = Instant::now() + timeout;
