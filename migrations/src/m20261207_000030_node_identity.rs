@@ -1,7 +1,9 @@
 //! One libvirt daemon is one node (issue #28):
 //! - `nodes.identity`: what the node's daemon is (its host UUID, the URI its driver answers
-//!   to, its security labels: `vm::VmManager::identity`); a second node with the identity of
-//!   one already known is refused. NULL: not read yet (rows from before; read at the next add);
+//!   to, its security labels: `vm::VmManager::identity`), shown to operators. Whether a new
+//!   node is a known node's daemon is asked of the daemons themselves (a transient mark,
+//!   `hosting::nodes`): identities alone cannot tell (root's `qemu:///session` and
+//!   `qemu:///system` report the same). NULL: not read yet (rows from before; read at the next add);
 //! - `nodes.domain_prefix`: the prefix of the node's libvirt domain names; NULL: the app's
 //!   `--domain-prefix` (the node of the app's settings, and nodes added before this column,
 //!   whose domains already carry that prefix).

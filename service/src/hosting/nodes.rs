@@ -473,33 +473,63 @@ impl HostingService {
     }
 
     /// The name of the known node whose libvirt daemon `vm` reaches: the one that sees the
-    /// mark `vm` leaves on its daemon (`VmManager::mark_daemon`). A node that is down cannot be
-    /// asked (logged).
+    /// mark `vm` leaves on its daemon (`VmManager::mark_daemon`). Runs in a task of its own, so
+    /// an admin's dropped request never leaves the mark behind. A known node that cannot be
+    /// asked refuses the add: it might be that daemon.
     async fn node_of_daemon(&self, vm: &VmManager) -> Result<Option<String>> {
+        let (this, vm) = (self.clone(), vm.clone());
+        tokio::spawn(async move { this.node_of_daemon_now(&vm).await })
+            .await
+            .map_err(|e| Error::internal(format!("the node check ended: {e}")))?
+    }
+
+    async fn node_of_daemon_now(&self, vm: &VmManager) -> Result<Option<String>> {
         let wait = std::time::Duration::from_secs(20);
-        let folder = self.inner.cfg.data_dir.join("nodes");
+        // A folder of this check's own: libvirt refuses a second pool on a path one already
+        // uses, so a mark left by a check that was cut short cannot block the next.
+        let folder = self.inner.cfg.data_dir.join("nodes").join(format!(".mark-{}", uuid::Uuid::new_v4().simple()));
         tokio::fs::create_dir_all(&folder).await.map_err(|e| Error::internal(format!("making {}: {e}", folder.display())))?;
+        let found = self.ask_nodes_for_mark(vm, folder.clone(), wait).await;
+        let _ = tokio::fs::remove_dir(&folder).await;
+        found
+    }
+
+    async fn ask_nodes_for_mark(&self, vm: &VmManager, folder: std::path::PathBuf, wait: std::time::Duration) -> Result<Option<String>> {
         let mark = match tokio::time::timeout(wait, vm.mark_daemon(folder)).await {
             Ok(Ok(m)) => m,
             Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not tell which libvirt daemon the node is: {e}"))),
             Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 20 s")),
         };
-        let mut found = None;
+        let mut found = Ok(None);
         for svc in self.node_services() {
+            let node = svc.inner.cfg.node_name.clone();
+            let unknown = |why: String| {
+                tracing::warn!(%node, %why, "could not ask a node whether a new node is its daemon");
+                Err(Error::conflict(
+                    Some("libvirt_uri"),
+                    format!("node '{node}' could not be asked whether this URI reaches its libvirt daemon ({why}); add the node once '{node}' answers, or remove '{node}' first"),
+                ))
+            };
             match tokio::time::timeout(wait, svc.inner.vm.sees_mark(&mark)).await {
                 Ok(Ok(true)) => {
-                    found = Some(svc.inner.cfg.node_name.clone());
+                    found = Ok(Some(node));
                     break;
                 }
                 Ok(Ok(false)) => {}
-                Ok(Err(e)) => tracing::warn!(node = %svc.inner.cfg.node_name, err = %e, "could not ask a node whether a new node is its daemon"),
-                Err(_) => tracing::warn!(node = %svc.inner.cfg.node_name, "a node did not answer whether a new node is its daemon"),
+                Ok(Err(e)) => {
+                    found = unknown(e.to_string());
+                    break;
+                }
+                Err(_) => {
+                    found = unknown("no answer within 20 s".into());
+                    break;
+                }
             }
         }
         if let Err(e) = vm.unmark_daemon(&mark).await {
             tracing::warn!(%mark, err = %e, "could not remove the transient storage pool of a node check");
         }
-        Ok(found)
+        found
     }
 
     /// Drains a node (no new sites or spares go there; its sites keep running) or takes it
