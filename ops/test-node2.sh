@@ -10,8 +10,11 @@
 #   ops/test-node2.sh start IMAGE_DIR   # then: ops/test-node2.sh uri
 # Caveat (issue 28): a privileged libvirtd serves root's `/session` URI with its system driver
 # (a pool made over one is listed over the other), so this URI reaches the daemon of
-# `qemu:///system`, and adding it as a second node is now refused as the same daemon. A real
-# second node needs a daemon of its own (another host, or an unprivileged user's session).
+# `qemu:///system`. Adding it as a second node is refused as the same daemon unless the
+# operator allows it (`--allow-shared-libvirt-daemon`, which the nodes test sets): each node's
+# domains carry their own prefix and marker, so the two nodes leave each other's alone. A
+# second daemon of its own (an unprivileged user's session) hung on capabilities over libssh
+# when tried; see the closing note of the session that found this.
 set -euo pipefail
 DIR=${VMW_NODE2_DIR:-/var/lib/vmw-test-node2}
 PORT=${VMW_NODE2_PORT:-22022}

@@ -54,6 +54,10 @@ pub struct Cli {
     /// anyone on the network could drive its hypervisor).
     #[arg(long, env = "VMW_ALLOW_PLAINTEXT_LIBVIRT", global = true)]
     pub allow_plaintext_libvirt: bool,
+    /// Allow adding a node whose URI reaches the libvirt daemon of a node already added
+    /// (refused by default: one daemon added twice is a mistake); for labs with one daemon.
+    #[arg(long, env = "VMW_ALLOW_SHARED_LIBVIRT_DAEMON", global = true)]
+    pub allow_shared_libvirt_daemon: bool,
     /// The folder a node URI's key files (`keyfile`, `known_hosts`, `pkipath`) must be in;
     /// unset: a node URI naming a key file is refused.
     #[arg(long, env = "VMW_NODE_KEY_DIR", global = true)]
@@ -328,6 +332,7 @@ impl Cli {
             forward_bind: self.forward_bind,
             http_forward_bind: self.http_forward_bind,
             allow_plaintext_libvirt: self.allow_plaintext_libvirt,
+            allow_shared_libvirt_daemon: self.allow_shared_libvirt_daemon,
             node_key_dir: self.node_key_dir.clone(),
             guest_user: self.guest_user.clone(),
             max_hostings_per_user: self.max_hostings_per_user,

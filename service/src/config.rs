@@ -54,6 +54,11 @@ pub struct ServiceConfig {
     pub http_forward_bind: IpAddr,
     /// Adding a node by a plaintext `qemu+tcp://` URI (no authentication, no encryption).
     pub allow_plaintext_libvirt: bool,
+    /// Adding a node whose URI reaches a known node's libvirt daemon (refused by default: the
+    /// same daemon twice is an operator's mistake). Each node's domains carry its own name
+    /// prefix and marker, so two nodes on one daemon leave each other's domains alone; for
+    /// labs and tests that have one daemon only.
+    pub allow_shared_libvirt_daemon: bool,
     /// The folder a node URI's key files (`keyfile`, `known_hosts`, `pkipath`) must be in;
     /// None: no URI may name one.
     pub node_key_dir: Option<PathBuf>,
@@ -178,6 +183,7 @@ impl Default for ServiceConfig {
             forward_bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             http_forward_bind: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)),
             allow_plaintext_libvirt: false,
+            allow_shared_libvirt_daemon: false,
             node_key_dir: None,
             guest_user: "ubuntu".into(),
             plans: vec![

@@ -98,6 +98,10 @@ async fn sites_on_two_nodes_are_both_served_through_one_nginx() {
         memory_overcommit: 1.0,
         // The node's URI names its key files: they must be in the key folder (its own).
         node_key_dir: key_dir(&uri2),
+        // Node 2 is root's `qemu:///session`, which a privileged libvirtd serves with its
+        // system driver: node 1's daemon (ops/test-node2.sh). Allowed explicitly; each node's
+        // domains keep their own prefix and marker, so neither touches the other's.
+        allow_shared_libvirt_daemon: true,
         ..ServiceConfig::default()
     });
     let _cleanup = Cleanup { dir, prefix, uris: vec![cfg.libvirt_uri.clone(), uri2.clone()] };

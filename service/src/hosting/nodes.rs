@@ -433,7 +433,8 @@ impl HostingService {
             Ok(Err(e)) => return Err(Error::validation("libvirt_uri", format!("could not read what the node is: {e}"))),
             Err(_) => return Err(Error::validation("libvirt_uri", "the node did not answer within 30 s")),
         };
-        if let Some(name) = self.node_of_daemon(&vm).await? {
+        let shared = if self.inner.cfg.allow_shared_libvirt_daemon { None } else { self.node_of_daemon(&vm).await? };
+        if let Some(name) = shared {
             tracing::warn!(uri = %new.libvirt_uri, existing = %name, %identity, "refused a second node for one libvirt daemon");
             return Err(Error::conflict(
                 Some("libvirt_uri"),
