@@ -1075,10 +1075,23 @@ async fn stop_start(st: &Stack, user: &Actor, id: i32) -> Duration {
     t.elapsed()
 }
 
+/// Puts a site to sleep, then wakes it with a visit; how long the visit waited for the site.
+async fn sleep_wake(st: &Stack, user: &Actor, id: i32) -> Duration {
+    st.svc.action(user, id, Operation::Sleep).await.unwrap();
+    let v = st.svc.wait_settled(user, id, Duration::from_secs(120)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    let t = Instant::now();
+    assert!(st.svc.visit(id, Duration::from_secs(60)).await.unwrap().is_some(), "the visit reaches the woken site");
+    let took = t.elapsed();
+    let v = st.svc.wait_settled(user, id, Duration::from_secs(120)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    took
+}
+
 /// Issue 28, item 1: a tenant makes `chpasswd` hang in their VM, so their guest agent never
 /// finishes a password call. Their calls answer `guest_timeout` within the setting (a pile of
-/// them too), their site stays as it was, and meanwhile another tenant's password call and
-/// stop/start keep their normal latency.
+/// them too), their site stays as it was, and meanwhile another tenant's password call,
+/// stop/start and wake keep their normal latency.
 #[tokio::test]
 #[ignore = "boots two real VMs (qemu:///system); run by `make test`"]
 async fn a_tenant_whose_guest_agent_hangs_holds_up_no_one_else() {
@@ -1104,8 +1117,9 @@ async fn a_tenant_whose_guest_agent_hangs_holds_up_no_one_else() {
     timed_until_ok("bob's first password", Duration::from_secs(120), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
     let base_pw = timed_until_ok("bob's password", Duration::from_secs(30), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
     let base_cycle = stop_start(&st, &bob, b.id).await;
+    let base_wake = sleep_wake(&st, &bob, b.id).await;
     timed_until_ok("bob's password after a start", Duration::from_secs(60), || st.svc.set_console_password(&bob, b.id, pw, pw)).await;
-    eprintln!("quiet: bob's password {base_pw:?}, stop+start {base_cycle:?}");
+    eprintln!("quiet: bob's password {base_pw:?}, stop+start {base_cycle:?}, wake {base_wake:?}");
 
     // Ann, root in her VM, makes chpasswd hang: the agent waits for it and answers nothing.
     let a_port = a.ssh_port.unwrap() as u16;
@@ -1145,11 +1159,13 @@ async fn a_tenant_whose_guest_agent_hangs_holds_up_no_one_else() {
         busy_pw.push(t.elapsed());
     }
     let busy_cycle = stop_start(&st, &bob, b.id).await;
+    let busy_wake = sleep_wake(&st, &bob, b.id).await;
     stop_pile.store(true, std::sync::atomic::Ordering::Relaxed);
-    eprintln!("ann stuck: bob's passwords {busy_pw:?}, stop+start {busy_cycle:?}");
+    eprintln!("ann stuck: bob's passwords {busy_pw:?}, stop+start {busy_cycle:?}, wake {busy_wake:?}");
     busy_pw.sort();
     assert!(busy_pw[1] < base_pw * 3 + Duration::from_secs(2), "bob's passwords took {busy_pw:?} (quiet: {base_pw:?})");
     assert!(busy_cycle < base_cycle * 2 + Duration::from_secs(5), "bob's stop+start took {busy_cycle:?} (quiet: {base_cycle:?})");
+    assert!(busy_wake < base_wake * 2 + Duration::from_secs(3), "bob's wake took {busy_wake:?} (quiet: {base_wake:?})");
 
     let answers = pile.await.unwrap();
     eprintln!("ann's calls: {} answered, the slowest in {:?}", answers.len(), answers.iter().map(|a| a.1).max());
