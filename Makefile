@@ -106,9 +106,11 @@ test-replicas:
 test-vm:
 	VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current cargo nextest run $(TEST_PKGS) --run-ignored only --test-threads 1 --no-fail-fast -E '!binary(nodes)'
 
-## More than one hypervisor: node 1 is qemu:///system, node 2 a second libvirt daemon (root's
-## qemu:///session) reached over qemu+libssh:// through an sshd of its own on 127.0.0.1
-## (ops/test-node2.sh, idempotent); sites on both, served through one nginx (~2 cold boots).
+## More than one node: node 1 is qemu:///system, node 2 root's qemu:///session reached over
+## qemu+libssh:// through an sshd of its own on 127.0.0.1 (ops/test-node2.sh, idempotent). A
+## privileged libvirtd serves that URI with its system driver, so both nodes are one daemon: the
+## test allows it (`allow_shared_libvirt_daemon`; refused by default), each node's domains with
+## their own prefix and marker; sites on both, served through one nginx (~2 cold boots).
 ## Then the app replicas (test-replicas): two processes on one PostgreSQL, one killed.
 test-nodes:
 	ops/test-node2.sh start $(DATA_DIR)/images/current
