@@ -427,12 +427,7 @@ impl VmManager {
         &self,
         f: impl FnOnce(&Connect) -> Result<T, VmError> + Send + 'static,
     ) -> Result<T, VmError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let checkout = inner.conns.checkout()?;
-            f(&checkout.conn)
-        })
-        .await?
+        self.blocking_on(|i| &i.conns, f).await
     }
 
     /// Runs `f`, one of the service's own calls into a guest (clock, hostname), on the
@@ -441,9 +436,18 @@ impl VmManager {
         &self,
         f: impl FnOnce(&Connect) -> Result<T, VmError> + Send + 'static,
     ) -> Result<T, VmError> {
+        self.blocking_on(|i| i.own_guest_conns.as_ref().unwrap_or(&i.conns), f).await
+    }
+
+    /// Runs `f` on the blocking pool with a live connection of the set `pick` chooses.
+    async fn blocking_on<T: Send + 'static>(
+        &self,
+        pick: fn(&Inner) -> &connections::Connections,
+        f: impl FnOnce(&Connect) -> Result<T, VmError> + Send + 'static,
+    ) -> Result<T, VmError> {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let checkout = inner.own_guest_conns.as_ref().unwrap_or(&inner.conns).checkout()?;
+            let checkout = pick(&inner).checkout()?;
             f(&checkout.conn)
         })
         .await?
