@@ -12,7 +12,6 @@ mod foreground;
 mod metrics;
 pub mod nodes;
 mod ops;
-mod ports;
 mod pool;
 mod provision;
 mod reconcile;
@@ -20,7 +19,7 @@ mod restored;
 mod sleep;
 pub mod snapshots;
 mod ssh_waker;
-pub mod store;
+pub use crate::store;
 mod units;
 mod wake_limit;
 pub mod view;
@@ -28,14 +27,14 @@ pub mod view;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
+use sea_orm::DatabaseConnection;
 use tokio::sync::{Semaphore, broadcast};
 
 use crate::accounts::{Accounts, Actor};
-use crate::db::entity::{node, user};
 use crate::db::now_ms;
 use crate::domain::Slug;
 use crate::proxy::Proxy;
+use crate::store::ports;
 use crate::vm::VmManager;
 use crate::{Error, Result, ServiceConfig};
 
@@ -112,13 +111,13 @@ impl HostingService {
         accounts: Accounts,
     ) -> Result<Self> {
         let node_id = ensure_node(&db, &cfg).await?;
-        let store = Store::new(db.clone(), node_id, &cfg.instance_id)?;
+        let store = Store::new(db, node_id, &cfg.instance_id)?;
         let capacity = node_capacity(&cfg);
         tracing::info!(memory_limit_mib = capacity.memory_limit_mib, disk_limit_gib = capacity.disk_limit_gib, "node capacity");
         let wake_limit = Arc::new(wake_limit::WakeLimit::new(cfg.wakes_per_client_per_minute));
         let svc = Self {
             inner: Arc::new(Inner {
-                events: events::EventBus::new(db, store.replica()),
+                events: events::EventBus::new(store.clone(), store.replica()),
                 permits: Arc::new(Semaphore::new(cfg.provision_concurrency.max(1))),
                 store,
                 cfg,
@@ -390,12 +389,8 @@ impl HostingService {
             return Ok(Some(format!("the site name '{slug}' is reserved (it is this server's own host name)")));
         }
         // A slug equal to another user's username would squat their natural site name.
-        if let Some(u) = user::Entity::find()
-            .filter(user::Column::Username.eq(slug))
-            .one(self.inner.store.db())
-            .await?
-        {
-            if u.id != actor.user_id {
+        if let Some(u) = self.inner.store.user_id_named(slug).await? {
+            if u != actor.user_id {
                 return Ok(Some(format!("the site name '{slug}' is reserved for the user of that name")));
             }
         }
@@ -712,25 +707,5 @@ fn disk_size_gib(dir: &std::path::Path) -> u64 {
 }
 
 async fn ensure_node(db: &DatabaseConnection, cfg: &ServiceConfig) -> Result<i32> {
-    if let Some(n) = node::Entity::find()
-        .filter(node::Column::Name.eq(cfg.node_name.as_str()))
-        .one(db)
-        .await?
-    {
-        if n.libvirt_uri != cfg.libvirt_uri {
-            let mut am: node::ActiveModel = n.clone().into();
-            am.libvirt_uri = Set(cfg.libvirt_uri.clone());
-            am.update(db).await?;
-        }
-        return Ok(n.id);
-    }
-    let (total_kib, _) = metrics::host_memory_kib();
-    let row = node::ActiveModel {
-        name: Set(cfg.node_name.clone()),
-        libvirt_uri: Set(cfg.libvirt_uri.clone()),
-        memory_mib: Set((total_kib / 1024) as i64),
-        created_at: Set(now_ms()),
-        ..Default::default()
-    };
-    Ok(row.insert(db).await?.id)
+    Store::ensure_node(db, &cfg.node_name, &cfg.libvirt_uri, || (metrics::host_memory_kib().0 / 1024) as i64).await
 }

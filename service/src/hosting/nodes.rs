@@ -10,12 +10,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, RwLock};
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
-
 use super::{HostingService, HostingState, Inner, NodeHealth, NodeSite, NodeView, Operation, metrics};
 use crate::accounts::Actor;
-use crate::db::entity::{hosting, node, port_lease};
 use crate::db::now_ms;
+use crate::store::NodeRow;
 use crate::vm::VmManager;
 use crate::{Error, Result, ServiceConfig};
 
@@ -192,7 +190,7 @@ impl NodeRegistry {
 
 /// The settings of an added node: the app's, with the node's URI, address, name, capacities
 /// and a data folder of its own (`{data_dir}/nodes/{id}`: its VMs' files and golden snapshot).
-fn node_config(base: &ServiceConfig, n: &node::Model) -> Result<ServiceConfig> {
+fn node_config(base: &ServiceConfig, n: &NodeRow) -> Result<ServiceConfig> {
     let mut cfg = base.clone();
     cfg.libvirt_uri = n.libvirt_uri.clone();
     cfg.node_name = n.name.clone();
@@ -258,7 +256,7 @@ impl HostingService {
 
     /// Makes the service of an added node (lazily connected: a node that is down now is
     /// reachable later) and registers it.
-    fn make_node_service(&self, n: &node::Model) -> Result<HostingService> {
+    fn make_node_service(&self, n: &NodeRow) -> Result<HostingService> {
         let cfg = Arc::new(node_config(&self.inner.cfg, n)?);
         let vm = VmManager::lazy(&cfg)?;
         let capacity = super::node_capacity(&cfg);
@@ -293,7 +291,7 @@ impl HostingService {
 
     /// Registers the nodes added earlier (at start-up).
     pub(super) async fn load_added_nodes(&self) -> Result<()> {
-        let rows = node::Entity::find().filter(node::Column::Added.eq(true)).order_by_asc(node::Column::Id).all(self.inner.store.db()).await?;
+        let rows = self.inner.store.added_nodes().await?;
         for n in rows {
             if n.id != self.node_id() {
                 self.make_node_service(&n)?;
@@ -386,17 +384,13 @@ impl HostingService {
         }
         let ip = new.validate()?;
         check_uri_policy(&new.libvirt_uri, &self.inner.cfg)?;
-        let db = self.inner.store.db();
-        let same = node::Entity::find()
-            .filter(sea_orm::Condition::any().add(node::Column::Name.eq(new.name.as_str())).add(node::Column::LibvirtUri.eq(new.libvirt_uri.as_str())))
-            .one(db)
-            .await?;
+        let same = self.inner.store.node_named_or_at(&new.name, &new.libvirt_uri).await?;
         if let Some(n) = same {
             let field = if n.name == new.name { "name" } else { "libvirt_uri" };
             return Err(Error::conflict(Some(field), format!("node '{}' already has this name or URI", n.name)));
         }
         // Check it before storing anything: a throwaway manager with the node's settings.
-        let probe = node::Model {
+        let probe = NodeRow {
             id: 0,
             name: new.name.clone(),
             libvirt_uri: new.libvirt_uri.clone(),
@@ -442,27 +436,7 @@ impl HostingService {
             ));
         }
         // The row and its domain prefix (`{prefix}n{id}-`, its own) in one transaction.
-        let txn = db.begin().await?;
-        let row = node::ActiveModel {
-            name: Set(new.name.clone()),
-            libvirt_uri: Set(new.libvirt_uri.clone()),
-            memory_mib: Set(new.memory_mib as i64),
-            disk_gib: Set(Some(new.disk_gib as i64)),
-            address: Set(Some(ip.to_string())),
-            drained: Set(false),
-            added: Set(true),
-            created_at: Set(now_ms()),
-            identity: Set(Some(identity)),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await
-        .map_err(|e| if crate::db::is_unique_violation(&e) { Error::conflict(Some("name"), "a node of this name exists") } else { e.into() })?;
-        let prefix = format!("{}n{}-", self.inner.cfg.domain_prefix, row.id);
-        let mut am: node::ActiveModel = row.into();
-        am.domain_prefix = Set(Some(prefix));
-        let row = am.update(&txn).await?;
-        txn.commit().await?;
+        let row = self.inner.store.insert_node(NodeRow { identity: Some(identity), ..probe }, &self.inner.cfg.domain_prefix).await?;
         let svc = self.make_node_service(&row)?;
         let health = NodeHealth { connected: true, libvirt_version: Some(version), image_ok: true, last_error: None, checked_at: now_ms() };
         self.inner.nodes.health.lock().unwrap().insert(row.id, health);
@@ -539,11 +513,7 @@ impl HostingService {
         if !actor.is_admin {
             return Err(Error::Forbidden);
         }
-        let db = self.inner.store.db();
-        let n = node::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("node"))?;
-        let mut am: node::ActiveModel = n.into();
-        am.drained = Set(drained);
-        am.update(db).await?;
+        self.inner.store.set_node_drained(id, drained).await?;
         self.on(id)?.node_view().await
     }
 
@@ -553,16 +523,11 @@ impl HostingService {
         if !actor.is_admin {
             return Err(Error::Forbidden);
         }
-        let db = self.inner.store.db();
-        let n = node::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("node"))?;
+        let n = self.inner.store.node(id).await?.ok_or(Error::NotFound("node"))?;
         if !n.added || id == self.inner.nodes.home {
             return Err(Error::conflict(None, format!("node '{}' is the node of this app's settings; it cannot be removed", n.name)));
         }
-        let sites = hosting::Entity::find()
-            .filter(hosting::Column::NodeId.eq(id))
-            .filter(hosting::Column::UserId.is_not_null())
-            .count(db)
-            .await?;
+        let sites = self.inner.store.for_node(id).count_on_node().await?;
         if sites > 0 {
             return Err(Error::conflict(None, format!("node '{}' still has {sites} site(s); drain it and move or delete them first", n.name)));
         }
@@ -572,7 +537,7 @@ impl HostingService {
                 let _ = svc.run_delete(lease).await;
             }
         }
-        let left = hosting::Entity::find().filter(hosting::Column::NodeId.eq(id)).count(db).await?;
+        let left = self.inner.store.for_node(id).count_all_on_node().await?;
         if left > 0 {
             return Err(Error::Busy(format!("node '{}' still has {left} spare(s) being made or removed; try again in a moment", n.name)));
         }
@@ -581,8 +546,7 @@ impl HostingService {
         }
         self.inner.nodes.services.write().unwrap().remove(&id);
         self.inner.nodes.health.lock().unwrap().remove(&id);
-        port_lease::Entity::delete_many().filter(port_lease::Column::NodeId.eq(id)).exec(db).await?;
-        node::Entity::delete_by_id(id).exec(db).await?;
+        self.inner.store.delete_node(id).await?;
         tracing::info!(node = %n.name, "node removed");
         Ok(())
     }
@@ -606,7 +570,7 @@ impl HostingService {
     /// full node with the most room (its numbers), if any.
     pub(super) async fn placement(&self, plan: &str) -> Result<(Vec<HostingService>, Option<String>)> {
         let db = self.inner.store.db();
-        let rows: HashMap<i32, node::Model> = node::Entity::find().all(db).await?.into_iter().map(|n| (n.id, n)).collect();
+        let rows: HashMap<i32, NodeRow> = self.inner.store.all_nodes().await?.into_iter().map(|n| (n.id, n)).collect();
         let mut cands = Vec::new();
         let mut full = Vec::new();
         for svc in self.node_services() {
@@ -640,14 +604,14 @@ impl HostingService {
         if !h.connected || !h.image_ok {
             return Ok(false);
         }
-        let n = node::Entity::find_by_id(self.node_id()).one(self.inner.store.db()).await?;
+        let n = self.inner.store.node(self.node_id()).await?;
         Ok(n.is_some_and(|n| !n.drained))
     }
 
     /// This node's view: health, capacity, counts and sites.
     pub(super) async fn node_view(&self) -> Result<NodeView> {
         let store = &self.inner.store;
-        let node = node::Entity::find_by_id(store.node_id()).one(store.db()).await?.ok_or(Error::NotFound("node"))?;
+        let node = store.node(store.node_id()).await?.ok_or(Error::NotFound("node"))?;
         let health = self.inner.nodes.health(node.id);
         let hostings_total = store.count_on_node().await?;
         let vms_running = if health.connected {
@@ -660,11 +624,8 @@ impl HostingService {
         };
         let (total, avail) = if node.added { (node.memory_mib.max(0) as u64 * 1024, 0) } else { metrics::host_memory_kib() };
         let committed = store.committed_in(store.db(), &self.inner.capacity).await?;
-        let sites = hosting::Entity::find()
-            .filter(hosting::Column::NodeId.eq(node.id))
-            .filter(hosting::Column::UserId.is_not_null())
-            .order_by_asc(hosting::Column::Id)
-            .all(store.db())
+        let sites = store
+            .users_on_node()
             .await?
             .into_iter()
             .map(|h| NodeSite { id: h.id, slug: h.slug, state: h.state })

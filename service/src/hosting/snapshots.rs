@@ -1,7 +1,7 @@
 //! User snapshots of a site: take (disk and memory of the running site), list, restore (the
-//! site runs again as it was then), delete. The VM side is `vm::snapshots`; here are the rows
-//! (the only code that reads or writes the `snapshots` table), the per-user quota, the
-//! operations under the hosting's lease, and what reconciliation does about them.
+//! site runs again as it was then), delete. The VM side is `vm::snapshots`, the rows and the
+//! per-user quota `store::snapshots`; here are the operations under the hosting's lease, and
+//! what reconciliation does about them.
 //!
 //! - Taking one holds the hosting's lease (`Operation::Snapshot`): nothing else runs on the
 //!   site meanwhile, and others get 409. The row is made first, `taking`, counted against the
@@ -14,15 +14,10 @@
 //!   that memory, and a restore's set-aside disk is put back (or dropped, if the VM came up).
 use std::time::Instant;
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
-
 use super::provision::describe;
-use super::store::{HostingRow, Lease, lock_user};
+use super::store::{HostingRow, Lease, SnapshotRow};
 use super::{EventKind, EventStatus, HostingService, HostingState, HostingView, Operation};
 use crate::accounts::Actor;
-use crate::db::entity::snapshot;
-use crate::db::now_ms;
 use crate::{Error, Result};
 pub use vmw_types::{SnapshotState, SnapshotView};
 
@@ -48,7 +43,7 @@ pub fn check_snapshot_name(name: &str) -> Result<String> {
     Ok(n.to_owned())
 }
 
-fn view(m: &snapshot::Model) -> SnapshotView {
+fn view(m: &SnapshotRow) -> SnapshotView {
     SnapshotView {
         id: m.id,
         hosting_id: m.hosting_id,
@@ -76,21 +71,13 @@ impl HostingService {
         Ok(Some(self.on_live(row.node_id)?))
     }
 
-    async fn snapshot_rows(&self, id: i32) -> Result<Vec<snapshot::Model>> {
-        Ok(snapshot::Entity::find()
-            .filter(snapshot::Column::HostingId.eq(id))
-            .order_by_asc(snapshot::Column::Id)
-            .all(self.inner.store.db())
-            .await?)
+    async fn snapshot_rows(&self, id: i32) -> Result<Vec<SnapshotRow>> {
+        self.inner.store.snapshots_of(id).await
     }
 
     /// Snapshot `sid` of hosting `id` (which the caller was checked to see).
-    async fn snapshot_of(&self, id: i32, sid: i32) -> Result<snapshot::Model> {
-        snapshot::Entity::find_by_id(sid)
-            .filter(snapshot::Column::HostingId.eq(id))
-            .one(self.inner.store.db())
-            .await?
-            .ok_or(Error::NotFound("snapshot"))
+    async fn snapshot_of(&self, id: i32, sid: i32) -> Result<SnapshotRow> {
+        self.inner.store.snapshot_of(id, sid).await?.ok_or(Error::NotFound("snapshot"))
     }
 
     /// Takes a snapshot of a site (disk and memory): a running one pauses for it, a sleeping or
@@ -159,43 +146,9 @@ impl HostingService {
 
     /// Makes the `taking` row if the user's quota (count and bytes, `estimate` for this one)
     /// allows it. The user's row is locked for the count and the insert.
-    async fn insert_snapshot(&self, id: i32, user_id: i32, name: &str, estimate: u64) -> Result<snapshot::Model> {
+    async fn insert_snapshot(&self, id: i32, user_id: i32, name: &str, estimate: u64) -> Result<SnapshotRow> {
         let cfg = &self.inner.cfg;
-        let txn = self.inner.store.db().begin().await?;
-        lock_user(&txn, user_id).await?;
-        let mine = snapshot::Entity::find().filter(snapshot::Column::UserId.eq(user_id)).all(&txn).await?;
-        if mine.iter().any(|s| s.hosting_id == id && s.name == name) {
-            return Err(Error::conflict(Some("name"), format!("this site already has a snapshot named '{name}'")));
-        }
-        if mine.len() as u64 >= u64::from(cfg.snapshots_per_user) {
-            return Err(Error::QuotaExceeded(format!(
-                "at most {} snapshots per user; delete one first",
-                cfg.snapshots_per_user
-            )));
-        }
-        let used: u64 = mine.iter().map(|s| s.size_bytes.max(0) as u64).sum();
-        let limit = cfg.snapshot_disk_per_user_mib.saturating_mul(1 << 20);
-        if used.saturating_add(estimate) > limit {
-            return Err(Error::QuotaExceeded(format!(
-                "snapshots may take {} MiB per user; yours take {} MiB and this one needs about {} MiB; delete one first",
-                cfg.snapshot_disk_per_user_mib,
-                used >> 20,
-                estimate.div_ceil(1 << 20)
-            )));
-        }
-        let m = snapshot::ActiveModel {
-            hosting_id: Set(id),
-            user_id: Set(user_id),
-            name: Set(name.to_owned()),
-            state: Set(SnapshotState::Taking),
-            size_bytes: Set(estimate as i64),
-            created_at: Set(now_ms()),
-            ..Default::default()
-        }
-        .insert(&txn)
-        .await?;
-        txn.commit().await?;
-        Ok(m)
+        self.inner.store.insert_snapshot(id, user_id, name, estimate, cfg.snapshots_per_user, cfg.snapshot_disk_per_user_mib).await
     }
 
     async fn run_take(&self, lease: Lease, sid: i32) -> Result<()> {
@@ -285,22 +238,7 @@ impl HostingService {
     /// why. Under the owner's row lock, like the check that made the row.
     async fn settle_snapshot_size(&self, id: i32, sid: i32, bytes: u64) -> Result<std::result::Result<(), String>> {
         let limit_mib = self.inner.cfg.snapshot_disk_per_user_mib;
-        // Its owner never changes: read before the transaction, which writes first (the user's
-        // row lock), so SQLite waits for its lock instead of failing a read-then-write upgrade.
-        let Some(me) = snapshot::Entity::find_by_id(sid).one(self.inner.store.db()).await? else {
-            return Err(Error::NotFound("snapshot"));
-        };
-        let txn = self.inner.store.db().begin().await?;
-        lock_user(&txn, me.user_id).await?;
-        let others = snapshot::Entity::find()
-            .filter(snapshot::Column::UserId.eq(me.user_id))
-            .filter(snapshot::Column::Id.ne(sid))
-            .all(&txn)
-            .await?;
-        let used: u64 = others.iter().map(|s| s.size_bytes.max(0) as u64).sum();
-        if used.saturating_add(bytes) > limit_mib.saturating_mul(1 << 20) {
-            snapshot::Entity::delete_by_id(sid).exec(&txn).await?;
-            txn.commit().await?;
+        if let Err(used) = self.inner.store.settle_snapshot_size(sid, bytes, limit_mib.saturating_mul(1 << 20)).await? {
             if let Err(err) = self.inner.vm.remove_snapshot_files(id, sid).await {
                 tracing::warn!(hosting_id = id, snapshot_id = sid, %err, "could not remove an over-quota snapshot's files (reconciliation will)");
             }
@@ -312,21 +250,13 @@ impl HostingService {
                 limit_mib
             )));
         }
-        snapshot::Entity::update_many()
-            .col_expr(snapshot::Column::State, Expr::value(SnapshotState::Ready))
-            .col_expr(snapshot::Column::SizeBytes, Expr::value(bytes as i64))
-            .filter(snapshot::Column::Id.eq(sid))
-            .exec(&txn)
-            .await?;
-        txn.commit().await?;
         Ok(Ok(()))
     }
 
     /// Removes a snapshot's files and row.
     async fn forget_snapshot(&self, id: i32, sid: i32) -> Result<()> {
         self.inner.vm.remove_snapshot_files(id, sid).await?;
-        snapshot::Entity::delete_by_id(sid).exec(self.inner.store.db()).await?;
-        Ok(())
+        self.inner.store.delete_snapshot(sid).await
     }
 
     /// Brings the site back to snapshot `sid`, running. Returns at once (the hosting busy).
@@ -455,13 +385,12 @@ impl HostingService {
 
     /// A deleted hosting's snapshot rows (its folder, with their files, is gone already).
     pub(super) async fn delete_snapshot_rows(&self, id: i32) -> Result<()> {
-        snapshot::Entity::delete_many().filter(snapshot::Column::HostingId.eq(id)).exec(self.inner.store.db()).await?;
-        Ok(())
+        self.inner.store.delete_snapshots_of(id).await
     }
 
     /// How many snapshots a user has (tests and the dashboard's hints).
     pub async fn snapshot_count(&self, user_id: i32) -> Result<u64> {
-        Ok(snapshot::Entity::find().filter(snapshot::Column::UserId.eq(user_id)).count(self.inner.store.db()).await?)
+        self.inner.store.snapshot_count(user_id).await
     }
 
     /// Reconciliation of one live hosting, under its look lease (no operation runs on it):
