@@ -7,11 +7,13 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod escape;
+pub mod identity;
 pub mod limits;
 pub mod hosting;
 pub mod leader;
 pub mod probe;
 pub mod proxy;
+pub mod store;
 pub mod telemetry;
 pub mod vm;
 
