@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::db::DatabaseConnection;
-
 use crate::store::users::UserRow;
 use crate::{Error, Result};
 use limiter::{KnownClients, Limiter};

@@ -1,11 +1,10 @@
 //! tower-sessions records in our own database (one store for SQLite and PostgreSQL; the
-//! sqlx-based store crates pin another sqlx than sea-orm's). The rows are [`crate::store::sessions`]'.
+//! sqlx-based store crates pin another sqlx than sea-orm's). Its rows: [`crate::store::sessions`].
 use async_trait::async_trait;
-use crate::db::DatabaseConnection;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{self, ExpiredDeletion, SessionStore};
 
-use crate::db::now_ms;
+use crate::db::{DatabaseConnection, now_ms};
 use crate::store::sessions::{self, SessionRow};
 
 #[derive(Clone, Debug)]
