@@ -33,7 +33,7 @@ impl From<&UserRow> for UserView {
 /// PostgreSQL locks the row until commit.
 pub async fn lock_user(txn: &impl ConnectionTrait, user_id: i32) -> Result<()> {
     user::Entity::update_many()
-        .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt).into())
+        .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt))
         .filter(user::Column::Id.eq(user_id))
         .exec(txn)
         .await?;
