@@ -70,8 +70,7 @@ fn admin_only(user: &ApiUser) -> ApiResult<()> {
 #[utoipa::path(operation_id = "admin_list_users", get, path = "/api/v1/admin/users", tag = "admin", security(("bearer" = [])),
     responses((status = 200, description = "Every account, oldest first", body = Vec<UserView>), AdminErrors))]
 pub async fn list_users(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<UserView>>> {
-    let users = state.accounts.list_users(&user.actor()).await?;
-    Ok(axum::Json(users))
+    Ok(axum::Json(state.accounts.list_users(&user.actor()).await?))
 }
 
 /// Disables an account: it cannot log in (`account_disabled`), and its sessions, API tokens
@@ -80,14 +79,14 @@ pub async fn list_users(State(state): State<AppState>, user: ApiUser) -> ApiResu
     responses((status = 200, description = "The account, now disabled", body = UserView), AccountAdminErrors,
         (status = 409, description = "Your own account (code `conflict`)", body = ErrorBody)))]
 pub async fn disable_user(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<UserView>> {
-    Ok(axum::Json(state.accounts.set_disabled(&user.actor(), id, true).await?.into()))
+    Ok(axum::Json(state.accounts.set_disabled(&user.actor(), id, true).await?))
 }
 
 /// Enables a disabled account: it can log in again (its old sessions and tokens stay void).
 #[utoipa::path(operation_id = "admin_enable_user", post, path = "/api/v1/admin/users/{id}/enable", tag = "admin", security(("bearer" = [])), params(("id" = i32, Path)),
     responses((status = 200, description = "The account, now enabled", body = UserView), AccountAdminErrors))]
 pub async fn enable_user(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<axum::Json<UserView>> {
-    Ok(axum::Json(state.accounts.set_disabled(&user.actor(), id, false).await?.into()))
+    Ok(axum::Json(state.accounts.set_disabled(&user.actor(), id, false).await?))
 }
 
 #[utoipa::path(operation_id = "admin_list_nodes", get, path = "/api/v1/admin/nodes", tag = "admin", security(("bearer" = [])),

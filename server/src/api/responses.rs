@@ -145,3 +145,28 @@ fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
         .into_iter()
         .filter_map(Option::as_mut)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description(path: &str, code: &str) -> String {
+        let item = &super::super::openapi::doc().paths.paths[path];
+        let op = item.post.as_ref().expect("a POST");
+        match &op.responses.responses[code] {
+            RefOr::T(r) => r.description.clone(),
+            RefOr::Ref(r) => panic!("{path} {code} is a reference to {}", r.ref_location),
+        }
+    }
+
+    /// A handler names its set first and its own answers after it: its own win.
+    #[test]
+    fn a_handlers_own_answer_replaces_the_one_of_its_set() {
+        let action = "/api/v1/hostings/{id}/{action}";
+        assert!(description(action, "404").contains("unknown action"), "{}", description(action, "404"));
+        assert_eq!(description(action, "409"), BUSY.1);
+        assert_eq!(description(action, "503"), HOSTING_OFF.1);
+        assert_eq!(description("/api/v1/host", "409"), "You already have a hosting, or the slug is taken (`conflict`)");
+        assert_eq!(description("/api/v1/host", "507"), NODE_FULL.1);
+    }
+}

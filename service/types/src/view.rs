@@ -165,7 +165,8 @@ pub struct UserView {
     pub is_admin: bool,
     /// Milliseconds since the epoch.
     pub created_at: i64,
-    /// When an administrator disabled the account (it cannot log in until enabled again).
+    /// When an administrator disabled the account (it cannot log in until enabled again; ms
+    /// since the epoch); null while it is enabled.
     #[serde(default)]
     pub disabled_at: Option<i64>,
 }
