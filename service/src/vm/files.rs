@@ -3,7 +3,7 @@ use std::path::Path;
 
 use tokio::process::Command;
 
-use super::VmError;
+use super::{ImageInfo, VmError, VmManager, VmSpec};
 
 /// What the guest's first-boot agent (or cloud-init) sets up. See guest/README.md for the
 /// seed layout both read.
@@ -194,6 +194,37 @@ pub(super) async fn tail(p: &Path, n: usize) -> Result<Vec<String>, VmError> {
         .map(|l| l.trim_end_matches('\r').chars().filter(|c| !c.is_control() || *c == '\t').collect())
         .collect();
     Ok(lines[lines.len().saturating_sub(n)..].to_vec())
+}
+
+impl VmManager {
+    pub async fn create_disk(&self, spec: &VmSpec) -> Result<(), VmError> {
+        let image = ImageInfo::load(&self.inner.cfg.guest_image_dir)?;
+        create_overlay(&self.vm_dir(spec.hosting_id), &image.base, spec.disk_gib).await
+    }
+
+    pub async fn write_seed(&self, hosting_id: i32, seed: &SeedSpec) -> Result<(), VmError> {
+        let instance_id = self.domain_name(hosting_id);
+        write_seed(&self.vm_dir(hosting_id), &instance_id, seed).await
+    }
+
+    /// Removes the NoCloud seed. Missing: fine.
+    pub async fn remove_seed(&self, hosting_id: i32) -> Result<(), VmError> {
+        let seed = self.vm_dir(hosting_id).join("seed.iso");
+        match tokio::fs::remove_file(&seed).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(VmError::Io { what: "removing", path: seed, source }),
+        }
+    }
+
+    pub async fn remove_files(&self, hosting_id: i32) -> Result<(), VmError> {
+        remove_dir(&self.vm_dir(hosting_id)).await
+    }
+
+    /// The last `max_lines` lines of the VM's serial console log.
+    pub async fn console_tail(&self, hosting_id: i32, max_lines: usize) -> Result<Vec<String>, VmError> {
+        tail(&self.vm_dir(hosting_id).join("console.log"), max_lines).await
+    }
 }
 
 #[cfg(test)]

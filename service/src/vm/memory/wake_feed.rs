@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, WriteBuf};
 
-use super::VmError;
+use crate::vm::VmError;
 use super::delta;
-use super::golden::head_xml;
+use super::save_file::head_xml;
 
 /// How much of the frame the decoder takes at a time: small enough that zstd never sees the
 /// whole frame at once (it would then expand it in one go, with nothing for the writer until
@@ -110,7 +110,7 @@ unsafe impl WriteBuf for StreamBuf<'_> {
 }
 
 /// A delta being served as a plain save file through the named pipe at [`Feed::path`].
-pub(super) struct Feed {
+pub(in crate::vm) struct Feed {
     path: PathBuf,
     xml: String,
     shared: Arc<Shared>,
