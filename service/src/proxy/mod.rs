@@ -12,6 +12,7 @@ use tokio::process::Command;
 use tokio::sync::Mutex;
 
 use crate::ServiceConfig;
+use crate::file_error::FileError;
 pub use render::{SiteRoute, validate_slug};
 
 /// What went wrong with nginx, keeping the underlying error or nginx's own words. Display is
@@ -38,13 +39,8 @@ pub enum ProxyError {
     #[error("/{slug}/ answers {} through nginx: {hint}", answer(.last_status))]
     NotServing { slug: String, last_status: Option<u16>, hint: String },
     /// A file operation in nginx's prefix.
-    #[error("{what} {}: {source}", .path.display())]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// A value the proxy refuses to put into a configuration.
     #[error("{0}")]
     Invalid(String),
@@ -59,7 +55,7 @@ impl ProxyError {
             ProxyError::Command { .. } => "command",
             ProxyError::DidNotStop { .. } => "did_not_stop",
             ProxyError::NotServing { .. } => "not_serving",
-            ProxyError::Io { .. } => "io",
+            ProxyError::Io(_) => "io",
             ProxyError::Invalid(_) => "invalid",
         }
     }
@@ -84,7 +80,7 @@ fn answer(status: &Option<u16>) -> String {
 }
 
 fn io(what: &'static str, p: &Path, source: std::io::Error) -> ProxyError {
-    ProxyError::Io { what, path: p.to_owned(), source }.counted()
+    ProxyError::Io(FileError { what, path: p.to_owned(), source }).counted()
 }
 
 #[derive(Clone)]

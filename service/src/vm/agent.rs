@@ -71,10 +71,7 @@ impl VmManager {
         self.blocking(move |c| {
             let d = Self::existing(c, &name)?;
             Self::agent_wait(&d, &name, Instant::now() + timeout)?;
-            for (path, bytes) in &files {
-                Self::agent_write_existing(&d, &name, path, bytes)?;
-            }
-            Ok(())
+            Self::agent_write_files(&d, &name, &files)
         })
         .await
     }
@@ -83,8 +80,7 @@ impl VmManager {
     pub async fn set_hostname(&self, hosting_id: i32, seed: &SeedSpec, timeout: Duration) -> Result<(), VmError> {
         seed.validate()?;
         let name = self.domain_name(hosting_id);
-        let files = seed.hostname_files();
-        let hostname = seed.hostname.clone();
+        let (files, hostname) = (seed.hostname_files(), seed.hostname.clone());
         let Some(turn) = self.inner.guest.turn(&name, timeout).await else {
             return Err(self.inner.guest.timed_out(&name, "guest-exec"));
         };
@@ -92,9 +88,7 @@ impl VmManager {
             let _turn = turn;
             let d = Self::existing(c, &name)?;
             let deadline = Instant::now() + timeout;
-            for (path, bytes) in &files {
-                Self::agent_write_existing(&d, &name, path, bytes)?;
-            }
+            Self::agent_write_files(&d, &name, &files)?;
             Self::agent_run(&d, &name, "/usr/bin/hostname", vec![hostname], deadline)
         })
         .await
@@ -132,6 +126,15 @@ impl VmManager {
         let closed = close(h);
         written.map_err(in_guest)?;
         closed
+    }
+
+    /// Writes a seed's guest files (`SeedSpec::personal_files`, `SeedSpec::hostname_files`),
+    /// each replacing an existing file ([`Self::agent_write_existing`]).
+    fn agent_write_files(d: &Domain, name: &str, files: &[(String, Vec<u8>)]) -> Result<(), VmError> {
+        for (path, bytes) in files {
+            Self::agent_write_existing(d, name, path, bytes)?;
+        }
+        Ok(())
     }
 
     /// Runs `path args...` in the guest and waits for it to exit 0; no agent command waits

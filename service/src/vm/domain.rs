@@ -157,15 +157,19 @@ impl VmManager {
 
     pub async fn destroy(&self, hosting_id: i32) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
-        self.blocking(move |c| {
-            if let Some(d) = Self::lookup(c, &name)? {
-                if d.is_active().doing("read the state of domain", &name)? {
-                    d.destroy().doing("stop domain", &name)?;
-                }
-            }
-            Ok(())
+        self.blocking(move |c| match Self::lookup(c, &name)? {
+            Some(d) => Self::stop_active(&d, &name),
+            None => Ok(()),
         })
         .await
+    }
+
+    /// Stops domain `d` (a hard stop) if it runs.
+    pub(super) fn stop_active(d: &Domain, name: &str) -> Result<(), VmError> {
+        if d.is_active().doing("read the state of domain", name)? {
+            d.destroy().doing("stop domain", name)?;
+        }
+        Ok(())
     }
 
     /// Stops and removes the domain definition (and any managed save). Missing: fine.
@@ -173,9 +177,7 @@ impl VmManager {
         let name = self.domain_name(hosting_id);
         self.blocking(move |c| {
             if let Some(d) = Self::lookup(c, &name)? {
-                if d.is_active().doing("read the state of domain", &name)? {
-                    d.destroy().doing("stop domain", &name)?;
-                }
+                Self::stop_active(&d, &name)?;
                 // A transient domain (a clone restored but not yet defined) is gone once stopped.
                 if let Some(d) = Self::lookup(c, &name)? {
                     let flags = virt::sys::VIR_DOMAIN_UNDEFINE_MANAGED_SAVE

@@ -1,8 +1,9 @@
 //! What went wrong with a VM ([`VmError`]), and [`Doing`]: a libvirt call's error named with
 //! what it was doing.
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::VmState;
+use crate::file_error::FileError;
 
 /// What went wrong with a VM, with what was being done and the underlying error as the source.
 /// Display is worded for the site's owner (the hosting page shows "<step> failed: <this>").
@@ -31,14 +32,8 @@ pub enum VmError {
     #[error("the VM is {0:?}, not running")]
     NotRunning(VmState),
     /// A file operation on the host.
-    #[error("{what} {}: {source}", .path.display())]
-    Io {
-        /// "creating", "writing", "removing"...
-        what: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] FileError),
     /// An external program could not be started.
     #[error("could not run {program}: {source}")]
     Spawn {
@@ -100,6 +95,12 @@ pub enum VmError {
     /// Settings or inputs the service refuses (a bad domain prefix, equal ports, an unsafe seed).
     #[error("{0}")]
     Invalid(String),
+}
+
+/// Names a failed file operation on the host: `.map_err(io("writing", &path))`.
+pub(super) fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> VmError + use<> {
+    let path = path.to_owned();
+    move |source| VmError::Io(FileError { what, path, source })
 }
 
 fn on(domain: &Option<String>) -> String {

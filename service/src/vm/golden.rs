@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::memory::{read_head, rewrite_save_xml, save_domain};
-use super::{CpuPriority, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files};
+use super::{CpuPriority, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files, io};
 
 /// Run once in the golden VM before it is saved: no identity of its own survives into the
 /// clones (sshd stopped, host keys and machine-id removed), and as little memory as possible is
@@ -209,9 +209,7 @@ impl VmManager {
         let name = self.golden_domain();
         self.blocking(move |c| {
             if let Some(d) = Self::lookup(c, &name)? {
-                if d.is_active().doing("read the state of domain", &name)? {
-                    d.destroy().doing("stop domain", &name)?;
-                }
+                Self::stop_active(&d, &name)?;
                 let _ = d.undefine();
             }
             Ok(())
@@ -238,7 +236,7 @@ impl VmManager {
         let golden_xml = gdir.join("golden.xml");
         let saved_xml = tokio::fs::read_to_string(&golden_xml)
             .await
-            .map_err(|source| VmError::Io { what: "reading", path: golden_xml, source })?;
+            .map_err(io("reading", &golden_xml))?;
         // A spare's clone yields the CPU to users' VMs from its restore on.
         let xml = super::priority::with_priority(&clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, binds)?, spec.priority, self.spare_cpu_shares());
         // The golden may have been saved under the other CPU-check setting.
@@ -247,7 +245,7 @@ impl VmManager {
         // under another node name keeps that one: reconciliation then leaves such a clone alone).
         let xml = super::xml::with_node_marker(&xml, &self.inner.cfg.node_name).unwrap_or(xml);
         let head_path = gdir.join("golden.head");
-        let head = tokio::fs::read(&head_path).await.map_err(|source| VmError::Io { what: "reading", path: head_path, source })?;
+        let head = tokio::fs::read(&head_path).await.map_err(io("reading", &head_path))?;
         // The restore binds no forward: they are added once the guest runs (see `forwards`), so
         // no probe or visitor meets a port whose guest is still being loaded.
         let (xml_for_header, save_for_header) = (super::forwards::strip_hostfwds(&xml), save.clone());

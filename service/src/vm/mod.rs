@@ -29,7 +29,7 @@ use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
 pub use console::{INPUT_BUDGET, InputBudget, Room, Typed, VmConsole};
-use error::Doing;
+use error::{Doing, io};
 pub use error::VmError;
 pub use files::SeedSpec;
 pub use golden::{GoldenMeta, GoldenSpec};
@@ -78,21 +78,11 @@ impl VmManager {
     /// Connects to libvirt (the first connection to qemu:///system takes seconds: capability
     /// probe) and settles the domain type: the configured one, or `kvm` only where KVM works.
     pub async fn connect(cfg: &ServiceConfig) -> Result<Self, VmError> {
-        let domain_type = cfg.domain_type.unwrap_or_else(detect_domain_type);
         let p = &cfg.domain_prefix;
         if p.is_empty() || p.len() > 32 || !p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
             return Err(VmError::Invalid(format!("domain prefix '{p}' must be 1-32 of a-z, 0-9 and '-'")));
         }
-        // libvirt resolves paths in its own working directory: hand it absolute ones.
-        let mut cfg = cfg.clone();
-        cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(|source| VmError::Io {
-            what: "resolving the data dir",
-            path: cfg.data_dir.clone(),
-            source,
-        })?;
-        let mgr = Self {
-            inner: Arc::new(Inner::new(cfg, domain_type)),
-        };
+        let mgr = Self::lazy(cfg)?;
         virt::error::clear_error_callback();
         mgr.blocking(|_| Ok(())).await?;
         tracing::info!(uri = mgr.inner.cfg.libvirt_uri, domain_type = %mgr.inner.domain_type, "connected to libvirt");
@@ -103,12 +93,9 @@ impl VmManager {
     /// calls fail until it is back, and each call retries the connection).
     pub fn lazy(cfg: &ServiceConfig) -> Result<Self, VmError> {
         let domain_type = cfg.domain_type.unwrap_or_else(detect_domain_type);
+        // libvirt resolves paths in its own working directory: hand it absolute ones.
         let mut cfg = cfg.clone();
-        cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(|source| VmError::Io {
-            what: "resolving the data dir",
-            path: cfg.data_dir.clone(),
-            source,
-        })?;
+        cfg.data_dir = std::path::absolute(&cfg.data_dir).map_err(io("resolving the data dir", &cfg.data_dir))?;
         Ok(Self { inner: Arc::new(Inner::new(cfg, domain_type)) })
     }
 

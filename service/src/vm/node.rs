@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use virt::error::ErrorNumber;
 
-use super::{Doing, VmError, VmManager};
+use super::{Doing, VmError, VmManager, io};
 
 impl VmManager {
     /// Connects (or checks the live connection) and answers the hypervisor's libvirt version
@@ -46,11 +46,11 @@ impl VmManager {
         let marker = format!("vmw-shared-check-{token}");
         self.blocking(move |conn| {
             // The file here (on the blocking pool, like the libvirt calls), removed again below.
-            std::fs::create_dir_all(&dir).map_err(|source| VmError::Io { what: "making the node folder", path: dir.clone(), source })?;
-            let dir = dir.canonicalize().map_err(|source| VmError::Io { what: "resolving the node folder", path: dir.clone(), source })?;
+            std::fs::create_dir_all(&dir).map_err(io("making the node folder", &dir))?;
+            let dir = dir.canonicalize().map_err(io("resolving the node folder", &dir))?;
             let file = dir.join(&marker);
             std::fs::write(&file, b"vm-webhoster: a node's folder must be shared\n")
-                .map_err(|source| VmError::Io { what: "writing the shared-folder check", path: file.clone(), source })?;
+                .map_err(io("writing the shared-folder check", &file))?;
             let shown = dir.display().to_string();
             let xml = format!(
                 "<pool type='dir'><name>vmw-check-{token}</name><target><path>{}</path></target></pool>",

@@ -29,7 +29,7 @@
 use std::path::{Path, PathBuf};
 
 use super::memory::{compress, delta, save_domain, shrink_save_file, wake_feed};
-use super::{Doing, VmError, VmManager};
+use super::{Doing, VmError, VmManager, io};
 
 const MEMORY: &str = "memory.save";
 /// The named pipe a delta-stored memory file is restored through (there only during a restore).
@@ -47,10 +47,6 @@ pub struct TakeFailure {
     pub error: VmError,
     /// Whether the VM runs again (else it is shut off: its memory was saved but not restored).
     pub vm_running: bool,
-}
-
-fn io<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> VmError + 'a {
-    move |source| VmError::Io { what, path: p.to_owned(), source }
 }
 
 impl VmManager {
@@ -247,13 +243,8 @@ impl VmManager {
                 if !d.is_active().doing("read the state of domain", &name)? || super::map_state(&d, &name)? != super::VmState::Paused {
                     return Ok(());
                 }
-                if delta::is_delta(&mem) {
-                    if let Err(e) = wake_feed::Feed::start(&mem, &fifo).and_then(wake_feed::Feed::finish) {
-                        tracing::error!(domain = %name, err = %e, "a VM restored from a snapshot was fed memory that is not right: stopped");
-                        let _ = d.destroy();
-                        return Err(e);
-                    }
-                }
+                let wrong = "a VM restored from a snapshot was fed memory that is not right: stopped";
+                Self::check_fed_again(&d, &name, &mem, &fifo, wrong)?;
                 tracing::warn!(domain = %name, "a VM restored from a snapshot was left paused: resumed");
                 d.resume().doing("resume domain", &name)
             })

@@ -12,7 +12,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::vm::VmError;
+use crate::vm::{VmError, io};
 use super::save_file::{COMPRESSION, HEADER_LEN, read_head, set_word, word};
 
 /// Where libvirt keeps managed saves of qemu:///system.
@@ -23,11 +23,6 @@ const LZOP: u32 = 4;
 /// The managed save file of domain `name`.
 pub(in crate::vm) fn managed_save_path(name: &str) -> PathBuf {
     Path::new(MANAGED_SAVE_DIR).join(format!("{name}.save"))
-}
-
-pub(in crate::vm) fn io(what: &'static str, p: &Path) -> impl FnOnce(std::io::Error) -> VmError {
-    let path = p.to_owned();
-    move |source| VmError::Io { what, path, source }
 }
 
 /// Writes a new version of the save file at `path`: `fill` writes it into a file of its own

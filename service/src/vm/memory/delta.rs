@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use zstd::zstd_safe::{CCtx, CParameter};
 
-use crate::vm::VmError;
-use super::compress::{Compressed, io, replace_save_file};
+use crate::vm::{VmError, io};
+use super::compress::{Compressed, replace_save_file};
 use super::save_file::{COMPRESSION, HEADER_LEN, SAVE_MAGIC, read_head, set_word, word};
 
 /// The named pipe a delta is served through, expanded, for a wake, in the VM's folder; removed

@@ -1,5 +1,6 @@
 //! Restoring saved memory fed through a pipe (a delta expanded while libvirt reads it), and
 //! finishing a wake that a process that died left halfway.
+use std::path::Path;
 use std::time::Instant;
 
 use virt::connect::Connect;
@@ -62,12 +63,9 @@ impl VmManager {
                 // The restore returned, but the process died before it knew whether the
                 // memory it was fed was right (`Self::restore_fed`): expanded once more to see.
                 let saved = compress::managed_save_path(&name);
-                if map_state(&d, &name)? == VmState::Paused && delta::is_delta(&saved) {
-                    if let Err(e) = wake_feed::Feed::start(&saved, &wake).and_then(wake_feed::Feed::finish) {
-                        tracing::error!(domain = %name, err = %e, "a woken VM was fed saved memory that is not right: stopped, still asleep");
-                        let _ = d.destroy();
-                        return Err(e);
-                    }
+                if map_state(&d, &name)? == VmState::Paused {
+                    let wrong = "a woken VM was fed saved memory that is not right: stopped, still asleep";
+                    Self::check_fed_again(&d, &name, &saved, &wake, wrong)?;
                 }
                 tracing::warn!(domain = %name, "a woken VM still had the saved state it was restored from: dropped");
                 d.managed_save_remove(0).doing("drop the saved state of domain", &name)?;
@@ -80,6 +78,20 @@ impl VmManager {
         .await?;
         let _ = tokio::fs::remove_file(&wake_file).await;
         Ok(true)
+    }
+
+    /// Checks what a restore that a process that died left paused was fed: the delta at `saved`
+    /// expanded once more, through the pipe `pipe`. Not right: the domain is stopped before it
+    /// ran (`wrong` is logged). A plain save: nothing to check.
+    pub(in crate::vm) fn check_fed_again(d: &Domain, name: &str, saved: &Path, pipe: &Path, wrong: &str) -> Result<(), VmError> {
+        if delta::is_delta(saved) {
+            if let Err(e) = wake_feed::Feed::start(saved, pipe).and_then(wake_feed::Feed::finish) {
+                tracing::error!(domain = %name, err = %e, "{wrong}");
+                let _ = d.destroy();
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
 }

@@ -3,7 +3,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use super::super::VmError;
+use crate::vm::{VmError, io};
 
 /// libvirt's save file header (`virQEMUSaveHeader`, qemu_saveimage.h): magic, then six u32 in
 /// host byte order (version, data_len, was_running, compressed, cookieOffset, 14 unused).
@@ -17,7 +17,6 @@ pub(in crate::vm) const COMPRESSION: usize = 3;
 /// longer XML moves the cookie into the slack, as its own XML edits do. The memory stream after
 /// the data is untouched.
 pub(in crate::vm) fn rewrite_save_xml(path: &Path, pristine: &[u8], xml: &str) -> Result<(), VmError> {
-    let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
     let invalid = |why: String| VmError::Invalid(format!("{}: {why}", path.display()));
     let (mut h, data) = split_head(pristine).map_err(invalid)?;
     let data_len = data.len();
@@ -37,11 +36,11 @@ pub(in crate::vm) fn rewrite_save_xml(path: &Path, pristine: &[u8], xml: &str) -
     let new_cookie_offset = if cookie.is_empty() { 0 } else { xml.len() + 1 };
     new[new_cookie_offset..new_cookie_offset + cookie.len()].copy_from_slice(cookie);
     set_word(&mut h, 4, new_cookie_offset as u32);
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(io("opening"))?;
-    f.seek(SeekFrom::Start(0)).map_err(io("seeking in"))?;
-    f.write_all(&h).map_err(io("writing"))?;
-    f.write_all(&new).map_err(io("writing"))?;
-    f.sync_data().map_err(io("syncing"))
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(io("opening", path))?;
+    f.seek(SeekFrom::Start(0)).map_err(io("seeking in", path))?;
+    f.write_all(&h).map_err(io("writing", path))?;
+    f.write_all(&new).map_err(io("writing", path))?;
+    f.sync_data().map_err(io("syncing", path))
 }
 
 /// The i-th u32 of a save file header (after the magic), in host byte order.
@@ -80,15 +79,14 @@ pub(in crate::vm) fn head_xml(head: &[u8]) -> Result<&str, String> {
 
 /// The header and data area of a save file, as they are now.
 pub(in crate::vm) fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
-    let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
-    let mut f = std::fs::File::open(path).map_err(io("opening"))?;
+    let mut f = std::fs::File::open(path).map_err(io("opening", path))?;
     let mut h = vec![0u8; HEADER_LEN as usize];
-    f.read_exact(&mut h).map_err(io("reading the header of"))?;
+    f.read_exact(&mut h).map_err(io("reading the header of", path))?;
     if &h[..16] != SAVE_MAGIC {
         return Err(VmError::Invalid(format!("{} is not a complete libvirt save file", path.display())));
     }
     let mut data = vec![0u8; (word(&h, 1) as usize).min(16 << 20)];
-    f.read_exact(&mut data).map_err(io("reading the XML of"))?;
+    f.read_exact(&mut data).map_err(io("reading the XML of", path))?;
     h.extend_from_slice(&data);
     split_head(&h).map_err(VmError::Invalid)?;
     Ok(h)
