@@ -1,6 +1,13 @@
 //! Virtual machines through libvirt (the `virt` crate, blocking FFI run on
 //! `spawn_blocking`): per-VM overlay disks and NoCloud seeds, domain XML, lifecycle, state,
 //! stats and readiness. Domain names, disk paths and seed paths derive from hosting ids only.
+//!
+//! [`VmManager`] is one handle whose calls are `impl VmManager` blocks, one job a file: `domain`
+//! (definition, start, stop, state, stats, orphans), `files` (overlay disk, seed), `agent` (the
+//! guest agent), `guest_calls` (calls a tenant can trigger, bounded), `memory` (saved memory:
+//! saves, lzop, deltas, restores fed through a pipe), `golden` (the golden snapshot and its
+//! clones), `snapshots`, `console`, `node` (the node behind the connection) and `ready`. Here:
+//! the handle, its connections and the blocking runners every call goes through.
 mod agent;
 mod connections;
 mod console;

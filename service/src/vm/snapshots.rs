@@ -7,10 +7,10 @@
 //! memory saved already) has its saved memory copied, and is not woken.
 //!
 //! Once the VM runs again, the memory file is made small as a sleeping site's is (the footprint
-//! settings, `super::memory::shrink_save_file`): a clone's as its difference to the golden's memory
-//! (`super::memory::delta`; ~104 MB become a few MB), others with lzop. A restore from a delta is fed
-//! through a named pipe beside it (`memory.pipe`, `super::memory::wake_feed`), paused until the whole
-//! stream has matched its checksum; libvirt reads lzop's itself.
+//! settings, `super::memory::shrink_save_file`): a clone's as its difference to the golden's
+//! memory (`super::memory::delta`; ~104 MB become a few MB), others with lzop. A restore from a
+//! delta is fed through a named pipe beside it (`memory.pipe`, `super::memory::wake_feed`),
+//! paused until the whole stream has matched its checksum; libvirt reads lzop's itself.
 //!
 //! Mechanism, and why not libvirt's own snapshot API on this libvirt (9.0):
 //! - internal snapshots (`virDomainSnapshotCreateXML`, memory + disk inside the qcow2) would put
