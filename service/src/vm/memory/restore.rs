@@ -6,7 +6,7 @@ use std::time::Instant;
 use virt::connect::Connect;
 use virt::domain::Domain;
 
-use super::super::{Doing, VmError, VmManager, VmState, map_state};
+use crate::vm::{Doing, VmError, VmManager, VmState, map_state};
 use super::{compress, delta, wake_feed};
 
 impl VmManager {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::super::{Doing, VmError, VmManager, golden};
+use crate::vm::{Doing, VmError, VmManager, golden};
 use super::{compress, delta};
 
 impl VmManager {
