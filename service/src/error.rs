@@ -118,7 +118,7 @@ mod tests {
     #[test]
     fn vm_and_proxy_errors_keep_their_cause_and_stay_internal() {
         let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied");
-        let e = Error::from(VmError::Io { what: "writing", path: "/d/vms/1/seed.iso".into(), source: io });
+        let e = Error::from(VmError::Io(crate::file_error::FileError { what: "writing", path: "/d/vms/1/seed.iso".into(), source: io }));
         assert_eq!(e.to_string(), "writing /d/vms/1/seed.iso: denied");
         let cause = std::error::Error::source(&e).expect("the io error is the cause");
         assert_eq!(cause.downcast_ref::<std::io::Error>().map(|e| e.kind()), Some(std::io::ErrorKind::PermissionDenied));

@@ -3,7 +3,7 @@ use std::path::Path;
 
 use tokio::process::Command;
 
-use super::VmError;
+use super::{ImageInfo, VmError, VmManager, VmSpec, io};
 
 /// What the guest's first-boot agent (or cloud-init) sets up. See guest/README.md for the
 /// seed layout both read.
@@ -15,17 +15,13 @@ pub struct SeedSpec {
     pub index_html: String,
 }
 
-fn io(what: &'static str, p: &Path, source: std::io::Error) -> VmError {
-    VmError::Io { what, path: p.to_owned(), source }
-}
-
 /// The folder must be readable by QEMU, which libvirt runs as an unprivileged user.
 async fn ensure_dir(dir: &Path) -> Result<(), VmError> {
-    tokio::fs::create_dir_all(dir).await.map_err(|e| io("creating", dir, e))?;
+    tokio::fs::create_dir_all(dir).await.map_err(io("creating", dir))?;
     use std::os::unix::fs::PermissionsExt;
     tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
         .await
-        .map_err(|e| io("chmod", dir, e))
+        .map_err(io("chmod", dir))
 }
 
 /// Runs `cmd` (`program` names it in errors); a failure keeps what it wrote to stderr.
@@ -55,7 +51,7 @@ pub(super) async fn create_overlay(dir: &Path, base: &Path, disk_gib: u64) -> Re
         "qemu-img create",
     )
     .await?;
-    tokio::fs::rename(&tmp, &disk).await.map_err(|e| io("renaming", &disk, e))
+    tokio::fs::rename(&tmp, &disk).await.map_err(io("renaming", &disk))
 }
 
 fn cloud_config(s: &SeedSpec) -> String {
@@ -131,7 +127,7 @@ pub(super) async fn write_seed(dir: &Path, instance_id: &str, s: &SeedSpec) -> R
     let staging = dir.join("seed.d");
     let _ = tokio::fs::remove_dir_all(&staging).await;
     let wh = staging.join("webhoster");
-    tokio::fs::create_dir_all(&wh).await.map_err(|e| io("creating", &wh, e))?;
+    tokio::fs::create_dir_all(&wh).await.map_err(io("creating", &wh))?;
     let files: [(std::path::PathBuf, String); 6] = [
         (staging.join("meta-data"), format!("instance-id: {instance_id}\nlocal-hostname: {}\n", s.hostname)),
         (staging.join("user-data"), cloud_config(s)),
@@ -141,7 +137,7 @@ pub(super) async fn write_seed(dir: &Path, instance_id: &str, s: &SeedSpec) -> R
         (wh.join("index.html"), s.index_html.clone()),
     ];
     for (p, content) in files {
-        tokio::fs::write(&p, content).await.map_err(|e| io("writing", &p, e))?;
+        tokio::fs::write(&p, content).await.map_err(io("writing", &p))?;
     }
     let tmp = dir.join("seed.iso.tmp");
     run(
@@ -156,21 +152,21 @@ pub(super) async fn write_seed(dir: &Path, instance_id: &str, s: &SeedSpec) -> R
     .await?;
     let _ = tokio::fs::remove_dir_all(&staging).await;
     let iso = dir.join("seed.iso");
-    tokio::fs::rename(&tmp, &iso).await.map_err(|e| io("renaming", &iso, e))
+    tokio::fs::rename(&tmp, &iso).await.map_err(io("renaming", &iso))
 }
 
 /// Writes a small file whole (through a temporary name, so a reader never sees half of it).
 pub(super) async fn write_file(p: &Path, bytes: &[u8]) -> Result<(), VmError> {
     let tmp = p.with_extension("tmp");
-    tokio::fs::write(&tmp, bytes).await.map_err(|e| io("writing", &tmp, e))?;
-    tokio::fs::rename(&tmp, p).await.map_err(|e| io("renaming", p, e))
+    tokio::fs::write(&tmp, bytes).await.map_err(io("writing", &tmp))?;
+    tokio::fs::rename(&tmp, p).await.map_err(io("renaming", p))
 }
 
 pub(super) async fn remove_dir(dir: &Path) -> Result<(), VmError> {
     match tokio::fs::remove_dir_all(dir).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io("removing", dir, e)),
+        Err(e) => Err(io("removing", dir)(e)),
     }
 }
 
@@ -180,13 +176,13 @@ pub(super) async fn tail(p: &Path, n: usize) -> Result<Vec<String>, VmError> {
     let mut f = match tokio::fs::File::open(p).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io("opening", p, e)),
+        Err(e) => return Err(io("opening", p)(e)),
     };
-    let len = f.metadata().await.map_err(|e| io("reading", p, e))?.len();
+    let len = f.metadata().await.map_err(io("reading", p))?.len();
     let start = len.saturating_sub(256 * 1024);
-    f.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| io("reading", p, e))?;
+    f.seek(std::io::SeekFrom::Start(start)).await.map_err(io("reading", p))?;
     let mut buf = Vec::new();
-    f.read_to_end(&mut buf).await.map_err(|e| io("reading", p, e))?;
+    f.read_to_end(&mut buf).await.map_err(io("reading", p))?;
     let text = String::from_utf8_lossy(&buf);
     let lines: Vec<String> = text
         .lines()
@@ -194,6 +190,37 @@ pub(super) async fn tail(p: &Path, n: usize) -> Result<Vec<String>, VmError> {
         .map(|l| l.trim_end_matches('\r').chars().filter(|c| !c.is_control() || *c == '\t').collect())
         .collect();
     Ok(lines[lines.len().saturating_sub(n)..].to_vec())
+}
+
+impl VmManager {
+    pub async fn create_disk(&self, spec: &VmSpec) -> Result<(), VmError> {
+        let image = ImageInfo::load(&self.inner.cfg.guest_image_dir)?;
+        create_overlay(&self.vm_dir(spec.hosting_id), &image.base, spec.disk_gib).await
+    }
+
+    pub async fn write_seed(&self, hosting_id: i32, seed: &SeedSpec) -> Result<(), VmError> {
+        let instance_id = self.domain_name(hosting_id);
+        write_seed(&self.vm_dir(hosting_id), &instance_id, seed).await
+    }
+
+    /// Removes the NoCloud seed. Missing: fine.
+    pub async fn remove_seed(&self, hosting_id: i32) -> Result<(), VmError> {
+        let seed = self.vm_dir(hosting_id).join("seed.iso");
+        match tokio::fs::remove_file(&seed).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("removing", &seed)(e)),
+        }
+    }
+
+    pub async fn remove_files(&self, hosting_id: i32) -> Result<(), VmError> {
+        remove_dir(&self.vm_dir(hosting_id)).await
+    }
+
+    /// The last `max_lines` lines of the VM's serial console log.
+    pub async fn console_tail(&self, hosting_id: i32, max_lines: usize) -> Result<Vec<String>, VmError> {
+        tail(&self.vm_dir(hosting_id).join("console.log"), max_lines).await
+    }
 }
 
 #[cfg(test)]

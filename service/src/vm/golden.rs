@@ -16,18 +16,11 @@
 //! (`VIR_QEMU_PROCESS_START_GEN_VMID`), so each clone's kernel reseeds its CRNG ("crng reseeded
 //! due to virtual machine fork"); [`VmManager::reidentify`] then gives it its own machine-id and
 //! SSH host keys, and host randomness is mixed into its entropy pool as well.
-use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{CpuPriority, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files};
-
-/// libvirt's save file header (`virQEMUSaveHeader`, qemu_saveimage.h): magic, then six u32 in
-/// host byte order (version, data_len, was_running, compressed, cookieOffset, 14 unused).
-pub(super) const SAVE_MAGIC: &[u8; 16] = b"LibvirtQemudSave";
-pub(super) const HEADER_LEN: u64 = 16 + 4 * 19;
-/// The header word naming how the memory stream is compressed (0: not at all).
-pub(super) const COMPRESSION: usize = 3;
+use super::memory::{read_head, rewrite_save_xml, save_domain};
+use super::{CpuPriority, Doing, ImageInfo, SeedSpec, VmError, VmManager, VmSpec, files, io};
 
 /// Run once in the golden VM before it is saved: no identity of its own survives into the
 /// clones (sshd stopped, host keys and machine-id removed), and as little memory as possible is
@@ -216,9 +209,7 @@ impl VmManager {
         let name = self.golden_domain();
         self.blocking(move |c| {
             if let Some(d) = Self::lookup(c, &name)? {
-                if d.is_active().doing("read the state of domain", &name)? {
-                    d.destroy().doing("stop domain", &name)?;
-                }
+                Self::stop_active(&d, &name)?;
                 let _ = d.undefine();
             }
             Ok(())
@@ -245,7 +236,7 @@ impl VmManager {
         let golden_xml = gdir.join("golden.xml");
         let saved_xml = tokio::fs::read_to_string(&golden_xml)
             .await
-            .map_err(|source| VmError::Io { what: "reading", path: golden_xml, source })?;
+            .map_err(io("reading", &golden_xml))?;
         // A spare's clone yields the CPU to users' VMs from its restore on.
         let xml = super::priority::with_priority(&clone_xml(&saved_xml, &golden, &gdir, &vdir, &name, spec, binds)?, spec.priority, self.spare_cpu_shares());
         // The golden may have been saved under the other CPU-check setting.
@@ -254,7 +245,7 @@ impl VmManager {
         // under another node name keeps that one: reconciliation then leaves such a clone alone).
         let xml = super::xml::with_node_marker(&xml, &self.inner.cfg.node_name).unwrap_or(xml);
         let head_path = gdir.join("golden.head");
-        let head = tokio::fs::read(&head_path).await.map_err(|source| VmError::Io { what: "reading", path: head_path, source })?;
+        let head = tokio::fs::read(&head_path).await.map_err(io("reading", &head_path))?;
         // The restore binds no forward: they are added once the guest runs (see `forwards`), so
         // no probe or visitor meets a port whose guest is still being loaded.
         let (xml_for_header, save_for_header) = (super::forwards::strip_hostfwds(&xml), save.clone());
@@ -283,26 +274,6 @@ impl VmManager {
         })
         .await
     }
-
-    /// Pauses a running VM (it keeps its RAM, uses no CPU; resuming takes ~0.02 s).
-    pub async fn suspend(&self, hosting_id: i32) -> Result<(), VmError> {
-        let name = self.domain_name(hosting_id);
-        self.blocking(move |c| Self::existing(c, &name)?.suspend().doing("pause domain", &name)).await
-    }
-}
-
-/// `virDomainSaveFlags` (the virt crate has no wrapper for it): the running domain's memory to
-/// `path`; the domain stops.
-pub(super) fn save_domain(d: &virt::domain::Domain, name: &str, path: &Path) -> Result<(), VmError> {
-    let to = std::ffi::CString::new(path.display().to_string()).map_err(|e| VmError::Invalid(e.to_string()))?;
-    // SAFETY: `d` is a live domain handle for the duration of the call; `to` is a valid C string;
-    // a null dxml means "keep the domain's XML".
-    let rc = unsafe { virt::sys::virDomainSaveFlags(d.as_ptr(), to.as_ptr(), std::ptr::null(), 0) };
-    if rc < 0 {
-        crate::telemetry::libvirt_error("save domain");
-        return Err(VmError::Libvirt { action: "save domain", domain: Some(name.to_owned()), source: virt::error::Error::last_error() });
-    }
-    Ok(())
 }
 
 /// The golden's saved XML made the clone's: every string that names the golden (its name, UUID,
@@ -361,159 +332,9 @@ fn clone_xml(
     Ok(out)
 }
 
-/// Replaces the XML embedded in a libvirt save file. libvirt writes `[header][XML][cookie]
-/// [64 KiB of zeros]` and keeps the cookie's offset in the header (`virQEMUSaveDataWrite`), so a
-/// longer XML moves the cookie into the slack, as its own XML edits do. The memory stream after
-/// the data is untouched.
-pub(super) fn rewrite_save_xml(path: &Path, pristine: &[u8], xml: &str) -> Result<(), VmError> {
-    let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
-    let invalid = |why: String| VmError::Invalid(format!("{}: {why}", path.display()));
-    let (mut h, data) = split_head(pristine).map_err(invalid)?;
-    let data_len = data.len();
-    let cookie_offset = word(&h, 4) as usize;
-    let cookie: &[u8] = if cookie_offset == 0 {
-        &[]
-    } else {
-        let rest = &data[cookie_offset..];
-        let end = rest.iter().position(|b| *b == 0).ok_or_else(|| invalid("cookie without its end".into()))?;
-        &rest[..=end]
-    };
-    if xml.contains('\0') || xml.len() + 1 + cookie.len() > data_len {
-        return Err(invalid(format!("the new XML ({} bytes) does not fit in {data_len}", xml.len())));
-    }
-    let mut new = vec![0u8; data_len];
-    new[..xml.len()].copy_from_slice(xml.as_bytes());
-    let new_cookie_offset = if cookie.is_empty() { 0 } else { xml.len() + 1 };
-    new[new_cookie_offset..new_cookie_offset + cookie.len()].copy_from_slice(cookie);
-    set_word(&mut h, 4, new_cookie_offset as u32);
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).map_err(io("opening"))?;
-    f.seek(SeekFrom::Start(0)).map_err(io("seeking in"))?;
-    f.write_all(&h).map_err(io("writing"))?;
-    f.write_all(&new).map_err(io("writing"))?;
-    f.sync_data().map_err(io("syncing"))
-}
-
-/// The i-th u32 of a save file header (after the magic), in host byte order.
-pub(super) fn word(h: &[u8], i: usize) -> u32 {
-    u32::from_ne_bytes([h[16 + 4 * i], h[17 + 4 * i], h[18 + 4 * i], h[19 + 4 * i]])
-}
-
-/// Sets the i-th u32 of a save file header ([`word`]).
-pub(super) fn set_word(h: &mut [u8], i: usize, value: u32) {
-    h[16 + 4 * i..20 + 4 * i].copy_from_slice(&value.to_ne_bytes());
-}
-
-/// A save file's header and data area (XML, cookie, slack), checked.
-fn split_head(bytes: &[u8]) -> Result<([u8; HEADER_LEN as usize], &[u8]), String> {
-    let at = HEADER_LEN as usize;
-    if bytes.len() < at || &bytes[..16] != SAVE_MAGIC {
-        return Err("not a complete libvirt save file".into());
-    }
-    let h: [u8; HEADER_LEN as usize] = bytes[..at].try_into().expect("the length was checked");
-    let (version, data_len, cookie_offset) = (word(&h, 0), word(&h, 1) as usize, word(&h, 4) as usize);
-    if version != 2 {
-        return Err(format!("save file version {version}, not 2"));
-    }
-    if data_len > 16 << 20 || cookie_offset > data_len || bytes.len() < at + data_len {
-        return Err("implausible header".into());
-    }
-    Ok((h, &bytes[at..at + data_len]))
-}
-
-/// The domain XML in a save file's header and data area (up to its NUL).
-pub(super) fn head_xml(head: &[u8]) -> Result<&str, String> {
-    let (_, data) = split_head(head)?;
-    let end = data.iter().position(|b| *b == 0).unwrap_or(data.len());
-    std::str::from_utf8(&data[..end]).map_err(|_| "the saved domain XML is not UTF-8".into())
-}
-
-/// The header and data area of a save file, as they are now.
-pub(super) fn read_head(path: &Path) -> Result<Vec<u8>, VmError> {
-    let io = |what: &'static str| move |source| VmError::Io { what, path: path.to_owned(), source };
-    let mut f = std::fs::File::open(path).map_err(io("opening"))?;
-    let mut h = vec![0u8; HEADER_LEN as usize];
-    f.read_exact(&mut h).map_err(io("reading the header of"))?;
-    if &h[..16] != SAVE_MAGIC {
-        return Err(VmError::Invalid(format!("{} is not a complete libvirt save file", path.display())));
-    }
-    let mut data = vec![0u8; (word(&h, 1) as usize).min(16 << 20)];
-    f.read_exact(&mut data).map_err(io("reading the XML of"))?;
-    h.extend_from_slice(&data);
-    split_head(&h).map_err(VmError::Invalid)?;
-    Ok(h)
-}
-
-/// A version 2 save file as libvirt lays it out, for tests: the header (`cookie_at`: the
-/// cookie's offset in `data`, 0 for none), the data area `data` (XML, cookie, slack), then
-/// QEMU's memory stream `stream`.
-#[cfg(test)]
-pub(super) fn save_file_bytes(data: &[u8], cookie_at: u32, stream: &[u8]) -> Vec<u8> {
-    let mut f = SAVE_MAGIC.to_vec();
-    for w in [2u32, data.len() as u32, 1, 0, cookie_at].into_iter().chain([0; 14]) {
-        f.extend_from_slice(&w.to_ne_bytes());
-    }
-    debug_assert_eq!(f.len(), HEADER_LEN as usize);
-    f.extend_from_slice(data);
-    f.extend_from_slice(stream);
-    f
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A save file as libvirt lays it out: header, XML, cookie, 64 KiB (here: `slack`) zeros,
-    /// then QEMU's memory stream.
-    fn fake_save(dir: &Path, xml: &str, slack: usize, cookie: Option<&str>) -> PathBuf {
-        std::fs::create_dir_all(dir).unwrap();
-        let p = dir.join("state.save");
-        let mut data = xml.as_bytes().to_vec();
-        data.push(0);
-        let cookie_offset = cookie.map(|_| data.len()).unwrap_or(0) as u32;
-        if let Some(c) = cookie {
-            data.extend_from_slice(c.as_bytes());
-            data.push(0);
-        }
-        data.extend(std::iter::repeat_n(0u8, slack));
-        std::fs::write(&p, save_file_bytes(&data, cookie_offset, b"QEVM-the-memory-stream")).unwrap();
-        p
-    }
-
-    #[test]
-    fn the_embedded_xml_is_replaced_the_cookie_moved_and_the_memory_stream_kept() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = fake_save(dir.path(), "<domain><name>g</name></domain>", 64, Some("<cookie/>"));
-        let before = std::fs::read(&p).unwrap();
-        let head = read_head(&p).unwrap();
-        let xml = "<domain><name>vmw-12</name><a-longer-one/></domain>";
-        rewrite_save_xml(&p, &head, xml).unwrap();
-        let after = std::fs::read(&p).unwrap();
-        assert_eq!(before.len(), after.len());
-        let at = HEADER_LEN as usize;
-        assert_eq!(&before[..at - 4 * 15], &after[..at - 4 * 15], "magic, version, length, running, format kept");
-        let cookie_offset = u32::from_ne_bytes(after[16 + 16..16 + 20].try_into().unwrap()) as usize;
-        assert_eq!(cookie_offset, xml.len() + 1, "the cookie's new place is in the header");
-        assert!(after[at..].starts_with(format!("{xml}\0<cookie/>\0").as_bytes()));
-        assert!(after.ends_with(b"QEVM-the-memory-stream"), "the memory stream is untouched");
-        // What libvirt reads back: the XML up to the cookie, then the cookie.
-        assert_eq!(&after[at..at + cookie_offset - 1], xml.as_bytes());
-        // Too large for the slack: refused, file unchanged.
-        assert!(rewrite_save_xml(&p, &head, &format!("<domain>{}</domain>", "x".repeat(200))).is_err());
-        assert_eq!(std::fs::read(&p).unwrap(), after);
-        // Every rewrite starts from the saved head, not from what the last one left.
-        rewrite_save_xml(&p, &head, "<domain><name>vmw-13</name></domain>").unwrap();
-        let again = std::fs::read(&p).unwrap();
-        assert!(again[at..].starts_with(b"<domain><name>vmw-13</name></domain>\0<cookie/>\0"));
-        // Without a cookie the XML may take the whole area.
-        let q = fake_save(&dir.path().join("q"), "<d/>", 64, None);
-        let qhead = read_head(&q).unwrap();
-        rewrite_save_xml(&q, &qhead, "<domain>larger</domain>").unwrap();
-        assert_eq!(u32::from_ne_bytes(std::fs::read(&q).unwrap()[32..36].try_into().unwrap()), 0);
-        // Not a save file (or an incomplete one): refused.
-        std::fs::write(&p, b"LibvirtQemudPart and more bytes than a header needs, more, more, more, more, more!").unwrap();
-        assert!(read_head(&p).is_err());
-        assert!(rewrite_save_xml(&p, b"LibvirtQemudPart", "<domain/>").is_err());
-    }
 
     #[test]
     fn a_clone_xml_names_only_the_clone() {

@@ -17,7 +17,10 @@ use std::time::Duration;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
-use super::VmError;
+use virt::domain::Domain;
+use virt::error::ErrorNumber;
+
+use super::{VmError, VmManager, VmState, map_state};
 
 pub(super) struct GuestCalls {
     timeout: Duration,
@@ -114,6 +117,60 @@ impl GuestCalls {
         self.sites.lock().unwrap().values().filter(|w| w.strong_count() > 0).count()
     }
 }
+
+impl VmManager {
+    /// Runs `f` as a call into hosting `hosting_id`'s running guest that its tenant can trigger
+    /// (`guest_calls`): after the site's previous one, in one of the few guest-call slots, on
+    /// the guest calls' connection; `f` gets the domain, its name and the seconds left (the
+    /// agent command's timeout). Answers [`VmError::GuestTimeout`] once the time is up, also
+    /// while libvirt still waits for the guest (the call keeps its turn and slot until then).
+    pub(super) async fn guest_call<T: Send + 'static>(
+        &self,
+        hosting_id: i32,
+        owner: i32,
+        command: &'static str,
+        f: impl FnOnce(&Domain, &str, i32) -> Result<T, VmError> + Send + 'static,
+    ) -> Result<T, VmError> {
+        /// libvirt returns at the agent's timeout; a little later the caller stops waiting.
+        const GRACE: Duration = Duration::from_millis(500);
+        let name = self.domain_name(hosting_id);
+        let pass = self.inner.guest.enter(&name, owner, command).await?;
+        let deadline = pass.deadline();
+        let inner = self.inner.clone();
+        let domain = name.clone();
+        let call = tokio::task::spawn_blocking(move || {
+            let pass = pass; // the site's turn and the slot, until libvirt returns
+            let checkout = inner.guest_conns.as_ref().unwrap_or(&inner.conns).checkout()?;
+            let d = Self::existing(&checkout.conn, &domain)?;
+            match map_state(&d, &domain)? {
+                VmState::Running => {}
+                other => return Err(VmError::NotRunning(other)),
+            }
+            let r = f(&d, &domain, pass.agent_timeout_secs());
+            drop(pass);
+            r
+        });
+        let r = match tokio::time::timeout_at(deadline + GRACE, call).await {
+            Ok(joined) => joined?,
+            Err(_) => return Err(self.inner.guest.timed_out(&name, command)),
+        };
+        r.map_err(|e| if is_agent_timeout(&e) { self.inner.guest.timed_out(&name, command) } else { e })
+    }
+
+}
+
+/// Whether libvirt gave up waiting for the guest agent (it did not answer within the call's
+/// timeout, or another call on the domain held the agent that long).
+fn is_agent_timeout(e: &VmError) -> bool {
+    let code = match e {
+        VmError::Agent { source, .. } | VmError::Libvirt { source, .. } => source.code(),
+        VmError::GuestFile { source, .. } | VmError::AgentUnresponsive { source, .. } => return is_agent_timeout(source),
+        VmError::GuestCommandTimeout { .. } => return true,
+        _ => return false,
+    };
+    code == ErrorNumber::AgentUnresponsive.into() || code == ErrorNumber::AgentCommandTimeout.into() || code == ErrorNumber::OperationTimeout.into()
+}
+
 
 #[cfg(test)]
 mod tests {

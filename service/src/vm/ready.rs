@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use super::VmError;
+use super::{VmError, VmManager};
 
 const ATTEMPT: Duration = Duration::from_secs(3);
 
@@ -54,6 +54,14 @@ pub(super) async fn wait(bind: IpAddr, http_port: u16, ssh_port: Option<(IpAddr,
             return Err(VmError::NotReady { waited_secs: timeout.as_secs(), missing });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+impl VmManager {
+    /// Waits until the guest's web server answers HTTP (any status) and its SSH server sends a banner.
+    /// `ssh_port` None: the web server only (a restored VM's sshd is the one that was saved).
+    pub async fn wait_ready(&self, http_port: u16, ssh_port: Option<u16>, timeout: Duration) -> Result<(), VmError> {
+        wait(self.inner.cfg.http_forward_bind, http_port, ssh_port.map(|p| (self.inner.cfg.forward_bind, p)), timeout).await
     }
 }
 

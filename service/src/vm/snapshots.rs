@@ -7,10 +7,10 @@
 //! memory saved already) has its saved memory copied, and is not woken.
 //!
 //! Once the VM runs again, the memory file is made small as a sleeping site's is (the footprint
-//! settings, `super::shrink_save_file`): a clone's as its difference to the golden's memory
-//! (`super::delta`; ~104 MB become a few MB), others with lzop. A restore from a delta is fed
-//! through a named pipe beside it (`memory.pipe`, `super::wake_feed`), paused until the whole
-//! stream has matched its checksum; libvirt reads lzop's itself.
+//! settings, `super::memory::shrink_save_file`): a clone's as its difference to the golden's
+//! memory (`super::memory::delta`; ~104 MB become a few MB), others with lzop. A restore from a
+//! delta is fed through a named pipe beside it (`memory.pipe`, `super::memory::wake_feed`),
+//! paused until the whole stream has matched its checksum; libvirt reads lzop's itself.
 //!
 //! Mechanism, and why not libvirt's own snapshot API on this libvirt (9.0):
 //! - internal snapshots (`virDomainSnapshotCreateXML`, memory + disk inside the qcow2) would put
@@ -28,7 +28,8 @@
 //! worked) and restores the memory file; `memory.save` stays as it is for the next restore.
 use std::path::{Path, PathBuf};
 
-use super::{Doing, VmError, VmManager};
+use super::memory::{compress, delta, save_domain, shrink_save_file, wake_feed};
+use super::{Doing, VmError, VmManager, io};
 
 const MEMORY: &str = "memory.save";
 /// The named pipe a delta-stored memory file is restored through (there only during a restore).
@@ -46,10 +47,6 @@ pub struct TakeFailure {
     pub error: VmError,
     /// Whether the VM runs again (else it is shut off: its memory was saved but not restored).
     pub vm_running: bool,
-}
-
-fn io<'a>(what: &'static str, p: &'a Path) -> impl FnOnce(std::io::Error) -> VmError + 'a {
-    move |source| VmError::Io { what, path: p.to_owned(), source }
 }
 
 impl VmManager {
@@ -93,7 +90,7 @@ impl VmManager {
 
     /// Bytes the VM's saved memory (its managed save) takes now; 0 without one.
     pub async fn saved_memory_bytes(&self, hosting_id: i32) -> u64 {
-        let path = super::compress::managed_save_path(&self.domain_name(hosting_id));
+        let path = compress::managed_save_path(&self.domain_name(hosting_id));
         tokio::fs::metadata(path).await.map(|m| m.len()).unwrap_or(0)
     }
 
@@ -113,7 +110,7 @@ impl VmManager {
         // A failed save leaves the domain running (libvirt resumes it).
         {
             let (name, mem) = (name.clone(), mem.clone());
-            self.blocking(move |c| super::golden::save_domain(&Self::existing(c, &name)?, &name, &mem)).await.map_err(running)?;
+            self.blocking(move |c| save_domain(&Self::existing(c, &name)?, &name, &mem)).await.map_err(running)?;
         }
         let copied = async {
             super::files::write_file(&dir.join(SAVED), b"").await?;
@@ -146,7 +143,7 @@ impl VmManager {
                 let d = Self::existing(c, &name)?;
                 let saved = !d.is_active().doing("read the state of domain", &name)?
                     && d.has_managed_save(0).doing("look for a saved state of domain", &name)?;
-                Ok(saved.then(|| super::compress::managed_save_path(&name)))
+                Ok(saved.then(|| compress::managed_save_path(&name)))
             })
             .await?
         };
@@ -166,12 +163,12 @@ impl VmManager {
     }
 
     /// Stores snapshot `sid`'s memory file small, as a sleeping site's is (a delta or lzop:
-    /// `super::shrink_save_file`), unless it is already or the settings keep it raw.
+    /// `super::memory::shrink_save_file`), unless it is already or the settings keep it raw.
     async fn shrink_snapshot_memory(&self, hosting_id: i32, sid: i32) {
         let Some(against) = self.shrink_against(hosting_id) else { return };
         let (mem, name) = (self.snapshot_dir(hosting_id, sid).join(MEMORY), self.domain_name(hosting_id));
         let t = std::time::Instant::now();
-        let shrunk = tokio::task::spawn_blocking(move || super::shrink_save_file(&mem, against.as_deref(), &name)).await;
+        let shrunk = tokio::task::spawn_blocking(move || shrink_save_file(&mem, against.as_deref(), &name)).await;
         if let Ok(Some(c)) = shrunk {
             let ms = t.elapsed().as_millis() as u64;
             tracing::debug!(hosting_id, sid, raw_bytes = c.raw_bytes, stored_bytes = c.compressed_bytes, ms, "snapshot memory stored small");
@@ -194,7 +191,7 @@ impl VmManager {
         let feed = {
             let mem = mem.clone();
             let pipe = mem.with_file_name(PIPE);
-            tokio::task::spawn_blocking(move || if super::delta::is_delta(&mem) { super::wake_feed::Feed::start(&mem, &pipe).map(Some) } else { Ok(None) })
+            tokio::task::spawn_blocking(move || if delta::is_delta(&mem) { wake_feed::Feed::start(&mem, &pipe).map(Some) } else { Ok(None) })
                 .await??
         };
         self.blocking(move |c| {
@@ -246,13 +243,8 @@ impl VmManager {
                 if !d.is_active().doing("read the state of domain", &name)? || super::map_state(&d, &name)? != super::VmState::Paused {
                     return Ok(());
                 }
-                if super::delta::is_delta(&mem) {
-                    if let Err(e) = super::wake_feed::Feed::start(&mem, &fifo).and_then(super::wake_feed::Feed::finish) {
-                        tracing::error!(domain = %name, err = %e, "a VM restored from a snapshot was fed memory that is not right: stopped");
-                        let _ = d.destroy();
-                        return Err(e);
-                    }
-                }
+                let wrong = "a VM restored from a snapshot was fed memory that is not right: stopped";
+                Self::check_fed_again(&d, &name, &mem, &fifo, wrong)?;
                 tracing::warn!(domain = %name, "a VM restored from a snapshot was left paused: resumed");
                 d.resume().doing("resume domain", &name)
             })

@@ -32,9 +32,9 @@ use std::time::{Duration, Instant};
 
 use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, WriteBuf};
 
-use super::VmError;
+use crate::vm::{VmError, io};
 use super::delta;
-use super::golden::head_xml;
+use super::save_file::head_xml;
 
 /// How much of the frame the decoder takes at a time: small enough that zstd never sees the
 /// whole frame at once (it would then expand it in one go, with nothing for the writer until
@@ -110,7 +110,7 @@ unsafe impl WriteBuf for StreamBuf<'_> {
 }
 
 /// A delta being served as a plain save file through the named pipe at [`Feed::path`].
-pub(super) struct Feed {
+pub(in crate::vm) struct Feed {
     path: PathBuf,
     xml: String,
     shared: Arc<Shared>,
@@ -125,14 +125,14 @@ impl Feed {
         let opened = delta::open(delta)?;
         let xml = head_xml(&opened.head).map_err(VmError::Invalid)?.to_owned();
         let len = usize::try_from(opened.meta.stream_len).map_err(|_| VmError::Invalid("the saved memory is too large".into()))?;
-        let mut map = memmap2::MmapMut::map_anon(len.max(1)).map_err(|source| VmError::Io { what: "allocating", path: fifo.to_owned(), source })?;
+        let mut map = memmap2::MmapMut::map_anon(len.max(1)).map_err(io("allocating", fifo))?;
         let stream = Stream { ptr: map.as_mut_ptr(), len, _map: map };
         let shared = Arc::new(Shared { stream, progress: Mutex::default(), moved: Condvar::new(), done: AtomicBool::new(false), started: Instant::now() });
         make_fifo(fifo)?;
         let mut head = opened.head.clone();
         delta::mark_plain(&mut head);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
-            std::thread::Builder::new().name(name.into()).spawn(f).map_err(|source| VmError::Io { what: "starting a thread for", path: fifo.to_owned(), source })
+            std::thread::Builder::new().name(name.into()).spawn(f).map_err(io("starting a thread for", fifo))
         };
         let s = shared.clone();
         let decoder = spawn("vm-wake-decode", Box::new(move || decode(&s, opened)));
@@ -213,7 +213,7 @@ fn make_fifo(path: &Path) -> Result<(), VmError> {
         .map_err(|_| VmError::Invalid(format!("{} holds a NUL byte", path.display())))?;
     // SAFETY: a NUL-terminated path that outlives the call.
     if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        return Err(VmError::Io { what: "making the pipe", path: path.to_owned(), source: std::io::Error::last_os_error() });
+        return Err(io("making the pipe", path)(std::io::Error::last_os_error()));
     }
     Ok(())
 }

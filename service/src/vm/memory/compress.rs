@@ -12,8 +12,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::VmError;
-use super::golden::{COMPRESSION, HEADER_LEN, read_head, set_word, word};
+use crate::vm::{VmError, io};
+use super::save_file::{COMPRESSION, HEADER_LEN, read_head, set_word, word};
 
 /// Where libvirt keeps managed saves of qemu:///system.
 const MANAGED_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
@@ -21,19 +21,14 @@ const MANAGED_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
 const LZOP: u32 = 4;
 
 /// The managed save file of domain `name`.
-pub(super) fn managed_save_path(name: &str) -> PathBuf {
+pub(in crate::vm) fn managed_save_path(name: &str) -> PathBuf {
     Path::new(MANAGED_SAVE_DIR).join(format!("{name}.save"))
-}
-
-pub(super) fn io(what: &'static str, p: &Path) -> impl FnOnce(std::io::Error) -> VmError {
-    let path = p.to_owned();
-    move |source| VmError::Io { what, path, source }
 }
 
 /// Writes a new version of the save file at `path`: `fill` writes it into a file of its own
 /// beside it (named second), which is then synced and renamed over `path`. On failure that
 /// file goes, and `path` stays as it was.
-pub(super) fn replace_save_file(path: &Path, fill: impl FnOnce(&mut std::fs::File, &Path) -> Result<(), VmError>) -> Result<(), VmError> {
+pub(in crate::vm) fn replace_save_file(path: &Path, fill: impl FnOnce(&mut std::fs::File, &Path) -> Result<(), VmError>) -> Result<(), VmError> {
     let tmp = path.with_extension("save.vmw-tmp");
     let written = (|| {
         let mut out =
@@ -57,7 +52,7 @@ pub struct Compressed {
 
 /// Compresses the save file at `path` in place. None: no such file (another driver) or it is
 /// compressed already.
-pub(super) fn compress_save_file(path: &Path) -> Result<Option<Compressed>, VmError> {
+pub(in crate::vm) fn compress_save_file(path: &Path) -> Result<Option<Compressed>, VmError> {
     if !path.is_file() {
         return Ok(None);
     }
@@ -94,7 +89,7 @@ mod tests {
 
     /// A save file with `stream` as its "memory stream"; returns its header and XML area.
     fn fake_save(path: &Path, stream: &[u8]) -> Vec<u8> {
-        let f = super::super::golden::save_file_bytes(b"<domain/>\0\0\0\0\0\0\0", 0, stream);
+        let f = super::super::save_file::save_file_bytes(b"<domain/>\0\0\0\0\0\0\0", 0, stream);
         std::fs::write(path, &f).unwrap();
         f[..f.len() - stream.len()].to_vec()
     }

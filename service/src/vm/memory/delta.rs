@@ -24,15 +24,15 @@ use std::path::{Path, PathBuf};
 
 use zstd::zstd_safe::{CCtx, CParameter};
 
-use super::VmError;
-use super::compress::{Compressed, io, replace_save_file};
-use super::golden::{COMPRESSION, HEADER_LEN, SAVE_MAGIC, read_head, set_word, word};
+use crate::vm::{VmError, io};
+use super::compress::{Compressed, replace_save_file};
+use super::save_file::{COMPRESSION, HEADER_LEN, SAVE_MAGIC, read_head, set_word, word};
 
 /// The named pipe a delta is served through, expanded, for a wake, in the VM's folder; removed
 /// once the restore returned (`VmManager::start`), or at start-up when a process died in between.
-pub(super) const WAKE_FILE: &str = "wake.save";
+pub(in crate::vm) const WAKE_FILE: &str = "wake.save";
 /// The header's compression word of a delta file (libvirt knows 0-4).
-pub(super) const FORMAT: u32 = u32::from_le_bytes(*b"vmwd");
+pub(in crate::vm) const FORMAT: u32 = u32::from_le_bytes(*b"vmwd");
 const MAGIC: &[u8; 16] = b"vmw-golden-delta";
 /// zstd's level: the fastest. Long-distance matching does the work here (level 3 saved 8 %).
 const LEVEL: i32 = 1;
@@ -40,7 +40,7 @@ const LEVEL: i32 = 1;
 /// A golden snapshot's memory stream: the file and where the stream starts in it. The stream
 /// of a complete golden is never written again (a clone rewrites only the XML area before it).
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct Reference {
+pub(in crate::vm) struct Reference {
     pub path: PathBuf,
     pub offset: u64,
 }
@@ -114,7 +114,7 @@ fn reference_stream<'m>(r: &Reference, m: &'m memmap2::Mmap, len: Option<u64>) -
 }
 
 /// Whether the save file at `path` is a delta (false: no file, or another format).
-pub(super) fn is_delta(path: &Path) -> bool {
+pub(in crate::vm) fn is_delta(path: &Path) -> bool {
     let mut h = [0u8; HEADER_LEN as usize];
     std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut h)).is_ok() && &h[..16] == SAVE_MAGIC && word(&h, COMPRESSION) == FORMAT
 }
@@ -122,7 +122,7 @@ pub(super) fn is_delta(path: &Path) -> bool {
 /// Rewrites the plain save file at `path` as a delta to `reference`, through a new file renamed
 /// over it (an interrupted rewrite leaves the plain save). None: not a plain save (compressed
 /// already, or no file).
-pub(super) fn write_delta(path: &Path, reference: &Reference) -> Result<Option<Compressed>, VmError> {
+pub(in crate::vm) fn write_delta(path: &Path, reference: &Reference) -> Result<Option<Compressed>, VmError> {
     if !path.is_file() {
         return Ok(None);
     }
@@ -171,7 +171,7 @@ pub(super) fn write_delta(path: &Path, reference: &Reference) -> Result<Option<C
 }
 
 /// What a delta file says after libvirt's header and XML area.
-pub(super) struct Meta {
+pub(in crate::vm) struct Meta {
     reference: Reference,
     reference_len: u64,
     pub stream_len: u64,
@@ -200,7 +200,7 @@ fn read_meta(path: &Path, file: &[u8], head_len: usize) -> Result<Meta, VmError>
 
 /// A delta file opened for its expansion: its header (libvirt's, as in the file), what it says
 /// of its reference, and both files mapped.
-pub(super) struct Opened {
+pub(in crate::vm) struct Opened {
     pub head: Vec<u8>,
     pub meta: Meta,
     file: memmap2::Mmap,
@@ -220,7 +220,7 @@ impl Opened {
 }
 
 /// Opens the delta file at `path` and its reference (see [`Opened`]), checked.
-pub(super) fn open(path: &Path) -> Result<Opened, VmError> {
+pub(in crate::vm) fn open(path: &Path) -> Result<Opened, VmError> {
     let head = read_head(path)?;
     if word(&head, COMPRESSION) != FORMAT {
         return Err(invalid(path, "not a delta save file"));
@@ -234,7 +234,7 @@ pub(super) fn open(path: &Path) -> Result<Opened, VmError> {
 }
 
 /// Turns a delta's header into the header of the plain save it expands to.
-pub(super) fn mark_plain(head: &mut [u8]) {
+pub(in crate::vm) fn mark_plain(head: &mut [u8]) {
     set_word(head, COMPRESSION, 0);
 }
 
@@ -247,7 +247,7 @@ mod tests {
 
     /// A save file with the XML area `xml` and the "memory stream" `stream`; returns its bytes.
     fn fake_save(path: &Path, xml: &[u8], stream: &[u8]) -> Vec<u8> {
-        let f = super::super::golden::save_file_bytes(xml, 0, stream);
+        let f = super::super::save_file::save_file_bytes(xml, 0, stream);
         std::fs::write(path, &f).unwrap();
         f
     }
