@@ -5,7 +5,9 @@
 #   BENCH_MODES picks the columns (default "after before"); `no-yield` is the defaults with
 #   `--spare-cpu-shares 1024` (refills at the same CPU weight as users' VMs), `full-cpu-check`
 #   the defaults with `--full-cpu-check` (libvirt's per-property CPU probe on every start),
-#   `one-connection` the defaults with `--libvirt-connections 1`.
+#   `one-connection` the defaults with `--libvirt-connections 1`, `baseline` the defaults run by
+#   another build (VMW_BIN_BASELINE, its site VMW_SITE_BASELINE): a change's before and after
+#   from one run, e.g. BENCH_MODES="baseline after" VMW_BIN_BASELINE=/tmp/old/vm-webhoster make bench.
 # Each mode starts its own server (own data dir, nginx port, libvirt domain prefix) and measures:
 #   A. 10 creates in a row, each by a new user, create -> the welcome page answers 200 through
 #      nginx (no waiting for the pool to refill between them);
@@ -43,7 +45,7 @@ wait_ready_pool() { # data N golden timeout
 }
 
 run_mode() { # mode
-  local mode=$1 flags spares_want golden ports
+  local mode=$1 flags spares_want golden ports b=$bin s=$site
   case $mode in
     # Forward ports below Linux's ephemeral range (32768+): a port there can be taken by any
     # client socket between its lease and QEMU's bind (Run D lost 2 of 12 clones that way).
@@ -55,14 +57,17 @@ run_mode() { # mode
     full-cpu-check) flags=(--full-cpu-check); spares_want=8; golden=1; ports=20000 ;;
     # The defaults but one libvirt connection (libvirtd serves 5 of its calls at a time).
     one-connection) flags=(--libvirt-connections 1); spares_want=8; golden=1; ports=17000 ;;
-    *) echo "bench: unknown mode '$mode' (after, before, no-yield, full-cpu-check, one-connection)" >&2; return 2 ;;
+    # The defaults, run by another build (a change's before).
+    baseline) flags=(); spares_want=8; golden=1; ports=14000
+      b=${VMW_BIN_BASELINE:?baseline needs VMW_BIN_BASELINE}; s=${VMW_SITE_BASELINE:-$site} ;;
+    *) echo "bench: unknown mode '$mode' (after, before, no-yield, full-cpu-check, one-connection, baseline)" >&2; return 2 ;;
   esac
   local data; data=$(mktemp -d /tmp/vmwbench.XXXXXX); chmod 755 "$data"
   local app ng; app=$(free_port); ng=$(free_port)
   local prefix="vmwb$(head -c3 /dev/urandom | od -An -tx1 | tr -d ' \n')-"
-  echo "bench: $mode: $bin serve ${flags[*]} (data $data, nginx 127.0.0.1:$ng, prefix $prefix)" >&2
-  "$bin" serve --data-dir "$data" --listen "127.0.0.1:$app" --nginx-listen "127.0.0.1:$ng" --guest-image "$image" \
-    --site-root "$site" --domain-prefix "$prefix" --max-hostings-per-user 4 \
+  echo "bench: $mode: $b serve ${flags[*]} (data $data, nginx 127.0.0.1:$ng, prefix $prefix)" >&2
+  "$b" serve --data-dir "$data" --listen "127.0.0.1:$app" --nginx-listen "127.0.0.1:$ng" --guest-image "$image" \
+    --site-root "$s" --domain-prefix "$prefix" --max-hostings-per-user 4 \
     --signups-per-address 1000 --signups-per-hour 1000 --first-user-admin \
     --http-port-base "$ports" --ssh-port-base $(( ports + 1000 )) --log-level warn "${flags[@]}" >"$data.log" 2>&1 &
   local pid=$!
@@ -241,19 +246,19 @@ PY
 when=$(date -u '+%Y-%m-%d %H:%M UTC'); commit=$(git -C "$root" describe --always --dirty)
 for m in $modes; do run_mode "$m"; done
 echo "bench: raw results:" >&2; sed 's/^/  /' "$results" >&2
-python3 - "$results" "$when" "$commit" "$bin" <<'PY'
+python3 - "$results" "$when" "$commit" "$bin" "${VMW_BIN_BASELINE:-}" <<'PY'
 import os, statistics as st, sys
-res, when, commit, binary = sys.argv[1:5]
+res, when, commit, binary, baseline = sys.argv[1:6]
 d = {}
 for line in open(res):
     p = line.split()
     d.setdefault(p[0], []).append(p[1:])
-known = ("before", "no-yield", "full-cpu-check", "one-connection", "after")
+known = ("baseline", "before", "no-yield", "full-cpu-check", "one-connection", "after")
 modes = [m for m in known if m in d] + [m for m in d if m not in known]
 def rows(m, k): return [r[1:] for r in d[m] if r[0] == k]
 def med(v): return f"{st.median(v):.2f} s" if v else "-"
 def worst(v): return f"{max(v):.2f} s" if v else "-"
-print(f"Date {when}, commit {commit}, binary {binary}, {os.cpu_count()} cores")
+print(f"Date {when}, commit {commit}, binary {binary}" + (f", baseline binary {baseline}" if "baseline" in d else "") + f", {os.cpu_count()} cores")
 print()
 print("| | " + " | ".join(f"{m}" for m in modes) + " |")
 print("|---|" + "---|" * len(modes))
