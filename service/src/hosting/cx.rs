@@ -21,7 +21,7 @@ use super::restored::Restored;
 use super::ssh_waker::SshWakers;
 use super::store::{Capacity, HostingRow, Lease, Store};
 use super::wake_limit::WakeLimit;
-use super::{EventKind, EventStatus, EventView, HostingState, NodeHealth, Step};
+use vmw_types::{EventKind, EventStatus, EventView, HostingState, NodeHealth, Step};
 use crate::proxy::Proxy;
 use crate::vm::VmManager;
 use crate::{Error, Result, ServiceConfig};

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::StatSample;
+use vmw_types::StatSample;
 use crate::vm::VmStats;
 
 /// 15 minutes at the default 5 s interval.

@@ -43,6 +43,7 @@ use crate::vm::VmManager;
 use crate::{Result, ServiceConfig};
 
 pub use background::reconcile::ReconcileReport;
+pub use lifecycle::create::CreateHosting;
 pub use lifecycle::console::{ConsoleInput, ConsoleOutput, ConsoleSession, ConsoleStatus};
 pub use lifecycle::sleep::ASLEEP;
 pub use lifecycle::snapshots::{SnapshotState, SnapshotView, check_snapshot_name};
@@ -56,20 +57,6 @@ pub use view::{EventView, HostingView, NodeHealth, NodeSite, NodeView, StatSampl
 /// Adding nodes: what an administrator sends, and the checks of its libvirt URI.
 pub mod nodes {
     pub use super::cluster::uri::{NewNode, check_uri_policy, validate_uri};
-}
-
-/// What a user asks for when creating a hosting. Everything is optional: the slug defaults to
-/// the username, the plan to the first configured one.
-#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct CreateHosting {
-    pub slug: Option<String>,
-    pub plan: Option<String>,
-    /// Ids of the user's saved SSH keys to install.
-    #[serde(default)]
-    pub ssh_key_ids: Vec<i32>,
-    /// Extra OpenSSH public key lines (e.g. sent with the API's create call); validated.
-    #[serde(default)]
-    pub public_keys: Vec<String>,
 }
 
 /// The hosting service of one node (every node's is reached with [`HostingService::on`]).

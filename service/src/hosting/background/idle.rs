@@ -5,7 +5,8 @@ use std::time::Duration;
 use crate::db::now_ms;
 use crate::hosting::cx::Cx;
 use crate::hosting::lifecycle::visit::sleep_site;
-use crate::hosting::{HostingState, Operation, activity};
+use crate::hosting::activity;
+use vmw_types::{HostingState, Operation};
 use crate::Result;
 
 /// Puts running sites with no visit for the idle time to sleep (and notes visits seen);

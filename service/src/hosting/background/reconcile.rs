@@ -13,7 +13,8 @@ use crate::hosting::lifecycle::visit::open_ssh_waker;
 use crate::hosting::saga::runner::scrub;
 use crate::hosting::saga::site::site_route;
 use crate::hosting::store::{HostingRow, Lease};
-use crate::hosting::{EventKind, EventStatus, HostingState, Operation, ports};
+use crate::hosting::ports;
+use vmw_types::{EventKind, EventStatus, HostingState, Operation};
 use crate::Result;
 use crate::vm::VmState;
 

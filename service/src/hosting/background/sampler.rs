@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::hosting::cx::Cx;
-use crate::hosting::HostingState;
+use vmw_types::HostingState;
 
 /// Samples the node's VMs for the charts, while the node is up.
 pub(crate) fn spawn_sampler(cx: &Cx) -> tokio::task::JoinHandle<()> {

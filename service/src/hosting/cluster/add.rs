@@ -7,7 +7,7 @@ use super::uri::{NewNode, check_uri_policy};
 use crate::db::entity::node;
 use crate::db::now_ms;
 use crate::hosting::cx::Cx;
-use crate::hosting::NodeHealth;
+use vmw_types::NodeHealth;
 use crate::vm::VmManager;
 use crate::{Error, Result};
 

@@ -6,7 +6,8 @@ use super::nodes::Cluster;
 use crate::db::entity::{hosting, node};
 use crate::db::now_ms;
 use crate::hosting::cx::Cx;
-use crate::hosting::{HostingState, NodeHealth, NodeSite, NodeView, metrics};
+use crate::hosting::metrics;
+use vmw_types::{HostingState, NodeHealth, NodeSite, NodeView};
 use crate::{Error, Result};
 
 /// Checks every node (connect, libvirt version, guest image) and keeps the answers.

@@ -18,7 +18,8 @@ use crate::db::now_ms;
 use crate::hosting::cx::{Cx, NodeParts};
 use crate::hosting::lifecycle::delete::run_delete;
 use crate::hosting::store::Capacity;
-use crate::hosting::{HostingState, Operation, metrics};
+use crate::hosting::metrics;
+use vmw_types::{HostingState, Operation};
 use crate::vm::VmManager;
 use crate::{Error, Result, ServiceConfig};
 

@@ -3,7 +3,7 @@
 use super::{begin, delete, start_stop, visit, wake};
 use crate::hosting::cx::Cx;
 use crate::hosting::store::HostingRow;
-use crate::hosting::{EventKind, EventStatus, Operation};
+use vmw_types::{EventKind, EventStatus, Operation};
 use crate::Result;
 
 /// Begins `op` on hosting `id` of this node and runs it in the background; returns the row

@@ -6,11 +6,25 @@ use crate::db::entity::user;
 use crate::domain::Slug;
 use crate::hosting::cx::Cx;
 use crate::hosting::store::{HostingRow, NewHosting};
-use crate::hosting::{CreateHosting, CreateKind, EventKind, EventStatus};
 use crate::{Error, Result};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use vmw_types::{CreateKind, EventKind, EventStatus};
 
 use super::provision::{can_clone, spawn_claimed, spawn_fresh};
+
+/// What a user asks for when creating a hosting. Everything is optional: the slug defaults to
+/// the username, the plan to the first configured one.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct CreateHosting {
+    pub slug: Option<String>,
+    pub plan: Option<String>,
+    /// Ids of the user's saved SSH keys to install.
+    #[serde(default)]
+    pub ssh_key_ids: Vec<i32>,
+    /// Extra OpenSSH public key lines (e.g. sent with the API's create call); validated.
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+}
 
 /// A create request, checked: what the new hosting is made of.
 pub(crate) struct Checked {

@@ -6,7 +6,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::saga::runner::scrub;
 use crate::hosting::saga::site::reroute_user_path;
 use crate::hosting::store::Lease;
-use crate::hosting::{EventKind, EventStatus, HostingState};
+use vmw_types::{EventKind, EventStatus, HostingState};
 use crate::Result;
 
 /// Removes everything the hosting holds, then its row. A spare has no owner to tell.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::cx::Cx;
 use super::store::{Lease, Refusal};
-use super::Operation;
+use vmw_types::Operation;
 use crate::{Error, Result};
 
 pub(crate) mod act;

@@ -11,7 +11,7 @@ use crate::hosting::saga::orders::order_of;
 use crate::hosting::saga::runner::run_units;
 use crate::hosting::saga::site::reroute_user_path;
 use crate::hosting::store::Lease;
-use crate::hosting::{EventKind, EventStatus, HostingState};
+use vmw_types::{EventKind, EventStatus, HostingState};
 use crate::Result;
 
 /// A cold create, in the background once a provisioning slot is free; the lease lives as

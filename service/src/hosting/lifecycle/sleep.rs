@@ -9,7 +9,7 @@ use crate::hosting::fanout::Note;
 use crate::hosting::saga::site::describe;
 use crate::hosting::ssh_waker::{self, Wake};
 use crate::hosting::store::Lease;
-use crate::hosting::HostingState;
+use vmw_types::HostingState;
 use crate::Result;
 
 /// What a sleeping site's state reason says (the dashboard's badge reads it too).

@@ -6,7 +6,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::saga::site::{describe, site_route, vm_spec};
 use crate::hosting::saga::start::{bring_up, release_ssh_waker};
 use crate::hosting::store::Lease;
-use crate::hosting::HostingState;
+use vmw_types::HostingState;
 use crate::Result;
 
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);

@@ -21,7 +21,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::events::next_state_event;
 use crate::hosting::ssh_waker::{self, Wake};
 use crate::hosting::store::{Lease, WakeRefusal};
-use crate::hosting::{EventKind, EventStatus, HostingState, Operation};
+use vmw_types::{EventKind, EventStatus, HostingState, Operation};
 use crate::{Error, Result};
 
 /// What a visit to a site gets.

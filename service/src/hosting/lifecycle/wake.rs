@@ -6,7 +6,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::saga::site::describe;
 use crate::hosting::saga::start::bring_up;
 use crate::hosting::store::Lease;
-use crate::hosting::HostingState;
+use vmw_types::HostingState;
 use crate::Result;
 
 /// Restores a sleeping site. A restore that fails leaves it stopped with the reason (its

@@ -50,7 +50,7 @@ pub(crate) const EVERYTHING: &[&dyn Unit] = COLD;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hosting::Step;
+    use vmw_types::Step;
 
     fn steps(order: &[&dyn Unit]) -> Vec<Step> {
         order.iter().map(|u| u.step()).collect()

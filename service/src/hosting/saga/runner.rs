@@ -11,7 +11,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::fanout::Note;
 use crate::hosting::foreground::MAX_WAIT;
 use crate::hosting::store::{HostingRow, Lease};
-use crate::hosting::{EventKind, EventStatus};
+use vmw_types::{EventKind, EventStatus};
 use crate::Error;
 
 /// Where an order stopped: the step, its error, and the undos that failed (empty = clean).

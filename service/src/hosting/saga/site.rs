@@ -2,7 +2,7 @@
 //! page), its route, whether it answers; and how its failures are told to its owner.
 use std::time::Duration;
 
-use crate::hosting::HostingState;
+use vmw_types::HostingState;
 use crate::hosting::cx::Cx;
 use crate::hosting::store::HostingRow;
 use crate::proxy::SiteRoute;

@@ -7,7 +7,7 @@ use super::site::{vm_spec, wait_answers};
 use crate::hosting::cx::Cx;
 use crate::hosting::fanout::Note;
 use crate::hosting::store::HostingRow;
-use crate::hosting::HostingState;
+use vmw_types::HostingState;
 use crate::Result;
 
 /// Makes the VM run with its forwards, from whatever it is (saved, shut off, paused): the

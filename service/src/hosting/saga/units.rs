@@ -12,7 +12,7 @@ use super::start::start_vm;
 use crate::hosting::cx::Cx;
 use crate::hosting::ports;
 use crate::hosting::store::{HostingRow, Lease};
-use crate::hosting::Step;
+use vmw_types::Step;
 use crate::Result;
 
 /// A unit works on the hosting whose lease it holds, through the node's [`Cx`].

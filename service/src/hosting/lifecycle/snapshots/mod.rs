@@ -20,7 +20,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::lifecycle::begin;
 use crate::hosting::store::HostingRow;
 use crate::hosting::saga::site::vm_spec;
-use crate::hosting::{EventKind, EventStatus, HostingState, Operation};
+use vmw_types::{EventKind, EventStatus, HostingState, Operation};
 use crate::{Error, Result};
 pub use vmw_types::{SnapshotState, SnapshotView};
 

@@ -3,7 +3,7 @@
 use super::{forget_snapshot, snapshot_rows};
 use crate::hosting::cx::Cx;
 use crate::hosting::store::HostingRow;
-use crate::hosting::{EventKind, EventStatus, Operation};
+use vmw_types::{EventKind, EventStatus, Operation};
 use vmw_types::SnapshotState;
 
 /// Reconciliation of one live hosting, under its look lease (no operation runs on it):

@@ -8,7 +8,7 @@ use crate::hosting::lifecycle::visit::open_ssh_waker;
 use crate::hosting::saga::site::{describe, vm_spec, wait_ready};
 use crate::hosting::saga::start::bring_up;
 use crate::hosting::store::Lease;
-use crate::hosting::HostingState;
+use vmw_types::HostingState;
 use crate::Result;
 
 pub(crate) async fn run_restore(cx: &Cx, lease: Lease, sid: i32, before: HostingState) -> Result<()> {

@@ -12,7 +12,7 @@ use crate::db::now_ms;
 use crate::hosting::cx::Cx;
 use crate::hosting::saga::site::{describe, vm_spec, wait_ready};
 use crate::hosting::store::{HostingRow, Lease, lock_user};
-use crate::hosting::HostingState;
+use vmw_types::HostingState;
 use crate::{Error, Result};
 use vmw_types::SnapshotState;
 
