@@ -42,8 +42,6 @@ pub(crate) struct Parts {
     pub store: Store,
     pub cfg: Arc<ServiceConfig>,
     pub vm: VmManager,
-    pub proxy: Proxy,
-    pub events: EventBus,
     /// What the node's hostings may commit (fixed at start-up).
     pub capacity: Capacity,
     /// Provisioning slots (boots are CPU-bound; the node's own).
@@ -60,6 +58,9 @@ pub(crate) struct Parts {
 
 /// What every node's `Cx` holds in common.
 pub(crate) struct Shared {
+    /// nginx (one for every node).
+    pub proxy: Proxy,
+    pub events: EventBus,
     pub metrics: Metrics,
     /// VMs restored for a wake, not yet through their readiness probe: held visitors go now.
     /// Shared by every node: a visit may be held by another node's than the wake.
@@ -79,30 +80,18 @@ pub(crate) struct Shared {
     pub backends: RwLock<HashMap<i32, IpAddr>>,
 }
 
-/// A node's own parts (the shared ones come from [`Shared`]).
-pub(crate) struct NodeParts {
-    pub store: Store,
-    pub cfg: Arc<ServiceConfig>,
-    pub vm: VmManager,
-    pub proxy: Proxy,
-    pub events: EventBus,
-    pub capacity: Capacity,
-    /// Not checked yet: the node of the settings connected at start-up, an added one not.
-    pub home: bool,
-}
-
 impl Cx {
-    pub fn new(p: NodeParts, shared: Arc<Shared>) -> Self {
-        let health = NodeHealth { connected: p.home, image_ok: p.home, ..Default::default() };
-        shared.backends.write().unwrap().insert(p.store.node_id(), p.cfg.http_forward_bind);
+    /// The `Cx` of a node: the one of the app's settings (`home`: taken as connected until
+    /// its health is checked), or an added one.
+    pub fn new(store: Store, cfg: Arc<ServiceConfig>, vm: VmManager, capacity: Capacity, home: bool, shared: Arc<Shared>) -> Self {
+        let health = NodeHealth { connected: home, image_ok: home, ..Default::default() };
+        shared.backends.write().unwrap().insert(store.node_id(), cfg.http_forward_bind);
         Self(Arc::new(Parts {
-            permits: Arc::new(Semaphore::new(p.cfg.provision_concurrency.max(1))),
-            store: p.store,
-            cfg: p.cfg,
-            vm: p.vm,
-            proxy: p.proxy,
-            events: p.events,
-            capacity: p.capacity,
+            permits: Arc::new(Semaphore::new(cfg.provision_concurrency.max(1))),
+            store,
+            cfg,
+            vm,
+            capacity,
             foreground: Foreground::new(),
             golden_failed_at: Mutex::new(None),
             health: Mutex::new(health),
@@ -112,6 +101,14 @@ impl Cx {
 
     pub fn node_id(&self) -> i32 {
         self.store.node_id()
+    }
+
+    pub fn proxy(&self) -> &Proxy {
+        &self.shared.proxy
+    }
+
+    pub fn events(&self) -> &EventBus {
+        &self.shared.events
     }
 
     pub fn faults(&self) -> &Faults {
@@ -154,7 +151,7 @@ impl Cx {
             tracing::debug!(hosting_id = h.id, %kind, ?step, %status, "{message}");
             return;
         };
-        self.events
+        self.events()
             .record(EventView { id: 0, hosting_id: h.id, user_id, kind, step, status, message, duration_ms, created_at: 0 })
             .await;
     }

@@ -77,7 +77,10 @@ impl HostingService {
         let store = Store::new(db.clone(), node_id, &cfg.instance_id)?;
         let capacity = cluster::nodes::node_capacity(&cfg);
         tracing::info!(memory_limit_mib = capacity.memory_limit_mib, disk_limit_gib = capacity.disk_limit_gib, "node capacity");
+        let events = events::EventBus::new(db, store.replica());
         let shared = Arc::new(cx::Shared {
+            proxy,
+            events,
             metrics: Default::default(),
             restored: restored::Restored::new(),
             ssh_wakers: Default::default(),
@@ -88,9 +91,7 @@ impl HostingService {
             faults: Arc::default(),
             backends: Default::default(),
         });
-        let events = events::EventBus::new(db, store.replica());
-        let parts = cx::NodeParts { store, cfg, vm, proxy, events, capacity, home: true };
-        let cluster = cluster::Cluster::load(cx::Cx::new(parts, shared)).await?;
+        let cluster = cluster::Cluster::load(cx::Cx::new(store, cfg, vm, capacity, true, shared)).await?;
         Ok(Self { cx: cluster.home().clone(), cluster, accounts })
     }
 
@@ -122,12 +123,12 @@ impl HostingService {
     }
 
     pub fn proxy(&self) -> &Proxy {
-        &self.cx.proxy
+        &self.cx.proxy()
     }
 
     /// Live events and stats of every hosting; filter with [`HostingService::visible_to`].
     pub fn subscribe(&self) -> broadcast::Receiver<LiveEvent> {
-        self.cx.events.subscribe()
+        self.cx.events().subscribe()
     }
 
     /// Whether `actor` may see this live event (owner or admin).
@@ -138,7 +139,7 @@ impl HostingService {
     /// Changes after each nginx reload: a long response through nginx should end cleanly then
     /// (the reload's old workers cut what they still hold 10 s later).
     pub fn proxy_reloads(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.cx.proxy.reloads()
+        self.cx.proxy().reloads()
     }
 
     /// Whether this replica runs the node's background work now.

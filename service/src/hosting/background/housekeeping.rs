@@ -16,7 +16,7 @@ pub(crate) fn spawn_housekeeping(cx: &Cx, accounts: &Accounts) -> tokio::task::J
         let mut tick = tokio::time::interval(Duration::from_secs(600));
         for round in 0u64.. {
             tick.tick().await;
-            match cx.proxy.rotate_logs(cx.cfg.nginx_log_max_mib.saturating_mul(1 << 20)).await {
+            match cx.proxy().rotate_logs(cx.cfg.nginx_log_max_mib.saturating_mul(1 << 20)).await {
                 Ok(r) if r.is_empty() => {}
                 Ok(r) => tracing::info!(logs = ?r, "rotated nginx's logs"),
                 Err(err) => tracing::warn!(%err, "rotating nginx's logs failed"),
@@ -42,12 +42,12 @@ pub(crate) async fn prune_events(cx: &Cx, accounts: &Accounts) -> Result<u64> {
     }
     let before = now_ms() - i64::from(days) * 86_400_000;
     let activity = accounts.prune_activity_before(before).await?;
-    Ok(cx.events.prune_before(before).await? + activity)
+    Ok(cx.events().prune_before(before).await? + activity)
 }
 
 /// Brings every routed site's nginx files up to date with this build and these settings.
 pub(crate) async fn refresh_routes(cx: &Cx) {
-    let Ok(routed) = cx.proxy.list_routes().await else { return };
+    let Ok(routed) = cx.proxy().list_routes().await else { return };
     let mut routes = Vec::new();
     for id in routed {
         if let Ok(Some(row)) = cx.store.get(id).await {
@@ -56,7 +56,7 @@ pub(crate) async fn refresh_routes(cx: &Cx) {
             }
         }
     }
-    match cx.proxy.refresh_routes(&routes).await {
+    match cx.proxy().refresh_routes(&routes).await {
         Ok(0) => {}
         Ok(n) => tracing::info!(sites = n, "rewrote the nginx files of sites made by an older build"),
         Err(err) => tracing::warn!(%err, "could not bring the sites' nginx files up to date"),

@@ -31,7 +31,7 @@ type Tasks = Vec<tokio::task::JoinHandle<()>>;
 pub(crate) async fn start_background(cluster: &Arc<Cluster>, accounts: &Accounts) -> Result<Tasks> {
     let home = cluster.home();
     let mut out = vec![spawn_sampler(home)];
-    if let Some(mut notes) = home.events.fanout().listen().await? {
+    if let Some(mut notes) = home.events().fanout().listen().await? {
         let cluster = cluster.clone();
         out.push(tokio::spawn(async move {
             while let Some(note) = notes.recv().await {
@@ -131,7 +131,7 @@ async fn start_nodes_background(cluster: &Arc<Cluster>) -> Tasks {
 async fn on_note(cluster: &Cluster, note: Note) {
     let home = cluster.home();
     match note {
-        Note::Event { .. } | Note::EventId { .. } => home.events.deliver(&note).await,
+        Note::Event { .. } | Note::EventId { .. } => home.events().deliver(&note).await,
         Note::OpenSshWaker { hosting_id } => {
             if !home.is_leader() {
                 return;

@@ -45,7 +45,7 @@ pub(crate) async fn reconcile(cx: &Cx) -> Result<ReconcileReport> {
     let mut rep = ReconcileReport::default();
     let store = &cx.store;
     let domains: Vec<(i32, VmState)> = cx.vm.list_domains().await?;
-    let routes: HashSet<i32> = cx.proxy.list_routes().await?.into_iter().collect();
+    let routes: HashSet<i32> = cx.proxy().list_routes().await?.into_iter().collect();
     for id in store.ids_on_node().await? {
         // Held by an operation or another look (in this process or another): theirs.
         let Some((row, lease)) = store.look(id).await? else {
@@ -151,7 +151,7 @@ async fn reconcile_row(
             };
             if !routes.contains(&row.id) && row.http_port.is_some() {
                 let route = site_route(cx, &row).await?;
-                if cx.proxy.add_route(&route).await.is_ok() {
+                if cx.proxy().add_route(&route).await.is_ok() {
                     rep.routes_restored.push(row.id);
                 }
             }
@@ -194,7 +194,7 @@ async fn remove_orphans(cx: &Cx, rep: &mut ReconcileReport) -> Result<()> {
     let store = &cx.store;
     let domains: Vec<(i32, VmState)> = cx.vm.list_domains().await?;
     let dirs = vm_dirs(cx).await;
-    let routes: HashSet<i32> = cx.proxy.list_routes().await?.into_iter().collect();
+    let routes: HashSet<i32> = cx.proxy().list_routes().await?.into_iter().collect();
     let leases = ports::leased_on_node(store.db(), store.node_id()).await?;
     let known: HashSet<i32> = store.ids_on_node().await?.into_iter().collect();
     // Only a domain this node made (its marker) is removed: one of another node of the same
@@ -212,7 +212,7 @@ async fn remove_orphans(cx: &Cx, rep: &mut ReconcileReport) -> Result<()> {
     }
     // nginx is shared by every node: a route is an orphan only when no node has its row.
     for id in &routes {
-        if !known.contains(id) && store.get(*id).await?.is_none() && cx.proxy.remove_route(*id).await.is_ok() {
+        if !known.contains(id) && store.get(*id).await?.is_none() && cx.proxy().remove_route(*id).await.is_ok() {
             rep.orphan_routes.push(*id);
         }
     }

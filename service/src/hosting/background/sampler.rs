@@ -33,7 +33,7 @@ async fn sample_stats(cx: &Cx) {
             Ok(raw) => {
                 let Some(owner) = row.user_id else { continue };
                 if let Some(sample) = cx.shared.metrics.push(row.id, owner, raw) {
-                    cx.events.publish_stats(sample);
+                    cx.events().publish_stats(sample);
                 }
             }
             Err(err) => tracing::debug!(hosting_id = row.id, %err, "no stats"),

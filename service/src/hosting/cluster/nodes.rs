@@ -15,7 +15,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, Pa
 
 use crate::db::entity::{hosting, node, port_lease};
 use crate::db::now_ms;
-use crate::hosting::cx::{Cx, NodeParts};
+use crate::hosting::cx::Cx;
 use crate::hosting::lifecycle::delete::run_delete;
 use crate::hosting::store::Capacity;
 use crate::hosting::metrics;
@@ -114,16 +114,8 @@ impl Cluster {
     pub(super) fn make_node(&self, n: &node::Model) -> Result<Cx> {
         let home = &self.home;
         let cfg = Arc::new(node_config(&home.cfg, n)?);
-        let parts = NodeParts {
-            store: home.store.for_node(n.id),
-            vm: VmManager::lazy(&cfg)?,
-            capacity: node_capacity(&cfg),
-            cfg,
-            proxy: home.proxy.clone(),
-            events: home.events.clone(),
-            home: false,
-        };
-        let cx = Cx::new(parts, home.shared.clone());
+        let (vm, capacity) = (VmManager::lazy(&cfg)?, node_capacity(&cfg));
+        let cx = Cx::new(home.store.for_node(n.id), cfg, vm, capacity, false, home.shared.clone());
         self.register(cx.clone());
         Ok(cx)
     }

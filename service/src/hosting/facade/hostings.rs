@@ -107,7 +107,7 @@ impl HostingService {
     /// Events of a hosting after event id `after` (0 = from the start), oldest first.
     pub async fn events(&self, actor: &Actor, id: i32, after: i32) -> Result<Vec<EventView>> {
         // Events outlive the hosting row: authorise on the events' own user id.
-        let evs = self.cx.events.list(id, after, 1000).await?;
+        let evs = self.cx.events().list(id, after, 1000).await?;
         if let Some(first) = evs.first() {
             if first.user_id != actor.user_id && !actor.is_admin {
                 return Err(Error::NotFound("hosting"));
@@ -122,7 +122,7 @@ impl HostingService {
     /// Whether hosting `id` was the actor's (or the actor is an admin) and has been deleted: its
     /// last event says so. A client that missed the end of its stream learns it this way.
     pub async fn was_deleted(&self, actor: &Actor, id: i32) -> Result<bool> {
-        Ok(self.cx.events.newest(id).await?.is_some_and(|e| {
+        Ok(self.cx.events().newest(id).await?.is_some_and(|e| {
             e.status == EventStatus::Deleted && (e.user_id == actor.user_id || actor.is_admin)
         }))
     }
@@ -132,7 +132,7 @@ impl HostingService {
         if !actor.is_admin {
             return Err(Error::Forbidden);
         }
-        self.cx.events.recent(limit).await
+        self.cx.events().recent(limit).await
     }
 
     /// Recent resource samples of a running hosting (oldest first) for the charts.
@@ -146,7 +146,7 @@ impl HostingService {
     /// app instance. Returns None when the hosting no longer exists.
     pub async fn wait_settled(&self, actor: &Actor, id: i32, timeout: Duration) -> Result<Option<HostingView>> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut rx = self.cx.events.subscribe();
+        let mut rx = self.cx.events().subscribe();
         loop {
             match self.cx.store.owned(actor, id).await {
                 Ok(row) if row.operation.is_none() => return Ok(Some(self.view(&row).await?)),

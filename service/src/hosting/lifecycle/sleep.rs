@@ -42,8 +42,8 @@ pub(crate) async fn run_sleep(cx: &Cx, lease: Lease, why: String) -> Result<bool
 /// Listens on a sleeping site's SSH port; a connection that identifies itself as SSH calls
 /// `wake` (`ssh_waker`). Only the leader listens: another replica asks it to.
 pub(crate) async fn open_ssh_waker(cx: &Cx, id: i32, wake: Wake) {
-    if cx.events.fanout().enabled() && !cx.is_leader() {
-        cx.events.fanout().send(Note::OpenSshWaker { hosting_id: id }).await;
+    if cx.events().fanout().enabled() && !cx.is_leader() {
+        cx.events().fanout().send(Note::OpenSshWaker { hosting_id: id }).await;
         return;
     }
     let Ok(Some(row)) = cx.store.get(id).await else { return };

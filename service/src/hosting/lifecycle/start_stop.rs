@@ -38,41 +38,37 @@ async fn boot(cx: &Cx, id: i32) -> Result<()> {
     cx.vm.define(&spec).await?;
     bring_up(cx, id).await?;
     // The route may have been dropped by a failed reload; make sure it is there.
-    if !cx.proxy.site_file(id).exists() {
+    if !cx.proxy().site_file(id).exists() {
         let route = site_route(cx, &row).await?;
-        cx.proxy.add_route(&route).await?;
+        cx.proxy().add_route(&route).await?;
     }
     Ok(())
 }
 
 /// Stop saves the VM's memory to disk (its RAM is freed) so that start restores it.
 pub(crate) async fn run_stop(cx: &Cx, lease: Lease) -> Result<()> {
-    let t = Instant::now();
-    let id = lease.hosting_id();
-    let row = cx.store.require(id).await?;
-    if row.state == HostingState::Sleeping {
-        // Already saved: it only stops answering visits.
-        release_ssh_waker(cx, &row, false).await;
-        let done = "Stopped: saved to disk (start restores it in under a second)";
-        return cx.finish(lease, HostingState::Stopped, Some(done.into()), done.into(), t).await;
-    }
-    let res = cx.vm.managed_save(id).await;
+    let (t, id) = (Instant::now(), lease.hosting_id());
+    // A sleeping site is already saved: it only stops answering visits.
+    let res = if released_if_asleep(cx, id).await? { Ok(()) } else { cx.vm.managed_save(id).await };
     settle_halt(cx, lease, res, t, "Stopped: saved to disk (start restores it in under a second)", "Stop").await
 }
 
 /// A real power-off (ACPI shutdown, forced after a while): the next start boots.
 pub(crate) async fn run_power_off(cx: &Cx, lease: Lease) -> Result<()> {
-    let t = Instant::now();
-    let id = lease.hosting_id();
-    let row = cx.store.require(id).await?;
-    if row.state == HostingState::Sleeping {
-        // A sleeping VM has no guest to shut down: dropping its saved state is the power-off.
-        release_ssh_waker(cx, &row, false).await;
-        let res = cx.vm.discard_saved_state(id).await;
-        return settle_halt(cx, lease, res, t, "Powered off (the next start is a full boot)", "Power off").await;
-    }
-    let res = cx.vm.shutdown(id, SHUTDOWN_TIMEOUT).await;
+    let (t, id) = (Instant::now(), lease.hosting_id());
+    // A sleeping VM has no guest to shut down: dropping its saved state is the power-off.
+    let res = if released_if_asleep(cx, id).await? { cx.vm.discard_saved_state(id).await } else { cx.vm.shutdown(id, SHUTDOWN_TIMEOUT).await };
     settle_halt(cx, lease, res, t, "Powered off (the next start is a full boot)", "Power off").await
+}
+
+/// Whether the site sleeps; if so its SSH port is given back (a stopped site wakes on nothing).
+async fn released_if_asleep(cx: &Cx, id: i32) -> Result<bool> {
+    let row = cx.store.require(id).await?;
+    let asleep = row.state == HostingState::Sleeping;
+    if asleep {
+        release_ssh_waker(cx, &row, false).await;
+    }
+    Ok(asleep)
 }
 
 /// A stop or power-off ended: stopped, or still running with the reason.

@@ -43,7 +43,7 @@ pub enum Visit {
 /// address's limit of distinct sites woken per minute.
 pub(crate) async fn visit(cx: &Cx, id: i32, patience: Duration, who: &'static str, client: Option<IpAddr>) -> Result<Visit> {
     let deadline = tokio::time::Instant::now() + patience;
-    let mut rx = cx.events.subscribe();
+    let mut rx = cx.events().subscribe();
     let held = &cx.shared.restored;
     let mut restored = held.subscribe();
     loop {

@@ -156,9 +156,9 @@ pub(crate) async fn scrub(cx: &Cx, lease: &Lease) -> Vec<String> {
     let mut errors = Vec::new();
     // A sleeping site's SSH port is the app's own listener: it goes first.
     cx.shared.ssh_wakers.release(lease.hosting_id()).await;
-    if cx.events.fanout().enabled() {
+    if cx.events().fanout().enabled() {
         // The leader's listener, if it has one (the port may go to another site next).
-        cx.events.fanout().send(Note::ReleaseSshWaker { hosting_id: lease.hosting_id() }).await;
+        cx.events().fanout().send(Note::ReleaseSshWaker { hosting_id: lease.hosting_id() }).await;
     }
     for unit in EVERYTHING.iter().rev() {
         if lease.is_lost() {

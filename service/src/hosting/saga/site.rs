@@ -89,7 +89,7 @@ pub(crate) async fn reroute_user_path(cx: &Cx, user_id: i32) {
         .await;
     if let Ok(Some(next)) = next {
         if let Ok(route) = site_route(cx, &next).await {
-            if let Err(err) = cx.proxy.add_route(&route).await {
+            if let Err(err) = cx.proxy().add_route(&route).await {
                 tracing::warn!(hosting_id = next.id, %err, "could not move the user path route");
             }
         }

@@ -66,7 +66,7 @@ async fn start_vm_only(cx: &Cx, id: i32) -> Result<(bool, crate::vm::VmSpec, Hos
 /// the port is free (at most 3 s): its VM's forward is about to bind it.
 pub(crate) async fn release_ssh_waker(cx: &Cx, row: &HostingRow, wait: bool) {
     cx.shared.ssh_wakers.release(row.id).await;
-    let fanout = cx.events.fanout();
+    let fanout = cx.events().fanout();
     if !fanout.enabled() || row.state != HostingState::Sleeping {
         return;
     }

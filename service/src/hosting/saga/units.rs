@@ -37,6 +37,10 @@ async fn spec(cx: &Cx, lease: &Lease) -> Result<crate::vm::VmSpec> {
     vm_spec(cx, &row(cx, lease).await?)
 }
 
+async fn seed_of(cx: &Cx, lease: &Lease) -> Result<crate::vm::SeedSpec> {
+    seed(cx, &row(cx, lease).await?)
+}
+
 /// Declares a unit once: the step it shows, its action and its undo.
 macro_rules! unit {
     ($(#[$m:meta])* $name:ident shows $step:ident;
@@ -83,10 +87,7 @@ unit! {
 
 unit! {
     WriteSeed shows WriteSeed;
-    run(cx, lease) {
-        let seed = seed(cx, &row(cx, lease).await?)?;
-        Ok(cx.vm.write_seed(lease.hosting_id(), &seed).await?)
-    }
+    run(cx, lease) { Ok(cx.vm.write_seed(lease.hosting_id(), &seed_of(cx, lease).await?).await?) }
     undo(cx, lease) { Ok(cx.vm.remove_seed(lease.hosting_id()).await?) }
 }
 
@@ -116,11 +117,11 @@ unit! {
     run(cx, lease) {
         let row = row(cx, lease).await?;
         let route = site_route(cx, &row).await?;
-        cx.proxy.add_route(&route).await?;
-        cx.guest().check_route(&cx.proxy, &route).await
+        cx.proxy().add_route(&route).await?;
+        cx.guest().check_route(&cx.proxy(), &route).await
     }
     /// Both of the route's files (remove_route does nothing when neither is there).
-    undo(cx, lease) { Ok(cx.proxy.remove_route(lease.hosting_id()).await?) }
+    undo(cx, lease) { Ok(cx.proxy().remove_route(lease.hosting_id()).await?) }
 }
 
 unit! {
@@ -169,10 +170,7 @@ unit! {
 unit! {
     /// The user's SSH keys, welcome page and hostname, through the guest agent.
     Personalise shows WriteSeed;
-    run(cx, lease) {
-        let seed = seed(cx, &row(cx, lease).await?)?;
-        cx.guest().personalise(&cx.vm, lease.hosting_id(), &seed).await
-    }
+    run(cx, lease) { cx.guest().personalise(&cx.vm, lease.hosting_id(), &seed_of(cx, lease).await?).await }
     /// Writes inside the VM only; the VM itself goes with the undos after it.
     undo(cx, lease) { Ok(()) }
 }
@@ -181,10 +179,7 @@ unit! {
     /// The owner's hostname (its files and the running kernel's), after the route: a shell
     /// prompt can wait a moment, the first visitor should not.
     SetHostname shows SetHostname;
-    run(cx, lease) {
-        let seed = seed(cx, &row(cx, lease).await?)?;
-        cx.guest().set_hostname(&cx.vm, lease.hosting_id(), &seed).await
-    }
+    run(cx, lease) { cx.guest().set_hostname(&cx.vm, lease.hosting_id(), &seed_of(cx, lease).await?).await }
     /// Inside the VM only; the VM itself goes with the undos before it.
     undo(cx, lease) { Ok(()) }
 }
