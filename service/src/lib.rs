@@ -12,6 +12,7 @@ pub mod hosting;
 pub mod leader;
 pub mod probe;
 pub mod proxy;
+pub mod store;
 pub mod telemetry;
 pub mod vm;
 

@@ -19,7 +19,7 @@ use super::guest::Guest;
 use super::metrics::Metrics;
 use super::restored::Restored;
 use super::ssh_waker::SshWakers;
-use super::store::{Capacity, HostingRow, Lease, Store};
+use crate::store::{Capacity, HostingRow, Lease, Store};
 use super::wake_limit::WakeLimit;
 use vmw_types::{EventKind, EventStatus, EventView, HostingState, NodeHealth, Step};
 use crate::proxy::Proxy;

@@ -1,13 +1,12 @@
 //! Hosting events: written to the database (audit trail, catch-up after a dropped connection)
 //! and broadcast to live subscribers (event streams, the dashboard).
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
 use tokio::sync::broadcast;
 
 use super::fanout::{Fanout, Note};
 use super::view::{EventView, StatSample};
 use vmw_types::Step;
 use crate::Result;
-use crate::db::{entity::hosting_event, now_ms};
+use crate::store::Store;
 
 /// Something that happened, live. Subscribers filter by user (authorization) themselves.
 #[derive(Clone, Debug)]
@@ -33,7 +32,8 @@ impl LiveEvent {
 
 #[derive(Clone)]
 pub struct EventBus {
-    db: DatabaseConnection,
+    /// The event rows.
+    store: Store,
     tx: broadcast::Sender<LiveEvent>,
     /// The other replicas (PostgreSQL NOTIFY), told of every stored event.
     fanout: Fanout,
@@ -41,9 +41,9 @@ pub struct EventBus {
 
 impl EventBus {
     /// `me` names this replica in its notes to the others.
-    pub fn new(db: DatabaseConnection, me: String) -> Self {
+    pub fn new(store: Store, me: String) -> Self {
         let (tx, _) = broadcast::channel(1024);
-        Self { fanout: Fanout::new(db.clone(), me), db, tx }
+        Self { fanout: Fanout::new(store.db().clone(), me), store, tx }
     }
 
     pub fn fanout(&self) -> &Fanout {
@@ -54,8 +54,8 @@ impl EventBus {
     pub async fn deliver(&self, note: &Note) {
         let v = match note {
             Note::Event { e } => e.clone(),
-            Note::EventId { id } => match hosting_event::Entity::find_by_id(*id).one(&self.db).await {
-                Ok(Some(m)) => EventView::from(m),
+            Note::EventId { id } => match self.store.event(*id).await {
+                Ok(Some(v)) => v,
                 Ok(None) => return,
                 Err(err) => {
                     tracing::warn!(event_id = id, %err, "could not read another replica's event");
@@ -79,17 +79,6 @@ impl EventBus {
     /// broadcasts it. A failure to store is logged, not fatal: the operation itself must not
     /// fail because its audit line could not be written.
     pub async fn record(&self, e: EventView) -> Option<EventView> {
-        let row = hosting_event::ActiveModel {
-            hosting_id: Set(e.hosting_id),
-            user_id: Set(e.user_id),
-            kind: Set(e.kind),
-            step: Set(e.step),
-            status: Set(e.status),
-            message: Set(e.message.clone()),
-            duration_ms: Set(e.duration_ms),
-            created_at: Set(now_ms()),
-            ..Default::default()
-        };
         tracing::info!(
             hosting_id = e.hosting_id,
             kind = %e.kind,
@@ -99,9 +88,8 @@ impl EventBus {
             "{}",
             e.message
         );
-        match row.insert(&self.db).await {
-            Ok(m) => {
-                let v = EventView::from(m);
+        match self.store.insert_event(&e).await {
+            Ok(v) => {
                 let _ = self.tx.send(LiveEvent::Event(v.clone()));
                 self.fanout.send(Note::Event { e: v.clone() }).await;
                 Some(v)
@@ -115,48 +103,23 @@ impl EventBus {
 
     /// Events of one hosting with id > `after`, oldest first (catch-up for reconnecting clients).
     pub async fn list(&self, hosting_id: i32, after: i32, limit: u64) -> Result<Vec<EventView>> {
-        self.fetch(
-            hosting_event::Entity::find()
-                .filter(hosting_event::Column::HostingId.eq(hosting_id))
-                .filter(hosting_event::Column::Id.gt(after))
-                .order_by_asc(hosting_event::Column::Id),
-            limit,
-        )
-        .await
+        self.store.events_after(hosting_id, after, limit).await
     }
 
     /// The newest event of one hosting (a deleted hosting's is its deletion).
     pub async fn newest(&self, hosting_id: i32) -> Result<Option<EventView>> {
-        let q = hosting_event::Entity::find()
-            .filter(hosting_event::Column::HostingId.eq(hosting_id))
-            .order_by_desc(hosting_event::Column::Id);
-        Ok(self.fetch(q, 1).await?.pop())
+        self.store.newest_event(hosting_id).await
     }
 
     /// The newest events across all hostings (admin page), newest first.
     pub async fn recent(&self, limit: u64) -> Result<Vec<EventView>> {
-        self.fetch(hosting_event::Entity::find().order_by_desc(hosting_event::Column::Id), limit).await
+        self.store.recent_events(limit).await
     }
 
     /// Deletes events created before `cutoff_ms`, except the newest event of each hosting (its
     /// last word: how it ended or why it failed). Returns how many went.
     pub async fn prune_before(&self, cutoff_ms: i64) -> Result<u64> {
-        use sea_orm::sea_query::{Expr, Query};
-        let newest = Query::select()
-            .expr(sea_orm::sea_query::Func::max(Expr::col(hosting_event::Column::Id)))
-            .from(hosting_event::Entity)
-            .group_by_col(hosting_event::Column::HostingId)
-            .to_owned();
-        let res = hosting_event::Entity::delete_many()
-            .filter(hosting_event::Column::CreatedAt.lt(cutoff_ms))
-            .filter(hosting_event::Column::Id.not_in_subquery(newest))
-            .exec(&self.db)
-            .await?;
-        Ok(res.rows_affected)
-    }
-
-    async fn fetch(&self, q: sea_orm::Select<hosting_event::Entity>, limit: u64) -> Result<Vec<EventView>> {
-        Ok(q.limit(limit).all(&self.db).await?.into_iter().map(EventView::from).collect())
+        self.store.prune_events_before(cutoff_ms).await
     }
 }
 

@@ -23,11 +23,10 @@ mod foreground;
 mod guest;
 mod lifecycle;
 mod metrics;
-mod ports;
 mod restored;
 mod saga;
 mod ssh_waker;
-pub mod store;
+pub use crate::store;
 mod wake_limit;
 pub mod view;
 
@@ -74,10 +73,10 @@ impl HostingService {
     /// [`HostingService::start_background`] to reconcile and start the periodic tasks.
     pub async fn new(db: DatabaseConnection, cfg: Arc<ServiceConfig>, vm: VmManager, proxy: Proxy, accounts: Accounts) -> Result<Self> {
         let node_id = cluster::nodes::ensure_node(&db, &cfg).await?;
-        let store = Store::new(db.clone(), node_id, &cfg.instance_id)?;
+        let store = Store::new(db, node_id, &cfg.instance_id)?;
         let capacity = cluster::nodes::node_capacity(&cfg);
         tracing::info!(memory_limit_mib = capacity.memory_limit_mib, disk_limit_gib = capacity.disk_limit_gib, "node capacity");
-        let events = events::EventBus::new(db, store.replica());
+        let events = events::EventBus::new(store.clone(), store.replica());
         let shared = Arc::new(cx::Shared {
             proxy,
             events,

@@ -1,12 +1,12 @@
 //! What clients see of a hosting and its events: the views are vmw-types' (shared with the
 //! browser build); this module builds them from rows and configuration.
 use crate::ServiceConfig;
-use crate::db::entity::{hosting, hosting_event};
+use crate::store::HostingRow;
 
 pub use vmw_types::{EventView, HostingView, NodeHealth, NodeSite, NodeView, StatSample};
 
 /// The view of a user's hosting. `queue_position` is set while it waits for a slot.
-pub fn hosting_view(m: &hosting::Model, cfg: &ServiceConfig, queue_position: Option<u32>) -> HostingView {
+pub fn hosting_view(m: &HostingRow, cfg: &ServiceConfig, queue_position: Option<u32>) -> HostingView {
     let host = cfg.public_host_with_port();
     let sub_port = cfg.nginx_port_suffix();
     let user_id = m.user_id.unwrap_or_default();
@@ -34,21 +34,5 @@ pub fn hosting_view(m: &hosting::Model, cfg: &ServiceConfig, queue_position: Opt
         always_on: m.always_on,
         last_visit_at: m.last_active_at,
         unreachable: false,
-    }
-}
-
-impl From<hosting_event::Model> for EventView {
-    fn from(m: hosting_event::Model) -> Self {
-        Self {
-            id: m.id,
-            hosting_id: m.hosting_id,
-            user_id: m.user_id,
-            kind: m.kind,
-            step: m.step,
-            status: m.status,
-            message: m.message,
-            duration_ms: m.duration_ms,
-            created_at: m.created_at,
-        }
     }
 }

@@ -2,7 +2,7 @@ use sea_orm::entity::prelude::*;
 use vmw_types::{CreateKind, HostingState, Operation, SpareTier};
 
 /// A user's site and its VM, or a warm spare (no owner yet). Domain, disk and nginx names derive
-/// from `id`, never from `slug`. Only `hosting::store` reads or writes these rows.
+/// from `id`, never from `slug`. Only `store` reads or writes these rows.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "hostings")]
 pub struct Model {

@@ -12,7 +12,7 @@ use crate::hosting::lifecycle::provision::can_clone;
 use crate::hosting::saga::orders;
 use crate::hosting::saga::runner::run_units;
 use crate::hosting::saga::site::welcome_page;
-use crate::hosting::ports;
+use crate::store::ports;
 use vmw_types::HostingState;
 use crate::vm::{GoldenSpec, SeedSpec};
 use vmw_types::SpareTier;

@@ -12,8 +12,8 @@ use crate::hosting::lifecycle::snapshots::{delete_snapshot_rows, reconcile_snaps
 use crate::hosting::lifecycle::visit::open_ssh_waker;
 use crate::hosting::saga::runner::scrub;
 use crate::hosting::saga::site::site_route;
-use crate::hosting::store::{HostingRow, Lease};
-use crate::hosting::ports;
+use crate::store::{HostingRow, Lease};
+use crate::store::ports;
 use vmw_types::{EventKind, EventStatus, HostingState, Operation};
 use crate::Result;
 use crate::vm::VmState;

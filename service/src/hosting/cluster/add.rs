@@ -1,12 +1,10 @@
 //! Adding a node: it must answer, have the guest image, see this host's node folder, and not
 //! be the libvirt daemon of a node already known; then its row and its `Cx`.
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
-
 use super::nodes::{Cluster, node_config};
 use super::uri::{NewNode, check_uri_policy};
-use crate::db::entity::node;
 use crate::db::now_ms;
 use crate::hosting::cx::Cx;
+use crate::store::NodeRow;
 use vmw_types::NodeHealth;
 use crate::vm::VmManager;
 use crate::{Error, Result};
@@ -19,17 +17,13 @@ pub(crate) async fn add_node(cluster: &Cluster, new: NewNode) -> Result<Cx> {
     let home = cluster.home();
     let ip = new.validate()?;
     check_uri_policy(&new.libvirt_uri, &home.cfg)?;
-    let db = home.store.db();
-    let same = node::Entity::find()
-        .filter(sea_orm::Condition::any().add(node::Column::Name.eq(new.name.as_str())).add(node::Column::LibvirtUri.eq(new.libvirt_uri.as_str())))
-        .one(db)
-        .await?;
+    let same = home.store.node_named_or_at(&new.name, &new.libvirt_uri).await?;
     if let Some(n) = same {
         let field = if n.name == new.name { "name" } else { "libvirt_uri" };
         return Err(Error::conflict(Some(field), format!("node '{}' already has this name or URI", n.name)));
     }
     // Check it before storing anything: a throwaway manager with the node's settings.
-    let probe = node::Model {
+    let probe = NodeRow {
         id: 0,
         name: new.name.clone(),
         libvirt_uri: new.libvirt_uri.clone(),
@@ -75,27 +69,7 @@ pub(crate) async fn add_node(cluster: &Cluster, new: NewNode) -> Result<Cx> {
         ));
     }
     // The row and its domain prefix (`{prefix}n{id}-`, its own) in one transaction.
-    let txn = db.begin().await?;
-    let row = node::ActiveModel {
-        name: Set(new.name.clone()),
-        libvirt_uri: Set(new.libvirt_uri.clone()),
-        memory_mib: Set(new.memory_mib as i64),
-        disk_gib: Set(Some(new.disk_gib as i64)),
-        address: Set(Some(ip.to_string())),
-        drained: Set(false),
-        added: Set(true),
-        created_at: Set(now_ms()),
-        identity: Set(Some(identity)),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await
-    .map_err(|e| if crate::db::is_unique_violation(&e) { Error::conflict(Some("name"), "a node of this name exists") } else { e.into() })?;
-    let prefix = format!("{}n{}-", home.cfg.domain_prefix, row.id);
-    let mut am: node::ActiveModel = row.into();
-    am.domain_prefix = Set(Some(prefix));
-    let row = am.update(&txn).await?;
-    txn.commit().await?;
+    let row = home.store.insert_node(NodeRow { identity: Some(identity), ..probe }, &home.cfg.domain_prefix).await?;
     let cx = cluster.make_node(&row)?;
     *cx.health.lock().unwrap() = NodeHealth { connected: true, libvirt_version: Some(version), image_ok: true, last_error: None, checked_at: now_ms() };
     tracing::info!(node = %row.name, uri = %row.libvirt_uri, address = %ip, "node added");

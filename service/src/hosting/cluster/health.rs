@@ -1,9 +1,6 @@
 //! The nodes' health (connect, libvirt version, guest image: checked periodically by the
 //! leader) and each node's view for administrators.
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
-
 use super::nodes::Cluster;
-use crate::db::entity::{hosting, node};
 use crate::db::now_ms;
 use crate::hosting::cx::Cx;
 use crate::hosting::metrics;
@@ -51,7 +48,7 @@ async fn check_health(cx: &Cx, home: bool) -> NodeHealth {
 /// This node's view: health, capacity, counts and sites.
 pub(crate) async fn node_view(cx: &Cx) -> Result<NodeView> {
     let store = &cx.store;
-    let node = node::Entity::find_by_id(store.node_id()).one(store.db()).await?.ok_or(Error::NotFound("node"))?;
+    let node = store.node(store.node_id()).await?.ok_or(Error::NotFound("node"))?;
     let health = cx.health();
     let hostings_total = store.count_on_node().await?;
     let vms_running = if health.connected {
@@ -64,11 +61,8 @@ pub(crate) async fn node_view(cx: &Cx) -> Result<NodeView> {
     };
     let (total, avail) = if node.added { (node.memory_mib.max(0) as u64 * 1024, 0) } else { metrics::host_memory_kib() };
     let committed = store.committed_in(store.db(), &cx.capacity).await?;
-    let sites = hosting::Entity::find()
-        .filter(hosting::Column::NodeId.eq(node.id))
-        .filter(hosting::Column::UserId.is_not_null())
-        .order_by_asc(hosting::Column::Id)
-        .all(store.db())
+    let sites = store
+        .users_on_node()
         .await?
         .into_iter()
         .map(|h| NodeSite { id: h.id, slug: h.slug, state: h.state })

@@ -11,13 +11,11 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::DatabaseConnection;
 
-use crate::db::entity::{hosting, node, port_lease};
-use crate::db::now_ms;
 use crate::hosting::cx::Cx;
 use crate::hosting::lifecycle::delete::run_delete;
-use crate::hosting::store::Capacity;
+use crate::store::{Capacity, NodeRow, Store};
 use crate::hosting::metrics;
 use vmw_types::{HostingState, Operation};
 use crate::vm::VmManager;
@@ -39,7 +37,7 @@ impl Cluster {
     pub async fn load(home: Cx) -> Result<Arc<Self>> {
         let this = Arc::new(Self { home: home.clone(), nodes: RwLock::default(), tasks: Mutex::default(), started: AtomicBool::new(false) });
         this.register(home.clone());
-        let rows = node::Entity::find().filter(node::Column::Added.eq(true)).order_by_asc(node::Column::Id).all(home.store.db()).await?;
+        let rows = home.store.added_nodes().await?;
         for n in rows {
             if n.id != home.node_id() {
                 this.make_node(&n)?;
@@ -111,7 +109,7 @@ impl Cluster {
 
     /// Makes the `Cx` of an added node (lazily connected: a node that is down now is
     /// reachable later) and registers it.
-    pub(super) fn make_node(&self, n: &node::Model) -> Result<Cx> {
+    pub(super) fn make_node(&self, n: &NodeRow) -> Result<Cx> {
         let home = &self.home;
         let cfg = Arc::new(node_config(&home.cfg, n)?);
         let (vm, capacity) = (VmManager::lazy(&cfg)?, node_capacity(&cfg));
@@ -123,27 +121,19 @@ impl Cluster {
     /// Drains a node (no new sites or spares go there; its sites keep running) or takes it
     /// back (`drained` false).
     pub async fn set_drained(&self, id: i32, drained: bool) -> Result<Cx> {
-        let db = self.home.store.db();
-        let n = node::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("node"))?;
-        let mut am: node::ActiveModel = n.into();
-        am.drained = Set(drained);
-        am.update(db).await?;
+        self.home.store.set_node_drained(id, drained).await?;
         self.get(id)
     }
 
     /// Removes an added node that has no sites left (409 otherwise). Its ready spares are
     /// deleted first; the node of the app's settings cannot be removed.
     pub async fn remove(&self, id: i32) -> Result<()> {
-        let db = self.home.store.db();
-        let n = node::Entity::find_by_id(id).one(db).await?.ok_or(Error::NotFound("node"))?;
+        let store = &self.home.store;
+        let n = store.node(id).await?.ok_or(Error::NotFound("node"))?;
         if !n.added || self.is_home(id) {
             return Err(Error::conflict(None, format!("node '{}' is the node of this app's settings; it cannot be removed", n.name)));
         }
-        let sites = hosting::Entity::find()
-            .filter(hosting::Column::NodeId.eq(id))
-            .filter(hosting::Column::UserId.is_not_null())
-            .count(db)
-            .await?;
+        let sites = store.for_node(id).count_on_node().await?;
         if sites > 0 {
             return Err(Error::conflict(None, format!("node '{}' still has {sites} site(s); drain it and move or delete them first", n.name)));
         }
@@ -153,7 +143,7 @@ impl Cluster {
                 let _ = run_delete(&cx, lease).await;
             }
         }
-        let left = hosting::Entity::find().filter(hosting::Column::NodeId.eq(id)).count(db).await?;
+        let left = store.for_node(id).count_all_on_node().await?;
         if left > 0 {
             return Err(Error::Busy(format!("node '{}' still has {left} spare(s) being made or removed; try again in a moment", n.name)));
         }
@@ -161,8 +151,7 @@ impl Cluster {
             tasks.iter().for_each(|t| t.abort());
         }
         self.nodes.write().unwrap().remove(&id);
-        port_lease::Entity::delete_many().filter(port_lease::Column::NodeId.eq(id)).exec(db).await?;
-        node::Entity::delete_by_id(id).exec(db).await?;
+        store.delete_node(id).await?;
         tracing::info!(node = %n.name, "node removed");
         Ok(())
     }
@@ -170,7 +159,7 @@ impl Cluster {
 
 /// The settings of an added node: the app's, with the node's URI, address, name, capacities
 /// and a data folder of its own (`{data_dir}/nodes/{id}`: its VMs' files and golden snapshot).
-pub(super) fn node_config(base: &ServiceConfig, n: &node::Model) -> Result<ServiceConfig> {
+pub(super) fn node_config(base: &ServiceConfig, n: &NodeRow) -> Result<ServiceConfig> {
     let mut cfg = base.clone();
     cfg.libvirt_uri = n.libvirt_uri.clone();
     cfg.node_name = n.name.clone();
@@ -225,25 +214,5 @@ fn disk_size_gib(dir: &std::path::Path) -> u64 {
 
 /// The row of the node of the app's settings (made on first start; its URI kept current).
 pub(crate) async fn ensure_node(db: &DatabaseConnection, cfg: &ServiceConfig) -> Result<i32> {
-    if let Some(n) = node::Entity::find()
-        .filter(node::Column::Name.eq(cfg.node_name.as_str()))
-        .one(db)
-        .await?
-    {
-        if n.libvirt_uri != cfg.libvirt_uri {
-            let mut am: node::ActiveModel = n.clone().into();
-            am.libvirt_uri = Set(cfg.libvirt_uri.clone());
-            am.update(db).await?;
-        }
-        return Ok(n.id);
-    }
-    let (total_kib, _) = metrics::host_memory_kib();
-    let row = node::ActiveModel {
-        name: Set(cfg.node_name.clone()),
-        libvirt_uri: Set(cfg.libvirt_uri.clone()),
-        memory_mib: Set((total_kib / 1024) as i64),
-        created_at: Set(now_ms()),
-        ..Default::default()
-    };
-    Ok(row.insert(db).await?.id)
+    Store::ensure_node(db, &cfg.node_name, &cfg.libvirt_uri, || (metrics::host_memory_kib().0 / 1024) as i64).await
 }

@@ -1,11 +1,9 @@
 //! Where a new site (or spare) goes: the healthy, not drained node with the most free capacity.
 use std::collections::HashMap;
 
-use sea_orm::EntityTrait;
-
 use super::nodes::Cluster;
-use crate::db::entity::node;
 use crate::hosting::cx::Cx;
+use crate::store::NodeRow;
 use crate::Result;
 
 /// The nodes a new site (or spare) may go to, the one with the most free capacity first:
@@ -15,7 +13,7 @@ use crate::Result;
 /// full node with the most room (its numbers), if any.
 pub(crate) async fn placement(cluster: &Cluster, plan: &str) -> Result<(Vec<Cx>, Option<String>)> {
     let db = cluster.home().store.db();
-    let rows: HashMap<i32, node::Model> = node::Entity::find().all(db).await?.into_iter().map(|n| (n.id, n)).collect();
+    let rows: HashMap<i32, NodeRow> = cluster.home().store.all_nodes().await?.into_iter().map(|n| (n.id, n)).collect();
     let mut cands = Vec::new();
     let mut full = Vec::new();
     for cx in cluster.all() {
@@ -49,6 +47,6 @@ pub(crate) async fn takes_new(cx: &Cx) -> Result<bool> {
     if !h.connected || !h.image_ok {
         return Ok(false);
     }
-    let n = node::Entity::find_by_id(cx.node_id()).one(cx.store.db()).await?;
+    let n = cx.store.node(cx.node_id()).await?;
     Ok(n.is_some_and(|n| !n.drained))
 }

@@ -2,7 +2,7 @@
 //! lease is taken (or the operation refused) at once, the operation runs in the background.
 use super::{begin, delete, start_stop, visit, wake};
 use crate::hosting::cx::Cx;
-use crate::hosting::store::HostingRow;
+use crate::store::HostingRow;
 use vmw_types::{EventKind, EventStatus, Operation};
 use crate::Result;
 

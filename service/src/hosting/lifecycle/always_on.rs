@@ -1,7 +1,7 @@
 //! The owner's "always on": the site never goes to sleep by itself.
 use crate::accounts::Actor;
 use crate::hosting::cx::Cx;
-use crate::hosting::store::HostingRow;
+use crate::store::HostingRow;
 use crate::{Error, Result};
 
 /// Sets hosting `id`'s "always on". At most `always_on_per_user` of a user's sites (admins:

@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use crate::accounts::Actor;
 use crate::hosting::cx::Cx;
 use vmw_types::{EventKind, EventStatus, HostingState};
-use crate::hosting::store::HostingRow;
+use crate::store::HostingRow;
 use crate::vm::{InputBudget, Typed, VmConsole, VmError};
 use crate::{Error, Result};
 

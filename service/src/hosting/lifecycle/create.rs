@@ -2,12 +2,10 @@
 //! node of the placement that has room, and its provisioning queued (`provision`).
 use crate::accounts::{Accounts, Actor};
 use crate::config::Plan;
-use crate::db::entity::user;
 use crate::domain::Slug;
 use crate::hosting::cx::Cx;
-use crate::hosting::store::{HostingRow, NewHosting};
+use crate::store::{HostingRow, NewHosting};
 use crate::{Error, Result};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use vmw_types::{CreateKind, EventKind, EventStatus};
 
 use super::provision::{can_clone, spawn_claimed, spawn_fresh};
@@ -133,12 +131,8 @@ pub(crate) async fn slug_conflict(cx: &Cx, actor: &Actor, slug: &str) -> Result<
         return Ok(Some(format!("the site name '{slug}' is reserved (it is this server's own host name)")));
     }
     // A slug equal to another user's username would squat their natural site name.
-    if let Some(u) = user::Entity::find()
-        .filter(user::Column::Username.eq(slug))
-        .one(cx.store.db())
-        .await?
-    {
-        if u.id != actor.user_id {
+    if let Some(u) = cx.store.user_id_named(slug).await? {
+        if u != actor.user_id {
             return Ok(Some(format!("the site name '{slug}' is reserved for the user of that name")));
         }
     }

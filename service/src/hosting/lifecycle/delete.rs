@@ -5,7 +5,7 @@ use super::snapshots;
 use crate::hosting::cx::Cx;
 use crate::hosting::saga::runner::scrub;
 use crate::hosting::saga::site::reroute_user_path;
-use crate::hosting::store::Lease;
+use crate::store::Lease;
 use vmw_types::{EventKind, EventStatus, HostingState};
 use crate::Result;
 

@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use super::cx::Cx;
-use super::store::{Lease, Refusal};
+use crate::store::{Lease, Refusal};
 use vmw_types::Operation;
 use crate::{Error, Result};
 

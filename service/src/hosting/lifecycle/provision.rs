@@ -10,7 +10,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::saga::orders::order_of;
 use crate::hosting::saga::runner::run_units;
 use crate::hosting::saga::site::reroute_user_path;
-use crate::hosting::store::Lease;
+use crate::store::Lease;
 use vmw_types::{EventKind, EventStatus, HostingState};
 use crate::Result;
 

@@ -8,7 +8,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::fanout::Note;
 use crate::hosting::saga::site::describe;
 use crate::hosting::ssh_waker::{self, Wake};
-use crate::hosting::store::Lease;
+use crate::store::Lease;
 use vmw_types::HostingState;
 use crate::Result;
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use crate::hosting::cx::Cx;
 use crate::hosting::saga::site::{describe, site_route, vm_spec};
 use crate::hosting::saga::start::{bring_up, release_ssh_waker};
-use crate::hosting::store::Lease;
+use crate::store::Lease;
 use vmw_types::HostingState;
 use crate::Result;
 

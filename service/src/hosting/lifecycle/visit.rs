@@ -20,7 +20,7 @@ use super::{LOOK_PATIENCE, refused, sleep, wake};
 use crate::hosting::cx::Cx;
 use crate::hosting::events::next_state_event;
 use crate::hosting::ssh_waker::{self, Wake};
-use crate::hosting::store::{Lease, WakeRefusal};
+use crate::store::{Lease, WakeRefusal};
 use vmw_types::{EventKind, EventStatus, HostingState, Operation};
 use crate::{Error, Result};
 

@@ -5,7 +5,7 @@ use crate::db::now_ms;
 use crate::hosting::cx::Cx;
 use crate::hosting::saga::site::describe;
 use crate::hosting::saga::start::bring_up;
-use crate::hosting::store::Lease;
+use crate::store::Lease;
 use vmw_types::HostingState;
 use crate::Result;
 

@@ -10,7 +10,7 @@ use super::units::Unit;
 use crate::hosting::cx::Cx;
 use crate::hosting::fanout::Note;
 use crate::hosting::foreground::MAX_WAIT;
-use crate::hosting::store::{HostingRow, Lease};
+use crate::store::{HostingRow, Lease};
 use vmw_types::{EventKind, EventStatus};
 use crate::Error;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use vmw_types::HostingState;
 use crate::hosting::cx::Cx;
-use crate::hosting::store::HostingRow;
+use crate::store::HostingRow;
 use crate::proxy::SiteRoute;
 use crate::vm::{CpuPriority, SeedSpec, VmSpec};
 use crate::{Error, Result};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use super::site::{vm_spec, wait_answers};
 use crate::hosting::cx::Cx;
 use crate::hosting::fanout::Note;
-use crate::hosting::store::HostingRow;
+use crate::store::HostingRow;
 use vmw_types::HostingState;
 use crate::Result;
 

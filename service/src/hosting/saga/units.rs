@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use super::site::{seed, site_route, vm_spec, wait_ready};
 use super::start::start_vm;
 use crate::hosting::cx::Cx;
-use crate::hosting::ports;
-use crate::hosting::store::{HostingRow, Lease};
+use crate::store::ports;
+use crate::store::{HostingRow, Lease};
 use vmw_types::Step;
 use crate::Result;
 

@@ -1,7 +1,7 @@
 //! User snapshots of a site: take (disk and memory of the running site), list, restore (the
-//! site runs again as it was then), delete. The VM side is `vm::snapshots`; here are the rows
-//! (the only code that reads or writes the `snapshots` table), the per-user quota, the
-//! operations under the hosting's lease, and what reconciliation does about them.
+//! site runs again as it was then), delete. The VM side is `vm::snapshots`, the rows and the
+//! per-user quota `store::snapshots`; here are the operations under the hosting's lease, and
+//! what reconciliation does about them.
 //!
 //! - Taking one holds the hosting's lease (`Operation::Snapshot`): nothing else runs on the
 //!   site meanwhile, and others get 409. The row is made first, `taking`, counted against the
@@ -12,13 +12,10 @@
 //! - A crash: reconciliation removes `taking` rows and their files, rows whose files are gone,
 //!   and folders without a row; a VM a snapshot had saved but not restored is restored from
 //!   that memory, and a restore's set-aside disk is put back (or dropped, if the VM came up).
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
-
 use crate::accounts::Actor;
-use crate::db::entity::snapshot;
 use crate::hosting::cx::Cx;
 use crate::hosting::lifecycle::begin;
-use crate::hosting::store::HostingRow;
+use crate::store::{HostingRow, SnapshotRow};
 use crate::hosting::saga::site::vm_spec;
 use vmw_types::{EventKind, EventStatus, HostingState, Operation};
 use crate::{Error, Result};
@@ -52,7 +49,7 @@ pub fn check_snapshot_name(name: &str) -> Result<String> {
     Ok(n.to_owned())
 }
 
-pub(crate) fn view(m: &snapshot::Model) -> SnapshotView {
+pub(crate) fn view(m: &SnapshotRow) -> SnapshotView {
     SnapshotView {
         id: m.id,
         hosting_id: m.hosting_id,
@@ -68,21 +65,13 @@ pub(crate) async fn list(cx: &Cx, id: i32) -> Result<Vec<SnapshotView>> {
     Ok(snapshot_rows(cx, id).await?.iter().map(view).collect())
 }
 
-pub(crate) async fn snapshot_rows(cx: &Cx, id: i32) -> Result<Vec<snapshot::Model>> {
-    Ok(snapshot::Entity::find()
-        .filter(snapshot::Column::HostingId.eq(id))
-        .order_by_asc(snapshot::Column::Id)
-        .all(cx.store.db())
-        .await?)
+pub(crate) async fn snapshot_rows(cx: &Cx, id: i32) -> Result<Vec<SnapshotRow>> {
+    cx.store.snapshots_of(id).await
 }
 
 /// Snapshot `sid` of hosting `id` (which the caller was checked to see).
-pub(crate) async fn snapshot_of(cx: &Cx, id: i32, sid: i32) -> Result<snapshot::Model> {
-    snapshot::Entity::find_by_id(sid)
-        .filter(snapshot::Column::HostingId.eq(id))
-        .one(cx.store.db())
-        .await?
-        .ok_or(Error::NotFound("snapshot"))
+pub(crate) async fn snapshot_of(cx: &Cx, id: i32, sid: i32) -> Result<SnapshotRow> {
+    cx.store.snapshot_of(id, sid).await?.ok_or(Error::NotFound("snapshot"))
 }
 
 /// Takes a snapshot of a site (disk and memory): a running one pauses for it, a sleeping or
@@ -196,17 +185,15 @@ pub(crate) async fn delete(cx: &Cx, actor: &Actor, id: i32, sid: i32) -> Result<
 /// Removes a snapshot's files and row.
 pub(crate) async fn forget_snapshot(cx: &Cx, id: i32, sid: i32) -> Result<()> {
     cx.vm.remove_snapshot_files(id, sid).await?;
-    snapshot::Entity::delete_by_id(sid).exec(cx.store.db()).await?;
-    Ok(())
+    cx.store.delete_snapshot(sid).await
 }
 
 /// A deleted hosting's snapshot rows (its folder, with their files, is gone already).
 pub(crate) async fn delete_snapshot_rows(cx: &Cx, id: i32) -> Result<()> {
-    snapshot::Entity::delete_many().filter(snapshot::Column::HostingId.eq(id)).exec(cx.store.db()).await?;
-    Ok(())
+    cx.store.delete_snapshots_of(id).await
 }
 
 /// How many snapshots a user has (tests and the dashboard's hints).
 pub(crate) async fn snapshot_count(cx: &Cx, user_id: i32) -> Result<u64> {
-    Ok(snapshot::Entity::find().filter(snapshot::Column::UserId.eq(user_id)).count(cx.store.db()).await?)
+    cx.store.snapshot_count(user_id).await
 }

@@ -2,7 +2,7 @@
 //! then rows and files are made to agree.
 use super::{forget_snapshot, snapshot_rows};
 use crate::hosting::cx::Cx;
-use crate::hosting::store::HostingRow;
+use crate::store::HostingRow;
 use vmw_types::{EventKind, EventStatus, Operation};
 use vmw_types::SnapshotState;
 

@@ -7,7 +7,7 @@ use crate::hosting::cx::Cx;
 use crate::hosting::lifecycle::visit::open_ssh_waker;
 use crate::hosting::saga::site::{describe, vm_spec, wait_ready};
 use crate::hosting::saga::start::bring_up;
-use crate::hosting::store::Lease;
+use crate::store::Lease;
 use vmw_types::HostingState;
 use crate::Result;
 

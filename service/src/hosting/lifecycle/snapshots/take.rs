@@ -3,58 +3,18 @@
 //! copied), and the quota checked again against what the files really take.
 use std::time::Instant;
 
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set, TransactionTrait};
-
 use super::{forget_snapshot, snapshot_of};
-use crate::db::entity::snapshot;
-use crate::db::now_ms;
 use crate::hosting::cx::Cx;
 use crate::hosting::saga::site::{describe, vm_spec, wait_ready};
-use crate::hosting::store::{HostingRow, Lease, lock_user};
+use crate::store::{HostingRow, Lease, SnapshotRow};
 use vmw_types::HostingState;
-use crate::{Error, Result};
-use vmw_types::SnapshotState;
+use crate::Result;
 
 /// Makes the `taking` row if the user's quota (count and bytes, `estimate` for this one)
 /// allows it. The user's row is locked for the count and the insert.
-pub(crate) async fn insert_snapshot(cx: &Cx, id: i32, user_id: i32, name: &str, estimate: u64) -> Result<snapshot::Model> {
+pub(crate) async fn insert_snapshot(cx: &Cx, id: i32, user_id: i32, name: &str, estimate: u64) -> Result<SnapshotRow> {
     let cfg = &cx.cfg;
-    let txn = cx.store.db().begin().await?;
-    lock_user(&txn, user_id).await?;
-    let mine = snapshot::Entity::find().filter(snapshot::Column::UserId.eq(user_id)).all(&txn).await?;
-    if mine.iter().any(|s| s.hosting_id == id && s.name == name) {
-        return Err(Error::conflict(Some("name"), format!("this site already has a snapshot named '{name}'")));
-    }
-    if mine.len() as u64 >= u64::from(cfg.snapshots_per_user) {
-        return Err(Error::QuotaExceeded(format!(
-            "at most {} snapshots per user; delete one first",
-            cfg.snapshots_per_user
-        )));
-    }
-    let used: u64 = mine.iter().map(|s| s.size_bytes.max(0) as u64).sum();
-    let limit = cfg.snapshot_disk_per_user_mib.saturating_mul(1 << 20);
-    if used.saturating_add(estimate) > limit {
-        return Err(Error::QuotaExceeded(format!(
-            "snapshots may take {} MiB per user; yours take {} MiB and this one needs about {} MiB; delete one first",
-            cfg.snapshot_disk_per_user_mib,
-            used >> 20,
-            estimate.div_ceil(1 << 20)
-        )));
-    }
-    let m = snapshot::ActiveModel {
-        hosting_id: Set(id),
-        user_id: Set(user_id),
-        name: Set(name.to_owned()),
-        state: Set(SnapshotState::Taking),
-        size_bytes: Set(estimate as i64),
-        created_at: Set(now_ms()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
-    txn.commit().await?;
-    Ok(m)
+    cx.store.insert_snapshot(id, user_id, name, estimate, cfg.snapshots_per_user, cfg.snapshot_disk_per_user_mib).await
 }
 
 pub(crate) async fn run_take(cx: &Cx, lease: Lease, sid: i32) -> Result<()> {
@@ -144,22 +104,7 @@ async fn settle_snapshot_size_or_forget(cx: &Cx, id: i32, sid: i32, bytes: u64) 
 /// why. Under the owner's row lock, like the check that made the row.
 async fn settle_snapshot_size(cx: &Cx, id: i32, sid: i32, bytes: u64) -> Result<std::result::Result<(), String>> {
     let limit_mib = cx.cfg.snapshot_disk_per_user_mib;
-    // Its owner never changes: read before the transaction, which writes first (the user's
-    // row lock), so SQLite waits for its lock instead of failing a read-then-write upgrade.
-    let Some(me) = snapshot::Entity::find_by_id(sid).one(cx.store.db()).await? else {
-        return Err(Error::NotFound("snapshot"));
-    };
-    let txn = cx.store.db().begin().await?;
-    lock_user(&txn, me.user_id).await?;
-    let others = snapshot::Entity::find()
-        .filter(snapshot::Column::UserId.eq(me.user_id))
-        .filter(snapshot::Column::Id.ne(sid))
-        .all(&txn)
-        .await?;
-    let used: u64 = others.iter().map(|s| s.size_bytes.max(0) as u64).sum();
-    if used.saturating_add(bytes) > limit_mib.saturating_mul(1 << 20) {
-        snapshot::Entity::delete_by_id(sid).exec(&txn).await?;
-        txn.commit().await?;
+    if let Err(used) = cx.store.settle_snapshot_size(sid, bytes, limit_mib.saturating_mul(1 << 20)).await? {
         if let Err(err) = cx.vm.remove_snapshot_files(id, sid).await {
             tracing::warn!(hosting_id = id, snapshot_id = sid, %err, "could not remove an over-quota snapshot's files (reconciliation will)");
         }
@@ -171,12 +116,5 @@ async fn settle_snapshot_size(cx: &Cx, id: i32, sid: i32, bytes: u64) -> Result<
             limit_mib
         )));
     }
-    snapshot::Entity::update_many()
-        .col_expr(snapshot::Column::State, Expr::value(SnapshotState::Ready))
-        .col_expr(snapshot::Column::SizeBytes, Expr::value(bytes as i64))
-        .filter(snapshot::Column::Id.eq(sid))
-        .exec(&txn)
-        .await?;
-    txn.commit().await?;
     Ok(Ok(()))
 }
