@@ -151,6 +151,7 @@ impl Cluster {
             tasks.iter().for_each(|t| t.abort());
         }
         self.nodes.write().unwrap().remove(&id);
+        self.home.shared.backends.write().unwrap().remove(&id);
         store.delete_node(id).await?;
         tracing::info!(node = %n.name, "node removed");
         Ok(())
