@@ -4,9 +4,8 @@
 //!
 //! This is the one seam between tests and production code: the knobs below are set through
 //! `HostingService::faults()`, and production code reads them only through the hooks at the
-//! end of this file ([`Faults::guest`], [`Faults::before_step`], [`Faults::undo_runs`],
-//! [`Faults::before_act`], [`Faults::take_snapshot_fault`], [`Faults::node_down`]), each of
-//! which does nothing while no knob is set.
+//! end of this file (`guest`, `before_step`, `undo_runs`, `before_act`, `take_snapshot_fault`,
+//! `node_down`), each of which does nothing while no knob is set.
 use std::sync::Mutex;
 
 use vmw_types::Step;

@@ -5,7 +5,7 @@
 //! hostings that belong to someone else (their existence is not leaked).
 //!
 //! [`HostingService`] is the façade: each of its methods authorises, picks the hosting's node
-//! (`cluster`) and calls one function below it. Those work on a node's [`cx::Cx`] and only call
+//! (`cluster`) and calls one function below it. Those work on a node's `cx::Cx` and only call
 //! down: `background` (the leader's periodic work) -> `cluster` (the nodes) -> `lifecycle`
 //! (what happens to a hosting) -> `saga` (provisioning steps with their undo) -> the store,
 //! the VM, nginx and the leaf modules (events, metrics, the SSH waker, ...). See

@@ -84,7 +84,7 @@ async fn run_take_of_saved(cx: &Cx, lease: Lease, row: &HostingRow, sid: i32, na
     }
 }
 
-/// [`Self::settle_snapshot_size`], and when that cannot be done (the database), the snapshot
+/// [`settle_snapshot_size`], and when that cannot be done (the database), the snapshot
 /// is removed and the inner `Err` says so: the operation still ends, never left busy.
 async fn settle_snapshot_size_or_forget(cx: &Cx, id: i32, sid: i32, bytes: u64) -> std::result::Result<(), String> {
     match settle_snapshot_size(cx, id, sid, bytes).await {
