@@ -4,10 +4,8 @@
 #   ops/bench-create.sh [RUNS]        (default 3; prints a Markdown table)
 set -euo pipefail
 runs=${1:-3}
-root=$(cd "$(dirname "$0")/.." && pwd)
+. "$(dirname "$0")/lib-bench.sh"
 bin=${VMW_BIN:-$root/target/debug/vm-webhoster}
-image=${VMW_GUEST_IMAGE_DIR:-$root/data/images/current}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 results=$(mktemp)
 
@@ -16,17 +14,6 @@ register() { # H username
   curl -sf -X POST "$1/api/v1/auth/register" -H 'Content-Type: application/json' \
     -d "{\"email\":\"$2@example.com\",\"password\":\"correct horse\",\"username\":\"$2\"}" >/dev/null
   curl -sf -X POST "$1/api/v1/auth/login" -d "username=$2&password=correct horse" | python3 -c 'import sys,json;print(json.load(sys.stdin)["access_token"])'
-}
-
-# Stops a server started below, its nginx and its VMs, and removes its data dir.
-teardown() { # pid data prefix
-  kill "$1"; wait "$1" 2>/dev/null || true
-  nginx -p "$2/nginx" -c "$2/nginx/nginx.conf" -s quit 2>/dev/null || true
-  for d in $(virsh -c qemu:///system list --all --name | grep "^$3" || true); do
-    virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
-    virsh -c qemu:///system undefine --managed-save "$d" >/dev/null 2>&1 || true
-  done
-  rm -rf "$2"
 }
 
 # Waits until the data dir's warm pool holds N ready spares (none still booting).
@@ -78,7 +65,7 @@ run_mode() { # mode pool_size
   for i in 0 1 2; do
     curl -sf -X DELETE "$H/api/v1/host?wait=120" -H "Authorization: Bearer ${toks[$i]}" >/dev/null || true
   done
-  teardown "$pid" "$data" "$prefix"
+  teardown_server "$pid" "$data" "$prefix"
 }
 
 # Steady state on one running site (cold server, pool off): SSH, stop -> start, idle cost,
@@ -143,7 +130,7 @@ PY
     done
   done
   curl -sf -X DELETE "$H/api/v1/host?wait=120" -H "Authorization: Bearer $tok" >/dev/null || true
-  teardown "$pid" "$data" "$prefix"
+  teardown_server "$pid" "$data" "$prefix"
 }
 
 run_mode cold 0

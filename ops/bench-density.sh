@@ -11,10 +11,7 @@
 #      (the wake), while wrk sends requests to all of them for BENCH_WRK_SECS; errors counted.
 #   ops/bench-density.sh            (N=20 by default; VMW_BIN overrides the binary)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${VMW_BIN:-$root/target/release/vm-webhoster}
-image=${VMW_GUEST_IMAGE_DIR:-$root/data/images/current}
-site=${VMW_SITE:-$root/target/site}
+. "$(dirname "$0")/lib-bench.sh"
 N=${N:-20}
 AWAKE=${BENCH_AWAKE:-12}
 SLEEP_BY=${BENCH_SLEEP:-idle}
@@ -27,24 +24,12 @@ PORTS=${BENCH_PORT_BASE:-22000}
 # system takes 62 sites (the first N=200 run stopped there with 507 node_full). The bench passes
 # --disk-overcommit BENCH_DISK_OVERCOMMIT (20) so that N sites fit.
 read -r -a extra <<< "${BENCH_FLAGS:-}"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 mem_used_kib() { awk '/^MemTotal:/{t=$2} /^MemAvailable:/{a=$2} END{print t-a}' /proc/meminfo; }
 pid="" data="" prefix=""
 
 # Stops the server, its nginx and its VMs (only this run's prefix), and removes its files.
 cleanup() {
-  [ -n "$pid" ] && { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
-  if [ -n "$data" ]; then
-    nginx -p "$data/nginx" -c "$data/nginx/nginx.conf" -s quit 2>/dev/null || true
-  fi
-  if [ -n "$prefix" ]; then
-    for d in $(virsh -c qemu:///system list --all --name | grep "^$prefix" || true); do
-      virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
-      virsh -c qemu:///system undefine --managed-save --snapshots-metadata "$d" >/dev/null 2>&1 \
-        || virsh -c qemu:///system undefine --managed-save "$d" >/dev/null 2>&1 || true
-    done
-  fi
-  [ -n "$data" ] && rm -rf "$data" "$data.log"
+  teardown_server "$pid" "$data" "$prefix"
   pid="" data="" prefix=""
 }
 trap cleanup EXIT
@@ -79,6 +64,7 @@ BENCH_N=$N BENCH_AWAKE=$AWAKE BENCH_SLEEP=$SLEEP_BY BENCH_WRK_SECS=$WRK_SECS BEN
 BENCH_DATA=$data BENCH_PREFIX=$prefix BENCH_PID=$pid BENCH_LOAD0="$load0" BENCH_BIN=$bin \
 python3 - "$H" <<'PY'
 import json, os, random, re, statistics, subprocess, sys, threading, time, urllib.error, urllib.parse, urllib.request
+from bench_http import Api
 H = sys.argv[1]
 N, AWAKE, WRK_SECS = int(os.environ["BENCH_N"]), int(os.environ["BENCH_AWAKE"]), int(os.environ["BENCH_WRK_SECS"])
 SLEEP_BY, data, prefix, app_pid = os.environ["BENCH_SLEEP"], os.environ["BENCH_DATA"], os.environ["BENCH_PREFIX"], os.environ["BENCH_PID"]
@@ -90,19 +76,8 @@ def mem_used_kib():
     m = dict((l.split(":")[0], int(l.split()[1])) for l in open("/proc/meminfo"))
     return m["MemTotal"] - m["MemAvailable"]
 
-def call(method, path, tok=None, body=None, form=None, timeout=120):
-    headers, payload = {}, None
-    if tok: headers["Authorization"] = f"Bearer {tok}"
-    if body is not None: headers["Content-Type"] = "application/json"; payload = json.dumps(body).encode()
-    if form is not None: headers["Content-Type"] = "application/x-www-form-urlencoded"; payload = urllib.parse.urlencode(form).encode()
-    req = urllib.request.Request(H + path, data=payload, headers=headers, method=method)
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        t = r.read()
-        return json.loads(t) if t else None
-
-def register(u):
-    call("POST", "/api/v1/auth/register", body={"email": f"{u}@example.com", "password": "correct horse", "username": u})
-    return call("POST", "/api/v1/auth/login", form={"username": u, "password": "correct horse"})["access_token"]
+api = Api(H, timeout=120)
+call, register = api.call, api.register
 
 def states():
     out = subprocess.run(["sqlite3", f"{data}/vm-webhoster.sqlite",

@@ -14,30 +14,15 @@
 #   the per-step medians from the hostings' events, and /proc/loadavg beside each phase.
 #   ops/bench-instant.sh            (prints Markdown tables; VMW_BIN overrides the binary)
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${VMW_BIN:-$root/target/release/vm-webhoster}
-image=${VMW_GUEST_IMAGE_DIR:-$root/data/images/current}
-site=${VMW_SITE:-$root/target/site}
+. "$(dirname "$0")/lib-bench.sh"
 modes=${BENCH_MODES:-after before}
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 results=$(mktemp)
 started=() # "pid data prefix" of every server this script started
 
-# Stops a server started below, its nginx and its VMs, and removes its data dir.
-teardown() { # pid data prefix
-  kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true
-  nginx -p "$2/nginx" -c "$2/nginx/nginx.conf" -s quit 2>/dev/null || true
-  for d in $(virsh -c qemu:///system list --all --name | grep "^$3" || true); do
-    virsh -c qemu:///system destroy "$d" >/dev/null 2>&1 || true
-    virsh -c qemu:///system undefine --managed-save --snapshots-metadata "$d" >/dev/null 2>&1 \
-      || virsh -c qemu:///system undefine --managed-save "$d" >/dev/null 2>&1 || true
-  done
-  rm -rf "$2" "$2.log"
-}
 cleanup() {
   for s in "${started[@]}"; do
     # shellcheck disable=SC2086
-    teardown $s
+    teardown_server $s
   done
   started=()
   rm -f "$results"
@@ -92,6 +77,7 @@ run_mode() { # mode
   fi
   [ "$ok" = 1 ] && BENCH_WAIT_POOL="$data $spares_want" python3 - "$H" "$mode" "$results" <<'PY' || echo "bench: $mode: the measurement failed (rows above are partial)" >&2
 import json, os, statistics, subprocess, sys, threading, time, urllib.error, urllib.parse, urllib.request
+from bench_http import Api
 H, mode, results = sys.argv[1:4]
 data, want = os.environ["BENCH_WAIT_POOL"].split()
 tag = os.urandom(2).hex()
@@ -100,15 +86,8 @@ def rec(*parts): out.write(" ".join(str(p) for p in (mode,) + parts) + "\n"); ou
 def loadavg(): return " ".join(open("/proc/loadavg").read().split()[:3])
 def log(*a): print(f"bench: {mode}:", *a, file=sys.stderr, flush=True)
 
-def call(method, path, tok=None, body=None, form=None, timeout=60):
-    headers, payload = {}, None
-    if tok: headers["Authorization"] = f"Bearer {tok}"
-    if body is not None: headers["Content-Type"] = "application/json"; payload = json.dumps(body).encode()
-    if form is not None: headers["Content-Type"] = "application/x-www-form-urlencoded"; payload = urllib.parse.urlencode(form).encode()
-    req = urllib.request.Request(H + path, data=payload, headers=headers, method=method)
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        t = r.read()
-        return json.loads(t) if t else None
+api = Api(H, timeout=60)
+call, register = api.call, api.register
 
 def get(path, tok, tries=5):
     for i in range(tries):
@@ -116,10 +95,6 @@ def get(path, tok, tries=5):
         except Exception as e:
             if i == tries - 1: raise
             log(f"GET {path}: {e} (retrying)"); time.sleep(1)
-
-def register(u):
-    call("POST", "/api/v1/auth/register", body={"email": f"{u}@example.com", "password": "correct horse", "username": u})
-    return call("POST", "/api/v1/auth/login", form={"username": u, "password": "correct horse"})["access_token"]
 
 def site_ok(slug):
     try:
@@ -258,7 +233,7 @@ rec("load C_end", loadavg())
 PY
   echo "bench: $mode: the server's warnings and errors (last 30 lines):" >&2
   grep -v '^\s*$' "$data.log" | tail -n 30 | sed 's/^/  | /' >&2 || true
-  teardown "$pid" "$data" "$prefix"
+  teardown_server "$pid" "$data" "$prefix"
   started=("${started[@]:0:${#started[@]}-1}")
   rm -f "$data.log"
 }

@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod escape;
+pub mod identity;
 pub mod limits;
 pub mod hosting;
 pub mod leader;

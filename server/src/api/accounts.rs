@@ -4,11 +4,12 @@ use std::time::Duration;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
-use service::accounts::{ApiTokenView, NewUser, SshKeyView, UserView};
+use service::accounts::{AccountEventView, ApiTokenView, NewUser, SshKeyView, UserView};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::extract::{ApiUser, Form, Json, Path};
+use super::responses::QuotaErrors;
 use super::ApiResult;
 use app::state::AppState;
 
@@ -33,7 +34,6 @@ pub struct RegisterRequest {
 /// per client address and per instance (`--signups-per-address`, `--signups-per-hour`).
 #[utoipa::path(operation_id = "accounts_register", post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, description = "The new account", body = UserView),
-        (status = 400, description = "Not JSON, or a field missing or of the wrong type", body = ErrorBody),
         (status = 409, description = "Email or username taken (`field` says which)", body = ErrorBody),
         (status = 422, description = "A field is invalid (`field` says which)", body = ErrorBody),
         (status = 429, description = "Too many sign-ups from this address or on this instance (code `rate_limited`, Retry-After)", body = ErrorBody)))]
@@ -78,7 +78,6 @@ pub struct LoginResponse {
 #[utoipa::path(operation_id = "accounts_login", post, path = "/api/v1/auth/login", tag = "auth",
     request_body(content = LoginForm, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "A bearer token for `Authorization: Bearer ...`", body = LoginResponse),
-        (status = 400, description = "Not a form, or a field missing", body = ErrorBody),
         (status = 401, description = "Wrong credentials (`invalid_credentials`)", body = ErrorBody),
         (status = 403, description = "Right password, but an administrator has disabled the account (`account_disabled`)", body = ErrorBody),
         (status = 422, description = "An empty or blank login or password (`validation_failed`, `field` says which)", body = ErrorBody),
@@ -97,7 +96,7 @@ pub async fn login(
 
 /// `GET /api/v1/users/me`
 #[utoipa::path(operation_id = "accounts_me", get, path = "/api/v1/users/me", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "The calling user", body = UserView), (status = 401, description = "No or bad token", body = ErrorBody)))]
+    responses((status = 200, description = "The calling user", body = UserView)))]
 pub async fn me(user: ApiUser) -> axum::Json<UserView> {
     axum::Json(user.0)
 }
@@ -117,8 +116,7 @@ pub struct TokenRequest {
 }
 
 #[utoipa::path(operation_id = "accounts_list_tokens", get, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])),
-    responses((status = 200, description = "Your named API tokens (never their secrets), each with `expires_at` and `last_used_at` (ms since the epoch; last use is recorded at most once a minute)", body = Vec<ApiTokenView>),
-        (status = 401, description = "No or bad token", body = ErrorBody)))]
+    responses((status = 200, description = "Your named API tokens (never their secrets), each with `expires_at` and `last_used_at` (ms since the epoch; last use is recorded at most once a minute)", body = Vec<ApiTokenView>)))]
 pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<ApiTokenView>>> {
     Ok(axum::Json(state.accounts.list_api_tokens(&user.actor()).await?))
 }
@@ -126,10 +124,7 @@ pub async fn list_tokens(State(state): State<AppState>, user: ApiUser) -> ApiRes
 /// Creates an API token (with the current password; optionally expiring); its secret is in
 /// this response only. Every token is revoked when the password changes.
 #[utoipa::path(operation_id = "accounts_create_token", post, path = "/api/v1/tokens", tag = "tokens", security(("bearer" = [])), request_body = TokenRequest,
-    responses((status = 201, description = "The token with its secret (`token`), shown this once", body = CreatedToken),
-        (status = 400, description = "Not JSON, or a field missing", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 403, description = "The account holds as many API tokens as it may (`quota_exceeded`); revoke one first", body = ErrorBody),
+    responses((status = 201, description = "The token with its secret (`token`), shown this once", body = CreatedToken), QuotaErrors,
         (status = 422, description = "Wrong password (code `wrong_password`, field `password`) or a bad name or expiry", body = ErrorBody),
         (status = 429, description = "Too many tokens created recently", body = ErrorBody)))]
 pub async fn create_token(State(state): State<AppState>, user: ApiUser, Json(req): Json<TokenRequest>) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
@@ -147,8 +142,7 @@ pub struct CreatedToken {
 }
 
 #[utoipa::path(operation_id = "accounts_revoke_token", delete, path = "/api/v1/tokens/{id}", tag = "tokens", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 204, description = "Revoked"), (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No such token of yours", body = ErrorBody)))]
+    responses((status = 204, description = "Revoked"), (status = 404, description = "No such token of yours", body = ErrorBody)))]
 pub async fn revoke_token(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
     state.accounts.revoke_api_token(&user.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -166,16 +160,13 @@ pub struct SshKeyRequest {
     pub public_key: String,
 }
 
-#[utoipa::path(operation_id = "accounts_list_keys", get, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), responses((status = 200, description = "Your SSH keys", body = Vec<SshKeyView>), (status = 401, description = "No or bad token", body = ErrorBody)))]
+#[utoipa::path(operation_id = "accounts_list_keys", get, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), responses((status = 200, description = "Your SSH keys", body = Vec<SshKeyView>)))]
 pub async fn list_keys(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<SshKeyView>>> {
     Ok(axum::Json(state.accounts.list_ssh_keys(&user.actor()).await?))
 }
 
 #[utoipa::path(operation_id = "accounts_add_key", post, path = "/api/v1/ssh-keys", tag = "ssh-keys", security(("bearer" = [])), request_body = SshKeyRequest,
-    responses((status = 201, description = "The key with its fingerprint", body = SshKeyView),
-        (status = 400, description = "Not JSON, or a field missing", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 403, description = "The account holds as many SSH keys as it may (`quota_exceeded`)", body = ErrorBody),
+    responses((status = 201, description = "The key with its fingerprint", body = SshKeyView), QuotaErrors,
         (status = 409, description = "Already added", body = ErrorBody),
         (status = 422, description = "Not a valid OpenSSH public key", body = ErrorBody)))]
 pub async fn add_key(State(state): State<AppState>, user: ApiUser, Json(req): Json<SshKeyRequest>) -> ApiResult<(StatusCode, axum::Json<SshKeyView>)> {
@@ -183,33 +174,10 @@ pub async fn add_key(State(state): State<AppState>, user: ApiUser, Json(req): Js
 }
 
 #[utoipa::path(operation_id = "accounts_delete_key", delete, path = "/api/v1/ssh-keys/{id}", tag = "ssh-keys", security(("bearer" = [])), params(("id" = i32, Path)),
-    responses((status = 204, description = "Removed"), (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No such key of yours", body = ErrorBody)))]
+    responses((status = 204, description = "Removed"), (status = 404, description = "No such key of yours", body = ErrorBody)))]
 pub async fn delete_key(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>) -> ApiResult<StatusCode> {
     state.accounts.delete_ssh_key(&user.actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// One entry of your account's activity.
-#[derive(serde::Serialize, ToSchema)]
-pub struct AccountActivity {
-    pub id: i32,
-    /// What happened: `login_succeeded`, `login_failed`, `token_created`, `token_revoked`,
-    /// `password_changed`, `disabled` or `enabled` (by an administrator).
-    #[schema(example = "login_failed")]
-    pub kind: service::accounts::AccountEventKind,
-    /// The client's address (logins).
-    pub client_ip: Option<String>,
-    /// More about it: the token's name, why a login failed.
-    pub detail: Option<String>,
-    /// Milliseconds since the epoch.
-    pub created_at: i64,
-}
-
-impl From<service::accounts::AccountEventView> for AccountActivity {
-    fn from(e: service::accounts::AccountEventView) -> Self {
-        Self { id: e.id, kind: e.kind, client_ip: e.client_ip, detail: e.detail, created_at: e.created_at }
-    }
 }
 
 /// The account's newest activity entries shown (the settings page shows as many).
@@ -218,8 +186,7 @@ pub const ACTIVITY_SHOWN: u64 = 50;
 /// Your account's activity, newest first (the last 50): logins with their address, API tokens
 /// created and revoked, password changes.
 #[utoipa::path(operation_id = "accounts_activity", get, path = "/api/v1/account/activity", tag = "auth", security(("bearer" = [])),
-    responses((status = 200, description = "Newest first, at most 50", body = Vec<AccountActivity>), (status = 401, description = "No or bad token", body = ErrorBody)))]
-pub async fn activity(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AccountActivity>>> {
-    let list = state.accounts.activity(&user.actor(), ACTIVITY_SHOWN).await?;
-    Ok(axum::Json(list.into_iter().map(AccountActivity::from).collect()))
+    responses((status = 200, description = "Newest first, at most 50", body = Vec<AccountEventView>)))]
+pub async fn activity(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<Vec<AccountEventView>>> {
+    Ok(axum::Json(state.accounts.activity(&user.actor(), ACTIVITY_SHOWN).await?))
 }

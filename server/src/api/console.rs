@@ -32,6 +32,7 @@ use utoipa::ToSchema;
 
 use super::error::ErrorBody;
 use super::extract::{ApiUser, Credential, Json, Path};
+use super::responses::HostingErrors;
 use super::{ApiError, ApiResult, hosting};
 use crate::csrf;
 use app::state::{AppState, HeldSlot};
@@ -54,10 +55,9 @@ pub mod close {
 
 #[utoipa::path(operation_id = "hostings_console_ws", get, path = "/api/v1/hostings/{id}/console/ws", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)),
     responses((status = 101, description = "A WebSocket: the serial console, both ways (binary frames); JSON text frames for status (server) and resize (client)"),
-              (status = 400, description = "Not a WebSocket handshake (`websocket_required`)", body = ErrorBody), (status = 401, description = "No session, or a token instead of one (`session_required`)", body = ErrorBody),
-              (status = 403, description = "Another site's page (`csrf`)", body = ErrorBody),
-              (status = 404, description = "Not found (or not yours)", body = ErrorBody), (status = 429, description = "Too many held requests (`too_many_streams`)", body = ErrorBody),
-              (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
+              HostingErrors, (status = 400, description = "Not a WebSocket handshake (`websocket_required`)", body = ErrorBody),
+              (status = 401, description = "No session, or a token instead of one (`session_required`)", body = ErrorBody),
+              (status = 403, description = "Another site's page (`csrf`)", body = ErrorBody), (status = 429, description = "Too many held requests (`too_many_streams`)", body = ErrorBody)))]
 pub async fn console_ws(
     State(state): State<AppState>,
     user: ApiUser,
@@ -174,11 +174,9 @@ pub struct ConsolePasswordRequest {
 
 #[utoipa::path(operation_id = "hostings_console_password", post, path = "/api/v1/hostings/{id}/console/password", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path)),
     request_body = ConsolePasswordRequest,
-    responses((status = 204, description = "The login user's password in the VM is set (for the console; SSH stays key-only)"),
-              (status = 400, description = "Not JSON, or a field missing", body = ErrorBody), (status = 401, description = "No or bad token", body = ErrorBody),
-              (status = 404, description = "Not found (or not yours)", body = ErrorBody), (status = 409, description = "The site is not running, or its guest agent refused (`conflict`, `busy`)", body = ErrorBody),
+    responses((status = 204, description = "The login user's password in the VM is set (for the console; SSH stays key-only)"), HostingErrors,
+              (status = 409, description = "The site is not running, or its guest agent refused (`conflict`, `busy`)", body = ErrorBody),
               (status = 422, description = "Too short, too long, a control character, or the two differ", body = ErrorBody),
-              (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody),
               (status = 504, description = "The VM did not set it within `--guest-call-timeout-secs` (`guest_timeout`); nothing was changed", body = ErrorBody)))]
 pub async fn set_password(State(state): State<AppState>, user: ApiUser, Path(id): Path<i32>, Json(req): Json<ConsolePasswordRequest>) -> ApiResult<StatusCode> {
     hosting(&state)?.set_console_password(&user.actor(), id, &req.password, &req.confirm).await?;

@@ -7,6 +7,7 @@ use service::hosting::{CreateHosting, HostingState, HostingView, Operation};
 use utoipa::ToSchema;
 
 use super::error::ErrorBody;
+use super::responses::{CreateErrors, HostErrors, HostOperationErrors};
 
 use super::caller::{Accepted, HostingCaller, accepted};
 use super::extract::OptionalJson;
@@ -57,15 +58,8 @@ async fn first_hosting(c: &HostingCaller) -> ApiResult<HostingView> {
 /// until `status` is `running`, or pass `?wait=300`.
 #[utoipa::path(operation_id = "host_create", post, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
     request_body(content = Option<HostRequest>, description = "Optional; an empty body is fine"),
-    responses((status = 202, description = "Created and queued (or finished, with ?wait)", body = HostJson),
-        (status = 400, description = "Not JSON, or a bad `wait`", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 403, description = "Over quota", body = ErrorBody),
-        (status = 409, description = "You already have a hosting", body = ErrorBody),
-        (status = 422, description = "Bad slug, plan or key", body = ErrorBody),
-        (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody),
-        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody),
-        (status = 507, description = "The node has no room (`node_full`)", body = ErrorBody)))]
+    responses((status = 202, description = "Created and queued (or finished, with ?wait)", body = HostJson), CreateErrors,
+        (status = 409, description = "You already have a hosting, or the slug is taken (`conflict`)", body = ErrorBody)))]
 pub async fn create(c: HostingCaller, OptionalJson(body): OptionalJson<HostRequest>) -> ApiResult<Accepted<HostJson>> {
     let body = body.unwrap_or_default();
     if let Some(existing) = c.hostings.default_for(&c.actor).await? {
@@ -93,12 +87,7 @@ pub async fn create(c: HostingCaller, OptionalJson(body): OptionalJson<HostReque
 
 /// The caller's hosting and its status.
 #[utoipa::path(operation_id = "host_get", get, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
-    responses((status = 200, description = "The hosting: status, site URLs, ssh_port, ssh_command", body = HostJson),
-        (status = 400, description = "A bad `wait`", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No hosting yet", body = ErrorBody),
-        (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody),
-        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
+    responses((status = 200, description = "The hosting: status, site URLs, ssh_port, ssh_command", body = HostJson), HostErrors))]
 pub async fn get(c: HostingCaller) -> ApiResult<axum::Json<HostJson>> {
     let v = first_hosting(&c).await?;
     let v = c.settled(v.id).await?.ok_or(service::Error::NotFound("hosting"))?;
@@ -107,13 +96,7 @@ pub async fn get(c: HostingCaller) -> ApiResult<axum::Json<HostJson>> {
 
 /// Deletes the caller's hosting (VM, disk, route, ports). 202; with `?wait=` 204 when gone.
 #[utoipa::path(operation_id = "host_delete", delete, path = "/api/v1/host", tag = "host", security(("bearer" = [])), params(WaitQuery),
-    responses((status = 202, description = "Deletion started", body = HostJson), (status = 204, description = "Deleted (with ?wait)"),
-        (status = 400, description = "A bad `wait`", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No hosting", body = ErrorBody),
-        (status = 409, description = "Busy with another operation", body = ErrorBody),
-        (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody),
-        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
+    responses((status = 202, description = "Deletion started", body = HostJson), (status = 204, description = "Deleted (with ?wait)"), HostOperationErrors))]
 pub async fn delete(c: HostingCaller) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;
     let v = first_hosting(&c).await?;
@@ -154,13 +137,8 @@ pub fn parse_action(action: &str) -> ApiResult<Operation> {
 /// `POST /api/v1/host/{start|stop|restart|power_off|sleep|wake}`
 #[utoipa::path(operation_id = "host_action", post, path = "/api/v1/host/{action}", tag = "host", security(("bearer" = [])),
     params(("action" = ActionName, Path, description = "start, stop (saves the VM to disk), restart (a reboot), power_off (an ACPI shutdown), sleep (saves it to disk; the next visit wakes it) or wake"), WaitQuery),
-    responses((status = 202, description = "Started (or finished, with ?wait)", body = HostJson),
-        (status = 400, description = "A bad `wait`", body = ErrorBody),
-        (status = 401, description = "No or bad token", body = ErrorBody),
-        (status = 404, description = "No hosting or unknown action", body = ErrorBody),
-        (status = 409, description = "Not possible in this state, or busy", body = ErrorBody),
-        (status = 429, description = "Too many streams and long polls open (`too_many_streams`)", body = ErrorBody),
-        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = ErrorBody)))]
+    responses((status = 202, description = "Started (or finished, with ?wait)", body = HostJson), HostOperationErrors,
+        (status = 404, description = "You have no hosting (yet), or an unknown action", body = ErrorBody)))]
 pub async fn action(c: HostingCaller, Path(action): Path<String>) -> ApiResult<Accepted<HostJson>> {
     let op = parse_action(&action)?;
     let v = first_hosting(&c).await?;

@@ -12,6 +12,7 @@ pub mod host;
 pub mod hostings;
 pub mod openapi;
 pub mod params;
+pub mod responses;
 pub mod snapshots;
 pub mod stream;
 

@@ -9,13 +9,10 @@ use serde_json::{Value, json};
 use axum::Json;
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use utoipa::openapi::content::ContentBuilder;
-use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
-use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{Ref, RefOr};
 use utoipa::{Modify, OpenApi};
 
+use super::responses::SharedResponses;
 use super::{accounts, admin, console, error, health, host, hostings, snapshots, stream};
 
 #[derive(OpenApi)]
@@ -35,7 +32,7 @@ use super::{accounts, admin, console, error, health, host, hostings, snapshots, 
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
                         host::HostRequest, host::SiteChoice, host::ActionName, hostings::CreateRequest, hostings::HostingPatch,
-                        accounts::AccountActivity, admin::AdminUser, admin::AdminNode, admin::AdminHosting, admin::AddNodeRequest,
+                        admin::AdminNode, admin::AdminHosting, admin::AddNodeRequest,
                         console::ConsolePasswordRequest, snapshots::SnapshotRequest, error::ErrorBody, error::ErrorDetail)),
     modifiers(&Bearer, &SharedResponses),
 )]
@@ -48,70 +45,6 @@ impl Modify for Bearer {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
     }
-}
-
-/// The answers every operation of a kind can give, documented once here rather than in each
-/// handler's list (a new handler gets them too): a path parameter of the wrong type or out of
-/// range (400 `invalid_path`), a bad query string (400 `invalid_query`), a body that is not
-/// JSON of the documented shape (400 `invalid_json`, `invalid_body`, `unsupported_media_type`),
-/// a missing or bad token (401), a `?wait=` long poll past the account's places (429). Where a handler documents the code already, its description
-/// gains the shared cause.
-struct SharedResponses;
-
-impl SharedResponses {
-    fn add(op: &mut Operation, code: &str, cause: &str) {
-        match op.responses.responses.get_mut(code) {
-            Some(RefOr::T(r)) => {
-                if !r.description.contains(cause) {
-                    r.description = format!("{}; or {cause}", r.description.trim_end_matches('.'));
-                }
-            }
-            Some(RefOr::Ref(_)) => {}
-            None => {
-                let body = ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build();
-                let r = ResponseBuilder::new().description(upper_first(cause)).content("application/json", body).build();
-                op.responses.responses.insert(code.to_owned(), RefOr::T(r));
-            }
-        }
-    }
-}
-
-fn upper_first(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
-}
-
-impl Modify for SharedResponses {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for item in openapi.paths.paths.values_mut() {
-            for op in operations(item) {
-                let has = |place: ParameterIn| op.parameters.iter().flatten().any(|p| p.parameter_in == place);
-                let (path, query) = (has(ParameterIn::Path), has(ParameterIn::Query));
-                if path {
-                    Self::add(op, "400", "a path parameter of the wrong type or out of range (`invalid_path`)");
-                }
-                if query {
-                    Self::add(op, "400", "a query parameter of the wrong type (`invalid_query`)");
-                }
-                // `?wait=` holds one of the account's places for streams and long polls.
-                if op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query && p.name == "wait") {
-                    Self::add(op, "429", "the account holds as many event streams and long polls as it may (`too_many_streams`, Retry-After)");
-                }
-                if op.request_body.is_some() {
-                    Self::add(op, "400", "a body that is not of the documented type and shape (`invalid_json`, `invalid_body`, `invalid_form`, `unsupported_media_type`)");
-                }
-                if op.security.is_some() {
-                    Self::add(op, "401", "no token, or one that is not valid (`unauthorized`)");
-                }
-            }
-        }
-    }
-}
-
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.options, &mut item.head, &mut item.patch, &mut item.trace]
-        .into_iter()
-        .filter_map(Option::as_mut)
 }
 
 /// OpenAPI links from what a POST creates to the operations on it: a POST on `P` whose answer

@@ -15,7 +15,9 @@ use vmw_types::LiveMessage;
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::extract::{ApiUser, Path, Query};
+use super::error::ErrorBody;
 use super::params::AfterQuery;
+use super::responses::HostingErrors;
 use super::{ApiResult, hosting};
 use app::state::AppState;
 
@@ -24,10 +26,7 @@ const RECHECK: Duration = Duration::from_secs(10);
 
 #[utoipa::path(operation_id = "hostings_stream", get, path = "/api/v1/hostings/{id}/stream", tag = "hostings", security(("bearer" = [])), params(("id" = i32, Path), AfterQuery),
     responses((status = 200, description = "Server-sent events named `event` (an EventView), `hosting` (a HostingView), `stats` (a StatSample) and `deleted` (`{\"hosting_id\": N}`); each `data` is that JSON", content_type = "text/event-stream", body = String),
-        (status = 401, description = "No or bad token", body = super::error::ErrorBody),
-        (status = 404, description = "Not found (or not yours)", body = super::error::ErrorBody),
-        (status = 429, description = "The account holds as many streams and long polls as it may (`too_many_streams`)", body = super::error::ErrorBody),
-        (status = 503, description = "Hosting is off on this server (`hosting_unavailable`)", body = super::error::ErrorBody)))]
+        HostingErrors, (status = 429, description = "The account holds as many streams and long polls as it may (`too_many_streams`)", body = ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     user: ApiUser,

@@ -4,78 +4,29 @@
 //! per user are kept (older ones go at the next write), so failed guesses cannot grow it.
 use std::net::IpAddr;
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set};
-
-use crate::db::entity::account_event;
-use crate::db::now_ms;
+use super::{Accounts, Actor};
 use crate::Result;
 
+pub use crate::store::activity::{ACTIVITY_KEPT, newest, prune_before, record};
 pub use vmw_types::{AccountEventKind, AccountEventView};
 
-/// Entries kept per user.
-pub const ACTIVITY_KEPT: u64 = 100;
-
-impl From<account_event::Model> for AccountEventView {
-    fn from(m: account_event::Model) -> Self {
-        Self { id: m.id, kind: m.kind, client_ip: m.client_ip, detail: m.detail, created_at: m.created_at }
+impl Accounts {
+    /// Records an entry of the user's activity. A failure to record is logged, not returned:
+    /// it must not turn a login or a revocation into an error.
+    pub(super) async fn note(&self, user_id: i32, kind: AccountEventKind, client: Option<IpAddr>, detail: Option<String>) {
+        if let Err(err) = record(&self.db, user_id, kind, client, detail).await {
+            tracing::warn!(%err, user_id, %kind, "could not record account activity");
+        }
     }
-}
 
-/// Records one entry for `user_id` and drops the user's entries beyond the newest [`ACTIVITY_KEPT`].
-pub async fn record(
-    conn: &impl ConnectionTrait,
-    user_id: i32,
-    kind: AccountEventKind,
-    client: Option<IpAddr>,
-    detail: Option<String>,
-) -> Result<()> {
-    let row = account_event::ActiveModel {
-        user_id: Set(user_id),
-        kind: Set(kind),
-        client_ip: Set(client.map(|ip| ip.to_canonical().to_string())),
-        detail: Set(detail),
-        created_at: Set(now_ms()),
-        ..Default::default()
-    };
-    account_event::Entity::insert(row).exec(conn).await?;
-    let oldest_kept: Option<i32> = account_event::Entity::find()
-        .select_only()
-        .column(account_event::Column::Id)
-        .filter(account_event::Column::UserId.eq(user_id))
-        .order_by_desc(account_event::Column::Id)
-        .offset(ACTIVITY_KEPT - 1)
-        .limit(1)
-        .into_tuple()
-        .one(conn)
-        .await?;
-    if let Some(id) = oldest_kept {
-        account_event::Entity::delete_many()
-            .filter(account_event::Column::UserId.eq(user_id))
-            .filter(account_event::Column::Id.lt(id))
-            .exec(conn)
-            .await?;
+    /// The caller's own activity, newest first (at most `limit`, at most
+    /// [`ACTIVITY_KEPT`] are kept).
+    pub async fn activity(&self, actor: &Actor, limit: u64) -> Result<Vec<AccountEventView>> {
+        newest(&self.db, actor.user_id, limit.clamp(1, ACTIVITY_KEPT)).await
     }
-    Ok(())
-}
 
-/// The newest `limit` entries of `user_id`, newest first.
-pub async fn newest(conn: &impl ConnectionTrait, user_id: i32, limit: u64) -> Result<Vec<AccountEventView>> {
-    Ok(account_event::Entity::find()
-        .filter(account_event::Column::UserId.eq(user_id))
-        .order_by_desc(account_event::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(Into::into)
-        .collect())
-}
-
-/// Deletes entries older than `before` (ms since the epoch), with the hosting events' retention.
-pub async fn prune_before(conn: &impl ConnectionTrait, before: i64) -> Result<u64> {
-    Ok(account_event::Entity::delete_many()
-        .filter(account_event::Column::CreatedAt.lt(before))
-        .exec(conn)
-        .await?
-        .rows_affected)
+    /// Deletes activity older than `before` (the hosting events' retention job calls it).
+    pub async fn prune_activity_before(&self, before: i64) -> Result<u64> {
+        prune_before(&self.db, before).await
+    }
 }

@@ -1,6 +1,7 @@
 //! Attempt limits (logins, sign-ups, token creation): attempts per key in a sliding window.
 //! In memory: one app instance today (several instances would move this to the database).
 use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -87,6 +88,21 @@ impl KnownClients {
         while q.len() > KNOWN_PER_ACCOUNT {
             q.pop_front();
         }
+    }
+}
+
+/// The key failed logins from one client are counted under. An IPv6 client usually holds a
+/// whole /64, so that is what is counted; IPv4-mapped addresses count as the IPv4 address.
+pub fn client_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => format!("ip:{v4}"),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => format!("ip:{v4}"),
+            None => {
+                let s = v6.segments();
+                format!("ip:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 

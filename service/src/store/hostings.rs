@@ -8,33 +8,13 @@ use sea_orm::{
 
 use super::leases::LEASE_TTL;
 use super::{Capacity, Lease, Store};
-use crate::accounts::Actor;
+use crate::identity::Actor;
 use crate::db::entity::{hosting, user};
 use crate::db::{is_unique_violation, now_ms};
 use crate::{Error, Result};
 use vmw_types::{CreateKind, HostingState, Operation, SpareTier};
 
 pub use hosting::Model as HostingRow;
-
-/// Locks the user's row for the rest of `txn` (per-user limits count under it). The first
-/// statement writes: SQLite takes its write lock now (no read-then-write upgrade to fail),
-/// PostgreSQL locks the row until commit.
-pub(crate) async fn lock_user(txn: &impl ConnectionTrait, user_id: i32) -> Result<()> {
-    user::Entity::update_many()
-        .col_expr(user::Column::UpdatedAt, Expr::col(user::Column::UpdatedAt).into())
-        .filter(user::Column::Id.eq(user_id))
-        .exec(txn)
-        .await?;
-    Ok(())
-}
-
-impl Store {
-    /// The id of the user named `username`, if there is one (a slug must not squat another
-    /// user's natural site name).
-    pub async fn user_id_named(&self, username: &str) -> Result<Option<i32>> {
-        Ok(user::Entity::find().filter(user::Column::Username.eq(username)).one(self.db()).await?.map(|u| u.id))
-    }
-}
 
 /// What a new user hosting starts with.
 pub struct NewHosting<'a> {
@@ -66,10 +46,7 @@ impl Store {
     /// and spares do not exist for them.
     pub async fn owned(&self, actor: &Actor, id: i32) -> Result<HostingRow> {
         let row = self.require(id).await?;
-        match row.user_id {
-            Some(owner) if owner == actor.user_id || actor.is_admin => Ok(row),
-            _ => Err(Error::NotFound("hosting")),
-        }
+        if actor.may_see_owned(row.user_id) { Ok(row) } else { Err(Error::NotFound("hosting")) }
     }
 
     /// The user's hostings, oldest first.
@@ -108,10 +85,6 @@ impl Store {
             .all(self.db())
             .await?;
         Ok(rows.into_iter().map(|(h, u)| (h, u.map(|u| u.username).unwrap_or_default())).collect())
-    }
-
-    pub async fn count_for_user(conn: &impl ConnectionTrait, user_id: i32) -> Result<u64> {
-        Ok(hosting::Entity::find().filter(hosting::Column::UserId.eq(user_id)).count(conn).await?)
     }
 
     pub async fn slug_taken(&self, slug: &str) -> Result<bool> {
@@ -206,8 +179,8 @@ impl Store {
     /// Claims a ready spare of the plan instead when `warm` and one is there.
     pub async fn insert_for_user(&self, new: NewHosting<'_>, warm: bool) -> Result<(HostingRow, Lease, bool)> {
         let txn = self.db().begin().await?;
-        lock_user(&txn, new.user_id).await?;
-        let count = Self::count_for_user(&txn, new.user_id).await?;
+        super::users::lock_user(&txn, new.user_id).await?;
+        let count = super::users::hosting_count(&txn, new.user_id).await?;
         if count >= new.max_per_user as u64 {
             return Err(Error::QuotaExceeded(format!(
                 "you already have {count} hosting(s); the limit is {}",
@@ -380,7 +353,7 @@ impl Store {
     /// cannot both pass the count. None when refused.
     pub async fn set_always_on_within(&self, id: i32, user_id: i32, limit: u32) -> Result<Option<HostingRow>> {
         let txn = self.db().begin().await?;
-        lock_user(&txn, user_id).await?;
+        super::users::lock_user(&txn, user_id).await?;
         let on = hosting::Entity::find()
             .filter(hosting::Column::UserId.eq(user_id))
             .filter(hosting::Column::AlwaysOn.eq(true))

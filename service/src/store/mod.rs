@@ -2,7 +2,8 @@
 //! them (omicron's datastore shape). The hosting side's: `hostings` ([`hostings`], its
 //! compare-and-set [`transitions`] and [`leases`], the node's [`capacity`]), `port_leases`
 //! ([`ports`]), `snapshots` ([`snapshots`]), `nodes` ([`nodes`]) and `hosting_events`
-//! ([`events`]).
+//! ([`events`]). The accounts' side: [`users`], [`tokens`], [`ssh_keys`], [`activity`] and
+//! [`sessions`] (free functions over a connection: accounts are not a node's).
 //!
 //! Every change of a hosting is a typed transition, and every transition that starts work is a
 //! compare-and-set `UPDATE ... WHERE id = ? AND <expected state> AND <lease free>`, so one
@@ -19,17 +20,21 @@ use sea_orm::DatabaseConnection;
 
 use crate::{Error, Result};
 
+pub mod activity;
 pub mod capacity;
 pub mod events;
 pub mod hostings;
 pub mod leases;
 pub mod nodes;
 pub mod ports;
+pub mod sessions;
 pub mod snapshots;
+pub mod ssh_keys;
+pub mod tokens;
 pub mod transitions;
+pub mod users;
 
 pub use capacity::{Capacity, Committed, holds_memory};
-pub(crate) use hostings::lock_user;
 pub use hostings::{HostingRow, NewHosting};
 pub use leases::{LEASE_TTL, Lease};
 pub use nodes::NodeRow;

@@ -3,7 +3,8 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
 
-use super::{Store, lock_user};
+use super::Store;
+use super::users::lock_user;
 use crate::db::entity::snapshot;
 use crate::db::now_ms;
 use crate::{Error, Result};

@@ -16,8 +16,12 @@ string_enum! {
 
 /// One entry of an account's activity, newest first in lists.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountEventView {
     pub id: i32,
+    /// What happened: `login_succeeded`, `login_failed`, `token_created`, `token_revoked`,
+    /// `password_changed`, `disabled` or `enabled` (by an administrator).
+    #[cfg_attr(feature = "openapi", schema(example = "login_failed"))]
     pub kind: AccountEventKind,
     /// The client's address (logins; other entries where it is known).
     pub client_ip: Option<String>,

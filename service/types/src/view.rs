@@ -66,17 +66,22 @@ pub struct StatSample {
     pub disk_write_bps: f64,
 }
 
-/// What the admin page shows about the host.
+/// A node (hypervisor) as the admin page and the administrator's API show it: what its
+/// hostings commit and what is left.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NodeView {
     pub id: i32,
     pub name: String,
     pub libvirt_uri: String,
+    /// `kvm` or `qemu` (TCG).
     pub domain_type: String,
+    /// The host's memory and what is available of it now (KiB).
     pub memory_total_kib: u64,
     pub memory_available_kib: u64,
+    /// Users' hostings on the node.
     pub hostings_total: u64,
+    /// Domains libvirt reports running (spares included).
     pub vms_running: u64,
     /// Users' hostings on the node that are running, and that are stopped (saved or powered off).
     #[serde(default)]
@@ -99,18 +104,30 @@ pub struct NodeView {
     /// The IP nginx reaches the node's VM forwards on.
     #[serde(default)]
     pub address: String,
-    /// Takes no new sites.
+    /// Takes no new sites (its sites keep running).
     #[serde(default)]
     pub drained: bool,
     /// Added by an administrator (removable when empty); false: the node of the app's settings.
     #[serde(default)]
     pub added: bool,
-    /// Health: the last check's answer (libvirt connection, version, guest image).
+    /// Health: the last check's answer (libvirt connection, version, guest image, last error).
     #[serde(default)]
     pub health: NodeHealth,
     /// The users' sites on the node.
     #[serde(default)]
     pub sites: Vec<NodeSite>,
+}
+
+impl NodeView {
+    /// Plan memory a create may still commit on the node (MiB).
+    pub fn memory_free_mib(&self) -> u64 {
+        self.memory_limit_mib.saturating_sub(self.memory_committed_mib)
+    }
+
+    /// Disk a create may still commit on the node (GiB).
+    pub fn disk_free_gib(&self) -> u64 {
+        self.disk_limit_gib.saturating_sub(self.disk_committed_gib)
+    }
 }
 
 /// A node's health, as its last check found it.
@@ -138,6 +155,7 @@ pub struct NodeSite {
     pub state: HostingState,
 }
 
+/// An account, as its owner (`/users/me`) and the administrators see it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
@@ -145,8 +163,10 @@ pub struct UserView {
     pub email: String,
     pub username: String,
     pub is_admin: bool,
+    /// Milliseconds since the epoch.
     pub created_at: i64,
-    /// When an administrator disabled the account (it cannot log in until enabled again).
+    /// When an administrator disabled the account (it cannot log in until enabled again; ms
+    /// since the epoch); null while it is enabled.
     #[serde(default)]
     pub disabled_at: Option<i64>,
 }
