@@ -122,3 +122,16 @@ impl EventBus {
         self.store.prune_events_before(cutoff_ms).await
     }
 }
+
+/// Returns at the next state event of hosting `id` (or when events were missed); never while
+/// the bus is closed. Callers bound it with a timeout and look at the row again.
+pub(crate) async fn next_state_event(rx: &mut broadcast::Receiver<LiveEvent>, id: i32) {
+    loop {
+        match rx.recv().await {
+            Ok(LiveEvent::Event(e)) if e.hosting_id == id && e.kind == vmw_types::EventKind::State => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}

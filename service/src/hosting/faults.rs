@@ -1,9 +1,17 @@
 //! Failure injection for rollback tests (omicron's `action_failure_can_unwind` idea): tell a
 //! provisioning step to fail, or to hang, and watch everything before it be undone.
 //! Off unless a test or the `--fault-inject` developer flag turns it on.
+//!
+//! This is the one seam between tests and production code: the knobs below are set through
+//! `HostingService::faults()`, and production code reads them only through the hooks at the
+//! end of this file (`guest`, `before_step`, `undo_runs`, `before_act`, `take_snapshot_fault`,
+//! `node_down`), each of which does nothing while no knob is set.
 use std::sync::Mutex;
 
 use vmw_types::Step;
+
+use super::guest::{Agent, Guest, TestDriver};
+use crate::{Error, Result};
 
 #[derive(Default)]
 pub struct Faults {
@@ -59,10 +67,6 @@ impl Faults {
         *self.step_delay.lock().unwrap() = d;
     }
 
-    pub(crate) fn step_delay(&self) -> std::time::Duration {
-        *self.step_delay.lock().unwrap()
-    }
-
     pub fn set_fail_snapshot(&self, on: bool) {
         *self.fail_snapshot.lock().unwrap() = on;
     }
@@ -72,26 +76,51 @@ impl Faults {
         std::mem::take(&mut *self.fail_snapshot.lock().unwrap())
     }
 
-    pub(crate) fn undo_twice(&self) -> bool {
-        *self.undo_twice.lock().unwrap()
-    }
-
-    pub(crate) fn op_delay(&self) -> std::time::Duration {
-        *self.op_delay.lock().unwrap()
-    }
-
     pub fn skip_ready_probe(&self) -> bool {
         *self.skip_ready_probe.lock().unwrap()
     }
 
     /// Consumes the injected failure if it is for `step`.
-    pub(crate) fn take(&self, step: Step) -> bool {
+    fn take(&self, step: Step) -> bool {
         let mut f = self.fail.lock().unwrap();
         if *f == Some(step) {
             *f = None;
             true
         } else {
             false
+        }
+    }
+}
+
+/// The hooks production code calls (each a no-op while no knob is set).
+impl Faults {
+    /// The guest the steps and operations talk to: the real one, or libvirt's test driver's.
+    pub(crate) fn guest(&self) -> &'static dyn Guest {
+        if self.skip_ready_probe() { &TestDriver } else { &Agent }
+    }
+
+    /// Before a provisioning step acts: it may wait (`set_step_delay`) or fail (`fail_at`).
+    pub(crate) async fn before_step(&self, step: Step) -> Result<()> {
+        let delay = *self.step_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if self.take(step) {
+            return Err(Error::Internal(format!("injected failure at step {step}")));
+        }
+        Ok(())
+    }
+
+    /// How many times each undo of a rollback runs (`set_undo_twice`: undos are idempotent).
+    pub(crate) fn undo_runs(&self) -> usize {
+        if *self.undo_twice.lock().unwrap() { 2 } else { 1 }
+    }
+
+    /// Before an operation begun by a user acts (`set_op_delay`: it stays in flight a while).
+    pub(crate) async fn before_act(&self) {
+        let delay = *self.op_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
         }
     }
 }

@@ -14,12 +14,12 @@ pub(super) const MAX_WAIT: Duration = Duration::from_secs(20);
 
 /// How many user-facing operations are running (cheap to clone: one shared counter).
 #[derive(Clone)]
-pub(super) struct Foreground {
+pub(crate) struct Foreground {
     running: Arc<watch::Sender<usize>>,
 }
 
 /// Counts one user-facing operation until it is dropped.
-pub(super) struct ForegroundWork {
+pub(crate) struct ForegroundWork {
     running: Arc<watch::Sender<usize>>,
 }
 

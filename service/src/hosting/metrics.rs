@@ -1,16 +1,16 @@
 //! Per-VM resource samples for the live charts: a ring buffer per running hosting, fed by a
-//! periodic sampler, and broadcast to subscribers.
+//! periodic sampler (`background::sampler`), and broadcast to subscribers.
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
-use super::{HostingService, HostingState, StatSample};
+use vmw_types::StatSample;
 use crate::vm::VmStats;
 
 /// 15 minutes at the default 5 s interval.
 const KEEP: usize = 180;
 
 #[derive(Default)]
-pub(super) struct Metrics {
+pub(crate) struct Metrics {
     inner: Mutex<HashMap<i32, Series>>,
 }
 
@@ -21,7 +21,7 @@ struct Series {
 }
 
 impl Metrics {
-    pub(super) fn history(&self, id: i32) -> Vec<StatSample> {
+    pub(crate) fn history(&self, id: i32) -> Vec<StatSample> {
         self.inner
             .lock()
             .unwrap()
@@ -30,12 +30,12 @@ impl Metrics {
             .unwrap_or_default()
     }
 
-    pub(super) fn forget(&self, id: i32) {
+    pub(crate) fn forget(&self, id: i32) {
         self.inner.lock().unwrap().remove(&id);
     }
 
     /// Adds a raw reading; returns the derived sample once there are two readings.
-    fn push(&self, id: i32, user_id: i32, raw: VmStats) -> Option<StatSample> {
+    pub(crate) fn push(&self, id: i32, user_id: i32, raw: VmStats) -> Option<StatSample> {
         let mut map = self.inner.lock().unwrap();
         let series = map.entry(id).or_default();
         let sample = series.last_raw.as_ref().and_then(|prev| derive(id, user_id, prev, &raw));
@@ -69,31 +69,8 @@ fn derive(id: i32, user_id: i32, prev: &VmStats, cur: &VmStats) -> Option<StatSa
     })
 }
 
-impl HostingService {
-    pub(super) async fn sample_stats(&self) {
-        let rows = match self.inner.store.on_node_in(&[HostingState::Running]).await {
-            Ok(r) => r,
-            Err(err) => {
-                tracing::warn!(%err, "stats sampler could not list hostings");
-                return;
-            }
-        };
-        for row in rows {
-            match self.inner.vm.stats(row.id).await {
-                Ok(raw) => {
-                    let Some(owner) = row.user_id else { continue };
-                    if let Some(sample) = self.inner.metrics.push(row.id, owner, raw) {
-                        self.inner.events.publish_stats(sample);
-                    }
-                }
-                Err(err) => tracing::debug!(hosting_id = row.id, %err, "no stats"),
-            }
-        }
-    }
-}
-
 /// (MemTotal, MemAvailable) of the host in KiB, from /proc/meminfo.
-pub(super) fn host_memory_kib() -> (u64, u64) {
+pub(crate) fn host_memory_kib() -> (u64, u64) {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |name: &str| {
         text.lines()

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use tokio::sync::watch;
 
-pub(super) struct Restored {
+pub(crate) struct Restored {
     at: Mutex<HashMap<i32, SocketAddr>>,
     /// Bumped at every change: held visits wait on it.
     changed: watch::Sender<u64>,

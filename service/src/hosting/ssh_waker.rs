@@ -48,7 +48,7 @@ pub(super) struct Bounds {
 }
 
 #[derive(Default)]
-pub(super) struct SshWakers {
+pub(crate) struct SshWakers {
     listening: Mutex<HashMap<i32, Listening>>,
     /// Held connections per source address, every listener together.
     by_source: Arc<Mutex<HashMap<IpAddr, usize>>>,

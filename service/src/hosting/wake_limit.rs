@@ -14,7 +14,7 @@ const WINDOW: Duration = Duration::from_secs(60);
 /// Past this many addresses tracked, the ones with no wake in the window are forgotten.
 const PRUNE_OVER: usize = 4096;
 
-pub(super) struct WakeLimit {
+pub(crate) struct WakeLimit {
     per_minute: usize,
     woken: Mutex<HashMap<IpAddr, VecDeque<(Instant, i32)>>>,
 }
