@@ -132,7 +132,7 @@ impl HostingService {
 
     /// Whether `actor` may see this live event (owner or admin).
     pub fn visible_to(actor: &Actor, ev: &LiveEvent) -> bool {
-        actor.is_admin || ev.user_id() == actor.user_id
+        actor.may_see(ev.user_id())
     }
 
     /// Changes after each nginx reload: a long response through nginx should end cleanly then

@@ -38,9 +38,7 @@ impl HostingService {
 
     /// Every hosting with its owner's username (admin only).
     pub async fn list_all(&self, actor: &Actor) -> Result<Vec<(HostingView, String)>> {
-        if !actor.is_admin {
-            return Err(Error::Forbidden);
-        }
+        actor.require_admin()?;
         let rows = self.cx.store.list_all_with_owner().await?;
         let mut out = Vec::with_capacity(rows.len());
         for (h, owner) in rows {
@@ -109,7 +107,7 @@ impl HostingService {
         // Events outlive the hosting row: authorise on the events' own user id.
         let evs = self.cx.events().list(id, after, 1000).await?;
         if let Some(first) = evs.first() {
-            if first.user_id != actor.user_id && !actor.is_admin {
+            if !actor.may_see(first.user_id) {
                 return Err(Error::NotFound("hosting"));
             }
             return Ok(evs);
@@ -123,15 +121,13 @@ impl HostingService {
     /// last event says so. A client that missed the end of its stream learns it this way.
     pub async fn was_deleted(&self, actor: &Actor, id: i32) -> Result<bool> {
         Ok(self.cx.events().newest(id).await?.is_some_and(|e| {
-            e.status == EventStatus::Deleted && (e.user_id == actor.user_id || actor.is_admin)
+            e.status == EventStatus::Deleted && actor.may_see(e.user_id)
         }))
     }
 
     /// The newest events across all hostings (admin page).
     pub async fn recent_events(&self, actor: &Actor, limit: u64) -> Result<Vec<EventView>> {
-        if !actor.is_admin {
-            return Err(Error::Forbidden);
-        }
+        actor.require_admin()?;
         self.cx.events().recent(limit).await
     }
 
