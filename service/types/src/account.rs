@@ -4,13 +4,13 @@ use serde::{Deserialize, Serialize};
 string_enum! {
     /// One thing that happened to an account.
     pub enum AccountEventKind {
-        LoginSucceeded = "login_succeeded" => "Logged in",
-        LoginFailed = "login_failed" => "Failed login",
-        TokenCreated = "token_created" => "API token created",
-        TokenRevoked = "token_revoked" => "API token revoked",
-        PasswordChanged = "password_changed" => "Password changed",
-        Disabled = "disabled" => "Disabled by an administrator",
-        Enabled = "enabled" => "Enabled by an administrator",
+        LoginSucceeded => "Logged in",
+        LoginFailed => "Failed login",
+        TokenCreated => "API token created",
+        TokenRevoked => "API token revoked",
+        PasswordChanged => "Password changed",
+        Disabled => "Disabled by an administrator",
+        Enabled => "Enabled by an administrator",
     }
 }
 

@@ -6,32 +6,32 @@ use crate::{HostingState, HostingView, StatSample, Step};
 string_enum! {
     pub enum EventKind {
         /// A provisioning step started, succeeded or failed.
-        Step = "step",
+        Step,
         /// A finished step was undone (rollback).
-        Undo = "undo",
+        Undo,
         /// The hosting changed state.
-        State = "state",
+        State,
         /// A user asked for an operation.
-        Action = "action",
+        Action,
     }
 }
 
 string_enum! {
     /// A step's outcome, or (for `state` events) the state the hosting moved to.
     pub enum EventStatus {
-        Started = "started",
-        Succeeded = "succeeded",
-        Failed = "failed",
-        Undone = "undone",
-        Info = "info",
-        Queued = "queued",
-        Provisioning = "provisioning",
-        Running = "running",
-        Stopped = "stopped",
-        Sleeping = "sleeping",
-        Deleting = "deleting",
+        Started,
+        Succeeded,
+        Failed,
+        Undone,
+        Info,
+        Queued,
+        Provisioning,
+        Running,
+        Stopped,
+        Sleeping,
+        Deleting,
         /// The hosting is gone (its row was removed).
-        Deleted = "deleted",
+        Deleted,
     }
 }
 

@@ -4,17 +4,17 @@ string_enum! {
     /// `queued -> provisioning -> running <-> stopped`, `failed` (after rollback, with the
     /// reason), `deleting -> (row gone)`; `spare` is a warm VM that belongs to no one yet.
     pub enum HostingState {
-        Queued = "queued",
-        Provisioning = "provisioning",
-        Running = "running",
-        Stopped = "stopped",
-        Failed = "failed",
-        Deleting = "deleting",
+        Queued,
+        Provisioning,
+        Running,
+        Stopped,
+        Failed,
+        Deleting,
         /// A warm VM of the pool: booted once, then saved to disk, waiting to be claimed.
-        Spare = "spare",
+        Spare,
         /// Asleep: the VM is saved to disk (no QEMU process, no RAM) and wakes on the next
         /// visit, HTTP or SSH. A stopped site stays down until its owner starts it.
-        Sleeping = "sleeping" => "Asleep",
+        Sleeping => "Asleep",
     }
 }
 
@@ -28,22 +28,22 @@ impl HostingState {
 string_enum! {
     /// What a user (or the system) asked a hosting to do. One runs at a time per hosting.
     pub enum Operation {
-        Create = "create",
-        Start = "start",
-        Stop = "stop",
-        Restart = "restart",
-        Delete = "delete",
+        Create,
+        Start,
+        Stop,
+        Restart,
+        Delete,
         /// A real ACPI shutdown: the next start boots. (Stop saves the VM's memory to disk, its
         /// RAM freed, and start restores it in under a second; restart reboots.)
-        PowerOff = "power_off" => "Power off",
+        PowerOff => "Power off",
         /// Saves the VM to disk like stop, but the site wakes by itself on its next visit.
-        Sleep = "sleep",
+        Sleep,
         /// Restores a sleeping site (its first visitor, or its owner, asked).
-        Wake = "wake",
+        Wake,
         /// Takes a snapshot of a running site: its disk and memory.
-        Snapshot = "snapshot" => "Take a snapshot",
+        Snapshot => "Take a snapshot",
         /// Brings a site back to one of its snapshots, running.
-        RestoreSnapshot = "restore_snapshot" => "Restore a snapshot",
+        RestoreSnapshot => "Restore a snapshot",
     }
 }
 
@@ -81,8 +81,8 @@ impl Operation {
 string_enum! {
     /// A user snapshot: being taken (its files are not complete), or ready to restore.
     pub enum SnapshotState {
-        Taking = "taking" => "Being taken",
-        Ready = "ready",
+        Taking => "Being taken",
+        Ready,
     }
 }
 
@@ -90,9 +90,9 @@ string_enum! {
     /// How a create made its VM: booted from the image, cloned from the golden snapshot, or
     /// claimed from the warm spares. Each has its own steps (the progress view lists them).
     pub enum CreateKind {
-        Cold = "cold" => "A full boot",
-        Clone = "clone" => "A clone of the golden snapshot",
-        Warm = "warm" => "A warm spare",
+        Cold => "A full boot",
+        Clone => "A clone of the golden snapshot",
+        Warm => "A warm spare",
     }
 }
 
@@ -100,16 +100,16 @@ string_enum! {
     /// How a warm spare waits: paused in RAM (resumes in ~0.02 s) or saved to disk (restores in
     /// ~0.4 s, holds no RAM).
     pub enum SpareTier {
-        Paused = "paused",
-        Saved = "saved",
+        Paused,
+        Saved,
     }
 }
 
 string_enum! {
     /// A bearer token: a short-lived one minted at login, or a named long-lived API token.
     pub enum TokenKind {
-        Login = "login",
-        Api = "api",
+        Login,
+        Api,
     }
 }
 
