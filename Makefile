@@ -125,6 +125,8 @@ test-e2e:
 
 ## Benchmarks (not part of the test run), on the release build: instant VMs before/after
 ## (ops/bench-instant.sh; prints tables). ops/bench-create.sh (steady state, wrk) runs by hand.
+## A change's before and after from one run: BENCH_MODES="baseline after"
+## VMW_BIN_BASELINE=<the old build's binary> VMW_SITE_BASELINE=<its site> make bench.
 bench: setup image host build-release
 	VMW_BIN=$(SERVER_RELEASE) VMW_SITE=$(SITE) VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current ops/bench-instant.sh
 
