@@ -168,6 +168,15 @@ pub struct ServiceConfig {
     pub ssh_waker_held_per_site: usize,
     /// Connections held at once from one source address, over every sleeping site's SSH port.
     pub ssh_waker_held_per_source: usize,
+    /// Where nginx serves HTTPS (the dashboard, `{slug}.{base_domain}`, custom domains). None:
+    /// no HTTPS at all (`--tls off`).
+    pub nginx_listen_tls: Option<SocketAddr>,
+    /// `Strict-Transport-Security` max-age on the dashboard's HTTPS answers; 0: none (default).
+    pub hsts_max_age_secs: u64,
+    /// Custom domains each user may add over all their sites.
+    pub domains_per_user: u32,
+    /// The DNS server domain checks ask (CNAME/TXT records); None: the host's resolver.
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 impl Default for ServiceConfig {
@@ -233,6 +242,10 @@ impl Default for ServiceConfig {
             wakes_per_client_per_minute: 10,
             ssh_waker_held_per_site: 32,
             ssh_waker_held_per_source: 8,
+            nginx_listen_tls: None,
+            hsts_max_age_secs: 0,
+            domains_per_user: 10,
+            dns_resolver: None,
         }
     }
 }

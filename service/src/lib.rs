@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod config;
 pub mod db;
+pub mod dns;
 pub mod domain;
 pub mod error;
 pub mod escape;
@@ -16,6 +17,7 @@ pub mod probe;
 pub mod proxy;
 pub mod store;
 pub mod telemetry;
+pub mod tls;
 pub mod vm;
 
 pub use config::{DomainType, ServiceConfig};

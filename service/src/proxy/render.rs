@@ -2,7 +2,7 @@
 //! Only validated values reach a template: slugs (`domain::Slug`), numbers, the configured
 //! addresses (typed: `SocketAddr`, `IpAddr`) and the base domain (a host name).
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::ProxyError;
 use crate::ServiceConfig;
@@ -25,6 +25,50 @@ pub struct SiteRoute {
     pub http_port: u16,
     /// Where nginx reaches the VM's HTTP forward: its node's address.
     pub backend: std::net::IpAddr,
+    /// The owner's HSTS switch: `Strict-Transport-Security` on the site's HTTPS names
+    /// (`{slug}.{base_domain}` and its custom domains), never on `/{slug}/` (the dashboard's).
+    pub hsts: bool,
+    /// The site's custom domains whose ownership is proven (unverified ones route nowhere).
+    pub domains: Vec<DomainRoute>,
+}
+
+/// A certificate chain and its private key, as files nginx reads (written by `tls`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertPaths {
+    pub chain: PathBuf,
+    pub key: PathBuf,
+}
+
+/// How nginx serves a group of names over HTTPS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsName {
+    pub cert: CertPaths,
+    /// Plain HTTP answers 301 to HTTPS (ACME and operator certificates; the ACME challenge
+    /// path excepted). false: both answer (the local CA's loopback names).
+    pub redirect_http: bool,
+    /// The certificate names an OCSP responder: nginx staples its answer.
+    pub ocsp_stapling: bool,
+}
+
+/// A custom domain of a site, routed once its ownership is proven.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainRoute {
+    pub id: i32,
+    /// Validated ASCII (IDNA) name, lowercase, no trailing dot.
+    pub name: String,
+    /// Its certificate, once issued: HTTPS, and HTTP redirected. None: HTTP only (the ACME
+    /// HTTP-01 challenge is answered on it).
+    pub tls: Option<TlsName>,
+}
+
+/// The HTTPS side of the front door: the dashboard's names and the sites'
+/// `{slug}.{base_domain}` (one wildcard certificate). None of either: HTTP only for it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsFront {
+    pub dashboard: Option<TlsName>,
+    pub sites: Option<TlsName>,
+    /// `Strict-Transport-Security: max-age=...` on the dashboard's HTTPS answers; 0: none.
+    pub hsts_max_age_secs: u64,
 }
 
 /// Site names as nginx sees them: the one rule for site names (`domain::Slug`), and already
@@ -149,7 +193,7 @@ mod tests {
     use super::*;
 
     fn route() -> SiteRoute {
-        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003, backend: std::net::Ipv4Addr::LOCALHOST.into() }
+        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003, backend: std::net::Ipv4Addr::LOCALHOST.into(), hsts: false, domains: Vec::new() }
     }
 
     #[test]

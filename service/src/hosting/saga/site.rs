@@ -53,6 +53,8 @@ pub(crate) async fn site_route(cx: &Cx, row: &HostingRow) -> Result<SiteRoute> {
         user_id,
         serve_user_path: first.map(|f| f.id) == Some(row.id),
         http_port: http as u16,
+        hsts: false,
+        domains: Vec::new(),
     })
 }
 
