@@ -49,3 +49,14 @@ pub trait Dns01Publisher: Send + Sync {
         Duration::ZERO
     }
 }
+
+mod acme;
+mod error;
+mod files;
+mod local_ca;
+pub mod validity;
+
+pub use acme::{Acme, AcmeSettings, Challenge};
+pub use error::{AcmeError, TlsError};
+pub use files::{CertStore, validate_label};
+pub use local_ca::LocalCa;
