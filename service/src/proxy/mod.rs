@@ -1,9 +1,13 @@
 //! nginx, owned by the project: the app at `/`, each site at `/{slug}/`, `/{user_id}/` and
 //! `http://{slug}.{base_domain}/`. Per-site files are written atomically, `nginx -t` runs
-//! before every reload, and a config nginx refuses is rolled back to the previous one.
+//! before every reload, and a config nginx refuses is rolled back to the previous one. With an
+//! HTTPS address, every name is served over HTTPS too with the certificates of the `TlsFront`
+//! (`set_tls`) and the sites' custom domains (`SiteRoute::domains`).
 mod error;
 mod files;
+mod front;
 mod generation;
+mod https;
 mod logs;
 mod nginx;
 mod render;
@@ -18,6 +22,7 @@ use tokio::sync::Mutex;
 use crate::ServiceConfig;
 use error::io;
 pub use error::ProxyError;
+pub use https::validate_domain_name;
 pub use render::{CertPaths, DomainRoute, SiteRoute, TlsFront, TlsName, dashboard_names, validate_slug};
 
 #[derive(Clone)]
@@ -30,6 +35,8 @@ struct Inner {
     prefix: PathBuf,
     /// Serialises every change of the nginx configuration.
     lock: Mutex<()>,
+    /// The HTTPS side the main files are rendered with (`set_tls`); changed only under `lock`.
+    front: std::sync::RwLock<TlsFront>,
     invalid: AtomicBool,
     generation: AtomicU64,
     /// Counts reloads whose old workers have stopped accepting. Those workers close every
@@ -47,6 +54,7 @@ impl Proxy {
                 cfg: cfg.clone(),
                 prefix,
                 lock: Mutex::new(()),
+                front: std::sync::RwLock::new(TlsFront::default()),
                 invalid: AtomicBool::new(false),
                 generation: AtomicU64::new(0),
                 reloaded: tokio::sync::watch::Sender::new(0),

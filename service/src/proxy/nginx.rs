@@ -18,7 +18,7 @@ impl Proxy {
             let d = p.join(d);
             tokio::fs::create_dir_all(&d).await.map_err(|e| io("creating", &d, e))?;
         }
-        let files = render::main_files(&self.inner.cfg, p)?;
+        let files = render::main_files(&self.inner.cfg, p, &self.tls_front())?;
         for (name, content) in files {
             write_atomic(&p.join(name), &content).await?;
         }

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use super::ProxyError;
+use super::https;
 use crate::ServiceConfig;
 
 const MAIN: &str = include_str!("../../../nginx/nginx.conf.template");
@@ -13,6 +14,12 @@ const SITE_PROXY: &str = include_str!("../../../nginx/site-proxy.conf");
 const SITE_DOWN: &str = include_str!("../../../nginx/site-down.html");
 const LOCATIONS: &str = include_str!("../../../nginx/site.locations.template");
 const SERVER: &str = include_str!("../../../nginx/site.server.template");
+const VHOST: &str = include_str!("../../../nginx/site.vhost.template");
+const DASHBOARD: &str = include_str!("../../../nginx/dashboard.conf");
+const ACME_CHALLENGE: &str = include_str!("../../../nginx/acme-challenge.conf");
+
+/// The `Strict-Transport-Security` value of a site whose owner turned HSTS on.
+const SITE_HSTS: &str = "max-age=31536000";
 
 /// What nginx needs to publish one site.
 #[derive(Clone, Debug)]
@@ -127,17 +134,28 @@ fn all_of(own: Option<SocketAddr>, peers: &[SocketAddr]) -> Vec<SocketAddr> {
     all
 }
 
-/// The main config and its includes, as (file name in the prefix, content).
-pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path) -> Result<Vec<(&'static str, String)>, ProxyError> {
+/// The main config and its includes, as (file name in the prefix, content). `front` is the
+/// HTTPS side: everything that depends on it is among these files (the sites' files only
+/// include `site-tls.conf` and `site-http.conf`).
+pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path, front: &TlsFront) -> Result<Vec<(&'static str, String)>, ProxyError> {
+    let p = prefix.display().to_string();
     let vars = [
-        ("prefix", prefix.display().to_string()),
+        ("prefix", p.clone()),
         ("listen", cfg.nginx_listen.to_string()),
-        ("dashboard_names", dashboard_names(&cfg.public_host)?.join(" ")),
         ("app_upstream", all_of(Some(cfg.app_upstream), &cfg.peer_upstreams).iter().map(|a| format!("server {a};")).collect::<Vec<_>>().join("\n        ")),
         ("user", if is_root() { "user www-data;".into() } else { String::new() }),
+        ("tls_settings", https::tls_settings(cfg)),
+        ("dashboard_hsts", https::dashboard_hsts(cfg, front)),
+        ("default_tls_server", https::default_tls_server(cfg)),
+        ("dashboard_servers", https::dashboard_servers(cfg, prefix, front)?),
     ];
+    let with_prefix = |t: &str| fill(t, &[("prefix", p.clone())]);
     Ok(vec![
         ("nginx.conf", fill(MAIN, &vars)),
+        ("dashboard.conf", with_prefix(DASHBOARD)),
+        ("acme-challenge.conf", with_prefix(ACME_CHALLENGE)),
+        ("site-tls.conf", https::site_tls_conf(cfg, front)?),
+        ("site-http.conf", https::site_http_conf(cfg, front)),
         ("app-proxy.conf", APP_PROXY.to_owned()),
         ("site-proxy.conf", SITE_PROXY.to_owned()),
         ("html/__vmw/site-down.html", SITE_DOWN.to_owned()),
@@ -173,16 +191,60 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
     if r.serve_user_path {
         locations.push_str(&common(r.user_id.to_string()));
     }
+    let vhost = |listen: String, name: &str, tls: String, challenge: bool, redirect: String, hsts: bool| {
+        let challenge = if challenge {
+            format!("    location ^~ /.well-known/acme-challenge/ {{\n        include {}/acme-challenge.conf;\n    }}\n", prefix.display())
+        } else {
+            String::new()
+        };
+        // nginx's, replacing the VM's own (the owner's switch), on every answer of the name.
+        let (server_hsts, location_hsts) = if hsts {
+            (format!("    add_header Strict-Transport-Security \"{SITE_HSTS}\" always;\n"), format!("        proxy_hide_header Strict-Transport-Security;\n        add_header Strict-Transport-Security \"{SITE_HSTS}\" always;\n"))
+        } else {
+            (String::new(), String::new())
+        };
+        fill(
+            VHOST,
+            &[
+                ("listen", listen),
+                ("name", name.to_owned()),
+                ("tls", format!("{tls}{server_hsts}")),
+                ("challenge", challenge),
+                ("redirect", redirect),
+                ("hsts", location_hsts),
+                ("id", r.hosting_id.to_string()),
+                ("slug", r.slug.clone()),
+                ("prefix", prefix.display().to_string()),
+            ],
+        )
+    };
+    let subdomain = format!("{}.{}", r.slug, cfg.base_domain);
+    let p = prefix.display();
+    let mut servers = vhost(listen.to_string(), &subdomain, String::new(), true, format!("        include {p}/site-http.conf;\n"), false);
+    if let Some(tls) = cfg.nginx_listen_tls {
+        servers.push_str(&vhost(https::listen_tls(tls), &subdomain, format!("    include {p}/site-tls.conf;\n"), false, String::new(), r.hsts));
+    }
+    for d in &r.domains {
+        https::validate_domain_name(&d.name)?;
+        let tls = cfg.nginx_listen_tls.zip(d.tls.as_ref());
+        let redirect = match tls {
+            Some((_, t)) if t.redirect_http => format!("        {}\n", https::redirect_line(cfg)),
+            _ => String::new(),
+        };
+        servers.push_str(&format!("# custom domain {}\n", d.id));
+        servers.push_str(&vhost(listen.to_string(), &d.name, String::new(), true, redirect, false));
+        if let Some((addr, t)) = tls {
+            servers.push_str(&vhost(https::listen_tls(addr), &d.name, https::cert_lines(cfg, t, "    ")?, false, String::new(), r.hsts));
+        }
+    }
     let server = fill(
         SERVER,
         &[
             ("id", r.hosting_id.to_string()),
             ("slug", r.slug.clone()),
-            ("listen", listen.to_string()),
-            ("base_domain", cfg.base_domain.clone()),
             ("backend", backend.clone()),
             ("waker", waker),
-            ("prefix", prefix.display().to_string()),
+            ("servers", servers),
         ],
     );
     Ok((locations, server))
@@ -224,7 +286,7 @@ mod tests {
         let (wa, wb): (SocketAddr, SocketAddr) = ("127.0.0.1:4001".parse().unwrap(), "127.0.0.1:4000".parse().unwrap());
         let one = ServiceConfig { app_upstream: a, waker_upstream: Some(wa), peer_upstreams: vec![b, a], peer_wakers: vec![wb], ..ServiceConfig::default() };
         let two = ServiceConfig { app_upstream: b, waker_upstream: Some(wb), peer_upstreams: vec![a], peer_wakers: vec![wa], ..ServiceConfig::default() };
-        let main = |c: &ServiceConfig| main_files(c, Path::new("/p")).unwrap()[0].1.clone();
+        let main = |c: &ServiceConfig| main_files(c, Path::new("/p"), &TlsFront::default()).unwrap()[0].1.clone();
         assert_eq!(main(&one), main(&two));
         assert!(main(&one).contains("upstream vmw_app {\n        server 127.0.0.1:3000;\n        server 127.0.0.1:3001;\n        keepalive 16;"), "{}", main(&one));
         let site = |c: &ServiceConfig| site_files(c, Path::new("/p"), &route()).unwrap().1;
@@ -259,7 +321,7 @@ mod tests {
     #[test]
     fn a_vms_answer_cannot_steer_nginx_or_act_on_the_dashboards_origin() {
         let cfg = ServiceConfig::default();
-        let main = main_files(&cfg, Path::new("/p")).unwrap();
+        let main = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap();
         let proxy = &main.iter().find(|(n, _)| *n == "site-proxy.conf").unwrap().1;
         let (loc, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
         // Both ways to a site include the shared proxy settings in the location that proxies.
@@ -326,9 +388,10 @@ mod tests {
 
     #[test]
     fn the_front_door_refuses_big_bodies_floods_and_held_requests_itself() {
-        let main = main_files(&ServiceConfig::default(), Path::new("/p")).unwrap();
+        let main = main_files(&ServiceConfig::default(), Path::new("/p"), &TlsFront::default()).unwrap();
         let file = |n: &str| main.iter().find(|(f, _)| *f == n).unwrap().1.clone();
         let (conf, app) = (file("nginx.conf"), directives(&file("app-proxy.conf")));
+        let dash = file("dashboard.conf");
         let top = directives(&conf);
         // Workers: one per core; old ones never outlive a reload by more than 10 s.
         assert!(has(&top, "worker_processes auto") && has(&top, "worker_shutdown_timeout 10s"));
@@ -341,17 +404,17 @@ mod tests {
         // ...and nothing lowers the sites' limit (their locations share the app's server block).
         let sets_body_size = |text: &str| directives(text).iter().filter(|w| w[0] == "client_max_body_size").count();
         assert_eq!(sets_body_size(&conf), 1, "only the http-level 16m");
-        assert_eq!(sets_body_size(LOCATIONS) + sets_body_size(SERVER) + sets_body_size(SITE_PROXY), 0);
+        assert_eq!(sets_body_size(LOCATIONS) + sets_body_size(SERVER) + sets_body_size(VHOST) + sets_body_size(SITE_PROXY) + sets_body_size(&dash), 0);
         let auth_api = "location ~ ^/api/(v1/auth/|auth|fn/(login|signup|check_signup_field)$)";
         for head in ["location ~ ^/(login|signup|auth/)", auth_api, "location /api/", "location /"] {
-            assert!(block(&conf, head).contains("include /p/app-proxy.conf;"), "{head}");
+            assert!(block(&dash, head).contains("include /p/app-proxy.conf;"), "{head}");
         }
         for head in [auth_api, "location /api/"] {
-            let d = directives(block(&conf, head));
+            let d = directives(block(&dash, head));
             assert!(has(&d, "error_page 413 /__vmw/body-too-large.json"), "{head}");
             assert!(has(&d, "error_page 502 503 504 /__vmw/site-down.html"), "{head}: error_page replaces the inherited one");
         }
-        let too_large = block(&conf, "location = /__vmw/body-too-large.json");
+        let too_large = block(&dash, "location = /__vmw/body-too-large.json");
         assert!(too_large.contains("internal;") && too_large.contains("default_type application/json;"));
         let json = too_large.split_once("return 413 '").unwrap().1.split_once("';").unwrap().0;
         let v: serde_json::Value = serde_json::from_str(json).unwrap();
@@ -359,7 +422,7 @@ mod tests {
         // Sign-up and log-in: the existing zone, on the pages, the REST API and the server functions.
         assert!(has(&top, "limit_req_zone $binary_remote_addr zone=auth:10m rate=30r/m"));
         for head in ["location ~ ^/(login|signup|auth/)", auth_api] {
-            assert!(has(&directives(block(&conf, head)), "limit_req zone=auth burst=30 nodelay"), "{head}");
+            assert!(has(&directives(block(&dash, head)), "limit_req zone=auth burst=30 nodelay"), "{head}");
         }
         let auth = regex_of(auth_api);
         for p in ["/api/v1/auth/register", "/api/v1/auth/login", "/api/fn/login", "/api/fn/signup", "/api/fn/check_signup_field"] {
@@ -370,7 +433,7 @@ mod tests {
         }
         // Held requests: at most 20 per client address, answered 429.
         assert!(has(&top, "limit_conn_zone $vmw_held zone=held:10m") && has(&top, "limit_conn_status 429"));
-        assert!(has(&directives(block(&conf, "location /api/")), "limit_conn held 20"));
+        assert!(has(&directives(block(&dash, "location /api/")), "limit_conn held 20"));
         let held = block(&conf, "map \"$uri?$args\" $vmw_held");
         let held: Vec<&str> = held.lines().filter_map(|l| l.trim().strip_prefix("\"~")?.split_once("\" $binary_remote_addr;")).map(|(r, _)| r).collect();
         let counted = |uri: &str| held.iter().any(|r| matches(r, uri));
@@ -396,16 +459,19 @@ mod tests {
     #[test]
     fn only_the_dashboards_names_reach_the_app_and_any_other_host_gets_421() {
         let cfg = ServiceConfig { public_host: "Host.Example".into(), ..ServiceConfig::default() };
-        let main = main_files(&cfg, Path::new("/p")).unwrap();
+        let main = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap();
         let conf = &main.iter().find(|(f, _)| *f == "nginx.conf").unwrap().1;
         let default = directives(block(conf, "server"));
         assert!(has(&default, "listen 127.0.0.1:80 default_server") && has(&default, "return 421"), "{default:?}");
-        assert!(!default.iter().any(|w| w[0] == "location" || w[0] == "include"), "the default server serves nothing");
+        // It serves nothing but the ACME challenge path (the app answers only its own tokens).
+        let served: Vec<&Vec<String>> = default.iter().filter(|w| w[0] == "include" || w[0] == "proxy_pass").collect();
+        assert_eq!(served, [&vec!["include".to_owned(), "/p/acme-challenge.conf".to_owned()]], "{default:?}");
+        assert!(has(&directives(block(conf, "location /")), "return 421"));
         assert!(conf.contains("server_name host.example localhost 127.0.0.1 [::1];"));
         assert_eq!(conf.matches("default_server").count(), 1);
         for bad in ["evil.example; return 200", "a b", ""] {
             let cfg = ServiceConfig { public_host: bad.into(), ..ServiceConfig::default() };
-            assert!(main_files(&cfg, Path::new("/p")).is_err(), "{bad}");
+            assert!(main_files(&cfg, Path::new("/p"), &TlsFront::default()).is_err(), "{bad}");
         }
         assert_eq!(dashboard_names("127.0.0.1").unwrap(), ["127.0.0.1", "localhost", "[::1]"]);
         assert!(dashboard_names("[::1]").is_ok());
@@ -424,5 +490,213 @@ mod tests {
         assert!(site_files(&c, Path::new("/p"), &route()).is_err());
         // The listen and upstream addresses are typed (SocketAddr): "80; evil" is refused
         // where the settings are parsed (server::config tests).
+    }
+
+    fn tls_name(dir: &str, redirect_http: bool, ocsp_stapling: bool) -> TlsName {
+        TlsName { cert: CertPaths { chain: format!("/tls/{dir}/chain.pem").into(), key: format!("/tls/{dir}/key.pem").into() }, redirect_http, ocsp_stapling }
+    }
+
+    fn tls_cfg() -> ServiceConfig {
+        ServiceConfig {
+            public_host: "host.example".into(),
+            base_domain: "sites.example".into(),
+            nginx_listen_tls: Some("127.0.0.1:443".parse().unwrap()),
+            ..ServiceConfig::default()
+        }
+    }
+
+    fn front() -> TlsFront {
+        TlsFront { dashboard: Some(tls_name("dash", true, true)), sites: Some(tls_name("wild", true, false)), hsts_max_age_secs: 600 }
+    }
+
+    /// Every `server { ... }` block of `text`, in order.
+    fn servers(text: &str) -> Vec<&str> {
+        let mut out = Vec::new();
+        let mut rest = text;
+        while rest.contains("server {") {
+            let b = block(rest, "server");
+            out.push(b);
+            let end = rest.find(b).unwrap() + b.len();
+            rest = &rest[end..];
+        }
+        out
+    }
+
+    fn server_named<'a>(text: &'a str, listen: &str, name: &str) -> Option<&'a str> {
+        servers(text).into_iter().find(|b| {
+            let d = directives(b);
+            d.iter().any(|w| w[0] == "listen" && w[1..].join(" ") == listen) && d.iter().any(|w| w[0] == "server_name" && w[1..].iter().any(|n| n == name))
+        })
+    }
+
+    #[test]
+    fn https_uses_mozillas_intermediate_settings_and_refuses_unknown_names() {
+        let main = main_files(&tls_cfg(), Path::new("/p"), &front()).unwrap();
+        let conf = &main.iter().find(|(f, _)| *f == "nginx.conf").unwrap().1;
+        let top = directives(conf);
+        for d in ["ssl_protocols TLSv1.2 TLSv1.3", "ssl_prefer_server_ciphers off", "ssl_session_cache shared:vmw_tls:10m", "ssl_session_timeout 1d", "ssl_session_tickets off"] {
+            assert!(has(&top, d), "{d}");
+        }
+        let ciphers = top.iter().find(|w| w[0] == "ssl_ciphers").unwrap()[1].clone();
+        assert!(ciphers.split(':').all(|c| c.starts_with("ECDHE-") && (c.contains("GCM") || c.contains("CHACHA20"))), "{ciphers}");
+        assert!(!top.iter().any(|w| w[0] == "ssl_dhparam"));
+        let default = server_named(conf, "127.0.0.1:443 ssl http2 default_server", "_").expect("a TLS default server");
+        assert!(has(&directives(default), "ssl_reject_handshake on"));
+        assert!(!default.contains("ssl_certificate"), "no certificate of ours for an unknown name");
+        // The HTTP default server keeps its 421 (and the challenge path).
+        let plain = server_named(conf, "127.0.0.1:80 default_server", "_").unwrap();
+        assert!(plain.contains("return 421;") && plain.contains("include /p/acme-challenge.conf;"));
+        // Without an HTTPS address: nothing of it.
+        let off = ServiceConfig { nginx_listen_tls: None, ..tls_cfg() };
+        for (name, text) in main_files(&off, Path::new("/p"), &front()).unwrap() {
+            if name != "site-tls.conf" {
+                assert!(!directives(&text).iter().any(|w| w[0].starts_with("ssl_") || w.iter().any(|x| x == "ssl")), "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_dashboard_is_served_over_https_and_its_public_name_redirected() {
+        let main = main_files(&tls_cfg(), Path::new("/p"), &front()).unwrap();
+        let file = |n: &str| main.iter().find(|(f, _)| *f == n).unwrap().1.clone();
+        let conf = file("nginx.conf");
+        let https = server_named(&conf, "127.0.0.1:443 ssl http2", "host.example").expect("the HTTPS dashboard");
+        let d = directives(https);
+        for w in [
+            "server_name host.example localhost 127.0.0.1 [::1]",
+            "ssl_certificate /tls/dash/chain.pem",
+            "ssl_certificate_key /tls/dash/key.pem",
+            "ssl_stapling on",
+            "ssl_stapling_verify on",
+            "ssl_trusted_certificate /tls/dash/chain.pem",
+            "include /p/dashboard.conf",
+        ] {
+            assert!(has(&d, w), "{w}: {https}");
+        }
+        // HTTP: the public host is redirected (its challenge path excepted), the loopback names
+        // keep answering (the app's probes, local scripts).
+        let public = server_named(&conf, "127.0.0.1:80", "host.example").unwrap();
+        assert!(has(&directives(block(public, "location /")), "return 301 https://$host$request_uri"));
+        assert!(block(public, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"));
+        assert!(!public.contains("dashboard.conf") && !public.contains("localhost"));
+        let local = server_named(&conf, "127.0.0.1:80", "localhost").unwrap();
+        assert!(has(&directives(local), "server_name localhost 127.0.0.1 [::1]") && local.contains("include /p/dashboard.conf;"));
+        // HSTS: only on HTTPS answers (the map) and only when set.
+        assert!(block(&conf, "map $scheme $vmw_dashboard_hsts").contains("https \"max-age=600\";"));
+        let no_hsts = main_files(&tls_cfg(), Path::new("/p"), &TlsFront { hsts_max_age_secs: 0, ..front() }).unwrap();
+        assert!(!directives(&no_hsts[0].1).iter().flatten().any(|w| w.contains("max-age")));
+        // Every location of the dashboard that sets headers of its own repeats the HSTS one.
+        let dash = file("dashboard.conf");
+        assert!(has(&directives(&dash), "add_header Strict-Transport-Security $vmw_dashboard_hsts always"));
+        for text in [dash.as_str(), LOCATIONS] {
+            for loc in text.split("location ").skip(1) {
+                let d = directives(loc.split("\n}").next().unwrap());
+                if d.iter().any(|w| w[0] == "add_header") {
+                    assert!(has(&d, "add_header Strict-Transport-Security $vmw_dashboard_hsts always"), "{loc}");
+                }
+            }
+        }
+        // The dashboard's challenge path reaches the app without cookies.
+        assert!(block(&dash, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"));
+        let challenge = directives(&file("acme-challenge.conf"));
+        assert!(has(&challenge, "include /p/app-proxy.conf") && has(&challenge, "proxy_set_header Cookie \"\"") && has(&challenge, "proxy_hide_header Set-Cookie"));
+        // A local-CA certificate (no redirect): one HTTP server answers every name; another
+        // HTTPS port is named in redirects.
+        let local_ca = TlsFront { dashboard: Some(tls_name("ca", false, false)), ..front() };
+        let conf = main_files(&tls_cfg(), Path::new("/p"), &local_ca).unwrap()[0].1.clone();
+        assert!(has(&directives(server_named(&conf, "127.0.0.1:80", "host.example").unwrap()), "include /p/dashboard.conf"));
+        assert!(!conf.contains("return 301") && !conf.contains("ssl_stapling"));
+        let other_port = ServiceConfig { nginx_listen_tls: Some("127.0.0.1:8443".parse().unwrap()), ..tls_cfg() };
+        let conf = main_files(&other_port, Path::new("/p"), &front()).unwrap()[0].1.clone();
+        assert!(conf.contains("return 301 https://$host:8443$request_uri;"));
+        // No dashboard certificate: no HTTPS dashboard (the default server refuses the handshake).
+        let conf = main_files(&tls_cfg(), Path::new("/p"), &TlsFront { dashboard: None, ..front() }).unwrap()[0].1.clone();
+        assert!(server_named(&conf, "127.0.0.1:443 ssl http2", "host.example").is_none() && !conf.contains("return 301"));
+    }
+
+    #[test]
+    fn the_sites_wildcard_lives_in_one_file_every_site_includes() {
+        let cfg = tls_cfg();
+        let main = main_files(&cfg, Path::new("/p"), &front()).unwrap();
+        let file = |n: &str| main.iter().find(|(f, _)| *f == n).unwrap().1.clone();
+        let tls = directives(&file("site-tls.conf"));
+        assert!(has(&tls, "ssl_certificate /tls/wild/chain.pem") && has(&tls, "ssl_certificate_key /tls/wild/key.pem") && !has(&tls, "ssl_stapling on"));
+        assert!(has(&directives(&file("site-http.conf")), "return 301 https://$host$request_uri"));
+        let none = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap();
+        let file = |n: &str| none.iter().find(|(f, _)| *f == n).unwrap().1.clone();
+        assert!(has(&directives(&file("site-tls.conf")), "ssl_reject_handshake on"));
+        assert!(directives(&file("site-http.conf")).is_empty());
+        // The site's files are the same whatever the front: a new certificate rewrites none.
+        let (_, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
+        let http = server_named(&srv, "127.0.0.1:80", "my-site.sites.example").unwrap();
+        let d = directives(block(http, "location /"));
+        assert!(has(&d, "include /p/site-http.conf") && has(&d, "proxy_pass http://vmw_site_3"));
+        assert!(block(http, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"));
+        let https = server_named(&srv, "127.0.0.1:443 ssl http2", "my-site.sites.example").unwrap();
+        assert!(has(&directives(https), "include /p/site-tls.conf") && !https.contains("acme-challenge"));
+        assert!(has(&directives(block(https, "location /")), "proxy_pass http://vmw_site_3"));
+        assert!(!srv.contains("Strict-Transport-Security"), "HSTS is off by default: the VM's own passes");
+        // The owner's switch: nginx's HSTS, replacing the VM's, on the HTTPS answers only.
+        let mut r = route();
+        r.hsts = true;
+        let (loc, srv) = site_files(&cfg, Path::new("/p"), &r).unwrap();
+        let https = server_named(&srv, "127.0.0.1:443 ssl http2", "my-site.sites.example").unwrap();
+        assert!(has(&directives(https), "add_header Strict-Transport-Security \"max-age=31536000\" always"));
+        let l = directives(block(https, "location /"));
+        assert!(has(&l, "proxy_hide_header Strict-Transport-Security") && has(&l, "add_header Strict-Transport-Security \"max-age=31536000\" always"));
+        assert!(!server_named(&srv, "127.0.0.1:80", "my-site.sites.example").unwrap().contains("max-age"));
+        assert!(!loc.contains("max-age=31536000"), "/{{slug}}/ is the dashboard's origin");
+        // Without an HTTPS address: one HTTP server, as before.
+        let (_, srv) = site_files(&ServiceConfig { nginx_listen_tls: None, ..tls_cfg() }, Path::new("/p"), &r).unwrap();
+        assert_eq!(servers(&srv).len(), 1);
+        assert!(!srv.contains("ssl"));
+    }
+
+    #[test]
+    fn custom_domains_route_to_their_sites_upstream_over_http_then_https() {
+        let cfg = tls_cfg();
+        let mut r = route();
+        r.hsts = true;
+        r.domains = vec![
+            DomainRoute { id: 7, name: "www.shop.example".into(), tls: Some(tls_name("www", true, true)) },
+            DomainRoute { id: 8, name: "new.example".into(), tls: None },
+            DomainRoute { id: 9, name: "both.example".into(), tls: Some(tls_name("both", false, false)) },
+        ];
+        let (_, srv) = site_files(&cfg, Path::new("/p"), &r).unwrap();
+        assert_eq!(servers(&srv).len(), 2 + 2 + 1 + 2, "{srv}");
+        for (name, https) in [("www.shop.example", true), ("new.example", false), ("both.example", true)] {
+            let http = server_named(&srv, "127.0.0.1:80", name).unwrap();
+            assert!(block(http, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"), "{name}");
+            assert!(http.contains("proxy_pass http://vmw_site_3;") && !http.contains("max-age"), "{name}");
+            assert_eq!(server_named(&srv, "127.0.0.1:443 ssl http2", name).is_some(), https, "{name}");
+        }
+        let redirect = |name: &str| has(&directives(block(server_named(&srv, "127.0.0.1:80", name).unwrap(), "location /")), "return 301 https://$host$request_uri");
+        assert!(redirect("www.shop.example") && !redirect("new.example") && !redirect("both.example"));
+        let www = directives(server_named(&srv, "127.0.0.1:443 ssl http2", "www.shop.example").unwrap());
+        for w in [
+            "ssl_certificate /tls/www/chain.pem",
+            "ssl_certificate_key /tls/www/key.pem",
+            "ssl_stapling on",
+            "ssl_trusted_certificate /tls/www/chain.pem",
+            "proxy_pass http://vmw_site_3",
+            "proxy_hide_header Strict-Transport-Security",
+            "add_header Strict-Transport-Security \"max-age=31536000\" always",
+            "proxy_set_header X-Webhoster-Hosting 3",
+            "include /p/site-proxy.conf",
+        ] {
+            assert!(has(&www, w), "{w}");
+        }
+        // Names and paths are checked where they enter the configuration.
+        for bad in ["a;b.example", "a b.example", "*.example.com", "10.1.2.3", "Shop.Example", "x.example;\nserver{", ""] {
+            let mut b = r.clone();
+            b.domains[1].name = bad.into();
+            assert!(site_files(&cfg, Path::new("/p"), &b).is_err(), "{bad:?}");
+        }
+        let mut b = r.clone();
+        b.domains[0].tls.as_mut().unwrap().cert.key = "/tls/x.pem; include /etc/shadow".into();
+        assert!(site_files(&cfg, Path::new("/p"), &b).is_err());
+        let mut f = front();
+        f.dashboard.as_mut().unwrap().cert.chain = "relative/chain.pem".into();
+        assert!(main_files(&cfg, Path::new("/p"), &f).is_err());
     }
 }

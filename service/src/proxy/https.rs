@@ -1,0 +1,237 @@
+//! The HTTPS side of nginx's configuration: the TLS settings every HTTPS server shares, the
+//! dashboard's servers, the files every site's `{slug}.{base_domain}` includes (so a new
+//! dashboard or wildcard certificate rewrites no site file), and the checks that keep what
+//! reaches these lines (certificate paths, custom domain names) to what nginx reads as one word.
+use std::net::IpAddr;
+use std::path::Path;
+
+use super::ProxyError;
+use super::render::{TlsFront, TlsName, dashboard_names};
+use crate::ServiceConfig;
+
+/// The names that always answer plain HTTP too: the app's own probes and the original system's
+/// `http://localhost/...` scripts use them, and they never get a public certificate.
+pub(super) const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
+
+/// Mozilla's "intermediate" configuration (TLS 1.2 and 1.3, server-side cipher preference off,
+/// a shared session cache, no tickets), without the DHE suites: they need a dhparam file and
+/// every client that speaks TLS 1.2 has ECDHE.
+const TLS_SETTINGS: &str = "    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ecdh_curve X25519:prime256v1:secp384r1;
+    ssl_ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305;
+    ssl_prefer_server_ciphers off;
+    ssl_session_cache shared:vmw_tls:10m;
+    ssl_session_timeout 1d;
+    ssl_session_tickets off;
+";
+
+/// A custom domain as nginx may see it: lowercase LDH labels of 1-63 characters (no leading or
+/// trailing hyphen), at least two of them, at most 253 characters, no wildcard, no trailing dot,
+/// and not an IP address (its last label has a letter). IDNA names arrive as their `xn--` form.
+pub fn validate_domain_name(name: &str) -> Result<(), ProxyError> {
+    let bad = |why: &str| Err(ProxyError::Invalid(format!("'{name}' is not a valid domain name: {why}")));
+    if name.is_empty() || name.len() > 253 {
+        return bad("it must have 1 to 253 characters");
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return bad("it needs at least two labels");
+    }
+    for l in &labels {
+        let ldh = l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if l.is_empty() || l.len() > 63 || !ldh || l.starts_with('-') || l.ends_with('-') {
+            return bad("each label is 1 to 63 lowercase letters, digits or inner hyphens");
+        }
+    }
+    if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) || name.parse::<IpAddr>().is_ok() {
+        return bad("an IP address is not a domain");
+    }
+    Ok(())
+}
+
+/// A certificate or key file as nginx reads it from the configuration: an absolute path of
+/// characters that need no quoting and cannot end a directive.
+fn validate_cert_path(p: &Path) -> Result<String, ProxyError> {
+    let s = p.to_str().unwrap_or("");
+    let ok = p.is_absolute()
+        && !s.contains("/../")
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-+@=,:".contains(&b));
+    if ok { Ok(s.to_owned()) } else { Err(ProxyError::Invalid(format!("'{}' is not a usable certificate path", p.display()))) }
+}
+
+/// ":{port}" of the HTTPS address for redirects, "" for 443.
+fn tls_port_suffix(cfg: &ServiceConfig) -> String {
+    match cfg.nginx_listen_tls.map(|a| a.port()) {
+        Some(443) | None => String::new(),
+        Some(p) => format!(":{p}"),
+    }
+}
+
+/// The 301 a plain-HTTP location answers when its name is served over HTTPS (`$host` is the
+/// requested name without its port, already validated by nginx's server_name match).
+pub(super) fn redirect_line(cfg: &ServiceConfig) -> String {
+    format!("return 301 https://$host{}$request_uri;", tls_port_suffix(cfg))
+}
+
+/// The `resolver` nginx asks for an OCSP responder's address: the configured DNS server, else
+/// the host's (/etc/resolv.conf). Empty when there is none (stapling then logs and is skipped).
+fn resolver_line(cfg: &ServiceConfig) -> String {
+    let addrs: Vec<String> = match cfg.dns_resolver {
+        Some(a) => vec![a.to_string()],
+        None => std::fs::read_to_string("/etc/resolv.conf")
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("nameserver"))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .map(|ip| if ip.is_ipv6() { format!("[{ip}]") } else { ip.to_string() })
+            .collect(),
+    };
+    if addrs.is_empty() { String::new() } else { format!("resolver {} valid=300s;\nresolver_timeout 5s;\n", addrs.join(" ")) }
+}
+
+/// A server's certificate lines (each line `indent`ed), with OCSP stapling where asked for.
+pub(super) fn cert_lines(cfg: &ServiceConfig, t: &TlsName, indent: &str) -> Result<String, ProxyError> {
+    let chain = validate_cert_path(&t.cert.chain)?;
+    let key = validate_cert_path(&t.cert.key)?;
+    let mut out = format!("ssl_certificate {chain};\nssl_certificate_key {key};\n");
+    if t.ocsp_stapling {
+        out.push_str(&format!("ssl_stapling on;\nssl_stapling_verify on;\nssl_trusted_certificate {chain};\n"));
+        out.push_str(&resolver_line(cfg));
+    }
+    Ok(out.lines().map(|l| format!("{indent}{l}\n")).collect())
+}
+
+/// The `listen` parameters of an HTTPS server.
+pub(super) fn listen_tls(addr: std::net::SocketAddr) -> String {
+    format!("{addr} ssl http2")
+}
+
+/// The http-level TLS settings (empty without an HTTPS address).
+pub(super) fn tls_settings(cfg: &ServiceConfig) -> String {
+    match cfg.nginx_listen_tls {
+        Some(_) => format!("    # HTTPS: Mozilla's \"intermediate\" settings, shared by every HTTPS server.\n{TLS_SETTINGS}"),
+        None => String::new(),
+    }
+}
+
+/// The HTTPS default server: a name none of ours (unknown SNI, or none) gets its handshake
+/// refused, so no certificate of ours is shown to a scanner that only knows the address.
+pub(super) fn default_tls_server(cfg: &ServiceConfig) -> String {
+    match cfg.nginx_listen_tls {
+        Some(a) => format!(
+            "\n    # HTTPS for a name we do not serve: the handshake is refused, no certificate revealed.\n    server {{\n        listen {a} ssl http2 default_server;\n        server_name _;\n        ssl_reject_handshake on;\n    }}\n"
+        ),
+        None => String::new(),
+    }
+}
+
+/// The `https` entry of the `$vmw_dashboard_hsts` map (empty: no HSTS).
+pub(super) fn dashboard_hsts(cfg: &ServiceConfig, front: &TlsFront) -> String {
+    match (cfg.nginx_listen_tls, &front.dashboard, front.hsts_max_age_secs) {
+        (Some(_), Some(_), secs) if secs > 0 => format!("        https \"max-age={secs}\";\n"),
+        _ => String::new(),
+    }
+}
+
+/// The dashboard's servers: HTTP for its names (the public host redirected to HTTPS when its
+/// certificate asks for it, the loopback names never), HTTPS for all of them with
+/// `front.dashboard`.
+pub(super) fn dashboard_servers(cfg: &ServiceConfig, prefix: &Path, front: &TlsFront) -> Result<String, ProxyError> {
+    let names = dashboard_names(&cfg.public_host)?;
+    let listen = cfg.nginx_listen;
+    let include = format!("        include {}/dashboard.conf;\n", prefix.display());
+    let http = |names: &[&str]| format!("    server {{\n        listen {listen};\n        server_name {};\n{include}    }}\n", names.join(" "));
+    let all: Vec<&str> = names.iter().map(String::as_str).collect();
+    let tls = cfg.nginx_listen_tls.zip(front.dashboard.as_ref());
+    let mut out = String::new();
+    match tls {
+        Some((_, t)) if t.redirect_http && all.iter().any(|n| !LOOPBACK_NAMES.contains(n)) => {
+            let public: Vec<&str> = all.iter().copied().filter(|n| !LOOPBACK_NAMES.contains(n)).collect();
+            let local: Vec<&str> = all.iter().copied().filter(|n| LOOPBACK_NAMES.contains(n)).collect();
+            out.push_str(&format!(
+                "    server {{\n        listen {listen};\n        server_name {};\n        location ^~ /.well-known/acme-challenge/ {{\n            include {}/acme-challenge.conf;\n        }}\n        location / {{\n            {}\n        }}\n    }}\n",
+                public.join(" "),
+                prefix.display(),
+                redirect_line(cfg),
+            ));
+            out.push_str(&http(&local));
+        }
+        _ => out.push_str(&http(&all)),
+    }
+    if let Some((addr, t)) = tls {
+        out.push_str(&format!(
+            "    server {{\n        listen {};\n        server_name {};\n{}{include}    }}\n",
+            listen_tls(addr),
+            all.join(" "),
+            cert_lines(cfg, t, "        ")?,
+        ));
+    }
+    Ok(out)
+}
+
+/// `site-tls.conf`: the certificate of every `{slug}.{base_domain}` HTTPS server (the wildcard),
+/// or a refused handshake while there is none.
+pub(super) fn site_tls_conf(cfg: &ServiceConfig, front: &TlsFront) -> Result<String, ProxyError> {
+    let head = "# The sites' {slug}.{base_domain} certificate (one wildcard), included by each site's HTTPS\n# server. Generated by service::proxy from its TLS settings.\n";
+    Ok(match &front.sites {
+        Some(t) => format!("{head}{}", cert_lines(cfg, t, "")?),
+        None => format!("{head}# No certificate yet: the handshake is refused.\nssl_reject_handshake on;\n"),
+    })
+}
+
+/// `site-http.conf`: included in each `{slug}.{base_domain}` plain-HTTP `location /`: the
+/// redirect to HTTPS when the sites' certificate asks for it, else nothing (both answer).
+pub(super) fn site_http_conf(cfg: &ServiceConfig, front: &TlsFront) -> String {
+    let head = "# The sites' {slug}.{base_domain} over plain HTTP, included by each site's `location /`.\n# Generated by service::proxy from its TLS settings.\n";
+    match (&cfg.nginx_listen_tls, &front.sites) {
+        (Some(_), Some(t)) if t.redirect_http => format!("{head}{}\n", redirect_line(cfg)),
+        _ => format!("{head}# Served over HTTP as over HTTPS.\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_domain_names_are_accepted() {
+        for ok in ["example.com", "www.example.com", "xn--bcher-kva.example", "a-b.c0.example", "1.example.com"] {
+            assert!(validate_domain_name(ok).is_ok(), "{ok}");
+        }
+        let long_label = format!("{}.com", "a".repeat(64));
+        let too_long = format!("{}com", "abcdefghi.".repeat(26));
+        for bad in [
+            "",
+            "com",
+            "Example.com",
+            "*.example.com",
+            "a;b.com",
+            "a b.com",
+            "evil.com; include /etc/passwd",
+            "example.com.",
+            ".example.com",
+            "a..com",
+            "-a.com",
+            "a-.com",
+            "127.0.0.1",
+            "10.0.0.300",
+            "[::1]",
+            "::1",
+            "a_b.com",
+            "a}.com",
+            "exa\nmple.com",
+            long_label.as_str(),
+            too_long.as_str(),
+        ] {
+            assert!(validate_domain_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn certificate_paths_are_one_absolute_word() {
+        assert!(validate_cert_path(Path::new("/data/tls/certs/www.example.com/chain.pem")).is_ok());
+        for bad in ["rel/chain.pem", "/a b/c.pem", "/a;b.pem", "/a/../b.pem", "/a/${x}.pem", "/a/\"q\".pem", "/a/{b}.pem"] {
+            assert!(validate_cert_path(Path::new(bad)).is_err(), "{bad}");
+        }
+    }
+}
