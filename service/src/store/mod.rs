@@ -22,6 +22,8 @@ use crate::{Error, Result};
 
 pub mod activity;
 pub mod capacity;
+pub mod certificates;
+pub mod domains;
 pub mod events;
 pub mod hostings;
 pub mod leases;
@@ -35,6 +37,8 @@ pub mod transitions;
 pub mod users;
 
 pub use capacity::{Capacity, Committed, holds_memory};
+pub use certificates::{CertificateRow, domain_cert_label};
+pub use domains::DomainRow;
 pub use hostings::{HostingRow, NewHosting};
 pub use leases::{LEASE_TTL, Lease};
 pub use nodes::NodeRow;

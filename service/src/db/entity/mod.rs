@@ -1,6 +1,8 @@
 //! One module per table (see migrations/ for the schema).
 pub mod account_event;
 pub mod api_token;
+pub mod certificate;
+pub mod domain;
 pub mod hosting;
 pub mod hosting_event;
 pub mod node;
