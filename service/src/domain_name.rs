@@ -239,6 +239,18 @@ pub fn verify_token(secret: &[u8], user_id: i32, ascii_name: &str) -> String {
     hex::encode(&digest[..16])
 }
 
+/// Domain `id`'s certificate directory: `{data_dir}/tls/certs/domain-{id}/` (named after the
+/// id only, never the name), holding `fullchain.pem` and `key.pem`.
+pub fn domain_cert_dir(data_dir: &Path, id: i32) -> PathBuf {
+    data_dir.join("tls").join("certs").join(crate::store::domain_cert_label(id))
+}
+
+/// The chain and key files in [`domain_cert_dir`].
+pub fn domain_cert_files(data_dir: &Path, id: i32) -> (PathBuf, PathBuf) {
+    let dir = domain_cert_dir(data_dir, id);
+    (dir.join("fullchain.pem"), dir.join("key.pem"))
+}
+
 /// Where the verification secret lives: `{data_dir}/tls/verify.secret`.
 pub fn secret_path(data_dir: &Path) -> PathBuf {
     data_dir.join("tls").join("verify.secret")
