@@ -86,6 +86,8 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
         E::RateLimited { .. } => S::TOO_MANY_REQUESTS,
         E::HostingUnavailable(_) => S::SERVICE_UNAVAILABLE,
         E::GuestTimeout(_) => S::GATEWAY_TIMEOUT,
+        E::Domain(service::domain_name::DomainError::Invalid(_)) => S::UNPROCESSABLE_ENTITY,
+        E::Domain(_) => S::CONFLICT,
         E::Db(_) | E::LeaseLost { .. } | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
     }
 }
@@ -135,6 +137,10 @@ impl From<service::Error> for AppError {
             E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },
             E::NodeFull(m) => AppError::Conflict { field: None, message: sentence(m) },
             E::Busy(m) | E::GuestTimeout(m) => AppError::Busy(m),
+            E::Domain(d @ service::domain_name::DomainError::Invalid(_)) => {
+                AppError::Validation { field: "name".into(), message: sentence(d.to_string()) }
+            }
+            E::Domain(d) => AppError::Conflict { field: Some("name".into()), message: sentence(d.to_string()) },
             E::HostingUnavailable(_) => AppError::Unavailable(
                 "Hosting is disabled on this server (it was started without libvirt), so sites cannot be created or managed here."
                     .into(),

@@ -52,6 +52,10 @@ pub enum Error {
     /// Hosting is switched off on this server (it runs without libvirt): 503, not a fault.
     #[error("{0}")]
     HostingUnavailable(String),
+    /// A custom domain refused: a bad name (422, code `invalid_domain`), one already added
+    /// (409, `domain_taken`), or over the per-user limit (409, `domain_limit`); field `name`.
+    #[error(transparent)]
+    Domain(#[from] crate::domain_name::DomainError),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     /// A VM operation failed. Display is the VM error's own (worded for the site's owner);
@@ -96,6 +100,7 @@ impl Error {
             Error::Busy(_) => "busy",
             Error::GuestTimeout(_) => "guest_timeout",
             Error::HostingUnavailable(_) => "hosting_unavailable",
+            Error::Domain(d) => d.code(),
             Error::Db(_) | Error::LeaseLost { .. } | Error::Vm(_) | Error::Proxy(_) | Error::Internal(_) => "internal",
         }
     }

@@ -6,6 +6,7 @@ pub mod config;
 pub mod db;
 pub mod dns;
 pub mod domain;
+pub mod domain_name;
 pub mod error;
 pub mod escape;
 pub mod file_error;

@@ -95,6 +95,7 @@ impl IntoResponse for ApiError {
                 let field = match &e {
                     service::Error::Validation { field, .. } | service::Error::WrongPassword { field } => Some(*field),
                     service::Error::Conflict { field, .. } => *field,
+                    service::Error::Domain(_) => Some("name"),
                     _ => None,
                 };
                 let mut resp = (status, ErrorBody::json(e.code(), message, field)).into_response();

@@ -78,6 +78,11 @@ pub(crate) struct Shared {
     pub faults: Arc<Faults>,
     /// Where nginx reaches each node's VM forwards (a route names its node's).
     pub backends: RwLock<HashMap<i32, IpAddr>>,
+    /// Wakes the custom domains' checker (DNS, certificates): a domain was added, or its owner
+    /// asked for a check now.
+    pub domain_checks: tokio::sync::Notify,
+    /// The custom domains' verification secret, read (or made) at first use.
+    pub verify_secret: tokio::sync::OnceCell<Vec<u8>>,
 }
 
 impl Cx {

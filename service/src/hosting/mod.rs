@@ -90,6 +90,8 @@ impl HostingService {
             leading: AtomicBool::new(true),
             faults: Arc::default(),
             backends: Default::default(),
+            domain_checks: Default::default(),
+            verify_secret: Default::default(),
         });
         let cluster = cluster::Cluster::load(cx::Cx::new(store, cfg, vm, capacity, true, shared)).await?;
         Ok(Self { cx: cluster.home().clone(), cluster, accounts })

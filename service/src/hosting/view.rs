@@ -34,5 +34,6 @@ pub fn hosting_view(m: &HostingRow, cfg: &ServiceConfig, queue_position: Option<
         always_on: m.always_on,
         last_visit_at: m.last_active_at,
         unreachable: false,
+        hsts: m.hsts,
     }
 }

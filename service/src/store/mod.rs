@@ -23,6 +23,8 @@ use crate::{Error, Result};
 pub mod acme_challenges;
 pub mod activity;
 pub mod capacity;
+pub mod certificates;
+pub mod domains;
 pub mod events;
 pub mod hostings;
 pub mod leases;
@@ -36,6 +38,8 @@ pub mod transitions;
 pub mod users;
 
 pub use capacity::{Capacity, Committed, holds_memory};
+pub use certificates::{CertificateRow, domain_cert_label};
+pub use domains::DomainRow;
 pub use hostings::{HostingRow, NewHosting};
 pub use leases::{LEASE_TTL, Lease};
 pub use nodes::NodeRow;

@@ -42,6 +42,10 @@ pub struct HostingView {
     /// kept as it was; it comes back with the node).
     #[serde(default)]
     pub unreachable: bool,
+    /// The owner's HSTS switch: `Strict-Transport-Security` on the site's HTTPS names
+    /// (`{slug}.{base_domain}` and its custom domains).
+    #[serde(default)]
+    pub hsts: bool,
 }
 
 impl HostingView {

@@ -39,6 +39,8 @@ pub struct Model {
     pub always_on: bool,
     /// When a visit (HTTP through nginx, or an open SSH session) was last seen (ms).
     pub last_active_at: Option<i64>,
+    /// The owner's HSTS switch for the site's HTTPS names (issue #30).
+    pub hsts: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

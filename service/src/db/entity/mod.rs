@@ -2,6 +2,8 @@
 pub mod account_event;
 pub mod acme_challenge;
 pub mod api_token;
+pub mod certificate;
+pub mod domain;
 pub mod hosting;
 pub mod hosting_event;
 pub mod node;

@@ -4,6 +4,7 @@
 //!
 //! [`HostingService`]: super::HostingService
 mod background;
+mod domains;
 mod hostings;
 mod nodes;
 mod sites;

@@ -1,7 +1,7 @@
 //! Deleting a hosting: everything it holds is removed (every undo, in reverse), then its row.
 use std::time::Instant;
 
-use super::snapshots;
+use super::{domains, snapshots};
 use crate::hosting::cx::Cx;
 use crate::hosting::saga::runner::scrub;
 use crate::hosting::saga::site::reroute_user_path;
@@ -21,6 +21,8 @@ pub(crate) async fn run_delete(cx: &Cx, lease: Lease) -> Result<()> {
     }
     // The scrub released the ports (AllocatePorts' undo) and removed the snapshots' files.
     snapshots::delete_snapshot_rows(cx, id).await?;
+    // Its custom domains' certificates (files and rows), then the domains.
+    domains::forget_domains_of(cx, id).await?;
     cx.store.delete(&lease).await?;
     let ms = Some(t.elapsed().as_millis() as i64);
     let msg = format!("Hosting '{}' deleted", row.slug);

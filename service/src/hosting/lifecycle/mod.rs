@@ -7,7 +7,7 @@
 //!   `start_stop`, `sleep`, `wake` and `delete`;
 //! - `visit`: above sleep and wake: a visit (HTTP, SSH) wakes a site, and a wake that must
 //!   first put another site to sleep calls both from there;
-//! - `snapshots`, `console`, `always_on`.
+//! - `snapshots`, `console`, `always_on`, `domains` (custom domains and the HSTS switch).
 //!
 //! [`Cx`]: super::cx::Cx
 use std::time::Duration;
@@ -22,6 +22,7 @@ pub(crate) mod always_on;
 pub mod console;
 pub(crate) mod create;
 pub(crate) mod delete;
+pub(crate) mod domains;
 pub(crate) mod provision;
 pub(crate) mod sleep;
 pub mod snapshots;

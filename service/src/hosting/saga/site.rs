@@ -5,7 +5,8 @@ use std::time::Duration;
 use vmw_types::HostingState;
 use crate::hosting::cx::Cx;
 use crate::store::HostingRow;
-use crate::proxy::SiteRoute;
+use crate::domain_name::domain_cert_files;
+use crate::proxy::{CertPaths, DomainRoute, SiteRoute, TlsName};
 use crate::vm::{CpuPriority, SeedSpec, VmSpec};
 use crate::{Error, Result};
 
@@ -53,9 +54,24 @@ pub(crate) async fn site_route(cx: &Cx, row: &HostingRow) -> Result<SiteRoute> {
         user_id,
         serve_user_path: first.map(|f| f.id) == Some(row.id),
         http_port: http as u16,
-        hsts: false,
-        domains: Vec::new(),
+        hsts: row.hsts,
+        domains: domain_routes(cx, row.id).await?,
     })
+}
+
+/// The site's custom domains nginx routes (ownership proven), each with its certificate once
+/// its files are there (`{data_dir}/tls/certs/domain-{id}/`): HTTPS, and HTTP redirected.
+async fn domain_routes(cx: &Cx, hosting_id: i32) -> Result<Vec<DomainRoute>> {
+    let rows = cx.store.routed_domains_of_hosting(hosting_id).await?;
+    Ok(rows
+        .into_iter()
+        .map(|d| {
+            let (chain, key) = domain_cert_files(&cx.cfg.data_dir, d.id);
+            let tls = (chain.is_file() && key.is_file())
+                .then(|| TlsName { cert: CertPaths { chain, key }, redirect_http: true, ocsp_stapling: false });
+            DomainRoute { id: d.id, name: d.name, tls }
+        })
+        .collect())
 }
 
 pub(crate) fn seed(cx: &Cx, row: &HostingRow) -> Result<SeedSpec> {
