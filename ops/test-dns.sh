@@ -29,6 +29,7 @@
 # Settings: DNS_TSIG_NAME (the key's name, default vmw-test-key), NAMED (default named),
 # TSIG_KEYGEN (default tsig-keygen).
 set -euo pipefail
+PATH=$PATH:/usr/sbin:/sbin # named and tsig-keygen live in sbin, not always on a user's PATH
 
 named_bin=${NAMED:-named}
 keygen=${TSIG_KEYGEN:-tsig-keygen}

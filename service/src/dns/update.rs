@@ -119,9 +119,9 @@ impl Rfc2136 {
             match answer.response_code {
                 ResponseCode::NoError | ResponseCode::NXDomain => {}
                 ResponseCode::Refused | ResponseCode::NotAuth | ResponseCode::NotZone => {
-                    return Err(UpdateError::Refused { server: self.server, zone: zone_text, rcode: answer.response_code.to_string() });
+                    return Err(UpdateError::Refused { server: self.server, zone: zone_text, rcode: rcode_name(answer.response_code) });
                 }
-                other => return Err(UpdateError::Failed { server: self.server, zone: zone_text, rcode: other.to_string() }),
+                other => return Err(UpdateError::Failed { server: self.server, zone: zone_text, rcode: rcode_name(other) }),
             }
             let soa = answer.answers.iter().chain(answer.authorities.iter()).find(|r| r.record_type() == RecordType::SOA);
             if let Some(soa) = soa
@@ -243,12 +243,17 @@ impl Rfc2136 {
     }
 }
 
-/// The RCODE, and the TSIG error with it when there is one (`NOTAUTH (TSIG BadSig)`): that is
+/// The RCODE's mnemonic (`NOTAUTH`), as dig and nsupdate print it.
+fn rcode_name(rcode: ResponseCode) -> String {
+    format!("{rcode:?}").to_ascii_uppercase()
+}
+
+/// The RCODE, and the TSIG error with it when there is one (`NOTAUTH (TSIG BADSIG)`): that is
 /// what tells a wrong secret (BADSIG) from an unknown key name (BADKEY) or a clock off (BADTIME).
 fn describe_rcode(answer: &Message) -> String {
-    let rcode = answer.response_code.to_string();
+    let rcode = rcode_name(answer.response_code);
     match answer.signature().and_then(|sig| sig.data.error.as_ref()) {
-        Some(tsig_error) => format!("{rcode} (TSIG {tsig_error:?})"),
+        Some(tsig_error) => format!("{rcode} (TSIG {})", format!("{tsig_error:?}").to_ascii_uppercase()),
         None => rcode,
     }
 }
