@@ -40,12 +40,12 @@ pub enum LookupError {
         name: String,
         record_type: &'static str,
         #[source]
-        source: NetError,
+        source: Box<NetError>,
     },
     #[error("reading the system's DNS configuration (/etc/resolv.conf): {source}")]
     SystemConfig {
         #[source]
-        source: NetError,
+        source: Box<NetError>,
     },
     #[error(transparent)]
     Name(#[from] NameError),
@@ -105,7 +105,7 @@ impl Lookup {
                 }
                 TokioResolver::builder_with_config(ResolverConfig::from_name_servers(vec![ns]), provider)
             }
-            None => TokioResolver::builder(provider).map_err(|source| LookupError::SystemConfig { source })?,
+            None => TokioResolver::builder(provider).map_err(|source| LookupError::SystemConfig { source: Box::new(source) })?,
         };
         let opts: &mut ResolverOpts = builder.options_mut();
         opts.timeout = self.timeout;
@@ -113,7 +113,7 @@ impl Lookup {
         opts.cache_size = 0;
         opts.use_hosts_file = ResolveHosts::Never;
         opts.ndots = 0;
-        builder.build().map_err(|source| LookupError::SystemConfig { source })
+        builder.build().map_err(|source| LookupError::SystemConfig { source: Box::new(source) })
     }
 
     /// The CNAME target of `name` (lowercase, no trailing dot), or None when `name` has no CNAME
@@ -135,7 +135,7 @@ impl Lookup {
                 _ => None,
             })),
             Err(e) if e.is_no_records_found() => Ok(None),
-            Err(source) => Err(LookupError::Dns { name: name.to_owned(), record_type: "CNAME", source }),
+            Err(source) => Err(LookupError::Dns { name: name.to_owned(), record_type: "CNAME", source: Box::new(source) }),
         }
     }
 
@@ -151,7 +151,7 @@ impl Lookup {
                 })
                 .collect()),
             Err(e) if e.is_no_records_found() => Ok(Vec::new()),
-            Err(source) => Err(LookupError::Dns { name: name.to_owned(), record_type: "TXT", source }),
+            Err(source) => Err(LookupError::Dns { name: name.to_owned(), record_type: "TXT", source: Box::new(source) }),
         }
     }
 
@@ -180,7 +180,9 @@ impl Lookup {
         match (cname, txt) {
             (Ok(Some(found)), _) => Err(VerifyError::WrongCname { name: name_n, found, expected }),
             (Err(e), _) | (_, Err(e)) => Err(lookup_err(e)),
-            (Ok(None), Ok(values)) if !values.is_empty() => Err(VerifyError::WrongTxt { txt_name: txt_name_n, found: values.iter().map(|v| shorten(v)).collect() }),
+            (Ok(None), Ok(values)) if !values.is_empty() => {
+                Err(VerifyError::WrongTxt { txt_name: txt_name_n, found: values.iter().map(|v| shorten(v)).collect() })
+            }
             (Ok(None), Ok(_)) => Err(VerifyError::NoRecords { name: name_n, cname_target: expected, txt_name: txt_name_n }),
         }
     }

@@ -365,7 +365,8 @@ fn warn_if_readable_by_others(path: &Path) {
     if let Ok(meta) = std::fs::metadata(path)
         && meta.permissions().mode() & 0o077 != 0
     {
-        tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "the TSIG key file can be read by other users: chmod 600 it");
+        let mode = format!("{:o}", meta.permissions().mode() & 0o777);
+        tracing::warn!(path = %path.display(), mode, "the TSIG key file can be read by other users: chmod 600 it");
     }
 }
 

@@ -64,7 +64,7 @@ pub enum UpdateError {
     Sign {
         key: String,
         #[source]
-        source: hickory_proto::ProtoError,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -139,9 +139,9 @@ impl Rfc2136 {
 
     /// Signs and sends one UPDATE and reads its RCODE.
     async fn update(&self, mut message: Message, zone: &Name) -> Result<(), UpdateError> {
-        let signer = self.key.signer().map_err(|e| UpdateError::Sign { key: self.key.name.clone(), source: hickory_proto::ProtoError::from(e.to_string()) })?;
+        let signer = self.key.signer().map_err(|e| UpdateError::Sign { key: self.key.name.clone(), source: Box::new(e) })?;
         let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let verifier = message.finalize(&signer, now).map_err(|source| UpdateError::Sign { key: self.key.name.clone(), source })?;
+        let verifier = message.finalize(&signer, now).map_err(|e| UpdateError::Sign { key: self.key.name.clone(), source: Box::new(e) })?;
         let answer = self.exchange(message, verifier).await?;
         let zone = name::from_hickory(zone);
         match answer.response_code {
