@@ -19,7 +19,7 @@
 # No recursion, no root hints, no rndc channel (`controls { };`), every file it writes in DIR, so
 # several servers run side by side. It listens on a free port (UDP and TCP) that this script picks
 # and then checks: named keeps running when a port is taken, so the log is read for
-# "address in use" and another port is tried.
+# "address in use" and another port is tried (`reuseport no`, or it would share the port).
 #
 # AppArmor: Debian's profile for /usr/sbin/named lets it read /etc/bind and write only
 # /var/cache/bind, /var/lib/bind and a few more. Where that profile is enforced, DIR must lie
@@ -29,6 +29,7 @@
 # Settings: DNS_TSIG_NAME (the key's name, default vmw-test-key), NAMED (default named),
 # TSIG_KEYGEN (default tsig-keygen).
 set -euo pipefail
+PATH=$PATH:/usr/sbin:/sbin # named and tsig-keygen live in sbin, not always on a user's PATH
 
 named_bin=${NAMED:-named}
 keygen=${TSIG_KEYGEN:-tsig-keygen}
@@ -90,6 +91,9 @@ write_conf() {
     echo "  dnssec-validation no;"
     echo "  notify no;"
     echo "  automatic-interface-scan no;"
+    # BIND 9.18 opens its sockets with SO_REUSEPORT: a second named on a taken port would share
+    # it silently. Without it, the taken TCP port shows in the log as "address in use".
+    echo "  reuseport no;"
     echo "};"
     echo "controls { };"
     local spec zone
@@ -150,6 +154,13 @@ start() {
       rm -f "$dir/named.run-pid"
       die "named did not start; its log ($dir/named.log):
 $(tail -n 30 "$dir/named.log")"
+    fi
+    if grep -q 'not loaded due to errors' "$dir/named.log"; then
+      kill -TERM "$pid" 2>/dev/null || true
+      wait "$pid" 2>/dev/null || true
+      rm -f "$dir/named.run-pid"
+      die "a zone did not load; named's log ($dir/named.log):
+$(grep -E '^[^ ]+ [^ ]+ (zone |dns_)' "$dir/named.log" | tail -n 20)"
     fi
     if grep -q 'running$' "$dir/named.log" && ! grep -qi 'address in use' "$dir/named.log"; then
       echo "DNS_SERVER=127.0.0.1:$port"
