@@ -74,10 +74,12 @@ impl Application {
             let cfg = Arc::new(c);
             let vm = VmManager::connect(&cfg).await?;
             let proxy = Proxy::new(&cfg);
+            let svc = HostingService::new(db.clone(), cfg.clone(), vm, proxy.clone(), accounts.clone()).await?;
             if settings.nginx_enabled {
+                // HTTPS from the first answer: the certificates on disk, the local CA's made now.
+                proxy.preset_tls(svc.tls_front_at_start().await);
                 proxy.ensure_running().await?;
             }
-            let svc = HostingService::new(db.clone(), cfg.clone(), vm, proxy, accounts.clone()).await?;
             if let Some(step) = &settings.fail_step {
                 let step = service::hosting::Step::parse(step)
                     .ok_or_else(|| anyhow::anyhow!("--fail-step: unknown step '{step}'"))?;

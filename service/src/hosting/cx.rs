@@ -81,6 +81,8 @@ pub(crate) struct Shared {
     /// Wakes the custom domains' checker (DNS, certificates): a domain was added, or its owner
     /// asked for a check now.
     pub domain_checks: tokio::sync::Notify,
+    /// Certificate files, the local CA, the ACME account, DNS-01 and the ownership lookups.
+    pub certs: super::certs::Certs,
     /// The custom domains' verification secret, read (or made) at first use.
     pub verify_secret: tokio::sync::OnceCell<Vec<u8>>,
 }

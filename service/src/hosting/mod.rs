@@ -91,6 +91,7 @@ impl HostingService {
             faults: Arc::default(),
             backends: Default::default(),
             domain_checks: Default::default(),
+            certs: certs::Certs::new(&cfg),
             verify_secret: Default::default(),
         });
         let cluster = cluster::Cluster::load(cx::Cx::new(store, cfg, vm, capacity, true, shared)).await?;

@@ -9,6 +9,12 @@ impl Proxy {
         self.inner.front.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// The certificates to render with when nginx is (re)started next ([`Proxy::ensure_running`]),
+    /// without touching nginx now: the front at start-up, before nginx runs.
+    pub fn preset_tls(&self, front: TlsFront) {
+        *self.inner.front.write().unwrap_or_else(|e| e.into_inner()) = front;
+    }
+
     /// Serves the dashboard and the sites' subdomains with `front` (a new or renewed
     /// certificate, HSTS): re-renders the main files (the sites' files only include
     /// `site-tls.conf` and `site-http.conf`), runs `nginx -t` and reloads. When nginx refuses

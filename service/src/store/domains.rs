@@ -21,8 +21,15 @@ pub use domain::Model as DomainRow;
 /// The states the checker looks at when their `next_check_at` has come: a name waiting for its
 /// DNS record or after a failure, one verified that needs its certificate, an issuance or a
 /// renewal to take up again (a crash in the middle leaves it so).
-pub const CHECKED_STATES: &[DomainState] =
-    &[DomainState::WaitingDns, DomainState::Failed, DomainState::Verified, DomainState::Issuing, DomainState::Renewing];
+pub const CHECKED_STATES: &[DomainState] = &[
+    DomainState::WaitingDns,
+    DomainState::Failed,
+    DomainState::Verified,
+    DomainState::Issuing,
+    DomainState::Renewing,
+    // At its certificate's renewal time.
+    DomainState::Active,
+];
 
 impl Store {
     /// Adds `name` to hosting `hosting_id` of `user_id`, `waiting_dns`, first checked at
@@ -72,7 +79,12 @@ impl Store {
     pub async fn routed_domains_of_hosting(&self, hosting_id: i32) -> Result<Vec<DomainRow>> {
         Ok(domain::Entity::find()
             .filter(domain::Column::HostingId.eq(hosting_id))
-            .filter(domain::Column::State.is_in(DomainState::ROUTED.iter().copied()))
+            // A failed issuance of a verified name keeps its HTTP route (and the CA reaches it).
+            .filter(
+                Condition::any()
+                    .add(domain::Column::State.is_in(DomainState::ROUTED.iter().copied()))
+                    .add(Condition::all().add(domain::Column::State.eq(DomainState::Failed)).add(domain::Column::VerifiedAt.is_not_null())),
+            )
             .order_by_asc(domain::Column::Id)
             .all(self.db())
             .await?)

@@ -101,6 +101,7 @@ async fn lead(cluster: &Arc<Cluster>, accounts: &Accounts) -> Result<Tasks> {
     open_all_ssh_wakers(home).await;
     let mut tasks = node_tasks(home);
     tasks.push(spawn_housekeeping(home, accounts));
+    tasks.push(super::certs::spawn_certs(home));
     tasks.extend(start_nodes_background(cluster).await);
     Ok(tasks)
 }

@@ -2,6 +2,7 @@
 //! the warm pool, idle sleep, SSH wakers, housekeeping, the nodes' health) and every replica's
 //! (the stats sampler, the other replicas' notes). One node's periodic work is in `node`.
 pub(crate) mod housekeeping;
+pub(crate) mod certs;
 pub(crate) mod idle;
 pub(crate) mod leader;
 pub(crate) mod node;

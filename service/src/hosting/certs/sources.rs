@@ -23,16 +23,6 @@ pub(crate) enum Source {
 }
 
 impl Source {
-    /// The `certificates.source` value of this kind.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Source::None => "none",
-            Source::Operator(_) => "operator",
-            Source::LocalCa(_) => "local_ca",
-            Source::AcmeHttp(_) | Source::AcmeDns(_) => "acme",
-        }
-    }
-
     /// HTTP answers 301 to HTTPS: everywhere but for the local CA's names (the original
     /// system's `http://localhost/...` scripts keep working).
     pub(crate) fn redirects_http(&self) -> bool {

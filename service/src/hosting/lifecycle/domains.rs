@@ -105,7 +105,7 @@ pub(crate) async fn add(cx: &Cx, site: &HostingRow, raw: &str) -> Result<DomainV
 pub(crate) async fn remove(cx: &Cx, site: &HostingRow, did: i32) -> Result<()> {
     let d = of_site(cx, site, did).await?;
     cx.store.delete_domain(d.id).await?;
-    if d.state.is_routed() {
+    if d.state.is_routed() || d.verified_at.is_some() {
         if let Err(err) = refresh_route(cx, site.id).await {
             tracing::error!(hosting_id = site.id, domain_id = d.id, %err, "a removed domain's route could not be withdrawn");
         }

@@ -22,6 +22,7 @@ pub(crate) mod always_on;
 pub mod console;
 pub(crate) mod create;
 pub(crate) mod delete;
+pub(crate) mod domain_checks;
 pub(crate) mod domains;
 pub(crate) mod provision;
 pub(crate) mod sleep;
