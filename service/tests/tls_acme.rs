@@ -32,6 +32,11 @@ struct Pebble {
 
 impl Pebble {
     fn start(http_port: u16) -> Self {
+        Self::start_with(http_port, None)
+    }
+
+    /// `ocsp`: the OCSP responder URL Pebble writes into its certificates.
+    fn start_with(http_port: u16, ocsp: Option<&str>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("bash")
             .arg(script())
@@ -39,6 +44,7 @@ impl Pebble {
             .arg(dir.path().join("pebble"))
             .env("PEBBLE_HTTP_PORT", http_port.to_string())
             .env_remove("PEBBLE_DNS")
+            .env("PEBBLE_OCSP_URL", ocsp.unwrap_or(""))
             .output()
             .unwrap();
         let mut pebble = Self { dir, env: HashMap::new() };
@@ -207,6 +213,7 @@ async fn http01_issues_a_certificate_for_two_names_and_the_account_is_kept() {
     assert_eq!(validity::validity(&cert.chain_pem).unwrap(), (cert.not_before, cert.not_after));
     assert!(tokens.0.lock().unwrap().is_empty(), "the tokens are withdrawn after issuance");
     assert_eq!(acme.renewal_window(&cert.chain_pem).await, None, "Pebble 2.4 has no ARI");
+    assert_eq!(validity::ocsp_url(&cert.chain_pem), None, "no OCSP responder configured");
 
     // A second start uses the stored account: same account URL, file untouched.
     let again = Acme::new(pebble.settings()).await.unwrap();
@@ -222,7 +229,7 @@ async fn dns01_issues_a_wildcard_certificate() {
     if !pebble_installed("dns01_issues_a_wildcard_certificate") {
         return;
     }
-    let pebble = Pebble::start(serve_tokens(Tokens::default()).await);
+    let pebble = Pebble::start_with(serve_tokens(Tokens::default()).await, Some("http://ocsp.sites.test/"));
     let dns = ChallTestSrv { mgmt: pebble.var("CHALLTESTSRV_MGMT").to_string(), set: Mutex::new(Vec::new()) };
     let acme = Acme::new(pebble.settings()).await.unwrap();
     let names = vec!["*.sites.test".to_string(), "sites.test".to_string()];
@@ -232,6 +239,7 @@ async fn dns01_issues_a_wildcard_certificate() {
     verify(&cert.chain_pem, &pebble.mgmt("/roots/0").await);
     assert_eq!(sorted(validity::names(&cert.chain_pem).unwrap()), sorted(names));
     assert!(dns.set.lock().unwrap().is_empty(), "the TXT records are withdrawn after issuance");
+    assert_eq!(validity::ocsp_url(&cert.chain_pem).as_deref(), Some("http://ocsp.sites.test/"), "nginx staples from it");
 }
 
 #[tokio::test]
