@@ -8,7 +8,8 @@
 #
 # Inputs (environment): PEBBLE_HTTP_PORT (required for start: where Pebble sends HTTP-01
 # requests), PEBBLE_VALIDITY_SECS (certificate lifetime), PEBBLE_DNS (host:port of a resolver
-# to use instead of challtestsrv, e.g. a test named).
+# to use instead of challtestsrv, e.g. a test named), PEBBLE_OCSP_URL (the OCSP responder its
+# certificates name).
 # Output: PEBBLE_DIRECTORY, PEBBLE_CA (PEM signing Pebble's HTTPS), PEBBLE_MGMT (roots at
 # $PEBBLE_MGMT/roots/0, intermediates at /intermediates/0), CHALLTESTSRV_MGMT (empty with
 # PEBBLE_DNS), CHALLTESTSRV_DNS.
@@ -44,14 +45,22 @@ wait_tcp() {
 }
 
 stop() {
+    # Both get TERM at once (each takes a second or two to exit), then KILL after 5 s.
+    local pids=()
     for pidfile in "$dir"/pebble.pid "$dir"/challtestsrv.pid; do
         [ -f "$pidfile" ] || continue
-        pid=$(cat "$pidfile")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
+        pids+=("$(cat "$pidfile")")
         rm -f "$pidfile"
     done
+    [ ${#pids[@]} -gt 0 ] || return 0
+    kill "${pids[@]}" 2>/dev/null || true
+    for _ in $(seq 50); do
+        local alive=0
+        for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ $alive = 1 ] || break
+        sleep 0.1
+    done
+    kill -9 "${pids[@]}" 2>/dev/null || true
 }
 
 case $cmd in
@@ -91,7 +100,7 @@ start)
     "privateKey": "$dir/https.key",
     "httpPort": $PEBBLE_HTTP_PORT,
     "tlsPort": $tls_port,
-    "ocspResponderURL": "",
+    "ocspResponderURL": "${PEBBLE_OCSP_URL:-}",
     "externalAccountBindingRequired": false$validity
   }
 }

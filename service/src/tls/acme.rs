@@ -75,7 +75,8 @@ pub enum Challenge<'a> {
     Dns01(&'a dyn Dns01Publisher),
 }
 
-/// An ACME account on one directory.
+/// An ACME account on one directory. Cheap to clone; orders may run concurrently.
+#[derive(Clone)]
 pub struct Acme {
     account: Account,
     directory: String,

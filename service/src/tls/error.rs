@@ -52,7 +52,7 @@ pub enum AcmeError {
     #[error("the certificate authority could not validate {name}: {detail}")]
     Validation { name: String, detail: String },
     /// Any other ACME problem document (`problem_type` as the CA sent it).
-    #[error("the certificate authority refused the request: {detail} ({problem_type})")]
+    #[error("the certificate authority refused the request: {detail}")]
     Rejected { problem_type: String, detail: String },
     #[error("{detail}")]
     Other {

@@ -110,4 +110,35 @@ mod tests {
             assert!(matches!(validate_label(bad), Err(TlsError::InvalidLabel(_))), "{bad}");
         }
     }
+
+    /// What nginx reads after a save: the chain and the key as issued, the key 0600 in 0700
+    /// directories; a load gives the same certificate back, a removal leaves nothing.
+    #[test]
+    fn saved_certificates_load_back_and_keys_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let ca = super::super::LocalCa::load_or_create(&tmp.path().join("ca")).unwrap();
+        let cert = ca.issue(&["localhost".to_string()]).unwrap();
+        let store = CertStore::new(tmp.path());
+        assert!(store.load("dashboard").unwrap().is_none());
+        let paths = store.save("dashboard", &cert).unwrap();
+        assert_eq!(paths, store.files("dashboard").unwrap());
+        assert_eq!(paths.chain, tmp.path().join("tls/certs/dashboard/fullchain.pem"));
+        assert_eq!(mode(&paths.key), 0o600);
+        assert_eq!(mode(paths.key.parent().unwrap()), 0o700);
+        assert_eq!(mode(&tmp.path().join("tls/certs")), 0o700);
+        let loaded = store.load("dashboard").unwrap().unwrap();
+        assert_eq!((loaded.chain_pem.as_str(), loaded.key_pem.as_str()), (cert.chain_pem.as_str(), cert.key_pem.as_str()));
+        assert_eq!((loaded.not_before, loaded.not_after), (cert.not_before, cert.not_after));
+        // A renewal replaces both files.
+        let renewed = ca.issue(&["localhost".to_string()]).unwrap();
+        store.save("dashboard", &renewed).unwrap();
+        assert_eq!(fs::read_to_string(&paths.key).unwrap(), renewed.key_pem);
+        assert_eq!(fs::read_dir(paths.key.parent().unwrap()).unwrap().count(), 2, "no temporary files left");
+        store.remove("dashboard").unwrap();
+        assert!(store.load("dashboard").unwrap().is_none());
+        store.remove("dashboard").unwrap();
+        assert!(matches!(store.save("../x", &cert), Err(TlsError::InvalidLabel(_))));
+    }
 }

@@ -56,7 +56,7 @@ mod files;
 mod local_ca;
 pub mod validity;
 
-pub use acme::{Acme, AcmeSettings, Challenge};
+pub use acme::{Acme, AcmeSettings, Challenge, DEFAULT_DEADLINE};
 pub use error::{AcmeError, TlsError};
 pub use files::{CertStore, validate_label};
-pub use local_ca::LocalCa;
+pub use local_ca::{LEAF_DAYS, LocalCa};
