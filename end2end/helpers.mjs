@@ -23,8 +23,9 @@ export function freePort() {
   });
 }
 
-/** Starts vm-webhoster. hosting=false runs accounts only (no libvirt, no nginx). */
-export async function startServer({ hosting = false, env = {}, poolSize = 0, pausedSize = 0, golden = false } = {}) {
+/** Starts vm-webhoster. hosting=false runs accounts only (no libvirt, no nginx); with hosting, nginx
+ * serves HTTPS too (`tlsPort`, certificates from the local CA unless `args` say otherwise). */
+export async function startServer({ hosting = false, env = {}, poolSize = 0, pausedSize = 0, golden = false, args: extra = [], nginxPort: wantNginx, publicHost = '127.0.0.1' } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), 'vmw-e2e-'));
   chmodSync(dataDir, 0o755); // QEMU runs as an unprivileged user and must reach the VM disks
   const appPort = await freePort();
@@ -33,14 +34,16 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
   const args = ['serve', '--data-dir', dataDir, '--listen', `127.0.0.1:${appPort}`, '--site-root', SITE_ROOT, '--first-user-admin'];
   let base = `http://127.0.0.1:${appPort}`;
   let nginxPort;
+  let tlsPort;
   const prefix = `vmwe2e${Math.random().toString(16).slice(2, 8)}-`;
   if (hosting) {
-    nginxPort = await freePort();
+    nginxPort = wantNginx || await freePort();
+    tlsPort = await freePort();
     const image = process.env.VMW_GUEST_IMAGE_DIR || join(ROOT, 'data/images/current');
     if (!existsSync(join(image, 'base.qcow2'))) throw new Error(`guest image missing at ${image} (make image)`);
     const seed = Math.floor(Math.random() * 40);
-    args.push('--nginx-listen', `127.0.0.1:${nginxPort}`, '--guest-image', image,
-      '--public-host', '127.0.0.1', '--domain-prefix', prefix, '--pool-size', String(poolSize),
+    args.push('--nginx-listen', `127.0.0.1:${nginxPort}`, '--nginx-listen-tls', `127.0.0.1:${tlsPort}`, '--guest-image', image,
+      '--public-host', publicHost, '--domain-prefix', prefix, '--pool-size', String(poolSize),
       '--pool-paused', String(pausedSize));
     // Each run has a fresh data dir, so a golden snapshot would cost a cold boot of its own.
     if (!golden) args.push('--no-golden');
@@ -49,6 +52,7 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
   } else {
     args.push('--no-libvirt');
   }
+  args.push(...extra);
   const proc = spawn(SERVER_BIN, args, {
     env: { ...process.env, VMW_LOG: process.env.VMW_LOG || 'warn', ...env }, stdio: ['ignore', 'inherit', 'inherit'],
   });
@@ -58,7 +62,7 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
     await new Promise(r => setTimeout(r, 100));
   }
   return {
-    base, dataDir, nginxPort, proc, prefix,
+    base, dataDir, nginxPort, tlsPort, proc, prefix,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise(r => proc.exitCode !== null ? r() : proc.once('exit', r));
