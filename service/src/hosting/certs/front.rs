@@ -12,7 +12,7 @@ use super::sources::{self, Source};
 use crate::hosting::cx::Cx;
 use crate::proxy::{TlsFront, TlsName};
 use crate::store::HostingRow;
-use crate::tls::{Challenge, IssuedCert, validity};
+use crate::tls::{AcmeError, Challenge, IssuedCert, validity};
 
 /// The front as it should be served now (see the module's doc).
 pub(crate) async fn front(cx: &Cx, ask_ca: bool) -> TlsFront {
@@ -83,9 +83,9 @@ async fn keep(cx: &Cx, label: &str, source: &Source, ask_ca: bool) -> Option<Tls
                     }
                     Err(err) => tracing::error!(label, %err, "an issued certificate could not be saved"),
                 },
-                Err(error) => {
+                Err((acme_error, error)) => {
                     let failures = failures + 1;
-                    let next = now + validity::backoff(failures as u32);
+                    let next = now + record::wait_after(acme_error.as_ref(), failures as u32);
                     let kept = current.as_ref().filter(|c| fits(c, &names));
                     record::failed(cx, label, &names, source_kind(source), kept, failures, &error, next).await;
                 }
@@ -110,24 +110,29 @@ async fn ari_due(cx: &Cx, source: &Source, cert: &IssuedCert) -> bool {
     acme.renewal_window(&cert.chain_pem).await.is_some_and(|(start, _)| OffsetDateTime::now_utc() >= start)
 }
 
-/// A new certificate for `names` from `source`; the error as the operator reads it.
-async fn issue(cx: &Cx, source: &Source, names: &[String]) -> Result<IssuedCert, String> {
+/// A new certificate for `names` from `source`; the error as the operator reads it, with the
+/// CA's (for the back-off).
+async fn issue(cx: &Cx, source: &Source, names: &[String]) -> Result<IssuedCert, (Option<AcmeError>, String)> {
     let certs = &cx.shared.certs;
+    let acme_err = |e: AcmeError| {
+        let text = e.to_string();
+        (Some(e), text)
+    };
     match source {
         Source::LocalCa(_) => {
-            let ca = certs.local_ca(&cx.cfg).await.map_err(|e| e.to_string())?;
-            ca.issue(names).map_err(|e| e.to_string())
+            let ca = certs.local_ca(&cx.cfg).await.map_err(|e| (None, e.to_string()))?;
+            ca.issue(names).map_err(|e| (None, e.to_string()))
         }
         Source::AcmeHttp(_) => {
-            let acme = certs.acme(&cx.cfg).await.map_err(|e| e.to_string())?;
-            acme.issue(names, Challenge::Http01(&DbHttp01(cx.store.db().clone()))).await.map_err(|e| e.to_string())
+            let acme = certs.acme(&cx.cfg).await.map_err(acme_err)?;
+            acme.issue(names, Challenge::Http01(&DbHttp01(cx.store.db().clone()))).await.map_err(acme_err)
         }
         Source::AcmeDns(_) => {
-            let dns = certs.dns01.as_ref().ok_or("no DNS update server (--dns-update-server, --dns-tsig-key)")?;
-            let acme = certs.acme(&cx.cfg).await.map_err(|e| e.to_string())?;
-            acme.issue(names, Challenge::Dns01(dns)).await.map_err(|e| e.to_string())
+            let dns = certs.dns01.as_ref().ok_or((None, "no DNS update server (--dns-update-server, --dns-tsig-key)".to_owned()))?;
+            let acme = certs.acme(&cx.cfg).await.map_err(acme_err)?;
+            acme.issue(names, Challenge::Dns01(dns)).await.map_err(acme_err)
         }
-        Source::None | Source::Operator(_) => Err("nothing to issue".into()),
+        Source::None | Source::Operator(_) => Err((None, "nothing to issue".into())),
     }
 }
 

@@ -84,6 +84,41 @@ pub(crate) async fn backoff_of(cx: &Cx, label: &str) -> (i32, Option<i64>) {
     }
 }
 
+/// How long to wait before the next try after `failures` failures in a row, the last being
+/// `error`: the CA's own `Retry-After` when rate limited; at least 15 minutes after a failed
+/// validation (Let's Encrypt allows 5 failed validations per name an hour); else
+/// `validity::backoff` (1 min doubling to 6 h).
+pub(crate) fn wait_after(error: Option<&crate::tls::AcmeError>, failures: u32) -> std::time::Duration {
+    use crate::tls::AcmeError;
+    let base = crate::tls::validity::backoff(failures);
+    match error {
+        Some(AcmeError::RateLimited { retry_after: Some(d), .. }) => (*d).max(base),
+        Some(AcmeError::Validation { .. }) => base.max(std::time::Duration::from_secs(15 * 60)),
+        _ => base,
+    }
+}
+
 pub(crate) fn at_ms(t: OffsetDateTime) -> i64 {
     ms(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_after;
+    use crate::tls::AcmeError;
+    use std::time::Duration;
+
+    #[test]
+    fn failed_validations_wait_a_quarter_hour_and_rate_limits_what_the_ca_says() {
+        let validation = AcmeError::Validation { name: "a.test".into(), detail: "no".into() };
+        for n in 1..4 {
+            // At most four failed validations an hour: under Let's Encrypt's five.
+            assert!(wait_after(Some(&validation), n) >= Duration::from_secs(900));
+        }
+        let limited = AcmeError::RateLimited { retry_after: Some(Duration::from_secs(7200)), detail: "slow down".into() };
+        assert!(wait_after(Some(&limited), 1) >= Duration::from_secs(7200));
+        let down = AcmeError::Unreachable { detail: "down".into(), source: None };
+        assert!(wait_after(Some(&down), 1) < Duration::from_secs(120), "an unreachable CA is asked again soon");
+        assert!(wait_after(None, 1) < Duration::from_secs(120));
+    }
 }

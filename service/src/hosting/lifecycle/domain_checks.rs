@@ -103,7 +103,12 @@ async fn certify(cx: &Cx, site: &HostingRow, d: &DomainRow) {
         Err(e) => Err(e),
     };
     let display = crate::domain_name::display_name(&d.name);
-    match result.map_err(|e| (retry_after(&e), e.to_string())).and_then(|c| certs.files.save(&label, &c).map(|_| c).map_err(|e| (None, e.to_string()))) {
+    let attempts = d.attempts + 1;
+    let failed_wait = |e: Option<&AcmeError>| record::wait_after(e, attempts as u32);
+    match result
+        .map_err(|e| (failed_wait(Some(&e)), e.to_string()))
+        .and_then(|c| certs.files.save(&label, &c).map(|_| c).map_err(|e| (failed_wait(None), e.to_string())))
+    {
         Ok(cert) => {
             let renew = validity::renew_at(cert.not_before, cert.not_after);
             record::issued(cx, &label, &names, CertSource::Acme, &cert, renew).await;
@@ -118,8 +123,6 @@ async fn certify(cx: &Cx, site: &HostingRow, d: &DomainRow) {
             tell(cx, site, EventStatus::Succeeded, format!("Certificate for {display} {what}; it expires {}", date(cert.not_after))).await;
         }
         Err((wait, error)) => {
-            let attempts = d.attempts + 1;
-            let wait = wait.unwrap_or_else(|| validity::backoff(attempts as u32));
             let next = OffsetDateTime::now_utc() + wait;
             let soon = record::failed(cx, &label, &names, CertSource::Acme, current.as_ref(), attempts, &error, next).await;
             // With a certificate still valid the name keeps being served with it.
@@ -132,13 +135,6 @@ async fn certify(cx: &Cx, site: &HostingRow, d: &DomainRow) {
                 tell(cx, site, EventStatus::Failed, format!("Certificate for {display} could not be issued: {error}")).await;
             }
         }
-    }
-}
-
-fn retry_after(e: &AcmeError) -> Option<Duration> {
-    match e {
-        AcmeError::RateLimited { retry_after, .. } => *retry_after,
-        _ => None,
     }
 }
 
