@@ -214,6 +214,17 @@ fn banner(settings: &Settings, addr: SocketAddr, needs_admin: bool) -> String {
     let mut out = format!(
         "==> vm-webhoster is ready: open {open}  (API docs {open}api/v1/docs; metrics for a local scraper on http://{addr}/metrics)"
     );
+    if let (true, Some(tls)) = (proxied, settings.service.nginx_listen_tls) {
+        let port = if tls.port() == 443 { String::new() } else { format!(":{}", tls.port()) };
+        out.push_str(&format!("\n==> HTTPS: https://{}{port}/", settings.service.public_host));
+        let root = service::hosting::local_ca_root(&settings.service);
+        if root.exists() {
+            out.push_str(&format!(
+                " (certified by this instance's local CA: trust its root certificate {} , also at {open}tls/local-ca.pem)",
+                root.display()
+            ));
+        }
+    }
     if needs_admin {
         out.push_str(&format!(
             "\n==> no administrator yet: sign up at {open}signup, then run `vm-webhoster grant-admin YOUR_USERNAME` \
