@@ -6,6 +6,7 @@ mod acme_challenge;
 pub mod api;
 pub mod config;
 pub mod csrf;
+mod local_ca;
 pub mod metrics;
 mod secure_cookies;
 pub mod telemetry;
@@ -144,6 +145,7 @@ impl Application {
             .nest("/api/v1", api::router())
             .route("/metrics", axum::routing::get(metrics::render))
             .route("/.well-known/acme-challenge/{token}", axum::routing::get(acme_challenge::answer))
+            .route("/tls/local-ca.pem", axum::routing::get(local_ca::root))
             .route("/auth/register", axum::routing::get(|| async { axum::response::Redirect::permanent("/signup") }))
             .route("/auth/login", axum::routing::get(|| async { axum::response::Redirect::permanent("/login") }))
             .leptos_routes_with_context(

@@ -59,6 +59,12 @@ pub mod nodes {
     pub use super::cluster::uri::{NewNode, check_uri_policy, validate_uri};
 }
 
+/// Where the local certificate authority's root certificate is (made at the first start with
+/// `--tls auto` and a loopback or IP name; offered for download on the settings page).
+pub fn local_ca_root(cfg: &ServiceConfig) -> std::path::PathBuf {
+    certs::local_ca_dir(cfg).join("root.pem")
+}
+
 /// The hosting service of one node (every node's is reached with [`HostingService::on`]).
 #[derive(Clone)]
 pub struct HostingService {
