@@ -7,6 +7,7 @@ pub use vmw_types::{
     AccountEventKind, AccountEventView, ApiTokenView, EventKind, EventStatus, EventView, HostingState, HostingView, LiveMessage, NodeView, Operation,
     PlanView, SnapshotState, SnapshotView, SshKeyView, StatSample, Step, StepInfo, UserView,
 };
+pub use vmw_types::{CertificateView, TlsOverview};
 
 /// Everything the live page of one hosting needs at load; updates then arrive as
 /// [`LiveMessage`]s over the event stream.
@@ -32,4 +33,14 @@ pub struct AdminData {
     pub users: Vec<UserView>,
     /// The administrator looking (who cannot disable themselves).
     pub me: i32,
+    /// The instance's certificates and HTTPS notes.
+    pub tls: TlsOverview,
+}
+
+/// The dashboard's HTTPS address, and the local CA's root when there is one (settings page).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HttpsSettings {
+    pub https_url: Option<String>,
+    /// SHA-256 of the root certificate (colon-separated hex), to compare before trusting it.
+    pub local_ca_fingerprint: Option<String>,
 }

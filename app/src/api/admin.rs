@@ -32,12 +32,13 @@ pub async fn admin_overview() -> Result<AdminData, AppError> {
             health: Default::default(),
             sites: Vec::new(),
         };
-        return Ok(AdminData { nodes: vec![node], hostings: Vec::new(), events: Vec::new(), users, me: me.id });
+        return Ok(AdminData { nodes: vec![node], hostings: Vec::new(), events: Vec::new(), users, me: me.id, tls: Default::default() });
     };
     let nodes = h.nodes_info(&actor).await?;
     let hostings = h.list_all(&actor).await?;
     let events = h.recent_events(&actor, 50).await?;
-    Ok(AdminData { nodes, hostings, events, users, me: me.id })
+    let tls = h.tls_overview(&actor).await?;
+    Ok(AdminData { nodes, hostings, events, users, me: me.id, tls })
 }
 
 /// Drains a node (`drained` true: no new sites go there) or takes it back (administrators only).

@@ -45,6 +45,7 @@ fn Admin() -> impl IntoView {
                                 </div>
                                 <AddNodeForm add/>
                             </section>
+                            <Certificates tls=o.tls/>
                             <section class="card mt-6 p-4 sm:p-5">
                                 <h2 class="font-semibold">"All hostings"</h2>
                                 <ul class="mt-3 divide-y divide-slate-200 dark:divide-slate-800" data-testid="admin-hostings">
@@ -327,5 +328,40 @@ fn UserRow(u: UserView, me: i32) -> impl IntoView {
                 }.into_any()
             }}
         </li>
+    }
+}
+
+/// The certificates: a line each, the troubled ones first and marked (could not be renewed and
+/// expiring within 14 days, expired, or never issued), and the HTTPS notes.
+#[component]
+fn Certificates(tls: crate::model::TlsOverview) -> impl IntoView {
+    let troubled = tls.certificates.iter().filter(|c| c.trouble).count();
+    view! {
+        <section class="card mt-6 p-4 sm:p-5" data-testid="admin-certificates" aria-labelledby="certs-title">
+            <h2 class="font-semibold" id="certs-title">
+                {format!("Certificates ({})", tls.certificates.len())}
+                {(troubled > 0).then(|| view! { <span class="ml-2 text-sm text-rose-600" data-testid="certs-trouble">{format!("{troubled} need attention")}</span> })}
+            </h2>
+            {tls.notes.into_iter().map(|n| view! { <p class="mt-2 text-sm text-slate-500" data-testid="tls-note">{n}</p> }).collect_view()}
+            <ul class="mt-3 divide-y divide-slate-200 text-sm dark:divide-slate-800">
+                {tls.certificates.into_iter().map(|c| {
+                    let class = if c.trouble { "py-2 text-rose-700 dark:text-rose-400" } else { "py-2" };
+                    view! {
+                        <li class=class data-testid="certificate" data-label=c.label.clone() data-trouble=c.trouble.to_string()>
+                            <div class="flex flex-wrap gap-x-3">
+                                <span class="font-medium">{c.label.clone()}</span>
+                                <span class="min-w-0 break-all">{c.names.join(", ")}</span>
+                                <span class="text-slate-500">{c.source.label()}</span>
+                                <span class="text-slate-500">{c.not_after.map(|t| format!("expires {}", format_time(t))).unwrap_or_else(|| "not issued".into())}</span>
+                            </div>
+                            {c.last_error.map(|e| view! {
+                                <p class="break-words text-xs">{format!("{} failure(s) in a row: {e}", c.failures)}
+                                    {c.next_try_at.map(|t| format!(" (next try {})", format_time(t)))}</p>
+                            })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        </section>
     }
 }

@@ -24,6 +24,7 @@ fn Settings(user: UserView) -> impl IntoView {
             <ApiTokens/>
             <PasswordForm/>
             <DeleteAccountForm/>
+            <Https/>
             <Activity/>
         </div>
     }
@@ -180,5 +181,29 @@ fn Activity() -> impl IntoView {
                 <ListOr list empty=none each=rows/>
             </Transition>
         </section>
+    }
+}
+
+/// HTTPS: the dashboard's https address and, when this instance certifies its local names
+/// itself, its root certificate to add to a browser or system (with its fingerprint).
+#[component]
+fn Https() -> impl IntoView {
+    let info = Resource::new(|| (), |_| crate::api::tls::https_info());
+    view! {
+        <Transition fallback=|| ()>
+            {move || info.get().and_then(|r| r.ok()).filter(|i| i.https_url.is_some()).map(|i| view! {
+                <section class="card space-y-3 p-5" data-testid="https">
+                    <h2 class="text-lg font-semibold">"HTTPS"</h2>
+                    {i.https_url.clone().map(|u| view! { <p class="text-sm">"This dashboard also answers at " <a class="link break-all" href=u.clone()>{u.clone()}</a></p> })}
+                    {i.local_ca_fingerprint.map(|fp| view! {
+                        <p class="text-sm text-slate-500">
+                            "Its local names are certified by this instance's own certificate authority. Add its root certificate to your browser or system to trust them."
+                        </p>
+                        <a class="btn-secondary inline-block" href="/tls/local-ca.pem" download="vm-webhoster-local-ca.pem" data-testid="local-ca-download">"Download root certificate"</a>
+                        <p class="break-all font-mono text-xs text-slate-500" data-testid="local-ca-fingerprint">{format!("SHA-256 {fp}")}</p>
+                    })}
+                </section>
+            })}
+        </Transition>
     }
 }

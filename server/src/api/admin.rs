@@ -165,3 +165,12 @@ pub async fn recent_events(State(state): State<AppState>, user: ApiUser, Query(q
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     Ok(axum::Json(hosting(&state)?.recent_events(&user.actor(), limit).await?))
 }
+
+/// The instance's certificates (the dashboard's, the sites' wildcard, each site's and custom
+/// domain's), troubled ones first, and which names are served over HTTP only.
+#[utoipa::path(operation_id = "admin_certificates", get, path = "/api/v1/admin/certificates", tag = "admin", security(("bearer" = [])),
+    responses((status = 200, description = "Certificates and notes", body = vmw_types::TlsOverview), HostingAdminErrors))]
+pub async fn certificates(State(state): State<AppState>, user: ApiUser) -> ApiResult<axum::Json<vmw_types::TlsOverview>> {
+    admin_only(&user)?;
+    Ok(axum::Json(hosting(&state)?.tls_overview(&user.actor()).await?))
+}

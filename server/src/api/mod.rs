@@ -60,6 +60,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/nodes/{id}/undrain", post(admin::undrain_node))
         .route("/admin/hostings", get(admin::list_hostings))
         .route("/admin/events", get(admin::recent_events))
+        .route("/admin/certificates", get(admin::certificates))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
         .route("/docs/init.js", get(openapi::docs_init))

@@ -65,6 +65,15 @@ pub fn local_ca_root(cfg: &ServiceConfig) -> std::path::PathBuf {
     certs::local_ca_dir(cfg).join("root.pem")
 }
 
+/// The SHA-256 fingerprint (colon-separated hex) of the local CA's root certificate, if there is
+/// one: what a user compares before trusting it.
+pub fn local_ca_fingerprint(cfg: &ServiceConfig) -> Option<String> {
+    use sha2::Digest;
+    let pem = std::fs::read_to_string(local_ca_root(cfg)).ok()?;
+    let der = crate::tls::validity::chain_der(&pem).ok()?.into_iter().next()?;
+    Some(sha2::Sha256::digest(&der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":"))
+}
+
 /// The hosting service of one node (every node's is reached with [`HostingService::on`]).
 #[derive(Clone)]
 pub struct HostingService {

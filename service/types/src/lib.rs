@@ -8,6 +8,7 @@
 #[macro_use]
 mod string_enum;
 mod account;
+mod certs;
 mod domains;
 mod event;
 mod name;
@@ -16,6 +17,7 @@ mod step;
 mod view;
 
 pub use account::{AccountEventKind, AccountEventView};
+pub use certs::{CertificateView, TlsOverview};
 pub use domains::{CertSource, DomainMethod, DomainState, DomainVerification, DomainView, HstsSetting, NewDomain};
 pub use event::{EventKind, EventStatus, EventView, LiveMessage};
 pub use name::{RESERVED_NAMES, check_name, check_name_for_hosts, host_labels};

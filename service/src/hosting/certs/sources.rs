@@ -99,6 +99,34 @@ pub(crate) fn sites(cfg: &ServiceConfig) -> Source {
     }
 }
 
+/// What the operator should know: names served over HTTP only, and why.
+pub(crate) fn notes(cfg: &ServiceConfig) -> Vec<String> {
+    let mut out = Vec::new();
+    if !https(cfg) {
+        out.push("HTTPS is off (--tls off): everything is served over plain HTTP.".into());
+        return out;
+    }
+    if dashboard(cfg) == Source::None {
+        out.push(format!("The dashboard ({}) is served over HTTP only: --tls files without --tls-cert.", cfg.public_host));
+    }
+    match sites(cfg) {
+        Source::None if cfg.tls.mode == TlsMode::Files => out.push(format!(
+            "Sites' {{slug}}.{} names are served over HTTP only: --tls files without --tls-wildcard-cert.",
+            cfg.base_domain
+        )),
+        Source::None => out.push(format!(
+            "Sites' {{slug}}.{} names are served over HTTP only: a wildcard certificate needs DNS-01 (--dns-update-server and --dns-tsig-key) or operator files (--tls-wildcard-cert). Custom domains get certificates by HTTP-01 all the same.",
+            cfg.base_domain
+        )),
+        Source::LocalCa(_) => out.push(
+            "Local names are certified by this instance's own CA: browsers trust them once its root (/tls/local-ca.pem, on the settings page) is added."
+                .into(),
+        ),
+        _ => {}
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,6 +173,19 @@ mod tests {
         let mut c = cfg("127.0.0.1", "localhost", TlsMode::Auto);
         c.nginx_listen_tls = None;
         assert_eq!((dashboard(&c), sites(&c)), (Source::None, Source::None));
+    }
+
+    #[test]
+    fn the_admin_page_says_which_names_stay_http_and_why() {
+        let c = cfg("panel.example.com", "sites.example.com", TlsMode::Auto);
+        let n = notes(&c);
+        assert!(n.iter().any(|l| l.contains("{slug}.sites.example.com") && l.contains("--dns-update-server")), "{n:?}");
+        let mut off = c.clone();
+        off.tls.mode = TlsMode::Off;
+        assert!(notes(&off)[0].contains("HTTPS is off"));
+        let mut dns = c;
+        dns.tls.dns_update = Some(DnsUpdate { server: "127.0.0.1:53".parse().unwrap(), tsig_key_file: "/k".into(), zone: None });
+        assert!(notes(&dns).is_empty());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //!
 //! [`HostingService`]: super::HostingService
 mod background;
+mod certs;
 mod domains;
 mod hostings;
 mod nodes;
