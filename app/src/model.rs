@@ -7,6 +7,7 @@ pub use vmw_types::{
     AccountEventKind, AccountEventView, ApiTokenView, EventKind, EventStatus, EventView, HostingState, HostingView, LiveMessage, NodeView, Operation,
     PlanView, SnapshotState, SnapshotView, SshKeyView, StatSample, Step, StepInfo, UserView,
 };
+pub use vmw_types::{DomainMethod, DomainState, DomainView};
 
 /// Everything the live page of one hosting needs at load; updates then arrive as
 /// [`LiveMessage`]s over the event stream.
