@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use service::Error;
-use service::accounts::Actor;
 use service::domain_name::{DomainError, DomainNameError, domain_cert_dir, domain_cert_files, verify_token};
-use service::hosting::{CreateHosting, HostingState, HostingView, Operation};
+use service::hosting::Operation;
 use vmw_types::{DomainMethod, DomainState};
 
 mod support;
@@ -29,17 +28,6 @@ async fn env_limit(domains: u32) -> Env {
     .await
 }
 
-async fn settle(e: &Env, a: &Actor, id: i32) -> HostingView {
-    e.svc.wait_settled(a, id, Duration::from_secs(60)).await.unwrap().expect("the hosting exists")
-}
-
-async fn site(e: &Env, a: &Actor, slug: &str) -> HostingView {
-    let h = e.svc.create(a, CreateHosting { slug: Some(slug.into()), ..Default::default() }).await.unwrap();
-    let v = settle(e, a, h.id).await;
-    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
-    v
-}
-
 fn code(r: Result<impl std::fmt::Debug, Error>) -> &'static str {
     match r {
         Err(e) => e.code(),
@@ -51,7 +39,7 @@ fn code(r: Result<impl std::fmt::Debug, Error>) -> &'static str {
 async fn a_domain_is_added_listed_with_its_records_and_removed() {
     let e = env().await;
     let [_boss, ann] = e.users(["boss", "ann"]).await;
-    let h = site(&e, &ann, "blog").await;
+    let h = e.running_site(&ann, "blog").await;
 
     let d = e.svc.add_domain(&ann, h.id, "  WWW.Example.COM. ").await.unwrap();
     assert_eq!((d.name.as_str(), d.display_name.as_str()), ("www.example.com", "www.example.com"));
@@ -85,8 +73,8 @@ async fn a_domain_is_added_listed_with_its_records_and_removed() {
 async fn each_user_may_add_as_many_domains_as_the_limit_over_all_their_sites() {
     let e = env().await;
     let [_boss, ann] = e.users(["boss", "ann"]).await;
-    let a = site(&e, &ann, "one").await;
-    let b = site(&e, &ann, "two").await;
+    let a = e.running_site(&ann, "one").await;
+    let b = e.running_site(&ann, "two").await;
     e.svc.add_domain(&ann, a.id, "a.example.com").await.unwrap();
     e.svc.add_domain(&ann, a.id, "b.example.com").await.unwrap();
     e.svc.add_domain(&ann, b.id, "c.example.com").await.unwrap();
@@ -103,8 +91,8 @@ async fn each_user_may_add_as_many_domains_as_the_limit_over_all_their_sites() {
 async fn a_name_added_by_anyone_is_taken() {
     let e = env().await;
     let [_boss, ann, bob] = e.users(["boss", "ann", "bob"]).await;
-    let a = site(&e, &ann, "anns").await;
-    let b = site(&e, &bob, "bobs").await;
+    let a = e.running_site(&ann, "anns").await;
+    let b = e.running_site(&bob, "bobs").await;
     e.svc.add_domain(&ann, a.id, "shop.example.com").await.unwrap();
     for same in ["shop.example.com", "SHOP.example.com.", " shop.EXAMPLE.com"] {
         let err = e.svc.add_domain(&bob, b.id, same).await.unwrap_err();
@@ -122,7 +110,7 @@ async fn a_name_added_by_anyone_is_taken() {
 async fn every_name_rule_is_told_apart() {
     let e = env().await;
     let [_boss, ann] = e.users(["boss", "ann"]).await;
-    let h = site(&e, &ann, "rules").await;
+    let h = e.running_site(&ann, "rules").await;
     use DomainNameError as N;
     let long = format!("{}.example.com", vec!["a".repeat(60); 4].join("."));
     let cases: Vec<(String, fn(&N) -> bool)> = vec![
@@ -158,7 +146,7 @@ async fn only_the_owner_and_admins_see_or_change_a_sites_domains() {
     let e = env().await;
     let [boss, ann, eve] = e.users(["boss", "ann", "eve"]).await;
     assert!(boss.is_admin && !ann.is_admin && !eve.is_admin);
-    let h = site(&e, &ann, "private").await;
+    let h = e.running_site(&ann, "private").await;
     let d = e.svc.add_domain(&ann, h.id, "private.example.com").await.unwrap();
 
     assert!(matches!(e.svc.list_domains(&eve, h.id).await, Err(Error::NotFound("hosting"))));
@@ -167,7 +155,7 @@ async fn only_the_owner_and_admins_see_or_change_a_sites_domains() {
     assert!(matches!(e.svc.check_domain_now(&eve, h.id, d.id).await, Err(Error::NotFound("hosting"))));
     assert!(matches!(e.svc.set_hsts(&eve, h.id, true).await, Err(Error::NotFound("hosting"))));
     // A domain is reached through its own site only.
-    let other = site(&e, &eve, "eves").await;
+    let other = e.running_site(&eve, "eves").await;
     assert!(matches!(e.svc.delete_domain(&eve, other.id, d.id).await, Err(Error::NotFound("domain"))));
     assert!(matches!(e.svc.check_domain_now(&eve, other.id, d.id).await, Err(Error::NotFound("domain"))));
 
@@ -186,7 +174,7 @@ async fn only_the_owner_and_admins_see_or_change_a_sites_domains() {
 async fn check_now_schedules_a_look_at_once_and_wakes_the_checker() {
     let e = env().await;
     let [_boss, ann] = e.users(["boss", "ann"]).await;
-    let h = site(&e, &ann, "soon").await;
+    let h = e.running_site(&ann, "soon").await;
     let d = e.svc.add_domain(&ann, h.id, "soon.example.com").await.unwrap();
     let later = service::db::now_ms() + 3_600_000;
     e.svc.store().update_domain_state(d.id, DomainState::Failed, None, Some("no CNAME or TXT record".into()), Some(later), 2).await.unwrap();
@@ -205,7 +193,7 @@ async fn check_now_schedules_a_look_at_once_and_wakes_the_checker() {
 async fn domains_due_are_the_ones_to_check_and_the_certificates_to_renew() {
     let e = env_limit(10).await;
     let [_boss, ann] = e.users(["boss", "ann"]).await;
-    let h = site(&e, &ann, "due").await;
+    let h = e.running_site(&ann, "due").await;
     let now = service::db::now_ms();
     let day = 86_400_000;
     let mut ids = Vec::new();
@@ -235,7 +223,7 @@ async fn domains_due_are_the_ones_to_check_and_the_certificates_to_renew() {
 async fn the_site_route_carries_only_proven_domains_with_their_certificates_and_hsts() {
     let e = env().await;
     let [_boss, ann] = e.users(["boss", "ann"]).await;
-    let h = site(&e, &ann, "routed").await;
+    let h = e.running_site(&ann, "routed").await;
     let waiting = e.svc.add_domain(&ann, h.id, "waiting.example.com").await.unwrap();
     let failed = e.svc.add_domain(&ann, h.id, "failed.example.com").await.unwrap();
     let proven = e.svc.add_domain(&ann, h.id, "proven.example.com").await.unwrap();
@@ -276,7 +264,7 @@ async fn the_site_route_carries_only_proven_domains_with_their_certificates_and_
 async fn deleting_a_site_removes_its_domains_and_their_certificates() {
     let e = env().await;
     let [_boss, ann] = e.users(["boss", "ann"]).await;
-    let h = site(&e, &ann, "gone").await;
+    let h = e.running_site(&ann, "gone").await;
     let d = e.svc.add_domain(&ann, h.id, "gone.example.com").await.unwrap();
     let dir = domain_cert_dir(&e.svc.config().data_dir, d.id);
     std::fs::create_dir_all(&dir).unwrap();
@@ -305,7 +293,7 @@ async fn deleting_a_site_removes_its_domains_and_their_certificates() {
     assert!(e.svc.store().certificate(&format!("domain-{}", d.id)).await.unwrap().is_none());
     // The name is free for anyone now.
     let [bob] = e.users(["bob"]).await;
-    let b = site(&e, &bob, "bobs").await;
+    let b = e.running_site(&bob, "bobs").await;
     e.svc.add_domain(&bob, b.id, "gone.example.com").await.unwrap();
 }
 
@@ -339,7 +327,7 @@ async fn certificate_rows_are_written_read_and_replaced() {
 async fn a_site_being_deleted_takes_no_new_domain() {
     let e = env().await;
     let [_boss, ann] = e.users(["boss", "ann"]).await;
-    let h = site(&e, &ann, "leaving").await;
+    let h = e.running_site(&ann, "leaving").await;
     e.svc.faults().set_op_delay(Duration::from_millis(800));
     e.svc.action(&ann, h.id, Operation::Delete).await.unwrap();
     let err = e.svc.add_domain(&ann, h.id, "late.example.com").await.unwrap_err();
