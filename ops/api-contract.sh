@@ -40,7 +40,7 @@ echo initrd > "$data/images/current/initrd.img"
   --libvirt-uri test:///default --domain-type qemu --nginx-listen "127.0.0.1:$nginx_port" \
   --public-host 127.0.0.1 --domain-prefix "vmwst$$-" --pool-size 0 --no-golden --first-user-admin \
   --http-port-base "$window" --ssh-port-base "$((window + 5000))" --log-level "${VMW_LOG:-error}" \
-  --max-hostings-per-user 100 --node-memory-mib 1048576 --node-disk-gib 65536 &
+  --max-hostings-per-user 100 --node-memory-mib 1048576 --node-disk-gib 65536 --tls off &
 pid=$!
 cleanup() {
   kill "$pid" 2>/dev/null || true

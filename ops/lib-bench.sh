@@ -8,6 +8,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 bin=${VMW_BIN:-$root/target/release/vm-webhoster}
 image=${VMW_GUEST_IMAGE_DIR:-$root/data/images/current}
 site=${VMW_SITE:-$root/target/site}
+# The benchmarks' servers serve HTTP only (an environment variable: a baseline build from before
+# `--tls` existed ignores it); ops/bench-tls.sh measures HTTPS.
+export VMW_TLS=${VMW_TLS:-off}
 
 # Prints a free TCP port on 127.0.0.1.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -6,7 +6,8 @@ set -euo pipefail
 
 pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
       genisoimage mmdebstrap nginx pkg-config openssh-client sqlite3 e2fsprogs curl
-      postgresql chromium chromium-driver wrk lzop)
+      postgresql chromium chromium-driver wrk lzop
+      pebble bind9 bind9-dnsutils)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

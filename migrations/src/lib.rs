@@ -11,6 +11,7 @@ mod m20261202_000010_snapshots;
 mod m20261202_000020_nodes;
 mod m20261207_000030_node_identity;
 mod m20261207_000040_domains;
+mod m20261207_000041_acme_challenges;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000020_nodes::Migration),
             Box::new(m20261207_000030_node_identity::Migration),
             Box::new(m20261207_000040_domains::Migration),
+            Box::new(m20261207_000041_acme_challenges::Migration),
         ]
     }
 }

@@ -241,6 +241,59 @@ pub struct Cli {
     /// Mark session cookies Secure (behind HTTPS).
     #[arg(long, env = "VMW_SECURE_COOKIES", global = true)]
     pub secure_cookies: bool,
+    /// Certificates: `auto` (a DNS name gets one from the ACME server, loopback and IP names from
+    /// a local certificate authority made at first start, operator files where given), `files`
+    /// (only --tls-cert / --tls-wildcard-cert), or `off` (HTTP only).
+    #[arg(long, env = "VMW_TLS", value_enum, default_value_t = TlsArg::Auto, global = true)]
+    pub tls: TlsArg,
+    /// Where nginx serves HTTPS.
+    #[arg(long, env = "VMW_NGINX_LISTEN_TLS", default_value = "127.0.0.1:443", global = true)]
+    pub nginx_listen_tls: SocketAddr,
+    /// The dashboard's certificate chain (PEM) from the operator, with --tls-key.
+    #[arg(long, env = "VMW_TLS_CERT", requires = "tls_key", global = true)]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, env = "VMW_TLS_KEY", requires = "tls_cert", global = true)]
+    pub tls_key: Option<PathBuf>,
+    /// A `*.{base-domain}` certificate chain (PEM) from the operator, with --tls-wildcard-key.
+    #[arg(long, env = "VMW_TLS_WILDCARD_CERT", requires = "tls_wildcard_key", global = true)]
+    pub tls_wildcard_cert: Option<PathBuf>,
+    #[arg(long, env = "VMW_TLS_WILDCARD_KEY", requires = "tls_wildcard_cert", global = true)]
+    pub tls_wildcard_key: Option<PathBuf>,
+    /// The ACME server's directory (default: Let's Encrypt's production one).
+    #[arg(long, env = "VMW_ACME_DIRECTORY", default_value = service::config::LETS_ENCRYPT, global = true)]
+    pub acme_directory: String,
+    /// Contact address for the ACME account (expiry warnings from the CA).
+    #[arg(long, env = "VMW_ACME_EMAIL", global = true)]
+    pub acme_email: Option<String>,
+    /// External account binding (CAs that require one): the key id, with --acme-eab-hmac-key.
+    #[arg(long, env = "VMW_ACME_EAB_KID", requires = "acme_eab_hmac_key", global = true)]
+    pub acme_eab_kid: Option<String>,
+    /// External account binding: the base64url HMAC key.
+    #[arg(long, env = "VMW_ACME_EAB_HMAC_KEY", requires = "acme_eab_kid", global = true)]
+    pub acme_eab_hmac_key: Option<String>,
+    /// A PEM root certificate to trust for the ACME server's own HTTPS (a private CA).
+    #[arg(long, env = "VMW_ACME_CA_ROOT", global = true)]
+    pub acme_ca_root: Option<PathBuf>,
+    /// DNS-01 for the base domain's wildcard certificate: the zone's primary server (RFC 2136
+    /// dynamic updates), with --dns-tsig-key.
+    #[arg(long, env = "VMW_DNS_UPDATE_SERVER", requires = "dns_tsig_key", global = true)]
+    pub dns_update_server: Option<SocketAddr>,
+    /// The TSIG key file (BIND format, as `tsig-keygen` writes it) that signs the updates.
+    #[arg(long, env = "VMW_DNS_TSIG_KEY", requires = "dns_update_server", global = true)]
+    pub dns_tsig_key: Option<PathBuf>,
+    /// The zone the updates go to (default: found from the server's SOA answer).
+    #[arg(long, env = "VMW_DNS_ZONE", global = true)]
+    pub dns_zone: Option<String>,
+    /// The DNS server custom domains' records are checked with (default: the host's resolver).
+    #[arg(long, env = "VMW_DNS_RESOLVER", global = true)]
+    pub dns_resolver: Option<SocketAddr>,
+    /// `Strict-Transport-Security` max-age (seconds) on the dashboard's HTTPS answers; 0: none.
+    /// Once a browser saw it, the dashboard's name is HTTPS-only for it that long.
+    #[arg(long, env = "VMW_HSTS_MAX_AGE", default_value_t = 0, global = true)]
+    pub hsts_max_age: u64,
+    /// Custom domains each user may add (over all their sites).
+    #[arg(long, env = "VMW_DOMAINS_PER_USER", default_value_t = 10, global = true)]
+    pub domains_per_user: u32,
     /// Testing only: make the next provisioning fail at this step (e.g. wait_ready) to see
     /// the rollback.
     #[arg(long, env = "VMW_FAIL_STEP", hide = true, global = true)]
@@ -267,6 +320,14 @@ impl DomainTypeArg {
             DomainTypeArg::Qemu => Some(DomainType::Qemu),
         }
     }
+}
+
+/// `--tls`.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsArg {
+    Auto,
+    Files,
+    Off,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -315,6 +376,27 @@ impl Cli {
             ..Limits::default()
         };
         Options { limits, first_user_admin: self.first_user_admin, hash_concurrency: usize::from(self.hash_concurrency) }
+    }
+
+    fn tls_settings(&self) -> service::config::TlsSettings {
+        use service::config::{DnsUpdate, TlsMode, TlsSettings};
+        TlsSettings {
+            mode: match self.tls {
+                TlsArg::Auto => TlsMode::Auto,
+                TlsArg::Files => TlsMode::Files,
+                TlsArg::Off => TlsMode::Off,
+            },
+            dashboard_files: self.tls_cert.clone().zip(self.tls_key.clone()),
+            sites_files: self.tls_wildcard_cert.clone().zip(self.tls_wildcard_key.clone()),
+            acme_directory: self.acme_directory.clone(),
+            acme_email: self.acme_email.clone(),
+            acme_eab: self.acme_eab_kid.clone().zip(self.acme_eab_hmac_key.clone()),
+            acme_ca_root: self.acme_ca_root.clone(),
+            dns_update: self
+                .dns_update_server
+                .zip(self.dns_tsig_key.clone())
+                .map(|(server, tsig_key_file)| DnsUpdate { server, tsig_key_file, zone: self.dns_zone.clone() }),
+        }
     }
 
     pub fn settings(&self) -> Settings {
@@ -373,6 +455,11 @@ impl Cli {
             wakes_per_client_per_minute: self.wakes_per_client_per_minute,
             ssh_waker_held_per_site: self.ssh_waker_held_per_site as usize,
             ssh_waker_held_per_source: self.ssh_waker_held_per_source as usize,
+            nginx_listen_tls: (self.tls != TlsArg::Off).then_some(self.nginx_listen_tls),
+            hsts_max_age_secs: self.hsts_max_age,
+            domains_per_user: self.domains_per_user,
+            dns_resolver: self.dns_resolver,
+            tls: self.tls_settings(),
             ..ServiceConfig::default()
         };
         Settings {
@@ -481,5 +568,30 @@ mod tests {
         assert!(refused(&["--nginx-listen", "80; evil"]));
         assert!(refused(&["--nginx-listen", "127.0.0.1"]), "a port is required");
         assert!(refused(&["--domain-type", "xen"]));
+    }
+
+    #[test]
+    fn tls_is_on_by_default_and_its_settings_come_in_pairs() {
+        use service::config::TlsMode;
+        let d = parse(&[]).settings();
+        assert_eq!(d.service.tls.mode, TlsMode::Auto);
+        assert_eq!(d.service.nginx_listen_tls, Some("127.0.0.1:443".parse().unwrap()));
+        assert_eq!(d.service.tls.acme_directory, service::config::LETS_ENCRYPT);
+        assert_eq!(d.service.hsts_max_age_secs, 0, "HSTS is never on by default");
+        assert_eq!(parse(&["--tls", "off"]).settings().service.nginx_listen_tls, None);
+        let s = parse(&[
+            "--tls-cert", "/c.pem", "--tls-key", "/k.pem", "--dns-update-server", "127.0.0.1:5353",
+            "--dns-tsig-key", "/t.key", "--acme-eab-kid", "kid", "--acme-eab-hmac-key", "aGk",
+        ])
+        .settings();
+        assert_eq!(s.service.tls.dashboard_files, Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem"))));
+        let u = s.service.tls.dns_update.unwrap();
+        assert_eq!((u.server.to_string(), u.tsig_key_file, u.zone), ("127.0.0.1:5353".into(), PathBuf::from("/t.key"), None));
+        assert_eq!(s.service.tls.acme_eab, Some(("kid".into(), "aGk".into())));
+        let refused = |args: &[&str]| Cli::try_parse_from(std::iter::once("vm-webhoster").chain(args.iter().copied())).is_err();
+        assert!(refused(&["--tls-cert", "/c.pem"]), "a certificate without its key");
+        assert!(refused(&["--dns-update-server", "127.0.0.1:53"]), "updates without a key");
+        assert!(refused(&["--tls", "sometimes"]));
+        assert!(refused(&["--nginx-listen-tls", "443"]));
     }
 }

@@ -30,6 +30,11 @@ impl Origins {
     /// `http://{public_host}:{port}` for each of `ports` (and its loopback aliases when it is
     /// a loopback name), and `https://{public_host}` (port 443).
     pub fn new(public_host: &str, ports: &[u16]) -> Self {
+        Self::with_tls(public_host, ports, &[443])
+    }
+
+    /// As [`Origins::new`], with `https://` on each of `tls_ports`.
+    pub fn with_tls(public_host: &str, ports: &[u16], tls_ports: &[u16]) -> Self {
         let host = public_host.trim().trim_end_matches('.').to_ascii_lowercase();
         let loopback = ["127.0.0.1", "localhost", "[::1]", "::1"];
         let mut names = vec![if host == "::1" { "[::1]".to_owned() } else { host.clone() }];
@@ -42,15 +47,19 @@ impl Origins {
             for p in ports.iter().filter(|p| **p != 0) {
                 all.push(("http", n.clone(), *p));
             }
-            all.push(("https", n.clone(), 443));
+            for p in tls_ports.iter().filter(|p| **p != 0) {
+                all.push(("https", n.clone(), *p));
+            }
         }
+        all.dedup();
         Origins(Arc::new(all))
     }
 
     /// The dashboard's origins of these settings: the public host on nginx's port and on the
     /// app's own (its real one: `app_upstream` is set to the bound address at start-up).
     pub fn for_config(cfg: &service::ServiceConfig) -> Self {
-        Self::new(&cfg.public_host, &[cfg.nginx_listen.port(), cfg.app_upstream.port()])
+        let tls: Vec<u16> = std::iter::once(443).chain(cfg.nginx_listen_tls.map(|a| a.port())).collect();
+        Self::with_tls(&cfg.public_host, &[cfg.nginx_listen.port(), cfg.app_upstream.port()], &tls)
     }
 
     /// Whether `origin` (scheme://host[:port]) is exactly one of the dashboard's.
@@ -198,6 +207,11 @@ mod tests {
         cfg.app_upstream = "127.0.0.1:41234".parse().unwrap();
         let c = Origins::for_config(&cfg);
         assert!(c.allows("http://127.0.0.1") && c.allows("http://127.0.0.1:41234") && !c.allows("http://127.0.0.1:3000"));
+        // nginx's HTTPS port is the dashboard's too, with the https scheme only.
+        cfg.nginx_listen_tls = Some("127.0.0.1:8443".parse().unwrap());
+        let c = Origins::for_config(&cfg);
+        assert!(c.allows("https://127.0.0.1:8443") && c.allows("https://localhost:8443") && c.allows("https://127.0.0.1"));
+        assert!(!c.allows("http://127.0.0.1:8443"), "http on the TLS port is another origin");
     }
 
     #[test]

@@ -2,10 +2,12 @@
 //! Start-up wiring: database and migrations, sessions, the service layer (libvirt, nginx,
 //! provisioning), the Leptos app, the REST API, and graceful shutdown. `main.rs` only parses
 //! the command line; tests build exactly the same application.
+mod acme_challenge;
 pub mod api;
 pub mod config;
 pub mod csrf;
 pub mod metrics;
+mod secure_cookies;
 pub mod telemetry;
 mod waker;
 
@@ -139,6 +141,7 @@ impl Application {
         let router = Router::new()
             .nest("/api/v1", api::router())
             .route("/metrics", axum::routing::get(metrics::render))
+            .route("/.well-known/acme-challenge/{token}", axum::routing::get(acme_challenge::answer))
             .route("/auth/register", axum::routing::get(|| async { axum::response::Redirect::permanent("/signup") }))
             .route("/auth/login", axum::routing::get(|| async { axum::response::Redirect::permanent("/login") }))
             .leptos_routes_with_context(
@@ -158,6 +161,7 @@ impl Application {
             .with_state(state.clone())
             .layer(axum::middleware::from_fn_with_state(csrf::Origins::for_config(&state.config), csrf::guard))
             .layer(sessions)
+            .layer(axum::middleware::from_fn(secure_cookies::mark))
             .layer(
                 TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                     let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");

@@ -94,7 +94,7 @@ impl Cluster {
             .args(["--libvirt-uri", "test:///default", "--domain-type", "qemu", "--nginx-listen", &self.nginx])
             .args(["--domain-prefix", &self.prefix, "--pool-size", "0", "--pool-paused", "0", "--no-golden"])
             .args(["--http-port-base", &http, "--ssh-port-base", &ssh, "--reconcile-interval-secs", "1"])
-            .args(["--step-delay-ms", "1000", "--log-level", "info"])
+            .args(["--step-delay-ms", "1000", "--log-level", "info", "--tls", "off"])
             .env("NO_COLOR", "1")
             .env_remove("VMW_INSTANCE_ID")
             .stdout(Stdio::piped())

@@ -26,6 +26,67 @@ impl std::fmt::Display for DomainType {
     }
 }
 
+/// Where the front door's certificates come from (`--tls`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TlsMode {
+    /// Each name the way that works for it: a DNS name from the ACME server, a loopback or IP
+    /// name from the local certificate authority, operator files where given.
+    Auto,
+    /// Operator-supplied files only (`--tls-cert`/`--tls-key`, `--tls-wildcard-*`).
+    Files,
+    /// No HTTPS.
+    #[default]
+    Off,
+}
+
+/// RFC 2136 dynamic updates for DNS-01 (the base domain's wildcard certificate).
+#[derive(Clone, Debug)]
+pub struct DnsUpdate {
+    /// The zone's primary server.
+    pub server: SocketAddr,
+    /// A BIND-format TSIG key file (`tsig-keygen`).
+    pub tsig_key_file: PathBuf,
+    /// The zone updated; None: found from the server's SOA answer.
+    pub zone: Option<String>,
+}
+
+/// Certificates: where they come from and the ACME account that asks for them.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    pub mode: TlsMode,
+    /// The dashboard's certificate chain and key from the operator (instead of ACME/local CA).
+    pub dashboard_files: Option<(PathBuf, PathBuf)>,
+    /// A `*.{base_domain}` certificate chain and key from the operator.
+    pub sites_files: Option<(PathBuf, PathBuf)>,
+    /// The ACME server's directory URL.
+    pub acme_directory: String,
+    pub acme_email: Option<String>,
+    /// External account binding: key id and base64url HMAC key.
+    pub acme_eab: Option<(String, String)>,
+    /// A PEM root to trust for the ACME server's own HTTPS (a private CA such as Pebble).
+    pub acme_ca_root: Option<PathBuf>,
+    /// DNS-01 for the sites' wildcard; None: no wildcard from ACME.
+    pub dns_update: Option<DnsUpdate>,
+}
+
+/// Let's Encrypt's production directory.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            mode: TlsMode::Off,
+            dashboard_files: None,
+            sites_files: None,
+            acme_directory: LETS_ENCRYPT.into(),
+            acme_email: None,
+            acme_eab: None,
+            acme_ca_root: None,
+            dns_update: None,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Plan {
     pub name: String,
@@ -177,6 +238,8 @@ pub struct ServiceConfig {
     pub domains_per_user: u32,
     /// The DNS server domain checks ask (CNAME/TXT records); None: the host's resolver.
     pub dns_resolver: Option<SocketAddr>,
+    /// Certificates (`--tls` and the ACME settings).
+    pub tls: TlsSettings,
 }
 
 impl Default for ServiceConfig {
@@ -246,6 +309,7 @@ impl Default for ServiceConfig {
             hsts_max_age_secs: 0,
             domains_per_user: 10,
             dns_resolver: None,
+            tls: TlsSettings::default(),
         }
     }
 }

@@ -48,7 +48,7 @@ pub async fn spawn_app() -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let dir = data_dir.path().to_str().unwrap();
     let mut args = vec!["vm-webhoster", "serve", "--data-dir", dir, "--site-root", dir, "--listen", "127.0.0.1:0"];
-    args.extend(["--no-libvirt", "--no-nginx"]);
+    args.extend(["--no-libvirt", "--no-nginx", "--tls", "off"]);
     let mut settings = Cli::parse_from(args).settings();
     let db = EmptyDb::new().await;
     settings.database_url = db.url().to_owned();

@@ -3,6 +3,7 @@
 //! per feature. SQLite by default; PostgreSQL when TEST_DATABASE_URL is set.
 mod helpers;
 
+mod acme_challenge;
 mod banner;
 mod admin;
 mod csrf;

@@ -63,7 +63,7 @@ async fn spawn_with(max_per_user: u32, extra: &[&str]) -> App {
         "vm-webhoster", "serve", "--data-dir", &d, "--site-root", &d, "--listen", "127.0.0.1:0",
         "--libvirt-uri", "test:///default", "--domain-type", "qemu", "--nginx-listen", &nginx,
         "--domain-prefix", &prefix, "--pool-size", "0", "--max-hostings-per-user", &max,
-        "--http-port-base", &http, "--ssh-port-base", &ssh,
+        "--http-port-base", &http, "--ssh-port-base", &ssh, "--tls", "off",
     ];
     let args: Vec<&str> = args.into_iter().chain(extra.iter().copied()).collect();
     let mut settings = server::config::Cli::parse_from(args).settings();

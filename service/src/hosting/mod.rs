@@ -14,6 +14,7 @@ mod activity;
 mod background;
 mod cluster;
 mod consoles;
+mod certs;
 mod cx;
 pub mod events;
 mod facade;

@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use crate::ServiceConfig;
 use error::io;
 pub use error::ProxyError;
-pub use render::{CertPaths, DomainRoute, SiteRoute, TlsFront, TlsName, validate_slug};
+pub use render::{CertPaths, DomainRoute, SiteRoute, TlsFront, TlsName, dashboard_names, validate_slug};
 
 #[derive(Clone)]
 pub struct Proxy {

@@ -20,6 +20,7 @@ use sea_orm::DatabaseConnection;
 
 use crate::{Error, Result};
 
+pub mod acme_challenges;
 pub mod activity;
 pub mod capacity;
 pub mod certificates;

@@ -1,5 +1,6 @@
 //! One module per table (see migrations/ for the schema).
 pub mod account_event;
+pub mod acme_challenge;
 pub mod api_token;
 pub mod certificate;
 pub mod domain;
