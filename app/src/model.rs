@@ -8,6 +8,7 @@ pub use vmw_types::{
     PlanView, SnapshotState, SnapshotView, SshKeyView, StatSample, Step, StepInfo, UserView,
 };
 pub use vmw_types::{CertificateView, TlsOverview};
+pub use vmw_types::{DomainMethod, DomainState, DomainView};
 
 /// Everything the live page of one hosting needs at load; updates then arrive as
 /// [`LiveMessage`]s over the event stream.

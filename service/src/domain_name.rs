@@ -113,14 +113,14 @@ impl DomainName {
             return Err(DomainNameError::IpLiteral);
         }
         let labels: Vec<&str> = ascii.split('.').collect();
+        if let Some(s) = SPECIAL_SUFFIXES.iter().find(|s| labels.last() == Some(s)) {
+            return Err(DomainNameError::SpecialUse(format!(".{s}")));
+        }
         if labels.len() < 2 {
             return Err(DomainNameError::SingleLabel);
         }
         if labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit())) {
             return Err(DomainNameError::NumericTld);
-        }
-        if let Some(s) = SPECIAL_SUFFIXES.iter().find(|s| labels.last() == Some(s)) {
-            return Err(DomainNameError::SpecialUse(format!(".{s}")));
         }
         let host = host_of(public_host);
         if !host.is_empty() && ascii == host {
@@ -332,7 +332,7 @@ mod tests {
         assert!(parse("mysites.example.org").is_ok(), "a suffix match needs the dot");
         let long_label = format!("{}.example.com", "a".repeat(64));
         assert!(matches!(parse(&long_label), Err(E::LabelLength | E::Idna(_))), "{:?}", parse(&long_label));
-        let long = format!("{}.com", ["a".repeat(60); 5].join("."));
+        let long = format!("{}.com", vec!["a".repeat(60); 5].join("."));
         assert!(matches!(parse(&long), Err(E::TooLong(_) | E::Idna(_))), "{:?}", parse(&long));
         for bad in ["-a.example.com", "a-.example.com", "a..example.com", "a_b.example.com", "a b.example.com", "a/b.example.com"] {
             assert!(parse(bad).is_err(), "{bad} must be refused");

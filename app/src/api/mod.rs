@@ -4,4 +4,5 @@ pub mod accounts;
 pub mod admin;
 pub mod hostings;
 pub mod snapshots;
+pub mod domains;
 pub mod tls;

@@ -6,6 +6,7 @@ pub mod login;
 pub mod settings;
 pub mod signup;
 pub mod snapshots;
+pub mod domains;
 
 use leptos::prelude::*;
 use leptos_meta::Title;

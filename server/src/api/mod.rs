@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod params;
 pub mod responses;
 pub mod snapshots;
+pub mod domains;
 pub mod stream;
 
 use axum::Router;
@@ -21,7 +22,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 
 use app::state::AppState;
 pub use error::{ApiError, ApiResult};
@@ -50,6 +51,10 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/snapshots", get(snapshots::list).post(snapshots::take))
         .route("/hostings/{id}/snapshots/{sid}", delete(snapshots::delete))
         .route("/hostings/{id}/snapshots/{sid}/restore", post(snapshots::restore))
+        .route("/hostings/{id}/domains", get(domains::list).post(domains::add))
+        .route("/hostings/{id}/domains/{did}", delete(domains::delete))
+        .route("/hostings/{id}/domains/{did}/check", post(domains::check))
+        .route("/hostings/{id}/hsts", put(domains::set_hsts))
         .route("/hostings/{id}/{action}", post(hostings::action))
         .route("/admin/users", get(admin::list_users))
         .route("/admin/users/{id}/disable", post(admin::disable_user))

@@ -93,13 +93,13 @@ fn response_schema<'a>(doc: &'a Value, method: &str, path: &str, status: u16) ->
 }
 
 impl App {
-    async fn doc(&self) -> Value {
+    pub(super) async fn doc(&self) -> Value {
         self.client.get(self.url("/api/v1/openapi.json")).send().await.unwrap().json().await.unwrap()
     }
 
     /// Calls `method path` (documented as `template`) and checks the answer's status is
     /// documented and its body conforms to the documented schema.
-    async fn conforming(&self, doc: &Value, method: M, path: &str, template: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub(super) async fn conforming(&self, doc: &Value, method: M, path: &str, template: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
         let (s, v) = self.call(method.clone(), path, token, body).await;
         let schema = response_schema(doc, method.as_str(), template, s.as_u16());
         let mut errs = Vec::new();

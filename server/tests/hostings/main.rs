@@ -14,6 +14,7 @@ use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
 mod console;
 mod contract;
+mod domains;
 mod front_door;
 mod metrics;
 mod snapshots;

@@ -96,4 +96,18 @@ impl Env {
         }
         actors.try_into().unwrap_or_else(|_| unreachable!("one actor per name"))
     }
+
+    /// Waits until hosting `id` has no operation running; it must still exist.
+    pub async fn settled(&self, a: &Actor, id: i32) -> service::hosting::HostingView {
+        self.svc.wait_settled(a, id, std::time::Duration::from_secs(60)).await.unwrap().expect("the hosting exists")
+    }
+
+    /// A new site `slug` of `a`, running.
+    pub async fn running_site(&self, a: &Actor, slug: &str) -> service::hosting::HostingView {
+        let req = service::hosting::CreateHosting { slug: Some(slug.into()), ..Default::default() };
+        let h = self.svc.create(a, req).await.unwrap();
+        let v = self.settled(a, h.id).await;
+        assert_eq!(v.state, service::hosting::HostingState::Running, "{:?}", v.state_reason);
+        v
+    }
 }

@@ -3,6 +3,8 @@
 use crate::Result;
 use crate::accounts::Actor;
 use crate::hosting::lifecycle::domains;
+use crate::hosting::saga::site;
+use crate::proxy::SiteRoute;
 use crate::hosting::{HostingService, HostingView};
 use vmw_types::DomainView;
 
@@ -64,5 +66,14 @@ impl HostingService {
     /// Writes hosting `id`'s route again (its domains' states or certificates changed).
     pub async fn refresh_site_route(&self, id: i32) -> Result<()> {
         domains::refresh_route(&self.cx, id).await
+    }
+
+    /// The route nginx is given for hosting `id` (its custom domains and HSTS switch included);
+    /// None for a hosting that has none (a spare, or gone).
+    pub async fn site_route(&self, id: i32) -> Result<Option<SiteRoute>> {
+        match self.cx.store.get(id).await? {
+            Some(row) if row.user_id.is_some() && row.http_port.is_some() => Ok(Some(site::site_route(&self.cx, &row).await?)),
+            _ => Ok(None),
+        }
     }
 }
