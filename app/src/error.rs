@@ -158,6 +158,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn custom_domain_refusals_are_errors_of_the_name_field() {
+        use service::domain_name::{DomainError, DomainNameError};
+        let e = service::Error::from(DomainError::Invalid(DomainNameError::Wildcard));
+        assert_eq!(http_status(&e), http::StatusCode::UNPROCESSABLE_ENTITY);
+        let msg = AppError::from(e).for_field("name").expect("a field error");
+        assert!(msg.starts_with("Wildcard names") && msg.ends_with('.'), "{msg}");
+        for (e, code) in [(DomainError::Taken("a.example".into()), "domain_taken"), (DomainError::Limit(3), "domain_limit")] {
+            let e = service::Error::from(e);
+            assert_eq!((http_status(&e), e.code()), (http::StatusCode::CONFLICT, code));
+            assert!(AppError::from(e).for_field("name").is_some());
+        }
+    }
+
+    #[test]
     fn service_errors_become_form_messages() {
         let e = AppError::from(service::Error::validation("password", "the password must be at least 8 characters long"));
         assert_eq!(e.for_field("password").as_deref(), Some("The password must be at least 8 characters long."));

@@ -101,6 +101,10 @@ impl DomainName {
         if raw.is_empty() {
             return Err(DomainNameError::Empty);
         }
+        // Far past any name's length: refused before the IDNA mapping looks at it.
+        if raw.len() > 4 * MAX_NAME_LEN {
+            return Err(DomainNameError::TooLong(raw.chars().count()));
+        }
         if raw.contains('*') {
             return Err(DomainNameError::Wildcard);
         }
@@ -334,6 +338,7 @@ mod tests {
         assert!(matches!(parse(&long_label), Err(E::LabelLength | E::Idna(_))), "{:?}", parse(&long_label));
         let long = format!("{}.com", vec!["a".repeat(60); 5].join("."));
         assert!(matches!(parse(&long), Err(E::TooLong(_) | E::Idna(_))), "{:?}", parse(&long));
+        assert!(matches!(parse(&"a".repeat(100_000)), Err(E::TooLong(100_000))));
         for bad in ["-a.example.com", "a-.example.com", "a..example.com", "a_b.example.com", "a b.example.com", "a/b.example.com"] {
             assert!(parse(bad).is_err(), "{bad} must be refused");
         }

@@ -113,7 +113,8 @@ async fn every_name_rule_is_told_apart() {
     let h = e.running_site(&ann, "rules").await;
     use DomainNameError as N;
     let long = format!("{}.example.com", vec!["a".repeat(60); 4].join("."));
-    let cases: Vec<(String, fn(&N) -> bool)> = vec![
+    type Rule = fn(&N) -> bool;
+    let cases: Vec<(String, Rule)> = vec![
         ("".into(), |n| matches!(n, N::Empty)),
         ("*.example.com".into(), |n| matches!(n, N::Wildcard)),
         ("192.0.2.7".into(), |n| matches!(n, N::IpLiteral)),

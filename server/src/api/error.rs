@@ -17,6 +17,7 @@ pub struct ErrorDetail {
     /// Stable machine-readable code: `validation_failed`, `conflict`, `not_found`,
     /// `unauthorized`, `invalid_credentials`, `wrong_password`, `forbidden`, `rate_limited`,
     /// `quota_exceeded`, `node_full`, `busy`, `guest_timeout`, `hosting_unavailable`,
+    /// `invalid_domain`, `domain_taken`, `domain_limit` (custom domains),
     /// `too_many_streams`, `invalid_json`, `invalid_body`, `invalid_form`, `invalid_wait`,
     /// `invalid_path`, `invalid_query`, `unsupported_media_type`, `method_not_allowed`,
     /// `payload_too_large` (from nginx) or `internal`.

@@ -128,7 +128,7 @@ impl Store {
         if state.is_routed() {
             q = q.col_expr(
                 domain::Column::VerifiedAt,
-                Expr::expr(sea_orm::sea_query::Func::coalesce([Expr::col(domain::Column::VerifiedAt).into(), Expr::value(now)])),
+                Expr::expr(sea_orm::sea_query::Func::coalesce([Expr::col(domain::Column::VerifiedAt), Expr::value(now)])),
             );
         }
         let res = q.filter(domain::Column::Id.eq(id)).exec(self.db()).await?;

@@ -105,10 +105,10 @@ pub(crate) async fn add(cx: &Cx, site: &HostingRow, raw: &str) -> Result<DomainV
 pub(crate) async fn remove(cx: &Cx, site: &HostingRow, did: i32) -> Result<()> {
     let d = of_site(cx, site, did).await?;
     cx.store.delete_domain(d.id).await?;
-    if d.state.is_routed() || d.verified_at.is_some() {
-        if let Err(err) = refresh_route(cx, site.id).await {
-            tracing::error!(hosting_id = site.id, domain_id = d.id, %err, "a removed domain's route could not be withdrawn");
-        }
+    if (d.state.is_routed() || d.verified_at.is_some())
+        && let Err(err) = refresh_route(cx, site.id).await
+    {
+        tracing::error!(hosting_id = site.id, domain_id = d.id, %err, "a removed domain's route could not be withdrawn");
     }
     forget_cert(cx, d.id).await?;
     tracing::info!(hosting_id = site.id, domain_id = d.id, domain = %d.name, "custom domain removed");
