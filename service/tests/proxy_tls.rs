@@ -63,23 +63,14 @@ fn tls(cert: CertPaths, redirect_http: bool) -> TlsName {
 }
 
 struct Front {
+    /// First: nginx stops before its prefix is removed.
+    _stop: StopOnDrop,
     _dir: tempfile::TempDir,
     certs: PathBuf,
     proxy: Proxy,
     http: u16,
     https: u16,
     ca: PathBuf,
-}
-
-impl Drop for Front {
-    fn drop(&mut self) {
-        let proxy = self.proxy.clone();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(proxy.stop())
-        })
-        .join();
-    }
 }
 
 const PUBLIC: &str = "host.test";
@@ -128,7 +119,7 @@ async fn front() -> Front {
     };
     let proxy = Proxy::new(&cfg);
     proxy.ensure_running().await.expect("nginx starts");
-    let f = Front { ca: certs.join("ca.pem"), certs, _dir: dir, proxy, http, https };
+    let f = Front { _stop: StopOnDrop(proxy.clone()), ca: certs.join("ca.pem"), certs, _dir: dir, proxy, http, https };
     let front = TlsFront {
         dashboard: Some(tls(issue(&f.certs, "dash", &[PUBLIC, "localhost", "127.0.0.1"]), true)),
         sites: Some(tls(issue(&f.certs, "wild", &["*.sites.test"]), true)),
@@ -363,4 +354,206 @@ async fn a_bad_certificate_never_takes_nginx_down() {
     assert!(matches!(f.proxy.add_route(&r).await, Err(ProxyError::Rejected { .. })));
     assert_eq!(std::fs::read_to_string(&sites_file).unwrap(), site_before);
     assert_eq!(f.get("https", "www.shop.test", "/").await.status, 200);
+}
+
+/// A static nginx on loopback standing in for a VM's web server (a 1 KiB page), stopped on drop.
+struct StaticBackend {
+    prefix: PathBuf,
+    port: u16,
+}
+
+impl StaticBackend {
+    fn start(dir: &Path) -> Self {
+        let prefix = dir.join("backend");
+        std::fs::create_dir_all(prefix.join("html")).unwrap();
+        std::fs::create_dir_all(prefix.join("logs")).unwrap();
+        std::fs::write(prefix.join("html/index.html"), "x".repeat(1024)).unwrap();
+        let port = free_port();
+        let p = prefix.display();
+        std::fs::write(
+            prefix.join("nginx.conf"),
+            format!(
+                "worker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/logs/error.log;\nevents {{ worker_connections 1024; }}\nhttp {{\n    access_log off;\n    keepalive_requests 1000000;\n    client_body_temp_path {p}/tmp; proxy_temp_path {p}/tmp; fastcgi_temp_path {p}/tmp; uwsgi_temp_path {p}/tmp; scgi_temp_path {p}/tmp;\n    server {{ listen 127.0.0.1:{port}; root {p}/html; }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let out = std::process::Command::new("nginx").arg("-p").arg(&prefix).arg("-c").arg(prefix.join("nginx.conf")).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        StaticBackend { prefix, port }
+    }
+}
+
+impl Drop for StaticBackend {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("nginx").arg("-p").arg(&self.prefix).arg("-c").arg(self.prefix.join("nginx.conf")).args(["-s", "quit"]).output();
+    }
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap().split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+/// `wrk` at 100 keep-alive connections for `secs` against `url` with Host `host`:
+/// (requests/s, p50, p99, non-2xx+errors line).
+async fn wrk(url: &str, host: &str, secs: u32) -> (f64, String, String, String) {
+    let out = tokio::process::Command::new("wrk")
+        .args(["-t2", "-c100", &format!("-d{secs}s"), "--latency", "-H", &format!("Host: {host}"), url])
+        .output()
+        .await
+        .expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let field = |prefix: &str| text.lines().map(str::trim).find(|l| l.starts_with(prefix)).map(|l| l[prefix.len()..].trim().to_owned()).unwrap_or_default();
+    let rps = field("Requests/sec:").parse().unwrap_or(0.0);
+    let errors = [field("Non-2xx or 3xx responses:"), field("Socket errors:")].iter().filter(|e| !e.is_empty()).cloned().collect::<Vec<_>>().join("; ");
+    (rps, field("50%"), field("99%"), if errors.is_empty() { "none".into() } else { errors })
+}
+
+/// `n` new TLS handshakes (TCP connect included), one at a time, with SNI `sni` and at most
+/// `version`: "p50 ms / p99 ms".
+async fn handshakes(port: u16, sni: &str, ca: &Path, n: u32, version: &str) -> String {
+    let script = format!(
+        r#"
+import socket, ssl, time
+ctx = ssl.create_default_context(cafile={ca:?})
+ctx.maximum_version = ssl.TLSVersion.{version}
+ts = []
+for _ in range({n}):
+    t = time.perf_counter()
+    s = socket.create_connection(("127.0.0.1", {port}))
+    c = ctx.wrap_socket(s, server_hostname={sni:?})
+    ts.append((time.perf_counter() - t) * 1000)
+    c.close()
+ts.sort()
+print("%.2f / %.2f" % (ts[len(ts) // 2], ts[int(len(ts) * 0.99)]))
+"#,
+        ca = ca.display().to_string(),
+    );
+    let out = tokio::process::Command::new("python3").arg("-c").arg(script).output().await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// `make bench-tls` (ops/bench-tls.sh): HTTPS against HTTP through the project's nginx
+/// configuration, new handshakes, and reload times with 1,000 sites each with a custom domain
+/// and its own certificate. Prints a table (BENCHMARKS.md).
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark: make bench-tls"]
+async fn bench_https_against_http() {
+    let secs: u32 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let sites: i32 = std::env::var("BENCH_SITES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    openssl(
+        &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=vmw bench CA"],
+        &certs,
+    );
+    let backend = StaticBackend::start(dir.path());
+    let (http, https) = (free_port(), free_port());
+    // The default public host (an IP address): wrk sends no SNI and gets the dashboard's
+    // certificate; its Host header picks the site's HTTPS server.
+    let cfg = ServiceConfig {
+        data_dir: dir.path().to_path_buf(),
+        base_domain: "sites.test".into(),
+        nginx_listen: SocketAddr::from(([127, 0, 0, 1], http)),
+        nginx_listen_tls: Some(SocketAddr::from(([127, 0, 0, 1], https))),
+        app_upstream: SocketAddr::from(([127, 0, 0, 1], free_port())),
+        ..ServiceConfig::default()
+    };
+    let proxy = Proxy::new(&cfg);
+    proxy.ensure_running().await.unwrap();
+    let ca = certs.join("ca.pem");
+    let f = Front { _stop: StopOnDrop(proxy.clone()), _dir: dir, certs: certs.clone(), proxy: proxy.clone(), http, https, ca };
+    let mut front = TlsFront {
+        dashboard: Some(tls(issue(&certs, "dash", &["localhost", "127.0.0.1"]), false)),
+        sites: Some(tls(issue(&certs, "wild", &["*.sites.test"]), false)),
+        hsts_max_age_secs: 0,
+    };
+    proxy.set_tls(front.clone()).await.unwrap();
+    let site = |id: i32, port: u16, domains: Vec<DomainRoute>| SiteRoute {
+        hosting_id: id,
+        slug: format!("site-{id}"),
+        user_id: id,
+        serve_user_path: false,
+        http_port: port,
+        backend: std::net::Ipv4Addr::LOCALHOST.into(),
+        hsts: false,
+        domains,
+    };
+    proxy.add_route(&site(1, backend.port, Vec::new())).await.unwrap();
+
+    let mut rows: Vec<(String, String)> = vec![("machine".into(), format!("{} cores, load {}", std::thread::available_parallelism().unwrap(), loadavg()))];
+    let host = "site-1.sites.test";
+    let mut best = (0.0f64, 0.0f64);
+    for round in 1..=2 {
+        let (rps, p50, p99, err) = wrk(&format!("http://127.0.0.1:{http}/"), host, secs).await;
+        rows.push((format!("HTTP/1.1, 100 keep-alive conns, round {round}"), format!("{rps:.0} req/s, p50 {p50}, p99 {p99}, errors {err} (load {})", loadavg())));
+        best.0 = best.0.max(rps);
+        let (rps, p50, p99, err) = wrk(&format!("https://127.0.0.1:{https}/"), host, secs).await;
+        rows.push((format!("HTTPS (TLS 1.3, HTTP/1.1), 100 keep-alive conns, round {round}"), format!("{rps:.0} req/s, p50 {p50}, p99 {p99}, errors {err} (load {})", loadavg())));
+        best.1 = best.1.max(rps);
+    }
+    rows.push(("HTTPS / HTTP (best rounds; goal >= 80 %)".into(), format!("{:.0} %", 100.0 * best.1 / best.0)));
+    for version in ["TLSv1_3", "TLSv1_2"] {
+        let t = handshakes(https, host, &certs.join("ca.pem"), 500, version).await;
+        rows.push((format!("new handshake + TCP connect, max {version}, 500 in a row (goal p50 <= 5 ms)"), format!("p50 / p99 ms: {t} (load {})", loadavg())));
+    }
+
+    // 1,000 sites, each with a custom domain with its own certificate.
+    let t = std::time::Instant::now();
+    let routes: Vec<SiteRoute> = (2..sites + 2)
+        .map(|id| {
+            let name = format!("www.shop-{id}.test");
+            let cert = issue(&certs, &format!("d{id}"), &[&name]);
+            site(id, backend.port, vec![DomainRoute { id, name, tls: Some(tls(cert, true)) }])
+        })
+        .collect();
+    rows.push((format!("{sites} certificates made (openssl)"), format!("{:.1} s", t.elapsed().as_secs_f64())));
+    let t = std::time::Instant::now();
+    assert_eq!(proxy.refresh_routes(&routes).await.unwrap(), routes.len());
+    rows.push((format!("refresh_routes: {sites} sites written, nginx -t, one reload"), format!("{:.0} ms (load {})", t.elapsed().as_secs_f64() * 1000.0, loadavg())));
+    let last = format!("www.shop-{}.test", sites + 1);
+    assert_eq!(f.get("https", &last, "/").await.status, 200);
+    let mut set_tls = Vec::new();
+    let mut add = Vec::new();
+    for i in 0..5 {
+        front.hsts_max_age_secs = 100 + i;
+        let t = std::time::Instant::now();
+        proxy.set_tls(front.clone()).await.unwrap();
+        set_tls.push(t.elapsed().as_secs_f64() * 1000.0);
+        let id = sites + 10 + i as i32;
+        let name = format!("www.new-{id}.test");
+        let r = site(id, backend.port, vec![DomainRoute { id, name: name.clone(), tls: Some(tls(issue(&certs, &format!("n{id}"), &[&name]), true)) }]);
+        let t = std::time::Instant::now();
+        proxy.add_route(&r).await.unwrap();
+        add.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert_eq!(f.get("https", &name, "/").await.status, 200);
+    }
+    let stats = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        format!("median {:.0} ms, max {:.0} ms (5 runs, load {})", v[v.len() / 2], v[v.len() - 1], loadavg())
+    };
+    rows.push((format!("set_tls with {} TLS server names (goal <= 1 s)", 2 * sites + 3), stats(&mut set_tls)));
+    rows.push((format!("add_route (a site + its domain's certificate) with {} TLS names (goal <= 1 s)", 2 * sites + 3), stats(&mut add)));
+    let width = rows.iter().map(|(k, _)| k.len()).max().unwrap();
+    println!("\n| {:width$} | result |\n|{}|---|", "measure", "-".repeat(width + 2));
+    for (k, v) in rows {
+        println!("| {k:width$} | {v} |");
+    }
+    drop(backend);
+    drop(f);
+}
+
+/// Stops the proxy's nginx when dropped (also when the benchmark fails).
+struct StopOnDrop(Proxy);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let proxy = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(proxy.stop())
+        })
+        .join();
+    }
 }
