@@ -58,6 +58,18 @@ fn issue(dir: &Path, file: &str, names: &[&str]) -> CertPaths {
     CertPaths { chain: dir.join(pem), key: dir.join(key) }
 }
 
+/// A temporary directory with `certs/ca.pem` and `certs/ca.key`: the test CA.
+fn test_ca() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    openssl(
+        &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=vmw test CA"],
+        &certs,
+    );
+    (dir, certs)
+}
+
 fn tls(cert: CertPaths, redirect_http: bool) -> TlsName {
     TlsName { cert, redirect_http, ocsp_stapling: false }
 }
@@ -98,13 +110,7 @@ fn routes(vm: SocketAddr, certs: &Path) -> Vec<SiteRoute> {
 /// (redirected) and the routes above.
 async fn front() -> Front {
     vmw_test_support::init_tracing();
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    openssl(
-        &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=vmw test CA"],
-        &certs,
-    );
+    let (dir, certs) = test_ca();
     let (app, vm, waker) = (stand_in("app").await, stand_in("vm").await, stand_in("waker").await);
     let (http, https) = (free_port(), free_port());
     let cfg = ServiceConfig {
@@ -441,13 +447,7 @@ print("%.2f / %.2f" % (ts[len(ts) // 2], ts[int(len(ts) * 0.99)]))
 async fn bench_https_against_http() {
     let secs: u32 = std::env::var("BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
     let sites: i32 = std::env::var("BENCH_SITES").ok().and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    std::fs::create_dir(&certs).unwrap();
-    openssl(
-        &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=vmw bench CA"],
-        &certs,
-    );
+    let (dir, certs) = test_ca();
     let backend = StaticBackend::start(dir.path());
     let (http, https) = (free_port(), free_port());
     // The default public host (an IP address): wrk sends no SNI and gets the dashboard's
