@@ -55,7 +55,10 @@ before(async () => {
   dnsDir = mkdtempSync(join(tmpdir(), 'vmw-dns-'));
   writeFileSync(join(dnsDir, 'sites.zone'), zone('sites.test') + '* IN A 127.0.0.1\n');
   writeFileSync(join(dnsDir, 'example.zone'), zone('example.test'));
-  dns = parseEnv(execFileSync(join(ROOT, 'ops/test-dns.sh'), ['start', dnsDir, `sites.test=${join(dnsDir, 'sites.zone')}`, `example.test=${join(dnsDir, 'example.zone')}`], { encoding: 'utf8' }));
+  dns = parseEnv(execFileSync(join(ROOT, 'ops/test-dns.sh'), ['start', dnsDir, `sites.test=${join(dnsDir, 'sites.zone')}`, `example.test=${join(dnsDir, 'example.zone')}`], {
+    // Pebble asks it for www.example.test's address: it follows the CNAME into sites.test.
+    encoding: 'utf8', env: { ...process.env, DNS_RECURSIVE: '1' },
+  }));
   const nginxPort = await freePort();
   acmeDir = mkdtempSync(join(tmpdir(), 'vmw-acme-'));
   acme = parseEnv(execFileSync(join(ROOT, 'ops/test-acme.sh'), ['start', acmeDir], {

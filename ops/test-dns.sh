@@ -26,7 +26,9 @@
 # under /var/cache/bind (this script says so and fails otherwise); where AppArmor is off (the
 # kernel has no /sys/kernel/security/apparmor), any DIR works.
 #
-# Settings: DNS_TSIG_NAME (the key's name, default vmw-test-key), NAMED (default named),
+# Settings: DNS_RECURSIVE=1 (also resolve, for loopback clients, names of its own zones through
+# CNAMEs into its other zones; its root zone is a local empty one, so nothing leaves the host),
+# DNS_TSIG_NAME (the key's name, default vmw-test-key), NAMED (default named),
 # TSIG_KEYGEN (default tsig-keygen).
 set -euo pipefail
 PATH=$PATH:/usr/sbin:/sbin # named and tsig-keygen live in sbin, not always on a user's PATH
@@ -85,7 +87,15 @@ write_conf() {
     echo "  memstatistics-file \"$dir/named.memstats\";"
     echo "  listen-on port $port { 127.0.0.1; };"
     echo "  listen-on-v6 { none; };"
-    echo "  recursion no;"
+    if [ "${DNS_RECURSIVE:-}" = 1 ]; then
+      # A resolver for its own zones only: it follows a CNAME from one of them into another
+      # (an ACME server asks for www.example.test's address and needs the CNAME target's). The
+      # root zone is a local empty one, so nothing is ever asked of the Internet's servers.
+      echo "  recursion yes;"
+      echo "  allow-recursion { 127.0.0.0/8; };"
+    else
+      echo "  recursion no;"
+    fi
     echo "  allow-query { 127.0.0.0/8; };"
     echo "  allow-transfer { none; };"
     echo "  dnssec-validation no;"
@@ -96,6 +106,10 @@ write_conf() {
     echo "  reuseport no;"
     echo "};"
     echo "controls { };"
+    if [ "${DNS_RECURSIVE:-}" = 1 ]; then
+      printf '$TTL 60\n@ IN SOA root. root. 1 60 60 600 60\n@ IN NS root.\nroot. IN A 127.0.0.1\n' > "$dir/root.zone"
+      echo "zone \".\" { type primary; file \"$dir/root.zone\"; };"
+    fi
     local spec zone
     for spec in "${zones[@]}"; do
       zone=${spec%%=*}

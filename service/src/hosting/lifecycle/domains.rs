@@ -176,6 +176,12 @@ pub(crate) async fn forget_domains_of(cx: &Cx, hosting_id: i32) -> Result<()> {
     for d in cx.store.domains_of_hosting(hosting_id).await? {
         forget_cert(cx, d.id).await?;
     }
+    // The site's own `{slug}.{base_domain}` certificate (the local CA's), if it had one.
+    let own = crate::hosting::certs::front::site_label(hosting_id);
+    if let Err(err) = cx.shared.certs.files.remove(&own) {
+        tracing::warn!(hosting_id, %err, "could not remove the site's certificate");
+    }
+    cx.store.delete_certificate(&own).await?;
     cx.store.delete_domains_of_hosting(hosting_id).await
 }
 
