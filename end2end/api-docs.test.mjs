@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { ARTIFACTS, launch, startServer, uniqueUser } from './helpers.mjs';
+import { ARTIFACTS, apiUser, launch, startServer } from './helpers.mjs';
 
 let server;
 before(async () => { server = await startServer({ hosting: true }); });
@@ -12,17 +12,7 @@ after(async () => { await server?.stop(); });
 
 test('the docs page lists every operation and tries one with a bearer token', { timeout: 120_000 }, async () => {
   const H = server.base;
-  const u = uniqueUser('docs');
-  let r = await fetch(`${H}/api/v1/auth/register`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email: u.email, password: u.password, username: u.username }),
-  });
-  assert.equal(r.status, 201);
-  r = await fetch(`${H}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ username: u.username, password: u.password }),
-  });
-  const { access_token } = await r.json();
+  const { user: u, token: access_token } = await apiUser(H, 'docs');
   const doc = await (await fetch(`${H}/api/v1/openapi.json`)).json();
   const ops = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).length, 0);
 

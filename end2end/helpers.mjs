@@ -140,3 +140,20 @@ export async function assertFits(page, base, path) {
   }));
   assert.ok(scrollWidth <= innerWidth, `${path ?? page.url()} scrolls sideways at ${innerWidth} px: ${scrollWidth} px wide (${wide.join(', ')})`);
 }
+
+/** A new account through the REST API (register, then log in): the user and its bearer token. */
+export async function apiUser(base, prefix = 'api') {
+  const u = uniqueUser(prefix);
+  const r = await fetch(`${base}/api/v1/auth/register`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ email: u.email, password: u.password, username: u.username }),
+  });
+  assert.equal(r.status, 201, `register ${u.username}`);
+  const login = await fetch(`${base}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ username: u.username, password: u.password }),
+  });
+  assert.equal(login.status, 200, `log in ${u.username}`);
+  const { access_token } = await login.json();
+  return { user: u, token: access_token, auth: { Authorization: `Bearer ${access_token}` } };
+}

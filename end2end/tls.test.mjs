@@ -12,7 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, startServer, freePort, uniqueUser, launch, hydrated, ARTIFACTS } from './helpers.mjs';
+import { ROOT, startServer, freePort, apiUser, launch, hydrated, ARTIFACTS } from './helpers.mjs';
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const VALIDITY = 90; // seconds: renewal comes at two thirds (60 s)
@@ -82,17 +82,8 @@ after(async () => {
 
 test('a site on its own domains over HTTPS: wildcard by DNS-01, domains by HTTP-01, renewal, wake over HTTPS', { timeout: 900_000 }, async () => {
   const H = server.base;
-  const u = uniqueUser('tls');
-  let r = await fetch(`${H}/api/v1/auth/register`, {
-    method: 'POST', headers: { 'Content-Type': 'application/json' },
-    body: JSON.stringify({ email: u.email, password: u.password, username: u.username }),
-  });
-  assert.equal(r.status, 201);
-  r = await fetch(`${H}/api/v1/auth/login`, {
-    method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ username: u.email, password: u.password }),
-  });
-  const auth = { Authorization: `Bearer ${(await r.json()).access_token}` };
+  const { user: u, auth } = await apiUser(H, 'tls');
+  let r;
   const json = { ...auth, 'Content-Type': 'application/json' };
 
   r = await fetch(`${H}/api/v1/host`, { method: 'POST', headers: json, body: JSON.stringify({}) });
@@ -118,6 +109,18 @@ test('a site on its own domains over HTTPS: wildcard by DNS-01, domains by HTTP-
   }
   assert.equal(sub.code, 200, `https://${slug}.sites.test/: ${sub.err}`);
   assert.match(sub.body, welcome);
+
+  // The dashboard over HTTPS at its IP address (no SNI), certified by the instance's local CA;
+  // a session cookie set over HTTPS is Secure, one set over plain HTTP is not.
+  const localRoot = join(server.dataDir, 'tls/local-ca/root.pem');
+  const login = (url, origin, extra = []) => spawnSync('curl', ['-sS', '-D', '-', '-o', '/dev/null', ...extra, '-H', `Origin: ${origin}`,
+    '--data-urlencode', `login=${u.email}`, '--data-urlencode', `password=${u.password}`, `${url}/api/fn/login`], { encoding: 'utf8' }).stdout;
+  const tlsBase = `https://127.0.0.1:${server.tlsPort}`;
+  const overTls = login(tlsBase, tlsBase, ['--cacert', localRoot]);
+  assert.match(overTls, /^set-cookie: vmw_session=[^\r\n]*; Secure/im, overTls);
+  const plain = login(H, H);
+  assert.match(plain, /^set-cookie: vmw_session=/im, plain);
+  assert.doesNotMatch(plain, /^set-cookie: vmw_session=[^\r\n]*Secure/im);
 
   // www.example.test from the hosting page: added, its CNAME created, "Check now", active.
   const { browser, page, errors } = await launch();
