@@ -62,7 +62,7 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
     await new Promise(r => setTimeout(r, 100));
   }
   return {
-    base, dataDir, nginxPort, tlsPort, proc, prefix,
+    base, dataDir, nginxPort, tlsPort, appPort, proc, prefix,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise(r => proc.exitCode !== null ? r() : proc.once('exit', r));

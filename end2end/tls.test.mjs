@@ -190,6 +190,17 @@ test('a site on its own domains over HTTPS: wildcard by DNS-01, domains by HTTP-
   assert.notEqual(servedSerial('www.example.test'), before, 'nginx serves the renewed certificate');
   assert.equal(https('www.example.test').code, 200);
 
+  // What the operator sees: every certificate on the admin page's API (this first account
+  // administers the instance), and their expiry as metrics.
+  const overview = await (await fetch(`${H}/api/v1/admin/certificates`, { headers: auth })).json();
+  const byLabel = Object.fromEntries(overview.certificates.map(c => [c.label, c]));
+  assert.equal(byLabel.dashboard.source, 'local_ca');
+  assert.equal(byLabel.sites.source, 'acme');
+  assert.deepEqual(byLabel.sites.names, ['*.sites.test', 'sites.test']);
+  assert.ok(overview.certificates.some(c => c.names.includes('www.example.test') && c.source === 'acme' && !c.trouble), JSON.stringify(overview));
+  const metrics = await (await fetch(`http://127.0.0.1:${server.appPort}/metrics`)).text();
+  assert.match(metrics, /^vmw_cert_expiry_seconds\{cert="sites"\} \d/m);
+
   // A sleeping site wakes on its first HTTPS request.
   r = await fetch(`${H}/api/v1/hostings/${host.id}/sleep?wait=120`, { method: 'POST', headers: auth });
   assert.equal(r.status, 202);
