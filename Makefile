@@ -23,7 +23,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-replicas test-vm test-nodes test-e2e bench bench-density clean-vms
+.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-replicas test-vm test-nodes test-e2e bench bench-density bench-tls clean-vms
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
 run: setup image host build-release
@@ -136,6 +136,12 @@ bench: setup image host build-release
 N ?= 200
 bench-density: setup image host build-release
 	N=$(N) VMW_BIN=$(SERVER_RELEASE) VMW_SITE=$(SITE) VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current ops/bench-density.sh
+
+## HTTPS through the project's nginx configuration: HTTPS against HTTP request rate, new TLS
+## handshakes, reload times with 1,000 custom domains each with its own certificate
+## (ops/bench-tls.sh; BENCH_SECS=, BENCH_SITES= there). Needs wrk; no VM, no release build.
+bench-tls:
+	ops/bench-tls.sh
 
 ## Remove every VM, disk and nginx file this data dir holds (the service reconciles anyway).
 clean-vms:

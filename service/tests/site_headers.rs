@@ -3,6 +3,8 @@
 //! `test:///default` driver runs nothing, so once the hosting is running this test binds its
 //! own hostile "VM" web server on the HTTP forward address (127.0.0.2) at the hosting's HTTP port, and a stand-in for the
 //! app on the app upstream whose every answer is a secret that must never reach the visitor.
+//! The same holds over HTTPS (a certificate made here with `openssl`): `/{slug}/` is the
+//! dashboard's origin there too.
 use std::time::Duration;
 
 use service::hosting::CreateHosting;
@@ -93,12 +95,33 @@ fn app_stand_in(_path: &str) -> String {
     response("200 OK", &[("Content-Type", "application/json")], &format!("{{\"secret\":\"{APP_SECRET}\"}}"))
 }
 
-/// The shared environment with a stand-in for the app on its upstream.
-async fn env() -> Env {
+/// The shared environment with a stand-in for the app on its upstream, serving HTTPS too on
+/// `tls` with a self-signed certificate for the loopback address and `*.sites.test` (its PEM).
+async fn env(tls: std::net::SocketAddr) -> (Env, Vec<u8>) {
     let app = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app_addr = app.local_addr().unwrap();
     serve(app, app_stand_in);
-    env_with(|c| c.app_upstream = app_addr).await
+    let e = env_with(|c| {
+        c.app_upstream = app_addr;
+        c.base_domain = "sites.test".into();
+        c.nginx_listen_tls = Some(tls);
+    })
+    .await;
+    let dir = e.svc.config().data_dir.join("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-keyout", "key.pem", "-out", "cert.pem", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,DNS:*.sites.test", "-addext", "basicConstraints=critical,CA:FALSE"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let cert = service::proxy::CertPaths { chain: dir.join("cert.pem"), key: dir.join("key.pem") };
+    let name = service::proxy::TlsName { cert, redirect_http: false, ocsp_stapling: false };
+    let front = service::proxy::TlsFront { dashboard: Some(name.clone()), sites: Some(name), hsts_max_age_secs: 0 };
+    e.svc.proxy().set_tls(front).await.unwrap();
+    (e, std::fs::read(dir.join("cert.pem")).unwrap())
 }
 
 fn assert_none_of(r: &reqwest::Response, headers: &[(&str, &str)], what: &str) {
@@ -138,7 +161,8 @@ async fn visit(client: &reqwest::Client, url: &str, slug: &str, path_routed: boo
 
 #[tokio::test]
 async fn a_vm_cannot_steer_nginx_or_plant_headers_on_the_visitor() {
-    let e = env().await;
+    let tls = std::net::SocketAddr::from(([127, 0, 0, 1], vmw_test_support::free_port()));
+    let (e, cert) = env(tls).await;
     let actor = e.user("mallory").await;
     let h = e.svc.create(&actor, CreateHosting::default()).await.unwrap();
     let h = e.svc.wait_settled(&actor, h.id, Duration::from_secs(60)).await.unwrap().unwrap();
@@ -149,17 +173,22 @@ async fn a_vm_cannot_steer_nginx_or_plant_headers_on_the_visitor() {
 
     let nginx = e.svc.config().nginx_listen;
     let port = nginx.port();
-    let sub = format!("{}.localhost", h.slug);
+    let sub = format!("{}.sites.test", h.slug);
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .resolve(&sub, nginx)
+        .add_root_certificate(reqwest::Certificate::from_pem(&cert).unwrap())
         .build()
         .unwrap();
+    let tport = tls.port();
     let bases = [
         (format!("http://127.0.0.1:{port}/{}", h.slug), true),
         (format!("http://127.0.0.1:{port}/{}", actor.user_id), true),
         (format!("http://{sub}:{port}"), false),
+        (format!("https://127.0.0.1:{tport}/{}", h.slug), true),
+        (format!("https://127.0.0.1:{tport}/{}", actor.user_id), true),
+        (format!("https://{sub}:{tport}"), false),
     ];
     for (base, path_routed) in &bases {
         let (s, body) = visit(&client, &format!("{base}/evil"), &h.slug, *path_routed).await;

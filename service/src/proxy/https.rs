@@ -114,15 +114,25 @@ pub(super) fn tls_settings(cfg: &ServiceConfig) -> String {
     }
 }
 
-/// The HTTPS default server: a name none of ours (unknown SNI, or none) gets its handshake
-/// refused, so no certificate of ours is shown to a scanner that only knows the address.
-pub(super) fn default_tls_server(cfg: &ServiceConfig) -> String {
-    match cfg.nginx_listen_tls {
-        Some(a) => format!(
-            "\n    # HTTPS for a name we do not serve: the handshake is refused, no certificate revealed.\n    server {{\n        listen {a} ssl http2 default_server;\n        server_name _;\n        ssl_reject_handshake on;\n    }}\n"
+/// The HTTPS default server: a name none of ours (unknown SNI) gets its handshake refused, so no
+/// certificate of ours is shown to a scanner that only knows the address. A client of an
+/// `https://{ip}/` URL sends no SNI at all and lands here too: when the public host is an IP
+/// address (the default, with the local CA) the default server therefore presents the
+/// dashboard's certificate, the one anybody connecting to that address gets anyway, and the
+/// Host header then picks the server (the dashboard's names; any other 421).
+pub(super) fn default_tls_server(cfg: &ServiceConfig, front: &TlsFront) -> Result<String, ProxyError> {
+    let Some(a) = cfg.nginx_listen_tls else { return Ok(String::new()) };
+    let host = cfg.public_host.trim().trim_start_matches('[').trim_end_matches(']');
+    let body = match &front.dashboard {
+        Some(t) if host.parse::<IpAddr>().is_ok() => format!(
+            "        # The public host is an IP address: its clients send no SNI (see service::proxy::https).\n{}        return 421;\n",
+            cert_lines(cfg, t, "        ")?
         ),
-        None => String::new(),
-    }
+        _ => "        ssl_reject_handshake on;\n".to_owned(),
+    };
+    Ok(format!(
+        "\n    # HTTPS for a name we do not serve: the handshake is refused, no certificate revealed.\n    server {{\n        listen {a} ssl http2 default_server;\n        server_name _;\n{body}    }}\n"
+    ))
 }
 
 /// The `https` entry of the `$vmw_dashboard_hsts` map (empty: no HSTS).

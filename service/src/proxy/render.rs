@@ -146,7 +146,7 @@ pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path, front: &TlsFront) -
         ("user", if is_root() { "user www-data;".into() } else { String::new() }),
         ("tls_settings", https::tls_settings(cfg)),
         ("dashboard_hsts", https::dashboard_hsts(cfg, front)),
-        ("default_tls_server", https::default_tls_server(cfg)),
+        ("default_tls_server", https::default_tls_server(cfg, front)?),
         ("dashboard_servers", https::dashboard_servers(cfg, prefix, front)?),
     ];
     let with_prefix = |t: &str| fill(t, &[("prefix", p.clone())]);
@@ -543,6 +543,14 @@ mod tests {
         let default = server_named(conf, "127.0.0.1:443 ssl http2 default_server", "_").expect("a TLS default server");
         assert!(has(&directives(default), "ssl_reject_handshake on"));
         assert!(!default.contains("ssl_certificate"), "no certificate of ours for an unknown name");
+        // ...unless the public host is an IP address: its clients send no SNI and get the
+        // dashboard's certificate (the address's own); any Host but the dashboard's gets 421.
+        let ip = ServiceConfig { public_host: "192.0.2.7".into(), ..tls_cfg() };
+        let ip_conf = main_files(&ip, Path::new("/p"), &front()).unwrap()[0].1.clone();
+        let default = directives(server_named(&ip_conf, "127.0.0.1:443 ssl http2 default_server", "_").unwrap());
+        assert!(has(&default, "ssl_certificate /tls/dash/chain.pem") && has(&default, "return 421") && !has(&default, "ssl_reject_handshake on"));
+        let ip_conf = main_files(&ip, Path::new("/p"), &TlsFront::default()).unwrap()[0].1.clone();
+        assert!(has(&directives(server_named(&ip_conf, "127.0.0.1:443 ssl http2 default_server", "_").unwrap()), "ssl_reject_handshake on"));
         // The HTTP default server keeps its 421 (and the challenge path).
         let plain = server_named(conf, "127.0.0.1:80 default_server", "_").unwrap();
         assert!(plain.contains("return 421;") && plain.contains("include /p/acme-challenge.conf;"));
