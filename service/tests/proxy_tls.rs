@@ -100,6 +100,7 @@ fn routes(vm: SocketAddr, certs: &Path) -> Vec<SiteRoute> {
         backend: vm.ip(),
         hsts,
         domains,
+        subdomain_tls: None,
     };
     let www = DomainRoute { id: 10, name: "www.shop.test".into(), tls: Some(tls(issue(certs, "www", &["www.shop.test"]), true)) };
     let plain = DomainRoute { id: 11, name: "plain.test".into(), tls: None };
@@ -479,6 +480,7 @@ async fn bench_https_against_http() {
         backend: std::net::Ipv4Addr::LOCALHOST.into(),
         hsts: false,
         domains,
+        subdomain_tls: None,
     };
     proxy.add_route(&site(1, backend.port, Vec::new())).await.unwrap();
 

@@ -12,6 +12,7 @@ mod logs;
 mod nginx;
 mod render;
 mod routes;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::ServiceConfig;
 use error::io;
 pub use error::ProxyError;
 pub use https::validate_domain_name;
+pub use worker::worker_ids;
 pub use render::{CertPaths, DomainRoute, SiteRoute, TlsFront, TlsName, dashboard_names, validate_slug};
 
 #[derive(Clone)]
@@ -86,8 +88,25 @@ impl Proxy {
         self.inner.prefix.join("logs").join("visits").join(format!("{hosting_id}.log"))
     }
 
+    /// The site's visits over HTTPS: the shared HTTPS server logs to a path with a variable,
+    /// which nginx's workers open (as the worker user when nginx runs as root), so these live
+    /// in a directory of their own. A site's last visit is the newer of both files' mtimes.
+    pub fn tls_visits_file(&self, hosting_id: i32) -> PathBuf {
+        self.inner.prefix.join("logs").join("visits-tls").join(format!("{hosting_id}.log"))
+    }
+
     fn server_file(&self, hosting_id: i32) -> PathBuf {
         self.sites().join(format!("hosting-{hosting_id}.server.conf"))
+    }
+
+    /// The site's lines of the shared HTTPS server's maps (`{name} "{id} {slug} {hsts} {cert}"`).
+    fn https_map_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.https.map"))
+    }
+
+    /// The site's HTTPS names, as `server_name` lines of the shared HTTPS server.
+    fn https_names_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.https.names"))
     }
 
     fn conf(&self) -> PathBuf {

@@ -17,9 +17,10 @@ const SERVER: &str = include_str!("../../../nginx/site.server.template");
 const VHOST: &str = include_str!("../../../nginx/site.vhost.template");
 const DASHBOARD: &str = include_str!("../../../nginx/dashboard.conf");
 const ACME_CHALLENGE: &str = include_str!("../../../nginx/acme-challenge.conf");
+pub(super) const SITES_HTTPS: &str = include_str!("../../../nginx/sites-https.template");
 
 /// The `Strict-Transport-Security` value of a site whose owner turned HSTS on.
-const SITE_HSTS: &str = "max-age=31536000";
+pub(super) const SITE_HSTS: &str = "max-age=31536000";
 
 /// What nginx needs to publish one site.
 #[derive(Clone, Debug)]
@@ -37,6 +38,10 @@ pub struct SiteRoute {
     pub hsts: bool,
     /// The site's custom domains whose ownership is proven (unverified ones route nowhere).
     pub domains: Vec<DomainRoute>,
+    /// The certificate of `{slug}.{base_domain}` when it has one of its own (the local CA's,
+    /// when the base domain cannot take a wildcard, e.g. `localhost`). None: the sites'
+    /// wildcard (`TlsFront::sites`).
+    pub subdomain_tls: Option<TlsName>,
 }
 
 /// A certificate chain and its private key, as files nginx reads (written by `tls`).
@@ -113,7 +118,7 @@ pub fn dashboard_names(public_host: &str) -> Result<Vec<String>, ProxyError> {
     Ok(names)
 }
 
-fn fill(template: &str, vars: &[(&str, String)]) -> String {
+pub(super) fn fill(template: &str, vars: &[(&str, String)]) -> String {
     let mut out = template.to_owned();
     for (k, v) in vars {
         out = out.replace(&format!("{{{{{k}}}}}"), v);
@@ -121,7 +126,7 @@ fn fill(template: &str, vars: &[(&str, String)]) -> String {
     out
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
@@ -136,25 +141,25 @@ fn all_of(own: Option<SocketAddr>, peers: &[SocketAddr]) -> Vec<SocketAddr> {
 
 /// The main config and its includes, as (file name in the prefix, content). `front` is the
 /// HTTPS side: everything that depends on it is among these files (the sites' files only
-/// include `site-tls.conf` and `site-http.conf`).
+/// include `site-http.conf` and map their HTTPS names to `*`, the wildcard of `sites-https`).
 pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path, front: &TlsFront) -> Result<Vec<(&'static str, String)>, ProxyError> {
     let p = prefix.display().to_string();
     let vars = [
         ("prefix", p.clone()),
         ("listen", cfg.nginx_listen.to_string()),
         ("app_upstream", all_of(Some(cfg.app_upstream), &cfg.peer_upstreams).iter().map(|a| format!("server {a};")).collect::<Vec<_>>().join("\n        ")),
-        ("user", if is_root() { "user www-data;".into() } else { String::new() }),
+        ("user", if is_root() { format!("user {};", super::worker::WORKER_USER) } else { String::new() }),
         ("tls_settings", https::tls_settings(cfg)),
         ("dashboard_hsts", https::dashboard_hsts(cfg, front)),
         ("default_tls_server", https::default_tls_server(cfg, front)?),
         ("dashboard_servers", https::dashboard_servers(cfg, prefix, front)?),
+        ("sites_https", https::sites_https_server(cfg, prefix, front)?),
     ];
     let with_prefix = |t: &str| fill(t, &[("prefix", p.clone())]);
     Ok(vec![
         ("nginx.conf", fill(MAIN, &vars)),
         ("dashboard.conf", with_prefix(DASHBOARD)),
         ("acme-challenge.conf", with_prefix(ACME_CHALLENGE)),
-        ("site-tls.conf", https::site_tls_conf(cfg, front)?),
         ("site-http.conf", https::site_http_conf(cfg, front)),
         ("app-proxy.conf", APP_PROXY.to_owned()),
         ("site-proxy.conf", SITE_PROXY.to_owned()),
@@ -191,27 +196,19 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
     if r.serve_user_path {
         locations.push_str(&common(r.user_id.to_string()));
     }
-    let vhost = |listen: String, name: &str, tls: String, challenge: bool, redirect: String, hsts: bool| {
+    let vhost = |name: &str, challenge: bool, redirect: String| {
         let challenge = if challenge {
             format!("    location ^~ /.well-known/acme-challenge/ {{\n        include {}/acme-challenge.conf;\n    }}\n", prefix.display())
         } else {
             String::new()
         };
-        // nginx's, replacing the VM's own (the owner's switch), on every answer of the name.
-        let (server_hsts, location_hsts) = if hsts {
-            (format!("    add_header Strict-Transport-Security \"{SITE_HSTS}\" always;\n"), format!("        proxy_hide_header Strict-Transport-Security;\n        add_header Strict-Transport-Security \"{SITE_HSTS}\" always;\n"))
-        } else {
-            (String::new(), String::new())
-        };
         fill(
             VHOST,
             &[
-                ("listen", listen),
+                ("listen", listen.to_string()),
                 ("name", name.to_owned()),
-                ("tls", format!("{tls}{server_hsts}")),
                 ("challenge", challenge),
                 ("redirect", redirect),
-                ("hsts", location_hsts),
                 ("id", r.hosting_id.to_string()),
                 ("slug", r.slug.clone()),
                 ("prefix", prefix.display().to_string()),
@@ -220,22 +217,15 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
     };
     let subdomain = format!("{}.{}", r.slug, cfg.base_domain);
     let p = prefix.display();
-    let mut servers = vhost(listen.to_string(), &subdomain, String::new(), true, format!("        include {p}/site-http.conf;\n"), false);
-    if let Some(tls) = cfg.nginx_listen_tls {
-        servers.push_str(&vhost(https::listen_tls(tls), &subdomain, format!("    include {p}/site-tls.conf;\n"), false, String::new(), r.hsts));
-    }
+    let mut servers = vhost(&subdomain, true, format!("        include {p}/site-http.conf;\n"));
     for d in &r.domains {
         https::validate_domain_name(&d.name)?;
-        let tls = cfg.nginx_listen_tls.zip(d.tls.as_ref());
-        let redirect = match tls {
+        let redirect = match cfg.nginx_listen_tls.zip(d.tls.as_ref()) {
             Some((_, t)) if t.redirect_http => format!("        {}\n", https::redirect_line(cfg)),
             _ => String::new(),
         };
         servers.push_str(&format!("# custom domain {}\n", d.id));
-        servers.push_str(&vhost(listen.to_string(), &d.name, String::new(), true, redirect, false));
-        if let Some((addr, t)) = tls {
-            servers.push_str(&vhost(https::listen_tls(addr), &d.name, https::cert_lines(cfg, t, "    ")?, false, String::new(), r.hsts));
-        }
+        servers.push_str(&vhost(&d.name, true, redirect));
     }
     let server = fill(
         SERVER,
@@ -250,12 +240,47 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
     Ok((locations, server))
 }
 
+/// The site's lines for the shared HTTPS server (`nginx/sites-https.template`), as (map file,
+/// names file): each name it serves over HTTPS, `{slug}.{base_domain}` and every custom domain
+/// with a certificate, mapped to "{id} {slug} {hsts} {certificate}" and listed in a
+/// `server_name`. Without an HTTPS address both are comments only.
+pub(super) fn site_https_files(cfg: &ServiceConfig, r: &SiteRoute) -> Result<(String, String), ProxyError> {
+    validate_slug(&r.slug)?;
+    validate_host(&cfg.base_domain)?;
+    let head = format!("# hosting {} ({}): its HTTPS names for the shared HTTPS server, generated by service::proxy\n", r.hosting_id, r.slug);
+    let (mut map, mut names) = (head.clone(), head);
+    if cfg.nginx_listen_tls.is_none() {
+        return Ok((map, names));
+    }
+    let hsts = u8::from(r.hsts);
+    let mut line = |name: &str, cert: String| {
+        map.push_str(&format!("{name} \"{} {} {hsts} {cert}\";\n", r.hosting_id, r.slug));
+        names.push_str(&format!("server_name {name};\n"));
+    };
+    let cert = |t: &TlsName| -> Result<String, ProxyError> {
+        let (chain, key) = https::cert_paths(t)?;
+        Ok(format!("{chain} {key}"))
+    };
+    let subdomain = format!("{}.{}", r.slug, cfg.base_domain);
+    line(&subdomain, match &r.subdomain_tls {
+        Some(t) => cert(t)?,
+        None => "*".to_owned(),
+    });
+    for d in &r.domains {
+        https::validate_domain_name(&d.name)?;
+        if let Some(t) = &d.tls {
+            line(&d.name, cert(t)?);
+        }
+    }
+    Ok((map, names))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn route() -> SiteRoute {
-        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003, backend: std::net::Ipv4Addr::LOCALHOST.into(), hsts: false, domains: Vec::new() }
+        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003, backend: std::net::Ipv4Addr::LOCALHOST.into(), hsts: false, domains: Vec::new(), subdomain_tls: None }
     }
 
     #[test]
