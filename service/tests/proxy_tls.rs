@@ -4,6 +4,7 @@
 //! `--cacert`). Stand-ins: the app (an axum server answering the ACME challenge path and its
 //! pages, telling what it received), a site's VM and the waker.
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use service::ServiceConfig;
@@ -55,6 +56,9 @@ fn issue(dir: &Path, file: &str, names: &[&str]) -> CertPaths {
         ],
         dir,
     );
+    // nginx's workers read the sites' keys at each handshake (as www-data when the test runs
+    // as root): a throwaway test key may be readable by anyone.
+    std::fs::set_permissions(dir.join(&key), std::fs::Permissions::from_mode(0o644)).unwrap();
     CertPaths { chain: dir.join(pem), key: dir.join(key) }
 }
 
@@ -63,6 +67,8 @@ fn test_ca() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     std::fs::create_dir(&certs).unwrap();
+    // ...and get to them (a temporary directory is 0700).
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     openssl(
         &["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=vmw test CA"],
         &certs,
@@ -325,7 +331,7 @@ async fn a_bad_certificate_never_takes_nginx_down() {
     let sites_file = f.proxy.site_file(1).with_file_name("hosting-1.server.conf");
     let site_before = std::fs::read_to_string(&sites_file).unwrap();
     let before = f.proxy.tls_front();
-    let tls_conf = f.proxy.prefix().join("site-tls.conf");
+    let tls_conf = f.proxy.prefix().join("nginx.conf");
     let tls_conf_before = std::fs::read_to_string(&tls_conf).unwrap();
     // A garbage chain for the sites' wildcard: refused, everything put back, HTTPS still served.
     let garbage = f.certs.join("garbage.pem");
@@ -333,7 +339,7 @@ async fn a_bad_certificate_never_takes_nginx_down() {
     let mut bad = before.clone();
     bad.sites.as_mut().unwrap().cert.chain = garbage.clone();
     let err = f.proxy.set_tls(bad).await.unwrap_err();
-    assert!(matches!(err, ProxyError::Rejected { .. }), "{err}");
+    assert!(matches!(err, ProxyError::Certificate { .. }), "{err}");
     assert_eq!(f.proxy.tls_front(), before);
     assert_eq!(std::fs::read_to_string(&tls_conf).unwrap(), tls_conf_before);
     assert_eq!(f.get("https", "shop.sites.test", "/").await.status, 200);
@@ -358,7 +364,7 @@ async fn a_bad_certificate_never_takes_nginx_down() {
     let mut r = routes(vm, &f.certs).remove(0);
     r.backend = vm.ip();
     r.domains[0].tls.as_mut().unwrap().cert.chain = garbage;
-    assert!(matches!(f.proxy.add_route(&r).await, Err(ProxyError::Rejected { .. })));
+    assert!(matches!(f.proxy.add_route(&r).await, Err(ProxyError::Certificate { .. })));
     assert_eq!(std::fs::read_to_string(&sites_file).unwrap(), site_before);
     assert_eq!(f.get("https", "www.shop.test", "/").await.status, 200);
 }

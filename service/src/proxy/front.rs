@@ -25,6 +25,12 @@ impl Proxy {
         let p = self.inner.prefix.clone();
         // Refused values (paths, names) are refused before anything is touched.
         let files = render::main_files(&self.inner.cfg, &p, &front)?;
+        if self.inner.cfg.nginx_listen_tls.is_some() {
+            // The wildcard is read at handshakes only: `nginx -t` would not see a broken one.
+            if let Some(t) = &front.sites {
+                super::https::check_cert_files(t)?;
+            }
+        }
         let _g = self.exclusive().await;
         let mut before = Vec::with_capacity(files.len());
         for (name, _) in &files {

@@ -97,6 +97,42 @@ pub(super) fn cert_paths(t: &TlsName) -> Result<(String, String), ProxyError> {
     Ok((validate_cert_path(&t.cert.chain)?, validate_cert_path(&t.cert.key)?))
 }
 
+/// What `nginx -t` checks of a server's own `ssl_certificate`, for a certificate the shared
+/// HTTPS server reads only at a handshake (nobody would notice a broken one before a visitor):
+/// the chain is X.509 PEM, the key file holds a private key, and (when the key's format is one
+/// we parse: PKCS#8) the key is the leaf's. Refused certificates never reach a map.
+pub(super) fn check_cert_files(t: &TlsName) -> Result<(), ProxyError> {
+    use rcgen::PublicKeyData;
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let bad = |detail: String| Err(ProxyError::Certificate { chain: t.cert.chain.clone(), detail }.counted());
+    let chain = match std::fs::read_to_string(&t.cert.chain) {
+        Ok(c) => c,
+        Err(e) => return bad(format!("reading it: {e}")),
+    };
+    let key = match std::fs::read_to_string(&t.cert.key) {
+        Ok(k) => k,
+        Err(e) => return bad(format!("reading its key {}: {e}", t.cert.key.display())),
+    };
+    let ders = match crate::tls::validity::chain_der(&chain) {
+        Ok(d) => d,
+        Err(e) => return bad(format!("not a PEM certificate chain: {e}")),
+    };
+    let leaf = match X509Certificate::from_der(&ders[0]) {
+        Ok((_, leaf)) => leaf,
+        Err(e) => return bad(format!("not an X.509 certificate: {e}")),
+    };
+    let has_key = key.lines().any(|l| l.starts_with("-----BEGIN ") && l.ends_with(" PRIVATE KEY-----"));
+    if !has_key {
+        return bad(format!("{} holds no private key", t.cert.key.display()));
+    }
+    if let Ok(pair) = rcgen::KeyPair::from_pem(&key) {
+        if pair.subject_public_key_info() != leaf.public_key().raw {
+            return bad(format!("{} is not the key of this certificate", t.cert.key.display()));
+        }
+    }
+    Ok(())
+}
+
 /// A server's certificate lines (each line `indent`ed), with OCSP stapling where asked for.
 pub(super) fn cert_lines(cfg: &ServiceConfig, t: &TlsName, indent: &str) -> Result<String, ProxyError> {
     let (chain, key) = cert_paths(t)?;

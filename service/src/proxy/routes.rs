@@ -59,7 +59,13 @@ impl Proxy {
     }
 
     /// A site's files: locations, server, HTTPS map lines, HTTPS names (see `route_files`).
+    /// Its certificates are checked first (nginx reads them only at handshakes).
     fn render_route(&self, r: &SiteRoute) -> Result<[String; 4], ProxyError> {
+        if self.inner.cfg.nginx_listen_tls.is_some() {
+            for t in r.subdomain_tls.iter().chain(r.domains.iter().filter_map(|d| d.tls.as_ref())) {
+                super::https::check_cert_files(t)?;
+            }
+        }
         let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, r)?;
         let (map, names) = render::site_https_files(&self.inner.cfg, r)?;
         Ok([locations, server, map, names])
