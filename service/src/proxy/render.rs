@@ -617,7 +617,7 @@ mod tests {
         // HSTS: only on HTTPS answers (the map) and only when set.
         assert!(block(&conf, "map $scheme $vmw_dashboard_hsts").contains("https \"max-age=600\";"));
         let no_hsts = main_files(&tls_cfg(), Path::new("/p"), &TlsFront { hsts_max_age_secs: 0, ..front() }).unwrap();
-        assert!(!directives(&no_hsts[0].1).iter().flatten().any(|w| w.contains("max-age")));
+        assert!(!directives(&no_hsts[0].1).iter().flatten().any(|w| w.contains("max-age=600")));
         // Every location of the dashboard that sets headers of its own repeats the HSTS one.
         let dash = file("dashboard.conf");
         assert!(has(&directives(&dash), "add_header Strict-Transport-Security $vmw_dashboard_hsts always"));
@@ -647,42 +647,103 @@ mod tests {
         assert!(server_named(&conf, "127.0.0.1:443 ssl http2", "host.example").is_none() && !conf.contains("return 301"));
     }
 
+    /// The shared HTTPS server of the sites (in nginx.conf) and its maps.
+    fn sites_https(conf: &str) -> &str {
+        server_named(conf, "127.0.0.1:443 ssl http2", "vmw-sites.invalid").expect("the sites' shared HTTPS server")
+    }
+
     #[test]
-    fn the_sites_wildcard_lives_in_one_file_every_site_includes() {
+    fn every_site_name_is_served_over_https_by_one_server_whose_certificates_come_from_maps() {
         let cfg = tls_cfg();
         let main = main_files(&cfg, Path::new("/p"), &front()).unwrap();
-        let file = |n: &str| main.iter().find(|(f, _)| *f == n).unwrap().1.clone();
-        let tls = directives(&file("site-tls.conf"));
-        assert!(has(&tls, "ssl_certificate /tls/wild/chain.pem") && has(&tls, "ssl_certificate_key /tls/wild/key.pem") && !has(&tls, "ssl_stapling on"));
-        assert!(has(&directives(&file("site-http.conf")), "return 301 https://$host$request_uri"));
-        let none = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap();
-        let file = |n: &str| none.iter().find(|(f, _)| *f == n).unwrap().1.clone();
-        assert!(has(&directives(&file("site-tls.conf")), "ssl_reject_handshake on"));
-        assert!(directives(&file("site-http.conf")).is_empty());
-        // The site's files are the same whatever the front: a new certificate rewrites none.
+        let conf = main.iter().find(|(f, _)| *f == "nginx.conf").unwrap().1.clone();
+        let shared = sites_https(&conf);
+        let d = directives(shared);
+        for w in [
+            "include /p/sites/*.https.names",
+            "ssl_certificate $vmw_tls_chain",
+            "ssl_certificate_key $vmw_tls_key",
+            "add_header Strict-Transport-Security $vmw_site_hsts_ours always",
+        ] {
+            assert!(has(&d, w), "{w}: {shared}");
+        }
+        let l = directives(block(shared, "location /"));
+        for w in [
+            "proxy_pass http://vmw_site_$vmw_site_id",
+            "include /p/site-proxy.conf",
+            "proxy_set_header X-Webhoster-Hosting $vmw_site_id",
+            "access_log /p/logs/visits-tls/$vmw_site_id.log vmw_visit if=$vmw_site_id",
+            "add_header X-Webhoster-Site $vmw_site_slug always",
+            "proxy_hide_header Strict-Transport-Security",
+            "add_header Strict-Transport-Security $vmw_site_hsts always",
+            "return 421",
+        ] {
+            assert!(has(&l, w), "{w}");
+        }
+        // The certificate and route maps read the sites' own lines; the wildcard is named here
+        // only (a renewal rewrites no site file).
+        for m in ["map $ssl_server_name $vmw_tls_site", "map $host $vmw_site"] {
+            assert!(has(&directives(block(&conf, m)), "include /p/sites/*.https.map"), "{m}");
+        }
+        let chain = block(&conf, "map $vmw_tls_site $vmw_tls_chain");
+        assert!(chain.contains("\"~^\\d+ \\S+ [01] \\*$\" /tls/wild/chain.pem;"), "{chain}");
+        assert!(block(&conf, "map $vmw_tls_site $vmw_tls_key").contains(" /tls/wild/key.pem;"));
+        let none = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap()[0].1.clone();
+        assert!(!block(&none, "map $vmw_tls_site $vmw_tls_chain").contains(".pem"), "no wildcard: `*` names get no certificate");
+        // Plain HTTP stays per site: the redirect file, the challenge, the proxy.
         let (_, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
+        assert_eq!(servers(&srv).len(), 1, "no per-site HTTPS server: {srv}");
         let http = server_named(&srv, "127.0.0.1:80", "my-site.sites.example").unwrap();
         let d = directives(block(http, "location /"));
         assert!(has(&d, "include /p/site-http.conf") && has(&d, "proxy_pass http://vmw_site_3"));
         assert!(block(http, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"));
-        let https = server_named(&srv, "127.0.0.1:443 ssl http2", "my-site.sites.example").unwrap();
-        assert!(has(&directives(https), "include /p/site-tls.conf") && !https.contains("acme-challenge"));
-        assert!(has(&directives(block(https, "location /")), "proxy_pass http://vmw_site_3"));
-        assert!(!srv.contains("Strict-Transport-Security"), "HSTS is off by default: the VM's own passes");
-        // The owner's switch: nginx's HSTS, replacing the VM's, on the HTTPS answers only.
+        assert!(!srv.contains("ssl") && !srv.contains("Strict-Transport-Security"));
+        // The site's lines: its subdomain on the wildcard, HSTS off by default.
+        let (map, names) = site_https_files(&cfg, &route()).unwrap();
+        assert_eq!(directives(&map), [["my-site.sites.example", "\"3", "my-site", "0", "*\""]]);
+        assert_eq!(directives(&names), [["server_name", "my-site.sites.example"]]);
+        // The owner's switch, and a certificate of its own for the subdomain.
         let mut r = route();
         r.hsts = true;
-        let (loc, srv) = site_files(&cfg, Path::new("/p"), &r).unwrap();
-        let https = server_named(&srv, "127.0.0.1:443 ssl http2", "my-site.sites.example").unwrap();
-        assert!(has(&directives(https), "add_header Strict-Transport-Security \"max-age=31536000\" always"));
-        let l = directives(block(https, "location /"));
-        assert!(has(&l, "proxy_hide_header Strict-Transport-Security") && has(&l, "add_header Strict-Transport-Security \"max-age=31536000\" always"));
-        assert!(!server_named(&srv, "127.0.0.1:80", "my-site.sites.example").unwrap().contains("max-age"));
-        assert!(!loc.contains("max-age=31536000"), "/{{slug}}/ is the dashboard's origin");
-        // Without an HTTPS address: one HTTP server, as before.
-        let (_, srv) = site_files(&ServiceConfig { nginx_listen_tls: None, ..tls_cfg() }, Path::new("/p"), &r).unwrap();
-        assert_eq!(servers(&srv).len(), 1);
-        assert!(!srv.contains("ssl"));
+        r.subdomain_tls = Some(tls_name("own", false, false));
+        let (map, _) = site_https_files(&cfg, &r).unwrap();
+        assert!(map.contains("my-site.sites.example \"3 my-site 1 /tls/own/chain.pem /tls/own/key.pem\";"), "{map}");
+        // Without an HTTPS address: no shared server, no lines.
+        let off = ServiceConfig { nginx_listen_tls: None, ..tls_cfg() };
+        assert!(!main_files(&off, Path::new("/p"), &front()).unwrap()[0].1.contains("vmw-sites.invalid"));
+        let (map, names) = site_https_files(&off, &r).unwrap();
+        assert!(directives(&map).is_empty() && directives(&names).is_empty());
+    }
+
+    /// The map values the shared server's regexes take apart, on the lines a site writes.
+    #[test]
+    fn the_shared_servers_maps_take_each_sites_line_apart() {
+        let conf = main_files(&tls_cfg(), Path::new("/p"), &front()).unwrap()[0].1.clone();
+        // Each regex entry of a map: `"~REGEX" VALUE;`.
+        let entries = |head: &str| -> Vec<(regex::Regex, String)> {
+            block(&conf, head)
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("\"~"))
+                .map(|l| {
+                    let (re, v) = l.split_once("\" ").unwrap();
+                    (regex::Regex::new(re).unwrap(), v.trim_end_matches(';').to_owned())
+                })
+                .collect()
+        };
+        let get = |head: &str, value: &str| -> Option<String> {
+            entries(head).into_iter().find_map(|(re, v)| {
+                re.captures(value).map(|c| if v == "$1" { c[1].to_owned() } else { v.trim_matches('"').to_owned() })
+            })
+        };
+        let own = "3 my-site 1 /tls/own/chain.pem /tls/own/key.pem";
+        assert_eq!(get("map $vmw_tls_site $vmw_tls_chain", own).as_deref(), Some("/tls/own/chain.pem"));
+        assert_eq!(get("map $vmw_tls_site $vmw_tls_key", own).as_deref(), Some("/tls/own/key.pem"));
+        assert_eq!(get("map $vmw_tls_site $vmw_tls_chain", "3 my-site 0 *").as_deref(), Some("/tls/wild/chain.pem"));
+        assert_eq!(get("map $vmw_tls_site $vmw_tls_key", "3 my-site 0 *").as_deref(), Some("/tls/wild/key.pem"));
+        assert_eq!(get("map $vmw_site $vmw_site_id", own).as_deref(), Some("3"));
+        assert_eq!(get("map $vmw_site $vmw_site_slug", own).as_deref(), Some("my-site"));
+        assert_eq!(get("map $vmw_site $vmw_site_hsts_ours", own).as_deref(), Some(SITE_HSTS));
+        assert_eq!(get("map $vmw_site $vmw_site_hsts_ours", "3 my-site 0 *"), None);
     }
 
     #[test]
@@ -696,38 +757,36 @@ mod tests {
             DomainRoute { id: 9, name: "both.example".into(), tls: Some(tls_name("both", false, false)) },
         ];
         let (_, srv) = site_files(&cfg, Path::new("/p"), &r).unwrap();
-        assert_eq!(servers(&srv).len(), 2 + 2 + 1 + 2, "{srv}");
-        for (name, https) in [("www.shop.example", true), ("new.example", false), ("both.example", true)] {
+        assert_eq!(servers(&srv).len(), 1 + 3, "{srv}");
+        for name in ["www.shop.example", "new.example", "both.example"] {
             let http = server_named(&srv, "127.0.0.1:80", name).unwrap();
             assert!(block(http, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"), "{name}");
             assert!(http.contains("proxy_pass http://vmw_site_3;") && !http.contains("max-age"), "{name}");
-            assert_eq!(server_named(&srv, "127.0.0.1:443 ssl http2", name).is_some(), https, "{name}");
         }
         let redirect = |name: &str| has(&directives(block(server_named(&srv, "127.0.0.1:80", name).unwrap(), "location /")), "return 301 https://$host$request_uri");
         assert!(redirect("www.shop.example") && !redirect("new.example") && !redirect("both.example"));
-        let www = directives(server_named(&srv, "127.0.0.1:443 ssl http2", "www.shop.example").unwrap());
-        for w in [
-            "ssl_certificate /tls/www/chain.pem",
-            "ssl_certificate_key /tls/www/key.pem",
-            "ssl_stapling on",
-            "ssl_trusted_certificate /tls/www/chain.pem",
-            "proxy_pass http://vmw_site_3",
-            "proxy_hide_header Strict-Transport-Security",
-            "add_header Strict-Transport-Security \"max-age=31536000\" always",
-            "proxy_set_header X-Webhoster-Hosting 3",
-            "include /p/site-proxy.conf",
-        ] {
-            assert!(has(&www, w), "{w}");
-        }
+        // Over HTTPS: the names with a certificate, each with its own, in the shared server.
+        let (map, names) = site_https_files(&cfg, &r).unwrap();
+        assert_eq!(
+            directives(&names),
+            [["server_name", "my-site.sites.example"], ["server_name", "www.shop.example"], ["server_name", "both.example"]]
+        );
+        assert!(map.contains("www.shop.example \"3 my-site 1 /tls/www/chain.pem /tls/www/key.pem\";"), "{map}");
+        assert!(map.contains("both.example \"3 my-site 1 /tls/both/chain.pem /tls/both/key.pem\";"), "{map}");
+        assert!(!map.contains("new.example"));
         // Names and paths are checked where they enter the configuration.
         for bad in ["a;b.example", "a b.example", "*.example.com", "10.1.2.3", "Shop.Example", "x.example;\nserver{", ""] {
             let mut b = r.clone();
             b.domains[1].name = bad.into();
             assert!(site_files(&cfg, Path::new("/p"), &b).is_err(), "{bad:?}");
+            assert!(site_https_files(&cfg, &b).is_err(), "{bad:?}");
         }
         let mut b = r.clone();
         b.domains[0].tls.as_mut().unwrap().cert.key = "/tls/x.pem; include /etc/shadow".into();
-        assert!(site_files(&cfg, Path::new("/p"), &b).is_err());
+        assert!(site_https_files(&cfg, &b).is_err());
+        let mut b = r.clone();
+        b.subdomain_tls = Some(tls_name("a b", false, false));
+        assert!(site_https_files(&cfg, &b).is_err());
         let mut f = front();
         f.dashboard.as_mut().unwrap().cert.chain = "relative/chain.pem".into();
         assert!(main_files(&cfg, Path::new("/p"), &f).is_err());
