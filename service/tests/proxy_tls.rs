@@ -89,6 +89,8 @@ struct Front {
     http: u16,
     https: u16,
     ca: PathBuf,
+    /// The stand-in VM sites 1 and 2 route to.
+    vm: SocketAddr,
 }
 
 const PUBLIC: &str = "host.test";
@@ -132,7 +134,7 @@ async fn front() -> Front {
     };
     let proxy = Proxy::new(&cfg);
     proxy.ensure_running().await.expect("nginx starts");
-    let f = Front { _stop: StopOnDrop(proxy.clone()), ca: certs.join("ca.pem"), certs, _dir: dir, proxy, http, https };
+    let f = Front { _stop: StopOnDrop(proxy.clone()), ca: certs.join("ca.pem"), certs, _dir: dir, proxy, http, https, vm };
     let front = TlsFront {
         dashboard: Some(tls(issue(&f.certs, "dash", &[PUBLIC, "localhost", "127.0.0.1"]), true)),
         sites: Some(tls(issue(&f.certs, "wild", &["*.sites.test"]), true)),
@@ -259,6 +261,49 @@ async fn every_name_is_served_over_https_with_its_certificate_tls_1_2_and_1_3_an
     assert!(text.contains("ALPN protocol: h2"), "{text}");
     let a = f.curl("https", PUBLIC, "/", &["--http1.1"]).await.unwrap();
     assert_eq!(a.version, "1.1");
+}
+
+/// Every site name over HTTPS is one shared server: each request goes to the site its Host
+/// names (whatever name opened the connection), a visit over HTTPS moves the site's last visit
+/// (its own log), a site's own certificate for its subdomain wins over the wildcard, and a
+/// removed site takes its names and certificates with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_https_server_routes_every_site_by_name_and_logs_its_visits() {
+    let f = front().await;
+    // A connection opened for shop.sites.test, asking for other.sites.test: site 2 answers.
+    let a = f.curl("https", "shop.sites.test", "/", &["-H", "Host: other.sites.test"]).await.unwrap();
+    assert_eq!((a.status, a.body.as_str()), (200, "vm page:/ proto=https hosting=2 no-cookie"));
+    assert_eq!(a.header("x-webhoster-site"), ["other"]);
+    // ...and for a name that is no site's: 421, nothing served.
+    let a = f.curl("https", "shop.sites.test", "/", &["-H", "Host: nobody.sites.test"]).await.unwrap();
+    assert_eq!(a.status, 421);
+    assert!(a.header("x-webhoster-site").is_empty());
+
+    // A visit over HTTPS is the site's visit: its own log, written by nginx's workers.
+    let log = f.proxy.tls_visits_file(2);
+    let _ = std::fs::remove_file(&log);
+    assert_eq!(f.get("https", "other.sites.test", "/").await.status, 200);
+    let first = std::fs::metadata(&log).expect("a visits log after an HTTPS visit").modified().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(f.get("https", "other.sites.test", "/page").await.status, 200);
+    assert!(std::fs::metadata(&log).unwrap().modified().unwrap() > first, "the second visit moves it");
+    assert!(!log.with_file_name(".log").exists(), "the 421 is no site's visit");
+
+    // A certificate of its own for a site's subdomain (the local CA's, where no wildcard can
+    // be had): served instead of the wildcard, for that name only.
+    let mut r = routes(f.vm, &f.certs).remove(1);
+    r.subdomain_tls = Some(tls(issue(&f.certs, "own", &["other.sites.test"]), false));
+    f.proxy.add_route(&r).await.unwrap();
+    assert_eq!(f.served_cert("other.sites.test").await, "subject=CN = other.sites.test");
+    assert!(f.served_cert("shop.sites.test").await.contains("*.sites.test"));
+    assert_eq!(f.get("https", "other.sites.test", "/").await.status, 200);
+
+    // A removed site takes its HTTPS names with it: no certificate for them any more.
+    f.proxy.remove_route(1).await.unwrap();
+    let (ok, text) = f.s_client("www.shop.test", &[]).await;
+    assert!(!ok, "www.shop.test after its site went: {text}");
+    assert!(f.curl("https", "shop.sites.test", "/", &[]).await.is_err());
+    assert_eq!(f.get("https", "other.sites.test", "/").await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -470,7 +515,7 @@ async fn bench_https_against_http() {
     let proxy = Proxy::new(&cfg);
     proxy.ensure_running().await.unwrap();
     let ca = certs.join("ca.pem");
-    let f = Front { _stop: StopOnDrop(proxy.clone()), _dir: dir, certs: certs.clone(), proxy: proxy.clone(), http, https, ca };
+    let f = Front { _stop: StopOnDrop(proxy.clone()), _dir: dir, certs: certs.clone(), proxy: proxy.clone(), http, https, ca, vm: SocketAddr::from(([127, 0, 0, 1], backend.port)) };
     let mut front = TlsFront {
         dashboard: Some(tls(issue(&certs, "dash", &["localhost", "127.0.0.1"]), false)),
         sites: Some(tls(issue(&certs, "wild", &["*.sites.test"]), false)),

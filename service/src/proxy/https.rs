@@ -171,7 +171,9 @@ pub(super) fn default_tls_server(cfg: &ServiceConfig, front: &TlsFront) -> Resul
             "        # The public host is an IP address: its clients send no SNI (see service::proxy::https).\n{}        return 421;\n",
             cert_lines(cfg, t, "        ")?
         ),
-        _ => "        ssl_reject_handshake on;\n".to_owned(),
+        // A request still lands here when its Host is none of ours on a connection opened for
+        // one of our names: nothing served.
+        _ => "        ssl_reject_handshake on;\n        return 421;\n".to_owned(),
     };
     Ok(format!(
         "\n    # HTTPS for a name we do not serve: the handshake is refused, no certificate revealed.\n    server {{\n        listen {a} ssl http2 default_server;\n        server_name _;\n{body}    }}\n"
