@@ -97,13 +97,18 @@ async fn an_idle_site_goes_to_sleep_and_a_visited_or_always_on_one_stays_up() {
     let idle = site(&e, &ann, "idle").await;
     let visited = site(&e, &ann, "visited").await;
     let kept = site(&e, &ann, "kept").await;
+    let over_https = site(&e, &ann, "over-https").await;
     assert!(e.svc.set_always_on(&ann, kept.id, true).await.unwrap().always_on);
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    // A request through nginx appends to the site's visits log.
+    // A request through nginx appends to the site's visits log (over HTTPS: its own file).
     std::fs::write(e.svc.proxy().visits_file(visited.id), "1796170000.000\n").unwrap();
+    let tls_log = e.svc.proxy().tls_visits_file(over_https.id);
+    std::fs::create_dir_all(tls_log.parent().unwrap()).unwrap();
+    std::fs::write(&tls_log, "1796170000.000\n").unwrap();
 
     assert_eq!(e.svc.sleep_idle_sites().await.unwrap(), 1);
+    assert_eq!(settle(&e, &ann, over_https.id).await.state, HostingState::Running, "a visit over HTTPS counts");
     assert_eq!(settle(&e, &ann, idle.id).await.state, HostingState::Sleeping);
     assert_eq!(settle(&e, &ann, visited.id).await.state, HostingState::Running);
     assert_eq!(settle(&e, &ann, kept.id).await.state, HostingState::Running);

@@ -117,6 +117,9 @@ async fn env(tls: std::net::SocketAddr) -> (Env, Vec<u8>) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // nginx's workers read the sites' key at each handshake (as www-data when run as root).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.join("key.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
     let cert = service::proxy::CertPaths { chain: dir.join("cert.pem"), key: dir.join("key.pem") };
     let name = service::proxy::TlsName { cert, redirect_http: false, ocsp_stapling: false };
     let front = service::proxy::TlsFront { dashboard: Some(name.clone()), sites: Some(name), hsts_max_age_secs: 0 };

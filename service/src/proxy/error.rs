@@ -29,6 +29,10 @@ pub enum ProxyError {
     /// A file operation in nginx's prefix.
     #[error(transparent)]
     Io(#[from] FileError),
+    /// A certificate nginx would read at the handshake (the sites' names: no `nginx -t` sees
+    /// it) that is unreadable, not a certificate, or not its key's.
+    #[error("the certificate {} cannot be served: {detail}", .chain.display())]
+    Certificate { chain: std::path::PathBuf, detail: String },
     /// A value the proxy refuses to put into a configuration.
     #[error("{0}")]
     Invalid(String),
@@ -44,6 +48,7 @@ impl ProxyError {
             ProxyError::DidNotStop { .. } => "did_not_stop",
             ProxyError::NotServing { .. } => "not_serving",
             ProxyError::Io(_) => "io",
+            ProxyError::Certificate { .. } => "certificate",
             ProxyError::Invalid(_) => "invalid",
         }
     }

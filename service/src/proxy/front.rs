@@ -16,8 +16,8 @@ impl Proxy {
     }
 
     /// Serves the dashboard and the sites' subdomains with `front` (a new or renewed
-    /// certificate, HSTS): re-renders the main files (the sites' files only include
-    /// `site-tls.conf` and `site-http.conf`), runs `nginx -t` and reloads. When nginx refuses
+    /// certificate, HSTS): re-renders the main files (the sites' files name no certificate
+    /// of the front: they include `site-http.conf` and map their names to `*`, the wildcard), runs `nginx -t` and reloads. When nginx refuses
     /// it (a garbage certificate file, a key that does not match), every file and the kept
     /// front are put back and nginx keeps serving the old configuration, old certificates
     /// included.
@@ -25,6 +25,12 @@ impl Proxy {
         let p = self.inner.prefix.clone();
         // Refused values (paths, names) are refused before anything is touched.
         let files = render::main_files(&self.inner.cfg, &p, &front)?;
+        if self.inner.cfg.nginx_listen_tls.is_some() {
+            // The wildcard is read at handshakes only: `nginx -t` would not see a broken one.
+            if let Some(t) = &front.sites {
+                super::https::check_cert_files(t)?;
+            }
+        }
         let _g = self.exclusive().await;
         let mut before = Vec::with_capacity(files.len());
         for (name, _) in &files {

@@ -19,8 +19,9 @@ impl Proxy {
         }
         // Visits logs are only read for their modification time: past the cap they are emptied
         // in place (nginx appends; the site looks visited once more, which delays its sleep).
-        let dir = self.inner.prefix.join("logs").join("visits");
-        if let Ok(mut entries) = tokio::fs::read_dir(&dir).await {
+        for dir in ["visits", "visits-tls"] {
+            let dir = self.inner.prefix.join("logs").join(dir);
+            let Ok(mut entries) = tokio::fs::read_dir(&dir).await else { continue };
             while let Ok(Some(e)) = entries.next_entry().await {
                 if e.metadata().await.map(|m| m.len() > max_bytes).unwrap_or(false) {
                     if let Ok(f) = tokio::fs::OpenOptions::new().write(true).open(e.path()).await {

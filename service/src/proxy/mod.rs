@@ -2,7 +2,10 @@
 //! `http://{slug}.{base_domain}/`. Per-site files are written atomically, `nginx -t` runs
 //! before every reload, and a config nginx refuses is rolled back to the previous one. With an
 //! HTTPS address, every name is served over HTTPS too with the certificates of the `TlsFront`
-//! (`set_tls`) and the sites' custom domains (`SiteRoute::domains`).
+//! (`set_tls`) and the sites' custom domains (`SiteRoute::domains`): the dashboard by its own
+//! server, every site name by one shared server that picks the certificate at the handshake and
+//! the site by the Host header (`nginx/sites-https.template`), so a reload costs the same with
+//! 10 sites or 1,000 (BENCHMARKS.md Run TLS-2).
 mod error;
 mod files;
 mod front;
@@ -12,6 +15,7 @@ mod logs;
 mod nginx;
 mod render;
 mod routes;
+mod worker;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use crate::ServiceConfig;
 use error::io;
 pub use error::ProxyError;
 pub use https::validate_domain_name;
+pub use worker::worker_ids;
 pub use render::{CertPaths, DomainRoute, SiteRoute, TlsFront, TlsName, dashboard_names, validate_slug};
 
 #[derive(Clone)]
@@ -86,8 +91,25 @@ impl Proxy {
         self.inner.prefix.join("logs").join("visits").join(format!("{hosting_id}.log"))
     }
 
+    /// The site's visits over HTTPS: the shared HTTPS server logs to a path with a variable,
+    /// which nginx's workers open (as the worker user when nginx runs as root), so these live
+    /// in a directory of their own. A site's last visit is the newer of both files' mtimes.
+    pub fn tls_visits_file(&self, hosting_id: i32) -> PathBuf {
+        self.inner.prefix.join("logs").join("visits-tls").join(format!("{hosting_id}.log"))
+    }
+
     fn server_file(&self, hosting_id: i32) -> PathBuf {
         self.sites().join(format!("hosting-{hosting_id}.server.conf"))
+    }
+
+    /// The site's lines of the shared HTTPS server's maps (`{name} "{id} {slug} {hsts} {cert}"`).
+    fn https_map_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.https.map"))
+    }
+
+    /// The site's HTTPS names, as `server_name` lines of the shared HTTPS server.
+    fn https_names_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.https.names"))
     }
 
     fn conf(&self) -> PathBuf {

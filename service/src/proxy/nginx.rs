@@ -14,9 +14,15 @@ impl Proxy {
     pub async fn ensure_running(&self) -> Result<(), ProxyError> {
         let _g = self.exclusive().await;
         let p = &self.inner.prefix;
-        for d in ["sites", "logs", "logs/visits", "tmp", "html/__vmw"] {
+        for d in ["sites", "logs", "logs/visits", "logs/visits-tls", "tmp", "html/__vmw"] {
             let d = p.join(d);
             tokio::fs::create_dir_all(&d).await.map_err(|e| io("creating", &d, e))?;
+        }
+        // The shared HTTPS server's visits logs are opened by the workers (a path with a
+        // variable): as root nginx runs them as www-data, whose directory this is.
+        if let Some((uid, gid)) = super::worker_ids() {
+            let d = p.join("logs/visits-tls");
+            std::os::unix::fs::chown(&d, Some(uid), Some(gid)).map_err(|e| io("handing to nginx's workers", &d, e))?;
         }
         let files = render::main_files(&self.inner.cfg, p, &self.tls_front())?;
         for (name, content) in files {

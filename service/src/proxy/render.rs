@@ -17,9 +17,10 @@ const SERVER: &str = include_str!("../../../nginx/site.server.template");
 const VHOST: &str = include_str!("../../../nginx/site.vhost.template");
 const DASHBOARD: &str = include_str!("../../../nginx/dashboard.conf");
 const ACME_CHALLENGE: &str = include_str!("../../../nginx/acme-challenge.conf");
+pub(super) const SITES_HTTPS: &str = include_str!("../../../nginx/sites-https.template");
 
 /// The `Strict-Transport-Security` value of a site whose owner turned HSTS on.
-const SITE_HSTS: &str = "max-age=31536000";
+pub(super) const SITE_HSTS: &str = "max-age=31536000";
 
 /// What nginx needs to publish one site.
 #[derive(Clone, Debug)]
@@ -37,6 +38,10 @@ pub struct SiteRoute {
     pub hsts: bool,
     /// The site's custom domains whose ownership is proven (unverified ones route nowhere).
     pub domains: Vec<DomainRoute>,
+    /// The certificate of `{slug}.{base_domain}` when it has one of its own (the local CA's,
+    /// when the base domain cannot take a wildcard, e.g. `localhost`). None: the sites'
+    /// wildcard (`TlsFront::sites`).
+    pub subdomain_tls: Option<TlsName>,
 }
 
 /// A certificate chain and its private key, as files nginx reads (written by `tls`).
@@ -113,7 +118,7 @@ pub fn dashboard_names(public_host: &str) -> Result<Vec<String>, ProxyError> {
     Ok(names)
 }
 
-fn fill(template: &str, vars: &[(&str, String)]) -> String {
+pub(super) fn fill(template: &str, vars: &[(&str, String)]) -> String {
     let mut out = template.to_owned();
     for (k, v) in vars {
         out = out.replace(&format!("{{{{{k}}}}}"), v);
@@ -121,7 +126,7 @@ fn fill(template: &str, vars: &[(&str, String)]) -> String {
     out
 }
 
-fn is_root() -> bool {
+pub(super) fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
 }
@@ -136,25 +141,25 @@ fn all_of(own: Option<SocketAddr>, peers: &[SocketAddr]) -> Vec<SocketAddr> {
 
 /// The main config and its includes, as (file name in the prefix, content). `front` is the
 /// HTTPS side: everything that depends on it is among these files (the sites' files only
-/// include `site-tls.conf` and `site-http.conf`).
+/// include `site-http.conf` and map their HTTPS names to `*`, the wildcard of `sites-https`).
 pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path, front: &TlsFront) -> Result<Vec<(&'static str, String)>, ProxyError> {
     let p = prefix.display().to_string();
     let vars = [
         ("prefix", p.clone()),
         ("listen", cfg.nginx_listen.to_string()),
         ("app_upstream", all_of(Some(cfg.app_upstream), &cfg.peer_upstreams).iter().map(|a| format!("server {a};")).collect::<Vec<_>>().join("\n        ")),
-        ("user", if is_root() { "user www-data;".into() } else { String::new() }),
+        ("user", if is_root() { format!("user {};", super::worker::WORKER_USER) } else { String::new() }),
         ("tls_settings", https::tls_settings(cfg)),
         ("dashboard_hsts", https::dashboard_hsts(cfg, front)),
         ("default_tls_server", https::default_tls_server(cfg, front)?),
         ("dashboard_servers", https::dashboard_servers(cfg, prefix, front)?),
+        ("sites_https", https::sites_https_server(cfg, prefix, front)?),
     ];
     let with_prefix = |t: &str| fill(t, &[("prefix", p.clone())]);
     Ok(vec![
         ("nginx.conf", fill(MAIN, &vars)),
         ("dashboard.conf", with_prefix(DASHBOARD)),
         ("acme-challenge.conf", with_prefix(ACME_CHALLENGE)),
-        ("site-tls.conf", https::site_tls_conf(cfg, front)?),
         ("site-http.conf", https::site_http_conf(cfg, front)),
         ("app-proxy.conf", APP_PROXY.to_owned()),
         ("site-proxy.conf", SITE_PROXY.to_owned()),
@@ -191,27 +196,19 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
     if r.serve_user_path {
         locations.push_str(&common(r.user_id.to_string()));
     }
-    let vhost = |listen: String, name: &str, tls: String, challenge: bool, redirect: String, hsts: bool| {
+    let vhost = |name: &str, challenge: bool, redirect: String| {
         let challenge = if challenge {
             format!("    location ^~ /.well-known/acme-challenge/ {{\n        include {}/acme-challenge.conf;\n    }}\n", prefix.display())
         } else {
             String::new()
         };
-        // nginx's, replacing the VM's own (the owner's switch), on every answer of the name.
-        let (server_hsts, location_hsts) = if hsts {
-            (format!("    add_header Strict-Transport-Security \"{SITE_HSTS}\" always;\n"), format!("        proxy_hide_header Strict-Transport-Security;\n        add_header Strict-Transport-Security \"{SITE_HSTS}\" always;\n"))
-        } else {
-            (String::new(), String::new())
-        };
         fill(
             VHOST,
             &[
-                ("listen", listen),
+                ("listen", listen.to_string()),
                 ("name", name.to_owned()),
-                ("tls", format!("{tls}{server_hsts}")),
                 ("challenge", challenge),
                 ("redirect", redirect),
-                ("hsts", location_hsts),
                 ("id", r.hosting_id.to_string()),
                 ("slug", r.slug.clone()),
                 ("prefix", prefix.display().to_string()),
@@ -220,22 +217,15 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
     };
     let subdomain = format!("{}.{}", r.slug, cfg.base_domain);
     let p = prefix.display();
-    let mut servers = vhost(listen.to_string(), &subdomain, String::new(), true, format!("        include {p}/site-http.conf;\n"), false);
-    if let Some(tls) = cfg.nginx_listen_tls {
-        servers.push_str(&vhost(https::listen_tls(tls), &subdomain, format!("    include {p}/site-tls.conf;\n"), false, String::new(), r.hsts));
-    }
+    let mut servers = vhost(&subdomain, true, format!("        include {p}/site-http.conf;\n"));
     for d in &r.domains {
         https::validate_domain_name(&d.name)?;
-        let tls = cfg.nginx_listen_tls.zip(d.tls.as_ref());
-        let redirect = match tls {
+        let redirect = match cfg.nginx_listen_tls.zip(d.tls.as_ref()) {
             Some((_, t)) if t.redirect_http => format!("        {}\n", https::redirect_line(cfg)),
             _ => String::new(),
         };
         servers.push_str(&format!("# custom domain {}\n", d.id));
-        servers.push_str(&vhost(listen.to_string(), &d.name, String::new(), true, redirect, false));
-        if let Some((addr, t)) = tls {
-            servers.push_str(&vhost(https::listen_tls(addr), &d.name, https::cert_lines(cfg, t, "    ")?, false, String::new(), r.hsts));
-        }
+        servers.push_str(&vhost(&d.name, true, redirect));
     }
     let server = fill(
         SERVER,
@@ -250,12 +240,47 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
     Ok((locations, server))
 }
 
+/// The site's lines for the shared HTTPS server (`nginx/sites-https.template`), as (map file,
+/// names file): each name it serves over HTTPS, `{slug}.{base_domain}` and every custom domain
+/// with a certificate, mapped to "{id} {slug} {hsts} {certificate}" and listed in a
+/// `server_name`. Without an HTTPS address both are comments only.
+pub(super) fn site_https_files(cfg: &ServiceConfig, r: &SiteRoute) -> Result<(String, String), ProxyError> {
+    validate_slug(&r.slug)?;
+    validate_host(&cfg.base_domain)?;
+    let head = format!("# hosting {} ({}): its HTTPS names for the shared HTTPS server, generated by service::proxy\n", r.hosting_id, r.slug);
+    let (mut map, mut names) = (head.clone(), head);
+    if cfg.nginx_listen_tls.is_none() {
+        return Ok((map, names));
+    }
+    let hsts = u8::from(r.hsts);
+    let mut line = |name: &str, cert: String| {
+        map.push_str(&format!("{name} \"{} {} {hsts} {cert}\";\n", r.hosting_id, r.slug));
+        names.push_str(&format!("server_name {name};\n"));
+    };
+    let cert = |t: &TlsName| -> Result<String, ProxyError> {
+        let (chain, key) = https::cert_paths(t)?;
+        Ok(format!("{chain} {key}"))
+    };
+    let subdomain = format!("{}.{}", r.slug, cfg.base_domain);
+    line(&subdomain, match &r.subdomain_tls {
+        Some(t) => cert(t)?,
+        None => "*".to_owned(),
+    });
+    for d in &r.domains {
+        https::validate_domain_name(&d.name)?;
+        if let Some(t) = &d.tls {
+            line(&d.name, cert(t)?);
+        }
+    }
+    Ok((map, names))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn route() -> SiteRoute {
-        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003, backend: std::net::Ipv4Addr::LOCALHOST.into(), hsts: false, domains: Vec::new() }
+        SiteRoute { hosting_id: 3, slug: "my-site".into(), user_id: 42, serve_user_path: true, http_port: 20003, backend: std::net::Ipv4Addr::LOCALHOST.into(), hsts: false, domains: Vec::new(), subdomain_tls: None }
     }
 
     #[test]
@@ -592,7 +617,7 @@ mod tests {
         // HSTS: only on HTTPS answers (the map) and only when set.
         assert!(block(&conf, "map $scheme $vmw_dashboard_hsts").contains("https \"max-age=600\";"));
         let no_hsts = main_files(&tls_cfg(), Path::new("/p"), &TlsFront { hsts_max_age_secs: 0, ..front() }).unwrap();
-        assert!(!directives(&no_hsts[0].1).iter().flatten().any(|w| w.contains("max-age")));
+        assert!(!directives(&no_hsts[0].1).iter().flatten().any(|w| w.contains("max-age=600")));
         // Every location of the dashboard that sets headers of its own repeats the HSTS one.
         let dash = file("dashboard.conf");
         assert!(has(&directives(&dash), "add_header Strict-Transport-Security $vmw_dashboard_hsts always"));
@@ -622,42 +647,103 @@ mod tests {
         assert!(server_named(&conf, "127.0.0.1:443 ssl http2", "host.example").is_none() && !conf.contains("return 301"));
     }
 
+    /// The shared HTTPS server of the sites (in nginx.conf) and its maps.
+    fn sites_https(conf: &str) -> &str {
+        server_named(conf, "127.0.0.1:443 ssl http2", "vmw-sites.invalid").expect("the sites' shared HTTPS server")
+    }
+
     #[test]
-    fn the_sites_wildcard_lives_in_one_file_every_site_includes() {
+    fn every_site_name_is_served_over_https_by_one_server_whose_certificates_come_from_maps() {
         let cfg = tls_cfg();
         let main = main_files(&cfg, Path::new("/p"), &front()).unwrap();
-        let file = |n: &str| main.iter().find(|(f, _)| *f == n).unwrap().1.clone();
-        let tls = directives(&file("site-tls.conf"));
-        assert!(has(&tls, "ssl_certificate /tls/wild/chain.pem") && has(&tls, "ssl_certificate_key /tls/wild/key.pem") && !has(&tls, "ssl_stapling on"));
-        assert!(has(&directives(&file("site-http.conf")), "return 301 https://$host$request_uri"));
-        let none = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap();
-        let file = |n: &str| none.iter().find(|(f, _)| *f == n).unwrap().1.clone();
-        assert!(has(&directives(&file("site-tls.conf")), "ssl_reject_handshake on"));
-        assert!(directives(&file("site-http.conf")).is_empty());
-        // The site's files are the same whatever the front: a new certificate rewrites none.
+        let conf = main.iter().find(|(f, _)| *f == "nginx.conf").unwrap().1.clone();
+        let shared = sites_https(&conf);
+        let d = directives(shared);
+        for w in [
+            "include /p/sites/*.https.names",
+            "ssl_certificate $vmw_tls_chain",
+            "ssl_certificate_key $vmw_tls_key",
+            "add_header Strict-Transport-Security $vmw_site_hsts_ours always",
+        ] {
+            assert!(has(&d, w), "{w}: {shared}");
+        }
+        let l = directives(block(shared, "location /"));
+        for w in [
+            "proxy_pass http://vmw_site_$vmw_site_id",
+            "include /p/site-proxy.conf",
+            "proxy_set_header X-Webhoster-Hosting $vmw_site_id",
+            "access_log /p/logs/visits-tls/$vmw_site_id.log vmw_visit if=$vmw_site_id",
+            "add_header X-Webhoster-Site $vmw_site_slug always",
+            "proxy_hide_header Strict-Transport-Security",
+            "add_header Strict-Transport-Security $vmw_site_hsts always",
+            "return 421",
+        ] {
+            assert!(has(&l, w), "{w}");
+        }
+        // The certificate and route maps read the sites' own lines; the wildcard is named here
+        // only (a renewal rewrites no site file).
+        for m in ["map $ssl_server_name $vmw_tls_site", "map $host $vmw_site"] {
+            assert!(has(&directives(block(&conf, m)), "include /p/sites/*.https.map"), "{m}");
+        }
+        let chain = block(&conf, "map $vmw_tls_site $vmw_tls_chain");
+        assert!(chain.contains("\"~^\\d+ \\S+ [01] \\*$\" /tls/wild/chain.pem;"), "{chain}");
+        assert!(block(&conf, "map $vmw_tls_site $vmw_tls_key").contains(" /tls/wild/key.pem;"));
+        let none = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap()[0].1.clone();
+        assert!(!block(&none, "map $vmw_tls_site $vmw_tls_chain").contains(".pem"), "no wildcard: `*` names get no certificate");
+        // Plain HTTP stays per site: the redirect file, the challenge, the proxy.
         let (_, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
+        assert_eq!(servers(&srv).len(), 1, "no per-site HTTPS server: {srv}");
         let http = server_named(&srv, "127.0.0.1:80", "my-site.sites.example").unwrap();
         let d = directives(block(http, "location /"));
         assert!(has(&d, "include /p/site-http.conf") && has(&d, "proxy_pass http://vmw_site_3"));
         assert!(block(http, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"));
-        let https = server_named(&srv, "127.0.0.1:443 ssl http2", "my-site.sites.example").unwrap();
-        assert!(has(&directives(https), "include /p/site-tls.conf") && !https.contains("acme-challenge"));
-        assert!(has(&directives(block(https, "location /")), "proxy_pass http://vmw_site_3"));
-        assert!(!srv.contains("Strict-Transport-Security"), "HSTS is off by default: the VM's own passes");
-        // The owner's switch: nginx's HSTS, replacing the VM's, on the HTTPS answers only.
+        assert!(!srv.contains("ssl") && !srv.contains("Strict-Transport-Security"));
+        // The site's lines: its subdomain on the wildcard, HSTS off by default.
+        let (map, names) = site_https_files(&cfg, &route()).unwrap();
+        assert_eq!(directives(&map), [["my-site.sites.example", "\"3", "my-site", "0", "*\""]]);
+        assert_eq!(directives(&names), [["server_name", "my-site.sites.example"]]);
+        // The owner's switch, and a certificate of its own for the subdomain.
         let mut r = route();
         r.hsts = true;
-        let (loc, srv) = site_files(&cfg, Path::new("/p"), &r).unwrap();
-        let https = server_named(&srv, "127.0.0.1:443 ssl http2", "my-site.sites.example").unwrap();
-        assert!(has(&directives(https), "add_header Strict-Transport-Security \"max-age=31536000\" always"));
-        let l = directives(block(https, "location /"));
-        assert!(has(&l, "proxy_hide_header Strict-Transport-Security") && has(&l, "add_header Strict-Transport-Security \"max-age=31536000\" always"));
-        assert!(!server_named(&srv, "127.0.0.1:80", "my-site.sites.example").unwrap().contains("max-age"));
-        assert!(!loc.contains("max-age=31536000"), "/{{slug}}/ is the dashboard's origin");
-        // Without an HTTPS address: one HTTP server, as before.
-        let (_, srv) = site_files(&ServiceConfig { nginx_listen_tls: None, ..tls_cfg() }, Path::new("/p"), &r).unwrap();
-        assert_eq!(servers(&srv).len(), 1);
-        assert!(!srv.contains("ssl"));
+        r.subdomain_tls = Some(tls_name("own", false, false));
+        let (map, _) = site_https_files(&cfg, &r).unwrap();
+        assert!(map.contains("my-site.sites.example \"3 my-site 1 /tls/own/chain.pem /tls/own/key.pem\";"), "{map}");
+        // Without an HTTPS address: no shared server, no lines.
+        let off = ServiceConfig { nginx_listen_tls: None, ..tls_cfg() };
+        assert!(!main_files(&off, Path::new("/p"), &front()).unwrap()[0].1.contains("vmw-sites.invalid"));
+        let (map, names) = site_https_files(&off, &r).unwrap();
+        assert!(directives(&map).is_empty() && directives(&names).is_empty());
+    }
+
+    /// The map values the shared server's regexes take apart, on the lines a site writes.
+    #[test]
+    fn the_shared_servers_maps_take_each_sites_line_apart() {
+        let conf = main_files(&tls_cfg(), Path::new("/p"), &front()).unwrap()[0].1.clone();
+        // Each regex entry of a map: `"~REGEX" VALUE;`.
+        let entries = |head: &str| -> Vec<(regex::Regex, String)> {
+            block(&conf, head)
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix("\"~"))
+                .map(|l| {
+                    let (re, v) = l.split_once("\" ").unwrap();
+                    (regex::Regex::new(re).unwrap(), v.trim_end_matches(';').to_owned())
+                })
+                .collect()
+        };
+        let get = |head: &str, value: &str| -> Option<String> {
+            entries(head).into_iter().find_map(|(re, v)| {
+                re.captures(value).map(|c| if v == "$1" { c[1].to_owned() } else { v.trim_matches('"').to_owned() })
+            })
+        };
+        let own = "3 my-site 1 /tls/own/chain.pem /tls/own/key.pem";
+        assert_eq!(get("map $vmw_tls_site $vmw_tls_chain", own).as_deref(), Some("/tls/own/chain.pem"));
+        assert_eq!(get("map $vmw_tls_site $vmw_tls_key", own).as_deref(), Some("/tls/own/key.pem"));
+        assert_eq!(get("map $vmw_tls_site $vmw_tls_chain", "3 my-site 0 *").as_deref(), Some("/tls/wild/chain.pem"));
+        assert_eq!(get("map $vmw_tls_site $vmw_tls_key", "3 my-site 0 *").as_deref(), Some("/tls/wild/key.pem"));
+        assert_eq!(get("map $vmw_site $vmw_site_id", own).as_deref(), Some("3"));
+        assert_eq!(get("map $vmw_site $vmw_site_slug", own).as_deref(), Some("my-site"));
+        assert_eq!(get("map $vmw_site $vmw_site_hsts_ours", own).as_deref(), Some(SITE_HSTS));
+        assert_eq!(get("map $vmw_site $vmw_site_hsts_ours", "3 my-site 0 *"), None);
     }
 
     #[test]
@@ -671,38 +757,36 @@ mod tests {
             DomainRoute { id: 9, name: "both.example".into(), tls: Some(tls_name("both", false, false)) },
         ];
         let (_, srv) = site_files(&cfg, Path::new("/p"), &r).unwrap();
-        assert_eq!(servers(&srv).len(), 2 + 2 + 1 + 2, "{srv}");
-        for (name, https) in [("www.shop.example", true), ("new.example", false), ("both.example", true)] {
+        assert_eq!(servers(&srv).len(), 1 + 3, "{srv}");
+        for name in ["www.shop.example", "new.example", "both.example"] {
             let http = server_named(&srv, "127.0.0.1:80", name).unwrap();
             assert!(block(http, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"), "{name}");
             assert!(http.contains("proxy_pass http://vmw_site_3;") && !http.contains("max-age"), "{name}");
-            assert_eq!(server_named(&srv, "127.0.0.1:443 ssl http2", name).is_some(), https, "{name}");
         }
         let redirect = |name: &str| has(&directives(block(server_named(&srv, "127.0.0.1:80", name).unwrap(), "location /")), "return 301 https://$host$request_uri");
         assert!(redirect("www.shop.example") && !redirect("new.example") && !redirect("both.example"));
-        let www = directives(server_named(&srv, "127.0.0.1:443 ssl http2", "www.shop.example").unwrap());
-        for w in [
-            "ssl_certificate /tls/www/chain.pem",
-            "ssl_certificate_key /tls/www/key.pem",
-            "ssl_stapling on",
-            "ssl_trusted_certificate /tls/www/chain.pem",
-            "proxy_pass http://vmw_site_3",
-            "proxy_hide_header Strict-Transport-Security",
-            "add_header Strict-Transport-Security \"max-age=31536000\" always",
-            "proxy_set_header X-Webhoster-Hosting 3",
-            "include /p/site-proxy.conf",
-        ] {
-            assert!(has(&www, w), "{w}");
-        }
+        // Over HTTPS: the names with a certificate, each with its own, in the shared server.
+        let (map, names) = site_https_files(&cfg, &r).unwrap();
+        assert_eq!(
+            directives(&names),
+            [["server_name", "my-site.sites.example"], ["server_name", "www.shop.example"], ["server_name", "both.example"]]
+        );
+        assert!(map.contains("www.shop.example \"3 my-site 1 /tls/www/chain.pem /tls/www/key.pem\";"), "{map}");
+        assert!(map.contains("both.example \"3 my-site 1 /tls/both/chain.pem /tls/both/key.pem\";"), "{map}");
+        assert!(!map.contains("new.example"));
         // Names and paths are checked where they enter the configuration.
         for bad in ["a;b.example", "a b.example", "*.example.com", "10.1.2.3", "Shop.Example", "x.example;\nserver{", ""] {
             let mut b = r.clone();
             b.domains[1].name = bad.into();
             assert!(site_files(&cfg, Path::new("/p"), &b).is_err(), "{bad:?}");
+            assert!(site_https_files(&cfg, &b).is_err(), "{bad:?}");
         }
         let mut b = r.clone();
         b.domains[0].tls.as_mut().unwrap().cert.key = "/tls/x.pem; include /etc/shadow".into();
-        assert!(site_files(&cfg, Path::new("/p"), &b).is_err());
+        assert!(site_https_files(&cfg, &b).is_err());
+        let mut b = r.clone();
+        b.subdomain_tls = Some(tls_name("a b", false, false));
+        assert!(site_https_files(&cfg, &b).is_err());
         let mut f = front();
         f.dashboard.as_mut().unwrap().cert.chain = "relative/chain.pem".into();
         assert!(main_files(&cfg, Path::new("/p"), &f).is_err());

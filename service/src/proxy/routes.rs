@@ -1,5 +1,6 @@
 //! The sites' routes: published, refreshed, checked, removed and listed, each change rolled
 //! back when nginx refuses it.
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -9,19 +10,19 @@ use super::{Proxy, ProxyError, SiteRoute, io, render, validate_slug};
 impl Proxy {
     /// Publishes a site. On any failure the previous files (or none) are put back.
     pub async fn add_route(&self, route: &SiteRoute) -> Result<(), ProxyError> {
-        let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, route)?;
-        let poison = self.inner.invalid.load(Ordering::SeqCst);
-        let locations = if poison { format!("{locations}\nthis_is_not_an_nginx_directive on;\n") } else { locations };
+        let mut contents = self.render_route(route)?;
+        if self.inner.invalid.load(Ordering::SeqCst) {
+            contents[0].push_str("\nthis_is_not_an_nginx_directive on;\n");
+        }
         let _g = self.exclusive().await;
-        let lf = self.site_file(route.hosting_id);
-        let sf = self.server_file(route.hosting_id);
-        let before = (read_opt(&lf).await?, read_opt(&sf).await?);
-        write_atomic(&lf, &locations).await?;
-        write_atomic(&sf, &server).await?;
+        let paths = self.route_files(route.hosting_id);
+        let before = read_all(&paths).await?;
+        for (p, c) in paths.iter().zip(&contents) {
+            write_atomic(p, c).await?;
+        }
         if let Err(e) = self.apply().await {
-            restore(&lf, before.0).await?;
-            restore(&sf, before.1).await?;
-            // Put nginx back on the last good configuration (it still runs it: reload never happened).
+            // nginx still runs the last good configuration (the reload never happened).
+            restore_all(&paths, before).await?;
             return Err(e);
         }
         Ok(())
@@ -34,27 +35,45 @@ impl Proxy {
         let _g = self.exclusive().await;
         let mut changed = Vec::new();
         for r in routes {
-            let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, r)?;
-            let (lf, sf) = (self.site_file(r.hosting_id), self.server_file(r.hosting_id));
-            let before = (read_opt(&lf).await?, read_opt(&sf).await?);
-            if before.0.as_deref() == Some(locations.as_str()) && before.1.as_deref() == Some(server.as_str()) {
+            let contents = self.render_route(r)?;
+            let paths = self.route_files(r.hosting_id);
+            let before = read_all(&paths).await?;
+            if before.iter().zip(&contents).all(|(b, c)| b.as_deref() == Some(c.as_str())) {
                 continue;
             }
-            write_atomic(&lf, &locations).await?;
-            write_atomic(&sf, &server).await?;
-            changed.push((lf, sf, before));
+            for (p, c) in paths.iter().zip(&contents) {
+                write_atomic(p, c).await?;
+            }
+            changed.push((paths, before));
         }
         if changed.is_empty() {
             return Ok(0);
         }
         if let Err(e) = self.apply().await {
-            for (lf, sf, before) in changed {
-                restore(&lf, before.0).await?;
-                restore(&sf, before.1).await?;
+            for (paths, before) in changed {
+                restore_all(&paths, before).await?;
             }
             return Err(e);
         }
         Ok(changed.len())
+    }
+
+    /// A site's files: locations, server, HTTPS map lines, HTTPS names (see `route_files`).
+    /// Its certificates are checked first (nginx reads them only at handshakes).
+    fn render_route(&self, r: &SiteRoute) -> Result<[String; 4], ProxyError> {
+        if self.inner.cfg.nginx_listen_tls.is_some() {
+            for t in r.subdomain_tls.iter().chain(r.domains.iter().filter_map(|d| d.tls.as_ref())) {
+                super::https::check_cert_files(t)?;
+            }
+        }
+        let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, r)?;
+        let (map, names) = render::site_https_files(&self.inner.cfg, r)?;
+        Ok([locations, server, map, names])
+    }
+
+    /// Where a site's files are, in the order of `render_route`.
+    fn route_files(&self, hosting_id: i32) -> [PathBuf; 4] {
+        [self.site_file(hosting_id), self.server_file(hosting_id), self.https_map_file(hosting_id), self.https_names_file(hosting_id)]
     }
 
     /// Waits until nginx really serves the site at `/{slug}/` (any answer but a gateway error),
@@ -81,23 +100,23 @@ impl Proxy {
         }
     }
 
-    /// Unpublishes a site. Missing: fine.
+    /// Unpublishes a site (its HTTPS names and map lines with it). Missing: fine.
     pub async fn remove_route(&self, hosting_id: i32) -> Result<(), ProxyError> {
         let _g = self.exclusive().await;
-        let lf = self.site_file(hosting_id);
-        let sf = self.server_file(hosting_id);
-        let before = (read_opt(&lf).await?, read_opt(&sf).await?);
-        if before.0.is_none() && before.1.is_none() {
+        let paths = self.route_files(hosting_id);
+        let before = read_all(&paths).await?;
+        if before.iter().all(Option::is_none) {
             return Ok(());
         }
-        restore(&lf, None).await?;
-        restore(&sf, None).await?;
+        for p in &paths {
+            restore(p, None).await?;
+        }
         if let Err(e) = self.apply().await {
-            restore(&lf, before.0).await?;
-            restore(&sf, before.1).await?;
+            restore_all(&paths, before).await?;
             return Err(e);
         }
         let _ = tokio::fs::remove_file(self.visits_file(hosting_id)).await;
+        let _ = tokio::fs::remove_file(self.tls_visits_file(hosting_id)).await;
         Ok(())
     }
 
@@ -115,7 +134,9 @@ impl Proxy {
             let name = name.to_string_lossy();
             let id = name
                 .strip_prefix("hosting-")
-                .and_then(|r| r.strip_suffix(".locations.conf").or_else(|| r.strip_suffix(".server.conf")))
+                .and_then(|r| {
+                    [".locations.conf", ".server.conf", ".https.map", ".https.names"].iter().find_map(|s| r.strip_suffix(s))
+                })
                 .and_then(|n| n.parse::<i32>().ok());
             if let Some(id) = id {
                 if !out.contains(&id) {
@@ -127,6 +148,21 @@ impl Proxy {
         Ok(out)
     }
 
+}
+
+async fn read_all(paths: &[PathBuf; 4]) -> Result<[Option<String>; 4], ProxyError> {
+    let mut out: [Option<String>; 4] = Default::default();
+    for (o, p) in out.iter_mut().zip(paths) {
+        *o = read_opt(p).await?;
+    }
+    Ok(out)
+}
+
+async fn restore_all(paths: &[PathBuf; 4], before: [Option<String>; 4]) -> Result<(), ProxyError> {
+    for (p, b) in paths.iter().zip(before) {
+        restore(p, b).await?;
+    }
+    Ok(())
 }
 
 /// The last `[error]` line of nginx's log about this site's own upstream (`vmw_site_{id}` or its

@@ -23,7 +23,10 @@ pub(crate) async fn sleep_idle_sites(cx: &Cx) -> Result<usize> {
         if row.user_id.is_none() || row.operation.is_some() || row.always_on {
             continue;
         }
-        let http = activity::modified_ms(&cx.proxy().visits_file(row.id)).await;
+        // Plain HTTP and /{slug}/ log to one file, the shared HTTPS server to another.
+        let plain = activity::modified_ms(&cx.proxy().visits_file(row.id)).await;
+        let https = activity::modified_ms(&cx.proxy().tls_visits_file(row.id)).await;
+        let http = plain.max(https);
         let ssh = row.ssh_port.filter(|p| ssh_open.contains(&(*p as u16))).map(|_| now);
         let seen = http.max(ssh);
         if seen > row.last_active_at {

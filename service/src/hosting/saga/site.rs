@@ -56,6 +56,7 @@ pub(crate) async fn site_route(cx: &Cx, row: &HostingRow) -> Result<SiteRoute> {
         http_port: http as u16,
         hsts: row.hsts,
         domains: domain_routes(cx, row.id).await?,
+        subdomain_tls: None,
     })
 }
 
