@@ -56,7 +56,8 @@ pub(crate) async fn site_route(cx: &Cx, row: &HostingRow) -> Result<SiteRoute> {
         http_port: http as u16,
         hsts: row.hsts,
         domains: domain_routes(cx, row.id).await?,
-        subdomain_tls: None,
+        // `{slug}.localhost` cannot take the wildcard: the local CA certifies each site.
+        subdomain_tls: crate::hosting::certs::front::site_name(cx, row).await,
     })
 }
 
