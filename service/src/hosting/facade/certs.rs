@@ -6,6 +6,16 @@ use crate::Result;
 use vmw_types::{CertificateView, TlsOverview};
 
 impl HostingService {
+    /// The certificates nginx starts with: what is on disk, and the local CA's (made now when
+    /// missing); no CA is asked (the leader's certificate loop does that).
+    pub async fn tls_front_at_start(&self) -> crate::proxy::TlsFront {
+        // Keys saved before nginx read them per handshake (0600) are given to its workers.
+        if let Err(err) = self.cx.shared.certs.files.share_with_workers() {
+            tracing::warn!(%err, "could not let nginx's workers read the certificate keys");
+        }
+        crate::hosting::certs::front::front(&self.cx, false).await
+    }
+
     /// Every certificate the instance keeps, troubled ones first, and notes on what is served
     /// over HTTP only (administrators only).
     pub async fn tls_overview(&self, actor: &Actor) -> Result<TlsOverview> {

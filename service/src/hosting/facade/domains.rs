@@ -48,16 +48,6 @@ impl HostingService {
 
     /// What wakes the custom domains' checker (a domain added, a "Check now"): it waits on
     /// this between its rounds.
-    /// The certificates nginx starts with: what is on disk, and the local CA's (made now when
-    /// missing); no CA is asked (the leader's certificate loop does that).
-    pub async fn tls_front_at_start(&self) -> crate::proxy::TlsFront {
-        // Keys saved before nginx read them per handshake (0600) are given to its workers.
-        if let Err(err) = self.cx.shared.certs.files.share_with_workers() {
-            tracing::warn!(%err, "could not let nginx's workers read the certificate keys");
-        }
-        crate::hosting::certs::front::front(&self.cx, false).await
-    }
-
     pub fn domain_checks(&self) -> &tokio::sync::Notify {
         &self.cx.shared.domain_checks
     }
