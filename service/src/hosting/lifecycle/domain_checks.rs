@@ -96,6 +96,15 @@ async fn certify(cx: &Cx, site: &HostingRow, d: &DomainRow) {
     let label = domain_cert_label(d.id);
     let names = vec![d.name.clone()];
     let current = certs.files.load(&label).ok().flatten().filter(|c| c.not_after > OffsetDateTime::now_utc());
+    // An active certificate is renewed at its time, not at every "Check now" (the CA counts
+    // duplicate certificates).
+    if let Some(c) = current.as_ref().filter(|_| d.state == DomainState::Active) {
+        let renew = validity::renew_at(c.not_before, c.not_after);
+        if OffsetDateTime::now_utc() < renew {
+            let _ = cx.store.update_domain_state(d.id, DomainState::Active, d.method, None, Some(record::at_ms(renew)), 0).await;
+            return;
+        }
+    }
     let working = if current.is_some() { DomainState::Renewing } else { DomainState::Issuing };
     let _ = cx.store.update_domain_state(d.id, working, d.method, d.last_error.clone(), d.next_check_at, d.attempts).await;
     let result = match certs.acme(&cx.cfg).await {
