@@ -109,6 +109,11 @@ impl Proxy {
         self.sites().join(format!("hosting-{hosting_id}.http.map"))
     }
 
+    /// The site's names, as `server_name` lines of the shared HTTP server.
+    fn http_names_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.http.names"))
+    }
+
     /// The site's lines of the shared HTTPS server's maps (`{name} "{id} {slug} {hsts} {cert}"`).
     fn https_map_file(&self, hosting_id: i32) -> PathBuf {
         self.sites().join(format!("hosting-{hosting_id}.https.map"))

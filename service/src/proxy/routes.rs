@@ -58,8 +58,8 @@ impl Proxy {
         Ok(changed.len())
     }
 
-    /// A site's files: locations, upstream, HTTP map lines, HTTPS map lines, HTTPS names (see
-    /// `route_files`). Its certificates are checked first (nginx reads them only at handshakes).
+    /// A site's files: locations, upstream, HTTP map lines and names, HTTPS map lines and names
+    /// (see `route_files`). Its certificates are checked first (nginx reads them only at handshakes).
     fn render_route(&self, r: &SiteRoute) -> Result<[String; FILES], ProxyError> {
         if self.inner.cfg.nginx_listen_tls.is_some() {
             for t in r.subdomain_tls.iter().chain(r.domains.iter().filter_map(|d| d.tls.as_ref())) {
@@ -67,9 +67,9 @@ impl Proxy {
             }
         }
         let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, r)?;
-        let http = render::site_http_map(&self.inner.cfg, r)?;
+        let (http_map, http_names) = render::site_http_files(&self.inner.cfg, r)?;
         let (map, names) = render::site_https_files(&self.inner.cfg, r)?;
-        Ok([locations, server, http, map, names])
+        Ok([locations, server, http_map, http_names, map, names])
     }
 
     /// Where a site's files are, in the order of `render_route`.
@@ -78,6 +78,7 @@ impl Proxy {
             self.site_file(hosting_id),
             self.server_file(hosting_id),
             self.http_map_file(hosting_id),
+            self.http_names_file(hosting_id),
             self.https_map_file(hosting_id),
             self.https_names_file(hosting_id),
         ]
@@ -142,7 +143,7 @@ impl Proxy {
             let id = name
                 .strip_prefix("hosting-")
                 .and_then(|r| {
-                    [".locations.conf", ".server.conf", ".http.map", ".https.map", ".https.names"].iter().find_map(|s| r.strip_suffix(s))
+                    [".locations.conf", ".server.conf", ".http.map", ".http.names", ".https.map", ".https.names"].iter().find_map(|s| r.strip_suffix(s))
                 })
                 .and_then(|n| n.parse::<i32>().ok());
             if let Some(id) = id {
@@ -158,7 +159,7 @@ impl Proxy {
 }
 
 /// How many files a site has (`Proxy::route_files`).
-const FILES: usize = 5;
+const FILES: usize = 6;
 
 async fn read_all(paths: &[PathBuf; FILES]) -> Result<[Option<String>; FILES], ProxyError> {
     let mut out: [Option<String>; FILES] = Default::default();
