@@ -292,6 +292,17 @@ async fn one_https_server_routes_every_site_by_name_and_logs_its_visits() {
     assert!(std::fs::metadata(&log).unwrap().modified().unwrap() > first, "the second visit moves it");
     assert!(!log.with_file_name(".log").exists(), "the 421 is no site's visit");
 
+    // A visit over plain HTTP (the shared HTTP server, a custom domain without a certificate)
+    // is the site's visit too: the file the idle sleeper reads beside `visits_file`.
+    let log = f.proxy.tls_visits_file(1);
+    let before = std::fs::metadata(&log).and_then(|m| m.modified()).ok();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(f.get("http", "plain.test", "/").await.status, 200);
+    let after = std::fs::metadata(&log).expect("a visits log after an HTTP visit").modified().unwrap();
+    assert!(before.is_none_or(|b| after > b), "the HTTP visit moves it");
+    let a = f.curl("http", "plain.test", "/", &["-H", "Host: nobody.sites.test"]).await.unwrap();
+    assert_eq!(a.status, 421, "a Host that is no site's, over HTTP");
+
     // A certificate of its own for a site's subdomain (the local CA's, where no wildcard can
     // be had): served instead of the wildcard, for that name only.
     let mut r = routes(f.vm, &f.certs).remove(1);
