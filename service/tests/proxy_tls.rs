@@ -263,6 +263,17 @@ async fn every_name_is_served_over_https_with_its_certificate_tls_1_2_and_1_3_an
     assert_eq!(a.version, "1.1");
 }
 
+/// Makes a visit (answered 200) and checks that it moved the site's visits `log`: returns the
+/// log's new modification time.
+async fn visit_moves(log: &Path, visit: impl std::future::Future<Output = Answer>) -> std::time::SystemTime {
+    let before = std::fs::metadata(log).and_then(|m| m.modified()).ok();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    assert_eq!(visit.await.status, 200);
+    let after = std::fs::metadata(log).expect("a visits log after a visit").modified().unwrap();
+    assert!(before.is_none_or(|b| after > b), "the visit moves it");
+    after
+}
+
 /// Every site name over HTTPS is one shared server: each request goes to the site its Host
 /// names (whatever name opened the connection), a visit over HTTPS moves the site's last visit
 /// (its own log), a site's own certificate for its subdomain wins over the wildcard, and a
@@ -282,15 +293,17 @@ async fn one_https_server_routes_every_site_by_name_and_logs_its_visits() {
     // A visit over HTTPS is the site's visit: its own log, written by nginx's workers.
     // (nginx keeps it open: emptied in place, never removed while the site lives.)
     let log = f.proxy.tls_visits_file(2);
-    let before = std::fs::metadata(&log).and_then(|m| m.modified()).ok();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert_eq!(f.get("https", "other.sites.test", "/").await.status, 200);
-    let first = std::fs::metadata(&log).expect("a visits log after an HTTPS visit").modified().unwrap();
-    assert!(before.is_none_or(|b| first > b), "the visit moves it");
+    let first = visit_moves(&log, f.get("https", "other.sites.test", "/")).await;
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     assert_eq!(f.get("https", "other.sites.test", "/page").await.status, 200);
     assert!(std::fs::metadata(&log).unwrap().modified().unwrap() > first, "the second visit moves it");
     assert!(!log.with_file_name(".log").exists(), "the 421 is no site's visit");
+
+    // A visit over plain HTTP (the shared HTTP server, a custom domain without a certificate)
+    // is the site's visit too: the file the idle sleeper reads beside `visits_file`.
+    visit_moves(&f.proxy.tls_visits_file(1), f.get("http", "plain.test", "/")).await;
+    let a = f.curl("http", "plain.test", "/", &["-H", "Host: nobody.sites.test"]).await.unwrap();
+    assert_eq!(a.status, 421, "a Host that is no site's, over HTTP");
 
     // A certificate of its own for a site's subdomain (the local CA's, where no wildcard can
     // be had): served instead of the wildcard, for that name only.

@@ -16,8 +16,9 @@ impl Proxy {
     }
 
     /// Serves the dashboard and the sites' subdomains with `front` (a new or renewed
-    /// certificate, HSTS): re-renders the main files (the sites' files name no certificate
-    /// of the front: they include `site-http.conf` and map their names to `*`, the wildcard), runs `nginx -t` and reloads. When nginx refuses
+    /// certificate, HSTS): re-renders the main files (the sites' files name nothing of the
+    /// front: they map their subdomain to `s` over HTTP and `*` over HTTPS), runs `nginx -t`
+    /// and reloads. When nginx refuses
     /// it (a garbage certificate file, a key that does not match), every file and the kept
     /// front are put back and nginx keeps serving the old configuration, old certificates
     /// included.

@@ -91,15 +91,27 @@ impl Proxy {
         self.inner.prefix.join("logs").join("visits").join(format!("{hosting_id}.log"))
     }
 
-    /// The site's visits over HTTPS: the shared HTTPS server logs to a path with a variable,
-    /// which nginx's workers open (as the worker user when nginx runs as root), so these live
-    /// in a directory of their own. A site's last visit is the newer of both files' mtimes.
+    /// The site's visits on its own names ({slug}.{base_domain}, custom domains), over HTTP and
+    /// HTTPS: the shared servers log to a path with a variable, which nginx's workers open (as
+    /// the worker user when nginx runs as root), so these live in a directory of their own
+    /// (`visits_file` holds the `/{slug}/` visits). A site's last visit is the newer of both
+    /// files' mtimes.
     pub fn tls_visits_file(&self, hosting_id: i32) -> PathBuf {
         self.inner.prefix.join("logs").join("visits-tls").join(format!("{hosting_id}.log"))
     }
 
     fn server_file(&self, hosting_id: i32) -> PathBuf {
         self.sites().join(format!("hosting-{hosting_id}.server.conf"))
+    }
+
+    /// The site's lines of the shared HTTP server's map (`{name} "{id} {slug} {redirect}"`).
+    fn http_map_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.http.map"))
+    }
+
+    /// The site's names, as `server_name` lines of the shared HTTP server.
+    fn http_names_file(&self, hosting_id: i32) -> PathBuf {
+        self.sites().join(format!("hosting-{hosting_id}.http.names"))
     }
 
     /// The site's lines of the shared HTTPS server's maps (`{name} "{id} {slug} {hsts} {cert}"`).

@@ -18,8 +18,8 @@ impl Proxy {
             let d = p.join(d);
             tokio::fs::create_dir_all(&d).await.map_err(|e| io("creating", &d, e))?;
         }
-        // The shared HTTPS server's visits logs are opened by the workers (a path with a
-        // variable): as root nginx runs them as www-data, whose directory this is.
+        // The shared servers' visits logs (HTTP and HTTPS) are opened by the workers (a path
+        // with a variable): as root nginx runs them as www-data, whose directory this is.
         if let Some((uid, gid)) = super::worker_ids() {
             let d = p.join("logs/visits-tls");
             std::os::unix::fs::chown(&d, Some(uid), Some(gid)).map_err(|e| io("handing to nginx's workers", &d, e))?;

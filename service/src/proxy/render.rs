@@ -14,7 +14,6 @@ const SITE_PROXY: &str = include_str!("../../../nginx/site-proxy.conf");
 const SITE_DOWN: &str = include_str!("../../../nginx/site-down.html");
 const LOCATIONS: &str = include_str!("../../../nginx/site.locations.template");
 const SERVER: &str = include_str!("../../../nginx/site.server.template");
-const VHOST: &str = include_str!("../../../nginx/site.vhost.template");
 const DASHBOARD: &str = include_str!("../../../nginx/dashboard.conf");
 const ACME_CHALLENGE: &str = include_str!("../../../nginx/acme-challenge.conf");
 pub(super) const SITES_HTTPS: &str = include_str!("../../../nginx/sites-https.template");
@@ -140,8 +139,8 @@ fn all_of(own: Option<SocketAddr>, peers: &[SocketAddr]) -> Vec<SocketAddr> {
 }
 
 /// The main config and its includes, as (file name in the prefix, content). `front` is the
-/// HTTPS side: everything that depends on it is among these files (the sites' files only
-/// include `site-http.conf` and map their HTTPS names to `*`, the wildcard of `sites-https`).
+/// HTTPS side: everything that depends on it is among these files (the sites' files map their
+/// subdomain to `s` over HTTP and `*` over HTTPS: the redirect and the wildcard are named here).
 pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path, front: &TlsFront) -> Result<Vec<(&'static str, String)>, ProxyError> {
     let p = prefix.display().to_string();
     let vars = [
@@ -154,13 +153,14 @@ pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path, front: &TlsFront) -
         ("default_tls_server", https::default_tls_server(cfg, front)?),
         ("dashboard_servers", https::dashboard_servers(cfg, prefix, front)?),
         ("sites_https", https::sites_https_server(cfg, prefix, front)?),
+        ("sites_http_redirect", https::sites_http_redirect(cfg, front)),
+        ("redirect", https::redirect_line(cfg)),
     ];
     let with_prefix = |t: &str| fill(t, &[("prefix", p.clone())]);
     Ok(vec![
         ("nginx.conf", fill(MAIN, &vars)),
         ("dashboard.conf", with_prefix(DASHBOARD)),
         ("acme-challenge.conf", with_prefix(ACME_CHALLENGE)),
-        ("site-http.conf", https::site_http_conf(cfg, front)),
         ("app-proxy.conf", APP_PROXY.to_owned()),
         ("site-proxy.conf", SITE_PROXY.to_owned()),
         ("html/__vmw/site-down.html", SITE_DOWN.to_owned()),
@@ -171,7 +171,7 @@ pub(super) fn main_files(cfg: &ServiceConfig, prefix: &Path, front: &TlsFront) -
 pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> Result<(String, String), ProxyError> {
     validate_slug(&r.slug)?;
     validate_host(&cfg.base_domain)?;
-    let (listen, bind) = (cfg.nginx_listen, r.backend);
+    let bind = r.backend;
     if r.http_port == 0 {
         return Err(ProxyError::Invalid("no HTTP port".into()));
     }
@@ -196,48 +196,43 @@ pub(super) fn site_files(cfg: &ServiceConfig, prefix: &Path, r: &SiteRoute) -> R
     if r.serve_user_path {
         locations.push_str(&common(r.user_id.to_string()));
     }
-    let vhost = |name: &str, challenge: bool, redirect: String| {
-        let challenge = if challenge {
-            format!("    location ^~ /.well-known/acme-challenge/ {{\n        include {}/acme-challenge.conf;\n    }}\n", prefix.display())
-        } else {
-            String::new()
-        };
-        fill(
-            VHOST,
-            &[
-                ("listen", listen.to_string()),
-                ("name", name.to_owned()),
-                ("challenge", challenge),
-                ("redirect", redirect),
-                ("id", r.hosting_id.to_string()),
-                ("slug", r.slug.clone()),
-                ("prefix", prefix.display().to_string()),
-            ],
-        )
-    };
-    let subdomain = format!("{}.{}", r.slug, cfg.base_domain);
-    let p = prefix.display();
-    let mut servers = vhost(&subdomain, true, format!("        include {p}/site-http.conf;\n"));
+    let server = fill(
+        SERVER,
+        &[("id", r.hosting_id.to_string()), ("slug", r.slug.clone()), ("backend", backend.clone()), ("waker", waker)],
+    );
+    Ok((locations, server))
+}
+
+/// The site's lines for the shared plain-HTTP server (nginx.conf), as (map file, names file):
+/// `{slug}.{base_domain}` and every proven custom domain, mapped to "{id} {slug} {redirect}"
+/// and listed in a `server_name`. redirect: `s` for the subdomain (it follows the sites'
+/// certificate, a setting of the main configuration, so a new wildcard rewrites no site file),
+/// `1` for a custom domain whose certificate asks for HTTPS (with an HTTPS address), else `0`.
+pub(super) fn site_http_files(cfg: &ServiceConfig, r: &SiteRoute) -> Result<(String, String), ProxyError> {
+    validate_slug(&r.slug)?;
+    validate_host(&cfg.base_domain)?;
+    let mut lines = vec![(format!("{}.{}", r.slug, cfg.base_domain), "s")];
     for d in &r.domains {
         https::validate_domain_name(&d.name)?;
         let redirect = match cfg.nginx_listen_tls.zip(d.tls.as_ref()) {
-            Some((_, t)) if t.redirect_http => format!("        {}\n", https::redirect_line(cfg)),
-            _ => String::new(),
+            Some((_, t)) if t.redirect_http => "1",
+            _ => "0",
         };
-        servers.push_str(&format!("# custom domain {}\n", d.id));
-        servers.push_str(&vhost(&d.name, true, redirect));
+        lines.push((d.name.clone(), redirect));
     }
-    let server = fill(
-        SERVER,
-        &[
-            ("id", r.hosting_id.to_string()),
-            ("slug", r.slug.clone()),
-            ("backend", backend.clone()),
-            ("waker", waker),
-            ("servers", servers),
-        ],
-    );
-    Ok((locations, server))
+    let head = format!("# hosting {} ({}): its names for the shared HTTP server, generated by service::proxy\n", r.hosting_id, r.slug);
+    Ok(map_and_names(&head, lines.iter().map(|(n, redirect)| (n.as_str(), format!("{} {} {redirect}", r.hosting_id, r.slug)))))
+}
+
+/// A site's lines for one of the shared servers: each name mapped to its value (the map file)
+/// and listed in a `server_name` (the names file), both under `head`.
+fn map_and_names<'a>(head: &str, lines: impl Iterator<Item = (&'a str, String)>) -> (String, String) {
+    let (mut map, mut names) = (head.to_owned(), head.to_owned());
+    for (name, value) in lines {
+        map.push_str(&format!("{name} \"{value}\";\n"));
+        names.push_str(&format!("server_name {name};\n"));
+    }
+    (map, names)
 }
 
 /// The site's lines for the shared HTTPS server (`nginx/sites-https.template`), as (map file,
@@ -248,31 +243,26 @@ pub(super) fn site_https_files(cfg: &ServiceConfig, r: &SiteRoute) -> Result<(St
     validate_slug(&r.slug)?;
     validate_host(&cfg.base_domain)?;
     let head = format!("# hosting {} ({}): its HTTPS names for the shared HTTPS server, generated by service::proxy\n", r.hosting_id, r.slug);
-    let (mut map, mut names) = (head.clone(), head);
     if cfg.nginx_listen_tls.is_none() {
-        return Ok((map, names));
+        return Ok((head.clone(), head));
     }
-    let hsts = u8::from(r.hsts);
-    let mut line = |name: &str, cert: String| {
-        map.push_str(&format!("{name} \"{} {} {hsts} {cert}\";\n", r.hosting_id, r.slug));
-        names.push_str(&format!("server_name {name};\n"));
-    };
     let cert = |t: &TlsName| -> Result<String, ProxyError> {
         let (chain, key) = https::cert_paths(t)?;
         Ok(format!("{chain} {key}"))
     };
     let subdomain = format!("{}.{}", r.slug, cfg.base_domain);
-    line(&subdomain, match &r.subdomain_tls {
+    let mut lines = vec![(subdomain.as_str(), match &r.subdomain_tls {
         Some(t) => cert(t)?,
         None => "*".to_owned(),
-    });
+    })];
     for d in &r.domains {
         https::validate_domain_name(&d.name)?;
         if let Some(t) = &d.tls {
-            line(&d.name, cert(t)?);
+            lines.push((d.name.as_str(), cert(t)?));
         }
     }
-    Ok((map, names))
+    let hsts = u8::from(r.hsts);
+    Ok(map_and_names(&head, lines.into_iter().map(|(n, c)| (n, format!("{} {} {hsts} {c}", r.hosting_id, r.slug)))))
 }
 
 #[cfg(test)]
@@ -290,14 +280,17 @@ mod tests {
         assert!(loc.contains("location ^~ /my-site/ {"));
         assert!(loc.contains("location ^~ /42/ {"));
         assert!(loc.contains("proxy_pass http://vmw_site_3/;"));
-        assert!(srv.contains("server_name my-site.localhost;"));
-        assert!(srv.contains("proxy_pass http://vmw_site_3;"));
+        // Its names go to the shared plain-HTTP server, which proxies by the map's id.
+        let http = site_http_files(&cfg, &route()).unwrap().0;
+        assert!(http.contains("my-site.localhost \"3 my-site s\";"), "{http}");
+        let conf = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap()[0].1.clone();
+        assert!(conf.contains("proxy_pass http://vmw_site_$vmw_http_site_id;"));
         assert!(srv.contains("upstream vmw_site_3 {\n    server 127.0.0.1:20003 max_fails=0;\n    keepalive 8;"));
         assert!(!srv.contains(" backup;"), "no waker configured: no backup");
         let cfg = ServiceConfig { waker_upstream: Some("127.0.0.1:4001".parse().unwrap()), ..ServiceConfig::default() };
         let (_, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
         assert!(srv.contains("server 127.0.0.1:20003 max_fails=0;\n    server 127.0.0.1:4001 backup;\n    keepalive 8;"));
-        assert!(loc.contains("access_log /p/logs/visits/3.log vmw_visit;") && srv.contains("access_log /p/logs/visits/3.log vmw_visit;"));
+        assert!(loc.contains("access_log /p/logs/visits/3.log vmw_visit;") && conf.contains("access_log /p/logs/visits-tls/$vmw_http_site_id.log vmw_visit if=$vmw_http_site_id;"));
         let mut r = route();
         r.serve_user_path = false;
         let (loc, _) = site_files(&cfg, Path::new("/p"), &r).unwrap();
@@ -325,7 +318,9 @@ mod tests {
         // the page runs sandboxed (an opaque origin).
         assert!(SITE_PROXY.contains("proxy_set_header Cookie \"\";"));
         assert!(SITE_PROXY.contains("proxy_hide_header Set-Cookie;"));
-        let (loc, srv) = site_files(&ServiceConfig::default(), Path::new("/p"), &route()).unwrap();
+        let (loc, _) = site_files(&ServiceConfig::default(), Path::new("/p"), &route()).unwrap();
+        // The sites' names: the shared plain-HTTP server of the main configuration.
+        let srv = main_files(&ServiceConfig::default(), Path::new("/p"), &TlsFront::default()).unwrap()[0].1.clone();
         assert!(loc.contains("Content-Security-Policy \"sandbox"));
         assert!(loc.contains("include /p/site-proxy.conf;") && srv.contains("include /p/site-proxy.conf;"));
     }
@@ -348,7 +343,8 @@ mod tests {
         let cfg = ServiceConfig::default();
         let main = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap();
         let proxy = &main.iter().find(|(n, _)| *n == "site-proxy.conf").unwrap().1;
-        let (loc, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
+        let (loc, _) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
+        let srv = main[0].1.clone();
         // Both ways to a site include the shared proxy settings in the location that proxies.
         for f in [&loc, &srv] {
             for block in f.split("location ").filter(|b| b.contains("proxy_pass")) {
@@ -429,7 +425,7 @@ mod tests {
         // ...and nothing lowers the sites' limit (their locations share the app's server block).
         let sets_body_size = |text: &str| directives(text).iter().filter(|w| w[0] == "client_max_body_size").count();
         assert_eq!(sets_body_size(&conf), 1, "only the http-level 16m");
-        assert_eq!(sets_body_size(LOCATIONS) + sets_body_size(SERVER) + sets_body_size(VHOST) + sets_body_size(SITE_PROXY) + sets_body_size(&dash), 0);
+        assert_eq!(sets_body_size(LOCATIONS) + sets_body_size(SERVER) + sets_body_size(SITE_PROXY) + sets_body_size(&dash), 0);
         let auth_api = "location ~ ^/api/(v1/auth/|auth|fn/(login|signup|check_signup_field)$)";
         for head in ["location ~ ^/(login|signup|auth/)", auth_api, "location /api/", "location /"] {
             assert!(block(&dash, head).contains("include /p/app-proxy.conf;"), "{head}");
@@ -608,12 +604,18 @@ mod tests {
         }
         // HTTP: the public host is redirected (its challenge path excepted), the loopback names
         // keep answering (the app's probes, local scripts).
+        // HTTP and HTTPS are one server (its locations parsed once); the redirect is a map on
+        // $scheme$host that names the public host only, and leaves the challenge path alone.
         let public = server_named(&conf, "127.0.0.1:80", "host.example").unwrap();
-        assert!(has(&directives(block(public, "location /")), "return 301 https://$host$request_uri"));
-        assert!(block(public, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"));
-        assert!(!public.contains("dashboard.conf") && !public.contains("localhost"));
+        assert_eq!(public, https);
+        assert!(has(&directives(block(public, "if ($vmw_dashboard_redirect)")), "return 301 https://$host$request_uri"));
+        let plain = block(&conf, "map $scheme$host $vmw_dashboard_plain_public");
+        assert!(has(&directives(plain), "httphost.example 1") && !plain.contains("localhost") && !plain.contains("127.0.0.1"));
+        let redirect = block(&conf, "map \"$vmw_dashboard_plain_public$uri\" $vmw_dashboard_redirect");
+        let (challenge, rest) = (redirect.find("\"~^1/\\.well-known/acme-challenge/\" \"\";").unwrap(), redirect.find("\"~^1\" 1;").unwrap());
+        assert!(challenge < rest, "{redirect}");
         let local = server_named(&conf, "127.0.0.1:80", "localhost").unwrap();
-        assert!(has(&directives(local), "server_name localhost 127.0.0.1 [::1]") && local.contains("include /p/dashboard.conf;"));
+        assert!(has(&directives(local), "server_name host.example localhost 127.0.0.1 [::1]") && local.contains("include /p/dashboard.conf;"));
         // HSTS: only on HTTPS answers (the map) and only when set.
         assert!(block(&conf, "map $scheme $vmw_dashboard_hsts").contains("https \"max-age=600\";"));
         let no_hsts = main_files(&tls_cfg(), Path::new("/p"), &TlsFront { hsts_max_age_secs: 0, ..front() }).unwrap();
@@ -638,13 +640,14 @@ mod tests {
         let local_ca = TlsFront { dashboard: Some(tls_name("ca", false, false)), ..front() };
         let conf = main_files(&tls_cfg(), Path::new("/p"), &local_ca).unwrap()[0].1.clone();
         assert!(has(&directives(server_named(&conf, "127.0.0.1:80", "host.example").unwrap()), "include /p/dashboard.conf"));
-        assert!(!conf.contains("return 301") && !conf.contains("ssl_stapling"));
+        assert!(!server_named(&conf, "127.0.0.1:80", "host.example").unwrap().contains("return 301") && !conf.contains("ssl_stapling"));
+        assert!(!conf.contains("$vmw_dashboard_redirect"));
         let other_port = ServiceConfig { nginx_listen_tls: Some("127.0.0.1:8443".parse().unwrap()), ..tls_cfg() };
         let conf = main_files(&other_port, Path::new("/p"), &front()).unwrap()[0].1.clone();
         assert!(conf.contains("return 301 https://$host:8443$request_uri;"));
         // No dashboard certificate: no HTTPS dashboard (the default server refuses the handshake).
         let conf = main_files(&tls_cfg(), Path::new("/p"), &TlsFront { dashboard: None, ..front() }).unwrap()[0].1.clone();
-        assert!(server_named(&conf, "127.0.0.1:443 ssl http2", "host.example").is_none() && !conf.contains("return 301"));
+        assert!(server_named(&conf, "127.0.0.1:443 ssl http2", "host.example").is_none() && !conf.contains("$vmw_dashboard_redirect"));
     }
 
     /// The shared HTTPS server of the sites (in nginx.conf) and its maps.
@@ -690,14 +693,22 @@ mod tests {
         assert!(block(&conf, "map $vmw_tls_site $vmw_tls_key").contains(" /tls/wild/key.pem;"));
         let none = main_files(&cfg, Path::new("/p"), &TlsFront::default()).unwrap()[0].1.clone();
         assert!(!block(&none, "map $vmw_tls_site $vmw_tls_chain").contains(".pem"), "no wildcard: `*` names get no certificate");
-        // Plain HTTP stays per site: the redirect file, the challenge, the proxy.
+        // Plain HTTP: one shared server too (the default one), routed by the sites' HTTP map
+        // lines: the redirect (the sites' certificate asks for it), the challenge, the proxy.
         let (_, srv) = site_files(&cfg, Path::new("/p"), &route()).unwrap();
-        assert_eq!(servers(&srv).len(), 1, "no per-site HTTPS server: {srv}");
-        let http = server_named(&srv, "127.0.0.1:80", "my-site.sites.example").unwrap();
+        assert!(servers(&srv).is_empty(), "no per-site server: {srv}");
+        let http = server_named(&conf, "127.0.0.1:80", "vmw-sites-http.invalid").unwrap();
+        assert!(has(&directives(http), "include /p/sites/*.http.names"));
         let d = directives(block(http, "location /"));
-        assert!(has(&d, "include /p/site-http.conf") && has(&d, "proxy_pass http://vmw_site_3"));
+        assert!(has(&d, "proxy_pass http://vmw_site_$vmw_http_site_id") && has(&d, "include /p/site-proxy.conf"));
+        assert!(has(&directives(block(http, "if ($vmw_http_redirect)")), "return 301 https://$host$request_uri"));
+        assert!(block(&conf, "map $vmw_http_site $vmw_http_redirect").contains("\"~^\\d+ \\S+ s$\" 1;"));
+        assert!(has(&directives(block(&conf, "map $host $vmw_http_site")), "include /p/sites/*.http.map"));
         assert!(block(http, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"));
-        assert!(!srv.contains("ssl") && !srv.contains("Strict-Transport-Security"));
+        assert!(!srv.contains("ssl") && !srv.contains("Strict-Transport-Security") && !http.contains("Strict-Transport-Security"));
+        let local_ca = TlsFront { sites: Some(tls_name("ca", false, false)), ..front() };
+        let conf_ca = main_files(&cfg, Path::new("/p"), &local_ca).unwrap()[0].1.clone();
+        assert!(!block(&conf_ca, "map $vmw_http_site $vmw_http_redirect").contains(" s$"), "a local-CA wildcard: both answer");
         // The site's lines: its subdomain on the wildcard, HSTS off by default.
         let (map, names) = site_https_files(&cfg, &route()).unwrap();
         assert_eq!(directives(&map), [["my-site.sites.example", "\"3", "my-site", "0", "*\""]]);
@@ -744,6 +755,13 @@ mod tests {
         assert_eq!(get("map $vmw_site $vmw_site_slug", own).as_deref(), Some("my-site"));
         assert_eq!(get("map $vmw_site $vmw_site_hsts_ours", own).as_deref(), Some(SITE_HSTS));
         assert_eq!(get("map $vmw_site $vmw_site_hsts_ours", "3 my-site 0 *"), None);
+        // The shared plain-HTTP server's maps, on the HTTP lines.
+        assert_eq!(get("map $vmw_http_site $vmw_http_site_id", "3 my-site 1").as_deref(), Some("3"));
+        assert_eq!(get("map $vmw_http_site $vmw_http_site_slug", "3 my-site 0").as_deref(), Some("my-site"));
+        assert_eq!(get("map $vmw_http_site $vmw_http_redirect", "3 my-site 1").as_deref(), Some("1"));
+        assert_eq!(get("map $vmw_http_site $vmw_http_redirect", "3 my-site s").as_deref(), Some("1"));
+        assert_eq!(get("map $vmw_http_site $vmw_http_redirect", "3 my-site 0"), None);
+        assert_eq!(get("map $vmw_http_site $vmw_http_redirect", "3 my-site1 0"), None);
     }
 
     #[test]
@@ -756,15 +774,22 @@ mod tests {
             DomainRoute { id: 8, name: "new.example".into(), tls: None },
             DomainRoute { id: 9, name: "both.example".into(), tls: Some(tls_name("both", false, false)) },
         ];
-        let (_, srv) = site_files(&cfg, Path::new("/p"), &r).unwrap();
-        assert_eq!(servers(&srv).len(), 1 + 3, "{srv}");
-        for name in ["www.shop.example", "new.example", "both.example"] {
-            let http = server_named(&srv, "127.0.0.1:80", name).unwrap();
-            assert!(block(http, "location ^~ /.well-known/acme-challenge/").contains("include /p/acme-challenge.conf;"), "{name}");
-            assert!(http.contains("proxy_pass http://vmw_site_3;") && !http.contains("max-age"), "{name}");
-        }
-        let redirect = |name: &str| has(&directives(block(server_named(&srv, "127.0.0.1:80", name).unwrap(), "location /")), "return 301 https://$host$request_uri");
-        assert!(redirect("www.shop.example") && !redirect("new.example") && !redirect("both.example"));
+        // Over HTTP: every proven name, to this site; redirected where its certificate asks.
+        let (http, http_names) = site_http_files(&cfg, &r).unwrap();
+        assert_eq!(
+            directives(&http),
+            [
+                ["my-site.sites.example", "\"3", "my-site", "s\""],
+                ["www.shop.example", "\"3", "my-site", "1\""],
+                ["new.example", "\"3", "my-site", "0\""],
+                ["both.example", "\"3", "my-site", "0\""]
+            ]
+        );
+        assert!(!http.contains("max-age"));
+        assert_eq!(directives(&http_names).len(), 4);
+        assert!(http_names.contains("server_name www.shop.example;") && http_names.contains("server_name new.example;"));
+        let off = ServiceConfig { nginx_listen_tls: None, ..tls_cfg() };
+        assert!(!site_http_files(&off, &r).unwrap().0.contains(" 1\";"), "no HTTPS address: no redirect");
         // Over HTTPS: the names with a certificate, each with its own, in the shared server.
         let (map, names) = site_https_files(&cfg, &r).unwrap();
         assert_eq!(
@@ -778,7 +803,7 @@ mod tests {
         for bad in ["a;b.example", "a b.example", "*.example.com", "10.1.2.3", "Shop.Example", "x.example;\nserver{", ""] {
             let mut b = r.clone();
             b.domains[1].name = bad.into();
-            assert!(site_files(&cfg, Path::new("/p"), &b).is_err(), "{bad:?}");
+            assert!(site_http_files(&cfg, &b).is_err(), "{bad:?}");
             assert!(site_https_files(&cfg, &b).is_err(), "{bad:?}");
         }
         let mut b = r.clone();

@@ -58,22 +58,30 @@ impl Proxy {
         Ok(changed.len())
     }
 
-    /// A site's files: locations, server, HTTPS map lines, HTTPS names (see `route_files`).
-    /// Its certificates are checked first (nginx reads them only at handshakes).
-    fn render_route(&self, r: &SiteRoute) -> Result<[String; 4], ProxyError> {
+    /// A site's files: locations, upstream, HTTP map lines and names, HTTPS map lines and names
+    /// (see `route_files`). Its certificates are checked first (nginx reads them only at handshakes).
+    fn render_route(&self, r: &SiteRoute) -> Result<[String; FILES], ProxyError> {
         if self.inner.cfg.nginx_listen_tls.is_some() {
             for t in r.subdomain_tls.iter().chain(r.domains.iter().filter_map(|d| d.tls.as_ref())) {
                 super::https::check_cert_files(t)?;
             }
         }
         let (locations, server) = render::site_files(&self.inner.cfg, &self.inner.prefix, r)?;
+        let (http_map, http_names) = render::site_http_files(&self.inner.cfg, r)?;
         let (map, names) = render::site_https_files(&self.inner.cfg, r)?;
-        Ok([locations, server, map, names])
+        Ok([locations, server, http_map, http_names, map, names])
     }
 
     /// Where a site's files are, in the order of `render_route`.
-    fn route_files(&self, hosting_id: i32) -> [PathBuf; 4] {
-        [self.site_file(hosting_id), self.server_file(hosting_id), self.https_map_file(hosting_id), self.https_names_file(hosting_id)]
+    fn route_files(&self, hosting_id: i32) -> [PathBuf; FILES] {
+        [
+            self.site_file(hosting_id),
+            self.server_file(hosting_id),
+            self.http_map_file(hosting_id),
+            self.http_names_file(hosting_id),
+            self.https_map_file(hosting_id),
+            self.https_names_file(hosting_id),
+        ]
     }
 
     /// Waits until nginx really serves the site at `/{slug}/` (any answer but a gateway error),
@@ -135,7 +143,7 @@ impl Proxy {
             let id = name
                 .strip_prefix("hosting-")
                 .and_then(|r| {
-                    [".locations.conf", ".server.conf", ".https.map", ".https.names"].iter().find_map(|s| r.strip_suffix(s))
+                    [".locations.conf", ".server.conf", ".http.map", ".http.names", ".https.map", ".https.names"].iter().find_map(|s| r.strip_suffix(s))
                 })
                 .and_then(|n| n.parse::<i32>().ok());
             if let Some(id) = id {
@@ -150,15 +158,18 @@ impl Proxy {
 
 }
 
-async fn read_all(paths: &[PathBuf; 4]) -> Result<[Option<String>; 4], ProxyError> {
-    let mut out: [Option<String>; 4] = Default::default();
+/// How many files a site has (`Proxy::route_files`).
+const FILES: usize = 6;
+
+async fn read_all(paths: &[PathBuf; FILES]) -> Result<[Option<String>; FILES], ProxyError> {
+    let mut out: [Option<String>; FILES] = Default::default();
     for (o, p) in out.iter_mut().zip(paths) {
         *o = read_opt(p).await?;
     }
     Ok(out)
 }
 
-async fn restore_all(paths: &[PathBuf; 4], before: [Option<String>; 4]) -> Result<(), ProxyError> {
+async fn restore_all(paths: &[PathBuf; FILES], before: [Option<String>; FILES]) -> Result<(), ProxyError> {
     for (p, b) in paths.iter().zip(before) {
         restore(p, b).await?;
     }

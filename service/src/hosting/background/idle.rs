@@ -23,7 +23,8 @@ pub(crate) async fn sleep_idle_sites(cx: &Cx) -> Result<usize> {
         if row.user_id.is_none() || row.operation.is_some() || row.always_on {
             continue;
         }
-        // Plain HTTP and /{slug}/ log to one file, the shared HTTPS server to another.
+        // /{slug}/ logs to one file; the site's names ({slug}.{base_domain}, custom domains), over
+        // HTTP and HTTPS alike, to another (the shared servers', opened by nginx's workers).
         let plain = activity::modified_ms(&cx.proxy().visits_file(row.id)).await;
         let https = activity::modified_ms(&cx.proxy().tls_visits_file(row.id)).await;
         let http = plain.max(https);
