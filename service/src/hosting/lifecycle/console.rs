@@ -27,6 +27,9 @@ const RETRY: Duration = Duration::from_secs(1);
 /// How long after a stream ended its VM's state is looked at (libvirt notices QEMU's exit a
 /// moment after the console's end).
 const STREAM_SETTLE: Duration = Duration::from_millis(1500);
+/// How often a connected session looks at the site's state: a stream opened while the VM was
+/// being saved may never see its end, so a site that stopped ends the stream from here.
+const STATE_CHECK: Duration = Duration::from_secs(2);
 
 /// The shortest and longest console password, in characters.
 pub const PASSWORD_MIN: usize = 10;
@@ -176,13 +179,16 @@ async fn drive_console(
                 None
             }
         };
-        let waiting = match row.map(|r| r.state) {
-            Some(HostingState::Running) => match cx.vm.open_console(id).await {
+        let waiting = match row.map(|r| (r.state, r.operation)) {
+            // An operation (a stop saving the VM, a restore, a snapshot) changes the QEMU
+            // process under the stream: open it once the operation is over.
+            Some((HostingState::Running, Some(op))) => format!("An operation is under way ({}): the console opens when it is done.", op.as_str().to_lowercase()),
+            Some((HostingState::Running, None)) => match cx.vm.open_console(id).await {
                 Ok(mut console) => {
                     if !say(ConsoleStatus::Connected, &mut last).await {
                         break;
                     }
-                    match bridge(&mut console, &out, &mut input, &mut holder, generation, &size_tx).await {
+                    match bridge(cx, actor, id, &mut console, &out, &mut input, &mut holder, generation, &size_tx).await {
                         Ended::Stream if console_taken_elsewhere(cx, actor, id).await => {
                             let _ = out.send(ConsoleOutput::Status(ConsoleStatus::TakenOver)).await;
                             break;
@@ -200,7 +206,7 @@ async fn drive_console(
                     "The VM's console is not available yet; retrying.".to_owned()
                 }
             },
-            Some(state) => format!("The site is {}: the console opens when it runs.", state.as_str()),
+            Some((state, _)) => format!("The site is {}: the console opens when it runs.", state.as_str()),
             None => "Retrying.".to_owned(),
         };
         if !say(ConsoleStatus::Waiting { reason: waiting }, &mut last).await {
@@ -237,8 +243,13 @@ async fn console_taken_elsewhere(cx: &Cx, actor: &Actor, id: i32) -> bool {
 }
 
 
-/// Moves bytes between an open stream and the session until one of them ends.
+/// Moves bytes between an open stream and the session until one of them ends, or the site
+/// is no longer running (its stream may not say so: see [`STATE_CHECK`]).
+#[allow(clippy::too_many_arguments)]
 async fn bridge(
+    cx: &Cx,
+    actor: &Actor,
+    id: i32,
     console: &mut VmConsole,
     out: &mpsc::Sender<ConsoleOutput>,
     input: &mut mpsc::Receiver<ConsoleInput>,
@@ -246,8 +257,16 @@ async fn bridge(
     generation: u64,
     size: &watch::Sender<Option<(u16, u16)>>,
 ) -> Ended {
+    let mut check = tokio::time::interval(STATE_CHECK);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    check.tick().await;
     loop {
         tokio::select! {
+            _ = check.tick() => match cx.store.owned(actor, id).await {
+                Ok(row) if row.state == HostingState::Running => {}
+                Ok(_) | Err(Error::NotFound(_)) => return Ended::Stream,
+                Err(e) => tracing::debug!(hosting_id = id, error = %e, "console: could not read the hosting"),
+            },
             data = console.output.recv() => match data {
                 Some(bytes) => if out.send(ConsoleOutput::Data(bytes)).await.is_err() { return Ended::Left },
                 None => return Ended::Stream,
