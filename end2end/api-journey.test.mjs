@@ -8,7 +8,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, uniqueUser } from './helpers.mjs';
+import { startServer, uniqueUser, waitRunning } from './helpers.mjs';
 
 let server;
 before(async () => { server = await startServer({ hosting: true }); });
@@ -47,15 +47,8 @@ test('register, login, create, poll, site through nginx, ssh, delete', { timeout
   assert.equal(r.status, 202);
   assert.match((await r.json()).status, /^(queued|provisioning)$/, 'the create call returns before the VM boots');
 
-  let host;
-  for (;;) {
-    host = await (await fetch(`${H}/api/v1/host`, { headers: auth })).json();
-    if (host.status === 'running' || host.status === 'failed') break;
-    assert.ok(Date.now() - t0 < 400_000, `still ${host.status}`);
-    await sleep(1000);
-  }
-  assert.equal(host.status, 'running', host.state_reason);
-  console.log(`# create -> running in ${Date.now() - t0} ms`);
+  const { host, ms } = await waitRunning(H, auth, { since: t0 });
+  console.log(`# create -> running in ${ms} ms`);
 
   const page = await fetch(`${H}/${me0.id}/`);
   assert.equal(page.status, 200);

@@ -4,7 +4,7 @@
 // by itself and the logged-in shell is still there. Screenshots go to end2end/artifacts/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, hydrated, uniqueUser, signup, ARTIFACTS } from './helpers.mjs';
+import { startServer, launch, hydrated, uniqueUser, signupAndCreate, ARTIFACTS } from './helpers.mjs';
 
 const BOOT = 300_000; // a cold boot under TCG takes 20-40 s
 
@@ -32,13 +32,7 @@ test('log in on the console in the browser and run a command', { timeout: 900_00
   const { browser, context, page, errors } = await launch();
   try {
     const u = uniqueUser('con');
-    await signup(page, server.base, u);
-    await page.goto(`${server.base}/dashboard`);
-    await hydrated(page);
-    await Promise.all([page.waitForURL(/\/hostings\/\d+$/), page.click('[data-testid=create-submit]')]);
-    const hostingUrl = page.url();
-    await hydrated(page);
-    await page.waitForSelector('[data-testid=state-badge][data-state=running]:not(:has-text("…"))', { timeout: BOOT });
+    const hostingUrl = await signupAndCreate(page, server.base, u, BOOT);
 
     // The console is found from the top of the page.
     await page.click('[data-testid=console-link]');

@@ -6,7 +6,7 @@
 // "goes active".)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, hydrated, uniqueUser, signup, ARTIFACTS } from './helpers.mjs';
+import { startServer, launch, hydrated, uniqueUser, signupAndCreate, ARTIFACTS } from './helpers.mjs';
 
 const BOOT = 300_000;
 
@@ -18,12 +18,7 @@ test('add a custom domain, see its DNS records and state, remove it', { timeout:
   const { browser, page, errors } = await launch();
   try {
     const u = uniqueUser('dom');
-    await signup(page, server.base, u);
-    await page.goto(`${server.base}/dashboard`);
-    await hydrated(page);
-    await Promise.all([page.waitForURL(/\/hostings\/\d+$/), page.click('[data-testid=create-submit]')]);
-    await hydrated(page);
-    await page.waitForSelector('[data-testid=state-badge][data-state=running]', { timeout: BOOT });
+    await signupAndCreate(page, server.base, u, BOOT);
     await page.waitForSelector('[data-testid=domains-empty]');
 
     // Rules: a wildcard and an IP address are refused with their own messages.

@@ -122,6 +122,19 @@ export async function signup(page, base, u) {
   await Promise.all([page.waitForURL(/\/dashboard$/), page.click('[data-testid=signup-submit]')]);
 }
 
+/** Signs `u` up, creates their site from the dashboard's button and waits (a cold boot under
+ * TCG takes 20-40 s) until its page shows it running. Returns the hosting page's URL. */
+export async function signupAndCreate(page, base, u, timeout = 300_000) {
+  await signup(page, base, u);
+  await page.goto(`${base}/dashboard`);
+  await hydrated(page);
+  await Promise.all([page.waitForURL(/\/hostings\/\d+$/), page.click('[data-testid=create-submit]')]);
+  const url = page.url();
+  await hydrated(page);
+  await page.waitForSelector('[data-testid=state-badge][data-state=running]:not(:has-text("…"))', { timeout });
+  return url;
+}
+
 /** A phone's screen: what the layout checks use. */
 export const PHONE = { width: 375, height: 800 };
 
@@ -156,4 +169,18 @@ export async function apiUser(base, prefix = 'api') {
   assert.equal(login.status, 200, `log in ${u.username}`);
   const { access_token } = await login.json();
   return { user: u, token: access_token, auth: { Authorization: `Bearer ${access_token}` } };
+}
+
+/** Polls `GET /api/v1/host` until the caller's site runs (or failed: then the test fails with
+ * its reason), at most `timeout` ms. Returns the host and the ms it took since `since`. */
+export async function waitRunning(base, auth, { since = Date.now(), timeout = 400_000 } = {}) {
+  let host;
+  for (;;) {
+    host = await (await fetch(`${base}/api/v1/host`, { headers: auth })).json();
+    if (host.status === 'running' || host.status === 'failed') break;
+    assert.ok(Date.now() - since < timeout, `still ${host.status}`);
+    await new Promise(r => setTimeout(r, 1000));
+  }
+  assert.equal(host.status, 'running', host.state_reason);
+  return { host, ms: Date.now() - since };
 }

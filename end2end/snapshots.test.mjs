@@ -3,7 +3,7 @@
 // running again, and deleted. (service/tests/real_vm.rs checks the restored file through nginx.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, launch, hydrated, uniqueUser, signup, ARTIFACTS } from './helpers.mjs';
+import { startServer, launch, uniqueUser, signupAndCreate, ARTIFACTS } from './helpers.mjs';
 
 const BOOT = 300_000;
 
@@ -15,12 +15,7 @@ test('take, restore and delete a snapshot from the hosting page', { timeout: 900
   const { browser, page, errors } = await launch();
   try {
     const u = uniqueUser('snap');
-    await signup(page, server.base, u);
-    await page.goto(`${server.base}/dashboard`);
-    await hydrated(page);
-    await Promise.all([page.waitForURL(/\/hostings\/\d+$/), page.click('[data-testid=create-submit]')]);
-    await hydrated(page);
-    await page.waitForSelector('[data-testid=state-badge][data-state=running]', { timeout: BOOT });
+    await signupAndCreate(page, server.base, u, BOOT);
     await page.waitForSelector('[data-testid=snapshots-empty]');
 
     // A name with a slash: its field error, nothing taken.

@@ -12,7 +12,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, startServer, freePort, apiUser, launch, hydrated, ARTIFACTS } from './helpers.mjs';
+import { ROOT, startServer, freePort, apiUser, waitRunning, launch, hydrated, ARTIFACTS } from './helpers.mjs';
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const VALIDITY = 90; // seconds: renewal comes at two thirds (60 s)
@@ -88,15 +88,7 @@ test('a site on its own domains over HTTPS: wildcard by DNS-01, domains by HTTP-
 
   r = await fetch(`${H}/api/v1/host`, { method: 'POST', headers: json, body: JSON.stringify({}) });
   assert.equal(r.status, 202);
-  let host;
-  const t0 = Date.now();
-  for (;;) {
-    host = await (await fetch(`${H}/api/v1/host`, { headers: auth })).json();
-    if (host.status === 'running' || host.status === 'failed') break;
-    assert.ok(Date.now() - t0 < 400_000, `still ${host.status}`);
-    await sleep(1000);
-  }
-  assert.equal(host.status, 'running', host.state_reason);
+  const { host } = await waitRunning(H, auth);
   const slug = u.username;
   const welcome = new RegExp(`Welcome to ${slug}`);
 
