@@ -140,7 +140,7 @@ bench-density: setup image host build-release
 
 ## HTTPS through the project's nginx configuration: HTTPS against HTTP request rate, new TLS
 ## handshakes, reload times with 1,000 custom domains each with its own certificate
-## (ops/bench-tls.sh; BENCH_SECS=, BENCH_SITES= there). Needs wrk; no VM, no release build.
+## (ops/bench-tls.sh; BENCH_SECS=, BENCH_SITES= there). Needs wrk; no VM; a release build of the proxy code.
 bench-tls:
 	ops/bench-tls.sh
 

@@ -15,6 +15,6 @@ done
 echo "commit $(git -C "$root" rev-parse --short HEAD), $(date -u '+%Y-%m-%d %H:%M UTC'), load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 cd "$root"
 BENCH_SECS=${BENCH_SECS:-10} BENCH_SITES=${BENCH_SITES:-1000} \
-  cargo test -q -p service --test proxy_tls -- --ignored --exact bench_https_against_http --nocapture 2>&1 \
-  | grep -E '^\|' || { echo "the benchmark failed: cargo test -p service --test proxy_tls -- --ignored bench_https_against_http --nocapture" >&2; exit 1; }
+  cargo test -q --release -p service --test proxy_tls -- --ignored --exact bench_https_against_http --nocapture 2>&1 \
+  | grep -E '^\|' || { echo "the benchmark failed: cargo test --release -p service --test proxy_tls -- --ignored bench_https_against_http --nocapture" >&2; exit 1; }
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
