@@ -131,6 +131,8 @@
       connect();
     }).catch(e => say('error', `The terminal could not load: ${e.message}`));
 
+    // Undoes all of the above, so that the element, if the page puts it back (a re-render may
+    // take a node out and insert it again), is mounted afresh by the next scan.
     el.vmwUnmount = () => {
       gone = true;
       clearTimeout(retry);
@@ -139,6 +141,12 @@
       el.vmwObserver?.disconnect();
       if (el.vmwOnline) window.removeEventListener('online', el.vmwOnline);
       term?.dispose();
+      screen.remove();
+      bar.remove();
+      delete el.vmwTerminal;
+      delete el.vmwText;
+      delete el.dataset.state;
+      el.vmwMounted = false;
     };
   }
 

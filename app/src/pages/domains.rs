@@ -24,13 +24,11 @@ pub fn Domains(hosting: RwSignal<HostingView>, events: RwSignal<Vec<EventView>>)
         move || (changed.get(), add.version().get(), events.with(|e| e.last().map(|x| x.id))),
         move |_| list_domains(id),
     );
-    // While a domain is on its way (DNS, certificate), look again now and then.
+    // While a domain is on its way (DNS, certificate), look again now and then. Set where the
+    // list is awaited, inside the Transition below: a read of the resource anywhere else (an
+    // Effect) registers it with the page's outer Suspense, which then takes the whole page out
+    // and puts it back on every refetch (the console's terminal lost its connection that way).
     let unsettled = RwSignal::new(false);
-    Effect::new(move || {
-        if let Some(Ok(v)) = list.get() {
-            unsettled.set(v.iter().any(|d| d.state != DomainState::Active));
-        }
-    });
     #[cfg(feature = "hydrate")]
     {
         if let Ok(h) = set_interval_with_handle(
@@ -82,7 +80,9 @@ pub fn Domains(hosting: RwSignal<HostingView>, events: RwSignal<Vec<EventView>>)
             <FormError error=general_error(value, &["name"])/>
             <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
                 {move || Suspend::new(async move {
-                    match list.await {
+                    let list = list.await;
+                    unsettled.set(list.as_ref().is_ok_and(|v| v.iter().any(|d| d.state != DomainState::Active)));
+                    match list {
                         Ok(v) if v.is_empty() => view! { <p class="text-sm text-slate-500" data-testid="domains-empty">"No domains yet."</p> }.into_any(),
                         Ok(v) => view! {
                             <ul class="divide-y divide-slate-200 dark:divide-slate-800">

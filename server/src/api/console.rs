@@ -154,6 +154,7 @@ async fn run(socket: WebSocket, state: AppState, user: ApiUser, h: HostingServic
             }
         }
     };
+    tracing::debug!(hosting_id = id, end = ?end, "console: the WebSocket ends");
     if let Some((code, reason)) = end {
         let _ = sink.send(close_frame(code, reason)).await;
     }

@@ -98,6 +98,7 @@ pub fn validate_console_password(password: &str, confirm: &str) -> Result<()> {
 }
 
 /// How a connected stretch of the session ended.
+#[derive(Debug)]
 enum Ended {
     /// The stream closed (the VM stopped or was saved): wait and reopen.
     Stream,
@@ -179,6 +180,7 @@ async fn drive_console(
                 None
             }
         };
+        tracing::debug!(hosting_id = id, generation, state = ?row.as_ref().map(|r| (r.state, r.operation)), "console: looking at the site");
         let waiting = match row.map(|r| (r.state, r.operation)) {
             // An operation (a stop saving the VM, a restore, a snapshot) changes the QEMU
             // process under the stream: open it once the operation is over.
@@ -188,7 +190,9 @@ async fn drive_console(
                     if !say(ConsoleStatus::Connected, &mut last).await {
                         break;
                     }
-                    match bridge(cx, actor, id, &mut console, &out, &mut input, &mut holder, generation, &size_tx).await {
+                    let ended = bridge(cx, actor, id, &mut console, &out, &mut input, &mut holder, generation, &size_tx).await;
+                    tracing::debug!(hosting_id = id, generation, ended = ?ended, "console: the stream's stretch ended");
+                    match ended {
                         Ended::Stream if console_taken_elsewhere(cx, actor, id).await => {
                             let _ = out.send(ConsoleOutput::Status(ConsoleStatus::TakenOver)).await;
                             break;
