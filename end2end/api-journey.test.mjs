@@ -47,7 +47,7 @@ test('register, login, create, poll, site through nginx, ssh, delete', { timeout
   assert.equal(r.status, 202);
   assert.match((await r.json()).status, /^(queued|provisioning)$/, 'the create call returns before the VM boots');
 
-  const { host, ms } = await waitRunning(H, auth, { since: t0 });
+  let { host, ms } = await waitRunning(H, auth, { since: t0 });
   console.log(`# create -> running in ${ms} ms`);
 
   const page = await fetch(`${H}/${me0.id}/`);

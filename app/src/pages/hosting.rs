@@ -360,6 +360,11 @@ fn ConsolePasswordForm(id: i32, login_user: String) -> impl IntoView {
     }
 }
 
+/// What the boot log says when the VM wrote nothing: a clone of the golden snapshot, a woken or
+/// started site and a restored snapshot are restored from saved memory, never booted here.
+const NO_BOOT_OUTPUT: &str = "(No boot output. This VM was restored from saved memory, not booted: sites are made from a \
+     saved snapshot and wake from one, so there is nothing to show until it boots. Restart boots it, and its log appears here.)";
+
 /// The last lines the VM wrote to its serial console (its boot), read-only.
 #[component]
 fn BootLog(id: i32) -> impl IntoView {
@@ -395,7 +400,7 @@ fn BootLog(id: i32) -> impl IntoView {
             </div>
             <Show when=move || open.get()>
                 <pre class="mt-3 max-h-80 overflow-auto rounded-lg bg-black p-3 text-xs leading-relaxed text-emerald-300" data-testid="console">
-                    {move || { let l = lines.get(); if l.is_empty() { "(no output yet)".to_string() } else { l.join("\n") } }}
+                    {move || { let l = lines.get(); if l.is_empty() { NO_BOOT_OUTPUT.to_string() } else { l.join("\n") } }}
                 </pre>
             </Show>
         </div>
