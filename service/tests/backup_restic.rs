@@ -461,3 +461,33 @@ async fn invalid_arguments_never_reach_restic() {
     assert!(matches!(err, BackupError::InvalidArgument { .. }), "{err:?}");
     assert!(Restic::new(RepoSettings::new("relative/repo", "/pw", "/cache")).is_err());
 }
+
+#[tokio::test]
+async fn hung_or_killed_restic_is_typed_and_stopped() {
+    // Stand-ins for a restic that hangs and one the OS kills: no restic needed.
+    let dir = tempfile::tempdir().unwrap();
+    let script = |name: &str, body: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let pid_file = dir.path().join("pid");
+    let mut settings = RepoSettings::new(dir.path().join("repo").display().to_string(), dir.path().join("pw"), dir.path().join("cache"));
+    settings.timeouts = Timeouts { metadata: Duration::from_millis(500), data: Duration::from_millis(500) };
+    settings.program = script("hang", &format!("echo $$ > {}\nexec sleep 60", pid_file.display()));
+    let started = Instant::now();
+    let err = Restic::new(settings.clone()).unwrap().snapshots(&SnapshotFilter::default()).await.unwrap_err();
+    assert!(matches!(err, BackupError::TimedOut { verb: "snapshots", .. }), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let pid: i32 = std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap();
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the hung process was not stopped");
+
+    settings.program = script("killed", "kill -9 $$");
+    let err = Restic::new(settings.clone()).unwrap().unlock().await.unwrap_err();
+    assert!(matches!(err, BackupError::Killed { verb: "unlock", signal: 9 }), "{err:?}");
+
+    settings.program = script("garbage", "echo '{\"message_type\": \"summary\", \"snapshot_id\": 5}'");
+    let err = Restic::new(settings).unwrap().backup_files(&[dir.path().to_path_buf()], &[], HOST, |_| {}).await.unwrap_err();
+    assert!(matches!(&err, BackupError::Parse { verb: "backup", line, .. } if line.contains("snapshot_id")), "{err:?}");
+}

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use super::error::BackupError;
 
 /// How far a running backup is (restic's `status` lines, a few per second).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Progress {
     /// 0.0 to 1.0; stays 0 for stdin backups (restic cannot know the stream's size).
     pub percent_done: f64,
@@ -37,7 +37,7 @@ pub struct BackupSummary {
 }
 
 /// One snapshot in the repository.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct Snapshot {
     pub id: String,
     pub short_id: String,
@@ -59,7 +59,7 @@ pub struct ForgetResult {
 
 /// `stats --mode raw-data`: what the selected snapshots occupy in the repository (their blobs
 /// after deduplication and compression, counting a blob shared between them once).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 pub struct RawStats {
     pub total_size: u64,
     #[serde(default)]

@@ -10,8 +10,8 @@ use super::error::BackupError;
 /// The storage backends restic 0.14 knows, by URL prefix (a plain absolute path is `local`).
 const SCHEMES: &[&str] = &["local:", "sftp:", "rest:", "s3:", "b2:", "azure:", "gs:", "swift:", "rclone:"];
 
-/// A restic repository and how to open it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A restic repository and how to open it. Its `Debug` masks any password in the URL.
+#[derive(Clone, PartialEq, Eq)]
 pub struct RepoSettings {
     /// The repository as restic takes it: `/abs/folder`, `local:/abs/folder`,
     /// `sftp:user@host:/path`, `sftp://user@host:port//path`, `rest:http://127.0.0.1:8000/`,
@@ -54,6 +54,19 @@ pub struct Timeouts {
 impl Default for Timeouts {
     fn default() -> Self {
         Self { metadata: Duration::from_secs(120), data: Duration::from_secs(6 * 3600) }
+    }
+}
+
+impl std::fmt::Debug for RepoSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepoSettings")
+            .field("url", &self.redacted_url())
+            .field("password_file", &self.password_file)
+            .field("sftp_command", &self.sftp_command)
+            .field("cache_dir", &self.cache_dir)
+            .field("timeouts", &self.timeouts)
+            .field("program", &self.program)
+            .finish()
     }
 }
 
@@ -250,6 +263,7 @@ mod tests {
         assert_eq!(redact("sftp://backup@host//srv"), "sftp://backup@host//srv");
         assert_eq!(redact("/srv/restic"), "/srv/restic");
         assert!(!settings("rest:https://u:hunter2@h/").validate().is_err_and(|e| e.to_string().contains("hunter2")));
+        assert!(!format!("{:?}", settings("rest:https://u:hunter2@h/")).contains("hunter2"));
     }
 
     #[test]

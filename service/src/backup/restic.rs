@@ -34,6 +34,7 @@ impl Restic {
     /// never a reason to initialise (that would fail, or worse, on a folder that is not empty).
     pub async fn init_if_missing(&self) -> Result<bool, BackupError> {
         self.ensure_dirs()?;
+        warn_if_readable_by_others(&self.settings.password_file);
         let mut out = Vec::new();
         let mut call = self.meta("cat");
         call.flags.push("config".into());
@@ -286,6 +287,17 @@ impl Restic {
 
     fn ensure_dirs(&self) -> Result<(), BackupError> {
         create_private_dir(&self.settings.cache_dir)
+    }
+}
+
+/// The password opens every backup of every site: a file others can read is worth a warning
+/// (not an error: the operator may have reasons, e.g. a group the service runs in).
+fn warn_if_readable_by_others(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path)
+        && meta.permissions().mode() & 0o077 != 0
+    {
+        tracing::warn!(path = %path.display(), mode = format!("{:o}", meta.permissions().mode() & 0o777), "the backup password file is readable by others than its owner (chmod 600)");
     }
 }
 
