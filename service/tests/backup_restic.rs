@@ -176,6 +176,7 @@ impl Repo {
 
 /// Back up a folder, change a file, restore the first snapshot: the old bytes come back.
 async fn restore_gives_old_bytes(repo: Repo) {
+    assert!(repo.restic.version().await.unwrap().starts_with("restic "));
     assert!(repo.restic.init_if_missing().await.unwrap(), "a new repository is created");
     assert!(!repo.restic.init_if_missing().await.unwrap(), "an existing repository is kept");
     let site = repo.path("site");
@@ -363,8 +364,10 @@ async fn wrong_password_and_missing_repository_are_typed() {
     }
     let mut settings = Repo::local().restic.settings().clone();
     settings.program = "/nonexistent/restic".into();
-    let err = Restic::new(settings).unwrap().snapshots(&SnapshotFilter::default()).await.unwrap_err();
+    let missing = Restic::new(settings).unwrap();
+    let err = missing.snapshots(&SnapshotFilter::default()).await.unwrap_err();
     assert!(matches!(err, BackupError::ResticMissing { .. }), "{err:?}");
+    assert!(matches!(missing.version().await, Err(BackupError::ResticMissing { .. })));
 }
 
 /// An endless incompressible stream, as a disk image that takes long to read.

@@ -183,13 +183,19 @@ fn validate_url(url: &str) -> Result<(), BackupError> {
 
 /// Masks the password of a `scheme://user:password@host` part, wherever it is in the URL.
 fn redact(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else { return url.to_string() };
-    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
-    let Some(at) = url[start..authority_end].rfind('@').map(|i| start + i) else { return url.to_string() };
-    match url[start..at].find(':') {
-        Some(colon) => format!("{}***{}", &url[..start + colon + 1], &url[at..]),
+    match password_range(url) {
+        Some(r) => format!("{}***{}", &url[..r.start], &url[r.end..]),
         None => url.to_string(),
     }
+}
+
+/// Where the password of a `scheme://user:password@host` part is in the URL, if it has one.
+pub(crate) fn password_range(url: &str) -> Option<std::ops::Range<usize>> {
+    let start = url.find("://")? + 3;
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    let at = start + url[start..end].rfind('@')?;
+    let colon = start + url[start..at].find(':')?;
+    (colon + 1 < at).then_some(colon + 1..at)
 }
 
 #[cfg(test)]

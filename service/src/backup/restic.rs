@@ -29,6 +29,16 @@ impl Restic {
         &self.settings
     }
 
+    /// restic's version line (`restic 0.14.0 compiled with go1.19.8 on linux/amd64`): whether it
+    /// is installed, without touching the repository (startup check, admin page).
+    pub async fn version(&self) -> Result<String, BackupError> {
+        let mut out = Vec::new();
+        let mut call = self.meta("version");
+        call.output = Output::Collect(&mut out);
+        run(&self.settings, call).await?;
+        Ok(trimmed(&out).to_string())
+    }
+
     /// Makes sure the repository exists: `cat config`, and `init` only if nothing is there.
     /// Returns whether it was created now. A wrong password or a locked repository is an error,
     /// never a reason to initialise (that would fail, or worse, on a folder that is not empty).

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use tokio::process::Command;
 
 use super::error::BackupError;
-use super::repo::RepoSettings;
+use super::repo::{password_range, RepoSettings};
 
 /// How much of restic's stderr an error keeps (its last bytes: the fatal message is at the end).
 const STDERR_TAIL: usize = 4096;
@@ -248,20 +248,11 @@ fn mask(settings: &RepoSettings, tail: &[u8]) -> String {
     let redacted = settings.redacted_url();
     if redacted != settings.url {
         text = text.replace(&settings.url, &redacted);
-        if let Some(secret) = url_password(&settings.url) {
-            text = text.replace(secret, "***");
+        if let Some(secret) = password_range(&settings.url) {
+            text = text.replace(&settings.url[secret], "***");
         }
     }
     text
-}
-
-fn url_password(url: &str) -> Option<&str> {
-    let start = url.find("://")? + 3;
-    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
-    let at = start + url[start..end].rfind('@')?;
-    let colon = start + url[start..at].find(':')?;
-    let secret = &url[colon + 1..at];
-    (!secret.is_empty()).then_some(secret)
 }
 
 fn last_lines(text: &str, n: usize) -> String {
@@ -293,7 +284,7 @@ mod tests {
         let s = settings("rest:https://u:hunter2@h/r/");
         let text = mask(&s, b"Fatal: rest:https://u:hunter2@h/r/ said no to hunter2");
         assert!(!text.contains("hunter2"), "{text}");
-        assert_eq!(url_password("rest:http://127.0.0.1:80/"), None);
+        assert_eq!(password_range("rest:http://127.0.0.1:80/"), None);
     }
 
     #[test]
