@@ -182,10 +182,10 @@ async fn restore_gives_old_bytes(repo: Repo) {
     let site = repo.path("site");
     std::fs::create_dir_all(site.join("www")).unwrap();
     std::fs::write(site.join("www/index.html"), "version 1").unwrap();
-    let first = repo.restic.backup_files(&[site.clone()], &[tag("site:1")], HOST, |_| {}).await.unwrap();
+    let first = repo.restic.backup_files(std::slice::from_ref(&site), &[tag("site:1")], HOST, |_| {}).await.unwrap();
     assert_eq!(first.files_new, 1);
     std::fs::write(site.join("www/index.html"), "version 2, longer").unwrap();
-    let second = repo.restic.backup_files(&[site.clone()], &[tag("site:1")], HOST, |_| {}).await.unwrap();
+    let second = repo.restic.backup_files(std::slice::from_ref(&site), &[tag("site:1")], HOST, |_| {}).await.unwrap();
     assert_eq!(second.files_changed, 1);
 
     let snaps = repo.restic.snapshots(&SnapshotFilter::tagged([tag("site:1")])).await.unwrap();
@@ -313,9 +313,9 @@ async fn forget_keeps_what_the_policy_says() {
     let mut ids = Vec::new();
     for i in 0..3 {
         std::fs::write(site.join("f"), noise(256 << 10, i)).unwrap();
-        ids.push(repo.restic.backup_files(&[site.clone()], &[tag("site:1")], HOST, |_| {}).await.unwrap().snapshot_id);
+        ids.push(repo.restic.backup_files(std::slice::from_ref(&site), &[tag("site:1")], HOST, |_| {}).await.unwrap().snapshot_id);
     }
-    let other = repo.restic.backup_files(&[site.clone()], &[tag("site:2")], HOST, |_| {}).await.unwrap().snapshot_id;
+    let other = repo.restic.backup_files(std::slice::from_ref(&site), &[tag("site:2")], HOST, |_| {}).await.unwrap().snapshot_id;
 
     // Three snapshots of today: one day kept, its newest snapshot. Another site is untouched.
     let before = repo.restic.stats_raw(&SnapshotFilter::default()).await.unwrap();
