@@ -2,6 +2,7 @@
 //! lifecycle. A plain library: no web framework in here. Leptos server functions and the REST
 //! API both call it.
 pub mod accounts;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod dns;
