@@ -1,0 +1,468 @@
+//! A consistent copy of one site's files for a backup (issue 31): what the restic driver
+//! (`crate::backup`) hands restic. It never runs restic, and never restores.
+//!
+//! What is copied, by the VM's state:
+//! - **running**: its qcow2 overlay, copied while the guest's filesystems are frozen by its agent
+//!   (`guest-fsfreeze-freeze`, then `guest-fsfreeze-thaw` ALWAYS: on every path, also after a
+//!   freeze that timed out or answered nonsense, since the guest may have frozen anyway). No
+//!   memory: saving a running VM's memory stops it, and its page would stop answering for the
+//!   seconds a save and a restore take (a user snapshot does exactly that, when its owner asks
+//!   for it). The copy is then what a power cut at that instant would leave, every filesystem
+//!   clean.
+//! - **asleep or stopped with its memory saved**: the overlay and libvirt's managed save file,
+//!   copied as they are (never woken, never started), and how that memory is stored
+//!   ([`MemoryForm`]): a delta needs its golden's memory file to be restored ([`BaseRef`]).
+//! - **powered off**: the overlay alone.
+//!
+//! Why a plain copy of a file QEMU holds open is sound while the guest is frozen: the freeze
+//! makes the guest write back every dirty page and flush its disk; QEMU's qcow2 driver answers
+//! a flush by writing its cached metadata (L2 tables, refcounts) and syncing the file; a frozen
+//! guest then issues no writes, so until the thaw the host file is a complete, consistent qcow2
+//! image. `cp --reflink=auto --sparse=always` keeps the copy as small as the file (blocks shared
+//! on btrfs/XFS, holes skipped elsewhere); `qemu-img convert -U` would instead rewrite every
+//! cluster through a second qcow2 driver (slower, and the freeze lasts as long). The copy is
+//! checked with `qemu-img check` after the thaw, off the frozen time. A guest that lies (says
+//! "frozen" without freezing) can only make its own backup inconsistent, and the check still
+//! refuses a copy whose qcow2 metadata is broken.
+//!
+//! The frozen time is bounded: the agent's answer to the freeze within
+//! [`CaptureOpts::freeze_timeout`], the copy within [`CaptureOpts::copy_within`] (else it is
+//! killed: [`VmError::FrozenTooLong`]), each of at most [`THAW_ATTEMPTS`] thaws within
+//! [`THAW_TIMEOUT_SECS`]. On ext4 (no reflink) the copy takes as long as the overlay's bytes
+//! take to read and write (about 1 s per GB): a site with a larger overlay gets
+//! `FrozenTooLong` and is to be captured through a snapshot instead.
+//!
+//! The freeze is a guest call of the site's owner (`guest_calls`): after the site's pending
+//! call, in one of the few slots, on the guest calls' connection, so a tenant's stuck agent
+//! holds up no one else's backup. The caller holds the site (its operation), so nothing starts,
+//! saves or wakes the VM meanwhile; a saved VM's state is checked again after its copy anyway.
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use virt::domain::Domain;
+
+use super::guest_calls::is_agent_timeout;
+use super::memory::{compress, delta};
+use super::{Doing, VmError, VmManager, VmState, io, map_state};
+
+/// The overlay's name, in the VM's folder and in the staging folder.
+const DISK: &str = "disk.qcow2";
+/// The saved memory's name in the staging folder.
+const MEMORY: &str = "memory.save";
+/// Seconds the guest has to answer one thaw.
+pub const THAW_TIMEOUT_SECS: i32 = 5;
+/// Thaws sent before the guest is given up on ([`VmError::ThawFailed`]).
+pub const THAW_ATTEMPTS: u32 = 3;
+
+/// Bounds of a running site's capture.
+#[derive(Clone, Copy, Debug)]
+pub struct CaptureOpts {
+    /// How long the agent has to answer the freeze (whole seconds, at least 1).
+    pub freeze_timeout: Duration,
+    /// How long the copy may keep the guest frozen before it is abandoned.
+    pub copy_within: Duration,
+}
+
+impl Default for CaptureOpts {
+    fn default() -> Self {
+        Self { freeze_timeout: Duration::from_secs(5), copy_within: Duration::from_secs(10) }
+    }
+}
+
+/// The state the VM was captured in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CapturedFrom {
+    /// Running: its disk, copied while frozen; no memory.
+    Running,
+    /// Asleep or stopped with its memory saved: disk and memory.
+    Saved,
+    /// Powered off: its disk.
+    PoweredOff,
+}
+
+/// What a base disk is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaseKind {
+    /// A guest image's `base.qcow2` (a VM booted from the image).
+    Image,
+    /// A golden snapshot's `disk.qcow2` (a clone; it backs onto its image's base in turn).
+    Golden,
+}
+
+/// The read-only disk an overlay backs onto, for the repository to hold once for all sites.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BaseRef {
+    /// Stable and file-name safe: `image-{image folder}` or `golden-{image key}-{golden
+    /// folder}` (folders are never reused for other contents: an image build's folder names
+    /// its build, a golden's its attempt).
+    pub id: String,
+    /// The base disk, as the overlay's header names it (absolute).
+    pub disk: PathBuf,
+    pub kind: BaseKind,
+}
+
+/// How a captured memory file stores the guest's memory (libvirt's save header says).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemoryForm {
+    /// libvirt's raw save: libvirt restores it.
+    Plain,
+    /// lzop-compressed in libvirt's own format: libvirt restores it.
+    Lzop,
+    /// Another of libvirt's compressed formats (its header's word): libvirt restores it.
+    Libvirt(u32),
+    /// A delta to a golden's memory (`memory::delta`): restored only with that golden's
+    /// `state.save` at `reference` (one of [`VmManager::base_files`] of golden `golden`).
+    Delta { golden: String, reference: PathBuf },
+}
+
+/// A site captured into a staging folder.
+#[derive(Clone, Debug)]
+pub struct Capture {
+    /// The copy of the qcow2 overlay (`{staging}/disk.qcow2`); it backs onto [`Capture::base`].
+    pub disk: PathBuf,
+    /// The copy of the saved memory (`{staging}/memory.save`) and how it is stored.
+    pub memory: Option<(PathBuf, MemoryForm)>,
+    pub base: BaseRef,
+    /// How long the guest's filesystems were frozen (a running site only).
+    pub frozen_for: Option<Duration>,
+    /// Bytes of the captured files.
+    pub bytes: u64,
+    pub from: CapturedFrom,
+}
+
+impl VmManager {
+    /// Fills `staging` (an existing, empty folder of the caller's) with a consistent copy of
+    /// hosting `hosting_id`'s files, as the module docs say by state; `owner` is the site's
+    /// owner (whose guest-call share the freeze takes). A running site whose agent does not
+    /// freeze gives [`VmError::FreezeFailed`] (nothing copied: take a snapshot instead); a
+    /// paused or crashed one [`VmError::NotCapturable`]. On failure nothing of the capture is
+    /// left in `staging`.
+    pub async fn capture_for_backup(&self, hosting_id: i32, owner: i32, staging: &Path, opts: CaptureOpts) -> Result<Capture, VmError> {
+        let overlay = self.vm_dir(hosting_id).join(DISK);
+        let (disk, mem) = (staging.join(DISK), staging.join(MEMORY));
+        if !staging.is_dir() {
+            return Err(VmError::Invalid(format!("the staging folder {} does not exist", staging.display())));
+        }
+        if disk.exists() || mem.exists() {
+            return Err(VmError::Invalid(format!("the staging folder {} holds a capture already", staging.display())));
+        }
+        let base = {
+            let overlay = overlay.clone();
+            tokio::task::spawn_blocking(move || base_of(&overlay)).await??
+        };
+        let name = self.domain_name(hosting_id);
+        let (state, saved) = self.saved_state(&name).await?;
+        let t = Instant::now();
+        let (from, frozen_for, memory) = match (state, saved) {
+            (VmState::Running, _) => {
+                let frozen = self.capture_running(hosting_id, owner, &overlay, &disk, opts).await?;
+                (CapturedFrom::Running, Some(frozen), None)
+            }
+            (_, true) => {
+                let form = self.capture_saved(&name, &overlay, &disk, &mem, &base).await?;
+                (CapturedFrom::Saved, None, Some((mem.clone(), form)))
+            }
+            (VmState::ShutOff, false) => {
+                finish_copy(Some(&overlay), &disk).await?;
+                (CapturedFrom::PoweredOff, None, None)
+            }
+            (other, false) => return Err(VmError::NotCapturable(other)),
+        };
+        let bytes = file_bytes(&disk) + memory.as_ref().map_or(0, |(p, _)| file_bytes(p));
+        tracing::info!(hosting_id, ?from, bytes, frozen_ms = frozen_for.map(|d| d.as_millis() as u64), ms = t.elapsed().as_millis() as u64, base = %base.id, "site captured for a backup");
+        Ok(Capture { disk, memory, base, frozen_for, bytes, from })
+    }
+
+    /// The files a restore on a fresh node needs besides a capture on `base`, for the caller to
+    /// back up once: the base disk, and for a golden its saved memory (a delta's reference),
+    /// its metadata, and its own image's files (its disk backs onto the image's base). Only
+    /// files that exist; the base disk first.
+    pub fn base_files(&self, base: &BaseRef) -> Vec<PathBuf> {
+        let Some(dir) = base.disk.parent() else { return Vec::new() };
+        let mut out = vec![base.disk.clone()];
+        let others: &[&str] = match base.kind {
+            BaseKind::Image => &["vmlinuz", "initrd.img", "image.json"],
+            // `state.save`'s header is rewritten while a clone is made (its memory stream after it
+            // never is): a copy taken meanwhile holds some clone's XML, which a clone replaces.
+            BaseKind::Golden => &["state.save", "golden.json", "golden.xml", "golden.head"],
+        };
+        out.extend(others.iter().map(|f| dir.join(f)).filter(|p| p.is_file()));
+        if base.kind == BaseKind::Golden {
+            if let Ok(image) = base_of(&base.disk) {
+                out.extend(self.base_files(&image));
+            }
+        }
+        out
+    }
+
+    /// The domain's state, and whether it keeps its memory saved (inactive only).
+    async fn saved_state(&self, name: &str) -> Result<(VmState, bool), VmError> {
+        let name = name.to_owned();
+        self.blocking(move |c| {
+            let d = Self::existing(c, &name)?;
+            let state = map_state(&d, &name)?;
+            let active = d.is_active().doing("read the state of domain", &name)?;
+            let saved = !active && d.has_managed_save(0).doing("look for a saved state of domain", &name)?;
+            Ok((state, saved))
+        })
+        .await
+    }
+
+    /// The running VM's overlay copied to `disk` while its guest is frozen; the time frozen.
+    async fn capture_running(&self, hosting_id: i32, owner: i32, overlay: &Path, disk: &Path, opts: CaptureOpts) -> Result<Duration, VmError> {
+        let name = self.domain_name(hosting_id);
+        // A site whose pending call (a stuck agent of its tenant's) keeps the turn: not frozen.
+        let pass = self
+            .inner
+            .guest
+            .enter(&name, owner, "guest-fsfreeze-freeze")
+            .await
+            .map_err(|e| VmError::FreezeFailed { domain: name.clone(), source: Box::new(e) })?;
+        let (inner, overlay, part) = (self.inner.clone(), overlay.to_owned(), part_of(disk));
+        let frozen_for = tokio::task::spawn_blocking(move || {
+            let _pass = pass; // the site's turn and a slot, until the thaw returned
+            let checkout = inner.guest_conns.as_ref().unwrap_or(&inner.conns).checkout()?;
+            let d = Self::existing(&checkout.conn, &name)?;
+            match map_state(&d, &name)? {
+                VmState::Running => frozen_copy(&d, &name, &overlay, &part, opts),
+                other => Err(VmError::NotRunning(other)),
+            }
+        })
+        .await??;
+        finish_copy(None, disk).await?;
+        Ok(frozen_for)
+    }
+
+    /// The saved VM's memory and overlay copied (it is not woken); how the memory is stored.
+    async fn capture_saved(&self, name: &str, overlay: &Path, disk: &Path, mem: &Path, base: &BaseRef) -> Result<MemoryForm, VmError> {
+        let saved = compress::managed_save_path(name);
+        let stamp = |p: &Path| std::fs::metadata(p).and_then(|m| Ok((m.len(), m.modified()?))).ok();
+        let before = stamp(&saved);
+        let copied = async {
+            finish_copy(Some(&saved), mem).await?;
+            finish_copy(Some(overlay), disk).await?;
+            let (state, still) = self.saved_state(name).await?;
+            if !still || state == VmState::Running || stamp(&saved) != before {
+                return Err(VmError::Invalid(format!("domain {name} was started while its saved state was copied")));
+            }
+            let (mem, base) = (mem.to_owned(), base.clone());
+            tokio::task::spawn_blocking(move || memory_form(&mem, &base)).await?
+        }
+        .await;
+        if copied.is_err() {
+            let _ = tokio::fs::remove_file(mem).await;
+            let _ = tokio::fs::remove_file(disk).await;
+        }
+        copied
+    }
+}
+
+/// The base disk the qcow2 overlay at `overlay` backs onto.
+pub(super) fn base_of(overlay: &Path) -> Result<BaseRef, VmError> {
+    if !overlay.is_file() {
+        return Err(VmError::ImageMissing { path: overlay.to_owned() });
+    }
+    let backing = delta::qcow2_backing_file(overlay)
+        .ok_or_else(|| VmError::Invalid(format!("{} is not a qcow2 overlay on a base disk", overlay.display())))?;
+    let backing = match overlay.parent() {
+        Some(dir) if backing.is_relative() => dir.join(backing),
+        _ => backing,
+    };
+    let name = |p: Option<&Path>| safe_name(p.and_then(Path::file_name).and_then(|n| n.to_str()).unwrap_or("none"));
+    let dir = backing.parent();
+    let (id, kind) = match backing.file_name().and_then(|n| n.to_str()) {
+        Some("disk.qcow2") if dir.is_some_and(|d| d.join("golden.json").is_file()) => {
+            (format!("golden-{}-{}", name(dir.and_then(Path::parent)), name(dir)), BaseKind::Golden)
+        }
+        Some("base.qcow2") => (format!("image-{}", name(dir)), BaseKind::Image),
+        _ => {
+            let why = format!("{} backs onto {}: neither a guest image's base nor a golden's disk", overlay.display(), backing.display());
+            return Err(VmError::Invalid(why));
+        }
+    };
+    Ok(BaseRef { id, disk: backing, kind })
+}
+
+/// A folder name as an id part: a-z, A-Z, 0-9, '-' and '.'; anything else '_'.
+fn safe_name(n: &str) -> String {
+    n.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect()
+}
+
+/// How the captured memory file `mem` is stored; a delta must be against `base`'s golden.
+fn memory_form(mem: &Path, base: &BaseRef) -> Result<MemoryForm, VmError> {
+    match compress::stream_format(mem)? {
+        0 => Ok(MemoryForm::Plain),
+        compress::LZOP => Ok(MemoryForm::Lzop),
+        delta::FORMAT => {
+            let opened = delta::open(mem)?;
+            let reference = opened.meta.reference_path().to_owned();
+            let golden_dir = base.disk.parent();
+            if base.kind != BaseKind::Golden || reference.parent() != golden_dir {
+                let why = format!("its memory is a delta to {}, not to the golden its disk backs onto ({})", reference.display(), base.id);
+                return Err(VmError::Invalid(why));
+            }
+            Ok(MemoryForm::Delta { golden: base.id.clone(), reference })
+        }
+        other => Ok(MemoryForm::Libvirt(other)),
+    }
+}
+
+/// Freezes the guest, copies `overlay` to `part` within the bound, and thaws it, always; the
+/// time from the freeze's request to the thaw's answer. Blocking.
+fn frozen_copy(d: &Domain, name: &str, overlay: &Path, part: &Path, opts: CaptureOpts) -> Result<Duration, VmError> {
+    const FREEZE: &str = "guest-fsfreeze-freeze";
+    let t0 = Instant::now();
+    let secs = opts.freeze_timeout.as_secs().clamp(1, i32::MAX as u64) as i32;
+    let answer = VmManager::agent(d, name, FREEZE, None, secs);
+    // The guest may be frozen unless its agent plainly refused (a late answer may still come).
+    let may_be_frozen = match &answer {
+        Ok(_) => true,
+        Err(e) => is_agent_timeout(e),
+    };
+    // The answer is the count of filesystems frozen: anything else is not a freeze.
+    let frozen = answer.and_then(|v| match v.as_u64() {
+        Some(n) if n > 0 => Ok(n),
+        _ => Err(VmError::AgentReply { command: FREEZE, problem: format!("{:.60} filesystems frozen, not a positive count", v.to_string()) }),
+    });
+    let copied = frozen.as_ref().ok().map(|_| copy_sparse(overlay, part, Some(opts.copy_within)));
+    let thawed = if may_be_frozen { thaw(d, name) } else { Ok(()) };
+    let frozen_for = t0.elapsed();
+    let failed = |e: VmError| {
+        let _ = std::fs::remove_file(part);
+        Err(e)
+    };
+    if let Err(e) = thawed {
+        tracing::error!(domain = name, err = %e, "the guest did not confirm the thaw after a backup's freeze");
+        return failed(VmError::ThawFailed { domain: name.to_owned(), source: Box::new(e) });
+    }
+    if let Err(e) = frozen {
+        tracing::warn!(domain = name, err = %e, "the guest's filesystems were not frozen for a backup: nothing copied");
+        return failed(VmError::FreezeFailed { domain: name.to_owned(), source: Box::new(e) });
+    }
+    match copied {
+        Some(Ok(true)) => Ok(frozen_for),
+        Some(Ok(false)) => failed(VmError::FrozenTooLong { domain: name.to_owned(), bound_ms: opts.copy_within.as_millis() as u64 }),
+        Some(Err(e)) => failed(e),
+        None => unreachable!("a freeze is copied"),
+    }
+}
+
+/// Thaws the guest: up to [`THAW_ATTEMPTS`] tries of [`THAW_TIMEOUT_SECS`] each. Blocking.
+fn thaw(d: &Domain, name: &str) -> Result<(), VmError> {
+    let mut attempt = 1;
+    loop {
+        match VmManager::agent(d, name, "guest-fsfreeze-thaw", None, THAW_TIMEOUT_SECS) {
+            Ok(_) => return Ok(()),
+            Err(e) if attempt >= THAW_ATTEMPTS => return Err(e),
+            Err(e) => {
+                tracing::warn!(domain = name, attempt, err = %e, "a thaw after a backup's freeze failed: trying again");
+                std::thread::sleep(Duration::from_millis(200));
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// `{file}.part`: where a copy is made before it is complete.
+fn part_of(file: &Path) -> PathBuf {
+    file.with_extension("part")
+}
+
+/// Copies `from` to `to` with `cp --reflink=auto --sparse=always`; within `within` if given
+/// (else killed). Ok(false): out of time (nothing left at `to`). Blocking.
+fn copy_sparse(from: &Path, to: &Path, within: Option<Duration>) -> Result<bool, VmError> {
+    let deadline = within.map(|w| Instant::now() + w);
+    let mut child = Command::new("cp")
+        .args(["--reflink=auto", "--sparse=always", "--"])
+        .arg(from)
+        .arg(to)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| VmError::Spawn { program: "cp", source })?;
+    loop {
+        if let Some(status) = child.try_wait().map_err(io("copying", from))? {
+            if status.success() {
+                return Ok(true);
+            }
+            let mut stderr = String::new();
+            if let Some(mut e) = child.stderr.take() {
+                let _ = e.read_to_string(&mut stderr);
+            }
+            let _ = std::fs::remove_file(to);
+            return Err(VmError::Command { program: "cp", status, stderr });
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(to);
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Makes `to` a complete copy: copies `from` to `{to}.part` (None: copied there already),
+/// syncs it, checks a qcow2 (`qemu-img check`: leaks are fine, corruption is not), and renames
+/// it to `to`. On failure nothing is left.
+async fn finish_copy(from: Option<&Path>, to: &Path) -> Result<(), VmError> {
+    let (from, to, left) = (from.map(Path::to_owned), to.to_owned(), part_of(to));
+    let part = part_of(&to);
+    let done = tokio::task::spawn_blocking(move || {
+        if let Some(from) = from {
+            copy_sparse(&from, &part, None)?;
+        }
+        std::fs::File::open(&part).and_then(|f| f.sync_all()).map_err(io("syncing", &part))?;
+        if to.extension().is_some_and(|e| e == "qcow2") {
+            check_qcow2(&part)?;
+        }
+        std::fs::rename(&part, &to).map_err(io("renaming", &part))
+    })
+    .await?;
+    if done.is_err() {
+        let _ = tokio::fs::remove_file(left).await;
+    }
+    done
+}
+
+/// `qemu-img check`: 0 (clean) or 3 (leaked clusters: space only) pass. Blocking.
+fn check_qcow2(path: &Path) -> Result<(), VmError> {
+    let out = Command::new("qemu-img")
+        .args(["check", "-q", "-f", "qcow2"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|source| VmError::Spawn { program: "qemu-img check", source })?;
+    match out.status.code() {
+        Some(0 | 3) => Ok(()),
+        _ => Err(VmError::Command { program: "qemu-img check", status: out.status, stderr: String::from_utf8_lossy(&out.stderr).into_owned() }),
+    }
+}
+
+fn file_bytes(p: &Path) -> u64 {
+    std::fs::metadata(p).map(|m| m.len()).unwrap_or(0)
+}
+
+/// Makes the qcow2 overlay `disk` back onto `base` (absolute; its contents must be those of the
+/// base it was made on: nothing is compared) with `qemu-img rebase -u`: a captured overlay
+/// restored where its base lies at another path (another node, another data dir).
+pub async fn rebase_overlay(disk: &Path, base: &Path) -> Result<(), VmError> {
+    if !base.is_absolute() {
+        return Err(VmError::Invalid(format!("the base {} is not an absolute path", base.display())));
+    }
+    for p in [disk, base] {
+        if !p.is_file() {
+            return Err(VmError::ImageMissing { path: p.to_owned() });
+        }
+    }
+    let mut cmd = tokio::process::Command::new("qemu-img");
+    cmd.args(["rebase", "-u", "-f", "qcow2", "-F", "qcow2", "-b"]).arg(base).arg(disk);
+    super::files::run(&mut cmd, "qemu-img rebase").await
+}
+
