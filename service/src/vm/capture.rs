@@ -466,3 +466,175 @@ pub async fn rebase_overlay(disk: &Path, base: &Path) -> Result<(), VmError> {
     super::files::run(&mut cmd, "qemu-img rebase").await
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vm::{CpuPriority, VmSpec};
+
+    fn qemu_img(args: &[&str], paths: &[&Path]) {
+        let status = Command::new("qemu-img").args(args).args(paths).status().expect("qemu-img (qemu-utils)");
+        assert!(status.success(), "qemu-img {args:?}: {status}");
+    }
+
+    /// A qcow2 file of 16 MiB at `path`, backed by `base` if given.
+    fn qcow2(path: &Path, base: Option<&Path>) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        match base {
+            Some(b) => qemu_img(&["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"], &[b, path, Path::new("16M")]),
+            None => qemu_img(&["create", "-q", "-f", "qcow2"], &[path, Path::new("16M")]),
+        }
+    }
+
+    /// What qemu-io says to `cmds` on the qcow2 image `img`.
+    fn qemu_io(img: &Path, cmds: &[&str]) -> String {
+        let mut c = Command::new("qemu-io");
+        c.args(["-f", "qcow2"]);
+        for cmd in cmds {
+            c.args(["-c", cmd]);
+        }
+        let out = c.arg(img).output().expect("qemu-io (qemu-utils)");
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    }
+
+    #[tokio::test]
+    async fn a_captured_overlay_rebased_onto_its_base_at_another_path_reads_as_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let (base, overlay) = (dir.path().join("images/lean-x/base.qcow2"), dir.path().join("vms/1/disk.qcow2"));
+        qcow2(&base, None);
+        assert!(qemu_io(&base, &["write -P 0xab 0 64k"]).contains("wrote 65536/65536"));
+        qcow2(&overlay, Some(&base));
+        assert!(qemu_io(&overlay, &["write -P 0xcd 1M 64k"]).contains("wrote 65536/65536"));
+        let b = base_of(&overlay).unwrap();
+        assert_eq!((b.id.as_str(), b.kind, b.disk.as_path()), ("image-lean-x", BaseKind::Image, base.as_path()));
+
+        // The base restored at another path (another node's data dir).
+        let moved = dir.path().join("elsewhere/images/lean-x/base.qcow2");
+        std::fs::create_dir_all(moved.parent().unwrap()).unwrap();
+        std::fs::rename(&base, &moved).unwrap();
+        rebase_overlay(&overlay, &moved).await.unwrap();
+        let read = qemu_io(&overlay, &["read -P 0xab 0 64k", "read -P 0xcd 1M 64k"]);
+        assert_eq!(read.matches("read 65536/65536").count(), 2, "the base's data and the overlay's own: {read}");
+        assert!(!read.contains("verification failed"), "{read}");
+        assert_eq!(base_of(&overlay).unwrap().disk, moved);
+
+        assert!(matches!(rebase_overlay(&overlay, Path::new("base.qcow2")).await, Err(VmError::Invalid(_))), "a relative base is refused");
+        let missing = dir.path().join("nowhere.qcow2");
+        assert!(matches!(rebase_overlay(&overlay, &missing).await, Err(VmError::ImageMissing { .. })));
+        assert_eq!(base_of(&overlay).unwrap().disk, moved, "a refused rebase changes nothing");
+    }
+
+    /// A manager on libvirt's test driver, its data dir in `dir`.
+    async fn manager(dir: &Path) -> VmManager {
+        let cfg = crate::ServiceConfig {
+            data_dir: dir.to_path_buf(),
+            guest_image_dir: vmw_test_support::fake_guest_image(dir),
+            libvirt_uri: "test:///default".into(),
+            domain_type: Some(crate::DomainType::Qemu),
+            domain_prefix: format!("vmwcap{}-", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            ..crate::ServiceConfig::default()
+        };
+        VmManager::connect(&cfg).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_clone_backs_onto_its_golden_whose_files_and_image_files_are_listed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = manager(dir.path()).await;
+        let image = vm.config().guest_image_dir.canonicalize().unwrap();
+        let gdir = dir.path().join("golden/lean-x/g-1");
+        qcow2(&gdir.join("disk.qcow2"), Some(&image.join("base.qcow2")));
+        for f in ["golden.json", "state.save", "golden.xml", "golden.head"] {
+            std::fs::write(gdir.join(f), b"x").unwrap();
+        }
+        let overlay = vm.vm_dir(7).join("disk.qcow2");
+        qcow2(&overlay, Some(&gdir.join("disk.qcow2")));
+        let b = base_of(&overlay).unwrap();
+        assert_eq!((b.id.as_str(), b.kind), ("golden-lean-x-g-1", BaseKind::Golden));
+        let want: Vec<PathBuf> = ["disk.qcow2", "state.save", "golden.json", "golden.xml", "golden.head"]
+            .iter()
+            .map(|f| gdir.join(f))
+            .chain(["base.qcow2", "vmlinuz", "initrd.img"].iter().map(|f| image.join(f)))
+            .collect();
+        assert_eq!(vm.base_files(&b), want, "the golden's disk and memory, then its image's base and kernel");
+
+        // An overlay on anything else is not taken for a base.
+        let odd = dir.path().join("odd/disk.qcow2");
+        qcow2(&odd, Some(&overlay));
+        assert!(matches!(base_of(&odd), Err(VmError::Invalid(_))));
+    }
+
+    #[test]
+    fn saved_memory_is_told_plain_lzop_or_a_delta_to_the_golden_the_disk_backs_onto() {
+        let dir = tempfile::tempdir().unwrap();
+        let save = |p: &Path, stream: &[u8]| {
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, super::super::memory::save_file_bytes(b"<domain/>\0\0\0\0\0\0\0", 0, stream)).unwrap();
+        };
+        let golden = BaseRef { id: "golden-img-g1".into(), disk: dir.path().join("golden/img/g1/disk.qcow2"), kind: BaseKind::Golden };
+        let image = BaseRef { id: "image-img".into(), disk: dir.path().join("images/img/base.qcow2"), kind: BaseKind::Image };
+        let stream: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let mem = dir.path().join("staging/memory.save");
+        save(&mem, &stream);
+        assert_eq!(memory_form(&mem, &image).unwrap(), MemoryForm::Plain);
+
+        // lzop: the header's compression word is 4 (the stream is not read).
+        let mut bytes = std::fs::read(&mem).unwrap();
+        bytes[16 + 12..16 + 16].copy_from_slice(&compress::LZOP.to_ne_bytes());
+        let lzop = dir.path().join("staging/lzop.save");
+        std::fs::write(&lzop, &bytes).unwrap();
+        assert_eq!(memory_form(&lzop, &image).unwrap(), MemoryForm::Lzop);
+
+        // A delta names the golden memory it needs; against another base it is refused.
+        let reference = dir.path().join("golden/img/g1/state.save");
+        save(&reference, &stream.iter().map(|b| b ^ 1).collect::<Vec<u8>>());
+        delta::write_delta(&mem, &delta::Reference::of_save_file(&reference).unwrap()).unwrap().expect("a delta");
+        assert_eq!(memory_form(&mem, &golden).unwrap(), MemoryForm::Delta { golden: "golden-img-g1".into(), reference: reference.clone() });
+        assert!(memory_form(&mem, &image).is_err(), "a delta on a VM booted from the image cannot be right");
+        let other = BaseRef { id: "golden-img-g2".into(), disk: dir.path().join("golden/img/g2/disk.qcow2"), ..golden };
+        assert!(memory_form(&mem, &other).is_err(), "nor one to another golden");
+    }
+
+    #[tokio::test]
+    async fn a_capture_goes_by_the_vms_state_and_never_copies_a_disk_it_could_not_freeze() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = manager(dir.path()).await;
+        let spec = VmSpec { hosting_id: 3, vcpus: 1, memory_mib: 256, disk_gib: 1, http_port: 20_003, ssh_port: 10_003, priority: CpuPriority::default() };
+        vm.create_disk(&spec).await.unwrap();
+        vm.define(&spec).await.unwrap();
+        let staging = |n: &str| {
+            let p = dir.path().join(n);
+            std::fs::create_dir_all(&p).unwrap();
+            p
+        };
+        let opts = CaptureOpts::default();
+
+        // Powered off: the disk alone, checked and complete.
+        let s = staging("off");
+        let c = vm.capture_for_backup(3, 1, &s, opts).await.unwrap();
+        assert_eq!((c.from, c.memory.as_ref(), c.frozen_for), (CapturedFrom::PoweredOff, None, None));
+        assert_eq!(c.disk, s.join("disk.qcow2"));
+        assert_eq!(c.bytes, std::fs::metadata(&c.disk).unwrap().len());
+        assert_eq!(c.base.kind, BaseKind::Image);
+        assert!(c.base.id.starts_with("image-") && vm.base_files(&c.base).contains(&c.base.disk));
+        assert_eq!(base_of(&c.disk).unwrap(), c.base, "the copy backs onto the same base");
+        assert!(matches!(vm.capture_for_backup(3, 1, &s, opts).await, Err(VmError::Invalid(_))), "a staging folder is filled once");
+        let nowhere = dir.path().join("nowhere");
+        assert!(matches!(vm.capture_for_backup(3, 1, &nowhere, opts).await, Err(VmError::Invalid(_))));
+
+        // Running: the test driver has no guest agent, so nothing freezes and nothing is copied.
+        vm.start(3, CpuPriority::default(), spec.http_port).await.unwrap();
+        let s = staging("running");
+        let r = vm.capture_for_backup(3, 1, &s, opts).await;
+        assert!(matches!(r, Err(VmError::FreezeFailed { .. })), "{r:?}");
+        assert_eq!(std::fs::read_dir(&s).unwrap().count(), 0, "no disk copied unfrozen, no part left");
+        assert_eq!(vm.state(3).await.unwrap(), VmState::Running);
+
+        // Paused: neither running with an agent nor saved.
+        vm.suspend(3).await.unwrap();
+        let r = vm.capture_for_backup(3, 1, &s, opts).await;
+        assert!(matches!(r, Err(VmError::NotCapturable(VmState::Paused))), "{r:?}");
+        vm.destroy(3).await.unwrap();
+        vm.undefine(3).await.unwrap();
+    }
+}
