@@ -42,8 +42,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use virt::domain::Domain;
+use virt::error::ErrorNumber;
 
-use super::guest_calls::is_agent_timeout;
 use super::memory::{compress, delta};
 use super::{Doing, VmError, VmManager, VmState, io, map_state};
 
@@ -319,10 +319,13 @@ fn frozen_copy(d: &Domain, name: &str, overlay: &Path, part: &Path, opts: Captur
     let t0 = Instant::now();
     let secs = opts.freeze_timeout.as_secs().clamp(1, i32::MAX as u64) as i32;
     let answer = VmManager::agent(d, name, FREEZE, None, secs);
-    // The guest may be frozen unless its agent plainly refused (a late answer may still come).
+    // The guest may be frozen when it answered, or when the freeze was sent and its answer did
+    // not come in time (libvirt's other errors come before the command is sent: no agent
+    // connected, or its guest-sync unanswered).
     let may_be_frozen = match &answer {
         Ok(_) => true,
-        Err(e) => is_agent_timeout(e),
+        Err(VmError::Agent { source, .. }) => source.code() == ErrorNumber::AgentCommandTimeout.into(),
+        Err(_) => false,
     };
     // The answer is the count of filesystems frozen: anything else is not a freeze.
     let frozen = answer.and_then(|v| match v.as_u64() {
@@ -330,15 +333,20 @@ fn frozen_copy(d: &Domain, name: &str, overlay: &Path, part: &Path, opts: Captur
         _ => Err(VmError::AgentReply { command: FREEZE, problem: format!("{:.60} filesystems frozen, not a positive count", v.to_string()) }),
     });
     let copied = frozen.as_ref().ok().map(|_| copy_sparse(overlay, part, Some(opts.copy_within)));
-    let thawed = if may_be_frozen { thaw(d, name) } else { Ok(()) };
+    // Thawed always, even when the freeze plainly failed: nothing is lost by a thaw too many.
+    let thawed = thaw(d, name);
     let frozen_for = t0.elapsed();
     let failed = |e: VmError| {
         let _ = std::fs::remove_file(part);
         Err(e)
     };
-    if let Err(e) = thawed {
-        tracing::error!(domain = name, err = %e, "the guest did not confirm the thaw after a backup's freeze");
-        return failed(VmError::ThawFailed { domain: name.to_owned(), source: Box::new(e) });
+    match thawed {
+        Err(e) if may_be_frozen => {
+            tracing::error!(domain = name, err = %e, "the guest did not confirm the thaw after a backup's freeze");
+            return failed(VmError::ThawFailed { domain: name.to_owned(), source: Box::new(e) });
+        }
+        Err(e) => tracing::debug!(domain = name, err = %e, "no thaw after a freeze that was not sent"),
+        Ok(()) => {}
     }
     if let Err(e) = frozen {
         tracing::warn!(domain = name, err = %e, "the guest's filesystems were not frozen for a backup: nothing copied");

@@ -161,7 +161,7 @@ impl VmManager {
 
 /// Whether libvirt gave up waiting for the guest agent (it did not answer within the call's
 /// timeout, or another call on the domain held the agent that long).
-pub(super) fn is_agent_timeout(e: &VmError) -> bool {
+fn is_agent_timeout(e: &VmError) -> bool {
     let code = match e {
         VmError::Agent { source, .. } | VmError::Libvirt { source, .. } => source.code(),
         VmError::GuestFile { source, .. } | VmError::AgentUnresponsive { source, .. } => return is_agent_timeout(source),
