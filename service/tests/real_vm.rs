@@ -777,21 +777,31 @@ async fn an_idle_site_sleeps_without_qemu_and_wakes_for_ssh_and_http_even_after_
     st.svc.proxy().stop().await.unwrap();
 }
 
-#[tokio::test]
-#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
-async fn a_snapshot_restores_the_old_file_and_the_running_programs_of_a_site() {
-    let mut s = setup("snap");
-    s.cfg.golden = false;
+/// A stack of its own (no spares, no idle sleep) with one running site of a new account `user`,
+/// cloned from the golden snapshot (made first) when `golden`, else booted; and its SSH key.
+async fn one_running_site(tag: &str, golden: bool, user: &str) -> (Setup, Stack, PathBuf, Actor, service::hosting::HostingView) {
+    let mut s = setup(tag);
+    s.cfg.golden = golden;
     s.cfg.pool_size = 0;
     s.cfg.pool_paused = 0;
     s.cfg.idle_sleep_secs = 0;
-    let nginx = s.cfg.nginx_listen;
     let st = stack(s.cfg.clone(), &s.db_url).await;
+    if golden {
+        assert!(st.svc.fill_pool_once().await.unwrap(), "the golden snapshot was made");
+    }
     let (key, public) = keygen(s.dir.path());
-    let liv = register(&st.accounts, "liv").await;
-    let h = st.svc.create(&liv, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
-    let h = st.svc.wait_settled(&liv, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    let owner = register(&st.accounts, user).await;
+    let h = st.svc.create(&owner, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
+    let h = st.svc.wait_settled(&owner, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
     assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    (s, st, key, owner, h)
+}
+
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn a_snapshot_restores_the_old_file_and_the_running_programs_of_a_site() {
+    let (_s, st, key, liv, h) = one_running_site("snap", false, "liv").await;
+    let nginx = st.cfg.nginx_listen;
     let ssh_port = h.ssh_port.unwrap() as u16;
     let url = format!("http://{nginx}/{}/note.txt", h.slug);
 
@@ -1287,19 +1297,8 @@ fn read_in_disk(disk: &Path, path: &str, scratch: &Path) -> String {
 #[ignore = "boots a real VM (qemu:///system); run by `make test`"]
 async fn a_backup_capture_freezes_a_running_site_briefly_and_copies_a_sleeping_one_without_waking_it() {
     use service::vm::{BaseKind, CaptureOpts, CapturedFrom, MemoryForm, VmError, VmState};
-    let mut s = setup("cap");
-    s.cfg.golden = true;
-    s.cfg.pool_size = 0;
-    s.cfg.pool_paused = 0;
-    s.cfg.idle_sleep_secs = 0;
-    let nginx = s.cfg.nginx_listen;
-    let st = stack(s.cfg.clone(), &s.db_url).await;
-    assert!(st.svc.fill_pool_once().await.unwrap(), "the golden snapshot was made");
-    let (key, public) = keygen(s.dir.path());
-    let cara = register(&st.accounts, "cara").await;
-    let h = st.svc.create(&cara, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
-    let h = st.svc.wait_settled(&cara, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
-    assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    let (s, st, key, cara, h) = one_running_site("cap", true, "cara").await;
+    let nginx = st.cfg.nginx_listen;
     let ssh_port = h.ssh_port.unwrap() as u16;
     let url = format!("http://{nginx}/{}/cap.txt", h.slug);
     let vm = st.svc.vm();
@@ -1356,10 +1355,25 @@ async fn a_backup_capture_freezes_a_running_site_briefly_and_copies_a_sleeping_o
     assert!(vm.has_managed_save(h.id).await.unwrap());
     assert_eq!(st.svc.wait_settled(&cara, h.id, Duration::from_secs(5)).await.unwrap().unwrap().state, HostingState::Sleeping);
 
-    // Woken, its guest agent stopped: the freeze fails, typed, nothing is copied, it runs on.
+    // Woken. A copy that outlasts its bound is abandoned, the guest thawed.
     assert!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap().is_some(), "the visit wakes it");
     let v = st.svc.wait_settled(&cara, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
     assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    let dir = staging("too-long");
+    let r = vm.capture_for_backup(h.id, cara.user_id, &dir, CaptureOpts { copy_within: Duration::ZERO, ..CaptureOpts::default() }).await;
+    assert!(matches!(r, Err(VmError::FrozenTooLong { .. })), "{r:?}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no part of the copy left");
+    writes("thawed-after-an-abandoned-copy");
+
+    // Frozen already (by someone else): the agent refuses a second freeze, typed; the thaw
+    // sent on every path thaws it.
+    let out = Command::new("virsh").args(["-c", &st.cfg.libvirt_uri, "domfsfreeze", &vm.domain_name(h.id)]).output().unwrap();
+    assert!(out.status.success(), "virsh domfsfreeze: {}", String::from_utf8_lossy(&out.stderr));
+    let r = vm.capture_for_backup(h.id, cara.user_id, &staging("frozen-twice"), CaptureOpts::default()).await;
+    assert!(matches!(r, Err(VmError::FreezeFailed { .. })), "{r:?}");
+    writes("thawed-after-a-refused-freeze");
+
+    // Its guest agent stopped: the freeze fails, typed, nothing is copied, it runs on.
     ssh(&key, ssh_port, "ubuntu", "sudo systemctl stop qemu-guest-agent");
     let dir = staging("no-agent");
     let t = Instant::now();

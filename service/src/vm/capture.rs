@@ -395,6 +395,13 @@ fn copy_sparse(from: &Path, to: &Path, within: Option<Duration>) -> Result<bool,
         .spawn()
         .map_err(|source| VmError::Spawn { program: "cp", source })?;
     loop {
+        // Out of time first: a copy done just then is given up too (a zero bound never copies).
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(to);
+            return Ok(false);
+        }
         if let Some(status) = child.try_wait().map_err(io("copying", from))? {
             if status.success() {
                 return Ok(true);
@@ -405,12 +412,6 @@ fn copy_sparse(from: &Path, to: &Path, within: Option<Duration>) -> Result<bool,
             }
             let _ = std::fs::remove_file(to);
             return Err(VmError::Command { program: "cp", status, stderr });
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            let _ = child.kill();
-            let _ = child.wait();
-            let _ = std::fs::remove_file(to);
-            return Ok(false);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
