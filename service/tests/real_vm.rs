@@ -777,21 +777,31 @@ async fn an_idle_site_sleeps_without_qemu_and_wakes_for_ssh_and_http_even_after_
     st.svc.proxy().stop().await.unwrap();
 }
 
-#[tokio::test]
-#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
-async fn a_snapshot_restores_the_old_file_and_the_running_programs_of_a_site() {
-    let mut s = setup("snap");
-    s.cfg.golden = false;
+/// A stack of its own (no spares, no idle sleep) with one running site of a new account `user`,
+/// cloned from the golden snapshot (made first) when `golden`, else booted; and its SSH key.
+async fn one_running_site(tag: &str, golden: bool, user: &str) -> (Setup, Stack, PathBuf, Actor, service::hosting::HostingView) {
+    let mut s = setup(tag);
+    s.cfg.golden = golden;
     s.cfg.pool_size = 0;
     s.cfg.pool_paused = 0;
     s.cfg.idle_sleep_secs = 0;
-    let nginx = s.cfg.nginx_listen;
     let st = stack(s.cfg.clone(), &s.db_url).await;
+    if golden {
+        assert!(st.svc.fill_pool_once().await.unwrap(), "the golden snapshot was made");
+    }
     let (key, public) = keygen(s.dir.path());
-    let liv = register(&st.accounts, "liv").await;
-    let h = st.svc.create(&liv, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
-    let h = st.svc.wait_settled(&liv, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    let owner = register(&st.accounts, user).await;
+    let h = st.svc.create(&owner, CreateHosting { public_keys: vec![public], ..Default::default() }).await.unwrap();
+    let h = st.svc.wait_settled(&owner, h.id, BOOT_TIMEOUT).await.unwrap().unwrap();
     assert_eq!(h.state, HostingState::Running, "{:?}", h.state_reason);
+    (s, st, key, owner, h)
+}
+
+#[tokio::test]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn a_snapshot_restores_the_old_file_and_the_running_programs_of_a_site() {
+    let (_s, st, key, liv, h) = one_running_site("snap", false, "liv").await;
+    let nginx = st.cfg.nginx_listen;
     let ssh_port = h.ssh_port.unwrap() as u16;
     let url = format!("http://{nginx}/{}/note.txt", h.slug);
 
@@ -1263,5 +1273,120 @@ async fn console_input_waits_while_the_guest_does_not_read_it() {
     eprintln!("once the guest reads: {} KiB in 20 s", flowed >> 10);
     assert!(flowed >= 2 * FRAME, "only {} KiB taken in 20 s once the guest reads", flowed >> 10);
     pusher.abort();
+    st.svc.proxy().stop().await.unwrap();
+}
+
+/// What `debugfs` reads at `path` in the ext4 root filesystem of the qcow2 image `disk` (the
+/// guest's root is the whole disk: `root=/dev/vda`), through a raw copy of it in `scratch`.
+fn read_in_disk(disk: &Path, path: &str, scratch: &Path) -> String {
+    let raw = scratch.join("disk.raw");
+    let out = Command::new("qemu-img").args(["convert", "-f", "qcow2", "-O", "raw"]).arg(disk).arg(&raw).output().unwrap();
+    assert!(out.status.success(), "qemu-img convert: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("debugfs").args(["-R", &format!("cat {path}")]).arg(&raw).output().expect("debugfs (e2fsprogs)");
+    let _ = std::fs::remove_file(&raw);
+    assert!(out.status.success(), "debugfs: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Issue 31, the VM layer of a backup: a running site is captured with its filesystems frozen
+/// for well under 2 s, serves and writes on afterwards, and the captured disk, rebased onto its
+/// base at another path, holds the file it had just written (read with debugfs, no VM needed);
+/// a sleeping site is captured with its memory (a delta to its golden's) and is not woken; a
+/// site whose guest agent is gone gives the typed error, nothing copied, and runs on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn a_backup_capture_freezes_a_running_site_briefly_and_copies_a_sleeping_one_without_waking_it() {
+    use service::vm::{BaseKind, CaptureOpts, CapturedFrom, MemoryForm, VmError, VmState};
+    let (s, st, key, cara, h) = one_running_site("cap", true, "cara").await;
+    let nginx = st.cfg.nginx_listen;
+    let ssh_port = h.ssh_port.unwrap() as u16;
+    let url = format!("http://{nginx}/{}/cap.txt", h.slug);
+    let vm = st.svc.vm();
+    let staging = |n: &str| {
+        let p = s.dir.path().join(n);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    };
+    // Written and not synced: the freeze itself must bring it to the disk.
+    ssh(&key, ssh_port, "ubuntu", "echo captured-while-running > /var/www/html/cap.txt");
+    // Writing in the guest, bounded: a filesystem left frozen would hang it.
+    let writes = |what: &str| {
+        let cmd = format!("timeout 20 sh -c 'echo {what} > /var/www/html/after.txt && sync' && cat /var/www/html/after.txt");
+        assert_eq!(ssh(&key, ssh_port, "ubuntu", &cmd).trim(), what, "the guest writes again: thawed");
+    };
+
+    // Running: frozen briefly, no memory, still serving and writing.
+    let dir = staging("running");
+    let c = vm.capture_for_backup(h.id, cara.user_id, &dir, CaptureOpts::default()).await.unwrap();
+    eprintln!("running site captured: frozen {:?}, {} KiB, base {}", c.frozen_for, c.bytes >> 10, c.base.id);
+    assert_eq!((c.from, c.memory.is_none(), c.base.kind), (CapturedFrom::Running, true, BaseKind::Golden));
+    assert!(c.frozen_for.unwrap() < Duration::from_secs(2), "{:?}", c.frozen_for);
+    assert_eq!(vm.state(h.id).await.unwrap(), VmState::Running);
+    assert_eq!(get(&url, None).await, (200, "captured-while-running\n".into()), "the site serves on");
+    writes("thawed-after-capture");
+    // Its base is needed once: the golden's disk and memory, and the image's base.
+    let base_files = vm.base_files(&c.base);
+    assert_eq!(base_files[0], c.base.disk);
+    assert!(base_files.iter().any(|p| p.ends_with("state.save")) && base_files.iter().any(|p| p.ends_with("base.qcow2")), "{base_files:?}");
+
+    // The captured disk, its base restored at another path, holds the file.
+    let restored = staging("restored");
+    let moved = restored.join("golden-disk.qcow2");
+    assert!(Command::new("cp").arg("--reflink=auto").arg(&c.base.disk).arg(&moved).status().unwrap().success());
+    service::vm::rebase_overlay(&c.disk, &moved).await.unwrap();
+    assert_eq!(read_in_disk(&c.disk, "/var/www/html/cap.txt", &restored), "captured-while-running\n");
+
+    // Asleep: its memory and disk copied, and it sleeps on.
+    st.svc.action(&cara, h.id, Operation::Sleep).await.unwrap();
+    let v = st.svc.wait_settled(&cara, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    let saved = PathBuf::from(format!("/var/lib/libvirt/qemu/save/{}.save", vm.domain_name(h.id)));
+    let dir = staging("sleeping");
+    let c2 = vm.capture_for_backup(h.id, cara.user_id, &dir, CaptureOpts::default()).await.unwrap();
+    let (mem, form) = c2.memory.clone().expect("a sleeping site's memory is captured");
+    eprintln!("sleeping site captured: {} KiB with memory as {form:?}", c2.bytes >> 10);
+    assert_eq!((c2.from, c2.frozen_for, &c2.base), (CapturedFrom::Saved, None, &c.base));
+    match &form {
+        MemoryForm::Delta { golden, reference } => assert!(golden == &c.base.id && base_files.contains(reference), "{form:?}"),
+        other => panic!("a clone's saved memory is a delta to its golden's, not {other:?}"),
+    }
+    assert_eq!(std::fs::read(&mem).unwrap(), std::fs::read(&saved).unwrap(), "the saved memory as it is");
+    assert_eq!(vm.state(h.id).await.unwrap(), VmState::ShutOff, "not woken");
+    assert!(vm.has_managed_save(h.id).await.unwrap());
+    assert_eq!(st.svc.wait_settled(&cara, h.id, Duration::from_secs(5)).await.unwrap().unwrap().state, HostingState::Sleeping);
+
+    // Woken. A copy that outlasts its bound is abandoned, the guest thawed.
+    assert!(st.svc.visit(h.id, Duration::from_secs(60)).await.unwrap().is_some(), "the visit wakes it");
+    let v = st.svc.wait_settled(&cara, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    let dir = staging("too-long");
+    let r = vm.capture_for_backup(h.id, cara.user_id, &dir, CaptureOpts { copy_within: Duration::ZERO, ..CaptureOpts::default() }).await;
+    assert!(matches!(r, Err(VmError::FrozenTooLong { .. })), "{r:?}");
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no part of the copy left");
+    writes("thawed-after-an-abandoned-copy");
+
+    // Frozen already (by someone else): the agent refuses a second freeze, typed; the thaw
+    // sent on every path thaws it.
+    let out = Command::new("virsh").args(["-c", &st.cfg.libvirt_uri, "domfsfreeze", &vm.domain_name(h.id)]).output().unwrap();
+    assert!(out.status.success(), "virsh domfsfreeze: {}", String::from_utf8_lossy(&out.stderr));
+    let r = vm.capture_for_backup(h.id, cara.user_id, &staging("frozen-twice"), CaptureOpts::default()).await;
+    assert!(matches!(r, Err(VmError::FreezeFailed { .. })), "{r:?}");
+    writes("thawed-after-a-refused-freeze");
+
+    // Its guest agent stopped: the freeze fails, typed, nothing is copied, it runs on.
+    ssh(&key, ssh_port, "ubuntu", "sudo systemctl stop qemu-guest-agent");
+    let dir = staging("no-agent");
+    let t = Instant::now();
+    let r = vm.capture_for_backup(h.id, cara.user_id, &dir, CaptureOpts::default()).await;
+    eprintln!("capture without an agent: {:?} in {:?}", r.as_ref().err(), t.elapsed());
+    assert!(matches!(r, Err(VmError::FreezeFailed { .. })), "{r:?}");
+    assert!(t.elapsed() < Duration::from_secs(30), "{:?}", t.elapsed());
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "no unfrozen disk copied");
+    assert_eq!(vm.state(h.id).await.unwrap(), VmState::Running);
+    assert_eq!(get(&url, None).await, (200, "captured-while-running\n".into()));
+    writes("still-writable");
+
+    st.svc.action(&cara, h.id, Operation::Delete).await.unwrap();
+    assert!(st.svc.wait_settled(&cara, h.id, Duration::from_secs(120)).await.unwrap().is_none());
     st.svc.proxy().stop().await.unwrap();
 }

@@ -92,6 +92,31 @@ pub enum VmError {
     /// QEMU would not add a port forward (the port is taken, most likely).
     #[error("QEMU could not forward port {port}: {problem}")]
     Forward { port: u16, problem: String },
+    /// A running guest's filesystems could not be frozen for a consistent copy of its disk (its
+    /// agent did not answer, refused, or answered something else than a count of frozen
+    /// filesystems): nothing was copied and a thaw was sent all the same. A snapshot (memory
+    /// saved, the disk then quiet) is the way to capture such a site.
+    #[error("the filesystems of {domain} could not be frozen for a backup: {source}")]
+    FreezeFailed {
+        domain: String,
+        #[source]
+        source: Box<VmError>,
+    },
+    /// Copying a frozen guest's disk took longer than the bound: abandoned, the guest thawed.
+    #[error("copying the disk of {domain} took longer than {bound_ms} ms while its filesystems were frozen: abandoned")]
+    FrozenTooLong { domain: String, bound_ms: u64 },
+    /// The guest did not confirm a thaw after a freeze: its filesystems may still be frozen
+    /// (its site then hangs on every write until it is thawed or restarted).
+    #[error("the filesystems of {domain} may still be frozen: {source}")]
+    ThawFailed {
+        domain: String,
+        #[source]
+        source: Box<VmError>,
+    },
+    /// The VM is in a state a backup cannot copy consistently (paused, crashed: neither
+    /// running with an agent nor saved).
+    #[error("the VM is {0:?}: neither running nor saved, so it cannot be captured now")]
+    NotCapturable(VmState),
     /// Settings or inputs the service refuses (a bad domain prefix, equal ports, an unsafe seed).
     #[error("{0}")]
     Invalid(String),

@@ -25,7 +25,7 @@ async fn ensure_dir(dir: &Path) -> Result<(), VmError> {
 }
 
 /// Runs `cmd` (`program` names it in errors); a failure keeps what it wrote to stderr.
-async fn run(cmd: &mut Command, program: &'static str) -> Result<(), VmError> {
+pub(super) async fn run(cmd: &mut Command, program: &'static str) -> Result<(), VmError> {
     let out = cmd.output().await.map_err(|source| VmError::Spawn { program, source })?;
     if out.status.success() {
         Ok(())

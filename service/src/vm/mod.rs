@@ -6,9 +6,11 @@
 //! (definition, start, stop, state, stats, orphans), `files` (overlay disk, seed), `agent` (the
 //! guest agent), `guest_calls` (calls a tenant can trigger, bounded), `memory` (saved memory:
 //! saves, lzop, deltas, restores fed through a pipe), `golden` (the golden snapshot and its
-//! clones), `snapshots`, `console`, `node` (the node behind the connection) and `ready`. Here:
+//! clones), `snapshots`, `capture` (a site's files copied consistently for a backup),
+//! `console`, `node` (the node behind the connection) and `ready`. Here:
 //! the handle, its connections and the blocking runners every call goes through.
 mod agent;
+mod capture;
 mod connections;
 mod console;
 mod cpu_check;
@@ -35,6 +37,7 @@ use virt::domain::Domain;
 use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
+pub use capture::{BaseKind, BaseRef, Capture, CaptureOpts, CapturedFrom, MemoryForm, rebase_overlay};
 pub use console::{INPUT_BUDGET, InputBudget, Room, Typed, VmConsole};
 use error::{Doing, io};
 pub use error::VmError;

@@ -18,11 +18,17 @@ use super::save_file::{COMPRESSION, HEADER_LEN, read_head, set_word, word};
 /// Where libvirt keeps managed saves of qemu:///system.
 const MANAGED_SAVE_DIR: &str = "/var/lib/libvirt/qemu/save";
 /// libvirt's `QEMU_SAVE_FORMAT_LZOP` (qemu_saveimage.h: raw, gzip, bzip2, xz, lzop).
-const LZOP: u32 = 4;
+pub(in crate::vm) const LZOP: u32 = 4;
 
 /// The managed save file of domain `name`.
 pub(in crate::vm) fn managed_save_path(name: &str) -> PathBuf {
     Path::new(MANAGED_SAVE_DIR).join(format!("{name}.save"))
+}
+
+/// How the save file at `path` stores its memory stream: its header's compression word (0: raw,
+/// [`LZOP`], [`super::delta::FORMAT`], or another of libvirt's formats).
+pub(in crate::vm) fn stream_format(path: &Path) -> Result<u32, VmError> {
+    Ok(word(&read_head(path)?, COMPRESSION))
 }
 
 /// Writes a new version of the save file at `path`: `fill` writes it into a file of its own

@@ -67,7 +67,7 @@ impl Reference {
 }
 
 /// The backing file named in a qcow2 image's header (None: none, or not qcow2).
-fn qcow2_backing_file(path: &Path) -> Option<PathBuf> {
+pub(in crate::vm) fn qcow2_backing_file(path: &Path) -> Option<PathBuf> {
     let mut f = std::fs::File::open(path).ok()?;
     let mut h = [0u8; 20];
     f.read_exact(&mut h).ok()?;
@@ -177,6 +177,13 @@ pub(in crate::vm) struct Meta {
     pub stream_len: u64,
     /// Where the zstd frame starts in the file.
     frame_at: usize,
+}
+
+impl Meta {
+    /// The golden memory file this delta was made against (it cannot be restored without it).
+    pub fn reference_path(&self) -> &Path {
+        &self.reference.path
+    }
 }
 
 fn read_meta(path: &Path, file: &[u8], head_len: usize) -> Result<Meta, VmError> {
