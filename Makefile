@@ -82,7 +82,7 @@ build-release: css swagger xterm
 ## REQUIRE_PEBBLE), then the generated OpenAPI document through a validator, then the API
 ## against that document (schemathesis, ops/api-contract.sh: ~1-2 min).
 test-unit:
-	REQUIRE_PEBBLE=1 REQUIRE_NAMED=1 cargo nextest run $(TEST_PKGS) --no-fail-fast
+	REQUIRE_PEBBLE=1 REQUIRE_NAMED=1 REQUIRE_RESTIC=1 cargo nextest run $(TEST_PKGS) --no-fail-fast
 	VMW_BIN=$(SERVER) ops/validate-openapi.sh
 	VMW_BIN=$(SERVER) ops/api-contract.sh
 
@@ -91,7 +91,7 @@ test-unit:
 test-pg:
 	url=$$(ops/pg-test.sh start)
 	trap 'ops/pg-test.sh stop' EXIT
-	TEST_DATABASE_URL=$$url cargo nextest run $(TEST_PKGS) --no-fail-fast -E 'kind(test) & !binary(real_vm) & !binary(replicas) & !binary(tls_acme) & !binary(dns_bind) & !binary(proxy_tls)'
+	TEST_DATABASE_URL=$$url cargo nextest run $(TEST_PKGS) --no-fail-fast -E 'kind(test) & !binary(real_vm) & !binary(replicas) & !binary(tls_acme) & !binary(dns_bind) & !binary(proxy_tls) & !binary(backup_restic)'
 
 ## App replicas on a throwaway PostgreSQL (run by test-nodes): one leader per node and a
 ## successor, events fanned out between replicas, a dead replica's lease taken over

@@ -7,7 +7,7 @@ set -euo pipefail
 pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients libvirt-dev qemu-system-x86 qemu-utils
       genisoimage mmdebstrap nginx pkg-config openssh-client sqlite3 e2fsprogs curl
       postgresql chromium chromium-driver wrk lzop
-      pebble bind9 bind9-dnsutils)
+      pebble bind9 bind9-dnsutils restic rclone openssh-server)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
