@@ -103,9 +103,9 @@ test-replicas:
 	trap 'ops/pg-test.sh stop' EXIT
 	TEST_DATABASE_URL=$$url cargo nextest run $(TEST_PKGS) --no-fail-fast -E 'binary(replicas)'
 
-## Real VMs under qemu:///system (a few minutes under TCG).
+## Real VMs under qemu:///system (a few minutes under TCG). Ignored `bench_*` tests are benchmarks (make bench-tls), not run here.
 test-vm:
-	VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current cargo nextest run $(TEST_PKGS) --run-ignored only --test-threads 1 --no-fail-fast -E '!binary(nodes)'
+	VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current cargo nextest run $(TEST_PKGS) --run-ignored only --test-threads 1 --no-fail-fast -E '!binary(nodes) & !test(/^bench_/)'
 
 ## More than one node: node 1 is qemu:///system, node 2 root's qemu:///session reached over
 ## qemu+libssh:// through an sshd of its own on 127.0.0.1 (ops/test-node2.sh, idempotent). A
