@@ -202,6 +202,19 @@ pub struct Cli {
     /// How much disk (MiB) each user's snapshots may take together.
     #[arg(long, env = "VMW_SNAPSHOT_DISK_PER_USER_MIB", default_value_t = 4096, global = true)]
     pub snapshot_disk_per_user_mib: u64,
+    /// The backup repository (restic): an absolute folder or a URL (`sftp:user@host:/path`,
+    /// `rest:http://...`, `s3:...`). Default: the folder {data-dir}/backups/repository, on the
+    /// node's own disk.
+    #[arg(long, env = "VMW_BACKUP_REPOSITORY", global = true)]
+    pub backup_repository: Option<String>,
+    /// The repository's password file. Default {data-dir}/backups/password, made (random) at
+    /// first use: keep a copy off the node, the backups cannot be read without it.
+    #[arg(long, env = "VMW_BACKUP_PASSWORD_FILE", global = true)]
+    pub backup_password_file: Option<PathBuf>,
+    /// For an sftp: repository, the command restic runs to reach it (plain words, e.g.
+    /// "ssh -p 2222 -i /etc/vmw/backup_key backup@host -s sftp").
+    #[arg(long, env = "VMW_BACKUP_SFTP_COMMAND", global = true)]
+    pub backup_sftp_command: Option<String>,
     /// Hosting events older than this many days are deleted (hourly); 0 keeps them.
     #[arg(long, env = "VMW_EVENT_RETENTION_DAYS", default_value_t = 30, global = true)]
     pub event_retention_days: u32,
@@ -460,6 +473,11 @@ impl Cli {
             domains_per_user: self.domains_per_user,
             dns_resolver: self.dns_resolver,
             tls: self.tls_settings(),
+            backup: service::config::BackupSettings {
+                repository: self.backup_repository.clone(),
+                password_file: self.backup_password_file.clone(),
+                sftp_command: self.backup_sftp_command.clone(),
+            },
             ..ServiceConfig::default()
         };
         Settings {

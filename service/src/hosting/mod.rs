@@ -108,6 +108,7 @@ impl HostingService {
             domain_checks: Default::default(),
             certs: certs::Certs::new(&cfg),
             verify_secret: Default::default(),
+            backup_repo: lifecycle::backups::BackupRepo::new(&cfg),
         });
         let cluster = cluster::Cluster::load(cx::Cx::new(store, cfg, vm, capacity, true, shared)).await?;
         Ok(Self { cx: cluster.home().clone(), cluster, accounts })
