@@ -21,16 +21,23 @@ pub(crate) struct BackupRepo {
     /// Whether the repository is the default folder under the data dir (on the node's disk).
     default_local: bool,
     restic: OnceCell<Restic>,
+    /// Held while a base disk is looked for and stored (each once in the repository).
+    base_lock: tokio::sync::Mutex<()>,
 }
 
 impl BackupRepo {
     pub fn new(cfg: &ServiceConfig) -> Self {
-        Self { settings: cfg.backup_repo_settings(), default_local: cfg.backup.repository.is_none(), restic: OnceCell::new() }
+        Self { settings: cfg.backup_repo_settings(), default_local: cfg.backup.repository.is_none(), restic: OnceCell::new(), base_lock: tokio::sync::Mutex::new(()) }
     }
 
     /// Whether the repository shares the node's disk (a local folder): the pages say so.
     pub fn shares_node_disk(&self) -> bool {
         self.default_local || self.settings.is_local()
+    }
+
+    /// Held while a base disk is looked for and stored.
+    pub async fn base_lock(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.base_lock.lock().await
     }
 
     /// The driver, the repository made if missing (once per process; a failure is tried again
