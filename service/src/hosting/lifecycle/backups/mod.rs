@@ -16,8 +16,9 @@ use crate::hosting::cx::Cx;
 use crate::hosting::lifecycle::begin;
 use crate::store::BackupRow;
 use crate::{Error, Result};
-use vmw_types::{BackupTrigger, EventKind, EventStatus, HostingState, Operation};
-pub use vmw_types::{BackupState, BackupView, BackupsOverview};
+pub use vmw_types::BackupTrigger;
+use vmw_types::{EventKind, EventStatus, HostingState, Operation};
+pub use vmw_types::{BackupSource, BackupState, BackupView, BackupsOverview};
 
 mod repo;
 mod take;
