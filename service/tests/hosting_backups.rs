@@ -13,7 +13,7 @@ use std::time::Duration;
 use service::Error;
 use service::accounts::Actor;
 use service::backup::{RepoSettings, Restic, SnapshotFilter, Tag};
-use service::hosting::{BackupSource, BackupState, BackupView, HostingState, Operation};
+use service::hosting::{BackupSource, BackupState, BackupTrigger, BackupView, HostingState, Operation};
 
 mod support;
 use support::{Env, env_with};
@@ -153,6 +153,12 @@ async fn a_failed_backup_is_told_and_leaves_the_site_as_it_was_and_rows_outlive_
     let (e, data) = env().await;
     let ann = e.user("ann").await;
     let id = powered_off_site(&e, &data, &ann, "ann").await;
+    // A crash left a backup `running`, and its staging folder: the next backup fails it and
+    // removes the folder.
+    let row = e.svc.store().require(id).await.unwrap();
+    let stale = e.svc.store().insert_backup(&row, ann.user_id, false, BackupTrigger::Manual).await.unwrap();
+    let stale_dir = data.join("backups/staging").join(stale.id.to_string());
+    std::fs::create_dir_all(&stale_dir).unwrap();
     // The disk is not a qcow2 overlay on a base any more: the capture refuses it.
     std::fs::write(e.svc.vm().vm_dir(id).join("disk.qcow2"), b"not a qcow2").unwrap();
     let b = e.svc.back_up(&ann, id, false).await.unwrap();
@@ -162,6 +168,9 @@ async fn a_failed_backup_is_told_and_leaves_the_site_as_it_was_and_rows_outlive_
     let v = e.settled(&ann, id).await;
     assert_eq!((v.state, v.operation), (HostingState::Stopped, None), "the site is as it was");
     assert!(e.svc.events(&ann, id, 0).await.unwrap().iter().any(|ev| ev.message.starts_with("Backup failed: ")));
+    let stale = e.svc.get_backup(&ann, id, stale.id).await.unwrap();
+    assert_eq!((stale.state, stale.error.as_deref()), (BackupState::Failed, Some("the service stopped while it ran")));
+    assert!(!stale_dir.exists(), "a crashed backup's staging folder is removed");
 
     // The site deleted: its backup rows stay, listed for the owner by slug.
     e.svc.action(&ann, id, Operation::Delete).await.unwrap();
@@ -170,6 +179,6 @@ async fn a_failed_backup_is_told_and_leaves_the_site_as_it_was_and_rows_outlive_
         assert!(tokio::time::Instant::now() < deadline, "the site is deleted");
     }
     let rows = e.svc.store().backups_of_user(ann.user_id).await.unwrap();
-    assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].hosting_id, rows[0].slug.as_str()), (None, "ann"));
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r.hosting_id.is_none() && r.slug == "ann"), "{rows:?}");
 }

@@ -117,17 +117,27 @@ impl Store {
             .await?)
     }
 
-    /// Hosting `id`'s backups still `running`, marked failed for `reason`: called by the holder
-    /// of the site's operation (so none of them is being made: a crash left them).
-    pub async fn fail_running_backups_of(&self, id: i32, reason: &str) -> Result<u64> {
-        let r = backup::Entity::update_many()
+    /// Hosting `id`'s backups still `running`, marked failed for `reason`; their ids. Called by
+    /// the holder of the site's operation (so none of them is being made: a crash left them).
+    pub async fn fail_running_backups_of(&self, id: i32, reason: &str) -> Result<Vec<i32>> {
+        let stale: Vec<i32> = backup::Entity::find()
+            .filter(backup::Column::HostingId.eq(id))
+            .filter(backup::Column::State.eq(BackupState::Running))
+            .all(self.db())
+            .await?
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        if stale.is_empty() {
+            return Ok(stale);
+        }
+        backup::Entity::update_many()
             .col_expr(backup::Column::State, Expr::value(BackupState::Failed))
             .col_expr(backup::Column::FinishedAt, Expr::value(now_ms()))
             .col_expr(backup::Column::Error, Expr::value(reason.to_owned()))
-            .filter(backup::Column::HostingId.eq(id))
-            .filter(backup::Column::State.eq(BackupState::Running))
+            .filter(backup::Column::Id.is_in(stale.clone()))
             .exec(self.db())
             .await?;
-        Ok(r.rows_affected)
+        Ok(stale)
     }
 }

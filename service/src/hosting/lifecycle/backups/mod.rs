@@ -8,7 +8,7 @@
 //!   backup to end, then wakes it).
 //! - The row is made `running` under the lease; it ends `succeeded` (with restic's snapshot
 //!   and the bytes added) or `failed` (with the reason). A crash leaves it `running`: the next
-//!   backup of the site marks it failed.
+//!   backup of the site marks it failed and removes its staging folder.
 //! - Rows outlive their site (`hosting_id` NULL, slug and owner kept): its backups stay in the
 //!   repository, for the restore layer.
 use crate::accounts::Actor;
@@ -76,7 +76,11 @@ pub(crate) async fn take(cx: &Cx, actor: &Actor, id: i32, with_memory: bool, tri
     let row = cx.store.require(id).await?;
     let owner = row.user_id.unwrap_or(actor.user_id);
     let made = async {
-        cx.store.fail_running_backups_of(id, "the service stopped while it ran").await?;
+        // A crash's leftovers: the rows failed, their staging folders (and snapshot) removed.
+        for stale in cx.store.fail_running_backups_of(id, "the service stopped while it ran").await? {
+            let _ = tokio::fs::remove_dir_all(take::staging_dir(cx, stale)).await;
+            let _ = cx.vm.remove_snapshot_files(id, -stale).await;
+        }
         cx.store.insert_backup(&row, owner, with_memory && row.state == HostingState::Running, trigger).await
     }
     .await;
