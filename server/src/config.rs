@@ -612,4 +612,25 @@ mod tests {
         assert!(refused(&["--tls", "sometimes"]));
         assert!(refused(&["--nginx-listen-tls", "443"]));
     }
+
+    #[test]
+    fn backups_go_to_a_folder_under_the_data_dir_unless_a_repository_is_set() {
+        use std::path::Path;
+        let d = parse(&["--data-dir", "/srv/vmw"]).settings().service;
+        let r = d.backup_repo_settings();
+        assert_eq!((r.url.as_str(), r.password_file.as_path()), ("/srv/vmw/backups/repository", Path::new("/srv/vmw/backups/password")));
+        assert!(r.is_local() && r.sftp_command.is_none());
+        let s = parse(&[
+            "--backup-repository", "sftp:backup@127.0.0.1:/repo", "--backup-password-file", "/etc/vmw/backup.pw",
+            "--backup-sftp-command", "ssh -p 2222 backup@127.0.0.1 -s sftp",
+        ])
+        .settings()
+        .service;
+        let r = s.backup_repo_settings();
+        assert_eq!((r.url.as_str(), r.password_file.as_path()), ("sftp:backup@127.0.0.1:/repo", Path::new("/etc/vmw/backup.pw")));
+        let cmd = r.sftp_command.clone().unwrap();
+        assert_eq!((cmd.program.as_str(), cmd.args.len()), ("ssh", 5));
+        assert!(!r.is_local());
+        service::backup::Restic::new(r).expect("valid settings");
+    }
 }

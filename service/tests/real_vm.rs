@@ -1446,7 +1446,8 @@ async fn back_up_now_stores_a_running_site_restorably_and_a_sleeping_one_without
     let snap = SnapshotId::parse(b1.snapshot_id.clone().unwrap()).unwrap();
     restic.restore(&snap, &target, None).await.unwrap();
     let base_id = b1.base_id.clone().unwrap();
-    let bases = restic.snapshots(&SnapshotFilter::tagged([Tag::parse(format!("base-{base_id}")).unwrap()])).await.unwrap();
+    let base_tags = [Tag::parse(format!("base-{base_id}")).unwrap(), Tag::parse("kind-base").unwrap()];
+    let bases = restic.snapshots(&SnapshotFilter::tagged(base_tags)).await.unwrap();
     assert_eq!(bases.len(), 1, "the base is stored once");
     restic.restore(&SnapshotId::parse(bases[0].id.clone()).unwrap(), &target, None).await.unwrap();
     let at = |p: &Path| target.join(p.strip_prefix("/").unwrap());
