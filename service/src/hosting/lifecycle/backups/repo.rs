@@ -30,9 +30,10 @@ impl BackupRepo {
         Self { settings: cfg.backup_repo_settings(), default_local: cfg.backup.repository.is_none(), restic: OnceCell::new(), base_lock: tokio::sync::Mutex::new(()) }
     }
 
-    /// Whether the repository shares the node's disk (a local folder): the pages say so.
+    /// Whether the repository is the default folder under the data dir, on the node's own disk:
+    /// the pages say so. (A configured local path may be a mount of another machine's disk.)
     pub fn shares_node_disk(&self) -> bool {
-        self.default_local || self.settings.is_local()
+        self.default_local
     }
 
     /// Held while a base disk is looked for and stored.
