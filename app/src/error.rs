@@ -88,7 +88,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
         E::GuestTimeout(_) => S::GATEWAY_TIMEOUT,
         E::Domain(service::domain_name::DomainError::Invalid(_)) => S::UNPROCESSABLE_ENTITY,
         E::Domain(_) => S::CONFLICT,
-        E::Db(_) | E::LeaseLost { .. } | E::Vm(_) | E::Proxy(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        E::Db(_) | E::LeaseLost { .. } | E::Vm(_) | E::Proxy(_) | E::Backup(_) | E::Internal(_) => S::INTERNAL_SERVER_ERROR,
     }
 }
 

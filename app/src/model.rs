@@ -9,6 +9,7 @@ pub use vmw_types::{
 };
 pub use vmw_types::{CertificateView, TlsOverview};
 pub use vmw_types::{DomainMethod, DomainState, DomainView};
+pub use vmw_types::{BackupState, BackupView, BackupsOverview};
 
 /// Everything the live page of one hosting needs at load; updates then arrive as
 /// [`LiveMessage`]s over the event stream.

@@ -202,6 +202,19 @@ pub struct Cli {
     /// How much disk (MiB) each user's snapshots may take together.
     #[arg(long, env = "VMW_SNAPSHOT_DISK_PER_USER_MIB", default_value_t = 4096, global = true)]
     pub snapshot_disk_per_user_mib: u64,
+    /// The backup repository (restic): an absolute folder or a URL (`sftp:user@host:/path`,
+    /// `rest:http://...`, `s3:...`). Default: the folder {data-dir}/backups/repository, on the
+    /// node's own disk.
+    #[arg(long, env = "VMW_BACKUP_REPOSITORY", global = true)]
+    pub backup_repository: Option<String>,
+    /// The repository's password file. Default {data-dir}/backups/password, made (random) at
+    /// first use: keep a copy off the node, the backups cannot be read without it.
+    #[arg(long, env = "VMW_BACKUP_PASSWORD_FILE", global = true)]
+    pub backup_password_file: Option<PathBuf>,
+    /// For an sftp: repository, the command restic runs to reach it (plain words, e.g.
+    /// "ssh -p 2222 -i /etc/vmw/backup_key backup@host -s sftp").
+    #[arg(long, env = "VMW_BACKUP_SFTP_COMMAND", global = true)]
+    pub backup_sftp_command: Option<String>,
     /// Hosting events older than this many days are deleted (hourly); 0 keeps them.
     #[arg(long, env = "VMW_EVENT_RETENTION_DAYS", default_value_t = 30, global = true)]
     pub event_retention_days: u32,
@@ -460,6 +473,11 @@ impl Cli {
             domains_per_user: self.domains_per_user,
             dns_resolver: self.dns_resolver,
             tls: self.tls_settings(),
+            backup: service::config::BackupSettings {
+                repository: self.backup_repository.clone(),
+                password_file: self.backup_password_file.clone(),
+                sftp_command: self.backup_sftp_command.clone(),
+            },
             ..ServiceConfig::default()
         };
         Settings {
@@ -593,5 +611,26 @@ mod tests {
         assert!(refused(&["--dns-update-server", "127.0.0.1:53"]), "updates without a key");
         assert!(refused(&["--tls", "sometimes"]));
         assert!(refused(&["--nginx-listen-tls", "443"]));
+    }
+
+    #[test]
+    fn backups_go_to_a_folder_under_the_data_dir_unless_a_repository_is_set() {
+        use std::path::Path;
+        let d = parse(&["--data-dir", "/srv/vmw"]).settings().service;
+        let r = d.backup_repo_settings();
+        assert_eq!((r.url.as_str(), r.password_file.as_path()), ("/srv/vmw/backups/repository", Path::new("/srv/vmw/backups/password")));
+        assert!(r.is_local() && r.sftp_command.is_none());
+        let s = parse(&[
+            "--backup-repository", "sftp:backup@127.0.0.1:/repo", "--backup-password-file", "/etc/vmw/backup.pw",
+            "--backup-sftp-command", "ssh -p 2222 backup@127.0.0.1 -s sftp",
+        ])
+        .settings()
+        .service;
+        let r = s.backup_repo_settings();
+        assert_eq!((r.url.as_str(), r.password_file.as_path()), ("sftp:backup@127.0.0.1:/repo", Path::new("/etc/vmw/backup.pw")));
+        let cmd = r.sftp_command.clone().unwrap();
+        assert_eq!((cmd.program.as_str(), cmd.args.len()), ("ssh", 5));
+        assert!(!r.is_local());
+        service::backup::Restic::new(r).expect("valid settings");
     }
 }

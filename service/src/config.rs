@@ -240,6 +240,22 @@ pub struct ServiceConfig {
     pub dns_resolver: Option<SocketAddr>,
     /// Certificates (`--tls` and the ACME settings).
     pub tls: TlsSettings,
+    /// The backup repository (issue 31).
+    pub backup: BackupSettings,
+}
+
+/// Where backups go. Each `None` takes its default under `data_dir`
+/// ([`ServiceConfig::backup_repo_settings`]).
+#[derive(Clone, Debug, Default)]
+pub struct BackupSettings {
+    /// A restic repository URL or absolute folder; default `{data_dir}/backups/repository`
+    /// (a folder on the node's own disk: the pages say so until another is set).
+    pub repository: Option<String>,
+    /// The repository password file; default `{data_dir}/backups/password`, made at first use.
+    pub password_file: Option<PathBuf>,
+    /// For `sftp:` repositories: the command restic runs to reach the server, as plain words
+    /// (`ssh -p 2222 -i /key user@host -s sftp`).
+    pub sftp_command: Option<String>,
 }
 
 impl Default for ServiceConfig {
@@ -310,11 +326,34 @@ impl Default for ServiceConfig {
             domains_per_user: 10,
             dns_resolver: None,
             tls: TlsSettings::default(),
+            backup: BackupSettings::default(),
         }
     }
 }
 
 impl ServiceConfig {
+    /// The backup repository's folder under the data dir when none is configured.
+    pub fn default_backup_repository(&self) -> PathBuf {
+        self.data_dir.join("backups/repository")
+    }
+
+    /// The backup password file (configured, or `{data_dir}/backups/password`).
+    pub fn backup_password_file(&self) -> PathBuf {
+        self.backup.password_file.clone().unwrap_or_else(|| self.data_dir.join("backups/password"))
+    }
+
+    /// The restic settings of the backup repository (checked by `Restic::new`). restic's
+    /// cache is `{data_dir}/backups/cache`.
+    pub fn backup_repo_settings(&self) -> crate::backup::RepoSettings {
+        let url = self.backup.repository.clone().unwrap_or_else(|| self.default_backup_repository().display().to_string());
+        let mut s = crate::backup::RepoSettings::new(url, self.backup_password_file(), self.data_dir.join("backups/cache"));
+        s.sftp_command = self.backup.sftp_command.as_deref().and_then(|c| {
+            let mut words = c.split_whitespace();
+            words.next().map(|program| crate::backup::SftpCommand::new(program, words))
+        });
+        s
+    }
+
     pub fn plan(&self, name: &str) -> Option<&Plan> {
         self.plans.iter().find(|p| p.name == name)
     }

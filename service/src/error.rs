@@ -65,6 +65,9 @@ pub enum Error {
     /// An nginx operation failed (same shape as `Vm`).
     #[error(transparent)]
     Proxy(#[from] ProxyError),
+    /// A backup repository operation failed (restic; issue 31).
+    #[error(transparent)]
+    Backup(#[from] crate::backup::BackupError),
     /// A bug or broken invariant; the message is for the log (and the owner's failed step).
     #[error("{0}")]
     Internal(String),
@@ -101,7 +104,7 @@ impl Error {
             Error::GuestTimeout(_) => "guest_timeout",
             Error::HostingUnavailable(_) => "hosting_unavailable",
             Error::Domain(d) => d.code(),
-            Error::Db(_) | Error::LeaseLost { .. } | Error::Vm(_) | Error::Proxy(_) | Error::Internal(_) => "internal",
+            Error::Db(_) | Error::LeaseLost { .. } | Error::Vm(_) | Error::Proxy(_) | Error::Backup(_) | Error::Internal(_) => "internal",
         }
     }
 

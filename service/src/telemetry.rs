@@ -36,6 +36,14 @@ pub const POOL_SPARES: &str = "vmw_pool_spares";
 pub const LIBVIRT_ERRORS: &str = "vmw_libvirt_errors_total";
 /// Counter: nginx failures, by `kind` (`rejected`, `command`, `spawn`, `not_serving`, ...).
 pub const NGINX_ERRORS: &str = "vmw_nginx_errors_total";
+/// Gauge: when a site's last backup succeeded, unix seconds, by `hosting` (its id).
+pub const BACKUP_LAST_SUCCESS: &str = "vmw_backup_last_success_timestamp_seconds";
+/// Histogram: how long a backup took (capture and upload), seconds, by `result`.
+pub const BACKUP_SECONDS: &str = "vmw_backup_duration_seconds";
+/// Counter: bytes backups added to the repository (after deduplication and compression).
+pub const BACKUP_BYTES_ADDED: &str = "vmw_backup_bytes_added_total";
+/// Counter: backups that failed.
+pub const BACKUP_FAILURES: &str = "vmw_backup_failures_total";
 
 /// Bucket bounds (seconds) that fit the service's durations: a claimed spare's steps take
 /// milliseconds, a cold boot under TCG up to a few minutes.
@@ -60,12 +68,31 @@ pub fn describe() {
     describe_gauge!(POOL_SPARES, "Ready warm spares on this node, by tier");
     describe_counter!(LIBVIRT_ERRORS, "Failed libvirt calls, by action");
     describe_counter!(NGINX_ERRORS, "nginx failures (refused configurations, failed commands, routes not serving), by kind");
+    describe_gauge!(BACKUP_LAST_SUCCESS, Unit::Seconds, "When each site's last backup succeeded (unix time), by hosting id");
+    describe_histogram!(BACKUP_SECONDS, Unit::Seconds, "How long a backup took (capture and upload), by result");
+    describe_counter!(BACKUP_BYTES_ADDED, Unit::Bytes, "Bytes backups added to the backup repository");
+    describe_counter!(BACKUP_FAILURES, "Backups that failed");
+    counter!(BACKUP_FAILURES).increment(0);
+    counter!(BACKUP_BYTES_ADDED).increment(0);
     for ok in [true, false] {
         counter!(WAKES, "result" => result(ok)).increment(0);
         counter!(SLEEPS, "result" => result(ok)).increment(0);
     }
     for reason in WAKE_REFUSED_REASONS {
         counter!(WAKES_REFUSED, "reason" => reason).increment(0);
+    }
+}
+
+/// A backup of hosting `hosting_id` ended after `took`; `bytes_added` when it succeeded.
+pub fn record_backup(hosting_id: i32, took: Duration, bytes_added: Option<u64>) {
+    histogram!(BACKUP_SECONDS, "result" => result(bytes_added.is_some())).record(took.as_secs_f64());
+    match bytes_added {
+        Some(bytes) => {
+            counter!(BACKUP_BYTES_ADDED).increment(bytes);
+            let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+            gauge!(BACKUP_LAST_SUCCESS, "hosting" => hosting_id.to_string()).set(now);
+        }
+        None => counter!(BACKUP_FAILURES).increment(1),
     }
 }
 

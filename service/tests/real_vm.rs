@@ -1390,3 +1390,101 @@ async fn a_backup_capture_freezes_a_running_site_briefly_and_copies_a_sleeping_o
     assert!(st.svc.wait_settled(&cara, h.id, Duration::from_secs(120)).await.unwrap().is_none());
     st.svc.proxy().stop().await.unwrap();
 }
+
+/// Issue 31, "Back up now": a running site's backup succeeds while it serves on, and the
+/// repository alone gives back its disk (the overlay and the base stored once, rebased at the
+/// restore's paths) holding the file it had just written; a sleeping site is backed up with its
+/// memory without waking; an unchanged site's next backup adds under 1 MiB. Prints the timings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "boots a real VM (qemu:///system); run by `make test`"]
+async fn back_up_now_stores_a_running_site_restorably_and_a_sleeping_one_without_waking_it() {
+    use service::backup::{Restic, SnapshotFilter, SnapshotId, Tag};
+    use service::hosting::{BackupSource, BackupState, BackupView};
+    use service::vm::VmState;
+    let (s, st, key, bea, h) = one_running_site("bak", true, "bea").await;
+    let ssh_port = h.ssh_port.unwrap() as u16;
+    let url = format!("http://{}/{}/bak.txt", st.cfg.nginx_listen, h.slug);
+    ssh(&key, ssh_port, "ubuntu", "echo backed-up-while-running > /var/www/html/bak.txt");
+    let done = |b: BackupView| {
+        let svc = st.svc.clone();
+        let bea = bea.clone();
+        async move {
+            let t = Instant::now();
+            loop {
+                let now = svc.get_backup(&bea, h.id, b.id).await.unwrap();
+                if now.state != BackupState::Running {
+                    svc.wait_settled(&bea, h.id, Duration::from_secs(60)).await.unwrap();
+                    return now;
+                }
+                assert!(t.elapsed() < Duration::from_secs(300), "backup {} still running", b.id);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    let t = Instant::now();
+    let b1 = done(st.svc.back_up(&bea, h.id, false).await.unwrap()).await;
+    let first = t.elapsed();
+    assert_eq!(b1.state, BackupState::Succeeded, "{:?}", b1.error);
+    assert_eq!((b1.captured_from, b1.with_memory), (Some(BackupSource::Running), false));
+    assert_eq!(st.svc.vm().state(h.id).await.unwrap(), VmState::Running);
+    assert_eq!(get(&url, None).await, (200, "backed-up-while-running\n".into()), "the site serves on");
+    let t = Instant::now();
+    let b2 = done(st.svc.back_up(&bea, h.id, false).await.unwrap()).await;
+    let second = t.elapsed();
+    assert_eq!(b2.state, BackupState::Succeeded, "{:?}", b2.error);
+    eprintln!(
+        "TIMING backup of a running site: first {first:?} ({} KiB added of {} KiB), second {second:?} ({} KiB added)",
+        b1.bytes_added.unwrap() >> 10,
+        b1.bytes_total.unwrap() >> 10,
+        b2.bytes_added.unwrap() >> 10
+    );
+
+    // From the repository alone: the site's snapshot and its base, rebased where restored.
+    let restic = Restic::new(st.cfg.backup_repo_settings()).unwrap();
+    let target = s.dir.path().join("restored");
+    let snap = SnapshotId::parse(b1.snapshot_id.clone().unwrap()).unwrap();
+    restic.restore(&snap, &target, None).await.unwrap();
+    let base_id = b1.base_id.clone().unwrap();
+    let base_tags = [Tag::parse(format!("base-{base_id}")).unwrap(), Tag::parse("kind-base").unwrap()];
+    let bases = restic.snapshots(&SnapshotFilter::tagged(base_tags)).await.unwrap();
+    assert_eq!(bases.len(), 1, "the base is stored once");
+    restic.restore(&SnapshotId::parse(bases[0].id.clone()).unwrap(), &target, None).await.unwrap();
+    let at = |p: &Path| target.join(p.strip_prefix("/").unwrap());
+    let staging = st.cfg.data_dir.join("backups/staging").join(b1.id.to_string());
+    let disk = at(&staging.join("disk.qcow2"));
+    let golden_disk = bases[0].paths.iter().map(PathBuf::from).find(|p| p.ends_with("disk.qcow2")).expect("the golden's disk");
+    let image_base = bases[0].paths.iter().map(PathBuf::from).find(|p| p.ends_with("base.qcow2")).expect("the image's base");
+    service::vm::rebase_overlay(&at(&golden_disk), &at(&image_base)).await.unwrap();
+    service::vm::rebase_overlay(&disk, &at(&golden_disk)).await.unwrap();
+    assert_eq!(read_in_disk(&disk, "/var/www/html/bak.txt", &target), "backed-up-while-running\n");
+
+    // Asleep: backed up with its memory, not woken; unchanged, the next one adds little.
+    st.svc.action(&bea, h.id, Operation::Sleep).await.unwrap();
+    let v = st.svc.wait_settled(&bea, h.id, Duration::from_secs(120)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "{:?}", v.state_reason);
+    let t = Instant::now();
+    let b3 = done(st.svc.back_up(&bea, h.id, false).await.unwrap()).await;
+    let third = t.elapsed();
+    assert_eq!(b3.state, BackupState::Succeeded, "{:?}", b3.error);
+    assert_eq!((b3.captured_from, b3.with_memory), (Some(BackupSource::Saved), true));
+    assert_eq!(st.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff, "not woken");
+    let t = Instant::now();
+    let b4 = done(st.svc.back_up(&bea, h.id, false).await.unwrap()).await;
+    let fourth = t.elapsed();
+    assert_eq!(b4.state, BackupState::Succeeded, "{:?}", b4.error);
+    eprintln!(
+        "TIMING backup of a sleeping site: first {third:?} ({} KiB added of {} KiB), unchanged again {fourth:?} ({} KiB added)",
+        b3.bytes_added.unwrap() >> 10,
+        b3.bytes_total.unwrap() >> 10,
+        b4.bytes_added.unwrap() >> 10
+    );
+    assert!(b4.bytes_added.unwrap() < 1 << 20, "an unchanged site's backup adds under 1 MiB: {b4:?}");
+    let v = st.svc.wait_settled(&bea, h.id, Duration::from_secs(5)).await.unwrap().unwrap();
+    assert_eq!(v.state, HostingState::Sleeping, "still asleep");
+    assert_eq!(st.svc.vm().state(h.id).await.unwrap(), VmState::ShutOff);
+
+    st.svc.action(&bea, h.id, Operation::Delete).await.unwrap();
+    assert!(st.svc.wait_settled(&bea, h.id, Duration::from_secs(120)).await.unwrap().is_none());
+    st.svc.proxy().stop().await.unwrap();
+}

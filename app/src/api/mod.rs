@@ -4,5 +4,6 @@ pub mod accounts;
 pub mod admin;
 pub mod hostings;
 pub mod snapshots;
+pub mod backups;
 pub mod domains;
 pub mod tls;

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod params;
 pub mod responses;
 pub mod snapshots;
+pub mod backups;
 pub mod domains;
 pub mod stream;
 
@@ -51,6 +52,7 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/snapshots", get(snapshots::list).post(snapshots::take))
         .route("/hostings/{id}/snapshots/{sid}", delete(snapshots::delete))
         .route("/hostings/{id}/snapshots/{sid}/restore", post(snapshots::restore))
+        .route("/hostings/{id}/backups", get(backups::list).post(backups::take))
         .route("/hostings/{id}/domains", get(domains::list).post(domains::add))
         .route("/hostings/{id}/domains/{did}", delete(domains::delete))
         .route("/hostings/{id}/domains/{did}/check", post(domains::check))

@@ -143,6 +143,8 @@ async fn the_document_spells_enums_and_nulls_as_the_wire_does() {
     app.conforming(&doc, M::POST, &format!("/api/v1/hostings/{id}/sleep?wait=30"), "/api/v1/hostings/{id}/{action}", &tok, None).await;
     app.conforming(&doc, M::POST, &format!("/api/v1/hostings/{id}/snapshots"), "/api/v1/hostings/{id}/snapshots", &tok, Some(json!({"name": "before"}))).await;
     app.conforming(&doc, M::GET, &format!("/api/v1/hostings/{id}/snapshots"), "/api/v1/hostings/{id}/snapshots", &tok, None).await;
+    app.conforming(&doc, M::POST, &format!("/api/v1/hostings/{id}/backups?wait=30"), "/api/v1/hostings/{id}/backups", &tok, None).await;
+    app.conforming(&doc, M::GET, &format!("/api/v1/hostings/{id}/backups"), "/api/v1/hostings/{id}/backups", &tok, None).await;
     // Errors too.
     app.conforming(&doc, M::GET, "/api/v1/hostings/999999", "/api/v1/hostings/{id}", &tok, None).await;
     app.conforming(&doc, M::GET, "/api/v1/admin/nodes", "/api/v1/admin/nodes", &tok, None).await;

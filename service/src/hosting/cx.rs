@@ -85,6 +85,8 @@ pub(crate) struct Shared {
     pub certs: super::certs::Certs,
     /// The custom domains' verification secret, read (or made) at first use.
     pub verify_secret: tokio::sync::OnceCell<Vec<u8>>,
+    /// The backup repository (opened at first use).
+    pub backup_repo: super::lifecycle::backups::BackupRepo,
 }
 
 impl Cx {

@@ -43,6 +43,7 @@ use crate::vm::VmManager;
 use crate::{Result, ServiceConfig};
 
 pub use background::reconcile::ReconcileReport;
+pub use lifecycle::backups::{BackupSource, BackupState, BackupTrigger, BackupView, BackupsOverview};
 pub use lifecycle::create::CreateHosting;
 pub use lifecycle::console::{ConsoleInput, ConsoleOutput, ConsoleSession, ConsoleStatus};
 pub use lifecycle::sleep::ASLEEP;
@@ -108,6 +109,7 @@ impl HostingService {
             domain_checks: Default::default(),
             certs: certs::Certs::new(&cfg),
             verify_secret: Default::default(),
+            backup_repo: lifecycle::backups::BackupRepo::new(&cfg),
         });
         let cluster = cluster::Cluster::load(cx::Cx::new(store, cfg, vm, capacity, true, shared)).await?;
         Ok(Self { cx: cluster.home().clone(), cluster, accounts })

@@ -78,10 +78,10 @@ impl Capacity {
 }
 
 /// Whether a hosting in `state` holds its plan's memory: all but a sleeping one (saved to disk,
-/// no QEMU process) that no operation (a wake) is taking back up; a snapshot of it copies files
-/// and leaves it asleep.
+/// no QEMU process) that no operation (a wake) is taking back up; a snapshot or a backup of it
+/// copies files and leaves it asleep.
 pub fn holds_memory(state: HostingState, op: Option<Operation>) -> bool {
-    !(state == HostingState::Sleeping && matches!(op, None | Some(Operation::Snapshot)))
+    !(state == HostingState::Sleeping && matches!(op, None | Some(Operation::Snapshot | Operation::Backup)))
 }
 
 impl Store {

@@ -22,6 +22,7 @@ use crate::{Error, Result};
 
 pub mod acme_challenges;
 pub mod activity;
+pub mod backups;
 pub mod capacity;
 pub mod certificates;
 pub mod domains;
@@ -37,6 +38,7 @@ pub mod tokens;
 pub mod transitions;
 pub mod users;
 
+pub use backups::{BackupDone, BackupRow};
 pub use capacity::{Capacity, Committed, holds_memory};
 pub use certificates::{CertificateRow, domain_cert_label};
 pub use domains::DomainRow;

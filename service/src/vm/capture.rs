@@ -178,6 +178,30 @@ impl VmManager {
         Ok(Capture { disk, memory, base, frozen_for, bytes, from })
     }
 
+    /// Snapshot `sid` of hosting `hosting_id` (its running VM's memory and disk, taken for a
+    /// backup: its agent did not freeze, or its memory was asked for) made a [`Capture`]: its
+    /// disk and memory moved into `staging` (an existing, empty folder on the same filesystem:
+    /// renames, no copy) and the snapshot's folder removed. On failure the snapshot's folder is
+    /// left for the caller to remove.
+    pub async fn capture_from_snapshot(&self, hosting_id: i32, sid: i32, staging: &Path) -> Result<Capture, VmError> {
+        let dir = self.snapshot_dir(hosting_id, sid);
+        let (disk, mem) = (staging.join(DISK), staging.join(MEMORY));
+        for (from, to) in [(dir.join(DISK), &disk), (dir.join(MEMORY), &mem)] {
+            tokio::fs::rename(&from, to).await.map_err(io("moving", &from))?;
+        }
+        let (d, m) = (disk.clone(), mem.clone());
+        let (base, form) = tokio::task::spawn_blocking(move || {
+            let base = base_of(&d)?;
+            let form = memory_form(&m, &base)?;
+            Ok::<_, VmError>((base, form))
+        })
+        .await??;
+        let _ = super::files::remove_dir(&dir).await;
+        let bytes = file_bytes(&disk) + file_bytes(&mem);
+        tracing::info!(hosting_id, bytes, base = %base.id, "site captured for a backup through a snapshot");
+        Ok(Capture { disk, memory: Some((mem, form)), base, frozen_for: None, bytes, from: CapturedFrom::Running })
+    }
+
     /// The files a restore on a fresh node needs besides a capture on `base`, for the caller to
     /// back up once: the base disk, and for a golden its saved memory (a delta's reference),
     /// its metadata, and its own image's files (its disk backs onto the image's base). Only

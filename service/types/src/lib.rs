@@ -8,6 +8,7 @@
 #[macro_use]
 mod string_enum;
 mod account;
+mod backups;
 mod certs;
 mod domains;
 mod event;
@@ -17,6 +18,7 @@ mod step;
 mod view;
 
 pub use account::{AccountEventKind, AccountEventView};
+pub use backups::{BackupSource, BackupState, BackupTrigger, BackupView, BackupsOverview};
 pub use certs::{CertificateView, TlsOverview};
 pub use domains::{CertSource, DomainMethod, DomainState, DomainVerification, DomainView, HstsSetting, NewDomain};
 pub use event::{EventKind, EventStatus, EventView, LiveMessage};

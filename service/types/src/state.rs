@@ -44,6 +44,8 @@ string_enum! {
         Snapshot => "Take a snapshot",
         /// Brings a site back to one of its snapshots, running.
         RestoreSnapshot => "Restore a snapshot",
+        /// Copies the site to the backup repository; its state does not change meanwhile.
+        Backup => "Back up",
     }
 }
 
@@ -66,6 +68,8 @@ impl Operation {
             // stopped site's saved memory is copied (a powered-off one has none: refused).
             Self::Snapshot => &[Running, Stopped, Sleeping],
             Self::RestoreSnapshot => &[Running, Stopped, Sleeping],
+            // A sleeping or stopped site is captured as it is, never woken.
+            Self::Backup => &[Running, Stopped, Sleeping],
         }
     }
 

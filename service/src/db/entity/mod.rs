@@ -2,6 +2,7 @@
 pub mod account_event;
 pub mod acme_challenge;
 pub mod api_token;
+pub mod backup;
 pub mod certificate;
 pub mod domain;
 pub mod hosting;

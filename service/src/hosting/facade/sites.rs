@@ -1,9 +1,10 @@
-//! What reaches into a site: visits (the waker), its console, its snapshots.
+//! What reaches into a site: visits (the waker), its console, its snapshots, its backups.
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use crate::accounts::Actor;
 use crate::hosting::cx::Cx;
+use crate::hosting::lifecycle::backups::{self, BackupView, BackupsOverview};
 use crate::hosting::lifecycle::console::{self, ConsoleSession, validate_console_password};
 use crate::hosting::lifecycle::snapshots::{self, SnapshotView};
 use crate::hosting::lifecycle::visit::{self, Visit};
@@ -90,6 +91,32 @@ impl HostingService {
     /// How many snapshots a user has (tests and the dashboard's hints).
     pub async fn snapshot_count(&self, user_id: i32) -> Result<u64> {
         snapshots::snapshot_count(&self.cx, user_id).await
+    }
+
+    /// The hosting's backups, newest first.
+    pub async fn list_backups(&self, actor: &Actor, id: i32) -> Result<Vec<BackupView>> {
+        self.cx.store.owned(actor, id).await?;
+        backups::list(&self.cx, id).await
+    }
+
+    /// Backup `bid` of the hosting.
+    pub async fn get_backup(&self, actor: &Actor, id: i32, bid: i32) -> Result<BackupView> {
+        self.cx.store.owned(actor, id).await?;
+        backups::backup_of(&self.cx, id, bid).await
+    }
+
+    /// The hosting page's backups section: the list, the last success, where the repository is.
+    pub async fn backups_overview(&self, actor: &Actor, id: i32) -> Result<BackupsOverview> {
+        self.cx.store.owned(actor, id).await?;
+        backups::overview(&self.cx, id).await
+    }
+
+    /// Backs up a site now ("Back up now"): a running one keeps running (`with_memory`: it
+    /// pauses a few seconds for a snapshot of its memory), a sleeping or stopped one is not
+    /// woken. Returns at once with the backup `running`; 409 while another operation runs.
+    pub async fn back_up(&self, actor: &Actor, id: i32, with_memory: bool) -> Result<BackupView> {
+        let node = self.snapshot_node(actor, id).await?;
+        backups::take(&node, actor, id, with_memory, vmw_types::BackupTrigger::Manual).await
     }
 
     /// The node of the hosting (its VM, its files): snapshots are taken and restored there.

@@ -19,6 +19,7 @@ use crate::{Error, Result};
 
 pub(crate) mod act;
 pub(crate) mod always_on;
+pub(crate) mod backups;
 pub mod console;
 pub(crate) mod create;
 pub(crate) mod delete;

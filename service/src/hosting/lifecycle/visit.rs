@@ -77,7 +77,7 @@ pub(crate) async fn visit(cx: &Cx, id: i32, patience: Duration, who: &'static st
                 }
             }
             // Over in seconds, and the site runs (or sleeps: woken next) afterwards.
-            (_, Some(Operation::Create | Operation::Sleep | Operation::Snapshot | Operation::RestoreSnapshot)) => {}
+            (_, Some(Operation::Create | Operation::Sleep | Operation::Snapshot | Operation::RestoreSnapshot | Operation::Backup)) => {}
             _ => return Ok(Visit::Down),
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
