@@ -12,6 +12,7 @@ mod m20261202_000020_nodes;
 mod m20261207_000030_node_identity;
 mod m20261207_000040_domains;
 mod m20261207_000041_acme_challenges;
+mod m20261207_000043_login_sessions;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000030_node_identity::Migration),
             Box::new(m20261207_000040_domains::Migration),
             Box::new(m20261207_000041_acme_challenges::Migration),
+            Box::new(m20261207_000043_login_sessions::Migration),
         ]
     }
 }

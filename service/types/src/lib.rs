@@ -16,7 +16,7 @@ mod state;
 mod step;
 mod view;
 
-pub use account::{AccountEventKind, AccountEventView};
+pub use account::{AccountEventKind, AccountEventView, SessionView};
 pub use certs::{CertificateView, TlsOverview};
 pub use domains::{CertSource, DomainMethod, DomainState, DomainVerification, DomainView, HstsSetting, NewDomain};
 pub use event::{EventKind, EventStatus, EventView, LiveMessage};
