@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(browser_summary(chrome), "Chrome on Linux");
         let firefox = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0";
         assert_eq!(browser_summary(firefox), "Firefox on Windows 10");
-        assert_eq!(browser_summary("curl/8.5.0"), "Unknown browser");
+        assert_eq!(browser_summary("curl/8.5.0"), "HTTP Library", "woothee names tools by kind");
         assert_eq!(browser_summary(""), "Unknown browser");
     }
 }
