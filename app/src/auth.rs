@@ -49,13 +49,15 @@ pub async fn session_user(session: &Session, state: &AppState) -> Result<Option<
 /// Starts an authenticated session under a new id (no session fixation), with a login
 /// session of its own (listed on the settings page: the client's address and browser).
 pub async fn login_session(session: &Session, state: &AppState, user: &UserView) -> Result<(), AppError> {
+    // Read from the request before anything else is awaited.
+    let (client, agent) = (client_ip().await, user_agent().await);
     // A login over a logged-in session replaces it: the old one is not left listed.
     if let Some((uid, old)) = session.get::<i32>(USER_ID).await.ok().flatten().zip(login_id(session).await) {
         state.accounts.end_own_session(uid, &old).await?;
     }
     session.cycle_id().await.map_err(internal)?;
     let av = state.accounts.auth_version(user.id).await?;
-    let lsid = state.accounts.start_session(user.id, client_ip().await, user_agent().await.as_deref()).await?;
+    let lsid = state.accounts.start_session(user.id, client, agent.as_deref()).await?;
     session.insert(USER_ID, user.id).await.map_err(internal)?;
     session.insert(AUTH_VERSION, av).await.map_err(internal)?;
     session.insert(LOGIN_AT, service::db::now_ms()).await.map_err(internal)?;

@@ -156,9 +156,20 @@ pub async fn account_activity() -> Result<Vec<AccountEventView>, AppError> {
 /// The caller's logged-in browser sessions, newest first, this one marked `current`.
 #[server(prefix = "/api/fn", endpoint = "list_sessions")]
 pub async fn list_sessions() -> Result<Vec<SessionView>, AppError> {
-    let (state, _, actor) = auth::require_user().await?;
-    let current = auth::login_id(&auth::session().await?).await;
+    // The session is extracted once, first: a page's resource runs this during SSR, where
+    // the request's parts may be out of reach after other awaits.
+    let (state, actor, session) = user_and_session().await?;
+    let current = auth::login_id(&session).await;
     Ok(state.accounts.list_sessions(&actor, current.as_deref()).await?)
+}
+
+#[cfg(feature = "ssr")]
+async fn user_and_session() -> Result<(crate::state::AppState, service::accounts::Actor, tower_sessions::Session), AppError> {
+    use service::accounts::AsActor;
+    let state = auth::state()?;
+    let session = auth::session().await?;
+    let user = auth::session_user(&session, &state).await?.ok_or(AppError::Unauthorized)?;
+    Ok((state, user.actor(), session))
 }
 
 /// Ends one of the caller's sessions (its browser is logged out on its next request).
@@ -171,7 +182,7 @@ pub async fn end_session(id: String) -> Result<(), AppError> {
 /// Ends every session of the caller but this one; how many.
 #[server(prefix = "/api/fn", endpoint = "end_other_sessions")]
 pub async fn end_other_sessions() -> Result<u64, AppError> {
-    let (state, _, actor) = auth::require_user().await?;
-    let current = auth::login_id(&auth::session().await?).await;
+    let (state, actor, session) = user_and_session().await?;
+    let current = auth::login_id(&session).await;
     Ok(state.accounts.end_sessions(&actor, current.as_deref()).await?)
 }
