@@ -1,6 +1,7 @@
 //! Sessions (server side): who is logged in, login with a new session id, logout that ends the
 //! session on the server. Shared by server functions and the REST API.
 use leptos::prelude::*;
+use service::accounts::sessions::{LOGIN_ID_KEY, SEEN_EVERY_MS};
 use service::accounts::{Actor, AsActor, UserView};
 use tower_sessions::Session;
 
@@ -12,7 +13,6 @@ const AUTH_VERSION: &str = "av";
 const LOGIN_AT: &str = "login_at";
 /// When last seen was last written for this session (ms), so a request does not query for it.
 const SEEN_AT: &str = "seen_at";
-use service::accounts::sessions::{LOGIN_ID_KEY, SEEN_EVERY_MS};
 
 fn internal(e: impl std::fmt::Display) -> AppError {
     tracing::error!(error = %e, "session store error");
