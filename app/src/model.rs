@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 pub use vmw_types::{
     AccountEventKind, AccountEventView, ApiTokenView, EventKind, EventStatus, EventView, HostingState, HostingView, LiveMessage, NodeView, Operation,
-    PlanView, SnapshotState, SnapshotView, SshKeyView, StatSample, Step, StepInfo, UserView,
+    PlanView, SessionView, SnapshotState, SnapshotView, SshKeyView, StatSample, Step, StepInfo, UserView,
 };
 pub use vmw_types::{CertificateView, TlsOverview};
 pub use vmw_types::{DomainMethod, DomainState, DomainView};

@@ -13,6 +13,7 @@ mod m20261207_000030_node_identity;
 mod m20261207_000040_domains;
 mod m20261207_000041_acme_challenges;
 mod m20261207_000042_backups;
+mod m20261207_000043_login_sessions;
 
 pub struct Migrator;
 
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000040_domains::Migration),
             Box::new(m20261207_000041_acme_challenges::Migration),
             Box::new(m20261207_000042_backups::Migration),
+            Box::new(m20261207_000043_login_sessions::Migration),
         ]
     }
 }

@@ -6,6 +6,7 @@ mod acme_challenge;
 pub mod api;
 pub mod config;
 pub mod csrf;
+mod last_seen;
 mod local_ca;
 pub mod metrics;
 mod secure_cookies;
@@ -163,6 +164,7 @@ impl Application {
             .nest_service("/pkg", ServeDir::new(settings.site_root.join("pkg")))
             .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
             .with_state(state.clone())
+            .layer(axum::middleware::from_fn_with_state(state.clone(), last_seen::note))
             .layer(axum::middleware::from_fn_with_state(csrf::Origins::for_config(&state.config), csrf::guard))
             .layer(sessions)
             .layer(axum::middleware::from_fn(secure_cookies::mark))

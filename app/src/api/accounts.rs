@@ -1,7 +1,7 @@
 use leptos::prelude::*;
 
 use crate::error::AppError;
-use crate::model::{AccountEventView, ApiTokenView, SshKeyView, UserView};
+use crate::model::{AccountEventView, ApiTokenView, SessionView, SshKeyView, UserView};
 #[cfg(feature = "ssr")]
 use crate::auth;
 
@@ -40,8 +40,9 @@ pub async fn login(login: String, password: String) -> Result<(), AppError> {
 
 #[server(prefix = "/api/fn", endpoint = "logout")]
 pub async fn logout() -> Result<(), AppError> {
+    let state = auth::state()?;
     let session = auth::session().await?;
-    auth::logout_session(&session).await?;
+    auth::logout_session(&session, &state).await?;
     leptos_axum::redirect("/login");
     Ok(())
 }
@@ -90,7 +91,7 @@ pub async fn delete_account(password: String) -> Result<(), AppError> {
     }
     state.accounts.delete_user(&actor, &password).await?;
     let session = auth::session().await?;
-    auth::logout_session(&session).await?;
+    auth::logout_session(&session, &state).await?;
     leptos_axum::redirect("/");
     Ok(())
 }
@@ -150,4 +151,38 @@ pub async fn revoke_api_token(id: i32) -> Result<(), AppError> {
 pub async fn account_activity() -> Result<Vec<AccountEventView>, AppError> {
     let (state, _, actor) = auth::require_user().await?;
     Ok(state.accounts.activity(&actor, 50).await?)
+}
+
+/// The caller's logged-in browser sessions, newest first, this one marked `current`.
+#[server(prefix = "/api/fn", endpoint = "list_sessions")]
+pub async fn list_sessions() -> Result<Vec<SessionView>, AppError> {
+    // The session is extracted once, first: a page's resource runs this during SSR, where
+    // the request's parts may be out of reach after other awaits.
+    let (state, actor, session) = user_and_session().await?;
+    let current = auth::login_id(&session).await;
+    Ok(state.accounts.list_sessions(&actor, current.as_deref()).await?)
+}
+
+#[cfg(feature = "ssr")]
+async fn user_and_session() -> Result<(crate::state::AppState, service::accounts::Actor, tower_sessions::Session), AppError> {
+    use service::accounts::AsActor;
+    let state = auth::state()?;
+    let session = auth::session().await?;
+    let user = auth::session_user(&session, &state).await?.ok_or(AppError::Unauthorized)?;
+    Ok((state, user.actor(), session))
+}
+
+/// Ends one of the caller's sessions (its browser is logged out on its next request).
+#[server(prefix = "/api/fn", endpoint = "end_session")]
+pub async fn end_session(id: String) -> Result<(), AppError> {
+    let (state, _, actor) = auth::require_user().await?;
+    Ok(state.accounts.end_session(&actor, &id).await?)
+}
+
+/// Ends every session of the caller but this one; how many.
+#[server(prefix = "/api/fn", endpoint = "end_other_sessions")]
+pub async fn end_other_sessions() -> Result<u64, AppError> {
+    let (state, actor, session) = user_and_session().await?;
+    let current = auth::login_id(&session).await;
+    Ok(state.accounts.end_sessions(&actor, current.as_deref()).await?)
 }

@@ -3,11 +3,11 @@ use leptos::prelude::*;
 
 use super::RequireUser;
 use crate::api::accounts::{
-    AddSshKey, ChangePassword, CreateApiToken, DeleteAccount, account_activity, delete_ssh_key, list_api_tokens, list_ssh_keys,
-    revoke_api_token,
+    AddSshKey, ChangePassword, CreateApiToken, DeleteAccount, EndOtherSessions, account_activity, delete_ssh_key, end_session,
+    list_api_tokens, list_sessions, list_ssh_keys, revoke_api_token,
 };
 use crate::components::ui::{Field, FormError, ListOr, RemoveButton, SubmitButton, field_error, format_time, general_error};
-use crate::model::{AccountEventKind, AccountEventView, SshKeyView, UserView};
+use crate::model::{AccountEventKind, AccountEventView, SessionView, SshKeyView, UserView};
 
 #[component]
 pub fn SettingsPage() -> impl IntoView {
@@ -25,6 +25,7 @@ fn Settings(user: UserView) -> impl IntoView {
             <PasswordForm/>
             <DeleteAccountForm/>
             <Https/>
+            <Sessions/>
             <Activity/>
         </div>
     }
@@ -147,6 +148,58 @@ fn DeleteAccountForm() -> impl IntoView {
             <Field label="Password" name="password" kind="password" autocomplete="current-password" error=field_error(value, "password")/>
             <SubmitButton pending=action.pending() idle="Delete my account" busy="Deleting…" class="btn-danger"/>
         </ActionForm>
+    }
+}
+
+/// Where the account is logged in: each browser session (created, last seen, address,
+/// browser; this one marked), each with "End", and "End all other sessions".
+#[component]
+fn Sessions() -> impl IntoView {
+    let end_others = ServerAction::<EndOtherSessions>::new();
+    let ended = RwSignal::new(0u32);
+    let list = Resource::new(move || (end_others.version().get(), ended.get()), |_| list_sessions());
+    let none = || view! { <p class="text-sm text-slate-500">"No sessions."</p> };
+    let rows = move |items: Vec<SessionView>| {
+        view! {
+            <ul class="divide-y divide-slate-200 text-sm dark:divide-slate-800" data-testid="sessions">
+                {items.into_iter().map(|s| {
+                    let id = StoredValue::new(s.id.clone());
+                    let current = s.current;
+                    view! {
+                        <li class="flex flex-wrap items-center gap-x-3 gap-y-1 py-2" data-testid="session-row" data-current=current.to_string()>
+                            <div class="min-w-0 flex-1">
+                                <p class="font-medium">
+                                    {s.browser}
+                                    {current.then(|| view! { <span class="ml-2 rounded bg-emerald-100 px-1.5 py-0.5 text-xs text-emerald-800 dark:bg-emerald-950 dark:text-emerald-300" data-testid="session-current">"this session"</span> })}
+                                </p>
+                                <p class="text-xs text-slate-500">
+                                    {s.client_ip.map(|ip| format!("from {ip} · ")).unwrap_or_default()}
+                                    {format!("logged in {} · last seen {}", format_time(s.created_at), format_time(s.last_seen_at))}
+                                </p>
+                            </div>
+                            {(!current).then(|| view! { <RemoveButton label="End" remove=move || end_session(id.get_value()) removed=ended/> })}
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        }
+    };
+    let value = end_others.value();
+    view! {
+        <section class="card space-y-3 p-5 lg:col-span-2" data-testid="sessions-section">
+            <h2 class="text-lg font-semibold">"Sessions"</h2>
+            <p class="text-sm text-slate-500">"Where you are logged in. Ending a session logs that browser out at its next request."</p>
+            <Transition fallback=|| ()>
+                <ListOr list empty=none each=rows/>
+            </Transition>
+            {move || value.get().and_then(|r| r.ok()).map(|n| view! {
+                <p class="text-sm text-emerald-700 dark:text-emerald-400" data-testid="sessions-ended">{format!("{n} other session(s) ended.")}</p>
+            })}
+            <ActionForm action=end_others attr:data-testid="end-other-sessions-form">
+                <FormError error=general_error(value, &[])/>
+                <SubmitButton pending=end_others.pending() idle="End all other sessions" busy="Ending…" class="btn-secondary"/>
+            </ActionForm>
+        </section>
     }
 }
 

@@ -13,6 +13,7 @@ pub mod hostings;
 pub mod openapi;
 pub mod params;
 pub mod responses;
+pub mod sessions;
 pub mod snapshots;
 pub mod backups;
 pub mod domains;
@@ -35,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/auth/login", post(accounts::login))
         .route("/users/me", get(accounts::me))
         .route("/account/activity", get(accounts::activity))
+        .route("/auth/sessions", get(sessions::list).delete(sessions::end_all))
+        .route("/auth/sessions/{sid}", delete(sessions::end))
         .route("/tokens", get(accounts::list_tokens).post(accounts::create_token))
         .route("/tokens/{id}", delete(accounts::revoke_token))
         .route("/ssh-keys", get(accounts::list_keys).post(accounts::add_key))

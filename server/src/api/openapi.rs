@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::responses::SharedResponses;
-use super::{accounts, admin, backups, console, domains, error, health, host, hostings, snapshots, stream};
+use super::{accounts, admin, backups, console, domains, error, health, host, hostings, sessions, snapshots, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,6 +21,7 @@ use super::{accounts, admin, backups, console, domains, error, health, host, hos
     paths(
         health::health,
         accounts::register, accounts::login, accounts::me, accounts::activity,
+        sessions::list, sessions::end, sessions::end_all,
         accounts::list_tokens, accounts::create_token, accounts::revoke_token,
         accounts::list_keys, accounts::add_key, accounts::delete_key,
         host::create, host::get, host::delete, host::action,
@@ -35,7 +36,7 @@ use super::{accounts, admin, backups, console, domains, error, health, host, hos
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
                         host::HostRequest, host::SiteChoice, host::ActionName, hostings::CreateRequest, hostings::HostingPatch,
                         admin::AdminNode, admin::AdminHosting, admin::AddNodeRequest,
-                        console::ConsolePasswordRequest, snapshots::SnapshotRequest, backups::BackupRequest, domains::DomainRequest, domains::HstsRequest, error::ErrorBody, error::ErrorDetail)),
+                        console::ConsolePasswordRequest, snapshots::SnapshotRequest, backups::BackupRequest, domains::DomainRequest, domains::HstsRequest, sessions::EndedSessions, error::ErrorBody, error::ErrorDetail)),
     modifiers(&Bearer, &SharedResponses),
 )]
 pub struct ApiDoc;

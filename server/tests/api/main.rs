@@ -12,5 +12,6 @@ mod hosting_disabled;
 mod login;
 mod pages;
 mod sessions;
+mod session_list;
 mod signup;
 mod tokens;

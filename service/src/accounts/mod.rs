@@ -2,14 +2,15 @@
 //! takes the calling [`Actor`]; objects of other users answer NotFound.
 //!
 //! One job a file, all `impl Accounts`: `users` (sign-up, passwords, profile, delete), `login`
-//! (log-in within its limits), `tokens`, `ssh_keys`, `admin` (listing, disable, grant-admin)
-//! and [`activity`]. Their rows are read and written by [`crate::store`] only.
+//! (log-in within its limits), `tokens`, `ssh_keys`, `admin` (listing, disable, grant-admin),
+//! [`sessions`] (browser sessions listed and ended) and [`activity`]. Their rows are read and written by [`crate::store`] only.
 pub mod activity;
 mod admin;
 mod limiter;
 mod login;
 pub mod password;
 pub mod session_store;
+pub mod sessions;
 mod ssh_keys;
 mod tokens;
 mod users;
@@ -25,6 +26,7 @@ use password::Hasher;
 
 pub use crate::identity::{Actor, AsActor};
 pub use activity::{AccountEventKind, AccountEventView};
+pub use sessions::SessionView;
 pub use tokens::MAX_TOKEN_DAYS;
 pub use vmw_types::{ApiTokenView, SshKeyView, TokenKind, UserView};
 

@@ -24,7 +24,9 @@ fn backend(e: impl std::fmt::Display) -> session_store::Error {
 
 fn to_row(r: &Record) -> session_store::Result<SessionRow> {
     let data = serde_json::to_string(&r.data).map_err(|e| session_store::Error::Encode(e.to_string()))?;
-    Ok(SessionRow { id: r.id.to_string(), data, expires_at: (r.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64 })
+    // The login session it belongs to, in a column of its own so ending that deletes this.
+    let login_id = r.data.get(super::sessions::LOGIN_ID_KEY).and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(SessionRow { id: r.id.to_string(), data, expires_at: (r.expiry_date.unix_timestamp_nanos() / 1_000_000) as i64, login_id })
 }
 
 #[async_trait]
@@ -37,8 +39,9 @@ impl SessionStore for DbSessionStore {
         sessions::insert(&self.db, to_row(record)?).await.map_err(backend)
     }
 
+    /// Updates only: a record ended while its request ran is not written back.
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sessions::upsert(&self.db, to_row(record)?).await.map_err(backend)
+        sessions::update(&self.db, to_row(record)?).await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
@@ -59,6 +62,7 @@ impl SessionStore for DbSessionStore {
 #[async_trait]
 impl ExpiredDeletion for DbSessionStore {
     async fn delete_expired(&self) -> session_store::Result<()> {
-        sessions::delete_expired(&self.db, now_ms()).await.map_err(backend)
+        sessions::delete_expired(&self.db, now_ms()).await.map_err(backend)?;
+        super::sessions::prune_orphans(&self.db).await.map(drop).map_err(backend)
     }
 }

@@ -2,8 +2,8 @@
 //! them (omicron's datastore shape). The hosting side's: `hostings` ([`hostings`], its
 //! compare-and-set [`transitions`] and [`leases`], the node's [`capacity`]), `port_leases`
 //! ([`ports`]), `snapshots` ([`snapshots`]), `nodes` ([`nodes`]) and `hosting_events`
-//! ([`events`]). The accounts' side: [`users`], [`tokens`], [`ssh_keys`], [`activity`] and
-//! [`sessions`] (free functions over a connection: accounts are not a node's).
+//! ([`events`]). The accounts' side: [`users`], [`tokens`], [`ssh_keys`], [`activity`],
+//! [`sessions`] and [`login_sessions`] (free functions over a connection: accounts are not a node's).
 //!
 //! Every change of a hosting is a typed transition, and every transition that starts work is a
 //! compare-and-set `UPDATE ... WHERE id = ? AND <expected state> AND <lease free>`, so one
@@ -29,6 +29,7 @@ pub mod domains;
 pub mod events;
 pub mod hostings;
 pub mod leases;
+pub mod login_sessions;
 pub mod nodes;
 pub mod ports;
 pub mod sessions;

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use vmw_types::{AccountEventKind, UserView};
 
-use super::{activity, ssh_keys, tokens};
+use super::{activity, login_sessions, ssh_keys, tokens};
 use crate::db::entity::{hosting, user};
 use crate::db::{is_unique_violation, now_ms};
 use crate::{Error, Result};
@@ -149,7 +149,8 @@ pub enum DisabledChange {
     Changed(UserRow, Option<u64>),
 }
 
-/// Disables or enables the account: a disable bumps its auth version and deletes its tokens;
+/// Disables or enables the account: a disable bumps its auth version and deletes its tokens
+/// and browser sessions;
 /// both record the activity. NotFound for an unknown user.
 pub async fn set_disabled(db: &DatabaseConnection, user_id: i32, disabled: bool) -> Result<DisabledChange> {
     let txn = db.begin().await?;
@@ -172,6 +173,10 @@ pub async fn set_disabled(db: &DatabaseConnection, user_id: i32, disabled: bool)
     let u = am.update(&txn).await?;
     let kind = if disabled { AccountEventKind::Disabled } else { AccountEventKind::Enabled };
     let revoked = if disabled { Some(tokens::delete_for_user(&txn, user_id).await?) } else { None };
+    if disabled {
+        // Its browser sessions end with it (their rows and records, not only by auth version).
+        login_sessions::delete_for_user(&txn, user_id).await?;
+    }
     activity::record(&txn, user_id, kind, None, None).await?;
     txn.commit().await?;
     Ok(DisabledChange::Changed(u, revoked))
@@ -188,6 +193,7 @@ pub async fn delete(db: &DatabaseConnection, user_id: i32) -> Result<bool> {
     ssh_keys::delete_for_user(&txn, user_id).await?;
     tokens::delete_for_user(&txn, user_id).await?;
     activity::delete_for_user(&txn, user_id).await?;
+    login_sessions::delete_for_user(&txn, user_id).await?;
     // A hosting created since the count above keeps the user row (the foreign key restricts).
     match user::Entity::delete_by_id(user_id).exec(&txn).await {
         Ok(_) => {}

@@ -30,3 +30,23 @@ pub struct AccountEventView {
     /// Milliseconds since the epoch.
     pub created_at: i64,
 }
+
+/// One logged-in browser session of the account (settings page, `GET /api/v1/auth/sessions`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SessionView {
+    /// Opaque; names the session in `DELETE /api/v1/auth/sessions/{id}` (not its cookie).
+    #[cfg_attr(feature = "openapi", schema(example = "k3Jw9c2mR1uQx8Zb4TfN0g"))]
+    pub id: String,
+    /// Logged in at (ms since the epoch).
+    pub created_at: i64,
+    /// Last request at (ms since the epoch), recorded at most once a minute.
+    pub last_seen_at: i64,
+    /// The client's address when last seen (behind nginx: the real client's).
+    pub client_ip: Option<String>,
+    /// The browser and system its user agent names, e.g. `Chrome on Linux`.
+    #[cfg_attr(feature = "openapi", schema(example = "Chrome on Linux"))]
+    pub browser: String,
+    /// Whether this is the session making the request (always false for a bearer token).
+    pub current: bool,
+}

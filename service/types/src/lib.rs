@@ -17,7 +17,7 @@ mod state;
 mod step;
 mod view;
 
-pub use account::{AccountEventKind, AccountEventView};
+pub use account::{AccountEventKind, AccountEventView, SessionView};
 pub use backups::{BackupSource, BackupState, BackupTrigger, BackupView, BackupsOverview};
 pub use certs::{CertificateView, TlsOverview};
 pub use domains::{CertSource, DomainMethod, DomainState, DomainVerification, DomainView, HstsSetting, NewDomain};

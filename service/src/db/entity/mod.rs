@@ -7,6 +7,7 @@ pub mod certificate;
 pub mod domain;
 pub mod hosting;
 pub mod hosting_event;
+pub mod login_session;
 pub mod node;
 pub mod port_lease;
 pub mod session;

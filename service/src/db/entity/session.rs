@@ -9,6 +9,8 @@ pub struct Model {
     #[sea_orm(column_type = "Text")]
     pub data: String,
     pub expires_at: i64,
+    /// The [`super::login_session`] this record belongs to (None: not logged in).
+    pub login_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
