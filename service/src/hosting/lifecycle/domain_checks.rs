@@ -122,11 +122,13 @@ async fn certify(cx: &Cx, site: &HostingRow, d: &DomainRow) {
             let renew = validity::renew_at(cert.not_before, cert.not_after);
             record::issued(cx, &label, &names, CertSource::Acme, &cert, renew).await;
             let _ = cx.store.set_domain_cert(d.id, Some(record::at_ms(cert.not_after))).await;
-            if !matches!(cx.store.update_domain_state(d.id, DomainState::Active, d.method, None, Some(record::at_ms(renew)), 0).await, Ok(true)) {
-                return;
-            }
+            // Served first (an issuing or renewing name is routed, with whatever certificate
+            // its files hold), then shown active: "active" means nginx serves the new one.
             if let Err(err) = refresh_route(cx, site.id).await {
                 tracing::error!(domain = %d.name, %err, "a domain's new certificate could not be served");
+            }
+            if !matches!(cx.store.update_domain_state(d.id, DomainState::Active, d.method, None, Some(record::at_ms(renew)), 0).await, Ok(true)) {
+                return;
             }
             let what = if current.is_some() { "renewed" } else { "issued" };
             tell(cx, site, EventStatus::Succeeded, format!("Certificate for {display} {what}; it expires {}", date(cert.not_after))).await;
