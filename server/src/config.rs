@@ -477,6 +477,7 @@ impl Cli {
                 repository: self.backup_repository.clone(),
                 password_file: self.backup_password_file.clone(),
                 sftp_command: self.backup_sftp_command.clone(),
+                database_url: Some(database_url.clone()),
             },
             ..ServiceConfig::default()
         };
