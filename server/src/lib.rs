@@ -9,6 +9,7 @@ pub mod csrf;
 mod last_seen;
 mod local_ca;
 pub mod metrics;
+pub mod restore_node;
 mod secure_cookies;
 pub mod telemetry;
 mod waker;
