@@ -20,6 +20,7 @@ pub use vmw_types::BackupTrigger;
 use vmw_types::{EventKind, EventStatus, HostingState, Operation};
 pub use vmw_types::{BackupSource, BackupState, BackupView, BackupsOverview};
 
+mod materialize;
 mod repo;
 mod take;
 
