@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod admin;
 pub mod hostings;
 pub mod snapshots;
+pub mod backup_restore;
 pub mod backups;
 pub mod domains;
 pub mod tls;

@@ -31,7 +31,7 @@ pub fn Backups(hosting: RwSignal<HostingView>) -> impl IntoView {
     };
     let can = move || hosting.with(|h| matches!(h.state, HostingState::Running | HostingState::Sleeping | HostingState::Stopped) && !h.busy()) && !pending.get();
     let running = move || hosting.with(|h| h.state == HostingState::Running);
-    let row = |b: BackupView| {
+    let row = move |b: BackupView| {
         let added = b.bytes_added.map(|n| format!("{} added", human_bytes(n as f64))).unwrap_or_default();
         let (class, label) = match b.state {
             BackupState::Succeeded => ("text-xs text-emerald-600", b.state.label()),
@@ -44,7 +44,8 @@ pub fn Backups(hosting: RwSignal<HostingView>) -> impl IntoView {
                 <span class="text-xs text-slate-500" data-testid="backup-added">{added}</span>
                 {b.with_memory.then(|| view! { <span class="text-xs text-slate-500">"with memory"</span> })}
                 <span class=class data-testid="backup-state">{label}</span>
-                {b.error.map(|e| view! { <span class="w-full text-xs text-rose-600" data-testid="backup-error">{e}</span> })}
+                {b.error.clone().map(|e| view! { <span class="w-full text-xs text-rose-600" data-testid="backup-error">{e}</span> })}
+                <crate::pages::backup_restore::BackupRestore hosting=hosting backup=b.clone()/>
             </li>
         }
     };

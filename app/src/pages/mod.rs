@@ -6,6 +6,7 @@ pub mod login;
 pub mod settings;
 pub mod signup;
 pub mod snapshots;
+pub mod backup_restore;
 pub mod backups;
 pub mod domains;
 

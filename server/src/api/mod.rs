@@ -15,6 +15,7 @@ pub mod params;
 pub mod responses;
 pub mod sessions;
 pub mod snapshots;
+pub mod backup_restore;
 pub mod backups;
 pub mod domains;
 pub mod stream;
@@ -56,6 +57,8 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/snapshots/{sid}", delete(snapshots::delete))
         .route("/hostings/{id}/snapshots/{sid}/restore", post(snapshots::restore))
         .route("/hostings/{id}/backups", get(backups::list).post(backups::take))
+        .route("/hostings/{id}/backups/{bid}/restore", post(backup_restore::restore))
+        .route("/hostings/{id}/backups/{bid}/download", get(backup_restore::download))
         .route("/hostings/{id}/domains", get(domains::list).post(domains::add))
         .route("/hostings/{id}/domains/{did}", delete(domains::delete))
         .route("/hostings/{id}/domains/{did}/check", post(domains::check))

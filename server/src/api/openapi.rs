@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::responses::SharedResponses;
-use super::{accounts, admin, backups, console, domains, error, health, host, hostings, sessions, snapshots, stream};
+use super::{accounts, admin, backup_restore, backups, console, domains, error, health, host, hostings, sessions, snapshots, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -29,14 +29,14 @@ use super::{accounts, admin, backups, console, domains, error, health, host, hos
         hostings::events, hostings::stats, hostings::console, stream::stream,
         console::console_ws, console::set_password,
         snapshots::list, snapshots::take, snapshots::restore, snapshots::delete,
-        backups::list, backups::take,
+        backups::list, backups::take, backup_restore::restore, backup_restore::download,
         domains::list, domains::add, domains::delete, domains::check, domains::set_hsts,
         admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::add_node, admin::drain_node, admin::undrain_node, admin::remove_node, admin::list_hostings, admin::recent_events, admin::certificates,
     ),
     components(schemas(accounts::RegisterRequest, accounts::LoginForm, accounts::TokenRequest, accounts::SshKeyRequest,
                         host::HostRequest, host::SiteChoice, host::ActionName, hostings::CreateRequest, hostings::HostingPatch,
                         admin::AdminNode, admin::AdminHosting, admin::AddNodeRequest,
-                        console::ConsolePasswordRequest, snapshots::SnapshotRequest, backups::BackupRequest, domains::DomainRequest, domains::HstsRequest, sessions::EndedSessions, error::ErrorBody, error::ErrorDetail)),
+                        console::ConsolePasswordRequest, snapshots::SnapshotRequest, backups::BackupRequest, backup_restore::RestoreRequest, domains::DomainRequest, domains::HstsRequest, sessions::EndedSessions, error::ErrorBody, error::ErrorDetail)),
     modifiers(&Bearer, &SharedResponses),
 )]
 pub struct ApiDoc;

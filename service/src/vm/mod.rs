@@ -24,6 +24,7 @@ mod memory;
 mod node;
 mod priority;
 mod ready;
+mod restored;
 mod snapshots;
 mod spec;
 mod xml;
@@ -38,6 +39,7 @@ use virt::error::ErrorNumber;
 
 use crate::{DomainType, ServiceConfig};
 pub use capture::{BaseKind, BaseRef, Capture, CaptureOpts, CapturedFrom, MemoryForm, rebase_overlay};
+pub use restored::{backing_of, flatten_qcow2, move_file, plain_name};
 pub use console::{INPUT_BUDGET, InputBudget, Room, Typed, VmConsole};
 use error::{Doing, io};
 pub use error::VmError;

@@ -37,7 +37,7 @@ const PIPE: &str = "memory.pipe";
 const SAVED: &str = "saved";
 const DISK: &str = "disk.qcow2";
 /// A snapshot's disk staged next to the VM's own, before it is swapped in.
-const STAGED: &str = "disk.restore.qcow2";
+pub(super) const STAGED: &str = "disk.restore.qcow2";
 /// The VM's own disk while a snapshot's is swapped in (put back when the restore fails).
 const BEFORE: &str = "disk.before.qcow2";
 
@@ -185,7 +185,7 @@ impl VmManager {
     /// Restores the VM from the memory file `mem`, running, with its forwards. A delta is
     /// expanded into a pipe beside it while libvirt restores from that; the guest runs only once
     /// the whole stream matched its checksum (else the domain is stopped again).
-    async fn restore_memory_file(&self, hosting_id: i32, mem: PathBuf, http_port: u16, ssh_port: u16) -> Result<(), VmError> {
+    pub(super) async fn restore_memory_file(&self, hosting_id: i32, mem: PathBuf, http_port: u16, ssh_port: u16) -> Result<(), VmError> {
         let name = self.domain_name(hosting_id);
         let (http, ssh) = ((self.inner.cfg.http_forward_bind, http_port), (self.inner.cfg.forward_bind, ssh_port));
         let feed = {

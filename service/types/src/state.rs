@@ -46,6 +46,8 @@ string_enum! {
         RestoreSnapshot => "Restore a snapshot",
         /// Copies the site to the backup repository; its state does not change meanwhile.
         Backup => "Back up",
+        /// Brings a site back to one of its backups (its current state snapshotted first).
+        RestoreBackup => "Restore a backup",
     }
 }
 
@@ -70,6 +72,7 @@ impl Operation {
             Self::RestoreSnapshot => &[Running, Stopped, Sleeping],
             // A sleeping or stopped site is captured as it is, never woken.
             Self::Backup => &[Running, Stopped, Sleeping],
+            Self::RestoreBackup => &[Running, Stopped, Sleeping],
         }
     }
 

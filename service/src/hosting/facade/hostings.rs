@@ -70,8 +70,8 @@ impl HostingService {
         if matches!(op, Operation::Snapshot | Operation::RestoreSnapshot) {
             return Err(Error::validation("action", "use the snapshot calls to take or restore a snapshot"));
         }
-        if op == Operation::Backup {
-            return Err(Error::validation("action", "use the backup calls to back up a site"));
+        if matches!(op, Operation::Backup | Operation::RestoreBackup) {
+            return Err(Error::validation("action", "use the backup calls to back up a site or restore a backup"));
         }
         let node = self.live_node_of(actor, id).await?;
         let row = act::act(&node, id, op).await?;

@@ -122,6 +122,12 @@ impl HostingService {
     /// The node of the hosting (its VM, its files): snapshots are taken and restored there.
     /// Another node than this one is refused while it is down.
     async fn snapshot_node(&self, actor: &Actor, id: i32) -> Result<Cx> {
+        self.site_node(actor, id).await
+    }
+
+    /// The node of the hosting the actor may see (others 404); another node than this one is
+    /// refused while it is down.
+    pub(super) async fn site_node(&self, actor: &Actor, id: i32) -> Result<Cx> {
         let row = self.cx.store.owned(actor, id).await?;
         if row.node_id == self.node_id() {
             return Ok(self.cx.clone());

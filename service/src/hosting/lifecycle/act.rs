@@ -24,7 +24,7 @@ pub(crate) async fn act(cx: &Cx, id: i32, op: Operation) -> Result<HostingRow> {
             Operation::Delete => delete::run_delete(&cx, lease).await,
             Operation::Sleep => visit::sleep_site(&cx, lease, "Asleep: put to sleep by hand; the next visit wakes it".into()).await,
             Operation::Wake => wake::run_wake(&cx, lease, "woken by hand").await,
-            Operation::Create | Operation::Snapshot | Operation::RestoreSnapshot | Operation::Backup => Ok(()),
+            Operation::Create | Operation::Snapshot | Operation::RestoreSnapshot | Operation::Backup | Operation::RestoreBackup => Ok(()),
         };
         if let Err(err) = res {
             tracing::error!(hosting_id = id, op = %op, %err, "operation failed");

@@ -20,10 +20,15 @@ pub use vmw_types::BackupTrigger;
 use vmw_types::{EventKind, EventStatus, HostingState, Operation};
 pub use vmw_types::{BackupSource, BackupState, BackupView, BackupsOverview};
 
+pub(crate) mod download;
+pub(crate) mod materialize;
 mod repo;
+mod restore;
 mod take;
 
 pub(crate) use repo::BackupRepo;
+pub(crate) use restore::restore;
+pub use download::{BackupDownload, DOWNLOADS_PER_NODE};
 
 pub(crate) fn view(b: &BackupRow) -> BackupView {
     BackupView {

@@ -24,6 +24,7 @@ pub use vmw_types::{SnapshotState, SnapshotView};
 mod reconcile;
 mod restore;
 mod take;
+pub(crate) mod under_lease;
 
 pub(crate) use reconcile::reconcile_snapshots;
 
