@@ -22,11 +22,13 @@ pub use vmw_types::{BackupSource, BackupState, BackupView, BackupsOverview};
 
 pub(crate) mod download;
 pub(crate) mod materialize;
+pub(crate) mod recover;
 mod repo;
 mod restore;
 mod take;
 
 pub(crate) use repo::BackupRepo;
+pub use recover::RecoveryReport;
 pub(crate) use restore::restore;
 pub use download::{BackupDownload, DOWNLOADS_PER_NODE};
 
