@@ -51,10 +51,10 @@ pub struct Application {
 /// no background work) rebuilding every site of the node from its newest backup.
 pub async fn recover_sites(settings: &Settings, db: sea_orm::DatabaseConnection) -> anyhow::Result<service::hosting::RecoveryReport> {
     let mut c = settings.service.clone();
+    // The routes written here are rewritten by the service's start (with its real upstreams);
+    // a waker on port 0 (the default: any free port) has none yet.
     c.app_upstream = settings.listen;
-    if settings.nginx_enabled {
-        c.waker_upstream = Some(settings.wake_listen);
-    }
+    c.waker_upstream = (settings.nginx_enabled && settings.wake_listen.port() != 0).then_some(settings.wake_listen);
     let cfg = Arc::new(c);
     let accounts = Accounts::with_options(db.clone(), settings.accounts);
     let vm = VmManager::connect(&cfg).await?;

@@ -92,6 +92,17 @@ pub(crate) async fn run(settings: &RepoSettings, call: Call<'_>) -> Result<Finis
         .stdout(if matches!(output, Output::Ignore) { Stdio::null() } else { Stdio::piped() })
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    // restic dies with the service: a service killed outright (SIGKILL, the OOM killer) must
+    // not leave a restic writing on, behind the back of the next start's clean-up.
+    // SAFETY: prctl is async-signal-safe and touches nothing of the parent's.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 
     let started = Instant::now();
     let repo = settings.redacted_url();

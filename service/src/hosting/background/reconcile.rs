@@ -114,6 +114,12 @@ async fn reconcile_row(
         HostingState::Running | HostingState::Stopped | HostingState::Sleeping => {
             // An interrupted snapshot or restore first: it may bring the VM back.
             reconcile_snapshots(cx, &row).await;
+            if row.operation == Some(Operation::Backup) {
+                // A backup cut short: its row failed, its staging gone (the site was never changed).
+                if let Err(err) = crate::hosting::lifecycle::backups::abandoned(cx, row.id).await {
+                    tracing::warn!(hosting_id = row.id, %err, "could not clean up an interrupted backup");
+                }
+            }
             // A wake restored from an expanded delta, interrupted before it dropped the
             // sleeping save or let the guest run.
             if let Err(err) = cx.vm.settle_interrupted_wake(row.id).await {

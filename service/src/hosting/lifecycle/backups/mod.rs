@@ -70,6 +70,18 @@ pub(crate) async fn overview(cx: &Cx, id: i32) -> Result<BackupsOverview> {
     Ok(BackupsOverview { backups, last_success, repository_on_node_disk: cx.shared.backup_repo.shares_node_disk() })
 }
 
+/// A crash's leftovers of hosting `id`'s backups (called by the holder of its lease, so none
+/// is being made): the rows still `running` failed, their staging folders (and the snapshot
+/// taken for one) removed.
+pub(crate) async fn abandoned(cx: &Cx, id: i32) -> Result<()> {
+    for stale in cx.store.fail_running_backups_of(id, "the service stopped while it ran").await? {
+        tracing::warn!(hosting_id = id, backup_id = stale, "a backup was cut short by the service stopping: marked failed");
+        let _ = tokio::fs::remove_dir_all(take::staging_dir(cx, stale)).await;
+        let _ = cx.vm.remove_snapshot_files(id, -stale).await;
+    }
+    Ok(())
+}
+
 /// Backs up a site now: a running one keeps running (or, `with_memory`, pauses a few seconds
 /// for a snapshot of its memory and disk), a sleeping or stopped one is not woken. Returns at
 /// once with the new backup `running`. 409 while another operation runs on the site, or in a
@@ -83,11 +95,7 @@ pub(crate) async fn take(cx: &Cx, actor: &Actor, id: i32, with_memory: bool, tri
     let row = cx.store.require(id).await?;
     let owner = row.user_id.unwrap_or(actor.user_id);
     let made = async {
-        // A crash's leftovers: the rows failed, their staging folders (and snapshot) removed.
-        for stale in cx.store.fail_running_backups_of(id, "the service stopped while it ran").await? {
-            let _ = tokio::fs::remove_dir_all(take::staging_dir(cx, stale)).await;
-            let _ = cx.vm.remove_snapshot_files(id, -stale).await;
-        }
+        abandoned(cx, id).await?;
         cx.store.insert_backup(&row, owner, with_memory && row.state == HostingState::Running, trigger).await
     }
     .await;
