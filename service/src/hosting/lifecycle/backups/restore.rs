@@ -117,7 +117,7 @@ pub(crate) async fn run_in_place(cx: &Cx, lease: Lease, b: BackupRow) -> Result<
                     return cx.finish(lease, HostingState::Stopped, Some(reason.clone()), reason, t).await;
                 }
                 let reason = failed(format!("the snapshot before it could not be taken ({why})"));
-                return cx.finish(lease, before, row.state_reason.clone(), reason, t).await;
+                return cx.finish(lease, before, Some(reason.clone()), reason, t).await;
             }
         }
     } else {
@@ -132,7 +132,8 @@ pub(crate) async fn run_in_place(cx: &Cx, lease: Lease, b: BackupRow) -> Result<
     let dir = restore_dir(cx, bid, id);
     let _ = tokio::fs::remove_dir_all(&dir).await;
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
-        return cx.finish(lease, before, row.state_reason.clone(), failed(e.to_string()), t).await;
+        let reason = failed(e.to_string());
+        return cx.finish(lease, before, Some(reason.clone()), reason, t).await;
     }
     step(cx, &row, 2, EventStatus::Started, "Downloading the backup from the repository").await;
     let (row2, cx2) = (row.clone(), cx.clone());
@@ -145,7 +146,8 @@ pub(crate) async fn run_in_place(cx: &Cx, lease: Lease, b: BackupRow) -> Result<
         Ok(m) => m,
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&dir).await;
-            return cx.finish(lease, before, row.state_reason.clone(), failed(describe(&e)), t).await;
+            let reason = failed(describe(&e));
+            return cx.finish(lease, before, Some(reason.clone()), reason, t).await;
         }
     };
     tracing::info!(hosting_id = id, backup_id = bid, base = %m.base.display(), base_restored = m.base_restored, memory = m.memory.is_some(), "backup materialised");
