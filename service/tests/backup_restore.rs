@@ -189,10 +189,9 @@ async fn restores_are_refused_for_others_busy_sites_unfinished_backups_and_a_ful
     let v = e.settled(&ann, run.id).await;
     assert_eq!((v.state, v.operation), (HostingState::Running, None), "nothing was started");
 
-    // Targets this server does not offer yet: 409 on `target`.
-    for t in [RestoreTarget::NewSite { slug: None }, RestoreTarget::Node { node_id: None }] {
-        assert!(matches!(e.svc.restore_backup(&ann, id, b.id, t).await, Err(Error::Conflict { field: Some("target"), .. })));
-    }
+    // A target this server does not offer yet: 409 on `target`.
+    let t = RestoreTarget::Node { node_id: None };
+    assert!(matches!(e.svc.restore_backup(&ann, id, b.id, t).await, Err(Error::Conflict { field: Some("target"), .. })));
 }
 
 #[tokio::test]
@@ -221,4 +220,56 @@ async fn a_restore_that_fails_after_the_disk_swap_leaves_the_site_as_it_was() {
     let v = e.settled(&ann, id).await;
     assert_eq!((v.state, v.state_reason), (HostingState::Stopped, None));
     assert!(holds(&disk, 0x5a, "1M", "8M"));
+}
+
+async fn gone(e: &Env, a: &Actor, id: i32) -> bool {
+    matches!(e.svc.wait_settled(a, id, Duration::from_secs(60)).await, Ok(None) | Err(Error::NotFound(_)))
+}
+
+#[tokio::test]
+async fn a_backup_restored_as_a_new_site_is_a_site_of_the_owner_with_the_backups_disk_and_the_source_untouched() {
+    if !restic_installed("a_backup_restored_as_a_new_site_is_a_site_of_the_owner_with_the_backups_disk_and_the_source_untouched") {
+        return;
+    }
+    let (e, data) = env(5).await;
+    let [ann, eve] = e.users(["ann", "eve"]).await;
+    let id = powered_off_site(&e, &data, &ann, "ann").await;
+    let b = backed_up(&e, &ann, id).await;
+    let src_disk = e.svc.vm().vm_dir(id).join("disk.qcow2");
+    assert!(qemu_io(&src_disk, "write -P 0x77 1M 8M").contains("wrote"));
+    let ns = |slug: Option<&str>| RestoreTarget::NewSite { slug: slug.map(str::to_owned) };
+
+    // Names are checked like a create's.
+    assert!(matches!(e.svc.restore_backup(&eve, id, b.id, ns(None)).await, Err(Error::NotFound(_))));
+    assert!(matches!(e.svc.restore_backup(&ann, id, b.id, ns(Some("Bad Name!"))).await, Err(Error::Validation { field: "slug", .. })));
+    assert!(matches!(e.svc.restore_backup(&ann, id, b.id, ns(Some("ann"))).await, Err(Error::Conflict { field: Some("slug"), .. })));
+
+    // A failure on the way: everything made is undone, the row too; the source is untouched.
+    e.svc.faults().fail_at(Some(service::hosting::Step::StartVm));
+    let failed = e.svc.restore_backup(&ann, id, b.id, ns(Some("ann-try"))).await.unwrap();
+    assert!(gone(&e, &ann, failed.id).await, "the failed restore's row is removed");
+    assert!(!e.svc.vm().vm_dir(failed.id).exists(), "and its files");
+    let msgs = messages(&e, &ann, id).await;
+    assert!(msgs.iter().any(|m| m.contains("as the new site 'ann-try' failed") && m.contains("untouched")), "{msgs:?}");
+
+    let t = std::time::Instant::now();
+    let new = e.svc.restore_backup(&ann, id, b.id, ns(None)).await.unwrap();
+    assert_eq!(new.slug, "ann-restored");
+    assert_ne!(new.id, id);
+    let v = e.settled(&ann, new.id).await;
+    eprintln!("restore as a new site (test driver): {:.2} s", t.elapsed().as_secs_f64());
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    assert_ne!((v.http_port, v.ssh_port), (None, None));
+    let src = e.settled(&ann, id).await;
+    assert_ne!(v.http_port, src.http_port, "its own ports");
+    let disk = e.svc.vm().vm_dir(new.id).join("disk.qcow2");
+    assert!(holds(&disk, 0x5a, "1M", "8M"), "the new site's disk is the backup's");
+    assert!(holds(&src_disk, 0x77, "1M", "8M"), "the source keeps its own");
+    assert_eq!(src.state, HostingState::Stopped);
+    assert_eq!(e.svc.list(&ann).await.unwrap().len(), 2, "the owner's sites: the source and the restored one");
+
+    // The next default name.
+    let again = e.svc.restore_backup(&ann, id, b.id, ns(None)).await.unwrap();
+    assert_eq!(again.slug, "ann-restored-2");
+    e.settled(&ann, again.id).await;
 }

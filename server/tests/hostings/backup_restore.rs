@@ -76,7 +76,14 @@ async fn restores_and_downloads_are_checked_and_a_failed_restore_leaves_the_site
     let name = format!("before restoring backup {bid}");
     assert!(snaps.as_array().unwrap().iter().any(|s| s["name"].as_str() == Some(&name)), "the snapshot taken first: {snaps}");
 
-    // Targets not offered yet: 409 on `target`.
-    let (s, b) = app.call(M::POST, &restore(bid), &ann, Some(json!({"target": "new_site", "slug": "annie-restored"}))).await;
+    // As a new site: a bad name 422 on `slug`; a taken one 409.
+    let (s, b) = app.call(M::POST, &restore(bid), &ann, Some(json!({"target": "new_site", "slug": "No Good"}))).await;
+    assert_error(s, &b, StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(b["error"]["field"].as_str(), Some("slug"), "{b}");
+    let (s, b) = app.call(M::POST, &restore(bid), &ann, Some(json!({"target": "new_site", "slug": "annie"}))).await;
     assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    // A target not offered yet: 409 on `target`.
+    let (s, b) = app.call(M::POST, &restore(bid), &ann, Some(json!({"target": "node"}))).await;
+    assert_error(s, &b, StatusCode::CONFLICT, "conflict");
+    assert_eq!(b["error"]["field"].as_str(), Some("target"), "{b}");
 }

@@ -24,10 +24,11 @@ pub(crate) mod download;
 pub(crate) mod materialize;
 mod repo;
 mod restore;
+pub(crate) mod restore_new;
 mod take;
 
 pub(crate) use repo::BackupRepo;
-pub(crate) use restore::restore;
+pub(crate) use restore::{restorable, restore};
 pub use download::{BackupDownload, DOWNLOADS_PER_NODE};
 
 pub(crate) fn view(b: &BackupRow) -> BackupView {

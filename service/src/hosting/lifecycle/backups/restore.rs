@@ -51,8 +51,9 @@ pub(crate) async fn restore(cx: &Cx, actor: &Actor, id: i32, bid: i32, target: R
     let (row, b) = restorable(cx, actor, id, bid).await?;
     match target {
         RestoreTarget::InPlace => restore_in_place(cx, row, b).await,
-        RestoreTarget::NewSite { .. } | RestoreTarget::Node { .. } => {
-            Err(Error::conflict(Some("target"), "this server restores backups in place only for now: restoring as a new site or on another node is not available yet"))
+        RestoreTarget::NewSite { .. } => Err(Error::internal("a restore as a new site is placed by the cluster (the facade)")),
+        RestoreTarget::Node { .. } => {
+            Err(Error::conflict(Some("target"), "restoring a backup on another node is not available on this server yet: restore it in place or as a new site"))
         }
     }
 }
