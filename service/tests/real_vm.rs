@@ -1503,21 +1503,7 @@ async fn restore_in_place_serves_the_backups_file_again_and_the_download_is_stan
     let url = format!("http://{}/{}/v.txt", st.cfg.nginx_listen, h.slug);
     ssh(&key, ssh_port, "ubuntu", "echo v1 > /var/www/html/v.txt && sync");
     assert_eq!(get(&url, None).await, (200, "v1\n".into()));
-    let done = |b: BackupView| {
-        let (svc, rea) = (st.svc.clone(), rea.clone());
-        async move {
-            let t = Instant::now();
-            loop {
-                let now = svc.get_backup(&rea, h.id, b.id).await.unwrap();
-                if now.state != BackupState::Running {
-                    svc.wait_settled(&rea, h.id, Duration::from_secs(60)).await.unwrap();
-                    return now;
-                }
-                assert!(t.elapsed() < Duration::from_secs(300), "backup {} still running", b.id);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let done = |b: BackupView| backup_ended(&st.svc, &rea, h.id, b);
     let b = done(st.svc.back_up(&rea, h.id, false).await.unwrap()).await;
     assert_eq!(b.state, BackupState::Succeeded, "{:?}", b.error);
     ssh(&key, ssh_port, "ubuntu", "echo v2 > /var/www/html/v.txt && sync");
@@ -1561,21 +1547,7 @@ async fn restore_as_a_new_site_serves_the_backups_file_under_its_new_name() {
     let ssh_port = h.ssh_port.unwrap() as u16;
     let url = |slug: &str| format!("http://{}/{slug}/v.txt", st.cfg.nginx_listen);
     ssh(&key, ssh_port, "ubuntu", "echo v1 > /var/www/html/v.txt && sync");
-    let done = |b: BackupView| {
-        let (svc, ren) = (st.svc.clone(), ren.clone());
-        async move {
-            let t = Instant::now();
-            loop {
-                let now = svc.get_backup(&ren, h.id, b.id).await.unwrap();
-                if now.state != BackupState::Running {
-                    svc.wait_settled(&ren, h.id, Duration::from_secs(60)).await.unwrap();
-                    return now;
-                }
-                assert!(t.elapsed() < Duration::from_secs(300), "backup {} still running", b.id);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let done = |b: BackupView| backup_ended(&st.svc, &ren, h.id, b);
     let b = done(st.svc.back_up(&ren, h.id, false).await.unwrap()).await;
     assert_eq!(b.state, BackupState::Succeeded, "{:?}", b.error);
     ssh(&key, ssh_port, "ubuntu", "echo v2 > /var/www/html/v.txt && sync");
@@ -1601,4 +1573,18 @@ async fn restore_as_a_new_site_serves_the_backups_file_under_its_new_name() {
         assert!(st.svc.wait_settled(&ren, id, Duration::from_secs(120)).await.unwrap().is_none());
     }
     st.svc.proxy().stop().await.unwrap();
+}
+
+/// Backup `b` of site `id` once it ended (and the site's operation with it).
+async fn backup_ended(svc: &service::hosting::HostingService, a: &Actor, id: i32, b: service::hosting::BackupView) -> service::hosting::BackupView {
+    let t = Instant::now();
+    loop {
+        let now = svc.get_backup(a, id, b.id).await.unwrap();
+        if now.state != service::hosting::BackupState::Running {
+            svc.wait_settled(a, id, Duration::from_secs(60)).await.unwrap();
+            return now;
+        }
+        assert!(t.elapsed() < Duration::from_secs(300), "backup {} still running", b.id);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
