@@ -11,7 +11,7 @@ import { chromium } from 'playwright-core';
 export const ROOT = resolve(import.meta.dirname, '..');
 export const ARTIFACTS = join(ROOT, 'end2end', 'artifacts');
 // The build layout comes from the Makefile (TARGET); these defaults match its default.
-const SERVER_BIN = process.env.VMW_BIN || join(ROOT, 'target/debug/vm-webhoster');
+export const SERVER_BIN = process.env.VMW_BIN || join(ROOT, 'target/debug/vm-webhoster');
 const SITE_ROOT = process.env.VMW_SITE || join(ROOT, 'target/site');
 mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -25,8 +25,10 @@ export function freePort() {
 
 /** Starts vm-webhoster. hosting=false runs accounts only (no libvirt, no nginx); with hosting, nginx
  * serves HTTPS too (`tlsPort`, certificates from the local CA unless `args` say otherwise). */
-export async function startServer({ hosting = false, env = {}, poolSize = 0, pausedSize = 0, golden = false, args: extra = [], nginxPort: wantNginx, publicHost = '127.0.0.1' } = {}) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'vmw-e2e-'));
+export async function startServer({ hosting = false, env = {}, poolSize = 0, pausedSize = 0, golden = false, args: extra = [], nginxPort: wantNginx, publicHost = '127.0.0.1', dataDir: wantDir, prefix: wantPrefix, tlsPort: wantTls } = {}) {
+  // `dataDir`, `prefix`, `nginxPort`, `tlsPort` and `env`: a restart of an earlier server as it was.
+  const dataDir = wantDir || mkdtempSync(join(tmpdir(), 'vmw-e2e-'));
+  mkdirSync(dataDir, { recursive: true });
   chmodSync(dataDir, 0o755); // QEMU runs as an unprivileged user and must reach the VM disks
   const appPort = await freePort();
   // --first-user-admin: the tests' first sign-up administers the instance (hosting.test.mjs
@@ -35,10 +37,10 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
   let base = `http://127.0.0.1:${appPort}`;
   let nginxPort;
   let tlsPort;
-  const prefix = `vmwe2e${Math.random().toString(16).slice(2, 8)}-`;
+  const prefix = wantPrefix || `vmwe2e${Math.random().toString(16).slice(2, 8)}-`;
   if (hosting) {
     nginxPort = wantNginx || await freePort();
-    tlsPort = await freePort();
+    tlsPort = wantTls || await freePort();
     const image = process.env.VMW_GUEST_IMAGE_DIR || join(ROOT, 'data/images/current');
     if (!existsSync(join(image, 'base.qcow2'))) throw new Error(`guest image missing at ${image} (make image)`);
     const seed = Math.floor(Math.random() * 40);
@@ -62,7 +64,7 @@ export async function startServer({ hosting = false, env = {}, poolSize = 0, pau
     await new Promise(r => setTimeout(r, 100));
   }
   return {
-    base, dataDir, nginxPort, tlsPort, appPort, proc, prefix,
+    base, dataDir, nginxPort, tlsPort, appPort, proc, prefix, env, args,
     async stop() {
       proc.kill('SIGTERM');
       await new Promise(r => proc.exitCode !== null ? r() : proc.once('exit', r));

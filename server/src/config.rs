@@ -358,6 +358,21 @@ pub enum Command {
         /// Email or username.
         login: String,
     },
+    /// Rebuild this node from the backup repository after a disaster: the service's database
+    /// and secrets from the newest state backup, then every site of the node from its newest
+    /// backup. Run on a fresh data dir (and an empty database), then start the service.
+    RestoreNode {
+        /// The repository to restore from (default: --backup-repository). Its password file is
+        /// --backup-password-file (default {data-dir}/backups/password): it must exist.
+        #[arg(long)]
+        from_repository: Option<String>,
+        /// A state snapshot's id (default: the newest).
+        #[arg(long)]
+        state_snapshot: Option<String>,
+        /// Overwrite a database that already holds accounts.
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// Everything the application is built from.
@@ -477,6 +492,7 @@ impl Cli {
                 repository: self.backup_repository.clone(),
                 password_file: self.backup_password_file.clone(),
                 sftp_command: self.backup_sftp_command.clone(),
+                database_url: Some(database_url.clone()),
             },
             ..ServiceConfig::default()
         };

@@ -9,6 +9,7 @@ pub mod csrf;
 mod last_seen;
 mod local_ca;
 pub mod metrics;
+pub mod restore_node;
 mod secure_cookies;
 pub mod telemetry;
 mod waker;
@@ -44,6 +45,26 @@ pub struct Application {
     router: Router,
     background: Vec<tokio::task::JoinHandle<()>>,
     state: AppState,
+}
+
+/// `restore-node`'s second half: the node's hosting service (libvirt, nginx; no web server,
+/// no background work) rebuilding every site of the node from its newest backup.
+pub async fn recover_sites(settings: &Settings, db: sea_orm::DatabaseConnection) -> anyhow::Result<service::hosting::RecoveryReport> {
+    let mut c = settings.service.clone();
+    c.app_upstream = settings.listen;
+    if settings.nginx_enabled {
+        c.waker_upstream = Some(settings.wake_listen);
+    }
+    let cfg = Arc::new(c);
+    let accounts = Accounts::with_options(db.clone(), settings.accounts);
+    let vm = VmManager::connect(&cfg).await?;
+    let proxy = Proxy::new(&cfg);
+    let svc = HostingService::new(db, cfg.clone(), vm, proxy.clone(), accounts).await?;
+    if settings.nginx_enabled {
+        proxy.preset_tls(svc.tls_front_at_start().await);
+        proxy.ensure_running().await?;
+    }
+    Ok(svc.recover_from_backups().await?)
 }
 
 impl Application {

@@ -1,6 +1,7 @@
 #![recursion_limit = "512"]
 //! vm-webhoster: `serve` (default) runs the web app, REST API, provisioning and nginx;
-//! `grant-admin` makes an account an administrator.
+//! `grant-admin` makes an account an administrator; `restore-node` rebuilds a node from the
+//! backup repository.
 use clap::Parser;
 use server::config::{Cli, Command};
 
@@ -25,6 +26,9 @@ async fn main() -> anyhow::Result<()> {
             let db = service::db::connect_and_migrate(&cli.settings().database_url).await?;
             let user = service::accounts::Accounts::new(db).set_admin(&login, true).await?;
             println!("{} ({}) is now an administrator", user.username, user.email);
+        }
+        Command::RestoreNode { from_repository, state_snapshot, force } => {
+            server::restore_node::restore_node(&cli, from_repository, state_snapshot, force).await?;
         }
     }
     Ok(())

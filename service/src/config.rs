@@ -256,6 +256,9 @@ pub struct BackupSettings {
     /// For `sftp:` repositories: the command restic runs to reach the server, as plain words
     /// (`ssh -p 2222 -i /key user@host -s sftp`).
     pub sftp_command: Option<String>,
+    /// The service's database URL, dumped into every state backup (`crate::state_backup`).
+    /// None: the connection's own (SQLite copies without it; PostgreSQL needs it for pg_dump).
+    pub database_url: Option<String>,
 }
 
 impl Default for ServiceConfig {

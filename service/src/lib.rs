@@ -17,6 +17,7 @@ pub mod hosting;
 pub mod leader;
 pub mod probe;
 pub mod proxy;
+pub mod state_backup;
 pub mod store;
 pub mod telemetry;
 pub mod tls;

@@ -44,6 +44,10 @@ pub const BACKUP_SECONDS: &str = "vmw_backup_duration_seconds";
 pub const BACKUP_BYTES_ADDED: &str = "vmw_backup_bytes_added_total";
 /// Counter: backups that failed.
 pub const BACKUP_FAILURES: &str = "vmw_backup_failures_total";
+/// When the service's own state (database, secrets) was last backed up (unix time).
+pub const STATE_BACKUP_LAST_SUCCESS: &str = "vmw_state_backup_last_success_timestamp_seconds";
+/// State backups that failed.
+pub const STATE_BACKUP_FAILURES: &str = "vmw_state_backup_failures_total";
 
 /// Bucket bounds (seconds) that fit the service's durations: a claimed spare's steps take
 /// milliseconds, a cold boot under TCG up to a few minutes.
@@ -73,6 +77,9 @@ pub fn describe() {
     describe_counter!(BACKUP_BYTES_ADDED, Unit::Bytes, "Bytes backups added to the backup repository");
     describe_counter!(BACKUP_FAILURES, "Backups that failed");
     counter!(BACKUP_FAILURES).increment(0);
+    describe_gauge!(STATE_BACKUP_LAST_SUCCESS, Unit::Seconds, "When the service's database and secrets were last backed up (unix time)");
+    describe_counter!(STATE_BACKUP_FAILURES, "Backups of the service's database and secrets that failed");
+    counter!(STATE_BACKUP_FAILURES).increment(0);
     counter!(BACKUP_BYTES_ADDED).increment(0);
     for ok in [true, false] {
         counter!(WAKES, "result" => result(ok)).increment(0);
@@ -93,6 +100,14 @@ pub fn record_backup(hosting_id: i32, took: Duration, bytes_added: Option<u64>) 
             gauge!(BACKUP_LAST_SUCCESS, "hosting" => hosting_id.to_string()).set(now);
         }
         None => counter!(BACKUP_FAILURES).increment(1),
+    }
+}
+
+/// A state backup ended: `Some(bytes added)` when it succeeded.
+pub fn record_state_backup(bytes_added: Option<u64>) {
+    match bytes_added {
+        Some(_) => gauge!(STATE_BACKUP_LAST_SUCCESS).set(time::OffsetDateTime::now_utc().unix_timestamp() as f64),
+        None => counter!(STATE_BACKUP_FAILURES).increment(1),
     }
 }
 

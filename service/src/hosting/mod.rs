@@ -43,7 +43,7 @@ use crate::vm::VmManager;
 use crate::{Result, ServiceConfig};
 
 pub use background::reconcile::ReconcileReport;
-pub use lifecycle::backups::{BackupDownload, BackupSource, BackupState, BackupTrigger, BackupView, BackupsOverview, DOWNLOADS_PER_NODE};
+pub use lifecycle::backups::{RecoveryReport, BackupDownload, BackupSource, BackupState, BackupTrigger, BackupView, BackupsOverview, DOWNLOADS_PER_NODE};
 pub use lifecycle::create::CreateHosting;
 pub use lifecycle::console::{ConsoleInput, ConsoleOutput, ConsoleSession, ConsoleStatus};
 pub use lifecycle::sleep::ASLEEP;

@@ -34,6 +34,7 @@ pub mod nodes;
 pub mod ports;
 pub mod sessions;
 pub mod snapshots;
+pub mod state_backups;
 pub mod ssh_keys;
 pub mod tokens;
 pub mod transitions;

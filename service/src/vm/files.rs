@@ -203,6 +203,29 @@ impl VmManager {
         write_seed(&self.vm_dir(hosting_id), &instance_id, seed).await
     }
 
+    /// A seed that personalises nothing, for a VM whose disk came back from a backup and is
+    /// already itself (hostname, keys, host identity, web root): its volume is not labelled
+    /// `cidata`, so the guest's first-boot agent finds no seed and changes nothing. (A NoCloud
+    /// seed of another instance-id than the disk's stamp would rewrite the site's page.)
+    pub async fn write_inert_seed(&self, hosting_id: i32) -> Result<(), VmError> {
+        let dir = self.vm_dir(hosting_id);
+        ensure_dir(&dir).await?;
+        let staging = dir.join("seed.d");
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+        tokio::fs::create_dir_all(&staging).await.map_err(io("creating", &staging))?;
+        let readme = staging.join("README");
+        tokio::fs::write(&readme, "This VM was restored from a backup: nothing to set up.\n").await.map_err(io("writing", &readme))?;
+        let tmp = dir.join("seed.iso.tmp");
+        run(
+            Command::new("genisoimage").arg("-quiet").arg("-output").arg(&tmp).args(["-volid", "vmw-restored", "-joliet", "-rock"]).arg(&staging),
+            "genisoimage",
+        )
+        .await?;
+        let _ = tokio::fs::remove_dir_all(&staging).await;
+        let iso = dir.join("seed.iso");
+        tokio::fs::rename(&tmp, &iso).await.map_err(io("renaming", &iso))
+    }
+
     /// Removes the NoCloud seed. Missing: fine.
     pub async fn remove_seed(&self, hosting_id: i32) -> Result<(), VmError> {
         let seed = self.vm_dir(hosting_id).join("seed.iso");

@@ -62,28 +62,6 @@ impl VmManager {
         move_file(disk, &to).await
     }
 
-    /// A restored site's seed: an ISO without the `cidata` label, so neither the guest's
-    /// first-boot agent nor cloud-init finds a seed and nothing of the tenant's (web root,
-    /// keys, users) is overwritten with a new site's; the domain's XML names a seed file, and
-    /// this is it. Its identity is made new through the agent instead (`reidentify`,
-    /// hostname).
-    pub async fn write_inert_seed(&self, hosting_id: i32) -> Result<(), VmError> {
-        let dir = self.vm_dir(hosting_id);
-        let staging = dir.join("seed.d");
-        let _ = tokio::fs::remove_dir_all(&staging).await;
-        tokio::fs::create_dir_all(&staging).await.map_err(io("creating", &staging))?;
-        let readme = staging.join("README");
-        let text = "A site restored from a backup: no seed, its identity is set by the host.\n";
-        tokio::fs::write(&readme, text).await.map_err(io("writing", &readme))?;
-        let tmp = dir.join("seed.iso.tmp");
-        let mut cmd = tokio::process::Command::new("genisoimage");
-        cmd.arg("-quiet").arg("-output").arg(&tmp).args(["-volid", "restored", "-joliet", "-rock"]).arg(&staging);
-        super::files::run(&mut cmd, "genisoimage").await?;
-        let _ = tokio::fs::remove_dir_all(&staging).await;
-        let iso = dir.join("seed.iso");
-        tokio::fs::rename(&tmp, &iso).await.map_err(io("renaming", &iso))
-    }
-
     /// Restores the VM (its disk swapped in first) from a restored memory file, running, with
     /// its forwards: a backup with memory brings back the running site.
     pub async fn restore_from_memory_file(&self, hosting_id: i32, mem: &Path, http_port: u16, ssh_port: u16) -> Result<(), VmError> {

@@ -9,3 +9,4 @@ pub(crate) mod node;
 pub(crate) mod pool;
 pub(crate) mod reconcile;
 pub(crate) mod sampler;
+pub(crate) mod state_backup;

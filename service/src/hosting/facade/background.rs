@@ -14,6 +14,18 @@ impl HostingService {
         leader::start_background(&self.cluster, &self.accounts).await
     }
 
+    /// Disaster recovery (`restore-node`): every site of this node rebuilt from its newest
+    /// backup, with the service's state already restored (see `lifecycle::backups::recover`).
+    pub async fn recover_from_backups(&self) -> Result<crate::hosting::RecoveryReport> {
+        crate::hosting::lifecycle::backups::recover::recover_node(&self.cx).await
+    }
+
+    /// Backs up the service's own state (database and secrets) now (the leader does it after
+    /// site backups and daily; see `background::state_backup`).
+    pub async fn back_up_state(&self) -> std::result::Result<(), crate::state_backup::StateError> {
+        crate::hosting::background::state_backup::run(&self.cx).await
+    }
+
     /// Reconciles every hosting of this node that nobody holds a lease on: at start-up, the
     /// leases of this instance's previous boot count as free (it is dead).
     pub async fn reconcile(&self) -> Result<ReconcileReport> {

@@ -61,7 +61,14 @@ pub(crate) async fn materialize(cx: &Cx, b: &BackupRow, into: &Path, step: impl 
     let disk = into.join(DISK);
     let (original, kind, folder, above) =
         backing_of(&disk).ok_or_else(|| Error::internal(format!("backup {}'s disk is not an overlay on a base disk of ours", b.id)))?;
-    let local = local_base(cx, kind, &folder, &above)?;
+    let mut local = local_base(cx, kind, &folder, &above)?;
+    if kind == BaseKind::Image && local.is_file() && !same_build(restic, &base_id_of(kind, &folder, &above), &original, &local, b.started_at).await? {
+        // The image was built again under the same name (a rebuilt data dir): its bytes differ,
+        // so the backup's own base comes back beside it, under a name of its own.
+        let stamp = &sid.as_str()[..sid.as_str().len().min(8)];
+        local = cx.vm.image_build_dir(&format!("{folder}.restored-{stamp}"))?.join("base.qcow2");
+        step("This node's image of that name is another build: restoring the backup's own base image beside it".into());
+    }
     let id_here = base_id_of(kind, &folder, &above);
     if id_here != base_id {
         return Err(Error::internal(format!("backup {}'s disk backs onto {id_here}, its row says {base_id}", b.id)));
@@ -138,6 +145,28 @@ async fn restore_one(restic: &Restic, sid: &SnapshotId, path: &Path, raw: &Path,
     }
     move_file(&got, to).await?;
     Ok(to.to_owned())
+}
+
+/// Whether the image base at `local` is the build the backup's disk was made on: a base file
+/// is never written after its build, so one older than the backup is; a newer one (the image
+/// was built again under the same name) is when its `image.json` (which records the build's
+/// time) is the one stored with the base in the repository.
+async fn same_build(restic: &Restic, base_id: &str, original: &Path, local: &Path, backup_started_ms: i64) -> Result<bool> {
+    let modified = tokio::fs::metadata(local).await.ok().and_then(|m| m.modified().ok());
+    let modified_ms = modified.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_millis() as i64);
+    if modified_ms.is_some_and(|m| m <= backup_started_ms) {
+        return Ok(true);
+    }
+    let tags = [Tag::parse(format!("base-{base_id}"))?, Tag::parse("kind-base")?];
+    let Some(snap) = restic.snapshots(&SnapshotFilter::tagged(tags)).await?.pop() else {
+        // Nothing to compare with (and nothing to restore instead): take the local one.
+        return Ok(true);
+    };
+    let odir = original.parent().ok_or_else(|| Error::internal("a base disk without a folder"))?;
+    let mut stored = Vec::new();
+    restic.dump(&SnapshotId::parse(snap.id.clone())?, &odir.join("image.json"), &mut stored).await?;
+    let here = local.parent().map(|d| d.join("image.json")).unwrap_or_default();
+    Ok(tokio::fs::read(&here).await.is_ok_and(|h| h == stored))
 }
 
 /// The base id `capture::base_of` gives a base of this kind in these folders.

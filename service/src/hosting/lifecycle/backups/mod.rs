@@ -22,12 +22,14 @@ pub use vmw_types::{BackupSource, BackupState, BackupView, BackupsOverview};
 
 pub(crate) mod download;
 pub(crate) mod materialize;
+pub(crate) mod recover;
 mod repo;
 mod restore;
 pub(crate) mod restore_new;
 mod take;
 
 pub(crate) use repo::BackupRepo;
+pub use recover::RecoveryReport;
 pub(crate) use restore::{restorable, restore};
 pub use download::{BackupDownload, DOWNLOADS_PER_NODE};
 
