@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use vmw_test_support::http::{assert_api_error as assert_error, assert_field_error, client_with, no_redirect_client, send};
 use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
+mod backup_restore;
 mod backups;
 mod console;
 mod contract;

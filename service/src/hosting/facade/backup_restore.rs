@@ -1,7 +1,8 @@
 //! Restoring a site's backups (issue 31): in place, as a new site, on another node, and the
 //! download of a backup's disk.
 use crate::accounts::Actor;
-use crate::hosting::lifecycle::backups::{self, BackupDownload};
+use crate::hosting::cluster::placement::placement;
+use crate::hosting::lifecycle::backups::{self, BackupDownload, restore_new};
 use crate::hosting::{HostingService, HostingView};
 use crate::Result;
 use vmw_types::RestoreTarget;
@@ -13,6 +14,14 @@ impl HostingService {
     /// at their limit (code `conflict`, field `snapshots`: the current state is snapshotted
     /// first).
     pub async fn restore_backup(&self, actor: &Actor, id: i32, bid: i32, target: RestoreTarget) -> Result<HostingView> {
+        if let RestoreTarget::NewSite { slug } = &target {
+            // A new site of the same owner, wherever the placement rules put it; the source
+            // is not touched (its node may even be down: the backup is in the repository).
+            let (source, b) = backups::restorable(&self.cx, actor, id, bid).await?;
+            let (nodes, refusal) = placement(&self.cluster, &source.plan).await?;
+            let row = restore_new::place_restored(nodes, refusal, &self.cx, &source, b, slug.as_deref()).await?;
+            return self.view(&row).await;
+        }
         let node = self.site_node(actor, id).await?;
         let row = backups::restore(&node, actor, id, bid, target).await?;
         self.with(node).view(&row).await

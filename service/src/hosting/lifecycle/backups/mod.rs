@@ -25,11 +25,12 @@ pub(crate) mod materialize;
 pub(crate) mod recover;
 mod repo;
 mod restore;
+pub(crate) mod restore_new;
 mod take;
 
 pub(crate) use repo::BackupRepo;
 pub use recover::RecoveryReport;
-pub(crate) use restore::restore;
+pub(crate) use restore::{restorable, restore};
 pub use download::{BackupDownload, DOWNLOADS_PER_NODE};
 
 pub(crate) fn view(b: &BackupRow) -> BackupView {

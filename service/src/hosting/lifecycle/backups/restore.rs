@@ -51,8 +51,9 @@ pub(crate) async fn restore(cx: &Cx, actor: &Actor, id: i32, bid: i32, target: R
     let (row, b) = restorable(cx, actor, id, bid).await?;
     match target {
         RestoreTarget::InPlace => restore_in_place(cx, row, b).await,
-        RestoreTarget::NewSite { .. } | RestoreTarget::Node { .. } => {
-            Err(Error::conflict(Some("target"), "this server restores backups in place only for now: restoring as a new site or on another node is not available yet"))
+        RestoreTarget::NewSite { .. } => Err(Error::internal("a restore as a new site is placed by the cluster (the facade)")),
+        RestoreTarget::Node { .. } => {
+            Err(Error::conflict(Some("target"), "restoring a backup on another node is not available on this server yet: restore it in place or as a new site"))
         }
     }
 }
@@ -117,7 +118,7 @@ pub(crate) async fn run_in_place(cx: &Cx, lease: Lease, b: BackupRow) -> Result<
                     return cx.finish(lease, HostingState::Stopped, Some(reason.clone()), reason, t).await;
                 }
                 let reason = failed(format!("the snapshot before it could not be taken ({why})"));
-                return cx.finish(lease, before, row.state_reason.clone(), reason, t).await;
+                return cx.finish(lease, before, Some(reason.clone()), reason, t).await;
             }
         }
     } else {
@@ -132,7 +133,8 @@ pub(crate) async fn run_in_place(cx: &Cx, lease: Lease, b: BackupRow) -> Result<
     let dir = restore_dir(cx, bid, id);
     let _ = tokio::fs::remove_dir_all(&dir).await;
     if let Err(e) = tokio::fs::create_dir_all(&dir).await {
-        return cx.finish(lease, before, row.state_reason.clone(), failed(e.to_string()), t).await;
+        let reason = failed(e.to_string());
+        return cx.finish(lease, before, Some(reason.clone()), reason, t).await;
     }
     step(cx, &row, 2, EventStatus::Started, "Downloading the backup from the repository").await;
     let (row2, cx2) = (row.clone(), cx.clone());
@@ -145,7 +147,8 @@ pub(crate) async fn run_in_place(cx: &Cx, lease: Lease, b: BackupRow) -> Result<
         Ok(m) => m,
         Err(e) => {
             let _ = tokio::fs::remove_dir_all(&dir).await;
-            return cx.finish(lease, before, row.state_reason.clone(), failed(describe(&e)), t).await;
+            let reason = failed(describe(&e));
+            return cx.finish(lease, before, Some(reason.clone()), reason, t).await;
         }
     };
     tracing::info!(hosting_id = id, backup_id = bid, base = %m.base.display(), base_restored = m.base_restored, memory = m.memory.is_some(), "backup materialised");
