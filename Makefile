@@ -23,7 +23,7 @@ ifdef CI
 export CARGO_INCREMENTAL := 0
 endif
 
-.PHONY: run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-replicas test-vm test-nodes test-e2e bench bench-density bench-tls clean-vms
+.PHONY: bench-backup run test setup image host build build-release wasm css swagger xterm server test-unit test-pg test-replicas test-vm test-nodes test-e2e bench bench-density bench-tls clean-vms
 
 ## Run the service on this machine: packages, guest image, libvirt, nginx, build, start.
 run: setup image host build-release
@@ -143,6 +143,12 @@ bench-density: setup image host build-release
 ## (ops/bench-tls.sh; BENCH_SECS=, BENCH_SITES= there). Needs wrk; no VM; a release build of the proxy code.
 bench-tls:
 	ops/bench-tls.sh
+
+## Backups and restores of real VMs into a fresh restic repository, on a release build: first and
+## unchanged backups, a sleeping site's, a restore as a new site, a 1,000-site projection
+## (ops/bench-backup.sh; prints a table for BENCHMARKS.md).
+bench-backup: setup image host
+	VMW_GUEST_IMAGE_DIR=$(DATA_DIR)/images/current ops/bench-backup.sh
 
 ## Remove every VM, disk and nginx file this data dir holds (the service reconciles anyway).
 clean-vms:

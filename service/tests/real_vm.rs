@@ -1588,3 +1588,74 @@ async fn backup_ended(svc: &service::hosting::HostingService, a: &Actor, id: i32
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `make bench-backup` (a release build; not part of `make test`): backups and restores of
+/// real VMs (clones of the golden snapshot) into a fresh local repository, as a table. The
+/// 1,000-site projection's assumptions are printed with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark: make bench-backup"]
+async fn bench_backup() {
+    use service::hosting::{BackupState, BackupView};
+    use vmw_types::RestoreTarget;
+    let (_s, st, key, u, h) = one_running_site("bkb", true, "bkb").await;
+    let svc = &st.svc;
+    let mib = |b: Option<i64>| b.unwrap_or(0) as f64 / (1 << 20) as f64;
+    let timed = |id: i32| {
+        let (svc, u) = (svc, &u);
+        async move {
+            let t = Instant::now();
+            let b: BackupView = backup_ended(svc, u, id, svc.back_up(u, id, false).await.unwrap()).await;
+            assert_eq!(b.state, BackupState::Succeeded, "{:?}", b.error);
+            (t.elapsed().as_secs_f64(), b)
+        }
+    };
+    ssh(&key, h.ssh_port.unwrap() as u16, "ubuntu", "echo bench > /var/www/html/v.txt && sync");
+    // The repository's first backup stores the golden base too.
+    let (first_any, b0) = timed(h.id).await;
+    // Another new site's first backup: the base is there already.
+    let h2 = svc.create(&u, CreateHosting { slug: Some("bkb-two".into()), ..Default::default() }).await.unwrap();
+    let h2 = svc.wait_settled(&u, h2.id, BOOT_TIMEOUT).await.unwrap().unwrap();
+    assert_eq!(h2.state, HostingState::Running, "{:?}", h2.state_reason);
+    let (first, b1) = timed(h2.id).await;
+    let (unchanged, b2) = timed(h2.id).await;
+    // Restore as a new site, to its page answering.
+    let t = Instant::now();
+    let new = svc.restore_backup(&u, h.id, b0.id, RestoreTarget::NewSite { slug: None }).await.unwrap();
+    let v = svc.wait_settled(&u, new.id, Duration::from_secs(300)).await.unwrap().expect("the new site");
+    assert_eq!(v.state, HostingState::Running, "{:?}", v.state_reason);
+    let url = format!("http://{}/{}/v.txt", st.cfg.nginx_listen, new.slug);
+    assert_eq!(get(&url, None).await, (200, "bench\n".into()));
+    let restore_new = t.elapsed().as_secs_f64();
+    // A sleeping site's backup (not woken).
+    svc.action(&u, h2.id, Operation::Sleep).await.unwrap();
+    svc.wait_settled(&u, h2.id, Duration::from_secs(120)).await.unwrap();
+    let (asleep, b3) = timed(h2.id).await;
+
+    // 1,000 sites nightly on one node: unchanged sites cost what an unchanged backup costs
+    // (capture and restic's own start-up and scan), changed ones add their changed bytes at the
+    // upload rate measured on the first backup; backups run `concurrency` at a time.
+    let concurrency = 2.0;
+    let changed_mib = 20.0;
+    let changed_share = 0.2;
+    let rate = b0.bytes_total.unwrap_or(0) as f64 / (1 << 20) as f64 / first_any;
+    let per_site = unchanged + changed_share * changed_mib / rate.max(1.0);
+    let projected_h = 1000.0 * per_site / concurrency / 3600.0;
+
+    println!("| what | seconds | MiB added |");
+    println!("|---|---|---|");
+    println!("| first backup into an empty repository (the golden base too) | {first_any:.1} | {:.1} |", mib(b0.bytes_added));
+    println!("| first backup of a new site (base already stored) | {first:.1} | {:.2} |", mib(b1.bytes_added));
+    println!("| next backup of an unchanged running site | {unchanged:.1} | {:.3} |", mib(b2.bytes_added));
+    println!("| backup of a sleeping site (not woken) | {asleep:.1} | {:.3} |", mib(b3.bytes_added));
+    println!("| restore as a new site, to its page answering | {restore_new:.1} | - |");
+    println!(
+        "| projected: 1,000 sites nightly ({concurrency} at a time; {:.0} % change {changed_mib} MiB a day at {rate:.0} MiB/s) | {:.0} ({projected_h:.2} h) | - |",
+        changed_share * 100.0,
+        projected_h * 3600.0
+    );
+    for id in [new.id, h2.id, h.id] {
+        svc.action(&u, id, Operation::Delete).await.unwrap();
+        let _ = svc.wait_settled(&u, id, Duration::from_secs(120)).await;
+    }
+    svc.proxy().stop().await.unwrap();
+}
