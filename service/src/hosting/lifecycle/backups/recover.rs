@@ -50,8 +50,10 @@ impl std::fmt::Display for RecoveryReport {
 
 /// Rebuilds every site of this node from its newest backup (see the module docs). Run with
 /// the service's state freshly restored, before the service's own start-up reconciliation.
+/// Sites are rebuilt `provision_concurrency` at a time (boots are what takes long).
 pub(crate) async fn recover_node(cx: &Cx) -> Result<RecoveryReport> {
-    let mut report = RecoveryReport::default();
+    use futures::StreamExt;
+    let mut todo = Vec::new();
     for id in cx.store.ids_on_node().await? {
         // Any lease in a restored database is a dead process's.
         let Some((row, lease)) = cx.store.look(id).await? else {
@@ -62,12 +64,24 @@ pub(crate) async fn recover_node(cx: &Cx) -> Result<RecoveryReport> {
             cx.store.release(&lease).await?;
             continue;
         }
-        let slug = row.slug.clone();
-        match recover_site(cx, row, lease).await {
+        todo.push((row, lease));
+    }
+    let results: Vec<_> = futures::stream::iter(todo)
+        .map(|(row, lease)| async move {
+            let slug = row.slug.clone();
+            (slug, recover_site(cx, row, lease).await)
+        })
+        .buffer_unordered(cx.cfg.provision_concurrency.max(1))
+        .collect()
+        .await;
+    let mut report = RecoveryReport::default();
+    for (slug, res) in results {
+        match res {
             Ok((bid, state, secs)) => report.restored.push((slug, bid, state, secs)),
             Err(why) => report.failed.push((slug, why)),
         }
     }
+    report.restored.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(report)
 }
 
