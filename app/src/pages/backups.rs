@@ -8,10 +8,10 @@ use leptos::prelude::*;
 use crate::api::backups::{back_up_now, hosting_backups};
 use crate::components::charts::human_bytes;
 use crate::components::ui::{format_time, toasts};
-use crate::model::{BackupState, BackupView, HostingState, HostingView};
+use crate::model::{BackupState, BackupView, EventView, HostingState, HostingView, Operation};
 
 #[component]
-pub fn Backups(hosting: RwSignal<HostingView>) -> impl IntoView {
+pub fn Backups(hosting: RwSignal<HostingView>, events: RwSignal<Vec<EventView>>) -> impl IntoView {
     let id = hosting.get_untracked().id;
     let changed = RwSignal::new(0u32);
     let overview = Resource::new(move || (changed.get(), hosting.with(|h| h.operation)), move |_| hosting_backups(id));
@@ -68,6 +68,7 @@ pub fn Backups(hosting: RwSignal<HostingView>) -> impl IntoView {
                     "With its memory (the site pauses a few seconds)"
                 </label>
             </div>
+            <OperationProgress hosting events/>
             <Transition fallback=|| view! { <p class="text-sm text-slate-500">"Loading…"</p> }>
                 {move || Suspend::new(async move {
                     match overview.await {
@@ -91,5 +92,33 @@ pub fn Backups(hosting: RwSignal<HostingView>) -> impl IntoView {
                 })}
             </Transition>
         </section>
+    }
+}
+
+/// A backup's or a restore's progress while it runs: a bar and its latest step, from the
+/// page's live events (`vmw_types::operation_progress`). Its end (and the reason, when it
+/// failed) is the list's row, the site's state and the History.
+#[component]
+fn OperationProgress(hosting: RwSignal<HostingView>, events: RwSignal<Vec<EventView>>) -> impl IntoView {
+    let running = move || hosting.with(|h| matches!(h.operation, Some(Operation::Backup | Operation::RestoreBackup)));
+    let progress = move || events.with(|e| vmw_types::operation_progress(e));
+    move || {
+        running().then(|| {
+            let (pct, msg) = progress().unwrap_or((0, "Starting…".to_owned()));
+            let label = hosting.with(|h| h.operation.map(|o| o.label()).unwrap_or_default());
+            view! {
+                <div class="space-y-1" data-testid="operation-progress" data-percent=pct.to_string()>
+                    <div class="flex items-center justify-between text-sm">
+                        <span class="font-medium">{label}</span>
+                        <span class="text-slate-500">{format!("{pct} %")}</span>
+                    </div>
+                    <div class="h-2 w-full overflow-hidden rounded bg-slate-200 dark:bg-slate-700" role="progressbar"
+                        aria-label="Progress of the running backup or restore" aria-valuemin="0" aria-valuemax="100" aria-valuenow=pct.to_string()>
+                        <div class="h-2 bg-indigo-500 transition-all" style=format!("width: {pct}%")></div>
+                    </div>
+                    <p class="text-xs text-slate-500" data-testid="operation-progress-step">{msg}</p>
+                </div>
+            }
+        })
     }
 }

@@ -97,7 +97,7 @@ fn Live(page: HostingPageData) -> impl IntoView {
             // hosting.test.mjs; Leptos found other nodes than it expected in the section).
             <Show when=move || hydrated.get() && matches!(state.get(), HostingState::Running | HostingState::Stopped | HostingState::Sleeping)>
                 <super::snapshots::Snapshots hosting/>
-                <super::backups::Backups hosting/>
+                <super::backups::Backups hosting events/>
                 <super::domains::Domains hosting events/>
             </Show>
             <Console id login_user=login_user.get_value() hosting/>

@@ -85,7 +85,7 @@ async fn back_up(cx: &Cx, row: &HostingRow, bid: i32, with_memory: bool, staging
     let id = row.id;
     let restic = cx.shared.backup_repo.restic().await.map_err(Failed::of)?;
     make_private_dir(staging).await.map_err(|e| Failed::of(Error::internal(format!("creating {}: {e}", staging.display()))))?;
-    step(cx, row, EventStatus::Started, "Capturing the site's files".into()).await;
+    step(cx, row, EventStatus::Started, "Step 1 of 2: Capturing the site's files".into()).await;
     let cap = capture(cx, row, bid, with_memory, staging).await?;
     let from = match cap.from {
         CapturedFrom::Running => BackupSource::Running,
@@ -94,7 +94,7 @@ async fn back_up(cx: &Cx, row: &HostingRow, bid: i32, with_memory: bool, staging
     };
     cx.store.backup_captured(bid, from, &cap.base.id, cap.memory.is_some()).await.map_err(Failed::of)?;
     let frozen = cap.frozen_for.map(|d| format!(", filesystems frozen {} ms", d.as_millis())).unwrap_or_default();
-    step(cx, row, EventStatus::Succeeded, format!("Captured {} ({}{frozen})", human_bytes(cap.bytes), from.label())).await;
+    step(cx, row, EventStatus::Succeeded, format!("Step 1 of 2: Captured {} ({}{frozen})", human_bytes(cap.bytes), from.label())).await;
     let host = cx.cfg.node_name.clone();
     store_base_once(cx, restic, &cap, &host).await?;
     let owner = row.user_id.unwrap_or_default();
@@ -105,7 +105,7 @@ async fn back_up(cx: &Cx, row: &HostingRow, bid: i32, with_memory: bool, staging
         .map_err(Failed::of)?;
     let mut paths = vec![cap.disk.clone()];
     paths.extend(cap.memory.as_ref().map(|(p, _)| p.clone()));
-    step(cx, row, EventStatus::Started, "Uploading to the backup repository: 0 %".into()).await;
+    step(cx, row, EventStatus::Started, "Step 2 of 2: Uploading to the backup repository: 0 %".into()).await;
     let sum = upload(cx, row, restic, &paths, &tags, &host).await.map_err(Failed::of)?;
     Ok((sum, cap.bytes))
 }
@@ -185,7 +185,7 @@ async fn upload(cx: &Cx, row: &HostingRow, restic: &Restic, paths: &[PathBuf], t
     };
     let tell = async {
         while let Some(pct) = rx.recv().await {
-            step(cx, row, EventStatus::Info, format!("Uploading to the backup repository: {pct} %")).await;
+            step(cx, row, EventStatus::Info, format!("Step 2 of 2: Uploading to the backup repository: {pct} %")).await;
         }
     };
     let (sum, ()) = tokio::join!(restic.backup_files(paths, tags, host, on_progress), tell);
