@@ -96,14 +96,18 @@ pub fn Backups(hosting: RwSignal<HostingView>, events: RwSignal<Vec<EventView>>)
 }
 
 /// A backup's or a restore's progress while it runs: a bar and its latest step, from the
-/// page's live events (`vmw_types::operation_progress`). Its end (and the reason, when it
-/// failed) is the list's row, the site's state and the History.
+/// page's live events (`vmw_types::operation_progress`); after one failed, why (until the site
+/// does something else).
 #[component]
 fn OperationProgress(hosting: RwSignal<HostingView>, events: RwSignal<Vec<EventView>>) -> impl IntoView {
     let running = move || hosting.with(|h| matches!(h.operation, Some(Operation::Backup | Operation::RestoreBackup)));
     let progress = move || events.with(|e| vmw_types::operation_progress(e));
+    let failure = move || events.with(|e| vmw_types::last_backup_failure(e));
     move || {
-        running().then(|| {
+        if !running() {
+            return failure().map(|why| view! { <p class="text-sm text-rose-600 dark:text-rose-400" data-testid="operation-failure">{why}</p> }.into_any());
+        }
+        Some({
             let (pct, msg) = progress().unwrap_or((0, "Starting…".to_owned()));
             let label = hosting.with(|h| h.operation.map(|o| o.label()).unwrap_or_default());
             view! {
@@ -119,6 +123,7 @@ fn OperationProgress(hosting: RwSignal<HostingView>, events: RwSignal<Vec<EventV
                     <p class="text-xs text-slate-500" data-testid="operation-progress-step">{msg}</p>
                 </div>
             }
+            .into_any()
         })
     }
 }

@@ -28,5 +28,5 @@ pub use name::{RESERVED_NAMES, check_name, check_name_for_hosts, host_labels};
 pub use state::{CreateKind, HostingState, Operation, SnapshotState, SpareTier, TokenKind};
 pub use step::Step;
 pub use restore::RestoreTarget;
-pub use progress::{operation_progress, step_fraction};
+pub use progress::{last_backup_failure, operation_progress, step_fraction};
 pub use view::{ApiTokenView, HostingView, NodeHealth, NodeSite, NodeView, PlanView, SnapshotView, SshKeyView, StatSample, StepInfo, UserView};

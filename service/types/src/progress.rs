@@ -40,6 +40,14 @@ pub fn operation_progress(events: &[EventView]) -> Option<(u8, String)> {
     best.map(|(f, msg)| ((f * 100.0).round() as u8, msg))
 }
 
+/// Why the latest backup or restore failed, when the hosting's latest state change says it did
+/// (that message names the backup and the reason). None once anything else happened since.
+pub fn last_backup_failure(events: &[EventView]) -> Option<String> {
+    let last = events.iter().rev().find(|e| e.kind == EventKind::State)?;
+    let m = &last.message;
+    ((m.starts_with("Restoring backup ") || m.starts_with("Backup failed")) && m.contains("failed")).then(|| m.clone())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +80,9 @@ mod tests {
         let state = ev(EventKind::State, EventStatus::Succeeded, "Backed up");
         let now = ev(EventKind::Action, EventStatus::Info, "Step 2 of 2: Uploading to the backup repository: 20 %");
         assert_eq!(operation_progress(&[old.clone(), state.clone()]), None);
-        assert_eq!(operation_progress(&[old, state, now]).map(|p| p.0), Some(60));
+        assert_eq!(operation_progress(&[old, state.clone(), now]).map(|p| p.0), Some(60));
+        let failed = ev(EventKind::State, EventStatus::Succeeded, "Restoring backup 4 failed: no room; the site is as it was");
+        assert_eq!(last_backup_failure(&[failed.clone()]).as_deref(), Some("Restoring backup 4 failed: no room; the site is as it was"));
+        assert_eq!(last_backup_failure(&[failed, state]), None, "something happened since");
     }
 }
