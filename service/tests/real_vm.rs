@@ -1600,24 +1600,41 @@ async fn bench_backup() {
     let (_s, st, key, u, h) = one_running_site("bkb", true, "bkb").await;
     let svc = &st.svc;
     let mib = |b: Option<i64>| b.unwrap_or(0) as f64 / (1 << 20) as f64;
+    // What the repository takes on disk (restic's figure is before compression).
+    let repo = st.cfg.data_dir.join("backups/repository");
+    fn dir_bytes(p: &Path) -> u64 {
+        std::fs::read_dir(p).map_or(0, |d| {
+            d.flatten()
+                .map(|e| match e.file_type() {
+                    Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+                    _ => e.metadata().map_or(0, |m| m.len()),
+                })
+                .sum()
+        })
+    }
     let timed = |id: i32| {
-        let (svc, u) = (svc, &u);
+        let (svc, u, repo) = (svc, &u, repo.clone());
         async move {
+            let before = dir_bytes(&repo);
             let t = Instant::now();
             let b: BackupView = backup_ended(svc, u, id, svc.back_up(u, id, false).await.unwrap()).await;
             assert_eq!(b.state, BackupState::Succeeded, "{:?}", b.error);
-            (t.elapsed().as_secs_f64(), b)
+            let stored = (dir_bytes(&repo) - before) as f64 / (1 << 20) as f64;
+            (t.elapsed().as_secs_f64(), b, stored)
         }
     };
     ssh(&key, h.ssh_port.unwrap() as u16, "ubuntu", "echo bench > /var/www/html/v.txt && sync");
     // The repository's first backup stores the golden base too.
-    let (first_any, b0) = timed(h.id).await;
+    let (first_any, b0, s0) = timed(h.id).await;
     // Another new site's first backup: the base is there already.
     let h2 = svc.create(&u, CreateHosting { slug: Some("bkb-two".into()), ..Default::default() }).await.unwrap();
     let h2 = svc.wait_settled(&u, h2.id, BOOT_TIMEOUT).await.unwrap().unwrap();
     assert_eq!(h2.state, HostingState::Running, "{:?}", h2.state_reason);
-    let (first, b1) = timed(h2.id).await;
-    let (unchanged, b2) = timed(h2.id).await;
+    let (first, b1, s1) = timed(h2.id).await;
+    let (unchanged, b2, s2) = timed(h2.id).await;
+    // 20 MiB of new (incompressible) data in the site.
+    ssh(&key, h2.ssh_port.unwrap() as u16, "ubuntu", "head -c 20971520 /dev/urandom > /var/www/html/blob && sync");
+    let (changed, b4, s4) = timed(h2.id).await;
     // Restore as a new site, to its page answering.
     let t = Instant::now();
     let new = svc.restore_backup(&u, h.id, b0.id, RestoreTarget::NewSite { slug: None }).await.unwrap();
@@ -1629,7 +1646,7 @@ async fn bench_backup() {
     // A sleeping site's backup (not woken).
     svc.action(&u, h2.id, Operation::Sleep).await.unwrap();
     svc.wait_settled(&u, h2.id, Duration::from_secs(120)).await.unwrap();
-    let (asleep, b3) = timed(h2.id).await;
+    let (asleep, b3, s3) = timed(h2.id).await;
 
     // 1,000 sites nightly on one node: unchanged sites cost what an unchanged backup costs
     // (capture and restic's own start-up and scan), changed ones add their changed bytes at the
@@ -1637,19 +1654,21 @@ async fn bench_backup() {
     let concurrency = 2.0;
     let changed_mib = 20.0;
     let changed_share = 0.2;
-    let rate = b0.bytes_total.unwrap_or(0) as f64 / (1 << 20) as f64 / first_any;
-    let per_site = unchanged + changed_share * changed_mib / rate.max(1.0);
+    // The upload rate of new data: what the 20 MiB backup took beyond an unchanged one.
+    let rate = 20.0 / (changed - unchanged).max(0.1);
+    let per_site = unchanged + changed_share * changed_mib / rate;
     let projected_h = 1000.0 * per_site / concurrency / 3600.0;
 
-    println!("| what | seconds | MiB added |");
-    println!("|---|---|---|");
-    println!("| first backup into an empty repository (the golden base too) | {first_any:.1} | {:.1} |", mib(b0.bytes_added));
-    println!("| first backup of a new site (base already stored) | {first:.1} | {:.2} |", mib(b1.bytes_added));
-    println!("| next backup of an unchanged running site | {unchanged:.1} | {:.3} |", mib(b2.bytes_added));
-    println!("| backup of a sleeping site (not woken) | {asleep:.1} | {:.3} |", mib(b3.bytes_added));
-    println!("| restore as a new site, to its page answering | {restore_new:.1} | - |");
+    println!("| what | seconds | MiB added (restic, before compression) | MiB the repository grew on disk |");
+    println!("|---|---|---|---|");
+    println!("| first backup into an empty repository (the golden base too) | {first_any:.1} | {:.1} | {s0:.1} |", mib(b0.bytes_added));
+    println!("| first backup of a new site (base already stored) | {first:.1} | {:.2} | {s1:.2} |", mib(b1.bytes_added));
+    println!("| next backup of an unchanged running site | {unchanged:.1} | {:.2} | {s2:.2} |", mib(b2.bytes_added));
+    println!("| backup after 20 MiB of new data in the site | {changed:.1} | {:.1} | {s4:.1} |", mib(b4.bytes_added));
+    println!("| backup of a sleeping site (not woken) | {asleep:.1} | {:.2} | {s3:.2} |", mib(b3.bytes_added));
+    println!("| restore as a new site, to its page answering | {restore_new:.1} | - | - |");
     println!(
-        "| projected: 1,000 sites nightly ({concurrency} at a time; {:.0} % change {changed_mib} MiB a day at {rate:.0} MiB/s) | {:.0} ({projected_h:.2} h) | - |",
+        "| projected: 1,000 sites nightly ({concurrency} at a time; {:.0} % of them with {changed_mib} MiB new a day, at {rate:.0} MiB/s) | {:.0} ({projected_h:.2} h) | - | - |",
         changed_share * 100.0,
         projected_h * 3600.0
     );
