@@ -102,6 +102,7 @@ async fn lead(cluster: &Arc<Cluster>, accounts: &Accounts) -> Result<Tasks> {
     let mut tasks = node_tasks(home);
     tasks.push(spawn_housekeeping(home, accounts));
     tasks.push(super::certs::spawn_certs(home));
+    tasks.push(crate::hosting::lifecycle::backups::scheduler::spawn_scheduler(cluster));
     tasks.extend(start_nodes_background(cluster).await);
     Ok(tasks)
 }

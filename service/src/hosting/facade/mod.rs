@@ -4,6 +4,7 @@
 //!
 //! [`HostingService`]: super::HostingService
 mod background;
+mod backup_schedules;
 mod certs;
 mod domains;
 mod hostings;
