@@ -18,6 +18,7 @@ pub mod snapshots;
 pub mod backups;
 pub mod domains;
 pub mod stream;
+pub mod backup_schedules;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -56,6 +57,7 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/snapshots/{sid}", delete(snapshots::delete))
         .route("/hostings/{id}/snapshots/{sid}/restore", post(snapshots::restore))
         .route("/hostings/{id}/backups", get(backups::list).post(backups::take))
+        .route("/hostings/{id}/backup-schedule", get(backup_schedules::get).put(backup_schedules::set))
         .route("/hostings/{id}/domains", get(domains::list).post(domains::add))
         .route("/hostings/{id}/domains/{did}", delete(domains::delete))
         .route("/hostings/{id}/domains/{did}/check", post(domains::check))
@@ -71,6 +73,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/hostings", get(admin::list_hostings))
         .route("/admin/events", get(admin::recent_events))
         .route("/admin/certificates", get(admin::certificates))
+        .route("/admin/backups/stale", get(backup_schedules::stale))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
         .route("/docs/init.js", get(openapi::docs_init))
