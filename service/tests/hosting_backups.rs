@@ -6,26 +6,16 @@
 //! up real running and sleeping sites.
 //!
 //! Without restic the tests that run it say they are skipped (and fail when REQUIRE_RESTIC=1).
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use service::Error;
-use service::accounts::Actor;
-use service::backup::{RepoSettings, Restic, SnapshotFilter, Tag};
-use service::hosting::{BackupSource, BackupState, BackupTrigger, BackupView, HostingState, Operation};
+use service::backup::{SnapshotFilter, Tag};
+use service::hosting::{BackupSource, BackupState, BackupTrigger, HostingState, Operation};
 
 mod support;
+use support::backups::{finished, powered_off_site, repo, restic_installed};
 use support::{Env, env_with};
-
-fn restic_installed(test: &str) -> bool {
-    if Command::new("restic").arg("version").output().is_ok_and(|o| o.status.success()) {
-        return true;
-    }
-    assert!(std::env::var("REQUIRE_RESTIC").is_err(), "REQUIRE_RESTIC is set but restic is not installed");
-    eprintln!("SKIPPED {test}: restic not installed (apt-get install restic)");
-    false
-}
 
 async fn env() -> (Env, PathBuf) {
     let e = env_with(|c| {
@@ -35,60 +25,6 @@ async fn env() -> (Env, PathBuf) {
     .await;
     let data = e.svc.config().data_dir.clone();
     (e, data)
-}
-
-fn qemu_img(args: &[&str], paths: &[&Path]) {
-    let st = Command::new("qemu-img").args(args).args(paths).status().expect("qemu-img (qemu-utils)");
-    assert!(st.success(), "qemu-img {args:?}");
-}
-
-fn qemu_io_write(img: &Path, pattern: u8, offset: &str, len: &str) {
-    let cmd = format!("write -P {pattern} {offset} {len}");
-    let st = Command::new("qemu-io").args(["-f", "qcow2", "-c", &cmd]).arg(img).stdout(std::process::Stdio::null()).status().expect("qemu-io");
-    assert!(st.success(), "qemu-io {cmd}");
-}
-
-/// A powered-off site whose disk is a real qcow2 overlay (8 MiB written) on a guest image's
-/// base under the data dir.
-async fn powered_off_site(e: &Env, data: &Path, a: &Actor, slug: &str) -> i32 {
-    let h = e.running_site(a, slug).await;
-    e.svc.action(a, h.id, Operation::PowerOff).await.unwrap();
-    let v = e.settled(a, h.id).await;
-    assert_eq!(v.state, HostingState::Stopped, "{:?}", v.state_reason);
-    let base = data.join("images/test-build/base.qcow2");
-    if !base.exists() {
-        std::fs::create_dir_all(base.parent().unwrap()).unwrap();
-        qemu_img(&["create", "-q", "-f", "qcow2"], &[&base, Path::new("64M")]);
-        qemu_io_write(&base, 0x11, "0", "16M");
-    }
-    let disk = e.svc.vm().vm_dir(h.id).join("disk.qcow2");
-    let _ = std::fs::remove_file(&disk);
-    qemu_img(&["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"], &[&base, &disk, Path::new("64M")]);
-    qemu_io_write(&disk, 0x5a, "1M", "8M");
-    h.id
-}
-
-async fn finished(e: &Env, a: &Actor, id: i32, b: &BackupView) -> BackupView {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let now = e.svc.get_backup(a, id, b.id).await.unwrap();
-        if now.state != BackupState::Running {
-            // The operation ends just after the row.
-            e.settled(a, id).await;
-            return now;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "backup {} still running", b.id);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn repo(data: &Path) -> Restic {
-    let s = RepoSettings::new(
-        data.join("backups/repository").display().to_string(),
-        data.join("backups/password"),
-        data.join("backups/test-cache"),
-    );
-    Restic::new(s).unwrap()
 }
 
 #[tokio::test]

@@ -62,10 +62,10 @@ pub(crate) fn due_slot(s: &BackupSchedule, id: i32, anchor: i64, now: i64) -> Op
 }
 
 /// When the next scheduled backup starts: the slot due now if one is, else the first after
-/// `now`. None when off.
+/// both `now` and `anchor` (the slot handled last). None when off.
 pub(crate) fn next_run(s: &BackupSchedule, id: i32, anchor: i64, now: i64) -> Option<i64> {
     let last = last_slot(s, id, now)?;
-    if last > anchor { Some(last) } else { Some(last + period_ms(s)?) }
+    if last > anchor { Some(last) } else { Some(last_slot(s, id, now.max(anchor))? + period_ms(s)?) }
 }
 
 /// Whether a site on schedule `s` (set at `set_at`) has gone too long without a successful
