@@ -13,6 +13,7 @@ use vmw_test_support::http::{assert_api_error as assert_error, assert_field_erro
 use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
 mod backups;
+mod backup_schedules;
 mod console;
 mod contract;
 mod domains;
