@@ -5,5 +5,6 @@ pub mod admin;
 pub mod hostings;
 pub mod snapshots;
 pub mod backups;
+pub mod backup_schedule;
 pub mod domains;
 pub mod tls;

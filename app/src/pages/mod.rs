@@ -7,6 +7,7 @@ pub mod settings;
 pub mod signup;
 pub mod snapshots;
 pub mod backups;
+pub mod backup_schedule;
 pub mod domains;
 
 use leptos::prelude::*;
