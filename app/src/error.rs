@@ -78,7 +78,7 @@ pub fn http_status(e: &service::Error) -> http::StatusCode {
     use service::Error as E;
     match e {
         E::Validation { .. } | E::WrongPassword { .. } => S::UNPROCESSABLE_ENTITY,
-        E::Conflict { .. } | E::Busy(_) => S::CONFLICT,
+        E::Conflict { .. } | E::Busy(_) | E::BackupQuota(_) => S::CONFLICT,
         E::NotFound(_) => S::NOT_FOUND,
         E::Unauthorized | E::InvalidCredentials => S::UNAUTHORIZED,
         E::Forbidden | E::AccountDisabled | E::QuotaExceeded(_) => S::FORBIDDEN,
@@ -135,6 +135,7 @@ impl From<service::Error> for AppError {
             },
             E::RateLimited { retry_after_secs } => AppError::RateLimited { retry_after_secs },
             E::QuotaExceeded(m) => AppError::Conflict { field: None, message: format!("Quota exceeded: {m}") },
+            E::BackupQuota(m) => AppError::Conflict { field: None, message: m },
             E::NodeFull(m) => AppError::Conflict { field: None, message: sentence(m) },
             E::Busy(m) | E::GuestTimeout(m) => AppError::Busy(m),
             E::Domain(d @ service::domain_name::DomainError::Invalid(_)) => {

@@ -14,6 +14,7 @@ mod m20261207_000040_domains;
 mod m20261207_000041_acme_challenges;
 mod m20261207_000042_backups;
 mod m20261207_000043_login_sessions;
+mod m20261208_000050_backup_schedules;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000041_acme_challenges::Migration),
             Box::new(m20261207_000042_backups::Migration),
             Box::new(m20261207_000043_login_sessions::Migration),
+            Box::new(m20261208_000050_backup_schedules::Migration),
         ]
     }
 }

@@ -215,6 +215,16 @@ pub struct Cli {
     /// "ssh -p 2222 -i /etc/vmw/backup_key backup@host -s sftp").
     #[arg(long, env = "VMW_BACKUP_SFTP_COMMAND", global = true)]
     pub backup_sftp_command: Option<String>,
+    /// Scheduled backups that run at once on each node; more start at a later tick.
+    #[arg(long, env = "VMW_BACKUP_CONCURRENCY", default_value_t = 2, global = true)]
+    pub backup_concurrency: u32,
+    /// Days a deleted site's backups are kept in the repository before they are forgotten.
+    #[arg(long, env = "VMW_BACKUP_KEEP_DELETED_DAYS", default_value_t = 30, global = true)]
+    pub backup_keep_deleted_days: u32,
+    /// What each user's backups may take in the repository (MiB, counted from what restic says
+    /// each site's backups add); 0: unlimited.
+    #[arg(long, env = "VMW_BACKUP_QUOTA_MIB", default_value_t = 20480, global = true)]
+    pub backup_quota_mib: u64,
     /// Hosting events older than this many days are deleted (hourly); 0 keeps them.
     #[arg(long, env = "VMW_EVENT_RETENTION_DAYS", default_value_t = 30, global = true)]
     pub event_retention_days: u32,
@@ -493,6 +503,9 @@ impl Cli {
                 password_file: self.backup_password_file.clone(),
                 sftp_command: self.backup_sftp_command.clone(),
                 database_url: Some(database_url.clone()),
+                concurrency: self.backup_concurrency,
+                keep_deleted_days: self.backup_keep_deleted_days,
+                quota_mib: self.backup_quota_mib,
             },
             ..ServiceConfig::default()
         };

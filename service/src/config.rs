@@ -246,7 +246,7 @@ pub struct ServiceConfig {
 
 /// Where backups go. Each `None` takes its default under `data_dir`
 /// ([`ServiceConfig::backup_repo_settings`]).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct BackupSettings {
     /// A restic repository URL or absolute folder; default `{data_dir}/backups/repository`
     /// (a folder on the node's own disk: the pages say so until another is set).
@@ -259,6 +259,18 @@ pub struct BackupSettings {
     /// The service's database URL, dumped into every state backup (`crate::state_backup`).
     /// None: the connection's own (SQLite copies without it; PostgreSQL needs it for pg_dump).
     pub database_url: Option<String>,
+    /// Scheduled backups running at once per node (more wait for a later tick).
+    pub concurrency: u32,
+    /// How long a deleted site's backups are kept before they are forgotten (days).
+    pub keep_deleted_days: u32,
+    /// What each user's backups may take in the repository (MiB); 0: unlimited.
+    pub quota_mib: u64,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        Self { repository: None, password_file: None, sftp_command: None, database_url: None, concurrency: 2, keep_deleted_days: 30, quota_mib: 20480 }
+    }
 }
 
 impl Default for ServiceConfig {

@@ -34,6 +34,10 @@ pub enum Error {
     RateLimited { retry_after_secs: u64 },
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// The owner's backups take their whole backup storage quota: 409, code
+    /// `backup_quota_exceeded` (the message names the usage and the limit).
+    #[error("{0}")]
+    BackupQuota(String),
     /// The node has no room for another hosting (its committed memory or disk would pass the
     /// limit): 507, code `node_full`.
     #[error("{0}")]
@@ -99,6 +103,7 @@ impl Error {
             Error::AccountDisabled => "account_disabled",
             Error::RateLimited { .. } => "rate_limited",
             Error::QuotaExceeded(_) => "quota_exceeded",
+            Error::BackupQuota(_) => "backup_quota_exceeded",
             Error::NodeFull(_) => "node_full",
             Error::Busy(_) => "busy",
             Error::GuestTimeout(_) => "guest_timeout",

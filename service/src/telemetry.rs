@@ -48,6 +48,10 @@ pub const BACKUP_FAILURES: &str = "vmw_backup_failures_total";
 pub const STATE_BACKUP_LAST_SUCCESS: &str = "vmw_state_backup_last_success_timestamp_seconds";
 /// State backups that failed.
 pub const STATE_BACKUP_FAILURES: &str = "vmw_state_backup_failures_total";
+/// Counter: scheduled backups that failed (or were refused for the owner's quota).
+pub const BACKUP_SCHEDULED_FAILURES: &str = "vmw_backup_scheduled_failures_total";
+/// Gauge: sites whose last successful backup is older than their schedule's period plus a margin.
+pub const BACKUPS_STALE: &str = "vmw_backups_stale_sites";
 
 /// Bucket bounds (seconds) that fit the service's durations: a claimed spare's steps take
 /// milliseconds, a cold boot under TCG up to a few minutes.
@@ -75,6 +79,8 @@ pub fn describe() {
     describe_gauge!(BACKUP_LAST_SUCCESS, Unit::Seconds, "When each site's last backup succeeded (unix time), by hosting id");
     describe_histogram!(BACKUP_SECONDS, Unit::Seconds, "How long a backup took (capture and upload), by result");
     describe_counter!(BACKUP_BYTES_ADDED, Unit::Bytes, "Bytes backups added to the backup repository");
+    describe_counter!(BACKUP_SCHEDULED_FAILURES, Unit::Count, "Scheduled backups that failed or were refused for the owner's quota");
+    describe_gauge!(BACKUPS_STALE, Unit::Count, "Sites whose last successful backup is older than their schedule's period plus a margin");
     describe_counter!(BACKUP_FAILURES, "Backups that failed");
     counter!(BACKUP_FAILURES).increment(0);
     describe_gauge!(STATE_BACKUP_LAST_SUCCESS, Unit::Seconds, "When the service's database and secrets were last backed up (unix time)");
@@ -109,6 +115,22 @@ pub fn record_state_backup(bytes_added: Option<u64>) {
         Some(_) => gauge!(STATE_BACKUP_LAST_SUCCESS).set(time::OffsetDateTime::now_utc().unix_timestamp() as f64),
         None => counter!(STATE_BACKUP_FAILURES).increment(1),
     }
+}
+
+/// Hosting `hosting_id`'s last successful backup finished at `at_ms` (unix ms), as the
+/// database says (set at start-up and at each scheduler pass, not only after a backup here).
+pub fn set_backup_last_success(hosting_id: i32, at_ms: i64) {
+    gauge!(BACKUP_LAST_SUCCESS, "hosting" => hosting_id.to_string()).set(at_ms as f64 / 1000.0);
+}
+
+/// A scheduled backup failed or was refused.
+pub fn record_scheduled_backup_failure() {
+    counter!(BACKUP_SCHEDULED_FAILURES).increment(1);
+}
+
+/// How many sites' backups are stale.
+pub fn set_backups_stale(n: u64) {
+    gauge!(BACKUPS_STALE).set(n as f64);
 }
 
 /// A wake of a sleeping hosting ended (`ok`: it serves again) after `seconds`.

@@ -16,8 +16,8 @@ use service::hosting::{BackupState, BackupView, HostingState, Operation};
 use vmw_types::RestoreTarget;
 
 mod support;
-use support::overlays::restic_installed;
-use support::overlays::{holds, powered_off_site, qemu_img, qemu_io};
+use support::backups::restic_installed;
+use support::backups::{holds, powered_off_site, qemu_img, qemu_io};
 use support::{Env, env_with};
 
 async fn env(snapshots_per_user: u32) -> (Env, PathBuf) {

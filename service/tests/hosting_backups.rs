@@ -6,17 +6,15 @@
 //! up real running and sleeping sites.
 //!
 //! Without restic the tests that run it say they are skipped (and fail when REQUIRE_RESTIC=1).
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use service::Error;
-use service::accounts::Actor;
-use service::backup::{RepoSettings, Restic, SnapshotFilter, Tag};
-use service::hosting::{BackupSource, BackupState, BackupTrigger, BackupView, HostingState, Operation};
+use service::backup::{SnapshotFilter, Tag};
+use service::hosting::{BackupSource, BackupState, BackupTrigger, HostingState, Operation};
 
 mod support;
-use support::overlays::restic_installed;
-use support::overlays::powered_off_site;
+use support::backups::{finished, powered_off_site, repo, restic_installed};
 use support::{Env, env_with};
 
 async fn env() -> (Env, PathBuf) {
@@ -27,29 +25,6 @@ async fn env() -> (Env, PathBuf) {
     .await;
     let data = e.svc.config().data_dir.clone();
     (e, data)
-}
-
-async fn finished(e: &Env, a: &Actor, id: i32, b: &BackupView) -> BackupView {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let now = e.svc.get_backup(a, id, b.id).await.unwrap();
-        if now.state != BackupState::Running {
-            // The operation ends just after the row.
-            e.settled(a, id).await;
-            return now;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "backup {} still running", b.id);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn repo(data: &Path) -> Restic {
-    let s = RepoSettings::new(
-        data.join("backups/repository").display().to_string(),
-        data.join("backups/password"),
-        data.join("backups/test-cache"),
-    );
-    Restic::new(s).unwrap()
 }
 
 #[tokio::test]

@@ -6,5 +6,6 @@ pub mod hostings;
 pub mod snapshots;
 pub mod backup_restore;
 pub mod backups;
+pub mod backup_schedule;
 pub mod domains;
 pub mod tls;

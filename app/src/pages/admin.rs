@@ -46,6 +46,7 @@ fn Admin() -> impl IntoView {
                                 <AddNodeForm add/>
                             </section>
                             <Certificates tls=o.tls/>
+                            <crate::pages::backup_schedule::StaleBackupsSection/>
                             <section class="card mt-6 p-4 sm:p-5">
                                 <h2 class="font-semibold">"All hostings"</h2>
                                 <ul class="mt-3 divide-y divide-slate-200 dark:divide-slate-800" data-testid="admin-hostings">

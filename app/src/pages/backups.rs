@@ -85,6 +85,7 @@ pub fn Backups(hosting: RwSignal<HostingView>, events: RwSignal<Vec<EventView>>)
                                     </p>
                                 })}
                                 <ul class="divide-y divide-slate-200 dark:divide-slate-800">{o.backups.into_iter().map(row).collect_view()}</ul>
+                                <crate::pages::backup_schedule::BackupScheduleForm id view=o.schedule changed/>
                             }.into_any()
                         }
                         Err(e) => view! { <p class="text-sm text-rose-600">{e.to_string()}</p> }.into_any(),

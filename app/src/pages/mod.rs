@@ -8,6 +8,7 @@ pub mod signup;
 pub mod snapshots;
 pub mod backup_restore;
 pub mod backups;
+pub mod backup_schedule;
 pub mod domains;
 
 use leptos::prelude::*;

@@ -19,6 +19,7 @@ pub mod backup_restore;
 pub mod backups;
 pub mod domains;
 pub mod stream;
+pub mod backup_schedules;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
@@ -59,6 +60,7 @@ pub fn router() -> Router<AppState> {
         .route("/hostings/{id}/backups", get(backups::list).post(backups::take))
         .route("/hostings/{id}/backups/{bid}/restore", post(backup_restore::restore))
         .route("/hostings/{id}/backups/{bid}/download", get(backup_restore::download))
+        .route("/hostings/{id}/backup-schedule", get(backup_schedules::get).put(backup_schedules::set))
         .route("/hostings/{id}/domains", get(domains::list).post(domains::add))
         .route("/hostings/{id}/domains/{did}", delete(domains::delete))
         .route("/hostings/{id}/domains/{did}/check", post(domains::check))
@@ -74,6 +76,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/hostings", get(admin::list_hostings))
         .route("/admin/events", get(admin::recent_events))
         .route("/admin/certificates", get(admin::certificates))
+        .route("/admin/backups/stale", get(backup_schedules::stale))
         .route("/openapi.json", get(openapi::document))
         .route("/docs", get(openapi::docs_page))
         .route("/docs/init.js", get(openapi::docs_init))

@@ -13,7 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::responses::SharedResponses;
-use super::{accounts, admin, backup_restore, backups, console, domains, error, health, host, hostings, sessions, snapshots, stream};
+use super::{accounts, admin, backup_restore, backup_schedules, backups, console, domains, error, health, host, hostings, sessions, snapshots, stream};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -30,6 +30,7 @@ use super::{accounts, admin, backup_restore, backups, console, domains, error, h
         console::console_ws, console::set_password,
         snapshots::list, snapshots::take, snapshots::restore, snapshots::delete,
         backups::list, backups::take, backup_restore::restore, backup_restore::download,
+        backup_schedules::get, backup_schedules::set, backup_schedules::stale,
         domains::list, domains::add, domains::delete, domains::check, domains::set_hsts,
         admin::list_users, admin::disable_user, admin::enable_user, admin::list_nodes, admin::add_node, admin::drain_node, admin::undrain_node, admin::remove_node, admin::list_hostings, admin::recent_events, admin::certificates,
     ),

@@ -14,6 +14,7 @@ use vmw_test_support::{EmptyDb, PortWindow, fake_guest_image, free_port};
 
 mod backup_restore;
 mod backups;
+mod backup_schedules;
 mod console;
 mod contract;
 mod domains;

@@ -141,6 +141,22 @@ impl Restic {
     /// the data no snapshot needs any more is then deleted (`restic prune`), which is what frees
     /// storage; without, only the snapshot records go.
     pub async fn forget(&self, filter: &SnapshotFilter, policy: KeepPolicy, prune: bool) -> Result<ForgetResult, BackupError> {
+        self.forget_grouped(filter, policy, prune, "tags").await
+    }
+
+    /// [`Self::forget`] over the snapshots matching `filter` as one group (restic's
+    /// `--group-by ''`): a site's retention, whose snapshots each carry their own `backup-{id}`
+    /// tag (grouped by tags, each would be a group of one and nothing would go) and may come
+    /// from different nodes and staging paths. The filter (`site-{id}`) is the group, so one
+    /// site's policy never touches another's snapshots.
+    pub async fn forget_as_one_group(&self, filter: &SnapshotFilter, policy: KeepPolicy) -> Result<ForgetResult, BackupError> {
+        if filter.tags.is_empty() {
+            return Err(BackupError::invalid("forget filter", "one group needs a tag to select it"));
+        }
+        self.forget_grouped(filter, policy, false, "").await
+    }
+
+    async fn forget_grouped(&self, filter: &SnapshotFilter, policy: KeepPolicy, prune: bool, group_by: &str) -> Result<ForgetResult, BackupError> {
         policy.validate()?;
         if !filter.ids.is_empty() {
             return Err(BackupError::invalid("forget filter", "a keep policy applies to tags or hosts, not to ids (use forget_ids)"));
@@ -148,7 +164,7 @@ impl Restic {
         let (flags, _) = filter.to_args()?;
         let mut out = Vec::new();
         let mut call = self.meta("forget");
-        call.flags.extend(["--json".into(), "--group-by".into(), "tags".into()]);
+        call.flags.extend(["--json".into(), "--group-by".into(), group_by.into()]);
         call.flags.extend(flags);
         call.flags.extend(policy.to_args());
         call.output = Output::Collect(&mut out);

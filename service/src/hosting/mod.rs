@@ -44,6 +44,7 @@ use crate::{Result, ServiceConfig};
 
 pub use background::reconcile::ReconcileReport;
 pub use lifecycle::backups::{RecoveryReport, BackupDownload, BackupSource, BackupState, BackupTrigger, BackupView, BackupsOverview, DOWNLOADS_PER_NODE};
+pub use lifecycle::backups::scheduler::SchedulerReport;
 pub use lifecycle::create::CreateHosting;
 pub use lifecycle::console::{ConsoleInput, ConsoleOutput, ConsoleSession, ConsoleStatus};
 pub use lifecycle::sleep::ASLEEP;

@@ -23,6 +23,7 @@ use crate::{Error, Result};
 pub mod acme_challenges;
 pub mod activity;
 pub mod backups;
+pub mod backup_schedules;
 pub mod capacity;
 pub mod certificates;
 pub mod domains;
@@ -41,6 +42,7 @@ pub mod transitions;
 pub mod users;
 
 pub use backups::{BackupDone, BackupRow};
+pub use backup_schedules::ScheduleRow;
 pub use capacity::{Capacity, Committed, holds_memory};
 pub use certificates::{CertificateRow, domain_cert_label};
 pub use domains::DomainRow;

@@ -3,7 +3,7 @@
 //! temporary prefix and a real database (SQLite, or PostgreSQL when TEST_DATABASE_URL is set).
 // Each test binary uses the part of this module it needs.
 #![allow(dead_code)]
-pub mod overlays;
+pub mod backups;
 use std::sync::Arc;
 
 use service::ServiceConfig;

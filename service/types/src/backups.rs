@@ -69,4 +69,7 @@ pub struct BackupsOverview {
     pub last_success: Option<BackupView>,
     /// The repository is a folder on the node's own disk: a lost disk loses the backups too.
     pub repository_on_node_disk: bool,
+    /// The site's backup schedule, its next run and the owner's backup storage.
+    #[serde(default)]
+    pub schedule: Option<crate::BackupScheduleView>,
 }

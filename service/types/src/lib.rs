@@ -9,6 +9,7 @@
 mod string_enum;
 mod account;
 mod backups;
+mod backup_schedule;
 mod certs;
 mod domains;
 mod event;
@@ -20,6 +21,7 @@ mod step;
 mod view;
 
 pub use account::{AccountEventKind, AccountEventView, SessionView};
+pub use backup_schedule::{BackupFrequency, BackupSchedule, BackupScheduleView, StaleBackupView, StaleBackups, Weekday};
 pub use backups::{BackupSource, BackupState, BackupTrigger, BackupView, BackupsOverview};
 pub use certs::{CertificateView, TlsOverview};
 pub use domains::{CertSource, DomainMethod, DomainState, DomainVerification, DomainView, HstsSetting, NewDomain};

@@ -24,6 +24,8 @@ pub struct Model {
     pub bytes_added: Option<i64>,
     pub bytes_total: Option<i64>,
     pub error: Option<String>,
+    /// When the scheduler first saw the site gone (its backups are forgotten some days later).
+    pub orphaned_at: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

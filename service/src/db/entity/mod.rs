@@ -3,6 +3,7 @@ pub mod account_event;
 pub mod acme_challenge;
 pub mod api_token;
 pub mod backup;
+pub mod backup_schedule;
 pub mod certificate;
 pub mod domain;
 pub mod hosting;

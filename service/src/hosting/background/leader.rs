@@ -103,6 +103,7 @@ async fn lead(cluster: &Arc<Cluster>, accounts: &Accounts) -> Result<Tasks> {
     tasks.push(spawn_housekeeping(home, accounts));
     tasks.push(super::certs::spawn_certs(home));
     tasks.push(super::state_backup::spawn_state_backups(home));
+    tasks.push(crate::hosting::lifecycle::backups::scheduler::spawn_scheduler(cluster));
     tasks.extend(start_nodes_background(cluster).await);
     Ok(tasks)
 }

@@ -68,6 +68,7 @@ impl HostingService {
         for tier in SpareTier::ALL {
             crate::telemetry::set_pool_spares(*tier, self.spares_in(*tier).await?);
         }
+        crate::hosting::lifecycle::backups::scheduler::publish_gauges(&self.cx, crate::db::now_ms()).await?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! [`HostingService`]: super::HostingService
 mod background;
 mod backup_restore;
+mod backup_schedules;
 mod certs;
 mod domains;
 mod hostings;

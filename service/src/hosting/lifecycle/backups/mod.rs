@@ -27,6 +27,11 @@ mod repo;
 mod restore;
 pub(crate) mod restore_new;
 mod take;
+pub(crate) mod plan;
+pub(crate) mod quota;
+pub(crate) mod retention;
+pub(crate) mod schedule;
+pub(crate) mod scheduler;
 
 pub(crate) use repo::BackupRepo;
 pub use recover::RecoveryReport;
@@ -68,7 +73,8 @@ pub(crate) async fn list(cx: &Cx, id: i32) -> Result<Vec<BackupView>> {
 pub(crate) async fn overview(cx: &Cx, id: i32) -> Result<BackupsOverview> {
     let backups = list(cx, id).await?;
     let last_success = backups.iter().find(|b| b.state == BackupState::Succeeded).cloned();
-    Ok(BackupsOverview { backups, last_success, repository_on_node_disk: cx.shared.backup_repo.shares_node_disk() })
+    let schedule = Some(schedule::view(cx, &cx.store.require(id).await?).await?);
+    Ok(BackupsOverview { backups, last_success, repository_on_node_disk: cx.shared.backup_repo.shares_node_disk(), schedule })
 }
 
 /// A crash's leftovers of hosting `id`'s backups (called by the holder of its lease, so none
@@ -92,6 +98,7 @@ pub(crate) async fn take(cx: &Cx, actor: &Actor, id: i32, with_memory: bool, tri
     if let Some(op) = row.operation {
         return Err(Error::Busy(format!("'{}' is busy: {} is in progress; try again when it finishes", row.slug, op.as_str())));
     }
+    quota::check(cx, row.user_id.unwrap_or(actor.user_id)).await?;
     let lease = begin(cx, id, Operation::Backup).await?;
     let row = cx.store.require(id).await?;
     let owner = row.user_id.unwrap_or(actor.user_id);

@@ -23,17 +23,42 @@ pub(crate) struct BackupRepo {
     restic: OnceCell<Restic>,
     /// Held while a base disk is looked for and stored (each once in the repository).
     base_lock: tokio::sync::Mutex<()>,
+    /// When this process last pruned the repository (unix ms), and whether snapshots were
+    /// forgotten since (`retention::prune_if_due`).
+    prune: std::sync::Mutex<PruneState>,
+}
+
+#[derive(Default)]
+struct PruneState {
+    last: Option<i64>,
+    forgotten_since: bool,
 }
 
 impl BackupRepo {
     pub fn new(cfg: &ServiceConfig) -> Self {
-        Self { settings: cfg.backup_repo_settings(), default_local: cfg.backup.repository.is_none(), restic: OnceCell::new(), base_lock: tokio::sync::Mutex::new(()) }
+        Self { settings: cfg.backup_repo_settings(), default_local: cfg.backup.repository.is_none(), restic: OnceCell::new(), base_lock: tokio::sync::Mutex::new(()), prune: Default::default() }
     }
 
     /// Whether the repository is the default folder under the data dir, on the node's own disk:
     /// the pages say so. (A configured local path may be a mount of another machine's disk.)
     pub fn shares_node_disk(&self) -> bool {
         self.default_local
+    }
+
+    /// Snapshots were forgotten: their data waits for the next prune.
+    pub fn note_forgotten(&self) {
+        self.prune.lock().unwrap().forgotten_since = true;
+    }
+
+    /// Whether a prune is due at `now`: something was forgotten since the last, which is at
+    /// least `every` old.
+    pub fn prune_due(&self, now: i64, every: i64) -> bool {
+        let p = self.prune.lock().unwrap();
+        p.forgotten_since && p.last.is_none_or(|last| now - last >= every)
+    }
+
+    pub fn pruned(&self, now: i64) {
+        *self.prune.lock().unwrap() = PruneState { last: Some(now), forgotten_since: false };
     }
 
     /// Held while a base disk is looked for and stored.

@@ -1,10 +1,13 @@
-//! Sites whose disk is a real qcow2 overlay on a base (the test driver's own disks are not):
-//! what the backup tests capture and restore, and how they read what a disk holds.
+//! What the backup tests share: restic present, sites whose disk is a real qcow2 overlay on a
+//! base (the test driver's own disks are not) and how they read what a disk holds, waiting for a
+//! backup to end, the repository under the data dir.
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use service::accounts::Actor;
-use service::hosting::{HostingState, Operation};
+use service::backup::{RepoSettings, Restic};
+use service::hosting::{BackupState, BackupView, HostingState, Operation};
 
 use super::Env;
 
@@ -54,4 +57,32 @@ pub fn restic_installed(test: &str) -> bool {
     assert!(std::env::var("REQUIRE_RESTIC").is_err(), "REQUIRE_RESTIC is set but restic is not installed");
     eprintln!("SKIPPED {test}: restic not installed (apt-get install restic)");
     false
+}
+
+pub fn qemu_io_write(img: &Path, pattern: u8, offset: &str, len: &str) {
+    let out = qemu_io(img, &format!("write -P {pattern} {offset} {len}"));
+    assert!(out.contains("wrote"), "qemu-io write: {out}");
+}
+
+pub async fn finished(e: &Env, a: &Actor, id: i32, b: &BackupView) -> BackupView {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let now = e.svc.get_backup(a, id, b.id).await.unwrap();
+        if now.state != BackupState::Running {
+            // The operation ends just after the row.
+            e.settled(a, id).await;
+            return now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "backup {} still running", b.id);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+pub fn repo(data: &Path) -> Restic {
+    let s = RepoSettings::new(
+        data.join("backups/repository").display().to_string(),
+        data.join("backups/password"),
+        data.join("backups/test-cache"),
+    );
+    Restic::new(s).unwrap()
 }
