@@ -3,17 +3,21 @@
 //!   the database that `restore-node` brings back knows every site and that backup;
 //! - daily, once any site has a backup or when the repository is off the node (a default
 //!   repository on a node that never backed anything up is not made for this).
-//! A failure is logged and tried again after [`RETRY`].
+//! A failure is logged and tried again after [`RETRY`]. Older state snapshots are forgotten by
+//! [`STATE_KEEP`] after each one.
 use std::time::Duration;
 
 use crate::hosting::cx::Cx;
-use crate::state_backup::{back_up_state, latest_state_snapshot, Database, StateError};
+use crate::backup::{KeepPolicy, SnapshotFilter, Tag};
+use crate::state_backup::{back_up_state, latest_state_snapshot, Database, StateError, STATE_TAG};
 
 const TICK: Duration = Duration::from_secs(10);
 /// How long after the newest site backup a state backup waits (more may be finishing).
 const SETTLE: Duration = Duration::from_secs(15);
 const DAILY: Duration = Duration::from_secs(24 * 3600);
 const RETRY: Duration = Duration::from_secs(300);
+/// State snapshots kept: the last of each of 14 days, 8 weeks, 12 months.
+const STATE_KEEP: (u32, u32, u32) = (14, 8, 12);
 
 pub(crate) fn spawn_state_backups(cx: &Cx) -> tokio::task::JoinHandle<()> {
     let cx = cx.clone();
@@ -96,6 +100,12 @@ pub(crate) async fn run(cx: &Cx) -> Result<(), StateError> {
     let sum = back_up_state(restic, cx.store.db(), &database, &cx.cfg.data_dir, &cx.cfg.node_name).await?;
     crate::telemetry::record_state_backup(Some(sum.data_added));
     tracing::info!(snapshot = %sum.snapshot_id, bytes_added = sum.data_added, secs = t.elapsed().as_secs_f64(), "the service's state backed up");
+    // Older state snapshots thin out (the newest is always kept); the daily prune reclaims them.
+    let policy = KeepPolicy::new(STATE_KEEP.0, STATE_KEEP.1, STATE_KEEP.2)?;
+    let filter = SnapshotFilter::tagged([Tag::parse(STATE_TAG)?]);
+    if let Err(err) = restic.forget_as_one_group(&filter, policy).await {
+        tracing::warn!(%err, "could not forget old state backups; tried again after the next one");
+    }
     Ok(())
 }
 
