@@ -157,7 +157,7 @@ mod tests {
             EventKind: ["step", "undo", "state", "action"],
             EventStatus: ["started", "succeeded", "failed", "undone", "info", "queued", "provisioning", "running", "stopped", "sleeping", "deleting", "deleted"],
             HostingState: ["queued", "provisioning", "running", "stopped", "failed", "deleting", "spare", "sleeping"],
-            Operation: ["create", "start", "stop", "restart", "delete", "power_off", "sleep", "wake", "snapshot", "restore_snapshot", "backup"],
+            Operation: ["create", "start", "stop", "restart", "delete", "power_off", "sleep", "wake", "snapshot", "restore_snapshot", "backup", "restore_backup"],
             SnapshotState: ["taking", "ready"],
             BackupState: ["running", "succeeded", "failed"],
             BackupTrigger: ["manual", "scheduled"],
