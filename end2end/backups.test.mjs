@@ -72,4 +72,18 @@ test('back up now, change the site, restore in place from the page', { timeout: 
   await page.waitForSelector('[data-testid=state-badge][data-state=running]:not(:has-text("…"))', { timeout: 60_000 });
   assert.equal((await (await fetch(site)).text()).trim(), 'version one', 'the site serves the backed-up page again');
   await page.waitForSelector('[data-testid=snapshot]:has-text("before restoring backup")', { timeout: 30_000 });
+
+  // A daily schedule: saved, told back in words, with the next run.
+  await page.selectOption('[data-testid=backup-frequency]', 'daily');
+  await page.fill('[data-testid=backup-time]', '03:30');
+  await page.click('[data-testid=backup-schedule-save]');
+  await page.waitForSelector('[data-testid=backup-schedule-when]:has-text("Daily, 03:30 UTC")', { timeout: 30_000 });
+  await page.waitForSelector('[data-testid=backup-next]:has-text("Next scheduled backup")');
+  r = await fetch(`${H}/api/v1/hostings/${host.id}/backup-schedule`, { headers: auth });
+  assert.equal(r.status, 200);
+  const sched = await r.json();
+  assert.equal(sched.schedule.frequency, 'daily');
+  assert.equal(sched.schedule.hour, 3);
+  assert.equal(sched.schedule.minute, 30);
+  assert.ok(sched.next_run_at > Date.now(), 'the next run is ahead');
 });
