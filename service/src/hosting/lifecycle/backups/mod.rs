@@ -26,6 +26,7 @@ pub(crate) mod recover;
 mod repo;
 mod restore;
 pub(crate) mod restore_new;
+mod restore_warm;
 mod take;
 
 pub(crate) use repo::BackupRepo;
