@@ -27,6 +27,7 @@ mod repo;
 mod restore;
 pub(crate) mod restore_new;
 mod restore_warm;
+pub(crate) mod restore_node;
 mod take;
 
 pub(crate) use repo::BackupRepo;
