@@ -12,12 +12,12 @@ use std::time::Duration;
 
 use service::Error;
 use service::accounts::Actor;
-use service::hosting::{BackupState, BackupView, HostingState, Operation};
+use service::hosting::{HostingState, Operation};
 use vmw_types::RestoreTarget;
 
 mod support;
 use support::overlays::restic_installed;
-use support::overlays::{holds, powered_off_site, qemu_img, qemu_io};
+use support::overlays::{backed_up, holds, powered_off_site, qemu_img, qemu_io};
 use support::{Env, env_with};
 
 async fn env(snapshots_per_user: u32) -> (Env, PathBuf) {
@@ -29,21 +29,6 @@ async fn env(snapshots_per_user: u32) -> (Env, PathBuf) {
     .await;
     let data = e.svc.config().data_dir.clone();
     (e, data)
-}
-
-async fn backed_up(e: &Env, a: &Actor, id: i32) -> BackupView {
-    let b = e.svc.back_up(a, id, false).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let now = e.svc.get_backup(a, id, b.id).await.unwrap();
-        if now.state != BackupState::Running {
-            e.settled(a, id).await;
-            assert_eq!(now.state, BackupState::Succeeded, "{:?}", now.error);
-            return now;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "backup {} still running", b.id);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn messages(e: &Env, a: &Actor, id: i32) -> Vec<String> {

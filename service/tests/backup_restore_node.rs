@@ -5,32 +5,14 @@
 //! once its node is drained); the refusals when no other node can take it.
 //!
 //! Without restic the tests say they are skipped (and fail when REQUIRE_RESTIC=1).
-use std::time::Duration;
-
 use service::Error;
-use service::accounts::Actor;
 use service::hosting::nodes::NewNode;
-use service::hosting::{BackupState, BackupView, HostingState};
+use service::hosting::HostingState;
 use vmw_types::RestoreTarget;
 
 mod support;
-use support::overlays::{holds, powered_off_site, restic_installed};
-use support::{Env, env_with};
-
-async fn backed_up(e: &Env, a: &Actor, id: i32) -> BackupView {
-    let b = e.svc.back_up(a, id, false).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-    loop {
-        let now = e.svc.get_backup(a, id, b.id).await.unwrap();
-        if now.state != BackupState::Running {
-            e.settled(a, id).await;
-            assert_eq!(now.state, BackupState::Succeeded, "{:?}", now.error);
-            return now;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "backup {} still running", b.id);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use support::overlays::{backed_up, holds, powered_off_site, restic_installed};
+use support::env_with;
 
 #[tokio::test]
 async fn a_site_restored_on_another_node_moves_there_and_leaves_nothing_on_the_old_one() {

@@ -55,3 +55,19 @@ pub fn restic_installed(test: &str) -> bool {
     eprintln!("SKIPPED {test}: restic not installed (apt-get install restic)");
     false
 }
+
+/// Backs up site `id` now and waits until the backup succeeded (and the site settled).
+pub async fn backed_up(e: &Env, a: &Actor, id: i32) -> service::hosting::BackupView {
+    let b = e.svc.back_up(a, id, false).await.unwrap();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let now = e.svc.get_backup(a, id, b.id).await.unwrap();
+        if now.state != service::hosting::BackupState::Running {
+            e.settled(a, id).await;
+            assert_eq!(now.state, service::hosting::BackupState::Succeeded, "{:?}", now.error);
+            return now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "backup {} still running", b.id);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
