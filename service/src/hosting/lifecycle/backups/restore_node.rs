@@ -171,9 +171,10 @@ async fn run_move(from: &Cx, to: &Cx, lease: Lease, row: HostingRow, b: BackupRo
     step(to, &row, 2, EventStatus::Succeeded, format!("The site runs on node '{}' and answers", to.cfg.node_name)).await;
 
     // 3. The old node's VM and files.
+    // A sleeping site's SSH waker (this process's) holds its old port: let it go first.
+    from.shared.ssh_wakers.release(id).await;
     let _ = ports::release_on_node(to.store.db(), old.0, id).await;
     if from.health().connected {
-        from.shared.ssh_wakers.release(id).await;
         let gone = async {
             from.vm.undefine(id).await?;
             // Each node has a data folder of its own; never the moved site's own files.
