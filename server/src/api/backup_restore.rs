@@ -23,7 +23,10 @@ use super::responses::OperationErrors;
 pub struct RestoreRequest {
     /// `in_place` (the site itself: its current state is snapshotted first, "before restoring
     /// backup N"), `new_site` (a new site of the same owner) or `node` (the site moves to
-    /// another node; admins). Anything else: 422 `validation_failed`, `field: target`.
+    /// another node: an administrator, or the owner when the site's node is drained or
+    /// unreachable, else 409 on `target`; no other healthy, undrained node with room, or the
+    /// given one cannot take it: 409 on `node_id`). Anything else: 422 `validation_failed`,
+    /// `field: target`.
     pub target: String,
     /// `new_site` only: the new site's name (default `{old slug}-restored`, or the next free).
     #[serde(default)]

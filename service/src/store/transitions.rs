@@ -155,6 +155,18 @@ impl Store {
         .await
     }
 
+    /// Hosting `lease`'s row re-homed on node `node_id` with `ports` (leased there by the
+    /// caller): a site moved to another node. The ports it holds elsewhere stay leased until
+    /// the caller releases them (a failed move re-homes it back on them).
+    pub async fn rehome(&self, lease: &Lease, node_id: i32, ports: (u16, u16)) -> Result<HostingRow> {
+        self.update_leased(lease, |u| {
+            u.set(hosting::Column::NodeId, node_id);
+            u.set(hosting::Column::HttpPort, Some(ports.0 as i32));
+            u.set(hosting::Column::SshPort, Some(ports.1 as i32));
+        })
+        .await
+    }
+
     /// Ends the work under `lease`: the hosting settles in `state` (with the reason shown to
     /// its owner), no operation, no lease. A failed hosting keeps no ports.
     pub async fn finish(&self, lease: &Lease, state: HostingState, reason: Option<String>) -> Result<HostingRow> {

@@ -25,6 +25,7 @@ mod node;
 mod priority;
 mod ready;
 mod restored;
+mod restore_as;
 mod snapshots;
 mod spec;
 mod xml;

@@ -86,3 +86,10 @@ pub fn repo(data: &Path) -> Restic {
     );
     Restic::new(s).unwrap()
 }
+
+/// Backs up site `id` now and waits until the backup succeeded (and the site settled).
+pub async fn backed_up(e: &Env, a: &Actor, id: i32) -> BackupView {
+    let b = finished(e, a, id, &e.svc.back_up(a, id, false).await.unwrap()).await;
+    assert_eq!(b.state, BackupState::Succeeded, "{:?}", b.error);
+    b
+}

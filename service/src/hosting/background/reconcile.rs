@@ -202,7 +202,15 @@ async fn remove_orphans(cx: &Cx, rep: &mut ReconcileReport) -> Result<()> {
     let dirs = vm_dirs(cx).await;
     let routes: HashSet<i32> = cx.proxy().list_routes().await?.into_iter().collect();
     let leases = ports::leased_on_node(store.db(), store.node_id()).await?;
-    let known: HashSet<i32> = store.ids_on_node().await?.into_iter().collect();
+    let mut known: HashSet<i32> = store.ids_on_node().await?.into_iter().collect();
+    // A site being moved to another node (its row re-homed there, under a lease) may come
+    // back here if the move fails: nothing of it is an orphan until its operation ended.
+    let named: Vec<i32> = domains.iter().map(|(id, _)| *id).chain(dirs.iter().copied()).collect();
+    for id in named {
+        if !known.contains(&id) && store.get(id).await?.is_some_and(|r| r.operation.is_some()) {
+            known.insert(id);
+        }
+    }
     // Only a domain this node made (its marker) is removed: one of another node of the same
     // daemon, another app's or one from before the markers is left alone (and logged).
     for (id, _) in &domains {
@@ -228,7 +236,8 @@ async fn remove_orphans(cx: &Cx, rep: &mut ReconcileReport) -> Result<()> {
             continue;
         }
         if !known.contains(&hosting_id) && !rep.orphan_leases.contains(&hosting_id) {
-            ports::release_all(store.db(), hosting_id).await?;
+            // This node's only: a site moved to another node holds its ports there.
+            ports::release_on_node(store.db(), store.node_id(), hosting_id).await?;
             rep.orphan_leases.push(hosting_id);
         }
     }

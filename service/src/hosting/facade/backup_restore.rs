@@ -2,7 +2,7 @@
 //! download of a backup's disk.
 use crate::accounts::Actor;
 use crate::hosting::cluster::placement::placement;
-use crate::hosting::lifecycle::backups::{self, BackupDownload, restore_new};
+use crate::hosting::lifecycle::backups::{self, BackupDownload, restore_new, restore_node};
 use crate::hosting::{HostingService, HostingView};
 use crate::Result;
 use vmw_types::RestoreTarget;
@@ -21,6 +21,16 @@ impl HostingService {
             let (nodes, refusal) = placement(&self.cluster, &source.plan).await?;
             let row = restore_new::place_restored(nodes, refusal, &self.cx, &source, b, slug.as_deref()).await?;
             return self.view(&row).await;
+        }
+        if let RestoreTarget::Node { node_id } = target {
+            // The site moves (see `restore_node`): from its node, which may be down, to another.
+            let (source, b) = backups::restorable(&self.cx, actor, id, bid).await?;
+            let from = self.cluster.get(source.node_id)?;
+            restore_node::may_move(actor, &from).await?;
+            let (placed, _) = placement(&self.cluster, &source.plan).await?;
+            let to = restore_node::target(placed, source.node_id, &source.plan, node_id).await?;
+            let row = restore_node::restore_on_node(from, to.clone(), source, b).await?;
+            return self.with(to).view(&row).await;
         }
         let node = self.site_node(actor, id).await?;
         let row = backups::restore(&node, actor, id, bid, target).await?;

@@ -10,6 +10,6 @@ pub(super) mod wake_feed;
 
 pub use compress::Compressed;
 pub(super) use save::{save_domain, shrink_save_file};
-pub(super) use save_file::{read_head, rewrite_save_xml};
+pub(super) use save_file::{head_xml, read_head, rewrite_save_xml};
 #[cfg(test)]
 pub(super) use save_file::save_file_bytes;

@@ -26,6 +26,8 @@ pub(crate) mod recover;
 mod repo;
 mod restore;
 pub(crate) mod restore_new;
+mod restore_warm;
+pub(crate) mod restore_node;
 mod take;
 pub(crate) mod plan;
 pub(crate) mod quota;

@@ -1,5 +1,5 @@
 //! Restoring a backup (issue 31): the request checked and the operation begun here; in place
-//! below, as a new site in `restore_new`.
+//! below, as a new site in `restore_new`, on another node in `restore_node`.
 //!
 //! In place, under the site's `Operation::RestoreBackup` lease, each step an event:
 //! 1. the current state snapshotted ("before restoring backup N", a user snapshot like any
@@ -52,9 +52,7 @@ pub(crate) async fn restore(cx: &Cx, actor: &Actor, id: i32, bid: i32, target: R
     match target {
         RestoreTarget::InPlace => restore_in_place(cx, row, b).await,
         RestoreTarget::NewSite { .. } => Err(Error::internal("a restore as a new site is placed by the cluster (the facade)")),
-        RestoreTarget::Node { .. } => {
-            Err(Error::conflict(Some("target"), "restoring a backup on another node is not available on this server yet: restore it in place or as a new site"))
-        }
+        RestoreTarget::Node { .. } => Err(Error::internal("a restore on another node is placed by the cluster (the facade)")),
     }
 }
 

@@ -6,11 +6,14 @@
 //!   `-restored-{n}`), the source site's plan and SSH keys; placed by the placement rules
 //!   (the node with the most room first), its own ports.
 //! - Provisioning: the backup materialised on the chosen node as the new VM's disk (its base
-//!   restored there from the repository if the node lacks it; no memory: a cold boot), a seed
-//!   without the `cidata` label (nothing of the tenant's web root or keys is overwritten by a
-//!   welcome page: the site serves the backup's content), then the saga's units: ports,
-//!   domain, boot, new identity (machine-id, SSH host keys: `Reidentify`), answers, route,
-//!   hostname.
+//!   restored there from the repository if the node lacks it), a seed without the `cidata`
+//!   label (nothing of the tenant's web root or keys is overwritten by a welcome page: the site
+//!   serves the backup's content), then the saga's units: ports, the VM (`restore_warm`: from
+//!   the backup's memory, renamed as this site's, in about a second, when the backup has
+//!   memory that can be restored on this node; else a cold boot of its disk, the reason told),
+//!   new identity at once (machine-id, SSH host keys: `Reidentify`), answers, route, hostname.
+//!   The memory window: a site restored from memory offers the backed-up site's SSH host key
+//!   (the same owner's) between its restore and `Reidentify`, about a second.
 //! - A failure undoes everything made (the units' undos, then the row): the source site is
 //!   never touched; the reason is told on the source site's events.
 use std::time::Instant;
@@ -23,16 +26,17 @@ use crate::hosting::cx::Cx;
 use crate::hosting::lifecycle::create::slug_conflict;
 use crate::hosting::saga::runner::{run_units, scrub};
 use crate::hosting::saga::site::{describe, reroute_user_path};
-use crate::hosting::saga::units::{AddRoute, AllocatePorts, CreateDisk, DefineDomain, Inherited, Reidentify, SetHostname, StartVm, Unit, WaitReady};
+use super::restore_warm::{MEMORY_FILE, RestoreOrBoot};
+use crate::hosting::saga::units::{AddRoute, AllocatePorts, CreateDisk, Inherited, Reidentify, SetHostname, Unit, WaitReady};
 use crate::store::{BackupRow, HostingRow, Lease, NewHosting};
 use crate::vm::move_file;
 use crate::{Error, Result};
 use vmw_types::{CreateKind, EventKind, EventStatus, HostingState};
 
 /// A restored site's units: its disk and seed are in place before they run (CreateDisk's undo
-/// removes them). Booted cold; the identity is made new before anything answers for it.
-const RESTORED: &[&dyn Unit] =
-    &[&AllocatePorts, &Inherited(&CreateDisk), &DefineDomain, &StartVm, &Reidentify, &WaitReady, &AddRoute, &SetHostname];
+/// removes them). Restored from memory or booted cold; the identity is made new before anything
+/// answers for it.
+const RESTORED: &[&dyn Unit] = &[&AllocatePorts, &Inherited(&CreateDisk), &RestoreOrBoot, &Reidentify, &WaitReady, &AddRoute, &SetHostname];
 
 /// The new site's name: `slug` checked like a create's, or the default.
 pub(crate) async fn new_slug(cx: &Cx, owner: &Actor, source: &str, slug: Option<&str>) -> Result<String> {
@@ -101,7 +105,7 @@ async fn run_restore_new(cx: &Cx, home: &Cx, lease: Lease, source: &HostingRow, 
     let t = Instant::now();
     let id = lease.hosting_id();
     let row = cx.store.begin_provisioning(&lease, CreateKind::Cold).await?;
-    let msg = format!("Provisioning from backup {} of '{}' (its disk, booted)", b.id, source.slug);
+    let msg = format!("Provisioning from backup {} of '{}'", b.id, source.slug);
     cx.event(&row, EventKind::State, None, EventStatus::Provisioning, msg, None).await;
     let made = async {
         let dir = restore_dir(cx, b.id, id);
@@ -116,12 +120,19 @@ async fn run_restore_new(cx: &Cx, home: &Cx, lease: Lease, source: &HostingRow, 
         let placed = async {
             let m = m?;
             move_file(&m.disk, &cx.vm.vm_dir(id).join("disk.qcow2")).await?;
+            if let Some(mem) = &m.memory {
+                move_file(mem, &cx.vm.vm_dir(id).join(MEMORY_FILE)).await?;
+            }
             cx.vm.write_inert_seed(id).await?;
-            Ok::<_, Error>(())
+            Ok::<_, Error>(m.memory.is_some())
         }
         .await;
         let _ = tokio::fs::remove_dir_all(&dir).await;
-        placed?;
+        let warm = placed?;
+        if b.with_memory && !warm {
+            let why = "the backup's memory cannot be restored on this node (its base disk is not where it was when the backup was taken): booting its disk instead (slower)";
+            cx.event(&row, EventKind::Action, None, EventStatus::Info, why.to_owned(), None).await;
+        }
         cx.event(&row, EventKind::Action, None, EventStatus::Succeeded, format!("Backup {} downloaded as the site's disk", b.id), None).await;
         run_units(cx, &row, &lease, RESTORED, true).await.map_err(|f| Error::internal(f.reason()))
     }
