@@ -119,6 +119,16 @@ pub fn BackupScheduleForm(id: i32, view: Option<BackupScheduleView>, changed: Rw
 /// period plus six hours, and whether the repository shares the node's disk.
 #[component]
 pub fn StaleBackupsSection() -> impl IntoView {
+    // Read in the browser only, after hydration: a resource of its own inside the admin page's
+    // Suspense, rendered on the server too, made hydration fail (e2e accounts.test.mjs, an
+    // instance without hosting, whose answer is an error).
+    let hydrated = RwSignal::new(false);
+    Effect::new(move || hydrated.set(true));
+    move || hydrated.get().then(StaleBackupsList)
+}
+
+#[component]
+fn StaleBackupsList() -> impl IntoView {
     let stale = Resource::new(|| (), |_| admin_stale_backups());
     view! {
         <section class="card mt-6 p-4 sm:p-5" data-testid="admin-backups">
