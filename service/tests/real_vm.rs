@@ -1649,7 +1649,8 @@ async fn bench_backup() {
     // The repository's first backup stores the golden base too.
     let (first_any, b0, s0) = timed(h.id).await;
     // Another new site's first backup: the base is there already.
-    let h2 = svc.create(&u, CreateHosting { slug: Some("bkb-two".into()), ..Default::default() }).await.unwrap();
+    let public = std::fs::read_to_string(format!("{}.pub", key.display())).unwrap().trim().to_owned();
+    let h2 = svc.create(&u, CreateHosting { slug: Some("bkb-two".into()), public_keys: vec![public], ..Default::default() }).await.unwrap();
     let h2 = svc.wait_settled(&u, h2.id, BOOT_TIMEOUT).await.unwrap().unwrap();
     assert_eq!(h2.state, HostingState::Running, "{:?}", h2.state_reason);
     let (first, b1, s1) = timed(h2.id).await;
