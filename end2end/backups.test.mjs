@@ -8,16 +8,11 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, launch, hydrated, uniqueUser, waitRunning, ARTIFACTS } from './helpers.mjs';
+import { startServer, launch, hydrated, uniqueUser, waitRunning, sshRun as ssh, ARTIFACTS } from './helpers.mjs';
 
 let server, browser;
 before(async () => { server = await startServer({ hosting: true }); });
 after(async () => { await browser?.close(); await server?.stop(); });
-
-function ssh(key, port, command) {
-  return execFileSync('ssh', ['-i', key, '-p', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', 'ubuntu@127.0.0.1', command], { encoding: 'utf8' });
-}
 
 test('back up now, change the site, restore in place from the page', { timeout: 900_000 }, async () => {
   const H = server.base;

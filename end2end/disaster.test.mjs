@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { startServer, uniqueUser, waitRunning, SERVER_BIN } from './helpers.mjs';
+import { startServer, uniqueUser, waitRunning, sshRun as ssh, SERVER_BIN } from './helpers.mjs';
 
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 const offNode = mkdtempSync(join(tmpdir(), 'vmw-drill-repo-'));
@@ -47,11 +47,6 @@ async function login(u) {
   });
   assert.equal(r.status, 200, `${u.username} logs in`);
   return { Authorization: `Bearer ${(await r.json()).access_token}` };
-}
-
-function ssh(key, port, command) {
-  return execFileSync('ssh', ['-i', key, '-p', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', 'ubuntu@127.0.0.1', command], { encoding: 'utf8' });
 }
 
 const sites = [];

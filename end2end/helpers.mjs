@@ -1,6 +1,6 @@
 // Shared set-up for the browser tests: a real server (fresh data dir, free ports) and Debian's
 // Chromium driven by playwright-core. baseURL is decided here, in one place.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, chmodSync, symlinkSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -185,4 +185,10 @@ export async function waitRunning(base, auth, { since = Date.now(), timeout = 40
   }
   assert.equal(host.status, 'running', host.state_reason);
   return { host, ms: Date.now() - since };
+}
+
+/** Runs `command` in a site's VM over SSH as its login user (the test's own key, no host checks). */
+export function sshRun(key, port, command) {
+  return execFileSync('ssh', ['-i', key, '-p', String(port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
+    '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', 'ubuntu@127.0.0.1', command], { encoding: 'utf8' });
 }
