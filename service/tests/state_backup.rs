@@ -3,21 +3,14 @@
 //! `tls` folder backed up with real restic into a local repository, then restored into an
 //! empty database and a fresh data dir, where the account logs in with its old password.
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use service::accounts::{Accounts, NewUser};
 use service::backup::{RepoSettings, Restic};
 use service::state_backup::{back_up_state, latest_state_snapshot, restore_state, Database, StateError};
 use vmw_test_support::{EmptyDb, TestDb};
 
-fn restic_installed() -> bool {
-    let ok = Command::new("sh").args(["-c", "command -v restic"]).output().is_ok_and(|o| o.status.success());
-    assert!(ok || std::env::var("REQUIRE_RESTIC").is_err(), "REQUIRE_RESTIC is set but restic is not installed");
-    if !ok {
-        eprintln!("SKIPPED: restic is not installed");
-    }
-    ok
-}
+mod support;
+use support::backups::restic_installed;
 
 async fn repository(dir: &std::path::Path) -> Restic {
     let pw = dir.join("password");
@@ -30,7 +23,7 @@ async fn repository(dir: &std::path::Path) -> Restic {
 
 #[tokio::test]
 async fn a_restored_state_brings_back_accounts_and_secrets() {
-    if !restic_installed() {
+    if !restic_installed("a_restored_state_brings_back_accounts_and_secrets") {
         return;
     }
     let work = tempfile::tempdir().unwrap();
